@@ -1,0 +1,1 @@
+"""Small helpers shared by every command: user-facing errors, atomic writes, device choice."""

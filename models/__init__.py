@@ -1,0 +1,3 @@
+from models.simple_cnn import LAYER_NAMES, SimpleCNN
+
+__all__ = ["LAYER_NAMES", "SimpleCNN"]
