@@ -1,0 +1,1 @@
+"""CIFAR-10 reading, class subsets and batched augmentation; synthetic sphere data."""

@@ -1,0 +1,1 @@
+"""Matplotlib figures of the results, one function per figure."""
