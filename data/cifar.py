@@ -1,0 +1,205 @@
+"""CIFAR-10 from its official python archive, read into uint8 tensors; class subsets.
+
+The pickles are read by our own code rather than ``torchvision.datasets.CIFAR10``
+because that class checks the official MD5 of every batch file, which would
+refuse the generated test data set; tests and the real archive therefore share
+one reading path. torchvision is used only to download/verify/extract the archive.
+"""
+import pickle
+import urllib.error
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torchvision.datasets.utils import check_integrity, download_and_extract_archive, extract_archive
+
+from common.errors import UsageError
+
+ARCHIVE_NAME = "cifar-10-python.tar.gz"
+ARCHIVE_MD5 = "c58f30108f718f92721af3b95e74349a"
+ARCHIVE_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+BATCH_FOLDER = "cifar-10-batches-py"
+TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+TEST_BATCH = "test_batch"
+META_FILE = "batches.meta"
+NUM_CLASSES = 10
+IMAGE_SHAPE = (3, 32, 32)
+
+# The only globals a CIFAR pickle needs (numpy arrays, py2/py3 bytes); anything
+# else marks a foreign file, and refusing it also keeps pickle from running code.
+_ALLOWED_GLOBALS = {
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
+    ("_codecs", "encode"),
+}
+
+# Decoded data sets of this process, keyed by folder and file stamps, so that
+# several loads (tests, train then eval in one process) decode the pickles once.
+_decoded = {}
+
+
+@dataclass
+class CifarData:
+    """CIFAR's own train/test split. Tensors may be shared with a cache: do not modify them in place."""
+
+    train_x: torch.Tensor  # uint8 (N, 3, 32, 32)
+    train_y: torch.Tensor  # int64 (N,)
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    classes: list  # the 10 class names, index = label
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        if (module, name) not in _ALLOWED_GLOBALS:
+            raise pickle.UnpicklingError(f"unexpected object {module}.{name}")
+        return super().find_class(module, name)
+
+
+def load_cifar10(data_dir, download=True):
+    """Read CIFAR-10 from ``data_dir/cifar-10-batches-py``, fetching the official archive if it is missing."""
+    data_dir = Path(data_dir)
+    folder = data_dir / BATCH_FOLDER
+    if not folder.is_dir():
+        _fetch_archive(data_dir, download)
+    key = _cache_key(folder)
+    if key not in _decoded:
+        _decoded[key] = _read_batch_folder(folder)
+    return replace(_decoded[key], classes=list(_decoded[key].classes))
+
+
+def _missing_message(data_dir, reason):
+    return (
+        f"CIFAR-10 is not in {data_dir} ({reason}); download {ARCHIVE_URL} and put {ARCHIVE_NAME} "
+        f"(or its extracted {BATCH_FOLDER}/ folder) in {data_dir}, or point --data-dir at the folder that holds it"
+    )
+
+
+def _fetch_archive(data_dir, download):
+    archive = data_dir / ARCHIVE_NAME
+    if archive.is_file():
+        if not check_integrity(str(archive), ARCHIVE_MD5):
+            raise UsageError(
+                f"{archive} is damaged (MD5 is not {ARCHIVE_MD5}); delete it and download it again "
+                f"from {ARCHIVE_URL}, or point --data-dir at a folder holding a good copy"
+            )
+        try:
+            extract_archive(str(archive), str(data_dir))
+        except (OSError, EOFError) as err:
+            raise UsageError(f"cannot extract {archive} into {data_dir} ({err}); free space or choose another --data-dir")
+    elif not download:
+        raise UsageError(_missing_message(data_dir, f"no {BATCH_FOLDER}/ folder and no {ARCHIVE_NAME}"))
+    else:
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            download_and_extract_archive(ARCHIVE_URL, str(data_dir), filename=ARCHIVE_NAME, md5=ARCHIVE_MD5)
+        except (urllib.error.URLError, OSError, RuntimeError, EOFError) as err:
+            reason = getattr(err, "reason", None) or err
+            raise UsageError(_missing_message(data_dir, f"download failed: {reason}"))
+    if not (data_dir / BATCH_FOLDER).is_dir():
+        raise UsageError(_missing_message(data_dir, f"{ARCHIVE_NAME} holds no {BATCH_FOLDER}/ folder"))
+
+
+def _cache_key(folder):
+    stamps = []
+    for name in (*TRAIN_BATCHES, TEST_BATCH, META_FILE):
+        path = folder / name
+        if not path.is_file():
+            raise UsageError(
+                f"{path} is missing; delete {folder} and let the program extract {ARCHIVE_NAME} again "
+                f"(or point --data-dir at a complete copy)"
+            )
+        stat = path.stat()
+        stamps.append((name, stat.st_size, stat.st_mtime_ns))
+    return str(folder.resolve()), tuple(stamps)
+
+
+def _read_pickle(path):
+    try:
+        with open(path, "rb") as handle:
+            content = _CifarUnpickler(handle, encoding="bytes").load()
+    except OSError as err:
+        raise UsageError(f"cannot read {path} ({err.strerror}); fix its permissions or point --data-dir at a readable copy")
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError) as err:
+        raise UsageError(_foreign_message(path, f"not a CIFAR pickle: {err}"))
+    if not isinstance(content, dict):
+        raise UsageError(_foreign_message(path, "not a pickled dict"))
+    # Python 2 pickles (the official archive) have bytes keys; accept str keys too.
+    return {key.decode("latin1") if isinstance(key, bytes) else key: value for key, value in content.items()}
+
+
+def _foreign_message(path, reason):
+    return f"{path} is corrupt or not a CIFAR-10 batch ({reason}); delete {path.parent} and extract {ARCHIVE_NAME} again"
+
+
+def _read_batch(path):
+    """One batch file -> (uint8 (N, 3, 32, 32), int64 (N,)).
+
+    Each row of ``data`` is 3072 bytes: the red 32x32 plane, then green, then
+    blue, each row-major, so a plain reshape gives channel, row, column.
+    """
+    content = _read_pickle(path)
+    if "data" not in content or "labels" not in content:
+        raise UsageError(_foreign_message(path, "no data/labels entries"))
+    data = np.asarray(content["data"])
+    labels = np.asarray(content["labels"])
+    pixels = int(np.prod(IMAGE_SHAPE))
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != pixels:
+        raise UsageError(_foreign_message(path, f"data is {data.dtype} {data.shape}, expected uint8 (N, {pixels})"))
+    if labels.shape != (data.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
+        raise UsageError(_foreign_message(path, f"{labels.shape[0] if labels.ndim else 0} labels for {data.shape[0]} images"))
+    if labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
+        raise UsageError(_foreign_message(path, f"labels outside 0..{NUM_CLASSES - 1}"))
+    images = torch.from_numpy(np.ascontiguousarray(data)).reshape(-1, *IMAGE_SHAPE)
+    return images, torch.from_numpy(labels.astype(np.int64))
+
+
+def _read_class_names(path):
+    names = _read_pickle(path).get("label_names")
+    if not isinstance(names, list) or len(names) != NUM_CLASSES:
+        raise UsageError(_foreign_message(path, f"label_names is not a list of {NUM_CLASSES} names"))
+    return [name.decode("utf-8") if isinstance(name, bytes) else str(name) for name in names]
+
+
+def _read_batch_folder(folder):
+    train = [_read_batch(folder / name) for name in TRAIN_BATCHES]
+    test_x, test_y = _read_batch(folder / TEST_BATCH)
+    return CifarData(
+        train_x=torch.cat([images for images, _ in train]),
+        train_y=torch.cat([labels for _, labels in train]),
+        test_x=test_x,
+        test_y=test_y,
+        classes=_read_class_names(folder / META_FILE),
+    )
+
+
+def validate_classes(classes):
+    """Check a ``--classes`` list (None = all ten) and return it as a list of ints."""
+    if classes is None:
+        return list(range(NUM_CLASSES))
+    classes = [int(c) for c in classes]
+    out_of_range = [c for c in classes if not 0 <= c < NUM_CLASSES]
+    if out_of_range:
+        raise UsageError(
+            f"--classes {' '.join(map(str, out_of_range))} out of range; CIFAR-10 class indices are 0..{NUM_CLASSES - 1}"
+        )
+    duplicates = sorted({c for c in classes if classes.count(c) > 1})
+    if duplicates:
+        raise UsageError(f"--classes lists {' '.join(map(str, duplicates))} more than once; give each class index once")
+    if len(classes) < 2:
+        raise UsageError(f"--classes needs at least two classes to classify, got {len(classes)}; e.g. --classes 0 1 8 9")
+    return classes
+
+
+def select_classes(x, y, classes):
+    """Keep the samples of ``classes`` and relabel them 0..k-1 in the order given; sample order is kept."""
+    classes = validate_classes(classes)
+    new_label = torch.full((NUM_CLASSES,), -1, dtype=torch.int64, device=y.device)
+    new_label[torch.tensor(classes, device=y.device)] = torch.arange(len(classes), device=y.device)
+    keep = new_label[y] >= 0
+    return x[keep], new_label[y[keep]]

@@ -1,0 +1,76 @@
+"""Batches straight from tensors held on the training device (no DataLoader, no worker processes).
+
+The images stay uint8 on the device (4x less memory than float); each batch is
+gathered, converted to float in [0, 1] and augmented there, so on a GPU the
+host never touches the pixels after the first copy.
+"""
+import math
+
+import numpy as np
+import torch
+
+from data.augment import augment_batch, validate_augmentation
+
+
+class TensorLoader:
+    """Iterable of ``(x, y)``: x float (B, C, H, W) in [0, 1] on ``device``, y int64 on ``device``.
+
+    Shuffling and augmentation are a deterministic function of (seed, epoch).
+    ``set_epoch(e)`` selects the epoch of the next iteration; every iteration
+    then moves on to the next epoch, so a loop that never calls ``set_epoch``
+    still gets a fresh order each epoch, and one that resumes at epoch e by
+    calling ``set_epoch(e)`` sees exactly what an uninterrupted run saw.
+    """
+
+    def __init__(self, x_uint8, y, batch_size, shuffle, augment, device, seed, drop_last=False):
+        if x_uint8.dtype != torch.uint8:
+            raise TypeError(f"TensorLoader takes uint8 images, got {x_uint8.dtype}")
+        if len(x_uint8) != len(y):
+            raise ValueError(f"{len(x_uint8)} images but {len(y)} labels")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.augment = validate_augmentation(augment)
+        self.device = torch.device(device)
+        self.x = x_uint8.to(self.device)
+        self.y = y.to(self.device, dtype=torch.int64)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.drop_last = drop_last
+        self.epoch = 0
+
+    @property
+    def num_samples(self):
+        return len(self.y)
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __len__(self):
+        if self.drop_last:
+            return self.num_samples // self.batch_size
+        return math.ceil(self.num_samples / self.batch_size)
+
+    def _generator(self, epoch):
+        # SeedSequence mixes (seed, epoch) so nearby seeds and epochs give unrelated streams.
+        state = np.random.SeedSequence([self.seed, epoch]).generate_state(2, dtype=np.uint32)
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(int(state[0]) << 32 | int(state[1]))
+        return generator
+
+    def __iter__(self):
+        epoch, self.epoch = self.epoch, self.epoch + 1
+        generator = self._generator(epoch)
+        order = torch.randperm(self.num_samples, generator=generator, device=self.device) if self.shuffle else None
+        channels_last = self.device.type == "cuda"
+        for batch in range(len(self)):
+            start, stop = batch * self.batch_size, min((batch + 1) * self.batch_size, self.num_samples)
+            if order is None:
+                images, labels = self.x[start:stop], self.y[start:stop]
+            else:
+                index = order[start:stop]
+                images, labels = self.x[index], self.y[index]
+            images = augment_batch(images.float().div_(255), self.augment, generator)
+            if channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            yield images, labels
