@@ -1,0 +1,67 @@
+"""Figure creation and byte-reproducible saving (PNG + PDF), headless.
+
+Figures are built on matplotlib's object API with an explicit Agg canvas, so
+no display and no pyplot global state are involved, and a fixed style makes
+the output independent of the user's matplotlibrc.
+"""
+import io
+from contextlib import contextmanager
+from pathlib import Path
+
+import matplotlib.style
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from common.io import atomic_write_bytes
+from models.simple_cnn import LAYER_NAMES
+
+DPI = 150
+STYLE = {
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "legend.fontsize": 8,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.axisbelow": True,
+}
+LAYER_COLORS = {layer: f"C{i}" for i, layer in enumerate(LAYER_NAMES)}
+# Distinct shapes keep layers apart where their lines or points coincide.
+LAYER_MARKERS = dict(zip(LAYER_NAMES, ("o", "s", "D", "^", "v", "P", "X")))
+BASELINE_COLOR = "0.2"
+# Timestamps and version strings are what would make two renders of the same data differ.
+PNG_METADATA = {"Software": None}
+PDF_METADATA = {"CreationDate": None, "ModDate": None, "Creator": None, "Producer": None}
+
+
+@contextmanager
+def figure_style():
+    with matplotlib.style.context(["default", STYLE]):
+        yield
+
+
+def new_figure(width, height):
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def add_footnote(fig, lines):
+    """Small print under the axes: what was skipped and how to read the figure."""
+    if lines:
+        fig.supxlabel("\n".join(lines), fontsize=7.5, color="0.3", ha="left", x=0.01)
+
+
+def save_figure(fig, stem):
+    """Write ``stem.png`` and ``stem.pdf``; returns both paths."""
+    stem = Path(stem)
+    written = []
+    for fmt, metadata in (("png", PNG_METADATA), ("pdf", PDF_METADATA)):
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=fmt, dpi=DPI, metadata=metadata)
+        path = stem.with_name(f"{stem.name}.{fmt}")
+        atomic_write_bytes(path, buffer.getvalue())
+        written.append(path)
+    return written
