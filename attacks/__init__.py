@@ -1,1 +1,5 @@
-"""White-box PGD (L-inf and L2) and black-box NES attacks, and the evaluation loops."""
+"""White-box PGD (L-inf and L2), black-box NES attacks, and the evaluation loops."""
+from attacks.nes import NES
+from attacks.pgd import PGD
+
+__all__ = ["NES", "PGD"]

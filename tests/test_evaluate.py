@@ -1,0 +1,143 @@
+"""Evaluation metrics, sanity checks and result files (summary.csv merging, malformed JSON)."""
+import csv
+import json
+import warnings
+
+import pytest
+import torch
+import torch.nn as nn
+
+from attacks import PGD
+from attacks.evaluate import (EvalConfig, attack_metrics, check_nes_not_stronger, evaluate_model, make_targets,
+                              summarize)
+from attacks.results import format_summary_table, rebuild_summary_csv, write_variant_result
+from common.errors import UsageError
+
+DEVICE = torch.device("cpu")
+
+
+class ChannelMeans(nn.Module):
+    """Predicts the brightest colour channel: smooth, exact, and flipped by moving channel means."""
+
+    def forward(self, x):
+        return 20 * x.mean(dim=(2, 3))
+
+
+def channel_images(y, margin=0.3, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.rand((len(y), 3, 4, 4), generator=generator) * 0.4 + 0.2
+    x[torch.arange(len(y)), y] += margin
+    return x
+
+
+def test_targets_are_never_the_true_label_and_reproducible():
+    y = torch.arange(10).repeat(50)
+    targets = make_targets(y, 10, seed=3)
+    assert (targets != y).all() and targets.min() >= 0 and targets.max() <= 9
+    assert torch.equal(targets, make_targets(y, 10, seed=3))
+    assert len(torch.unique((targets - y) % 10)) == 9  # every shift 1..9 occurs
+
+
+def test_summary_numbers_use_the_stated_denominators():
+    y = torch.tensor([0, 1, 2, 0, 1])
+    outcome = {
+        "clean_pred": torch.tensor([0, 1, 2, 0, 2]),  # the last one starts misclassified
+        "adv_pred": torch.tensor([1, 1, 0, 0, 2]),
+        "queries": torch.tensor([10, 500, 30, 500, 1]),
+    }
+    outcome["success"] = outcome["adv_pred"] != y
+    metrics = summarize(outcome, y, targeted=False)
+    assert (metrics["n"], metrics["n_correct"], metrics["n_success"]) == (5, 4, 3)
+    assert metrics["success_rate_all"] == pytest.approx(3 / 5)
+    assert metrics["success_rate_correct"] == pytest.approx(2 / 4)
+    assert metrics["robust_acc"] == pytest.approx(2 / 5)
+    assert metrics["median_queries"] == 10 and metrics["mean_queries"] == pytest.approx(41 / 3)
+    assert metrics["median_queries_all"] == 30 and metrics["mean_queries_all"] == pytest.approx(1041 / 5)
+    assert metrics["median_queries_correct"] == 20  # mean of the two middle values
+    assert "n_correct" in metrics["denominators"] and "over all n" in metrics["denominators"]
+
+
+def test_pgd_metrics_on_a_model_with_a_known_margin():
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    x = channel_images(y)
+    y_wrong = y.clone()
+    y_wrong[0] = 1  # labelled wrong: initially misclassified, a success from the start
+    strong = attack_metrics(ChannelMeans(), PGD(ChannelMeans(), eps=0.3, alpha=0.05, steps=10, seed=0), x, y_wrong,
+                            DEVICE, batch_size=4)
+    assert strong["success_rate_all"] == 1.0 and strong["robust_acc"] == 0.0 and strong["n_correct"] == 5
+    none = attack_metrics(ChannelMeans(), PGD(ChannelMeans(), eps=0.0, seed=0), x, y_wrong, DEVICE, batch_size=4)
+    assert none["success_rate_all"] == pytest.approx(1 / 6) and none["success_rate_correct"] == 0.0
+    targets = (y + 1) % 3
+    hit = attack_metrics(ChannelMeans(), PGD(ChannelMeans(), eps=0.3, alpha=0.05, steps=10, seed=0), x, y, DEVICE,
+                         batch_size=4, targets=targets)
+    assert hit["targeted"] and hit["success_rate_all"] == 1.0
+
+
+def test_evaluate_model_reports_every_attack_check_and_timing():
+    y = torch.arange(3).repeat(4)
+    x = channel_images(y)
+    config = EvalConfig(steps=5, nes_n=6, nes_steps=2, nes_samples=4, check_n=6, batch_size=5, nes_batch_size=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a robust, honest model must pass every check
+        report = evaluate_model(ChannelMeans(), x, y, 3, DEVICE, config)
+    assert report["clean_acc"] == 1.0 and report["n_test"] == 12
+    assert set(report["attacks"]) == {"pgd", "nes_untargeted_m0", "nes_untargeted_m0.9", "nes_targeted_m0",
+                                      "nes_targeted_m0.9"}
+    assert report["attacks"]["pgd"]["n"] == 12 and report["attacks"]["nes_targeted_m0.9"]["n"] == 6
+    assert report["attacks"]["nes_untargeted_m0"]["max_queries"] == 2 + 2 * (2 * 4 + 1)
+    assert {check["name"] for check in report["checks"]} == {
+        "pgd_eps1_success", "robust_acc_monotone_in_eps", "nes_not_stronger_than_pgd"}
+    assert all(check["passed"] for check in report["checks"])
+    assert {"clean_s", "pgd_s", "nes_targeted_m0.9_s"} <= set(report["timings"])
+    json.dumps({**report, "eval_config": config.to_dict()})  # everything is JSON-able
+
+
+def test_failed_check_is_recorded_and_warned():
+    with pytest.warns(UserWarning, match="nes_not_stronger_than_pgd"):
+        record = check_nes_not_stronger(0.5, 0.1, 100)
+    assert record["passed"] is False and "0.5000" in record["detail"]
+
+
+def record(name, method="l1", layer="conv3", strength=0.01, robust=0.1, checks_pass=True):
+    return {
+        "method": "l1",
+        "variant": {"method": method, "layer": layer, "strength": strength, "seed": 0, "name": name},
+        "clean_acc": 0.7, "n_test": 100, "activation_sparsity": {"conv1": 0.4, "fc3": 0.0},
+        "attacks": {"pgd": {"n": 100, "n_correct": 70, "success_rate_all": 1 - robust,
+                            "success_rate_correct": 0.9, "robust_acc": robust}},
+        "checks": [{"name": "pgd_eps1_success", "passed": checks_pass, "detail": "-"}],
+    }
+
+
+def test_summary_csv_merges_variants_written_separately(tmp_path):
+    method_dir = tmp_path / "l1"
+    write_variant_result(method_dir / "conv3_s0.01_seed0.json", record("conv3_s0.01_seed0"))
+    first_header = rebuild_summary_csv(method_dir).read_text().splitlines()[0]
+    baseline = record("standard_seed0", method="standard", layer=None, strength=0.0, robust=0.0, checks_pass=False)
+    nes_variant = record("conv1_s0.01_seed0", layer="conv1")
+    nes_variant["attacks"]["nes_untargeted_m0"] = {"n": 10, "success_rate_all": 0.5, "median_queries": 800.0}
+    write_variant_result(method_dir / "standard_seed0.json", baseline)
+    write_variant_result(method_dir / "conv1_s0.01_seed0.json", nes_variant)
+
+    with open(rebuild_summary_csv(method_dir), newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["variant"] for row in rows] == ["standard_seed0", "conv1_s0.01_seed0", "conv3_s0.01_seed0"]
+    header = (method_dir / "summary.csv").read_text().splitlines()[0]
+    assert header.startswith(first_header.split(",sparsity")[0]) and "nes_untargeted_m0_median_queries" in header
+    assert rows[0]["checks_failed"] == "pgd_eps1_success" and rows[0]["layer"] == ""
+    assert rows[1]["nes_untargeted_m0_median_queries"] == "800.0" and rows[2]["nes_untargeted_m0_n"] == ""
+    assert json.loads((method_dir / "standard_seed0.json").read_text())["schema_version"] == 1
+
+    table = format_summary_table([baseline, nes_variant])
+    assert "standard_seed0" in table and "FAILED: pgd_eps1_success" in table and "800" in table
+
+
+def test_malformed_result_json_is_a_usage_error_naming_the_file(tmp_path):
+    method_dir = tmp_path / "dropout"
+    write_variant_result(method_dir / "standard_seed0.json", record("standard_seed0"))
+    (method_dir / "conv2_s0.3_seed0.json").write_text("{not json")
+    with pytest.raises(UsageError, match="conv2_s0.3_seed0.json"):
+        rebuild_summary_csv(method_dir)
+    (method_dir / "conv2_s0.3_seed0.json").write_text("[1, 2]")
+    with pytest.raises(UsageError, match="conv2_s0.3_seed0.json"):
+        rebuild_summary_csv(method_dir)
