@@ -1,0 +1,151 @@
+"""Training throughput of SimpleCNN, batch 128, in images/s, three ways in one run:
+
+(a) the project's loop: TensorLoader (data on the device, batched tensor augmentation)
+    feeding sparsity.train.train_epoch, i.e. the real train_step;
+(b) compute only: train_step on pre-made tensors already on the device (the limit);
+(c) reference: torchvision.transforms (RandomCrop(32, padding=4), RandomHorizontalFlip,
+    ToTensor) on PIL images through a DataLoader, as torchvision's CIFAR10 data set does,
+    feeding the same train_step.
+
+Data is random uint8 of CIFAR shape (no download). Targets: (a)/(b) >= 0.9 on CPU;
+(a)/(c) >= 1 on CPU, >= 5 on CUDA with a full 50,000-image epoch under 3 s.
+
+    python bench/train_throughput.py [--images N] [--repeats R] [--device auto] [--workers W]
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from common.device import DEVICE_CHOICES, resolve_device  # noqa: E402
+from data.loader import TensorLoader  # noqa: E402
+from sparsity.regularizers import build_model  # noqa: E402
+from sparsity.train import train_epoch, train_step  # noqa: E402
+from sparsity.variants import Variant  # noqa: E402
+
+BATCH = 128
+CIFAR_TRAIN_SIZE = 50_000
+VARIANT = Variant.baseline(0)
+
+
+class PilCifar(Dataset):
+    """What torchvision.datasets.CIFAR10 does per item: HWC uint8 -> PIL image -> transform."""
+
+    def __init__(self, images_hwc, labels, transform):
+        self.images, self.labels, self.transform = images_hwc, labels, transform
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, index):
+        return self.transform(Image.fromarray(self.images[index])), int(self.labels[index])
+
+
+def fresh_model(device):
+    torch.manual_seed(0)
+    model = build_model(VARIANT, 10).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    return model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+
+def synchronize(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(device, run):
+    """Seconds taken by ``run()``, including the device work it queued."""
+    synchronize(device)
+    started = time.perf_counter()
+    run()
+    synchronize(device)
+    return time.perf_counter() - started
+
+
+def project_loop(x_uint8, y, device, amp):
+    model, optimizer = fresh_model(device)
+    loader = TensorLoader(x_uint8, y, BATCH, shuffle=True, augment="standard", device=device, seed=0)
+    return lambda: train_epoch(model, optimizer, loader, VARIANT, amp)
+
+
+def compute_only(x_uint8, y, device, amp):
+    model, optimizer = fresh_model(device)
+    batches = [(x_uint8[i:i + BATCH].to(device).float().div(255), y[i:i + BATCH].to(device))
+               for i in range(0, len(y), BATCH)]
+    if device.type == "cuda":
+        batches = [(x.contiguous(memory_format=torch.channels_last), t) for x, t in batches]
+
+    def run():
+        model.train()
+        for x, target in batches:
+            train_step(model, optimizer, x, target, VARIANT, amp)
+    return run
+
+
+def torchvision_reference(x_uint8, y, device, amp, workers):
+    model, optimizer = fresh_model(device)
+    transform = transforms.Compose([transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),
+                                    transforms.ToTensor()])
+    dataset = PilCifar(x_uint8.permute(0, 2, 3, 1).numpy(), y.numpy(), transform)
+    loader = DataLoader(dataset, batch_size=BATCH, shuffle=True, num_workers=workers,
+                        pin_memory=device.type == "cuda", persistent_workers=workers > 0)
+
+    def run():
+        model.train()
+        for x, target in loader:
+            x = x.to(device, non_blocking=True)
+            if device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            train_step(model, optimizer, x, target.to(device, non_blocking=True), VARIANT, amp)
+    return run
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    parser.add_argument("--images", type=int, help="images per timed pass (default: 2048 on CPU, 50000 on CUDA)")
+    parser.add_argument("--repeats", type=int, default=2, help="timed passes per loop; the best is reported")
+    parser.add_argument("--workers", type=int, help="DataLoader workers of (c) (default: 0 on CPU, 8 on CUDA)")
+    parser.add_argument("--amp", action=argparse.BooleanOptionalAction, help="bf16 autocast (default: on for CUDA)")
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    on_cuda = device.type == "cuda"
+    images = args.images or (CIFAR_TRAIN_SIZE if on_cuda else 2048)
+    workers = args.workers if args.workers is not None else (8 if on_cuda else 0)
+    amp = args.amp if args.amp is not None else on_cuda
+
+    generator = torch.Generator().manual_seed(0)
+    x_uint8 = torch.randint(0, 256, (images, 3, 32, 32), dtype=torch.uint8, generator=generator)
+    y = torch.randint(0, 10, (images,), generator=generator)
+    loops = {
+        "(a) project loop": project_loop(x_uint8, y, device, amp),
+        "(b) compute only": compute_only(x_uint8, y, device, amp),
+        "(c) torchvision":  torchvision_reference(x_uint8, y, device, amp, workers),
+    }
+    print(f"device {device}, threads {torch.get_num_threads()}, batch {BATCH}, {images} images per pass, "
+          f"amp {amp}, (c) workers {workers}, best of {args.repeats}", flush=True)
+    for run in loops.values():  # warm-up: kernels, allocator, worker start-up
+        run()
+    best = {name: 0.0 for name in loops}
+    for _ in range(args.repeats):  # interleaved, so slow patches of a shared machine hit every loop alike
+        for name, run in loops.items():
+            best[name] = max(best[name], images / timed(device, run))
+    for name, rate in best.items():
+        print(f"{name}: {rate:8.0f} images/s")
+    a, b, c = best.values()
+    print(f"(a)/(b) = {a / b:.2f}  (target >= 0.9 on CPU)")
+    print(f"(a)/(c) = {a / c:.2f}  (target >= 1.0 on CPU, >= 5 on CUDA)")
+    print(f"(a) full CIFAR-10 epoch ({CIFAR_TRAIN_SIZE} images): {CIFAR_TRAIN_SIZE / a:.1f} s"
+          + ("  (target < 3 s on CUDA)" if on_cuda else ""))
+
+
+if __name__ == "__main__":
+    main()

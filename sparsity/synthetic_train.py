@@ -1,0 +1,315 @@
+"""Full-batch training of many independent depth-2 ReLU networks at once (the synthetic experiment).
+
+Every run (one mode, strength and seed) has its own data, initialisation and
+dropout stream, all derived from its seed, so a run's result does not depend
+on which other runs share the batch. The R runs are trained as one batched
+computation: weights stacked along a run axis, gradients written out by hand
+(two ``bmm`` per step), stopping conditions tracked on the device and read by
+the host only every ``check_every`` steps, when finished runs leave the batch.
+"""
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from attacks.minimal_l2 import flip_measures
+from data.sphere import sample_sphere_data
+from models.relu_net import StackedReLUNet
+
+OPTIMIZERS = ("ngd", "gd")
+MODES = ("l1", "dropout")
+STOP_REASONS = ("running", "loss", "stalled", "max_steps", "diverged")
+_RUNNING, _LOSS, _STALLED, _MAX_STEPS, _DIVERGED = range(len(STOP_REASONS))
+# Dropout masks come from their own generator, so they never reuse the stream that drew the data.
+DROPOUT_SEED_OFFSET = 1_000_003
+# Flip searches stop at this multiple of the data norm sqrt(d); a point not flipped by then counts as never flipped.
+FLIP_SEARCH_LIMIT = 2.0
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    lr: float = 0.1
+    max_steps: int = 20000
+    optimizer: str = "ngd"  # "ngd": step lr / objective (normalised GD); "gd": constant step lr
+    loss_tol: float = 1e-7  # stop once the data (logistic) loss is below this
+    stall_tol: float = 1e-6  # ... or once the best objective improved by less than this, relatively,
+    check_every: int = 100  # ... over this many steps (the host looks only this often)
+
+
+@dataclass
+class RunSpec:
+    mode: str
+    strength: float
+    seed: int
+
+    @property
+    def l1(self):
+        return self.strength if self.mode == "l1" else 0.0
+
+    @property
+    def dropout(self):
+        return self.strength if self.mode == "dropout" else 0.0
+
+
+@dataclass
+class RunBatch:
+    """Everything the trainer needs for R runs, stacked along the first axis."""
+
+    specs: list
+    x: torch.Tensor  # (R, m, d)
+    y: torch.Tensor  # (R, m)
+    net: StackedReLUNet
+    l1: torch.Tensor  # (R,)
+    dropout: torch.Tensor  # (R,)
+    dropout_generators: list = field(default_factory=list)
+
+
+@dataclass
+class TrainOutcome:
+    net: StackedReLUNet
+    steps: torch.Tensor  # (R,) updates applied
+    stop_reasons: list  # one of STOP_REASONS per run
+
+
+def prepare_runs(specs, d, m, width, device="cpu"):
+    """Data and initialisation per run from its seed (runs sharing a seed share data and initial weights)."""
+    xs, ys, generators = [], [], []
+    for spec in specs:
+        generator = torch.Generator().manual_seed(spec.seed)
+        data = sample_sphere_data(d, m, generator)
+        xs.append(data.x)
+        ys.append(data.y)
+        generators.append(generator)
+    net = StackedReLUNet.initialise(d, width, generators)
+    net = StackedReLUNet(net.w.to(device), net.b.to(device), net.v.to(device))
+    dropout_generators = [torch.Generator(device=device).manual_seed(spec.seed + DROPOUT_SEED_OFFSET)
+                          for spec in specs]
+    return RunBatch(
+        specs=list(specs), x=torch.stack(xs).to(device), y=torch.stack(ys).to(device), net=net,
+        l1=torch.tensor([spec.l1 for spec in specs], device=device),
+        dropout=torch.tensor([spec.dropout for spec in specs], device=device),
+        dropout_generators=dropout_generators)
+
+
+def subset(batch, index):
+    """Runs ``index`` (a list of ints) of a batch."""
+    index_tensor = torch.tensor(index, device=batch.x.device, dtype=torch.long)
+    return RunBatch(
+        specs=[batch.specs[i] for i in index], x=batch.x[index_tensor], y=batch.y[index_tensor],
+        net=batch.net.select(index_tensor), l1=batch.l1[index_tensor], dropout=batch.dropout[index_tensor],
+        dropout_generators=[batch.dropout_generators[i] for i in index])
+
+
+def dropout_masks(probabilities, generators, shape, device):
+    """Inverted-dropout masks (R, m, width) with keep-scaling 1/(1-p), or None when no run drops units.
+
+    ``probabilities`` is a host-side list, so building masks never waits for the device.
+    """
+    if not any(p > 0 for p in probabilities):
+        return None
+    masks = []
+    for p, generator in zip(probabilities, generators):
+        if p > 0:
+            keep = torch.rand(shape, generator=generator, device=device) >= p
+            masks.append(keep.to(torch.float32) / (1 - p))
+        else:
+            masks.append(torch.ones(shape, device=device))
+    return torch.stack(masks)
+
+
+def objective_and_gradients(net, x, y, l1, mask=None):
+    """Per-run data loss, objective and its gradients (w, b, v), by hand.
+
+    data loss = mean_i softplus(-y_i N(x_i)) (logistic), objective = data loss
+    + l1 * sum|h| over points and units (h = hidden activations before dropout;
+    ``mask`` applies dropout between h and the output layer).
+    """
+    m = x.shape[1]
+    pre = net.pre_activations(x)
+    hidden = torch.relu(pre)
+    dropped = hidden if mask is None else hidden * mask
+    margins = y * net.output(dropped)
+    data_loss = F.softplus(-margins).mean(1)
+    objective = data_loss + l1 * hidden.sum((1, 2))
+
+    grad_out = -y * torch.sigmoid(-margins) / m  # d data_loss / d N(x_i)
+    grad_hidden = grad_out.unsqueeze(2) * net.v.unsqueeze(1)
+    if mask is not None:
+        grad_hidden = grad_hidden * mask
+    grad_pre = torch.where(pre > 0, grad_hidden + l1.view(-1, 1, 1), 0.0)
+    grad_v = torch.bmm(dropped.transpose(1, 2), grad_out.unsqueeze(2)).squeeze(2)
+    grad_w = torch.bmm(grad_pre.transpose(1, 2), x)
+    grad_b = grad_pre.sum(1)
+    return data_loss, objective, (grad_w, grad_b, grad_v)
+
+
+def _step_size(settings, objective, frozen):
+    if settings.optimizer == "ngd":
+        # Normalised GD: on separable data the loss decays like exp(-margin); dividing by it keeps
+        # the steps from vanishing, so the margin keeps growing (and the max-margin bias is kept).
+        size = settings.lr / objective
+    else:
+        size = torch.full_like(objective, settings.lr)
+    return torch.where(frozen, 0.0, size)
+
+
+def train_stacked(batch, settings, progress=True):
+    """Train every run of ``batch`` from its initialisation; returns each run's lowest-objective iterate
+    (the last one, as long as the objective keeps falling) and why each run stopped."""
+    validate_settings(settings)
+    runs = batch.net.runs
+    device = batch.x.device
+    final = batch.net.select(torch.arange(runs, device=device))
+    steps_all = torch.zeros(runs, dtype=torch.long, device=device)
+    reasons_all = torch.full((runs,), _RUNNING, dtype=torch.long, device=device)
+
+    active = list(range(runs))
+    work = subset(batch, active)
+    net = work.net
+    steps = torch.zeros(runs, dtype=torch.long, device=device)
+    reason = torch.full((runs,), _RUNNING, dtype=torch.long, device=device)
+    best = torch.full((runs,), float("inf"), device=device)
+    previous_best = best.clone()
+    mask_shape = (batch.x.shape[1], batch.net.w.shape[1])
+    # Large normalised steps can overshoot once the loss is tiny; each run returns its lowest-objective iterate.
+    best_net = net.select(torch.arange(runs, device=device))
+
+    def keep_best(improved):
+        best_net.w.copy_(torch.where(improved.view(-1, 1, 1), net.w, best_net.w))
+        best_net.b.copy_(torch.where(improved.view(-1, 1), net.b, best_net.b))
+        best_net.v.copy_(torch.where(improved.view(-1, 1), net.v, best_net.v))
+
+    bar = tqdm(total=runs, desc="training runs", unit="run", disable=not progress, leave=False)
+    for step in range(1, settings.max_steps + 1):
+        mask = dropout_masks([spec.dropout for spec in work.specs], work.dropout_generators, mask_shape, device)
+        data_loss, objective, (grad_w, grad_b, grad_v) = objective_and_gradients(net, work.x, work.y, work.l1, mask)
+        running = reason == _RUNNING
+        improved = running & (objective < best)
+        best = torch.where(improved, objective, best)
+        keep_best(improved)
+        diverged = running & ~torch.isfinite(objective)
+        reached = running & (data_loss < settings.loss_tol)
+        reason = torch.where(diverged, _DIVERGED, torch.where(reached, _LOSS, reason))
+        frozen = reason != _RUNNING
+        size = _step_size(settings, objective, frozen)
+        net.w -= size.view(-1, 1, 1) * grad_w
+        net.b -= size.view(-1, 1) * grad_b
+        net.v -= size.view(-1, 1) * grad_v
+        steps += (~frozen).long()
+
+        if step % settings.check_every and step != settings.max_steps:
+            continue
+        stalled = ~frozen & torch.isfinite(previous_best) & (previous_best - best <= settings.stall_tol * previous_best)
+        reason = torch.where(stalled, _STALLED, reason)
+        if step == settings.max_steps:
+            reason = torch.where(reason == _RUNNING, _MAX_STEPS, reason)
+        previous_best = best
+
+        index = torch.tensor(active, device=device)
+        final.w[index], final.b[index], final.v[index] = best_net.w, best_net.b, best_net.v
+        steps_all[index], reasons_all[index] = steps, reason
+        keep = (reason == _RUNNING).tolist()  # the only host sync, once per check
+        bar.update(keep.count(False))
+        bar.set_postfix(step=step)
+        if not any(keep):
+            break
+        if not all(keep):
+            positions = [i for i, still in enumerate(keep) if still]
+            active = [active[i] for i in positions]
+            work = subset(work, positions)
+            net = work.net
+            position_tensor = torch.tensor(positions, device=device)
+            best_net = best_net.select(position_tensor)
+            steps, reason = steps[position_tensor], reason[position_tensor]
+            best, previous_best = best[position_tensor], previous_best[position_tensor]
+    bar.close()
+    return TrainOutcome(final, steps_all, [STOP_REASONS[code] for code in reasons_all.tolist()])
+
+
+def final_statistics(net, x, y, l1):
+    """Per-run numbers of the trained networks on their training points, in eval mode (no dropout)."""
+    with torch.no_grad():
+        hidden = torch.relu(net.pre_activations(x))
+        margins = y * net.output(hidden)
+        data_loss = F.softplus(-margins).mean(1)
+        min_margin = margins.min(1).values
+        return {
+            "final_loss": data_loss,
+            "final_objective": data_loss + l1 * hidden.sum((1, 2)),
+            "train_acc": (margins > 0).float().mean(1),
+            "min_margin": min_margin,
+            "normalized_margin": min_margin / net.squared_norm(),
+            "activation_sparsity": (hidden == 0).float().mean((1, 2)),
+            "dead_neurons": (hidden == 0).all(1).sum(1),
+        }
+
+
+def validate_settings(settings):
+    if settings.optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {settings.optimizer!r}")
+    if settings.max_steps < 1 or settings.check_every < 1 or not settings.lr > 0:
+        raise ValueError(f"need max_steps >= 1, check_every >= 1 and lr > 0, got {settings}")
+
+
+def _finite_or_none(value):
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _distribution(per_point):
+    """Median and quartiles over points (lower order statistics, so points never flipped count as inf)."""
+    quartiles = torch.quantile(per_point, torch.tensor([0.25, 0.5, 0.75]), interpolation="lower").tolist()
+    return [_finite_or_none(q) for q in quartiles]
+
+
+def run_experiment(config, device="cpu", progress=True):
+    """Train every (strength, seed) run of ``config`` in one batch, measure the three minimal flips,
+    and return ``{"config": config, "runs": [record, ...]}`` (the results file's content).
+
+    ``config`` keys: mode, d, m, width, strengths, seeds, lr, steps, optimizer.
+    """
+    specs = [RunSpec(config["mode"], strength, seed) for strength in config["strengths"] for seed in config["seeds"]]
+    batch = prepare_runs(specs, config["d"], config["m"], config["width"], device)
+    settings = TrainSettings(lr=config["lr"], max_steps=config["steps"], optimizer=config["optimizer"])
+    started = time.perf_counter()
+    outcome = train_stacked(batch, settings, progress)
+    train_seconds = time.perf_counter() - started
+    stats = final_statistics(outcome.net, batch.x, batch.y, batch.l1)
+
+    sqrt_d = math.sqrt(config["d"])
+    started = time.perf_counter()
+    bar = (lambda runs: tqdm(runs, desc="l2 attacks", unit="run", leave=False)) if progress else None
+    measures = flip_measures(outcome.net, batch.x, batch.y, FLIP_SEARCH_LIMIT * sqrt_d, seed=0, progress=bar)
+    attack_seconds = time.perf_counter() - started
+
+    records = []
+    for r, spec in enumerate(specs):
+        theory_q = _distribution(measures.theory[r].cpu())
+        attack_q = _distribution(measures.attack[r].cpu())
+        margin_set_flip = _finite_or_none(measures.margin_set[r])
+        record = {
+            "mode": spec.mode, "strength": spec.strength, "seed": spec.seed,
+            "d": config["d"], "m": config["m"], "width": config["width"],
+            "optimizer": settings.optimizer, "lr": settings.lr,
+            "steps": int(outcome.steps[r]), "stop_reason": outcome.stop_reasons[r],
+            **{key: float(value[r]) for key, value in stats.items() if key != "dead_neurons"},
+            "dead_neurons": int(stats["dead_neurons"][r]),
+            "flip_margin_set": margin_set_flip,
+            "margin_set_size": int(measures.margin_set_size[r]),
+            "flip_theory_median": theory_q[1], "flip_theory_quartiles": [theory_q[0], theory_q[2]],
+            "flip_attack_median": attack_q[1], "flip_attack_quartiles": [attack_q[0], attack_q[2]],
+            "flip_theory_not_found": int(torch.isinf(measures.theory[r]).sum()),
+            "flip_attack_not_found": int(torch.isinf(measures.attack[r]).sum()),
+            "sqrt_d": sqrt_d, "theory_scale": math.sqrt(config["d"] / config["m"]),
+            "flip_theory_per_point": [_finite_or_none(c) for c in measures.theory[r].tolist()],
+            "flip_attack_per_point": [_finite_or_none(c) for c in measures.attack[r].tolist()],
+        }
+        for key in ("flip_margin_set", "flip_theory_median", "flip_attack_median"):
+            record[f"{key}_over_sqrt_d"] = None if record[key] is None else record[key] / sqrt_d
+        records.append(record)
+    timings = {"train_s": train_seconds, "attacks_s": attack_seconds}
+    return {"config": {**config, "flip_search_limit": FLIP_SEARCH_LIMIT * sqrt_d, "timings": timings},
+            "runs": records}

@@ -1,0 +1,260 @@
+"""The training loop: each variant in turn, checkpointed every epoch, resumable to the same weights.
+
+Read top to bottom: ``train_variants`` decides per variant whether to train,
+resume or skip (checking every existing checkpoint before any work starts),
+``train_variant`` runs the epochs of one variant, ``train_epoch`` one pass over
+the data, ``train_step`` one SGD step. Resumed runs end with the weights of an
+uninterrupted run: the loader's order and augmentation are a function of
+(seed, epoch), and the RNG that dropout draws from is saved with every epoch.
+"""
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from common.errors import UsageError
+from data.cifar import load_cifar10, select_classes
+from data.loader import TensorLoader
+from sparsity.checkpoint import (library_versions, load_checkpoint, save_checkpoint, variant_from_metadata,
+                                 variant_record)
+from sparsity.measure import evaluate_clean
+from sparsity.regularizers import build_model, sparsity_penalty
+
+SYNC_EVERY = 25  # steps between host syncs: progress bar update and the non-finite-loss check
+
+
+@dataclass
+class TrainingData:
+    train_x: torch.Tensor  # uint8 (N, 3, 32, 32)
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    class_names: list  # in label order
+
+    @property
+    def num_classes(self):
+        return len(self.class_names)
+
+
+def load_training_data(data_dir, recipe):
+    """CIFAR-10 restricted to the recipe's classes (relabelled 0..k-1) and, for --quick, to its subsets."""
+    cifar = load_cifar10(data_dir)
+    classes = list(recipe.classes)
+    train_x, train_y = select_classes(cifar.train_x, cifar.train_y, classes)
+    test_x, test_y = select_classes(cifar.test_x, cifar.test_y, classes)
+    if recipe.train_per_class:
+        train_x, train_y = first_per_class(train_x, train_y, recipe.train_per_class)
+    if recipe.test_per_class:
+        test_x, test_y = first_per_class(test_x, test_y, recipe.test_per_class)
+    return TrainingData(train_x, train_y, test_x, test_y, [cifar.classes[c] for c in classes])
+
+
+def first_per_class(x, y, per_class):
+    """The first ``per_class`` samples of every class, in data set order (a balanced, deterministic subset)."""
+    keep = torch.zeros(len(y), dtype=torch.bool)
+    for label in y.unique():
+        keep[(y == label).nonzero().squeeze(1)[:per_class]] = True
+    return x[keep], y[keep]
+
+
+@dataclass
+class Outcome:
+    variant: object
+    action: str  # "trained", "resumed" or "skipped" (finished or diverged before)
+    metadata: dict  # the checkpoint's; its "status" says complete or diverged
+
+
+def plan_variants(variants, recipe, models_dir, force):
+    """``[(variant, its existing checkpoint or None)]``; None (also under ``force``) means train from scratch.
+
+    Every existing checkpoint is checked here, before any training, so a corrupt
+    or foreign file, or one made with another recipe, stops the run up front.
+    """
+    plan = []
+    for variant in variants:
+        path = variant.checkpoint_path(models_dir)
+        if force or not path.exists():
+            plan.append((variant, None))
+            continue
+        checkpoint = load_checkpoint(path)
+        metadata = checkpoint["metadata"]
+        if variant_from_metadata(metadata) != variant:
+            raise UsageError(f"{path} holds variant {metadata['variant'].get('name')}, not {variant.name}; "
+                             f"delete it or pass --force to retrain it")
+        differences = recipe.differences(metadata["recipe"])
+        if differences:
+            raise UsageError(f"{path} was trained with a different recipe ({'; '.join(differences)}); "
+                             f"rerun with its options, pass --force to retrain it, or choose another --models-dir")
+        plan.append((variant, checkpoint))
+    return plan
+
+
+def train_variants(variants, recipe, data_dir, models_dir, device, force=False):
+    """Train (or resume, or skip) each variant in turn; returns one Outcome per variant."""
+    plan = plan_variants(variants, recipe, models_dir, force)
+    data = None
+    outcomes = []
+    for variant, checkpoint in plan:
+        status = checkpoint["metadata"]["status"] if checkpoint else None
+        if status in ("complete", "diverged"):
+            outcome = Outcome(variant, "skipped", checkpoint["metadata"])
+        else:
+            data = data or load_training_data(data_dir, recipe)
+            metadata = train_variant(variant, recipe, data, device, variant.checkpoint_path(models_dir), checkpoint)
+            outcome = Outcome(variant, "resumed" if checkpoint else "trained", metadata)
+        print(describe(outcome), flush=True)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def train_variant(variant, recipe, data, device, path, resume_from=None):
+    """Run the remaining epochs of ``variant``, checkpointing each; then evaluate on the test set. Returns metadata."""
+    torch.manual_seed(variant.seed)
+    model = build_model(variant, data.num_classes).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+                                weight_decay=recipe.weight_decay)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=recipe.lr_step, gamma=recipe.lr_gamma)
+    metadata = new_metadata(variant, recipe, data)
+    if resume_from is not None:
+        model.load_state_dict(resume_from["state_dict"])
+        optimizer.load_state_dict(resume_from["optimizer"])
+        scheduler.load_state_dict(resume_from["scheduler"])
+        set_rng_state(resume_from["rng"], device)
+        metadata = resume_from["metadata"]
+    metadata.update(device=str(device), versions=library_versions())
+    loader = TensorLoader(data.train_x, data.train_y, recipe.batch_size, shuffle=True, augment=recipe.augment,
+                          device=device, seed=variant.seed)
+
+    def checkpoint():
+        save_checkpoint(path, model, optimizer, scheduler, rng_state(device), metadata)
+
+    for epoch in range(metadata["epochs_done"], recipe.epochs):
+        loader.set_epoch(epoch)
+        started = time.perf_counter()
+        stats = train_epoch(model, optimizer, loader, variant, recipe.amp,
+                            desc=f"{variant.name} epoch {epoch + 1}/{recipe.epochs}")
+        metadata["train_seconds"] += time.perf_counter() - started
+        if not math.isfinite(stats["loss"]):
+            metadata.update(status="diverged", diverged_in_epoch=epoch + 1)
+            checkpoint()
+            return metadata
+        scheduler.step()
+        metadata.update(epochs_done=epoch + 1, final_train_loss=stats["loss"], final_train_acc=stats["accuracy"])
+        checkpoint()
+
+    test = evaluate_clean(model, data.test_x, data.test_y, device=device)
+    sparsity = test["activation_sparsity"]
+    metadata.update(status="complete", clean_test_acc=test["accuracy"], activation_sparsity=sparsity,
+                    collapsed=variant.layer is not None and sparsity[variant.layer] == 1.0)
+    checkpoint()
+    return metadata
+
+
+def new_metadata(variant, recipe, data):
+    return {
+        "variant": variant_record(variant),
+        "status": "in_progress",
+        "epochs_done": 0,
+        "recipe": recipe.to_dict(),
+        "num_classes": data.num_classes,
+        "classes": data.class_names,
+        "n_train": len(data.train_y),
+        "n_test": len(data.test_y),
+        "final_train_loss": None,
+        "final_train_acc": None,
+        "clean_test_acc": None,
+        "activation_sparsity": None,
+        "collapsed": None,
+        "diverged_in_epoch": None,
+        "train_seconds": 0.0,
+    }
+
+
+def train_epoch(model, optimizer, loader, variant, amp, desc=None):
+    """One pass over ``loader``: ``{"loss", "accuracy", "images_per_second"}``; loss is inf/nan if it diverged."""
+    model.train()
+    loss_sum = torch.zeros((), device=loader.device)
+    correct = torch.zeros((), dtype=torch.int64, device=loader.device)
+    seen = 0
+    started = time.perf_counter()
+    bar = tqdm(loader, desc=desc, leave=False, unit="batch", dynamic_ncols=True)
+    for step, (x, y) in enumerate(bar, start=1):
+        loss, batch_correct = train_step(model, optimizer, x, y, variant, amp)
+        loss_sum += loss * len(y)
+        correct += batch_correct
+        seen += len(y)
+        if step % SYNC_EVERY == 0 or step == len(loader):
+            mean_loss = loss_sum.item() / seen
+            images_per_second = seen / (time.perf_counter() - started)
+            bar.set_postfix(loss=f"{mean_loss:.3f}", acc=f"{correct.item() / seen:.3f}",
+                            img_s=f"{images_per_second:.0f}")
+            if not math.isfinite(mean_loss):
+                break
+    bar.close()
+    return {"loss": mean_loss, "accuracy": correct.item() / seen, "images_per_second": images_per_second}
+
+
+def train_step(model, optimizer, x, y, variant, amp=False):
+    """One SGD step on cross-entropy plus the variant's sparsity term; returns (loss, n correct) as tensors."""
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+        logits, activations = model(x, return_activations=True)
+        loss = F.cross_entropy(logits, y) + sparsity_penalty(variant, activations)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach().float(), (logits.argmax(1) == y).sum()
+
+
+def rng_state(device):
+    """The generators dropout draws from: the CPU one and the accelerator's."""
+    state = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    if device.type == "mps":
+        state["mps"] = torch.mps.get_rng_state()
+    return state
+
+
+def set_rng_state(state, device):
+    torch.set_rng_state(state["cpu"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+    if device.type == "mps" and "mps" in state:
+        torch.mps.set_rng_state(state["mps"])
+
+
+def describe(outcome):
+    """One summary line per variant."""
+    metadata, name = outcome.metadata, outcome.variant.name
+    if metadata["status"] == "diverged":
+        when = "in an earlier run, skipped" if outcome.action == "skipped" else "checkpoint marked \"diverged\""
+        return (f"{name}: DIVERGED (non-finite loss) in epoch {metadata['diverged_in_epoch']}; {when}"
+                f" (change the recipe or strength, or --force to retrain it)")
+    layer = outcome.variant.layer
+    zeros = f", {layer} zeros {metadata['activation_sparsity'][layer]:.1%}" if layer else ""
+    action = "already complete, skipped (--force retrains it)" if outcome.action == "skipped" else outcome.action
+    line = (f"{name}: {action}, {metadata['epochs_done']} epochs, train loss {metadata['final_train_loss']:.3f}"
+            f" acc {metadata['final_train_acc']:.1%}, test acc {metadata['clean_test_acc']:.1%}{zeros},"
+            f" {metadata['train_seconds']:.0f} s training")
+    if metadata["collapsed"]:
+        line += f"; COLLAPSED: {layer} outputs only zeros on the test set"
+    return line
+
+
+def summarize(outcomes, models_dir):
+    """The final line of a training run."""
+    diverged = [o.variant.name for o in outcomes if o.metadata["status"] == "diverged"]
+    collapsed = [o.variant.name for o in outcomes if o.metadata.get("collapsed")]
+    finished = [o for o in outcomes if o.metadata["status"] == "complete"]
+    counts = {action: sum(o.action == action for o in finished) for action in ("trained", "resumed", "skipped")}
+    parts = [f"{count} {action}" for action, count in counts.items() if count]
+    if diverged:
+        parts.append(f"{len(diverged)} DIVERGED ({' '.join(diverged)})")
+    if collapsed:
+        parts.append(f"{len(collapsed)} collapsed ({' '.join(collapsed)})")
+    return f"training: {', '.join(parts) or 'nothing to do'}; checkpoints in {models_dir}"

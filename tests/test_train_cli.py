@@ -1,0 +1,137 @@
+"""python main.py --mode train: variants in turn, skipping, divergence, and exit 2 on every bad input."""
+import subprocess
+import sys
+import urllib.error
+from pathlib import Path
+
+import pytest
+import torch
+
+import data.cifar
+from common.cli import run_main
+from main import main
+from sparsity import train as train_module
+from sparsity.checkpoint import load_checkpoint
+from sparsity.regularizers import build_model
+from sparsity.variants import Variant
+
+ROOT = Path(__file__).resolve().parents[1]
+# Two classes, 32 training and 10 test images: every run here takes a second or two.
+TINY = ["--classes", "0", "1", "--epochs", "1", "--batch-size", "16", "--train-per-class", "16",
+        "--test-per-class", "5", "--device", "cpu"]
+
+
+def run(argv, capsys):
+    """main(argv) as the command line runs it: (exit status, stdout, stderr)."""
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(main, ["--mode", "train", *argv])
+    out, err = capsys.readouterr()
+    return exit_info.value.code, out, err
+
+
+def assert_usage_error(status, err, *fragments):
+    assert status == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_diverged_variant_is_recorded_and_the_run_goes_on_then_exits_non_zero(cifar_dir, tmp_path, capsys,
+                                                                            monkeypatch):
+    # A float32 overflow of the L1 term (1e39 * mean|a| = inf) is a real, deterministic divergence.
+    # The other variant starts with every fc2 unit dead (ReLU of a very negative bias gets no
+    # gradient), so it ends collapsed: fc2 outputs only zeros.
+    def build_with_dead_fc2(variant, num_classes):
+        model = build_model(variant, num_classes)
+        if variant.strength == 0.5:
+            torch.nn.init.constant_(model.fc2.bias, -1e4)
+        return model
+
+    monkeypatch.setattr(train_module, "build_model", build_with_dead_fc2)
+    argv = [*TINY, "--layers", "fc2", "--strengths", "1e39", "0.5", "--no-baseline",
+            "--data-dir", str(cifar_dir), "--models-dir", str(tmp_path)]
+    status, out, _ = run(argv, capsys)
+    assert status == 1
+    diverged = load_checkpoint(Variant("l1", "fc2", 1e39, 0).checkpoint_path(tmp_path))["metadata"]
+    collapsed = load_checkpoint(Variant("l1", "fc2", 0.5, 0).checkpoint_path(tmp_path))["metadata"]
+    assert (diverged["status"], diverged["diverged_in_epoch"]) == ("diverged", 1)
+    assert (collapsed["status"], collapsed["collapsed"], collapsed["activation_sparsity"]["fc2"]) == ("complete", True, 1.0)
+    assert "fc2_s1e+39_seed0: DIVERGED" in out
+    assert "fc2_s0.5_seed0: trained" in out and "COLLAPSED: fc2 outputs only zeros" in out
+    assert out.strip().splitlines()[-1].startswith(
+        "training: 1 trained, 1 DIVERGED (fc2_s1e+39_seed0), 1 collapsed (fc2_s0.5_seed0)")
+
+    # The same command again trains nothing: both are skipped, and the divergence is still reported.
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*.pt")}
+    status, out, _ = run(argv, capsys)
+    assert status == 1
+    assert "training: 1 skipped, 1 DIVERGED" in out
+    assert before == {path: path.read_bytes() for path in tmp_path.rglob("*.pt")}
+
+    # Another recipe over these checkpoints is refused, and nothing is overwritten.
+    status, _, err = run([*argv, "--lr", "0.1"], capsys)
+    assert_usage_error(status, err, "different recipe", "lr: 0.01 -> 0.1", "--force", "--models-dir")
+    assert before == {path: path.read_bytes() for path in tmp_path.rglob("*.pt")}
+
+
+@pytest.mark.parametrize("argv, fragments", [
+    (["--layers", "conv9"], ["unknown layer 'conv9'", "conv1 conv2 conv3 conv4 fc1 fc2 fc3"]),
+    (["--strength", "-1"], ["L1 strength must be >= 0"]),
+    (["--strength", "inf"], ["not a finite number"]),
+    (["--dropout", "--strength", "1"], ["dropout p must be in [0, 1)"]),
+    (["--dropout", "--strengths", "0.2", "-0.1"], ["dropout p must be in [0, 1)"]),
+    (["--classes", "1", "1"], ["--classes lists 1 more than once"]),
+    (["--classes", "0", "10"], ["--classes 10 out of range"]),
+    (["--epochs", "0"], ["--epochs must be at least 1"]),
+    (["--strength", "0.1", "--sweep"], ["not allowed with argument"]),
+])
+def test_bad_option_exits_2_with_one_line(argv, fragments, tmp_path, capsys):
+    status, _, err = run([*TINY, "--data-dir", str(tmp_path), "--models-dir", str(tmp_path / "m"), *argv], capsys)
+    assert_usage_error(status, err, *fragments)
+    assert not (tmp_path / "m").exists()
+
+
+def test_unwritable_models_dir_exits_2(cifar_dir, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    status, _, err = run([*TINY, "--data-dir", str(cifar_dir), "--models-dir", str(blocker / "models")], capsys)
+    assert_usage_error(status, err, "cannot create output directory", "--models-dir")
+
+
+def test_missing_data_offline_exits_2_naming_the_archive(tmp_path, capsys, monkeypatch):
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("network is unreachable")
+
+    monkeypatch.setattr(data.cifar, "download_and_extract_archive", offline)
+    status, _, err = run([*TINY, "--data-dir", str(tmp_path / "nodata"), "--models-dir", str(tmp_path)], capsys)
+    assert_usage_error(status, err, "cifar-10-python.tar.gz", "--data-dir")
+
+
+@pytest.mark.parametrize("content, fragment", [
+    (b"\x00garbage, not a zip archive", "is corrupt or not a checkpoint"),
+    ("foreign", "is not a checkpoint of this project"),
+])
+def test_corrupt_or_foreign_checkpoint_exits_2_and_is_left_alone(content, fragment, cifar_dir, tmp_path, capsys):
+    path = Variant.baseline(0).checkpoint_path(tmp_path)
+    if content == "foreign":
+        torch.save({"weights": torch.zeros(3)}, path)
+    else:
+        path.write_bytes(content)
+    before = path.read_bytes()
+    status, _, err = run([*TINY, "--layers", "fc3", "--data-dir", str(cifar_dir), "--models-dir", str(tmp_path)], capsys)
+    assert_usage_error(status, err, str(path), fragment, "--force")
+    assert path.read_bytes() == before
+    assert not (tmp_path / "l1").exists() or not any((tmp_path / "l1").iterdir())
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--mode", "attack"], "invalid choice: 'attack'"),
+    (["--mode", "train", "--layers", "conv0"], "unknown layer 'conv0'"),
+])
+def test_command_line_exits_2_without_traceback(argv, fragment, tmp_path):
+    result = subprocess.run([sys.executable, "main.py", *argv, "--models-dir", str(tmp_path)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and fragment in result.stderr

@@ -1,0 +1,146 @@
+"""Model, sparsity placement and measurement, the training loop, checkpoints and resuming (CPU, generated data)."""
+import pytest
+import torch
+
+from models.simple_cnn import LAYER_NAMES
+from sparsity import train as train_module
+from sparsity.checkpoint import load_checkpoint, model_from_checkpoint
+from sparsity.measure import activation_sparsity, evaluate_clean
+from sparsity.recipe import Recipe
+from sparsity.regularizers import build_model, sparsity_penalty
+from sparsity.train import load_training_data, train_variants
+from sparsity.variants import Variant
+
+CPU = torch.device("cpu")
+# Four classes of the generated set: 200 training and 80 test images, learnable in two short epochs.
+SMALL = dict(classes=(0, 1, 2, 3), epochs=2, batch_size=32, lr=0.05, augment="none")
+
+
+@pytest.mark.parametrize("num_classes", [10, 4])
+def test_model_outputs_one_logit_per_class_and_every_layer_activation(num_classes):
+    model = build_model(Variant.baseline(0), num_classes)
+    logits, activations = model(torch.rand(5, 3, 32, 32), return_activations=True)
+    assert logits.shape == (5, num_classes)
+    assert list(activations) == list(LAYER_NAMES)
+    assert activations["conv2"].shape == (5, 64, 28, 28)
+    assert activations["fc1"].shape == (5, 256)
+    assert torch.equal(activations["fc3"], logits)
+
+
+def test_l1_penalty_is_strength_times_mean_absolute_activation_of_its_layer():
+    activations = {"conv3": torch.tensor([[0.0, 2.0], [4.0, -2.0]]), "fc1": torch.ones(2, 2)}
+    assert sparsity_penalty(Variant("l1", "conv3", 0.5, 0), activations).item() == pytest.approx(0.5 * 2.0)
+    assert sparsity_penalty(Variant("dropout", "conv3", 0.5, 0), activations) == 0.0
+    assert sparsity_penalty(Variant.baseline(0), activations) == 0.0
+
+
+def test_dropout_is_active_in_train_mode_and_off_in_eval_mode():
+    torch.manual_seed(0)
+    model = build_model(Variant("dropout", "fc1", 0.5, 0), 10)
+    plain = build_model(Variant.baseline(0), 10)
+    plain.load_state_dict(model.state_dict())
+    x = torch.rand(64, 3, 32, 32)
+
+    model.train()
+    _, first = model(x, return_activations=True)
+    _, second = model(x, return_activations=True)
+    _, reference = plain.eval()(x, return_activations=True)
+    dropped = (first["fc1"] == 0) & (reference["fc1"] != 0)
+    assert 0.4 < dropped.sum() / (reference["fc1"] != 0).sum() < 0.6
+    assert not torch.equal(first["fc1"], second["fc1"])
+
+    model.eval()
+    assert torch.equal(model(x), model(x))
+    assert torch.allclose(model(x), plain(x))
+
+
+def test_activation_sparsity_counts_exact_zeros_in_one_batched_pass():
+    torch.manual_seed(0)
+    model = build_model(Variant.baseline(0), 10)
+    with torch.no_grad():
+        model.conv4.bias.fill_(-1e6)  # conv4 outputs only zeros, so fc1 sees zeros too
+    x = (torch.rand(23, 3, 32, 32) * 255).to(torch.uint8)
+    measured = activation_sparsity(model, x, batch_size=7)
+    _, activations = model.eval()(x.float() / 255, return_activations=True)
+    for layer in LAYER_NAMES:
+        assert measured[layer] == pytest.approx((activations[layer] == 0).float().mean().item())
+    assert measured["conv4"] == 1.0
+    assert 0 < measured["conv1"] < 1
+
+
+@pytest.fixture(scope="module")
+def trained(cifar_dir, tmp_path_factory):
+    """The baseline and a strong L1 penalty on fc1, trained briefly; returns (models_dir, outcomes)."""
+    models_dir = tmp_path_factory.mktemp("models")
+    variants = [Variant.baseline(0), Variant("l1", "fc1", 2.0, 0)]
+    outcomes = train_variants(variants, Recipe.from_options(**SMALL), cifar_dir, models_dir, CPU)
+    return models_dir, {o.variant.method: o for o in outcomes}
+
+
+def test_short_training_beats_chance_clearly(trained):
+    _, outcomes = trained
+    assert outcomes["standard"].metadata["status"] == "complete"
+    assert outcomes["standard"].metadata["clean_test_acc"] >= 0.6  # chance is 0.25 on four classes
+
+
+def test_large_l1_strength_raises_the_sparsity_of_its_layer_above_the_baseline(trained):
+    _, outcomes = trained
+    baseline = outcomes["standard"].metadata["activation_sparsity"]
+    regularised = outcomes["l1"].metadata["activation_sparsity"]
+    assert regularised["fc1"] > baseline["fc1"] + 0.2
+
+
+def test_checkpoint_round_trip_keeps_weights_and_metadata(trained, cifar_dir):
+    models_dir, outcomes = trained
+    variant = outcomes["l1"].variant
+    path = variant.checkpoint_path(models_dir)
+    assert path == models_dir / "l1" / "fc1_s2_seed0.pt"
+    raw = torch.load(path, weights_only=True)
+    assert set(raw) == {"state_dict", "metadata", "optimizer", "scheduler", "rng"}
+
+    checkpoint = load_checkpoint(path)
+    metadata = checkpoint["metadata"]
+    assert metadata["variant"] == {"method": "l1", "layer": "fc1", "strength": 2.0, "seed": 0, "name": "fc1_s2_seed0"}
+    assert metadata["status"] == "complete" and metadata["epochs_done"] == 2
+    assert metadata["recipe"] == Recipe.from_options(**SMALL).to_dict()
+    assert metadata["num_classes"] == 4 and metadata["classes"] == ["airplane", "automobile", "bird", "cat"]
+    assert set(metadata["activation_sparsity"]) == set(LAYER_NAMES)
+    assert metadata["collapsed"] in (True, False)
+    assert set(metadata["versions"]) == {"torch", "torchvision", "python"}
+
+    model = model_from_checkpoint(checkpoint, CPU)
+    assert not model.training
+    data = load_training_data(cifar_dir, Recipe.from_options(**SMALL))
+    again = evaluate_clean(model, data.test_x, data.test_y)
+    assert again["accuracy"] == metadata["clean_test_acc"]
+    assert again["activation_sparsity"] == metadata["activation_sparsity"]
+
+
+def test_resumed_training_ends_with_the_weights_of_an_uninterrupted_run(cifar_dir, tmp_path, monkeypatch):
+    # Dropout and augmentation both draw random numbers, so both must be restored to match.
+    recipe = Recipe.from_options(classes=(0, 1), epochs=3, batch_size=16, train_per_class=16, test_per_class=5)
+    variant = Variant("dropout", "fc1", 0.5, 3)
+    train_variants([variant], recipe, cifar_dir, tmp_path / "straight", CPU)
+
+    real_epoch, calls = train_module.train_epoch, []
+
+    def interrupted_epoch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_epoch", interrupted_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train_variants([variant], recipe, cifar_dir, tmp_path / "resumed", CPU)
+    partial = load_checkpoint(variant.checkpoint_path(tmp_path / "resumed"))["metadata"]
+    assert (partial["status"], partial["epochs_done"]) == ("in_progress", 1)
+
+    monkeypatch.setattr(train_module, "train_epoch", real_epoch)
+    outcome, = train_variants([variant], recipe, cifar_dir, tmp_path / "resumed", CPU)
+    assert outcome.action == "resumed"
+    straight = load_checkpoint(variant.checkpoint_path(tmp_path / "straight"))
+    resumed = load_checkpoint(variant.checkpoint_path(tmp_path / "resumed"))
+    for name, tensor in straight["state_dict"].items():
+        assert torch.equal(tensor, resumed["state_dict"][name]), name
+    assert resumed["metadata"]["epochs_done"] == 3
