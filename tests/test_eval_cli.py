@@ -1,0 +1,165 @@
+"""python main.py --mode eval / vis on generated data: result files, merging, and exit 2 on bad input."""
+import contextlib
+import csv
+import io
+import json
+import shutil
+
+import pytest
+
+from common.cli import run_main
+from main import main
+from sparsity.variants import Variant
+
+TRAIN = ["--classes", "0", "1", "--epochs", "1", "--batch-size", "16", "--train-per-class", "16",
+         "--test-per-class", "5", "--device", "cpu"]
+# Short attacks: the numbers are real, only the budgets (samples, steps, queries) are small.
+EVAL = ["--device", "cpu", "--n-eval", "24", "--steps", "5", "--nes-n", "4", "--nes-steps", "3",
+        "--nes-samples", "5", "--check-n", "8"]
+ATTACK_KEYS = ("pgd", "nes_untargeted_m0", "nes_untargeted_m0.9", "nes_targeted_m0", "nes_targeted_m0.9")
+
+
+def run(argv, capsys):
+    """main(argv) as the command line runs it: (exit status, stdout, stderr)."""
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(main, argv)
+    out, err = capsys.readouterr()
+    return exit_info.value.code, out, err
+
+
+def assert_usage_error(status, err, *fragments):
+    assert status == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def models_dir(cifar_dir, tmp_path_factory):
+    """The baseline and L1 at conv3 and fc1, trained for one epoch on two generated classes."""
+    folder = tmp_path_factory.mktemp("models")
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(main, ["--mode", "train", *TRAIN, "--layers", "conv3", "fc1",
+                        "--data-dir", str(cifar_dir), "--models-dir", str(folder)])
+    assert exit_info.value.code == 0
+    return folder
+
+
+def dirs(cifar_dir, models_dir, results_dir):
+    return ["--data-dir", str(cifar_dir), "--models-dir", str(models_dir), "--results-dir", str(results_dir)]
+
+
+@pytest.fixture(scope="module")
+def evaluated(cifar_dir, models_dir, tmp_path_factory):
+    """(results dir, stdout) of one eval of the three trained variants with every attack."""
+    folder = tmp_path_factory.mktemp("results")
+    stdout = io.StringIO()
+    with pytest.raises(SystemExit) as exit_info, contextlib.redirect_stdout(stdout):
+        run_main(main, ["--mode", "eval", *EVAL, "--layers", "conv3", "fc1", *dirs(cifar_dir, models_dir, folder)])
+    assert exit_info.value.code == 0
+    return folder, stdout.getvalue()
+
+
+def test_eval_writes_one_result_per_variant_and_a_summary(evaluated):
+    tmp_path, out = evaluated
+    assert out.strip().splitlines()[-1].startswith("evaluation: 3 variant(s)")
+    for name in ("standard_seed0", "conv3_s0.01_seed0", "fc1_s0.01_seed0"):
+        record = json.loads((tmp_path / "l1" / f"{name}.json").read_text())
+        assert record["variant"]["name"] == name and record["method"] == "l1"
+        assert 0 <= record["clean_acc"] <= 1 and record["n_test"] == 40
+        assert set(record["activation_sparsity"]) == {"conv1", "conv2", "conv3", "conv4", "fc1", "fc2", "fc3"}
+        assert set(record["attacks"]) == set(ATTACK_KEYS)
+        pgd = record["attacks"]["pgd"]
+        assert pgd["n"] == 24 and pgd["success_rate_all"] == pytest.approx(pgd["n_success"] / 24)
+        assert round(pgd["robust_acc"] * 24) <= pgd["n_correct"]
+        for key in ATTACK_KEYS[1:]:
+            nes = record["attacks"][key]
+            assert nes["n"] == 4 and "median_queries" in nes and "mean_queries_all" in nes
+        assert {check["name"] for check in record["checks"]} == {
+            "pgd_eps1_success", "robust_acc_monotone_in_eps", "nes_not_stronger_than_pgd"}
+        assert record["checkpoint"]["metadata"]["status"] == "complete"
+    with open(tmp_path / "l1" / "summary.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["variant"] for row in rows] == ["standard_seed0", "conv3_s0.01_seed0", "fc1_s0.01_seed0"]
+
+
+def test_variants_evaluated_in_separate_processes_merge(cifar_dir, models_dir, tmp_path, capsys):
+    common = ["--mode", "eval", *EVAL, "--attacks", "pgd", "--no-baseline", *dirs(cifar_dir, models_dir, tmp_path)]
+    assert run([*common, "--layers", "conv3"], capsys)[0] == 0
+    first = (tmp_path / "l1" / "conv3_s0.01_seed0.json").read_bytes()
+    assert run([*common, "--layers", "fc1"], capsys)[0] == 0
+    assert (tmp_path / "l1" / "conv3_s0.01_seed0.json").read_bytes() == first
+    with open(tmp_path / "l1" / "summary.csv", newline="") as handle:
+        assert [row["variant"] for row in csv.DictReader(handle)] == ["conv3_s0.01_seed0", "fc1_s0.01_seed0"]
+
+
+def test_eval_is_reproducible_under_a_seed(cifar_dir, models_dir, tmp_path, capsys):
+    argv = ["--mode", "eval", *EVAL, "--layers", "conv3", "--no-baseline"]
+    for folder in ("a", "b"):
+        assert run([*argv, *dirs(cifar_dir, models_dir, tmp_path / folder)], capsys)[0] == 0
+    first, second = (json.loads((tmp_path / f / "l1" / "conv3_s0.01_seed0.json").read_text()) for f in "ab")
+    assert first["attacks"] == second["attacks"]
+
+
+def test_missing_checkpoints_are_skipped_with_the_train_command(cifar_dir, models_dir, tmp_path, capsys):
+    status, _, err = run(["--mode", "eval", *EVAL, "--attacks", "pgd", "--layers", "conv3", "conv4",
+                          "--no-baseline", *dirs(cifar_dir, models_dir, tmp_path)], capsys)
+    assert status == 0
+    assert ("warning: no checkpoint for conv4_s0.01_seed0" in err
+            and "python main.py --mode train --layers conv4 --strength 0.01 --no-baseline --seed 0" in err)
+    assert not (tmp_path / "l1" / "conv4_s0.01_seed0.json").exists()
+
+
+def test_no_checkpoint_at_all_exits_2_naming_the_train_command(cifar_dir, tmp_path, capsys):
+    status, _, err = run(["--mode", "eval", *EVAL, "--dropout", *dirs(cifar_dir, tmp_path / "none", tmp_path)],
+                         capsys)
+    assert_usage_error(status, err, "no finished checkpoint", "python main.py --mode train --baseline-only")
+
+
+def test_corrupt_checkpoint_exits_2_naming_it_and_is_left_alone(cifar_dir, models_dir, tmp_path, capsys):
+    broken = tmp_path / "models"
+    shutil.copytree(models_dir, broken)
+    path = Variant("l1", "fc1", 0.01, 0).checkpoint_path(broken)
+    path.write_bytes(b"not a checkpoint")
+    status, _, err = run(["--mode", "eval", *EVAL, "--layers", "fc1", *dirs(cifar_dir, broken, tmp_path)], capsys)
+    assert_usage_error(status, err, str(path))
+    assert path.read_bytes() == b"not a checkpoint"
+    assert not (tmp_path / "l1").exists() or not list((tmp_path / "l1").glob("*.json"))
+
+
+@pytest.mark.parametrize("flags, fragment", [
+    (["--eps", "-1"], "--eps must be >= 0"),
+    (["--eps", "eight"], "not a number or a fraction"),
+    (["--nes-momenta", "1"], "--nes-momenta values must be in [0, 1)"),
+    (["--steps", "0"], "--steps must be at least 1"),
+    (["--attacks", "fgsm"], "invalid choice"),
+    (["--layers", "conv9"], "unknown layer 'conv9'"),
+])
+def test_bad_eval_input_exits_2(cifar_dir, models_dir, tmp_path, capsys, flags, fragment):
+    status, _, err = run(["--mode", "eval", *EVAL, *flags, *dirs(cifar_dir, models_dir, tmp_path)], capsys)
+    assert_usage_error(status, err, fragment)
+
+
+def test_vis_draws_what_eval_wrote(evaluated, tmp_path, capsys):
+    shutil.copytree(evaluated[0], tmp_path, dirs_exist_ok=True)
+    status, out, _ = run(["--mode", "vis", "--layers", "[conv3,fc1]", "--results-dir", str(tmp_path)], capsys)
+    assert status == 0 and out.startswith("vis: wrote")
+    for stem in ("fig1_per_layer", "fig3_nes_queries", "fig4_robustness_vs_sparsity"):
+        assert (tmp_path / "l1" / f"{stem}.png").read_bytes().startswith(b"\x89PNG")
+        assert (tmp_path / "l1" / f"{stem}.pdf").read_bytes().startswith(b"%PDF")
+    assert "standard" in (tmp_path / "l1" / "summary.md").read_text()
+
+
+def test_vis_without_results_exits_2_naming_the_eval_command(tmp_path, capsys):
+    status, _, err = run(["--mode", "vis", "--dropout", "--results-dir", str(tmp_path)], capsys)
+    assert_usage_error(status, err, "python main.py --mode eval --dropout")
+
+
+def test_vis_with_malformed_results_exits_2_and_keeps_the_file(tmp_path, capsys):
+    bad = tmp_path / "l1" / "conv3_s0.01_seed0.json"
+    bad.parent.mkdir()
+    bad.write_text("{not json")
+    status, _, err = run(["--mode", "vis", "--results-dir", str(tmp_path)], capsys)
+    assert_usage_error(status, err, str(bad))
+    assert bad.read_text() == "{not json"
