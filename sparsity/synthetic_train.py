@@ -29,9 +29,13 @@ DROPOUT_SEED_OFFSET = 1_000_003
 FLIP_SEARCH_LIMIT = 2.0
 
 
+# Normalised GD at 0.1 overshoots (and oscillates chaotically) once the loss is tiny; 0.03 reaches 1e-7 steadily.
+DEFAULT_LR = {"ngd": 0.03, "gd": 0.1}
+
+
 @dataclass(frozen=True)
 class TrainSettings:
-    lr: float = 0.1
+    lr: float = DEFAULT_LR["ngd"]
     max_steps: int = 20000
     optimizer: str = "ngd"  # "ngd": step lr / objective (normalised GD); "gd": constant step lr
     loss_tol: float = 1e-7  # stop once the data (logistic) loss is below this
@@ -74,23 +78,23 @@ class TrainOutcome:
     stop_reasons: list  # one of STOP_REASONS per run
 
 
-def prepare_runs(specs, d, m, width, device="cpu"):
+def prepare_runs(specs, d, m, width, device="cpu", dtype=torch.float32):
     """Data and initialisation per run from its seed (runs sharing a seed share data and initial weights)."""
     xs, ys, generators = [], [], []
     for spec in specs:
         generator = torch.Generator().manual_seed(spec.seed)
-        data = sample_sphere_data(d, m, generator)
+        data = sample_sphere_data(d, m, generator, dtype)
         xs.append(data.x)
         ys.append(data.y)
         generators.append(generator)
     net = StackedReLUNet.initialise(d, width, generators)
-    net = StackedReLUNet(net.w.to(device), net.b.to(device), net.v.to(device))
+    net = StackedReLUNet(*(p.to(device=device, dtype=dtype) for p in (net.w, net.b, net.v)))
     dropout_generators = [torch.Generator(device=device).manual_seed(spec.seed + DROPOUT_SEED_OFFSET)
                           for spec in specs]
     return RunBatch(
         specs=list(specs), x=torch.stack(xs).to(device), y=torch.stack(ys).to(device), net=net,
-        l1=torch.tensor([spec.l1 for spec in specs], device=device),
-        dropout=torch.tensor([spec.dropout for spec in specs], device=device),
+        l1=torch.tensor([spec.l1 for spec in specs], device=device, dtype=dtype),
+        dropout=torch.tensor([spec.dropout for spec in specs], device=device, dtype=dtype),
         dropout_generators=dropout_generators)
 
 
@@ -103,7 +107,7 @@ def subset(batch, index):
         dropout_generators=[batch.dropout_generators[i] for i in index])
 
 
-def dropout_masks(probabilities, generators, shape, device):
+def dropout_masks(probabilities, generators, shape, device, dtype=torch.float32):
     """Inverted-dropout masks (R, m, width) with keep-scaling 1/(1-p), or None when no run drops units.
 
     ``probabilities`` is a host-side list, so building masks never waits for the device.
@@ -114,9 +118,9 @@ def dropout_masks(probabilities, generators, shape, device):
     for p, generator in zip(probabilities, generators):
         if p > 0:
             keep = torch.rand(shape, generator=generator, device=device) >= p
-            masks.append(keep.to(torch.float32) / (1 - p))
+            masks.append(keep.to(dtype) / (1 - p))
         else:
-            masks.append(torch.ones(shape, device=device))
+            masks.append(torch.ones(shape, device=device, dtype=dtype))
     return torch.stack(masks)
 
 
@@ -127,19 +131,19 @@ def objective_and_gradients(net, x, y, l1, mask=None):
     + l1 * sum|h| over points and units (h = hidden activations before dropout;
     ``mask`` applies dropout between h and the output layer).
     """
+    # In-place where possible: on a CPU, allocating (R, m, width) tensors costs more than a matrix product.
     m = x.shape[1]
-    pre = net.pre_activations(x)
-    hidden = torch.relu(pre)
+    hidden = torch.relu_(net.pre_activations(x))
     dropped = hidden if mask is None else hidden * mask
     margins = y * net.output(dropped)
     data_loss = F.softplus(-margins).mean(1)
     objective = data_loss + l1 * hidden.sum((1, 2))
 
     grad_out = -y * torch.sigmoid(-margins) / m  # d data_loss / d N(x_i)
-    grad_hidden = grad_out.unsqueeze(2) * net.v.unsqueeze(1)
+    grad_pre = grad_out.unsqueeze(2) * net.v.unsqueeze(1)
     if mask is not None:
-        grad_hidden = grad_hidden * mask
-    grad_pre = torch.where(pre > 0, grad_hidden + l1.view(-1, 1, 1), 0.0)
+        grad_pre.mul_(mask)
+    grad_pre.add_(l1.view(-1, 1, 1)).mul_(hidden > 0)  # relu'(0) = 0
     grad_v = torch.bmm(dropped.transpose(1, 2), grad_out.unsqueeze(2)).squeeze(2)
     grad_w = torch.bmm(grad_pre.transpose(1, 2), x)
     grad_b = grad_pre.sum(1)
@@ -156,75 +160,125 @@ def _step_size(settings, objective, frozen):
     return torch.where(frozen, 0.0, size)
 
 
+class _WorkingSet:
+    """The runs still training, possibly with some of their (permanently) dead hidden units left out.
+
+    ``units`` (R, k) maps the k working units of each run to its original units. A unit whose
+    pre-activation is <= 0 on every training point gets zero gradient from the data loss and from
+    the L1 term (relu'(0) = 0), and so stays dead forever; leaving it out changes no arithmetic
+    result but its order of summation, and makes strongly L1-regularised runs, where almost every
+    unit dies, far cheaper.
+    """
+
+    def __init__(self, batch):
+        runs, width = batch.net.runs, batch.net.w.shape[1]
+        device = batch.x.device
+        self.active = list(range(runs))
+        self.batch = subset(batch, self.active)
+        self.net = self.batch.net
+        self.best_net = self.net.select(torch.arange(runs, device=device))
+        self.units = torch.arange(width, device=device).expand(runs, width)
+        self.steps = torch.zeros(runs, dtype=torch.long, device=device)
+        self.reason = torch.full((runs,), _RUNNING, dtype=torch.long, device=device)
+        self.best = torch.full((runs,), float("inf"), device=device, dtype=batch.x.dtype)
+        self.previous_best = self.best.clone()
+
+    def keep_best(self, improved):
+        # lerp with weight exactly 1 or 0 copies or keeps exactly, in place (no allocation, no host sync)
+        weight = improved.to(self.net.w.dtype)
+        for name, shape in (("w", (-1, 1, 1)), ("b", (-1, 1)), ("v", (-1, 1))):
+            getattr(self.best_net, name).lerp_(getattr(self.net, name), weight.view(shape))
+
+    def write_back(self, final):
+        """Copy the best iterates' working units into the full-size ``final`` networks."""
+        rows = torch.tensor(self.active, device=self.units.device).unsqueeze(1)
+        final.w[rows, self.units] = self.best_net.w
+        final.b[rows, self.units] = self.best_net.b
+        final.v[rows, self.units] = self.best_net.v
+
+    def keep_runs(self, positions):
+        self.active = [self.active[i] for i in positions]
+        self.batch = subset(self.batch, positions)
+        self.net = self.batch.net
+        index = torch.tensor(positions, device=self.units.device)
+        self.best_net = self.best_net.select(index)
+        self.units = self.units[index]
+        self.steps, self.reason = self.steps[index], self.reason[index]
+        self.best, self.previous_best = self.best[index], self.previous_best[index]
+
+    def drop_dead_units(self):
+        """Leave out units dead in both the current and the best iterate (their parameters are then the
+        same in both, and already written back). Only without dropout, whose masks span all units."""
+        if any(spec.dropout > 0 for spec in self.batch.specs):
+            return
+        with torch.no_grad():
+            alive = ((self.net.pre_activations(self.batch.x) > 0).any(1)
+                     | (self.best_net.pre_activations(self.batch.x) > 0).any(1))
+        width = max(int(alive.sum(1).max()), 1)
+        if width == alive.shape[1]:
+            return
+        order = torch.argsort(alive.to(torch.int8), dim=1, descending=True, stable=True)[:, :width]
+        rows = torch.arange(len(self.active), device=order.device).unsqueeze(1)
+        for net in (self.net, self.best_net):
+            net.w, net.b, net.v = net.w[rows, order], net.b[rows, order], net.v[rows, order]
+        self.units = self.units[rows, order]
+
+
 def train_stacked(batch, settings, progress=True):
     """Train every run of ``batch`` from its initialisation; returns each run's lowest-objective iterate
-    (the last one, as long as the objective keeps falling) and why each run stopped."""
+    (the last one, as long as the objective keeps falling) and why each run stopped.
+
+    Large normalised steps can overshoot once the loss is tiny, hence the lowest-objective iterate.
+    """
     validate_settings(settings)
-    runs = batch.net.runs
+    runs, width = batch.net.runs, batch.net.w.shape[1]
     device = batch.x.device
     final = batch.net.select(torch.arange(runs, device=device))
     steps_all = torch.zeros(runs, dtype=torch.long, device=device)
     reasons_all = torch.full((runs,), _RUNNING, dtype=torch.long, device=device)
-
-    active = list(range(runs))
-    work = subset(batch, active)
-    net = work.net
-    steps = torch.zeros(runs, dtype=torch.long, device=device)
-    reason = torch.full((runs,), _RUNNING, dtype=torch.long, device=device)
-    best = torch.full((runs,), float("inf"), device=device)
-    previous_best = best.clone()
-    mask_shape = (batch.x.shape[1], batch.net.w.shape[1])
-    # Large normalised steps can overshoot once the loss is tiny; each run returns its lowest-objective iterate.
-    best_net = net.select(torch.arange(runs, device=device))
-
-    def keep_best(improved):
-        best_net.w.copy_(torch.where(improved.view(-1, 1, 1), net.w, best_net.w))
-        best_net.b.copy_(torch.where(improved.view(-1, 1), net.b, best_net.b))
-        best_net.v.copy_(torch.where(improved.view(-1, 1), net.v, best_net.v))
+    mask_shape = (batch.x.shape[1], width)
+    state = _WorkingSet(batch)
 
     bar = tqdm(total=runs, desc="training runs", unit="run", disable=not progress, leave=False)
     for step in range(1, settings.max_steps + 1):
-        mask = dropout_masks([spec.dropout for spec in work.specs], work.dropout_generators, mask_shape, device)
+        work, net = state.batch, state.net
+        mask = dropout_masks([spec.dropout for spec in work.specs], work.dropout_generators, mask_shape, device,
+                             work.x.dtype)
         data_loss, objective, (grad_w, grad_b, grad_v) = objective_and_gradients(net, work.x, work.y, work.l1, mask)
-        running = reason == _RUNNING
-        improved = running & (objective < best)
-        best = torch.where(improved, objective, best)
-        keep_best(improved)
+        running = state.reason == _RUNNING
+        improved = running & (objective < state.best)
+        state.best = torch.where(improved, objective, state.best)
+        state.keep_best(improved)
         diverged = running & ~torch.isfinite(objective)
         reached = running & (data_loss < settings.loss_tol)
-        reason = torch.where(diverged, _DIVERGED, torch.where(reached, _LOSS, reason))
-        frozen = reason != _RUNNING
+        state.reason = torch.where(diverged, _DIVERGED, torch.where(reached, _LOSS, state.reason))
+        frozen = state.reason != _RUNNING
         size = _step_size(settings, objective, frozen)
-        net.w -= size.view(-1, 1, 1) * grad_w
-        net.b -= size.view(-1, 1) * grad_b
-        net.v -= size.view(-1, 1) * grad_v
-        steps += (~frozen).long()
+        net.w.sub_(grad_w.mul_(size.view(-1, 1, 1)))
+        net.b.sub_(grad_b.mul_(size.view(-1, 1)))
+        net.v.sub_(grad_v.mul_(size.view(-1, 1)))
+        state.steps += (~frozen).long()
 
         if step % settings.check_every and step != settings.max_steps:
             continue
-        stalled = ~frozen & torch.isfinite(previous_best) & (previous_best - best <= settings.stall_tol * previous_best)
-        reason = torch.where(stalled, _STALLED, reason)
+        previous = state.previous_best
+        stalled = ~frozen & torch.isfinite(previous) & (previous - state.best <= settings.stall_tol * previous)
+        state.reason = torch.where(stalled, _STALLED, state.reason)
         if step == settings.max_steps:
-            reason = torch.where(reason == _RUNNING, _MAX_STEPS, reason)
-        previous_best = best
+            state.reason = torch.where(state.reason == _RUNNING, _MAX_STEPS, state.reason)
+        state.previous_best = state.best
 
-        index = torch.tensor(active, device=device)
-        final.w[index], final.b[index], final.v[index] = best_net.w, best_net.b, best_net.v
-        steps_all[index], reasons_all[index] = steps, reason
-        keep = (reason == _RUNNING).tolist()  # the only host sync, once per check
+        state.write_back(final)
+        index = torch.tensor(state.active, device=device)
+        steps_all[index], reasons_all[index] = state.steps, state.reason
+        keep = (state.reason == _RUNNING).tolist()  # the only host sync, once per check
         bar.update(keep.count(False))
         bar.set_postfix(step=step)
         if not any(keep):
             break
         if not all(keep):
-            positions = [i for i, still in enumerate(keep) if still]
-            active = [active[i] for i in positions]
-            work = subset(work, positions)
-            net = work.net
-            position_tensor = torch.tensor(positions, device=device)
-            best_net = best_net.select(position_tensor)
-            steps, reason = steps[position_tensor], reason[position_tensor]
-            best, previous_best = best[position_tensor], previous_best[position_tensor]
+            state.keep_runs([i for i, still in enumerate(keep) if still])
+        state.drop_dead_units()
     bar.close()
     return TrainOutcome(final, steps_all, [STOP_REASONS[code] for code in reasons_all.tolist()])
 

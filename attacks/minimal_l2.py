@@ -1,0 +1,178 @@
+"""Smallest l2 perturbations that flip a depth-2 ReLU network's prediction sign(N(x)), three ways.
+
+1. margin set (the original repository's measure): the points whose margin
+   y_i N(x_i) is within 1.1x of the smallest, z = sum of y_i x_i over them;
+   the smallest c such that x_i - c y_i z/||z|| is misclassified for all of them;
+2. theory direction (Vardi, Yehudai & Shamir 2022): per point, the smallest c
+   such that x_i - c y_i z/||z|| is misclassified, z = sum_j y_j x_j over all points;
+3. attack: per point, the smallest radius at which l2 PGD finds a flipping
+   perturbation (binary search over the radius).
+
+All work on stacked networks (R runs, n points each). A point counts as flipped
+when y N(x') < 0. A perturbation larger than ``max_scale`` is not searched for:
+such points get inf.
+"""
+from dataclasses import dataclass
+
+import torch
+
+from attacks.pgd import PGD
+
+MARGIN_SET_FACTOR = 1.1
+GRID_POINTS = 128  # coarse scan for the first flip along a line, before bisection
+LINE_BISECTIONS = 30
+# The bisection ends a rounding error past the boundary; the reported scale goes this much (relative)
+# further so that a full forward pass, which rounds differently, sees the flip too.
+LINE_SLACK = 1e-4
+RADIUS_BISECTIONS = 8
+PGD_STEPS = 20
+
+
+@dataclass
+class FlipMeasures:
+    margin_set: torch.Tensor  # (R,) measure 1
+    margin_set_size: torch.Tensor  # (R,) points in the margin set
+    theory: torch.Tensor  # (R, n) measure 2
+    attack: torch.Tensor  # (R, n) measure 3: l2 norm of attack_delta
+    attack_delta: torch.Tensor  # (R, n, d) the flipping perturbations of measure 3 (zero where none found)
+
+
+def is_flipped(net, x, y):
+    """(R, n) bool: y N(x) < 0."""
+    return y * net(x) < 0
+
+
+def theory_directions(x, y):
+    """-y_i z/||z|| with z = sum_j y_j x_j, per run: (R, n, d)."""
+    z = (y.unsqueeze(2) * x).sum(1)
+    unit = z / z.norm(dim=1, keepdim=True)
+    return -y.unsqueeze(2) * unit.unsqueeze(1)
+
+
+def margin_set(net, x, y):
+    """(R, n) bool: points whose margin is within MARGIN_SET_FACTOR of the run's smallest margin."""
+    margins = y * net(x)
+    smallest = margins.min(1, keepdim=True).values
+    return margins <= smallest + (MARGIN_SET_FACTOR - 1) * smallest.abs()
+
+
+def margin_set_directions(x, y, members):
+    """-y_i z/||z|| with z = sum of y_j x_j over the margin set: (R, n, d)."""
+    z = (members.unsqueeze(2) * y.unsqueeze(2) * x).sum(1)
+    unit = z / z.norm(dim=1, keepdim=True)
+    return -y.unsqueeze(2) * unit.unsqueeze(1)
+
+
+class _Line:
+    """N along the lines x + c u: pre-activations are affine in c, so each evaluation costs no matrix product."""
+
+    def __init__(self, net, x, y, u):
+        self.start = net.pre_activations(x)
+        self.slope = torch.bmm(u, net.w.transpose(1, 2))
+        self.v = net.v.unsqueeze(1)
+        self.y = y
+
+    def flipped(self, c):
+        """c (R, n) -> (R, n) bool."""
+        hidden = torch.relu(self.start + c.unsqueeze(2) * self.slope)
+        return self.y * (hidden * self.v).sum(2) < 0
+
+
+def first_flip_scale(condition, shape, max_scale, device):
+    """Smallest c in [0, max_scale] with condition(c) true (inf where none): grid scan, then bisection.
+
+    ``condition`` maps a tensor of scales of ``shape`` to a bool tensor of that shape.
+    The scan finds the first grid interval that ends flipped, so a flip is not
+    missed because a larger c happens to flip back.
+    """
+    inf = torch.full(shape, float("inf"), device=device)
+    upper, lower = inf.clone(), torch.zeros(shape, device=device)
+    for k in range(GRID_POINTS + 1):
+        c = torch.full(shape, max_scale * k / GRID_POINTS, device=device)
+        first = torch.isinf(upper) & condition(c)
+        upper = torch.where(first, c, upper)
+        lower = torch.where(torch.isinf(upper), c, lower)
+    found = torch.isfinite(upper)
+    lower = torch.where(found, lower, 0.0)
+    for _ in range(LINE_BISECTIONS):
+        middle = torch.where(found, (lower + upper) / 2, 0.0)
+        flipped = condition(middle) & found
+        upper = torch.where(flipped, middle, upper)
+        lower = torch.where(flipped | ~found, lower, middle)
+    return upper * (1 + LINE_SLACK)
+
+
+def theory_flip(net, x, y, max_scale):
+    """Measure 2: (R, n) smallest c along -y_i z/||z||."""
+    line = _Line(net, x, y, theory_directions(x, y))
+    return first_flip_scale(line.flipped, y.shape, max_scale, x.device)
+
+
+def margin_set_flip(net, x, y, max_scale):
+    """Measure 1: (R,) smallest c that flips every point of the margin set at once, and the set sizes."""
+    members = margin_set(net, x, y)
+    line = _Line(net, x, y, margin_set_directions(x, y, members))
+
+    def all_flipped(c_per_run):
+        flipped = line.flipped(c_per_run.unsqueeze(1).expand_as(y))
+        return (flipped | ~members).all(1)
+
+    scale = first_flip_scale(all_flipped, (y.shape[0],), max_scale, x.device)
+    return scale, members.sum(1)
+
+
+def attack_flip(net, x, y, upper, upper_delta, max_scale, seed=0, progress=None):
+    """Measure 3: per point, the smallest l2 radius at which PGD flips the prediction.
+
+    ``upper``/``upper_delta`` (R, n)/(R, n, d) are known flipping perturbations
+    (inf/any where none) that start the search; points without one are first
+    attacked at ``max_scale``. Binary search keeps, per point, the smallest
+    flipping perturbation PGD found; returns its norm (inf where none) and itself.
+    """
+    norms, deltas = [], []
+    runs = range(net.runs) if progress is None else progress(range(net.runs))
+    for r in runs:
+        single = net.single(r)
+        norm, delta = _attack_one_run(single, x[r], y[r], upper[r], upper_delta[r], max_scale, seed + r)
+        norms.append(norm)
+        deltas.append(delta)
+    return torch.stack(norms), torch.stack(deltas)
+
+
+def _attack_one_run(model, x, y, upper, upper_delta, max_scale, seed):
+    def attack(radius):
+        radius = radius.clamp_min(1e-12)
+        pgd = PGD(model, eps=radius, alpha=2.5 * radius / PGD_STEPS, steps=PGD_STEPS, random_start=False,
+                  norm="l2", seed=seed, bounds=None)
+        delta = pgd(x, y) - x
+        return delta, y * model(x + delta) < 0
+
+    known = torch.isfinite(upper)
+    best_norm = torch.where(known, upper, float("inf"))
+    best_delta = torch.where(known.unsqueeze(1), upper_delta, 0.0)
+    if not known.all():
+        delta, flipped = attack(torch.full_like(upper, max_scale))
+        new = ~known & flipped
+        best_norm = torch.where(new, delta.norm(dim=1), best_norm)
+        best_delta = torch.where(new.unsqueeze(1), delta, best_delta)
+    found = torch.isfinite(best_norm)
+    lower = torch.zeros_like(upper)
+    for _ in range(RADIUS_BISECTIONS):
+        radius = torch.where(found, (lower + best_norm) / 2, 0.0)
+        delta, flipped = attack(radius)
+        better = found & flipped
+        best_norm = torch.where(better, delta.norm(dim=1), best_norm)
+        best_delta = torch.where(better.unsqueeze(1), delta, best_delta)
+        lower = torch.where(found & ~flipped, radius, lower)
+    return best_norm, best_delta
+
+
+def flip_measures(net, x, y, max_scale, seed=0, progress=None):
+    """The three measures for every run and point; ``max_scale`` bounds every search."""
+    with torch.no_grad():
+        margin_scale, margin_size = margin_set_flip(net, x, y, max_scale)
+        theory = theory_flip(net, x, y, max_scale)
+        theory_delta = torch.where(torch.isfinite(theory).unsqueeze(2),
+                                   theory.unsqueeze(2) * theory_directions(x, y), 0.0)
+    attack, attack_delta = attack_flip(net, x, y, theory, theory_delta, max_scale, seed, progress)
+    return FlipMeasures(margin_scale, margin_size, theory, attack, attack_delta)

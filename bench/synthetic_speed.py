@@ -1,0 +1,108 @@
+"""Batched synthetic trainer vs a one-run-at-a-time reference loop on the same runs.
+
+    python bench/synthetic_speed.py            # quick: 6 runs, d = m = 200, width 500, at most 2000 steps
+    python bench/synthetic_speed.py --full     # the default experiment's runs, 20000-step cap (long)
+
+Prints both wall times, their ratio (target <= 0.25) and the largest relative
+difference of the final data losses (must be <= 1e-4). Runs in float64 by default:
+normalised steps amplify float32 rounding (a 1e-4 relative loss difference at a loss
+of 1e-7 is a 1e-4 absolute difference in a margin of 16), and the comparison is
+about the algorithm, not about summation order; --float32 times the CLI's precision.
+"""
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sparsity.synthetic_train import (RunSpec, TrainSettings, dropout_masks, final_statistics,  # noqa: E402
+                                      prepare_runs, subset, train_stacked)
+
+TARGET_RATIO = 0.25
+LOSS_RTOL = 1e-4
+
+
+def reference_train(batch, settings):
+    """One run (batch of size 1), written the plain way: autograd, and the stopping rules checked on the host
+    every step. Same rules as the batched trainer: stop on data loss, on a stalled best objective, or at the cap."""
+    w, b, v = (p[0].clone().requires_grad_() for p in (batch.net.w, batch.net.b, batch.net.v))
+    best_params = (w.detach().clone(), b.detach().clone(), v.detach().clone())
+    x, y, l1, p = batch.x[0], batch.y[0], float(batch.l1[0]), batch.specs[0].dropout
+    best, previous_best = math.inf, math.inf
+    for step in range(1, settings.max_steps + 1):
+        mask = dropout_masks([p], batch.dropout_generators, (x.shape[0], w.shape[0]), x.device, x.dtype)
+        hidden = torch.relu(x @ w.T + b)
+        dropped = hidden if mask is None else hidden * mask[0]
+        data_loss = F.softplus(-y * (dropped @ v)).mean()
+        objective = data_loss + l1 * hidden.sum()
+        value = objective.item()
+        if value < best:
+            best = value
+            best_params = (w.detach().clone(), b.detach().clone(), v.detach().clone())
+        if data_loss.item() < settings.loss_tol or not math.isfinite(value):
+            break
+        w.grad = b.grad = v.grad = None
+        objective.backward()
+        size = settings.lr / value if settings.optimizer == "ngd" else settings.lr
+        with torch.no_grad():
+            for param in (w, b, v):
+                param -= size * param.grad
+        if step % settings.check_every == 0:
+            if math.isfinite(previous_best) and previous_best - best <= settings.stall_tol * previous_best:
+                break
+            previous_best = best
+    return best_params
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--full", action="store_true", help="the default experiment's 35 L1 runs (minutes)")
+    parser.add_argument("--mode", choices=("l1", "dropout"), default="l1")
+    parser.add_argument("--float32", action="store_true", help="train in float32, as the experiment does")
+    args = parser.parse_args()
+    if args.full:
+        strengths = [0.0, 1e-5, 2e-5, 4e-5, 6e-5, 8e-5, 1e-4] if args.mode == "l1" else [0.0, 0.1, 0.2, 0.5]
+        seeds, settings = range(5), TrainSettings()
+    else:
+        strengths = [0.0, 1e-4] if args.mode == "l1" else [0.0, 0.2]
+        seeds, settings = range(3), TrainSettings(max_steps=2000)
+    specs = [RunSpec(args.mode, s, seed) for s in strengths for seed in seeds]
+    dtype = torch.float32 if args.float32 else torch.float64
+    print(f"{len(specs)} runs ({args.mode}), d = m = 200, width 500, at most {settings.max_steps} steps, "
+          f"{dtype}, {torch.get_num_threads()} threads")
+
+    batch = prepare_runs(specs, 200, 200, 500, dtype=dtype)
+    started = time.perf_counter()
+    outcome = train_stacked(batch, settings, progress=False)
+    batched_s = time.perf_counter() - started
+    batched_loss = final_statistics(outcome.net, batch.x, batch.y, batch.l1)["final_loss"]
+
+    batch = prepare_runs(specs, 200, 200, 500, dtype=dtype)  # fresh dropout generators
+    started = time.perf_counter()
+    reference_loss = []
+    for r in range(len(specs)):
+        single = subset(batch, [r])
+        w, b, v = reference_train(single, settings)
+        hidden = torch.relu(single.x[0] @ w.T + b)
+        reference_loss.append(F.softplus(-single.y[0] * (hidden @ v)).mean().item())
+    reference_s = time.perf_counter() - started
+
+    reference_loss = torch.tensor(reference_loss, dtype=dtype)
+    relative = ((batched_loss - reference_loss).abs() / reference_loss.abs().clamp_min(1e-30)).max().item()
+    ratio = batched_s / reference_s
+    for spec, ours, theirs in zip(specs, batched_loss.tolist(), reference_loss.tolist()):
+        print(f"  strength {spec.strength:<7g} seed {spec.seed}: final data loss {ours:.6e} batched, {theirs:.6e} reference")
+    print(f"batched     {batched_s:8.2f} s")
+    print(f"reference   {reference_s:8.2f} s  (one run at a time)")
+    print(f"ratio       {ratio:8.3f}  (target <= {TARGET_RATIO}: {'met' if ratio <= TARGET_RATIO else 'NOT met'})")
+    print(f"final data losses: largest relative difference {relative:.2e} "
+          f"({'within' if relative <= LOSS_RTOL else 'NOT within'} {LOSS_RTOL:g})")
+
+
+if __name__ == "__main__":
+    main()
