@@ -1,7 +1,7 @@
 """Black-box L-inf PGD driven by NES gradient estimates (Ilyas et al. 2018), batched over samples and queries."""
 import torch
 
-from attacks.pgd import SeededGenerators, attack_objective, eval_mode, per_sample
+from attacks.pgd import SeededGenerators, attack_objective, eval_mode, linf_box, per_sample, select_rows
 
 DEFAULT_QUERY_BATCH = {"cuda": 4096}
 FALLBACK_QUERY_BATCH = 1024
@@ -57,9 +57,7 @@ class NES:
         eps = per_sample(self.eps, x, "eps")
         alpha = per_sample(self.alpha, x, "alpha")
         generator = self._generators.get(x.device)
-        lower, upper = x - eps, x + eps
-        if self.bounds is not None:
-            lower, upper = lower.clamp(min=self.bounds[0]), upper.clamp(max=self.bounds[1])
+        lower, upper = linf_box(x, eps, self.bounds)
         queries = torch.zeros(n, dtype=torch.int64, device=x.device)
 
         with eval_mode(self.model), torch.inference_mode():
@@ -68,8 +66,8 @@ class NES:
             active = self._check(x_adv, y, targeted, queries, torch.arange(n, device=x.device))
             if self.random_start:
                 noise = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype) * 2 - 1
-                x_adv[active] = torch.min(torch.max(x[active] + noise[active] * _take(eps, active), lower[active]),
-                                          upper[active])
+                start = x[active] + noise[active] * select_rows(eps, active)
+                x_adv[active] = torch.min(torch.max(start, lower[active]), upper[active])
             for step in range(self.steps):
                 if step > 0 or self.random_start:
                     active = self._check(x_adv, y, targeted, queries, active)
@@ -79,7 +77,7 @@ class NES:
                 queries[active] += 2 * self.samples
                 blended = self.momentum * direction[active] + (1 - self.momentum) * estimate
                 direction[active] = blended
-                x_adv[active] = torch.min(torch.max(x_adv[active] + _take(alpha, active) * blended.sign(),
+                x_adv[active] = torch.min(torch.max(x_adv[active] + select_rows(alpha, active) * blended.sign(),
                                                     lower[active]), upper[active])
             if active.numel() and self.steps:
                 self._check(x_adv, y, targeted, queries, active)
@@ -115,7 +113,3 @@ class NES:
             plus, minus = loss.chunk(2)
             total.index_add_(0, owner, (plus - minus).to(x.dtype).unsqueeze(1) * noise)
         return (total / (2 * self.sigma * self.samples)).view_as(x)
-
-
-def _take(value, index):
-    return value[index] if isinstance(value, torch.Tensor) else value

@@ -81,7 +81,16 @@ def per_sample(value, x, name):
     return value.to(device=x.device, dtype=x.dtype).reshape(-1, *([1] * (x.dim() - 1)))
 
 
-def _take(value, keep):
+def linf_box(x, eps, bounds):
+    """Per-coordinate bounds of the L-inf eps-ball around x intersected with ``bounds`` (None: unbounded)."""
+    lower, upper = x - eps, x + eps
+    if bounds is not None:
+        lower, upper = lower.clamp(min=bounds[0]), upper.clamp(max=bounds[1])
+    return lower, upper
+
+
+def select_rows(value, keep):
+    """Rows ``keep`` of a per-sample tensor; a float applies to every sample and stays as it is."""
     return value[keep] if isinstance(value, torch.Tensor) else value
 
 
@@ -138,7 +147,7 @@ class PGD:
                 if pending.numel() == 0:
                     break
                 x_end, succeeded, loss = self._attack_once(
-                    x[pending], y[pending], _take(eps, pending), _take(alpha, pending), targeted, generator,
+                    x[pending], y[pending], select_rows(eps, pending), select_rows(alpha, pending), targeted, generator,
                     keep_loss=self.restarts > 1)
                 if succeeded is None:
                     result[pending] = x_end
@@ -165,7 +174,7 @@ class PGD:
         # The working set shrinks as samples succeed; `index` maps it back into the batch.
         work = {"index": torch.arange(x.shape[0], device=x.device), "x": x, "y": y, "eps": eps, "alpha": alpha}
         if self.norm == "linf":
-            work["lower"], work["upper"] = self._linf_box(x, eps)
+            work["lower"], work["upper"] = linf_box(x, eps, self.bounds)
         succeeded = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
 
         for _ in range(self.steps):
@@ -179,7 +188,7 @@ class PGD:
                 result[done] = x_adv[success]
                 succeeded[done] = True
                 keep = ~success
-                work = {key: _take(value, keep) for key, value in work.items()}
+                work = {key: select_rows(value, keep) for key, value in work.items()}
                 x_adv, grad = x_adv[keep], grad[keep]
                 if x_adv.shape[0] == 0:
                     break
@@ -195,13 +204,6 @@ class PGD:
             final_loss[work["index"]] = loss.to(x.dtype)
             succeeded[work["index"]] = success
         return result, succeeded, final_loss
-
-    def _linf_box(self, x, eps):
-        """Per-coordinate bounds of the eps-ball intersected with ``bounds``."""
-        lower, upper = x - eps, x + eps
-        if self.bounds is not None:
-            lower, upper = lower.clamp(min=self.bounds[0]), upper.clamp(max=self.bounds[1])
-        return lower, upper
 
     def _clip(self, x_adv):
         return x_adv if self.bounds is None else x_adv.clamp(*self.bounds)

@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 
+from cli_support import assert_usage_error, run_cli
 from common.cli import run_main
 from main import main
 from sparsity.variants import Variant
@@ -20,19 +21,7 @@ ATTACK_KEYS = ("pgd", "nes_untargeted_m0", "nes_untargeted_m0.9", "nes_targeted_
 
 
 def run(argv, capsys):
-    """main(argv) as the command line runs it: (exit status, stdout, stderr)."""
-    with pytest.raises(SystemExit) as exit_info:
-        run_main(main, argv)
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
-
-
-def assert_usage_error(status, err, *fragments):
-    assert status == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
+    return run_cli(main, argv, capsys)
 
 
 @pytest.fixture(scope="module")

@@ -5,16 +5,13 @@ import math
 import pytest
 
 import synthetic_run
-from common.cli import run_main
+from cli_support import run_cli
 
 TINY = ["--d", "60", "--m", "6", "--width", "20", "--seeds", "0", "1", "--steps", "300", "--no-progress"]
 
 
 def run(argv, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        run_main(synthetic_run.main, argv)
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
+    return run_cli(synthetic_run.main, argv, capsys)
 
 
 def test_writes_results_figure_and_table(tmp_path, capsys):

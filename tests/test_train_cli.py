@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import data.cifar
-from common.cli import run_main
+from cli_support import assert_usage_error, run_cli
 from main import main
 from sparsity import train as train_module
 from sparsity.checkpoint import load_checkpoint
@@ -22,19 +22,7 @@ TINY = ["--classes", "0", "1", "--epochs", "1", "--batch-size", "16", "--train-p
 
 
 def run(argv, capsys):
-    """main(argv) as the command line runs it: (exit status, stdout, stderr)."""
-    with pytest.raises(SystemExit) as exit_info:
-        run_main(main, ["--mode", "train", *argv])
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
-
-
-def assert_usage_error(status, err, *fragments):
-    assert status == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    for fragment in fragments:
-        assert fragment in lines[0]
+    return run_cli(main, ["--mode", "train", *argv], capsys)
 
 
 def test_diverged_variant_is_recorded_and_the_run_goes_on_then_exits_non_zero(cifar_dir, tmp_path, capsys,
