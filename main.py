@@ -8,18 +8,18 @@ import argparse
 import math
 from pathlib import Path
 
+from attacks.evaluate import NES_MODES, EvalConfig
+from attacks.run_eval import evaluate_variants
 from common.cli import ArgumentParser, run_main
 from common.device import DEVICE_CHOICES, resolve_device
 from common.errors import UsageError
 from common.io import ensure_writable_dir
-from attacks.evaluate import NES_MODES, EvalConfig
-from attacks.run_eval import evaluate_variants
 from data.cifar import validate_classes
 from models.simple_cnn import LAYER_NAMES
 from sparsity.recipe import AUGMENTATIONS, QUICK, Recipe
 from sparsity.train import summarize, train_variants
-from vis.report import make_figures
 from sparsity.variants import DEFAULT_STRENGTH, SWEEP_STRENGTHS, Variant, select_variants, validate_layers
+from vis.report import make_figures
 
 ROOT = Path(__file__).resolve().parent
 EXIT_DIVERGED = 1
