@@ -162,7 +162,7 @@ def add_eval_options(parser):
                        help="NES momentum values (default 0 0.9)")
     group.add_argument("--nes-modes", nargs="+", choices=NES_MODES, default=list(NES_MODES),
                        help="untargeted and/or targeted NES (default both)")
-    group.add_argument("--query-batch", type=int, help="images per NES forward (default 4096 on CUDA, 1024 otherwise)")
+    group.add_argument("--query-batch", type=int, help="images per NES forward (default 4096 on CUDA, 64 otherwise)")
     group.add_argument("--eval-batch-size", type=int, default=defaults.batch_size,
                        help=f"images per PGD batch (default {defaults.batch_size})")
     group.add_argument("--check-n", type=int, help=f"samples for the sanity checks (default {defaults.check_n})")
