@@ -5,7 +5,6 @@ Parses options and dispatches to the packages. Options shared by every mode
 its own option group and a ``run_<mode>(args)`` handler registered in MODES.
 """
 import argparse
-import math
 from pathlib import Path
 
 from attacks.evaluate import NES_MODES, EvalConfig
@@ -69,9 +68,6 @@ def variants_from_args(args):
         strengths = list(SWEEP_STRENGTHS[method])
     else:
         strengths = args.strengths or [args.strength if args.strength is not None else DEFAULT_STRENGTH[method]]
-    infinite = [s for s in strengths if not math.isfinite(s)]
-    if infinite:
-        raise UsageError(f"strength {infinite[0]} is not a finite number; pass --strength with a finite value")
     seeds = args.seeds if args.seeds is not None else [args.seed]
     if args.baseline_only:
         return [Variant.baseline(seed) for seed in seeds]

@@ -3,6 +3,7 @@
 Checkpoints and results have deterministic paths so that variants trained or
 evaluated in separate processes (a cluster job array) never collide and merge.
 """
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -61,6 +62,8 @@ class Variant:
 
 
 def validate_strength(method, strength):
+    if not math.isfinite(strength):
+        raise UsageError(f"strength {strength} is not a finite number; pass --strength with a finite value")
     if method == "l1" and not strength >= 0:
         raise UsageError(f"L1 strength must be >= 0, got {strength:g}; pass --strength with a non-negative value")
     if method == "dropout" and not 0 <= strength < 1:
