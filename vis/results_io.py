@@ -11,11 +11,11 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from attacks.results import SCHEMA_VERSION
 from common.errors import UsageError
 from models.simple_cnn import LAYER_NAMES
 from sparsity.variants import BASELINE, DEFAULT_STRENGTH, Variant
 
-SCHEMA_VERSION = 1
 RATE_FIELDS = ("success_rate_all", "success_rate_correct", "robust_acc")
 QUERY_FIELDS = ("median_queries", "mean_queries", "median_queries_all", "mean_queries_all",
                 "median_queries_correct", "mean_queries_correct")
