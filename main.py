@@ -1,77 +1,91 @@
 """Real-data experiment: python main.py --mode train|eval|vis [--dropout] [--layers conv1 conv2 ...].
 
-Parses options and dispatches to the packages. Options shared by every mode
-(which variants, where files live, device) are defined once; each mode adds
-its own option group and a ``run_<mode>(args)`` handler registered in MODES.
+Maps flags to configuration objects (Recipe, EvalConfig, the list of variants)
+and dispatches to the packages, where the work lives. Every option says which
+modes it applies to; one given to another mode is an error.
 """
 import argparse
+import sys
 from pathlib import Path
 
-from attacks.evaluate import NES_MODES, EvalConfig
-from attacks.run_eval import evaluate_variants
-from common.cli import ArgumentParser, run_main
+from attacks import ATTACKS
+from attacks.nes import MODES as NES_MODES
+from common.cli import ArgumentParser, Interrupted, fraction, run_main
 from common.device import DEVICE_CHOICES, resolve_device
-from common.errors import UsageError
 from common.io import ensure_writable_dir
-from data.cifar import validate_classes
-from models.simple_cnn import LAYER_NAMES
-from sparsity.recipe import AUGMENTATIONS, QUICK, Recipe
-from sparsity.train import summarize, train_variants
-from sparsity.variants import DEFAULT_STRENGTH, SWEEP_STRENGTHS, Variant, select_variants, validate_layers
+from data.augment import AUGMENTATIONS
+from evaluation.config import QUICK as EVAL_QUICK
+from evaluation.config import EvalConfig
+from evaluation.runner import evaluate_variants
+from models import layer_names
+from sparsity.methods import METHODS
+from sparsity.variants import select_variants, validate_layers
+from training.loop import train_variants, training_summary_line
+from training.recipe import QUICK as TRAIN_QUICK
+from training.recipe import Recipe
 from vis.report import make_figures
 
 ROOT = Path(__file__).resolve().parent
+DEFAULT_DIRS = {"data_dir": ROOT / "datasets", "models_dir": ROOT / "trained-models", "results_dir": ROOT / "results"}
 EXIT_DIVERGED = 1
+TRAIN, EVAL, VIS = "train", "eval", "vis"
+INTERRUPTED = {
+    TRAIN: "completed epochs are checkpointed; rerun the same command to resume",
+    EVAL: "finished variants are saved and summary.csv lists them; rerun the same command to evaluate the rest",
+    VIS: "no figure was left half-written; rerun the command",
+}
 
 
-# ---- options shared by every mode ------------------------------------------------------------
+# ---- options shared by several modes ----------------------------------------------------------
 
 def add_variant_options(parser):
     group = parser.add_argument_group("variants (method, layer, strength, seed)")
-    group.add_argument("--dropout", action="store_true", help="dropout sparsity instead of the default L1 penalty")
-    group.add_argument("--layers", nargs="+", default=list(LAYER_NAMES), metavar="LAYER",
-                       help=f"layers to regularise, space- or comma-separated (default: all of {' '.join(LAYER_NAMES)})")
+    method = group.add_mutually_exclusive_group()
+    method.add_argument("--method", choices=list(METHODS), default=None,
+                        help="sparsity method (default l1)")
+    method.add_argument("--dropout", action="store_true", help="same as --method dropout (the original spelling)")
+    layers = layer_names()
+    group.add_argument("--layers", nargs="+", default=list(layers), metavar="LAYER",
+                       help=f"layers to regularise, space- or comma-separated (default: all of {' '.join(layers)})")
     strengths = group.add_mutually_exclusive_group()
-    strengths.add_argument("--strength", type=float,
-                           help=f"one strength: L1 weight (default {DEFAULT_STRENGTH['l1']:g}) "
-                                f"or dropout p (default {DEFAULT_STRENGTH['dropout']:g})")
-    strengths.add_argument("--strengths", type=float, nargs="+", metavar="S", help="several strengths")
-    strengths.add_argument("--sweep", action="store_true",
-                           help=f"the original sweep: L1 {' '.join(f'{s:g}' for s in SWEEP_STRENGTHS['l1'])}; "
-                                f"dropout {' '.join(f'{s:g}' for s in SWEEP_STRENGTHS['dropout'])}")
+    defaults = "; ".join(f"{m.name} {m.default_strength:g}" for m in METHODS.values())
+    parser.add_mode_options(strengths, (TRAIN, EVAL), "--strength", type=float,
+                            help=f"one strength (default: {defaults})")
+    parser.add_mode_options(strengths, (TRAIN, EVAL), "--strengths", type=float, nargs="+", metavar="S",
+                            help="several strengths")
+    sweeps = "; ".join(f"{m.name} {' '.join(f'{s:g}' for s in m.sweep)}" for m in METHODS.values())
+    parser.add_mode_options(strengths, (TRAIN, EVAL), "--sweep", action="store_true",
+                            help=f"the original sweep: {sweeps}")
     seeds = group.add_mutually_exclusive_group()
-    seeds.add_argument("--seed", type=int, default=0, help="seed of every variant (default 0)")
-    seeds.add_argument("--seeds", type=int, nargs="+", metavar="SEED", help="several seeds")
+    parser.add_mode_options(seeds, (TRAIN, EVAL), "--seed", type=int, default=0,
+                            help="seed of every variant and of the attacks (default 0)")
+    parser.add_mode_options(seeds, (TRAIN, EVAL), "--seeds", type=int, nargs="+", metavar="SEED",
+                            help="several seeds")
     baseline = group.add_mutually_exclusive_group()
     baseline.add_argument("--no-baseline", action="store_true", help="leave out the unregularised 'standard' baseline")
-    baseline.add_argument("--baseline-only", action="store_true",
-                          help="only the 'standard' baseline (e.g. one job of a job array)")
+    parser.add_mode_options(baseline, (TRAIN, EVAL), "--baseline-only", action="store_true",
+                            help="only the 'standard' baseline (e.g. one job of a job array)")
 
 
 def add_run_options(parser):
     group = parser.add_argument_group("data, files and device")
-    group.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="auto: cuda, then mps, then cpu")
-    group.add_argument("--data-dir", type=Path, default=ROOT / "data", help="holds cifar-10-batches-py/ (default data/)")
-    group.add_argument("--models-dir", type=Path, default=ROOT / "trained-models",
-                       help="checkpoints (default trained-models/)")
-    group.add_argument("--results-dir", type=Path, default=ROOT / "results", help="results (default results/)")
-    group.add_argument("--classes", type=int, nargs="+", metavar="INDEX",
-                       help="CIFAR-10 class indices to use, relabelled 0..k-1 in this order (default: all 10)")
-    group.add_argument("--quick", action="store_true",
-                       help=f"CPU-sized preset for a run end to end in minutes (training: {QUICK}); flags override it")
+    parser.add_mode_options(group, (TRAIN, EVAL), "--device", choices=DEVICE_CHOICES, default="auto",
+                            help="auto: cuda, then mps, then cpu")
+    parser.add_mode_options(group, (TRAIN, EVAL), "--data-dir", type=Path, default=DEFAULT_DIRS["data_dir"],
+                            help="holds cifar-10-batches-py/ or cifar-10-python.tar.gz (default datasets/)")
+    parser.add_mode_options(group, (TRAIN, EVAL), "--models-dir", type=Path, default=DEFAULT_DIRS["models_dir"],
+                            help="checkpoints (default trained-models/)")
+    parser.add_mode_options(group, (EVAL, VIS), "--results-dir", type=Path, default=DEFAULT_DIRS["results_dir"],
+                            help="results (default results/)")
+    parser.add_mode_options(group, (TRAIN, EVAL), "--quick", action="store_true",
+                            help=f"CPU-sized presets to run the pipeline end to end in minutes, not for findings "
+                                 f"(training: {TRAIN_QUICK}; eval: {EVAL_QUICK}); flags override them")
+    parser.add_mode_options(group, (TRAIN, EVAL), "--force", action="store_true",
+                            help="redo variants that already have a checkpoint (train) or an up-to-date result (eval)")
 
 
-def variants_from_args(args):
-    """The variants a command acts on, from --dropout/--layers/--strength(s)/--sweep/--seed(s)/--no-baseline."""
-    method = "dropout" if args.dropout else "l1"
-    if args.sweep:
-        strengths = list(SWEEP_STRENGTHS[method])
-    else:
-        strengths = args.strengths or [args.strength if args.strength is not None else DEFAULT_STRENGTH[method]]
-    seeds = args.seeds if args.seeds is not None else [args.seed]
-    if args.baseline_only:
-        return [Variant.baseline(seed) for seed in seeds]
-    return select_variants(method, layers_from_args(args), strengths, seeds, include_baseline=not args.no_baseline)
+def method_from_args(args):
+    return "dropout" if args.dropout else args.method or "l1"
 
 
 def layers_from_args(args):
@@ -79,35 +93,75 @@ def layers_from_args(args):
     return [layer for item in args.layers for layer in item.strip("[]").split(",") if layer]
 
 
+def variants_from_args(args):
+    """The variants a command acts on, from the method, --layers, strength and seed options and --no-baseline."""
+    method = METHODS[method_from_args(args)]
+    if args.sweep:
+        strengths = list(method.sweep)
+    else:
+        strengths = args.strengths or [args.strength if args.strength is not None else method.default_strength]
+    seeds = args.seeds if args.seeds is not None else [args.seed]
+    variants = select_variants(method.name, layers_from_args(args), strengths, seeds,
+                               include_baseline=not args.no_baseline)
+    return [v for v in variants if v.is_baseline] if args.baseline_only else variants
+
+
 # ---- train -----------------------------------------------------------------------------------
+
+RECIPE_FLAGS = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "momentum": "--momentum",
+                "weight_decay": "--weight-decay", "lr_step": "--lr-step", "lr_gamma": "--lr-gamma",
+                "augment": "--augment", "train_per_class": "--train-per-class", "test_per_class": "--test-per-class"}
+
 
 def add_train_options(parser):
     group = parser.add_argument_group("training recipe (--mode train; defaults are the original repository's)")
     defaults = Recipe()
-    group.add_argument("--epochs", type=int, help=f"default {defaults.epochs}")
-    group.add_argument("--batch-size", type=int, help=f"default {defaults.batch_size}")
-    group.add_argument("--lr", type=float, help=f"SGD learning rate, default {defaults.lr:g}")
-    group.add_argument("--momentum", type=float, help=f"default {defaults.momentum:g}")
-    group.add_argument("--weight-decay", type=float, help=f"default {defaults.weight_decay:g}")
-    group.add_argument("--lr-step", type=int, help=f"StepLR step in epochs, default {defaults.lr_step}")
-    group.add_argument("--lr-gamma", type=float, help=f"StepLR factor, default {defaults.lr_gamma:g}")
-    group.add_argument("--augment", choices=AUGMENTATIONS,
-                       help="standard: pad-4 crop + flip (default); original: flip, rotate 8 deg, resized crop")
-    group.add_argument("--train-per-class", type=int, metavar="N", help="train on the first N images of each class")
-    group.add_argument("--test-per-class", type=int, metavar="N", help="measure on the first N test images per class")
-    group.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
-                       help="bf16 autocast (default: on for CUDA, off otherwise)")
-    group.add_argument("--force", action="store_true", help="retrain variants that have a checkpoint")
+
+    def option(field, kind, help):
+        parser.add_mode_options(group, (TRAIN,), RECIPE_FLAGS[field], type=kind, help=help)
+
+    option("epochs", int, f"default {defaults.epochs}")
+    option("batch_size", int, f"default {defaults.batch_size}")
+    option("lr", float, f"SGD learning rate, default {defaults.lr:g}")
+    option("momentum", float, f"default {defaults.momentum:g}")
+    option("weight_decay", float, f"default {defaults.weight_decay:g}")
+    option("lr_step", int, f"StepLR step in epochs, default {defaults.lr_step}")
+    option("lr_gamma", float, f"StepLR factor, default {defaults.lr_gamma:g}")
+    option("train_per_class", int, "train on the first N images of each class (default: all)")
+    option("test_per_class", int, "measure on the first N test images per class (default: all)")
+    parser.add_mode_options(group, (TRAIN,), "--augment", choices=AUGMENTATIONS,
+                            help="standard: pad-4 crop + flip (default); original: flip, rotate 8 deg, resized crop")
+    parser.add_mode_options(group, (TRAIN,), "--classes", type=int, nargs="+", metavar="INDEX",
+                            help="CIFAR-10 class indices to use, relabelled 0..k-1 in this order (default: all 10)")
+    parser.add_mode_options(group, (TRAIN,), "--amp", action=argparse.BooleanOptionalAction, default=None,
+                            help="bf16 autocast (default: on for CUDA, off otherwise)")
 
 
 def recipe_from_args(args, device):
     return Recipe.from_options(
-        quick=args.quick, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
-        weight_decay=args.weight_decay, lr_step=args.lr_step, lr_gamma=args.lr_gamma, augment=args.augment,
-        classes=validate_classes(args.classes) if args.classes is not None else None,
-        train_per_class=args.train_per_class, test_per_class=args.test_per_class,
-        amp=args.amp if args.amp is not None else device.type == "cuda",
-    )
+        quick=args.quick, classes=args.classes, amp=args.amp if args.amp is not None else device.type == "cuda",
+        **{field: getattr(args, field) for field in RECIPE_FLAGS})
+
+
+def train_hint(variant, recipe, data_dir, models_dir, force=False):
+    """The command that trains ``variant`` with ``recipe`` (a Recipe or a checkpoint's recipe dict) into
+    ``models_dir``: what warnings and errors print, so that it reproduces the run they speak of."""
+    recipe = recipe if isinstance(recipe, dict) else recipe.to_dict()
+    base = Recipe.from_options(quick=bool(recipe.get("quick"))).to_dict()
+    flags = ["--quick"] if recipe.get("quick") else []
+    if variant.is_baseline:
+        flags += ["--baseline-only"]
+    else:
+        flags += ([] if variant.method == "l1" else ["--method", variant.method])
+        flags += ["--layers", variant.layer, "--strength", repr(variant.strength), "--no-baseline"]
+    flags += ["--seed", str(variant.seed)]
+    for field, flag in RECIPE_FLAGS.items():
+        if recipe.get(field) != base[field] and recipe.get(field) is not None:
+            flags += [flag, str(recipe[field])]
+    if list(recipe.get("classes", base["classes"])) != list(base["classes"]):
+        flags += ["--classes", *map(str, recipe["classes"])]
+    flags += ["--data-dir", str(data_dir), "--models-dir", str(models_dir)] + (["--force"] if force else [])
+    return " ".join(["python main.py --mode train", *flags])
 
 
 def run_train(args):
@@ -115,107 +169,75 @@ def run_train(args):
     recipe = recipe_from_args(args, device)
     variants = variants_from_args(args)
     for folder in sorted({variant.checkpoint_path(args.models_dir).parent for variant in variants}):
-        ensure_writable_dir(folder, "--models-dir")
+        ensure_writable_dir(folder, "models_dir")
     outcomes = train_variants(variants, recipe, args.data_dir, args.models_dir, device, force=args.force)
-    print(summarize(outcomes, args.models_dir))
+    print(training_summary_line(outcomes, args.models_dir))
     return EXIT_DIVERGED if any(o.metadata["status"] == "diverged" for o in outcomes) else 0
 
 
 # ---- eval ------------------------------------------------------------------------------------
 
-# --quick for eval: few samples and short attacks, so the pipeline runs end to end on a CPU in minutes.
-EVAL_QUICK = {"n_eval": 200, "steps": 20, "nes_n": 10, "nes_samples": 20, "nes_steps": 20, "check_n": 100}
-ATTACK_CHOICES = ("pgd", "nes")
-
-
-def fraction(text):
-    """A float, also written as a fraction such as 8/255."""
-    numerator, _, denominator = text.partition("/")
-    try:
-        value = float(numerator) / float(denominator) if denominator else float(numerator)
-    except (ValueError, ZeroDivisionError):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number or a fraction such as 8/255")
-    return value
+EVAL_FLAGS = {"steps": "--steps", "restarts": "--restarts", "n_eval": "--n-eval", "nes_n": "--nes-n",
+              "nes_steps": "--nes-steps", "nes_samples": "--nes-samples", "query_batch": "--query-batch",
+              "batch_size": "--eval-batch-size", "check_n": "--check-n"}
 
 
 def add_eval_options(parser):
     group = parser.add_argument_group("evaluation (--mode eval; defaults follow DESIGN.md)")
     defaults = EvalConfig()
-    group.add_argument("--attacks", nargs="+", choices=ATTACK_CHOICES, default=list(ATTACK_CHOICES),
-                       help="attacks to run (default: pgd nes)")
-    group.add_argument("--eps", type=fraction, default=defaults.eps, help="L-inf budget of PGD and NES (default 8/255)")
-    group.add_argument("--alpha", type=fraction, default=defaults.alpha, help="step size of PGD and NES (default 1/255)")
-    group.add_argument("--steps", type=int, help=f"PGD steps (default {defaults.steps})")
-    group.add_argument("--restarts", type=int, default=defaults.restarts, help="PGD random restarts (default 1)")
-    group.add_argument("--n-eval", type=int, help="attack the first N test images with PGD (default: all)")
-    group.add_argument("--nes-n", type=int, help=f"NES on a seeded subset of N of them (default {defaults.nes_n})")
-    group.add_argument("--nes-steps", type=int, help=f"NES iterations (default {defaults.nes_steps})")
-    group.add_argument("--nes-samples", type=int,
-                       help=f"antithetic pairs per gradient estimate (default {defaults.nes_samples})")
-    group.add_argument("--nes-sigma", type=fraction, default=defaults.nes_sigma,
-                       help="NES sampling scale (default 1/255)")
-    group.add_argument("--nes-momenta", type=float, nargs="+", default=list(defaults.nes_momenta),
-                       help="NES momentum values (default 0 0.9)")
-    group.add_argument("--nes-modes", nargs="+", choices=NES_MODES, default=list(NES_MODES),
-                       help="untargeted and/or targeted NES (default both)")
-    group.add_argument("--query-batch", type=int, help="images per NES forward (default 4096 on CUDA, 64 otherwise)")
-    group.add_argument("--eval-batch-size", type=int, default=defaults.batch_size,
-                       help=f"images per PGD batch (default {defaults.batch_size})")
-    group.add_argument("--check-n", type=int, help=f"samples for the sanity checks (default {defaults.check_n})")
+    parser.add_mode_options(group, (EVAL,), "--attacks", nargs="+", choices=list(ATTACKS), metavar="ATTACK",
+                            help=f"attacks to run, of {' '.join(ATTACKS)} (default: {' '.join(defaults.attacks)})")
+    parser.add_mode_options(group, (EVAL,), "--eps", type=fraction, help="L-inf budget of every attack, in [0, 1] "
+                                                                         "(default 8/255)")
+    parser.add_mode_options(group, (EVAL,), "--alpha", type=fraction, help="step size of PGD and NES (default 1/255)")
+    parser.add_mode_options(group, (EVAL,), "--nes-sigma", type=fraction, help="NES sampling scale (default 1/255)")
+    parser.add_mode_options(group, (EVAL,), "--nes-momenta", type=float, nargs="+", metavar="M",
+                            help="NES momentum values in [0, 1) (default 0 0.9)")
+    parser.add_mode_options(group, (EVAL,), "--nes-modes", nargs="+", choices=NES_MODES,
+                            help="untargeted and/or targeted NES (default both)")
+    helps = {"steps": "PGD steps", "restarts": "PGD random restarts",
+             "n_eval": "attack the first N test images (default: all)",
+             "nes_n": "query-based attacks on a seeded subset of N of them", "nes_steps": "NES iterations",
+             "nes_samples": "antithetic pairs per NES gradient estimate",
+             "query_batch": "images per NES forward pass, even (default 4096 on CUDA, 64 otherwise)",
+             "batch_size": "images per white-box attack batch", "check_n": "images for the sanity checks"}
+    for field, flag in EVAL_FLAGS.items():
+        default = getattr(defaults, field)
+        parser.add_mode_options(group, (EVAL,), flag, type=int, metavar="N",
+                                help=helps[field] + (f" (default {default})" if default is not None else ""))
 
 
-def eval_config_from_args(args):
-    quick = EVAL_QUICK if args.quick else {}
-    given = {"steps": args.steps, "n_eval": args.n_eval, "nes_n": args.nes_n, "nes_steps": args.nes_steps,
-             "nes_samples": args.nes_samples, "check_n": args.check_n}
-    knobs = {**quick, **{key: value for key, value in given.items() if value is not None}}
-    config = EvalConfig(eps=args.eps, alpha=args.alpha, restarts=args.restarts, nes_eps=args.eps,
-                        nes_alpha=args.alpha, nes_sigma=args.nes_sigma, nes_momenta=tuple(args.nes_momenta),
-                        nes_modes=tuple(dict.fromkeys(args.nes_modes)), query_batch=args.query_batch,
-                        batch_size=args.eval_batch_size, seed=args.seed, **knobs)
-    checks = [
-        (config.eps >= 0, f"--eps must be >= 0, got {config.eps:g}"),
-        (config.alpha > 0, f"--alpha must be positive, got {config.alpha:g}"),
-        (config.steps >= 1, f"--steps must be at least 1, got {config.steps}"),
-        (config.restarts >= 1, f"--restarts must be at least 1, got {config.restarts}"),
-        (config.n_eval is None or config.n_eval >= 1, f"--n-eval must be at least 1, got {config.n_eval}"),
-        (config.nes_n >= 1, f"--nes-n must be at least 1, got {config.nes_n}"),
-        (config.nes_steps >= 1, f"--nes-steps must be at least 1, got {config.nes_steps}"),
-        (config.nes_samples >= 1, f"--nes-samples must be at least 1, got {config.nes_samples}"),
-        (config.nes_sigma > 0, f"--nes-sigma must be positive, got {config.nes_sigma:g}"),
-        (all(0 <= m < 1 for m in config.nes_momenta), "--nes-momenta values must be in [0, 1)"),
-        (config.query_batch is None or config.query_batch >= 2, "--query-batch must be at least 2"),
-        (config.batch_size >= 1, "--eval-batch-size must be at least 1"),
-        (config.check_n >= 0, "--check-n must be >= 0"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise UsageError(f"{message}; pass a valid value")
-    return config
+def eval_config_from_args(args, seed):
+    return EvalConfig.from_options(
+        quick=args.quick, seed=seed, attacks=args.attacks, eps=args.eps, alpha=args.alpha, nes_sigma=args.nes_sigma,
+        nes_momenta=args.nes_momenta, nes_modes=args.nes_modes,
+        **{field: getattr(args, field if field != "batch_size" else "eval_batch_size") for field in EVAL_FLAGS})
 
 
 def run_eval(args):
     device = resolve_device(args.device)
-    config = eval_config_from_args(args)
     variants = variants_from_args(args)
-    method = "dropout" if args.dropout else "l1"
-    ensure_writable_dir(args.results_dir / method, "--results-dir")
-    evaluate_variants(variants, method, args.models_dir, args.results_dir, args.data_dir, device, config,
-                      tuple(dict.fromkeys(args.attacks)), quick=args.quick)
+    # attacks draw their randomness from one seed; with several --seeds each variant is still its own file
+    config = eval_config_from_args(args, args.seeds[0] if args.seeds else args.seed)
+    method = method_from_args(args)
+    ensure_writable_dir(args.results_dir / method, "results_dir")
+    default_recipe = Recipe.from_options(quick=args.quick)
+
+    def hint(variant, force=False, recipe=None):
+        return train_hint(variant, recipe or default_recipe, args.data_dir, args.models_dir, force)
+
+    evaluate_variants(variants, method, args.models_dir, args.results_dir, args.data_dir, device, config, hint,
+                      force=args.force)
     return 0
 
 
 # ---- vis -------------------------------------------------------------------------------------
 
-def add_vis_options(parser):
-    """vis reads what eval wrote: it needs only the shared options (--dropout, --layers, --results-dir, ...)."""
-
-
 def run_vis(args):
-    method = "dropout" if args.dropout else "l1"
-    layers = layers_from_args(args)
-    validate_layers(layers)
-    written = make_figures(args.results_dir, method, layers, include_baseline=not args.no_baseline)
+    method = method_from_args(args)
+    layers = validate_layers(layers_from_args(args))
+    written = make_figures(args.results_dir, method, layers, include_baseline=not args.no_baseline,
+                           default_results_dir=DEFAULT_DIRS["results_dir"])
     print(f"vis: wrote {len(written)} files to {args.results_dir / method}: "
           + ", ".join(sorted({path.stem for path in written})))
     return 0
@@ -223,27 +245,40 @@ def run_vis(args):
 
 # ---- dispatch --------------------------------------------------------------------------------
 
-MODES = {
-    "train": (add_train_options, run_train),
-    "eval": (add_eval_options, run_eval),
-    "vis": (add_vis_options, run_vis),
-}
+MODES = {TRAIN: run_train, EVAL: run_eval, VIS: run_vis}
 
 
 def build_parser():
-    parser = ArgumentParser(prog="main.py", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="main.py", description=__doc__.splitlines()[0],
+                            epilog="Layout and data flow: docs/DESIGN.md. Every flag and output file: README.md.")
     parser.add_argument("--mode", required=True, choices=list(MODES))
     add_variant_options(parser)
     add_run_options(parser)
-    for add_options, _ in MODES.values():
-        add_options(parser)
+    add_train_options(parser)
+    add_eval_options(parser)
     return parser
 
 
+def config_aliases(args):
+    """Config fields whose flag has another name in this mode."""
+    aliases = {"strengths": "--strength" if args.strength is not None else "--strengths", "seeds": "--seed" if args.seeds is None else "--seeds"}
+    if args.mode == EVAL:
+        aliases.update({field: flag for field, flag in EVAL_FLAGS.items()})
+    else:
+        aliases.update({field: flag for field, flag in RECIPE_FLAGS.items()})
+    return aliases
+
+
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    _, run = MODES[args.mode]
-    return run(args)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    parser.reject_other_modes(argv, args.mode)
+    with parser.errors_as_flags(config_aliases(args)):
+        try:
+            return MODES[args.mode](args)
+        except KeyboardInterrupt:
+            raise Interrupted(INTERRUPTED[args.mode]) from None
 
 
 if __name__ == "__main__":

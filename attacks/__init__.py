@@ -1,5 +1,19 @@
-"""White-box PGD (L-inf and L2), black-box NES attacks, and the evaluation loops."""
+"""Attack algorithms, one file each, one contract (``attacks.base``), and their registry.
+
+Adding an attack: a new file with an ``attacks.base.Attack`` subclass, and one line in ATTACKS.
+"""
 from attacks.nes import NES
 from attacks.pgd import PGD
 
-__all__ = ["NES", "PGD"]
+ATTACKS = {attack.name: attack for attack in (PGD, NES)}
+
+
+def register_attack(attack):
+    """Make ``attack`` (an Attack subclass) available to evaluations and the command line."""
+    if attack.name in ATTACKS:
+        raise ValueError(f"an attack named {attack.name!r} exists already")
+    ATTACKS[attack.name] = attack
+    return attack
+
+
+__all__ = ["ATTACKS", "NES", "PGD", "register_attack"]

@@ -1,14 +1,30 @@
 """Black-box L-inf PGD driven by NES gradient estimates (Ilyas et al. 2018), batched over samples and queries."""
 import torch
 
-from attacks.pgd import SeededGenerators, attack_objective, eval_mode, linf_box, per_sample, select_rows
+from attacks.base import (BLACK_BOX, QUERY_SUBSET, Attack, AttackRun, attack_objective, check_inputs, eval_mode,
+                          linf_box, per_sample, select_rows)
+from common import validation
+from common.errors import ConfigError
 
 DEFAULT_QUERY_BATCH = {"cuda": 4096}
 # A CPU runs SimpleCNN fastest on small batches that stay in cache (measured: 1,600 images/s at 64, 790 at 1024).
 FALLBACK_QUERY_BATCH = 64
 
 
-class NES:
+def default_query_batch(device):
+    """Images per NES forward pass on ``device`` when none is given."""
+    return DEFAULT_QUERY_BATCH.get(torch.device(device).type, FALLBACK_QUERY_BATCH)
+
+
+MODES = ("untargeted", "targeted")
+
+
+def nes_key(mode, momentum):
+    """Result key of one NES configuration: ``nes_untargeted_m0``, ``nes_targeted_m0.9``."""
+    return f"nes_{mode}_m{momentum:g}"
+
+
+class NES(Attack):
     """``x_adv, queries = NES(model, ...)(x, y, targeted=False)``; ``queries`` is int64, one count per sample.
 
     The model is used as a black box: only its outputs, under inference mode.
@@ -32,28 +48,43 @@ class NES:
     ``query_batch``.
     """
 
+    name = "nes"
+    threat_model = BLACK_BOX
+    counts_queries = True
+
     def __init__(self, model, eps=8 / 255, alpha=1 / 255, steps=50, samples=200, sigma=1 / 255, momentum=0.0,
                  random_start=True, query_batch=None, seed=None, bounds=(0.0, 1.0)):
-        if steps < 0 or samples < 1 or not sigma > 0 or not 0 <= momentum < 1:
-            raise ValueError(f"need steps >= 0, samples >= 1, sigma > 0 and 0 <= momentum < 1; got steps={steps}, "
-                             f"samples={samples}, sigma={sigma:g}, momentum={momentum:g}")
-        if query_batch is not None and query_batch < 2:
-            raise ValueError(f"query_batch must be >= 2 (one antithetic pair), got {query_batch}")
-        self.model = model
-        self.eps = eps
-        self.alpha = alpha
-        self.steps = int(steps)
-        self.samples = int(samples)
-        self.sigma = float(sigma)
-        self.momentum = float(momentum)
+        super().__init__(model, seed)
+        self.eps = eps if isinstance(eps, torch.Tensor) else validation.number(eps, "eps", minimum=0)
+        self.alpha = alpha if isinstance(alpha, torch.Tensor) else validation.number(alpha, "alpha", minimum=0)
+        self.steps = validation.integer(steps, "steps", minimum=0)
+        self.samples = validation.integer(samples, "samples", minimum=1)
+        self.sigma = validation.number(sigma, "sigma", above=0)
+        self.momentum = validation.number(momentum, "momentum", minimum=0, below=1)
         self.random_start = random_start
+        if query_batch is not None:
+            # an even count: chunks hold whole antithetic pairs
+            query_batch = validation.integer(query_batch, "query_batch", minimum=2)
+            if query_batch % 2:
+                raise ConfigError("query_batch", f"must be even (whole antithetic pairs), got {query_batch}")
         self.query_batch = query_batch
         self.bounds = bounds
-        self._generators = SeededGenerators(seed)
+
+    def settings(self):
+        return {"eps": self.eps, "alpha": self.alpha, "steps": self.steps, "samples": self.samples,
+                "sigma": self.sigma, "momentum": self.momentum, "query_batch": self.query_batch}
+
+    @classmethod
+    def evaluation_runs(cls, model, config):
+        return [AttackRun(nes_key(mode, momentum), f"NES {mode}, momentum {momentum:g}",
+                          cls(model, eps=config.eps, alpha=config.alpha, steps=config.nes_steps,
+                              samples=config.nes_samples, sigma=config.nes_sigma, momentum=momentum,
+                              query_batch=config.query_batch, seed=config.seed),
+                          targeted=mode == "targeted", images=QUERY_SUBSET)
+                for mode in config.nes_modes for momentum in config.nes_momenta]
 
     def __call__(self, x, y, targeted=False):
-        x = x.detach()
-        y = y.to(x.device)
+        x, y = check_inputs(self.model, x, y)
         n = x.shape[0]
         eps = per_sample(self.eps, x, "eps")
         alpha = per_sample(self.alpha, x, "alpha")
@@ -94,8 +125,7 @@ class NES:
         return active[~success]
 
     def _query_batch(self, device):
-        size = self.query_batch or DEFAULT_QUERY_BATCH.get(torch.device(device).type, FALLBACK_QUERY_BATCH)
-        return max(2, size - size % 2)
+        return self.query_batch or default_query_batch(device)
 
     def _estimate_gradient(self, x, y, targeted, generator):
         """Antithetic NES estimate for each row of x, all pairs of all rows streamed in query_batch chunks."""

@@ -1,104 +1,14 @@
-"""White-box projected gradient descent (L-inf and L2), batched over samples.
-
-Also home of the pieces NES shares with it: the attack objective, the
-eval-mode guard and the seeded per-device random generators.
-"""
-import contextlib
-
+"""White-box projected gradient descent (L-inf and L2), batched over samples."""
 import torch
-import torch.nn.functional as F
+
+from attacks.base import (ALL_IMAGES, TINY, Attack, AttackRun, attack_objective, check_inputs, eval_mode, flat_norm,
+                          linf_box, per_sample, select_rows)
+from common import validation
 
 NORMS = ("linf", "l2")
-_TINY = 1e-12  # guards divisions by a zero gradient or a zero perturbation
 
 
-@contextlib.contextmanager
-def eval_mode(model):
-    """Eval mode while attacking; every submodule gets its own previous mode back, even on error."""
-    modes = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for module, training in modes:
-            module.training = training
-
-
-def attack_objective(logits, y, targeted):
-    """Per-sample loss the attacker ascends, and whether each sample already meets its goal.
-
-    Multi-class logits (N, C): cross-entropy, ascended (untargeted, y = true label)
-    or descended (targeted, y = target label). A single output (N,) or (N, 1) is a
-    binary classifier sign(f) with labels in {-1, +1} (or {0, 1}) and logistic loss,
-    which is what the synthetic two-layer network outputs.
-    """
-    if logits.dim() == 1 or logits.shape[1] == 1:
-        margin = torch.where(y > 0, 1.0, -1.0).to(logits.dtype) * logits.reshape(-1)
-        if targeted:
-            return -F.softplus(-margin), margin > 0
-        return F.softplus(-margin), margin < 0
-    cross_entropy = F.cross_entropy(logits, y, reduction="none")
-    predicted = logits.argmax(1)
-    if targeted:
-        return -cross_entropy, predicted == y
-    return cross_entropy, predicted != y
-
-
-class SeededGenerators:
-    """One torch.Generator per device, seeded once: a fresh attack with the same seed replays the same calls.
-
-    ``seed=None`` uses torch's global RNG (``get`` returns None).
-    """
-
-    def __init__(self, seed):
-        self.seed = seed
-        self._by_device = {}
-
-    def get(self, device):
-        if self.seed is None:
-            return None
-        device = torch.device(device)
-        if device not in self._by_device:
-            generator = torch.Generator(device=device)
-            generator.manual_seed(self.seed)
-            self._by_device[device] = generator
-        return self._by_device[device]
-
-
-def per_sample(value, x, name):
-    """A float stays a float; a tensor of shape (N,) becomes (N, 1, ..., 1) to broadcast over x."""
-    if not isinstance(value, torch.Tensor):
-        value = float(value)
-        if value < 0:
-            raise ValueError(f"{name} must be >= 0, got {value:g}")
-        return value
-    if value.dim() == 0:
-        return per_sample(value.item(), x, name)
-    if value.shape != (x.shape[0],):
-        raise ValueError(f"per-sample {name} must have shape ({x.shape[0]},), got {tuple(value.shape)}")
-    if (value < 0).any():
-        raise ValueError(f"{name} must be >= 0 for every sample")
-    return value.to(device=x.device, dtype=x.dtype).reshape(-1, *([1] * (x.dim() - 1)))
-
-
-def linf_box(x, eps, bounds):
-    """Per-coordinate bounds of the L-inf eps-ball around x intersected with ``bounds`` (None: unbounded)."""
-    lower, upper = x - eps, x + eps
-    if bounds is not None:
-        lower, upper = lower.clamp(min=bounds[0]), upper.clamp(max=bounds[1])
-    return lower, upper
-
-
-def select_rows(value, keep):
-    """Rows ``keep`` of a per-sample tensor; a float applies to every sample and stays as it is."""
-    return value[keep] if isinstance(value, torch.Tensor) else value
-
-
-def _flat_norm(t):
-    return t.flatten(1).norm(dim=1).reshape(-1, *([1] * (t.dim() - 1)))
-
-
-class PGD:
+class PGD(Attack):
     """Projected gradient descent, torchattacks style: ``x_adv = PGD(model, ...)(x, y, targeted=False)``.
 
     L-inf: sign-gradient steps of size ``alpha``, projection onto the eps-ball.
@@ -115,27 +25,33 @@ class PGD:
     sample keeps its successful point or else its highest-loss end point.
     Gradients are taken with respect to the input only, so parameter ``.grad``
     is untouched; the model runs in eval mode and gets its mode back.
+    Returns ``(x_adv, None)``: PGD does not count queries.
     """
+
+    name = "pgd"
 
     def __init__(self, model, eps=8 / 255, alpha=1 / 255, steps=50, random_start=True, restarts=1,
                  norm="linf", seed=None, bounds=(0.0, 1.0)):
-        if norm not in NORMS:
-            raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
-        if steps < 0 or restarts < 1:
-            raise ValueError(f"need steps >= 0 and restarts >= 1, got steps={steps}, restarts={restarts}")
-        self.model = model
-        self.eps = eps
-        self.alpha = alpha
-        self.steps = int(steps)
+        super().__init__(model, seed)
+        self.norm = validation.choice(norm, "norm", NORMS)
+        self.eps = eps if isinstance(eps, torch.Tensor) else validation.number(eps, "eps", minimum=0)
+        self.alpha = alpha if isinstance(alpha, torch.Tensor) else validation.number(alpha, "alpha", minimum=0)
+        self.steps = validation.integer(steps, "steps", minimum=0)
+        self.restarts = validation.integer(restarts, "restarts", minimum=1)
         self.random_start = random_start
-        self.restarts = int(restarts)
-        self.norm = norm
         self.bounds = bounds
-        self._generators = SeededGenerators(seed)
+
+    def settings(self):
+        return {"norm": self.norm, "eps": self.eps, "alpha": self.alpha, "steps": self.steps,
+                "restarts": self.restarts, "random_start": self.random_start}
+
+    @classmethod
+    def evaluation_runs(cls, model, config):
+        return [AttackRun("pgd", "PGD", cls(model, eps=config.eps, alpha=config.alpha, steps=config.steps,
+                                     restarts=config.restarts, seed=config.seed), images=ALL_IMAGES)]
 
     def __call__(self, x, y, targeted=False):
-        x = x.detach()
-        y = y.to(x.device)
+        x, y = check_inputs(self.model, x, y)
         eps = per_sample(self.eps, x, "eps")
         alpha = per_sample(self.alpha, x, "alpha")
         generator = self._generators.get(x.device)
@@ -156,7 +72,7 @@ class PGD:
                 result[pending[better]] = x_end[better]
                 best_loss[pending[better]] = loss[better]
                 pending = pending[~succeeded]
-        return result
+        return result, None
 
     def _not_yet_adversarial(self, x, y, targeted):
         """Indices of samples to attack. A random start would move an already adversarial x away
@@ -217,13 +133,13 @@ class PGD:
         direction = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
         radius = torch.rand((x.shape[0],), generator=generator, device=x.device, dtype=x.dtype)
         radius = radius.reshape(-1, *([1] * (x.dim() - 1))) * eps
-        return self._clip(x + direction / _flat_norm(direction).clamp_min(_TINY) * radius)
+        return self._clip(x + direction / flat_norm(direction).clamp_min(TINY) * radius)
 
     def _step(self, x_adv, grad, work):
         if self.norm == "linf":
             return torch.min(torch.max(x_adv + work["alpha"] * grad.sign(), work["lower"]), work["upper"])
-        x_adv = x_adv + work["alpha"] * grad / _flat_norm(grad).clamp_min(_TINY)
+        x_adv = x_adv + work["alpha"] * grad / flat_norm(grad).clamp_min(TINY)
         delta = x_adv - work["x"]
-        shrink = (work["eps"] / _flat_norm(delta).clamp_min(_TINY)).clamp(max=1.0)
+        shrink = (work["eps"] / flat_norm(delta).clamp_min(TINY)).clamp(max=1.0)
         # Clipping to the box after the ball projection only moves coordinates towards x, so it stays in the ball.
         return self._clip(work["x"] + delta * shrink)

@@ -1,28 +1,101 @@
-"""Command-line plumbing: one-line errors with exit status 2 instead of tracebacks."""
+"""Command-line plumbing: one-line errors with exit status 2 instead of tracebacks.
+
+The entry points parse with ``ArgumentParser`` and run their work inside
+``parser.errors_as_flags()``: the library's plain exceptions (``ConfigError``,
+``FileProblem``) become a ``UsageError`` that names the flag to change, and
+``run_main`` prints it as one stderr line and exits with status 2.
+"""
 import argparse
+import contextlib
 import sys
 
-from common.errors import UsageError
+from common.errors import ConfigError, FileProblem, ProjectError, UsageError
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class Interrupted(Exception):
+    """Ctrl-C, with what the interrupted command keeps and how to go on."""
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse that raises UsageError instead of printing usage plus an error."""
+    """argparse that raises UsageError instead of printing usage, maps settings back to flags, and knows
+    which options apply to which ``--mode`` (``add_mode_options``)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, allow_abbrev=False, **kwargs)
+        self.option_modes = {}  # option string -> the modes it applies to
+
+    def add_mode_options(self, group, modes, *flags, **kwargs):
+        """``group.add_argument(*flags, **kwargs)`` for an option that only ``modes`` use."""
+        action = group.add_argument(*flags, **kwargs)
+        for flag in action.option_strings:
+            self.option_modes[flag] = tuple(modes)
+        return action
+
+    def reject_other_modes(self, argv, mode):
+        """A UsageError for the first option in ``argv`` that does not apply to ``mode``."""
+        for token in argv:
+            flag = token.split("=", 1)[0]
+            modes = self.option_modes.get(flag)
+            if modes is not None and mode not in modes:
+                raise UsageError(f"{flag} applies to --mode {' and '.join(modes)}, not --mode {mode}; "
+                                 f"leave it out (see {self.prog} --help)")
 
     def error(self, message):
         raise UsageError(f"{message} (see {self.prog} --help)")
 
+    def flag(self, field):
+        """The option that sets ``field`` (an argparse dest or a config attribute of the same name)."""
+        for action in self._actions:
+            if action.dest == field and action.option_strings:
+                return max(action.option_strings, key=len)
+        return None
+
+    @contextlib.contextmanager
+    def errors_as_flags(self, aliases=None):
+        """Turn the library's ConfigError/FileProblem into UsageErrors that speak in this parser's flags.
+
+        ``aliases`` maps a config field to its flag where the names differ (e.g. ``{"batch_size": "--eval-batch-size"}``).
+        """
+        aliases = aliases or {}
+        try:
+            yield
+        except ConfigError as err:
+            flag = aliases.get(err.field) or self.flag(err.field)
+            raise UsageError(f"{flag} {err.problem}" if flag else str(err)) from None
+        except FileProblem as err:
+            message = str(err)
+            overwrite = aliases.get(err.overwrite) or (self.flag(err.overwrite) if err.overwrite else None)
+            if overwrite:
+                message += f"; or pass {overwrite} to replace it"
+            place = aliases.get(err.location) or (self.flag(err.location) if err.location else None)
+            if place:
+                message += f"; or choose another place with {place}"
+            raise UsageError(message) from None
+
 
 def run_main(main, argv=None):
-    """Run ``main(argv)``; a UsageError becomes one stderr line and exit status 2."""
+    """Run ``main(argv)``; a ProjectError becomes one stderr line and exit status 2, Ctrl-C exit 130."""
     try:
         status = main(argv)
-    except UsageError as err:
+    except ProjectError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
+    except Interrupted as note:
+        print(f"interrupted: {note}", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
     except KeyboardInterrupt:
-        print("interrupted: completed epochs are checkpointed; rerun the same command to resume",
-              file=sys.stderr)
-        sys.exit(130)
+        print("interrupted", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
     sys.exit(status or 0)
+
+
+def fraction(text):
+    """argparse type: a float, also written as a fraction such as 8/255."""
+    numerator, _, denominator = text.partition("/")
+    try:
+        return float(numerator) / float(denominator) if denominator else float(numerator)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number or a fraction such as 8/255")

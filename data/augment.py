@@ -10,7 +10,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from common.errors import UsageError
+from common import validation
 
 AUGMENTATIONS = ("standard", "original", "none")
 CROP_PADDING = 4
@@ -22,9 +22,7 @@ CROP_ATTEMPTS = 10
 
 
 def validate_augmentation(kind):
-    if kind not in AUGMENTATIONS:
-        raise UsageError(f"unknown augmentation {kind!r}; use --augment with one of: {' '.join(AUGMENTATIONS)}")
-    return kind
+    return validation.choice(kind, "augment", AUGMENTATIONS)
 
 
 def augment_batch(x, kind, generator=None):

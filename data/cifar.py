@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from torchvision.datasets.utils import check_integrity, download_and_extract_archive, extract_archive
 
-from common.errors import UsageError
+from common import validation
+from common.errors import ConfigError, FileProblem
 
 ARCHIVE_NAME = "cifar-10-python.tar.gz"
 ARCHIVE_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -73,36 +74,33 @@ def load_cifar10(data_dir, download=True):
     return replace(_decoded[key], classes=list(_decoded[key].classes))
 
 
-def _missing_message(data_dir, reason):
-    return (
+def _missing(data_dir, reason):
+    return FileProblem(
         f"CIFAR-10 is not in {data_dir} ({reason}); download {ARCHIVE_URL} and put {ARCHIVE_NAME} "
-        f"(or its extracted {BATCH_FOLDER}/ folder) in {data_dir}, or point --data-dir at the folder that holds it"
-    )
+        f"(or its extracted {BATCH_FOLDER}/ folder) in {data_dir}", "data_dir")
 
 
 def _fetch_archive(data_dir, download):
     archive = data_dir / ARCHIVE_NAME
     if archive.is_file():
         if not check_integrity(str(archive), ARCHIVE_MD5):
-            raise UsageError(
-                f"{archive} is damaged (MD5 is not {ARCHIVE_MD5}); delete it and download it again "
-                f"from {ARCHIVE_URL}, or point --data-dir at a folder holding a good copy"
-            )
+            raise FileProblem(f"{archive} is damaged (MD5 is not {ARCHIVE_MD5}); delete it and download it again "
+                              f"from {ARCHIVE_URL}", "data_dir")
         try:
             extract_archive(str(archive), str(data_dir))
         except (OSError, EOFError) as err:
-            raise UsageError(f"cannot extract {archive} into {data_dir} ({err}); free space or choose another --data-dir")
+            raise FileProblem(f"cannot extract {archive} into {data_dir} ({err}); free some space", "data_dir")
     elif not download:
-        raise UsageError(_missing_message(data_dir, f"no {BATCH_FOLDER}/ folder and no {ARCHIVE_NAME}"))
+        raise _missing(data_dir, f"no {BATCH_FOLDER}/ folder and no {ARCHIVE_NAME}")
     else:
         try:
             data_dir.mkdir(parents=True, exist_ok=True)
             download_and_extract_archive(ARCHIVE_URL, str(data_dir), filename=ARCHIVE_NAME, md5=ARCHIVE_MD5)
         except (urllib.error.URLError, OSError, RuntimeError, EOFError) as err:
             reason = getattr(err, "reason", None) or err
-            raise UsageError(_missing_message(data_dir, f"download failed: {reason}"))
+            raise _missing(data_dir, f"download failed: {reason}") from None
     if not (data_dir / BATCH_FOLDER).is_dir():
-        raise UsageError(_missing_message(data_dir, f"{ARCHIVE_NAME} holds no {BATCH_FOLDER}/ folder"))
+        raise _missing(data_dir, f"{ARCHIVE_NAME} holds no {BATCH_FOLDER}/ folder")
 
 
 def _cache_key(folder):
@@ -110,10 +108,8 @@ def _cache_key(folder):
     for name in (*TRAIN_BATCHES, TEST_BATCH, META_FILE):
         path = folder / name
         if not path.is_file():
-            raise UsageError(
-                f"{path} is missing; delete {folder} and let the program extract {ARCHIVE_NAME} again "
-                f"(or point --data-dir at a complete copy)"
-            )
+            raise FileProblem(f"{path} is missing; delete {folder} and let the program extract {ARCHIVE_NAME} again",
+                              "data_dir")
         stat = path.stat()
         stamps.append((name, stat.st_size, stat.st_mtime_ns))
     return str(folder.resolve()), tuple(stamps)
@@ -124,17 +120,18 @@ def _read_pickle(path):
         with open(path, "rb") as handle:
             content = _CifarUnpickler(handle, encoding="bytes").load()
     except OSError as err:
-        raise UsageError(f"cannot read {path} ({err.strerror}); fix its permissions or point --data-dir at a readable copy")
+        raise FileProblem(f"cannot read {path} ({err.strerror}); fix its permissions", "data_dir") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError) as err:
-        raise UsageError(_foreign_message(path, f"not a CIFAR pickle: {err}"))
+        raise _foreign(path, f"not a CIFAR pickle: {err}") from None
     if not isinstance(content, dict):
-        raise UsageError(_foreign_message(path, "not a pickled dict"))
+        raise _foreign(path, "not a pickled dict")
     # Python 2 pickles (the official archive) have bytes keys; accept str keys too.
     return {key.decode("latin1") if isinstance(key, bytes) else key: value for key, value in content.items()}
 
 
-def _foreign_message(path, reason):
-    return f"{path} is corrupt or not a CIFAR-10 batch ({reason}); delete {path.parent} and extract {ARCHIVE_NAME} again"
+def _foreign(path, reason):
+    return FileProblem(f"{path} is corrupt or not a CIFAR-10 batch ({reason}); delete {path.parent} and extract "
+                       f"{ARCHIVE_NAME} again", "data_dir")
 
 
 def _read_batch(path):
@@ -145,16 +142,16 @@ def _read_batch(path):
     """
     content = _read_pickle(path)
     if "data" not in content or "labels" not in content:
-        raise UsageError(_foreign_message(path, "no data/labels entries"))
+        raise _foreign(path, "no data/labels entries")
     data = np.asarray(content["data"])
     labels = np.asarray(content["labels"])
     pixels = int(np.prod(IMAGE_SHAPE))
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != pixels:
-        raise UsageError(_foreign_message(path, f"data is {data.dtype} {data.shape}, expected uint8 (N, {pixels})"))
+        raise _foreign(path, f"data is {data.dtype} {data.shape}, expected uint8 (N, {pixels})")
     if labels.shape != (data.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
-        raise UsageError(_foreign_message(path, f"{labels.shape[0] if labels.ndim else 0} labels for {data.shape[0]} images"))
+        raise _foreign(path, f"{labels.shape[0] if labels.ndim else 0} labels for {data.shape[0]} images")
     if labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
-        raise UsageError(_foreign_message(path, f"labels outside 0..{NUM_CLASSES - 1}"))
+        raise _foreign(path, f"labels outside 0..{NUM_CLASSES - 1}")
     images = torch.from_numpy(np.ascontiguousarray(data)).reshape(-1, *IMAGE_SHAPE)
     return images, torch.from_numpy(labels.astype(np.int64))
 
@@ -162,7 +159,7 @@ def _read_batch(path):
 def _read_class_names(path):
     names = _read_pickle(path).get("label_names")
     if not isinstance(names, list) or len(names) != NUM_CLASSES:
-        raise UsageError(_foreign_message(path, f"label_names is not a list of {NUM_CLASSES} names"))
+        raise _foreign(path, f"label_names is not a list of {NUM_CLASSES} names")
     return [name.decode("utf-8") if isinstance(name, bytes) else str(name) for name in names]
 
 
@@ -182,17 +179,14 @@ def validate_classes(classes):
     """Check a ``--classes`` list (None = all ten) and return it as a list of ints."""
     if classes is None:
         return list(range(NUM_CLASSES))
-    classes = [int(c) for c in classes]
+    classes = [validation.integer(c, "classes") for c in classes]
     out_of_range = [c for c in classes if not 0 <= c < NUM_CLASSES]
     if out_of_range:
-        raise UsageError(
-            f"--classes {' '.join(map(str, out_of_range))} out of range; CIFAR-10 class indices are 0..{NUM_CLASSES - 1}"
-        )
-    duplicates = sorted({c for c in classes if classes.count(c) > 1})
-    if duplicates:
-        raise UsageError(f"--classes lists {' '.join(map(str, duplicates))} more than once; give each class index once")
+        raise ConfigError("classes", f"has {' '.join(map(str, out_of_range))} out of range; CIFAR-10 class indices "
+                                     f"are 0..{NUM_CLASSES - 1}")
+    validation.distinct(classes, "classes")
     if len(classes) < 2:
-        raise UsageError(f"--classes needs at least two classes to classify, got {len(classes)}; e.g. --classes 0 1 8 9")
+        raise ConfigError("classes", f"needs at least two classes to classify, got {len(classes)}; e.g. 0 1 8 9")
     return classes
 
 
@@ -203,3 +197,11 @@ def select_classes(x, y, classes):
     new_label[torch.tensor(classes, device=y.device)] = torch.arange(len(classes), device=y.device)
     keep = new_label[y] >= 0
     return x[keep], new_label[y[keep]]
+
+
+def first_per_class(x, y, per_class):
+    """The first ``per_class`` samples of every class, in data set order (a balanced, deterministic subset)."""
+    keep = torch.zeros(len(y), dtype=torch.bool)
+    for label in y.unique():
+        keep[(y == label).nonzero().squeeze(1)[:per_class]] = True
+    return x[keep], y[keep]

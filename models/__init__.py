@@ -1,3 +1,35 @@
-from models.simple_cnn import LAYER_NAMES, SimpleCNN
+"""Architectures and their registry.
 
-__all__ = ["LAYER_NAMES", "SimpleCNN"]
+A registered model is an ``nn.Module`` class built as ``cls(num_classes=k)`` whose
+``forward(x)`` returns logits for images in [0, 1], with a class attribute
+``LAYER_NAMES`` (the layers sparsity can be placed at, in forward order) and a
+``self.activations`` ModuleDict whose module ``activations[layer]`` outputs that
+layer's activation. Nothing in a model knows about training or sparsity.
+
+Adding a model: a new file with the class, and one line in MODELS.
+"""
+from common.errors import ConfigError
+from models.simple_cnn import SimpleCNN
+
+MODELS = {
+    "simple_cnn": SimpleCNN,
+}
+DEFAULT_MODEL = "simple_cnn"
+
+
+def model_class(name):
+    if name not in MODELS:
+        raise ConfigError("model", f"must be one of {', '.join(MODELS)}, got {name!r}")
+    return MODELS[name]
+
+
+def build_model(name, num_classes):
+    """A freshly initialised model (seed torch's RNG first for reproducible weights)."""
+    return model_class(name)(num_classes=num_classes)
+
+
+def layer_names(name=DEFAULT_MODEL):
+    return model_class(name).LAYER_NAMES
+
+
+__all__ = ["MODELS", "DEFAULT_MODEL", "SimpleCNN", "build_model", "layer_names", "model_class"]

@@ -1,1 +1,1 @@
-"""Where sparsity is placed (L1 penalty, dropout), how it is measured, and the training loop."""
+"""Sparsity methods as records, variant identity, activation hooks and sparsity measurement."""

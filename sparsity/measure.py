@@ -1,12 +1,12 @@
 """Activation sparsity (fraction of exact zeros per layer) and clean accuracy, measured in one pass."""
 import torch
 
-from models.simple_cnn import LAYER_NAMES
+from sparsity.hooks import record_activations
 
 EVAL_BATCH_SIZE = 500
 
 
-def _as_input(batch, device):
+def as_model_input(batch, device):
     """uint8 images (CIFAR storage) or floats in [0, 1] -> float32 on ``device``."""
     batch = batch.to(device, non_blocking=True)
     return batch.float().div_(255) if batch.dtype == torch.uint8 else batch.float()
@@ -16,30 +16,43 @@ def _as_input(batch, device):
 def evaluate_clean(model, x, y=None, batch_size=EVAL_BATCH_SIZE, device=None):
     """One eval-mode pass over ``x``: ``{"accuracy": float | None, "activation_sparsity": {layer: fraction}}``.
 
-    ``x`` is uint8 (N, 3, 32, 32) or float in [0, 1]; accuracy needs labels ``y``.
+    ``x`` is uint8 (N, C, H, W) or float in [0, 1]; accuracy needs labels ``y``. Sparsity is measured at
+    the layers of a registered model (``LAYER_NAMES``); any other model gets an empty dict.
     The model's train/eval mode is restored afterwards.
     """
     device = device or next(model.parameters()).device
+    layers = getattr(model, "LAYER_NAMES", ())
     was_training = model.training
     model.eval()
-    zeros = torch.zeros(len(LAYER_NAMES), dtype=torch.float64, device=device)
-    sizes = torch.zeros(len(LAYER_NAMES), dtype=torch.float64, device=device)
+    zeros = torch.zeros(len(layers), dtype=torch.float64, device=device)
+    sizes = torch.zeros(len(layers), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
-    for start in range(0, len(x), batch_size):
-        logits, activations = model(_as_input(x[start:start + batch_size], device), return_activations=True)
-        for index, layer in enumerate(LAYER_NAMES):
-            zeros[index] += (activations[layer] == 0).sum()
-            sizes[index] += activations[layer].numel()
-        if y is not None:
-            correct += (logits.argmax(1) == y[start:start + batch_size].to(device)).sum()
+    with record_activations(model, layers) as activations:
+        for start in range(0, len(x), batch_size):
+            logits = model(as_model_input(x[start:start + batch_size], device))
+            for index, layer in enumerate(layers):
+                zeros[index] += (activations[layer] == 0).sum()
+                sizes[index] += activations[layer].numel()
+            if y is not None:
+                correct += (logits.argmax(1) == y[start:start + batch_size].to(device)).sum()
     model.train(was_training)
     fractions = (zeros / sizes).tolist()
     return {
         "accuracy": correct.item() / len(x) if y is not None else None,
-        "activation_sparsity": dict(zip(LAYER_NAMES, fractions)),
+        "activation_sparsity": dict(zip(layers, fractions)),
     }
 
 
 def activation_sparsity(model, x, batch_size=EVAL_BATCH_SIZE, device=None):
     """``{layer: fraction of exact zeros}`` of every layer's output activation over ``x`` (eval mode, one pass)."""
     return evaluate_clean(model, x, None, batch_size, device)["activation_sparsity"]
+
+
+# A model counts as having learned when its accuracy beats chance (1 / classes) by at least this much;
+# below it, robustness numbers compare noise.
+LEARNED_MARGIN = 0.05
+
+
+def learned(accuracy, num_classes):
+    """Whether a clean accuracy is clearly above chance."""
+    return accuracy >= 1 / num_classes + LEARNED_MARGIN

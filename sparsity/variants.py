@@ -1,27 +1,28 @@
 """A trained variant's identity (method, layer, strength, seed) and the file names derived from it.
 
-Checkpoints and results have deterministic paths so that variants trained or
-evaluated in separate processes (a cluster job array) never collide and merge.
+Checkpoints and results have deterministic, collision-free paths so that
+variants trained or evaluated in separate processes (a cluster job array)
+never overwrite each other and merge.
 """
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from common.errors import UsageError
-from models.simple_cnn import LAYER_NAMES
+from common import validation
+from common.errors import ConfigError
+from models import DEFAULT_MODEL, layer_names
+from sparsity.methods import BASELINE, get_method
 
-METHODS = ("l1", "dropout")
-BASELINE = "standard"
-DEFAULT_STRENGTH = {"l1": 1e-2, "dropout": 0.3}
-SWEEP_STRENGTHS = {
-    "l1": (1e-5, 2e-4, 1e-2, 0.1, 1.0, 10.0),
-    "dropout": (0.1, 0.2, 0.3, 0.4, 0.5, 0.6),
-}
+
+def strength_name(strength):
+    """The strength as file names write it: the shortest text that reads back as exactly this float
+    (``0.01``, ``1e-05``, ``0.1234567``), with an integral value's ``.0`` dropped (``10``)."""
+    text = repr(float(strength))
+    return text[:-2] if text.endswith(".0") else text
 
 
 @dataclass(frozen=True)
 class Variant:
-    method: str  # "l1", "dropout" or "standard"
+    method: str  # a registered sparsity method, or "standard" for the baseline
     layer: str | None  # None for the standard baseline
     strength: float
     seed: int
@@ -30,21 +31,28 @@ class Variant:
     def baseline(cls, seed):
         return cls(BASELINE, None, 0.0, seed)
 
+    @classmethod
+    def from_record(cls, record):
+        """The variant of a ``to_record()`` dict (checkpoint metadata, result files)."""
+        return cls(record["method"], record["layer"], record["strength"], record["seed"])
+
     @property
     def is_baseline(self):
         return self.method == BASELINE
 
     @property
     def name(self):
-        """File stem: ``conv3_s0.01_seed0`` or ``standard_seed0``."""
+        """File stem: ``conv3_s0.01_seed0`` or ``standard_seed0``; distinct variants have distinct names."""
         if self.is_baseline:
             return f"{BASELINE}_seed{self.seed}"
-        return f"{self.layer}_s{self.strength:g}_seed{self.seed}"
+        return f"{self.layer}_s{strength_name(self.strength)}_seed{self.seed}"
 
     @property
     def label(self):
-        """Short label for tables and plots: ``conv3 (0.01)`` or ``standard``."""
-        return BASELINE if self.is_baseline else f"{self.layer} ({self.strength:g})"
+        """Short label for tables and plots: ``conv3 (λ=0.01)`` or ``standard``."""
+        if self.is_baseline:
+            return BASELINE
+        return f"{self.layer} ({get_method(self.method).strength_text(self.strength)})"
 
     def checkpoint_path(self, models_dir):
         """``trained-models/l1/conv3_s0.01_seed0.pt``; the baseline is shared: ``trained-models/standard_seed0.pt``."""
@@ -57,31 +65,29 @@ class Variant:
         """``results/{method}/{name}.json``; the baseline gets a copy in each method's folder."""
         return Path(results_dir) / method / f"{self.name}.json"
 
-    def to_dict(self):
-        return asdict(self)
+    def to_record(self):
+        return {**asdict(self), "name": self.name}
 
 
-def validate_strength(method, strength):
-    if not math.isfinite(strength):
-        raise UsageError(f"strength {strength} is not a finite number; pass --strength with a finite value")
-    if method == "l1" and not strength >= 0:
-        raise UsageError(f"L1 strength must be >= 0, got {strength:g}; pass --strength with a non-negative value")
-    if method == "dropout" and not 0 <= strength < 1:
-        raise UsageError(f"dropout p must be in [0, 1), got {strength:g}; pass --strength with 0 <= p < 1")
-
-
-def validate_layers(layers):
-    unknown = [layer for layer in layers if layer not in LAYER_NAMES]
+def validate_layers(layers, model=DEFAULT_MODEL, field="layers"):
+    """The layers as a tuple: known to ``model``, each listed once, at least one."""
+    known = layer_names(model)
+    layers = tuple(layers)
+    if not layers:
+        raise ConfigError(field, f"lists no layer; valid layers: {' '.join(known)}")
+    unknown = [layer for layer in layers if layer not in known]
     if unknown:
-        raise UsageError(f"unknown layer {unknown[0]!r}; valid layers: {' '.join(LAYER_NAMES)}")
+        raise ConfigError(field, f"has unknown layer {unknown[0]!r}; valid layers: {' '.join(known)}")
+    return validation.distinct(layers, field)
 
 
-def select_variants(method, layers, strengths, seeds, include_baseline):
+def select_variants(method, layers, strengths, seeds, include_baseline, model=DEFAULT_MODEL):
     """The variants one command acts on: every (layer, strength, seed), baselines first."""
-    validate_layers(layers)
-    for strength in strengths:
-        validate_strength(method, strength)
+    sparsity = get_method(method)
+    layers = validate_layers(layers, model)
+    strengths = validation.distinct([sparsity.validate_strength(s, "strengths") for s in strengths], "strengths")
+    seeds = validation.seeds(seeds)
     variants = [Variant.baseline(seed) for seed in seeds] if include_baseline else []
-    variants += [Variant(method, layer, float(strength), seed)
+    variants += [Variant(method, layer, strength, seed)
                  for seed in seeds for layer in layers for strength in strengths]
     return variants

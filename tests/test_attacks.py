@@ -77,7 +77,7 @@ class CountingModel(nn.Module):
 def test_pgd_stays_in_ball_and_box_with_per_sample_eps(trained, norm):
     model, x, y = trained
     eps = torch.linspace(0, 0.3 if norm == "linf" else 1.5, len(x))
-    x_adv = PGD(model, eps=eps, alpha=0.05, steps=10, norm=norm, restarts=2, seed=0)(x, y)
+    x_adv = PGD(model, eps=eps, alpha=0.05, steps=10, norm=norm, restarts=2, seed=0)(x, y)[0]
     delta = (x_adv - x).flatten(1)
     size = delta.abs().amax(1) if norm == "linf" else delta.norm(dim=1)
     assert (size <= eps + 1e-6).all()
@@ -96,9 +96,9 @@ def test_nes_stays_in_ball_and_box(trained):
 def test_pgd_flips_a_trained_model_with_large_eps_and_not_with_zero(trained):
     model, x, y = trained
     correct = predictions(model, x) == y
-    fooled = predictions(model, PGD(model, eps=0.5, alpha=0.05, steps=20, seed=0)(x, y)) != y
+    fooled = predictions(model, PGD(model, eps=0.5, alpha=0.05, steps=20, seed=0)(x, y)[0]) != y
     assert fooled[correct].float().mean() >= 0.95
-    unchanged = predictions(model, PGD(model, eps=0.0, alpha=0.05, steps=20, seed=0)(x, y)) != y
+    unchanged = predictions(model, PGD(model, eps=0.0, alpha=0.05, steps=20, seed=0)(x, y)[0]) != y
     assert unchanged[correct].sum() == 0
 
 
@@ -107,7 +107,7 @@ def test_targeted_pgd_reaches_its_target(trained, norm):
     model, x, y = trained
     target = (y + 1) % 3
     eps = 0.6 if norm == "linf" else 6.0
-    x_adv = PGD(model, eps=eps, alpha=eps / 10, steps=30, norm=norm, seed=0)(x, target, targeted=True)
+    x_adv = PGD(model, eps=eps, alpha=eps / 10, steps=30, norm=norm, seed=0)(x, target, targeted=True)[0]
     assert (predictions(model, x_adv) == target).float().mean() >= 0.95
 
 
@@ -165,7 +165,7 @@ def test_attacks_restore_every_submodule_mode_and_leave_parameter_gradients_alon
     model, x, y = trained
     model.train()
     model.dropout.eval()
-    PGD(model, steps=2, seed=0)(x, y)
+    PGD(model, steps=2, seed=0)(x, y)[0]
     NES(model, steps=1, samples=2, seed=0)(x[:4], y[:4])
     assert model.training and model.conv.training and not model.dropout.training
     assert all(parameter.grad is None for parameter in model.parameters())
@@ -194,7 +194,7 @@ def test_pgd_same_seed_same_result(trained, norm):
     model, x, y = trained
 
     def run(seed):
-        return PGD(model, eps=0.1, alpha=0.02, steps=5, norm=norm, seed=seed)(x, y)
+        return PGD(model, eps=0.1, alpha=0.02, steps=5, norm=norm, seed=seed)(x, y)[0]
 
     assert torch.equal(run(3), run(3))
     assert not torch.equal(run(3), run(4))
@@ -213,8 +213,8 @@ def test_nes_same_seed_same_result(trained):
 
 def test_pgd_restarts_only_help(trained):
     model, x, y = trained
-    single = predictions(model, PGD(model, eps=0.12, alpha=0.03, steps=5, seed=0)(x, y)) != y
-    several = predictions(model, PGD(model, eps=0.12, alpha=0.03, steps=5, restarts=4, seed=0)(x, y)) != y
+    single = predictions(model, PGD(model, eps=0.12, alpha=0.03, steps=5, seed=0)(x, y)[0]) != y
+    several = predictions(model, PGD(model, eps=0.12, alpha=0.03, steps=5, restarts=4, seed=0)(x, y)[0]) != y
     assert several.sum() >= single.sum()
 
 
@@ -224,7 +224,7 @@ def test_pgd_l2_on_an_unbounded_binary_model():
     x = torch.randn(40, 20) * 3
     label = torch.where(net(x).squeeze(1) > 0, 1, -1)
     eps = torch.full((40,), 50.0)
-    x_adv = PGD(net, eps=eps, alpha=1.0, steps=100, norm="l2", bounds=None, seed=0)(x, label)
+    x_adv = PGD(net, eps=eps, alpha=1.0, steps=100, norm="l2", bounds=None, seed=0)(x, label)[0]
     with torch.no_grad():
         assert (torch.sign(net(x_adv).squeeze(1)) != label).all()
     assert ((x_adv - x).norm(dim=1) <= eps + 1e-4).all()

@@ -10,7 +10,7 @@ import torch
 
 import data.cifar as cifar
 from cifar_fixture import CLASS_NAMES, PIXELS, make_cifar_fixture, write_cifar_layout
-from common.errors import UsageError
+from common.errors import ConfigError, FileProblem
 from data.augment import augment_batch
 from data.cifar import load_cifar10, select_classes, validate_classes
 from data.loader import TensorLoader
@@ -75,9 +75,9 @@ def test_select_classes_on_data_set(cifar_dir):
     ([4], "at least two"),
 ])
 def test_validate_classes_rejects_bad_lists(classes, message):
-    with pytest.raises(UsageError, match=message) as error:
+    with pytest.raises(ConfigError, match=message) as error:
         validate_classes(classes)
-    assert "--classes" in str(error.value) and "\n" not in str(error.value)
+    assert error.value.field == "classes" and "\n" not in str(error.value)
 
 
 def test_validate_classes_defaults_to_all():
@@ -210,10 +210,10 @@ def _fail_download(*args, **kwargs):
 def test_missing_data_offline_names_archive_and_flag(tmp_path, monkeypatch):
     monkeypatch.setattr(cifar, "download_and_extract_archive", _fail_download)
     for download in (True, False):
-        with pytest.raises(UsageError) as error:
+        with pytest.raises(FileProblem) as error:
             load_cifar10(tmp_path / "data", download=download)
         message = str(error.value)
-        assert "cifar-10-python.tar.gz" in message and "--data-dir" in message
+        assert "cifar-10-python.tar.gz" in message and error.value.location == "data_dir"
         assert str(tmp_path / "data") in message and "\n" not in message
 
 
@@ -226,7 +226,7 @@ def _copy_fixture(cifar_dir, tmp_path):
 def test_corrupt_pickle_names_the_file(cifar_dir, tmp_path):
     root = _copy_fixture(cifar_dir, tmp_path)
     (root / "cifar-10-batches-py" / "data_batch_3").write_bytes(b"\x80\x02not a pickle at all")
-    with pytest.raises(UsageError, match="data_batch_3"):
+    with pytest.raises(FileProblem, match="data_batch_3"):
         load_cifar10(root, download=False)
 
 
@@ -241,7 +241,7 @@ def test_foreign_pickle_names_the_file(cifar_dir, tmp_path, content):
     root = _copy_fixture(cifar_dir, tmp_path)
     with open(root / "cifar-10-batches-py" / "test_batch", "wb") as handle:
         pickle.dump(content, handle, protocol=2)
-    with pytest.raises(UsageError, match="test_batch"):
+    with pytest.raises(FileProblem, match="test_batch"):
         load_cifar10(root, download=False)
 
 
@@ -253,7 +253,7 @@ def test_archive_in_data_dir_is_checked_and_extracted(tmp_path, monkeypatch):
     archive = data_dir / "cifar-10-python.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(source / "cifar-10-batches-py", arcname="cifar-10-batches-py")
-    with pytest.raises(UsageError, match="MD5"):
+    with pytest.raises(FileProblem, match="MD5"):
         load_cifar10(data_dir)
     monkeypatch.setattr(cifar, "ARCHIVE_MD5", hashlib.md5(archive.read_bytes()).hexdigest())
     data = load_cifar10(data_dir)

@@ -52,7 +52,7 @@ def evaluated(cifar_dir, models_dir, tmp_path_factory):
 
 def test_eval_writes_one_result_per_variant_and_a_summary(evaluated):
     tmp_path, out = evaluated
-    assert out.strip().splitlines()[-1].startswith("evaluation: 3 variant(s)")
+    assert out.strip().splitlines()[-1].startswith("evaluation: 3 evaluated, 0 up to date")
     for name in ("standard_seed0", "conv3_s0.01_seed0", "fc1_s0.01_seed0"):
         record = json.loads((tmp_path / "l1" / f"{name}.json").read_text())
         assert record["variant"]["name"] == name and record["method"] == "l1"
@@ -66,7 +66,7 @@ def test_eval_writes_one_result_per_variant_and_a_summary(evaluated):
             nes = record["attacks"][key]
             assert nes["n"] == 4 and "median_queries" in nes and "mean_queries_all" in nes
         assert {check["name"] for check in record["checks"]} == {
-            "pgd_eps1_success", "robust_acc_monotone_in_eps", "nes_not_stronger_than_pgd"}
+            "pgd_eps1_success", "robust_acc_monotone_in_eps", "black_box_not_stronger_than_white_box"}
         assert record["checkpoint"]["metadata"]["status"] == "complete"
     with open(tmp_path / "l1" / "summary.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -92,11 +92,12 @@ def test_eval_is_reproducible_under_a_seed(cifar_dir, models_dir, tmp_path, caps
 
 
 def test_missing_checkpoints_are_skipped_with_the_train_command(cifar_dir, models_dir, tmp_path, capsys):
-    status, _, err = run(["--mode", "eval", *EVAL, "--attacks", "pgd", "--layers", "conv3", "conv4",
+    status, out, _ = run(["--mode", "eval", *EVAL, "--attacks", "pgd", "--layers", "conv3", "conv4",
                           "--no-baseline", *dirs(cifar_dir, models_dir, tmp_path)], capsys)
     assert status == 0
-    assert ("warning: no checkpoint for conv4_s0.01_seed0" in err
-            and "python main.py --mode train --layers conv4 --strength 0.01 --no-baseline --seed 0" in err)
+    assert "warning: no checkpoint for conv4_s0.01_seed0" in out
+    assert (f"python main.py --mode train --layers conv4 --strength 0.01 --no-baseline --seed 0 "
+            f"--data-dir {cifar_dir} --models-dir {models_dir}") in out
     assert not (tmp_path / "l1" / "conv4_s0.01_seed0.json").exists()
 
 
@@ -120,7 +121,7 @@ def test_corrupt_checkpoint_exits_2_naming_it_and_is_left_alone(cifar_dir, model
 @pytest.mark.parametrize("flags, fragment", [
     (["--eps", "-1"], "--eps must be >= 0"),
     (["--eps", "eight"], "not a number or a fraction"),
-    (["--nes-momenta", "1"], "--nes-momenta values must be in [0, 1)"),
+    (["--nes-momenta", "1"], "--nes-momenta must be < 1"),
     (["--steps", "0"], "--steps must be at least 1"),
     (["--attacks", "fgsm"], "invalid choice"),
     (["--layers", "conv9"], "unknown layer 'conv9'"),
@@ -134,7 +135,7 @@ def test_vis_draws_what_eval_wrote(evaluated, tmp_path, capsys):
     shutil.copytree(evaluated[0], tmp_path, dirs_exist_ok=True)
     status, out, _ = run(["--mode", "vis", "--layers", "[conv3,fc1]", "--results-dir", str(tmp_path)], capsys)
     assert status == 0 and out.startswith("vis: wrote")
-    for stem in ("fig1_per_layer", "fig3_nes_queries", "fig4_robustness_vs_sparsity"):
+    for stem in ("fig1_per_layer", "fig3_queries", "fig4_robustness_vs_sparsity"):
         assert (tmp_path / "l1" / f"{stem}.png").read_bytes().startswith(b"\x89PNG")
         assert (tmp_path / "l1" / f"{stem}.pdf").read_bytes().startswith(b"%PDF")
     assert "standard" in (tmp_path / "l1" / "summary.md").read_text()
@@ -142,7 +143,7 @@ def test_vis_draws_what_eval_wrote(evaluated, tmp_path, capsys):
 
 def test_vis_without_results_exits_2_naming_the_eval_command(tmp_path, capsys):
     status, _, err = run(["--mode", "vis", "--dropout", "--results-dir", str(tmp_path)], capsys)
-    assert_usage_error(status, err, "python main.py --mode eval --dropout")
+    assert_usage_error(status, err, "python main.py --mode eval --method dropout")
 
 
 def test_vis_with_malformed_results_exits_2_and_keeps_the_file(tmp_path, capsys):

@@ -8,10 +8,12 @@ import torch
 import torch.nn as nn
 
 from attacks import PGD
-from attacks.evaluate import (EvalConfig, attack_metrics, check_nes_not_stronger, evaluate_model, make_targets,
-                              summarize)
-from attacks.results import format_summary_table, rebuild_summary_csv, write_variant_result
-from common.errors import UsageError
+from common.errors import FileProblem
+from evaluation.checks import CompletedRun, check_black_box_not_stronger
+from evaluation.config import EvalConfig
+from evaluation.metrics import attack_metrics, make_targets, run_attack
+from evaluation.records import format_summary_table, load_records, write_record, write_summary_csv
+from evaluation.runner import evaluate_model
 
 DEVICE = torch.device("cpu")
 
@@ -46,7 +48,7 @@ def test_summary_numbers_use_the_stated_denominators():
         "queries": torch.tensor([10, 500, 30, 500, 1]),
     }
     outcome["success"] = outcome["adv_pred"] != y
-    metrics = summarize(outcome, y, targeted=False)
+    metrics = attack_metrics(outcome, y, targeted=False)
     assert (metrics["n"], metrics["n_correct"], metrics["n_success"]) == (5, 4, 3)
     assert metrics["success_rate_all"] == pytest.approx(3 / 5)
     assert metrics["success_rate_correct"] == pytest.approx(2 / 4)
@@ -57,87 +59,114 @@ def test_summary_numbers_use_the_stated_denominators():
     assert "n_correct" in metrics["denominators"] and "over all n" in metrics["denominators"]
 
 
+def metrics_of(attack, x, y, targets=None):
+    outcome = run_attack(attack.model, attack, x, y, DEVICE, batch_size=4, targets=targets)
+    return attack_metrics(outcome, y, targeted=targets is not None)
+
+
 def test_pgd_metrics_on_a_model_with_a_known_margin():
     y = torch.tensor([0, 1, 2, 0, 1, 2])
     x = channel_images(y)
     y_wrong = y.clone()
     y_wrong[0] = 1  # labelled wrong: initially misclassified, a success from the start
-    strong = attack_metrics(ChannelMeans(), PGD(ChannelMeans(), eps=0.3, alpha=0.05, steps=10, seed=0), x, y_wrong,
-                            DEVICE, batch_size=4)
+    strong = metrics_of(PGD(ChannelMeans(), eps=0.3, alpha=0.05, steps=10, seed=0), x, y_wrong)
     assert strong["success_rate_all"] == 1.0 and strong["robust_acc"] == 0.0 and strong["n_correct"] == 5
-    none = attack_metrics(ChannelMeans(), PGD(ChannelMeans(), eps=0.0, seed=0), x, y_wrong, DEVICE, batch_size=4)
+    none = metrics_of(PGD(ChannelMeans(), eps=0.0, seed=0), x, y_wrong)
     assert none["success_rate_all"] == pytest.approx(1 / 6) and none["success_rate_correct"] == 0.0
-    targets = (y + 1) % 3
-    hit = attack_metrics(ChannelMeans(), PGD(ChannelMeans(), eps=0.3, alpha=0.05, steps=10, seed=0), x, y, DEVICE,
-                         batch_size=4, targets=targets)
+    hit = metrics_of(PGD(ChannelMeans(), eps=0.3, alpha=0.05, steps=10, seed=0), x, y, targets=(y + 1) % 3)
     assert hit["targeted"] and hit["success_rate_all"] == 1.0
 
 
 def test_evaluate_model_reports_every_attack_check_and_timing():
     y = torch.arange(3).repeat(4)
     x = channel_images(y)
-    config = EvalConfig(steps=5, nes_n=6, nes_steps=2, nes_samples=4, check_n=6, batch_size=5, nes_batch_size=4)
+    config = EvalConfig(steps=5, nes_n=6, nes_steps=2, nes_samples=4, check_n=6, batch_size=5,
+                        black_box_batch_size=4)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a robust, honest model must pass every check
         report = evaluate_model(ChannelMeans(), x, y, 3, DEVICE, config)
     assert report["clean_acc"] == 1.0 and report["n_test"] == 12
-    assert set(report["attacks"]) == {"pgd", "nes_untargeted_m0", "nes_untargeted_m0.9", "nes_targeted_m0",
-                                      "nes_targeted_m0.9"}
+    assert list(report["attacks"]) == ["pgd", "nes_untargeted_m0", "nes_untargeted_m0.9", "nes_targeted_m0",
+                                       "nes_targeted_m0.9"]
     assert report["attacks"]["pgd"]["n"] == 12 and report["attacks"]["nes_targeted_m0.9"]["n"] == 6
     assert report["attacks"]["nes_untargeted_m0"]["max_queries"] == 2 + 2 * (2 * 4 + 1)
-    assert {check["name"] for check in report["checks"]} == {
-        "pgd_eps1_success", "robust_acc_monotone_in_eps", "nes_not_stronger_than_pgd"}
-    assert all(check["passed"] for check in report["checks"])
+    assert report["attacks"]["nes_untargeted_m0"]["threat_model"] == "black-box"
+    assert [check["name"] for check in report["checks"]] == [
+        "pgd_eps1_success", "robust_acc_monotone_in_eps", "black_box_not_stronger_than_white_box"]
+    assert all(check["status"] == "passed" for check in report["checks"])
     assert {"clean_s", "pgd_s", "nes_targeted_m0.9_s"} <= set(report["timings"])
-    json.dumps({**report, "eval_config": config.to_dict()})  # everything is JSON-able
+    assert report["eval_config"]["query_batch"] == 64 and report["eval_config"]["n_eval"] == 12
+    json.dumps(report, allow_nan=False)  # everything is strict JSON
 
 
 def test_failed_check_is_recorded_and_warned():
-    with pytest.warns(UserWarning, match="nes_not_stronger_than_pgd"):
-        record = check_nes_not_stronger(0.5, 0.1, 100)
-    assert record["passed"] is False and "0.5000" in record["detail"]
+    everything = torch.arange(10)
+    white = CompletedRun("pgd", "white-box", False, everything, torch.ones(10, dtype=torch.bool))
+    black = CompletedRun("square", "black-box", False, everything[:4], torch.zeros(4, dtype=torch.bool))
+    with pytest.warns(UserWarning, match="black_box_not_stronger_than_white_box"):
+        record = check_black_box_not_stronger([white, black])
+    assert record["status"] == "failed" and "0.0000 vs best white-box 1.0000" in record["detail"]
+    assert check_black_box_not_stronger([white])["status"] == "not_run"
 
 
-def record(name, method="l1", layer="conv3", strength=0.01, robust=0.1, checks_pass=True):
+def record(name, method="l1", layer="conv3", strength=0.01, robust=0.1, status="passed"):
     return {
         "method": "l1",
         "variant": {"method": method, "layer": layer, "strength": strength, "seed": 0, "name": name},
-        "clean_acc": 0.7, "n_test": 100, "activation_sparsity": {"conv1": 0.4, "fc3": 0.0},
-        "attacks": {"pgd": {"n": 100, "n_correct": 70, "success_rate_all": 1 - robust,
+        "checkpoint": {"path": f"{name}.pt", "sha256": "0" * 64, "metadata": {"recipe": {"model": "simple_cnn"}}},
+        "clean_acc": 0.7, "learned": True, "n_test": 100, "activation_sparsity": {"conv1": 0.4, "fc3": 0.0},
+        "eval_config": {"eps": 8 / 255},
+        "attacks": {"pgd": {"targeted": False, "n": 100, "n_correct": 70, "success_rate_all": 1 - robust,
                             "success_rate_correct": 0.9, "robust_acc": robust}},
-        "checks": [{"name": "pgd_eps1_success", "passed": checks_pass, "detail": "-"}],
+        "checks": [{"name": "pgd_eps1_success", "status": status, "detail": "-"}],
     }
 
 
 def test_summary_csv_merges_variants_written_separately(tmp_path):
     method_dir = tmp_path / "l1"
-    write_variant_result(method_dir / "conv3_s0.01_seed0.json", record("conv3_s0.01_seed0"))
-    first_header = rebuild_summary_csv(method_dir).read_text().splitlines()[0]
-    baseline = record("standard_seed0", method="standard", layer=None, strength=0.0, robust=0.0, checks_pass=False)
+    write_record(method_dir / "conv3_s0.01_seed0.json", record("conv3_s0.01_seed0"))
+    first_header = write_summary_csv(method_dir, "l1")[0].read_text().splitlines()[0]
+    baseline = record("standard_seed0", method="standard", layer=None, strength=0.0, robust=0.0, status="failed")
     nes_variant = record("conv1_s0.01_seed0", layer="conv1")
-    nes_variant["attacks"]["nes_untargeted_m0"] = {"n": 10, "success_rate_all": 0.5, "median_queries": 800.0}
-    write_variant_result(method_dir / "standard_seed0.json", baseline)
-    write_variant_result(method_dir / "conv1_s0.01_seed0.json", nes_variant)
+    nes_variant["attacks"]["nes_untargeted_m0"] = {"targeted": False, "n": 10, "n_correct": 7,
+                                                   "success_rate_all": 0.5, "success_rate_correct": 0.3,
+                                                   "robust_acc": 0.5, "median_queries": 800.0}
+    write_record(method_dir / "standard_seed0.json", baseline)
+    write_record(method_dir / "conv1_s0.01_seed0.json", nes_variant)
 
-    with open(rebuild_summary_csv(method_dir), newline="") as handle:
+    path, records = write_summary_csv(method_dir, "l1")
+    with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [row["variant"] for row in rows] == ["standard_seed0", "conv1_s0.01_seed0", "conv3_s0.01_seed0"]
     header = (method_dir / "summary.csv").read_text().splitlines()[0]
     assert header.startswith(first_header.split(",sparsity")[0]) and "nes_untargeted_m0_median_queries" in header
     assert rows[0]["checks_failed"] == "pgd_eps1_success" and rows[0]["layer"] == ""
     assert rows[1]["nes_untargeted_m0_median_queries"] == "800.0" and rows[2]["nes_untargeted_m0_n"] == ""
-    assert json.loads((method_dir / "standard_seed0.json").read_text())["schema_version"] == 1
+    assert json.loads((method_dir / "standard_seed0.json").read_text())["schema_version"] == 2
 
-    table = format_summary_table([baseline, nes_variant])
-    assert "standard_seed0" in table and "FAILED: pgd_eps1_success" in table and "800" in table
+    table = format_summary_table(records)
+    assert "standard_seed0" in table and "FAILED: pgd_eps1_success" in table
 
 
-def test_malformed_result_json_is_a_usage_error_naming_the_file(tmp_path):
+@pytest.mark.parametrize("content, problem", [
+    ("{not json", "malformed JSON"),
+    ('{"format": "sparsity-robustness/result", "schema_version": 2, "variant": [1, 2]}', "method"),
+])
+def test_malformed_result_json_of_ours_is_a_file_problem_naming_the_file(tmp_path, content, problem):
     method_dir = tmp_path / "dropout"
-    write_variant_result(method_dir / "standard_seed0.json", record("standard_seed0"))
-    (method_dir / "conv2_s0.3_seed0.json").write_text("{not json")
-    with pytest.raises(UsageError, match="conv2_s0.3_seed0.json"):
-        rebuild_summary_csv(method_dir)
-    (method_dir / "conv2_s0.3_seed0.json").write_text("[1, 2]")
-    with pytest.raises(UsageError, match="conv2_s0.3_seed0.json"):
-        rebuild_summary_csv(method_dir)
+    write_record(method_dir / "standard_seed0.json", {**record("standard_seed0", method="standard", layer=None),
+                                                      "method": "dropout"})
+    (method_dir / "conv2_s0.3_seed0.json").write_text(content)
+    with pytest.raises(FileProblem, match="conv2_s0.3_seed0.json") as error:
+        write_summary_csv(method_dir, "dropout")
+    assert problem in str(error.value)
+
+
+def test_foreign_json_in_a_results_folder_is_skipped_with_a_warning(tmp_path):
+    method_dir = tmp_path / "l1"
+    write_record(method_dir / "conv3_s0.01_seed0.json", record("conv3_s0.01_seed0"))
+    (method_dir / "notes.json").write_text('{"todo": "rerun conv1"}')
+    (method_dir / "list.json").write_text("[1, 2]")
+    with pytest.warns(UserWarning, match="list.json, notes.json"):
+        records = load_records(method_dir, "l1")
+    assert [r.variant.name for r in records] == ["conv3_s0.01_seed0"]

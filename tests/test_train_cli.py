@@ -10,10 +10,9 @@ import torch
 import data.cifar
 from cli_support import assert_usage_error, run_cli
 from main import main
-from sparsity import train as train_module
-from sparsity.checkpoint import load_checkpoint
-from sparsity.regularizers import build_model
 from sparsity.variants import Variant
+from training import loop as train_module
+from training.checkpoint import build_variant_model, load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 # Two classes, 32 training and 10 test images: every run here takes a second or two.
@@ -30,13 +29,13 @@ def test_diverged_variant_is_recorded_and_the_run_goes_on_then_exits_non_zero(ci
     # A float32 overflow of the L1 term (1e39 * mean|a| = inf) is a real, deterministic divergence.
     # The other variant starts with every fc2 unit dead (ReLU of a very negative bias gets no
     # gradient), so it ends collapsed: fc2 outputs only zeros.
-    def build_with_dead_fc2(variant, num_classes):
-        model = build_model(variant, num_classes)
+    def build_with_dead_fc2(variant, model_name, num_classes):
+        model = build_variant_model(variant, model_name, num_classes)
         if variant.strength == 0.5:
             torch.nn.init.constant_(model.fc2.bias, -1e4)
         return model
 
-    monkeypatch.setattr(train_module, "build_model", build_with_dead_fc2)
+    monkeypatch.setattr(train_module, "build_variant_model", build_with_dead_fc2)
     argv = [*TINY, "--layers", "fc2", "--strengths", "1e39", "0.5", "--no-baseline",
             "--data-dir", str(cifar_dir), "--models-dir", str(tmp_path)]
     status, out, _ = run(argv, capsys)
@@ -65,12 +64,12 @@ def test_diverged_variant_is_recorded_and_the_run_goes_on_then_exits_non_zero(ci
 
 @pytest.mark.parametrize("argv, fragments", [
     (["--layers", "conv9"], ["unknown layer 'conv9'", "conv1 conv2 conv3 conv4 fc1 fc2 fc3"]),
-    (["--strength", "-1"], ["L1 strength must be >= 0"]),
-    (["--strength", "inf"], ["not a finite number"]),
-    (["--dropout", "--strength", "1"], ["dropout p must be in [0, 1)"]),
-    (["--dropout", "--strengths", "0.2", "-0.1"], ["dropout p must be in [0, 1)"]),
+    (["--strength", "-1"], ["--strength (L1 strength λ) must be >= 0"]),
+    (["--strength", "inf"], ["--strength must be a finite number"]),
+    (["--dropout", "--strength", "1"], ["--strength (dropout probability p) must be in [0, 1)"]),
+    (["--dropout", "--strengths", "0.2", "-0.1"], ["--strengths (dropout probability p) must be in [0, 1)"]),
     (["--classes", "1", "1"], ["--classes lists 1 more than once"]),
-    (["--classes", "0", "10"], ["--classes 10 out of range"]),
+    (["--classes", "0", "10"], ["--classes has 10 out of range"]),
     (["--epochs", "0"], ["--epochs must be at least 1"]),
     (["--strength", "0.1", "--sweep"], ["not allowed with argument"]),
 ])

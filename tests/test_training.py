@@ -2,24 +2,37 @@
 import pytest
 import torch
 
-from models.simple_cnn import LAYER_NAMES
-from sparsity import train as train_module
-from sparsity.checkpoint import load_checkpoint, model_from_checkpoint
+from models import SimpleCNN
+from sparsity.hooks import record_activations
 from sparsity.measure import activation_sparsity, evaluate_clean
-from sparsity.recipe import Recipe
-from sparsity.regularizers import build_model, sparsity_penalty
-from sparsity.train import load_training_data, train_variants
+from sparsity.methods import METHODS
 from sparsity.variants import Variant
+from training import loop as train_module
+from training.checkpoint import build_variant_model, load_checkpoint, model_from_checkpoint
+from training.loop import load_training_data, train_variants
+from training.recipe import Recipe
+
+LAYER_NAMES = SimpleCNN.LAYER_NAMES
 
 CPU = torch.device("cpu")
 # Four classes of the generated set: 200 training and 80 test images, learnable in two short epochs.
 SMALL = dict(classes=(0, 1, 2, 3), epochs=2, batch_size=32, lr=0.05, augment="none")
 
 
+def build_model(variant, num_classes):
+    return build_variant_model(variant, "simple_cnn", num_classes)
+
+
+def forward_with_activations(model, x):
+    with record_activations(model, LAYER_NAMES) as activations:
+        logits = model(x)
+    return logits, activations
+
+
 @pytest.mark.parametrize("num_classes", [10, 4])
-def test_model_outputs_one_logit_per_class_and_every_layer_activation(num_classes):
+def test_model_outputs_one_logit_per_class_and_hooks_see_every_layer_activation(num_classes):
     model = build_model(Variant.baseline(0), num_classes)
-    logits, activations = model(torch.rand(5, 3, 32, 32), return_activations=True)
+    logits, activations = forward_with_activations(model, torch.rand(5, 3, 32, 32))
     assert logits.shape == (5, num_classes)
     assert list(activations) == list(LAYER_NAMES)
     assert activations["conv2"].shape == (5, 64, 28, 28)
@@ -28,10 +41,9 @@ def test_model_outputs_one_logit_per_class_and_every_layer_activation(num_classe
 
 
 def test_l1_penalty_is_strength_times_mean_absolute_activation_of_its_layer():
-    activations = {"conv3": torch.tensor([[0.0, 2.0], [4.0, -2.0]]), "fc1": torch.ones(2, 2)}
-    assert sparsity_penalty(Variant("l1", "conv3", 0.5, 0), activations).item() == pytest.approx(0.5 * 2.0)
-    assert sparsity_penalty(Variant("dropout", "conv3", 0.5, 0), activations) == 0.0
-    assert sparsity_penalty(Variant.baseline(0), activations) == 0.0
+    activation = torch.tensor([[0.0, 2.0], [4.0, -2.0]])
+    assert METHODS["l1"].penalty(activation, 0.5).item() == pytest.approx(0.5 * 2.0)
+    assert METHODS["dropout"].penalty(activation, 0.5) is None
 
 
 def test_dropout_is_active_in_train_mode_and_off_in_eval_mode():
@@ -42,9 +54,9 @@ def test_dropout_is_active_in_train_mode_and_off_in_eval_mode():
     x = torch.rand(64, 3, 32, 32)
 
     model.train()
-    _, first = model(x, return_activations=True)
-    _, second = model(x, return_activations=True)
-    _, reference = plain.eval()(x, return_activations=True)
+    _, first = forward_with_activations(model, x)
+    _, second = forward_with_activations(model, x)
+    _, reference = forward_with_activations(plain.eval(), x)
     dropped = (first["fc1"] == 0) & (reference["fc1"] != 0)
     assert 0.4 < dropped.sum() / (reference["fc1"] != 0).sum() < 0.6
     assert not torch.equal(first["fc1"], second["fc1"])
@@ -61,7 +73,7 @@ def test_activation_sparsity_counts_exact_zeros_in_one_batched_pass():
         model.conv4.bias.fill_(-1e6)  # conv4 outputs only zeros, so fc1 sees zeros too
     x = (torch.rand(23, 3, 32, 32) * 255).to(torch.uint8)
     measured = activation_sparsity(model, x, batch_size=7)
-    _, activations = model.eval()(x.float() / 255, return_activations=True)
+    _, activations = forward_with_activations(model.eval(), x.float() / 255)
     for layer in LAYER_NAMES:
         assert measured[layer] == pytest.approx((activations[layer] == 0).float().mean().item())
     assert measured["conv4"] == 1.0

@@ -1,56 +1,68 @@
-"""Result files in the TEAM.md schema (schema_version 1), made up for the vis tests.
+"""Result records in the current schema, made up for the vis tests.
 
-The numbers follow the shape real CIFAR-10 results take (PGD almost always
-succeeds, NES needs hundreds to thousands of queries, strong regularisation
-raises sparsity and costs accuracy) so that rendered figures can be inspected.
+The numbers follow the shape real CIFAR-10 results take (white-box attacks
+almost always succeed, query attacks need hundreds to thousands of queries,
+strong regularisation raises sparsity and costs accuracy) so that rendered
+figures can be inspected.
 """
-import json
 import math
 from pathlib import Path
 
-from models.simple_cnn import LAYER_NAMES
+from evaluation.records import write_record
+from models import SimpleCNN
 from sparsity.variants import Variant
 
+LAYER_NAMES = SimpleCNN.LAYER_NAMES
 BASELINE_SPARSITY = {"conv1": 0.42, "conv2": 0.58, "conv3": 0.55, "conv4": 0.66, "fc1": 0.71, "fc2": 0.63, "fc3": 0.0}
-ALL_ATTACKS = ("pgd", "nes_untargeted_m0", "nes_untargeted_m0.9", "nes_targeted_m0", "nes_targeted_m0.9")
+ALL_ATTACKS = ("pgd", "square", "nes_untargeted_m0", "nes_untargeted_m0.9", "nes_targeted_m0", "nes_targeted_m0.9")
+THREAT = {"pgd": "white-box"}
+TITLES = {"pgd": "PGD", "square": "Square", "nes_untargeted_m0": "NES untargeted, momentum 0",
+          "nes_untargeted_m0.9": "NES untargeted, momentum 0.9", "nes_targeted_m0": "NES targeted, momentum 0",
+          "nes_targeted_m0.9": "NES targeted, momentum 0.9"}
 
 
-def _attack_entry(key, n, n_correct, success_correct, median, seed_shift):
+def attack_entry(key, n, n_correct, fooled_correct, robust=None, median=None, targeted=None):
+    """One attack entry as eval writes it; ``fooled_correct`` of the ``n_correct`` images are fooled."""
+    targeted = ("targeted" in key and "untargeted" not in key) if targeted is None else targeted
     wrong = n - n_correct
-    targeted = "targeted" in key and "untargeted" not in key
-    # Untargeted: initially misclassified samples count as successes (TEAM.md definitions).
-    successes = round(success_correct * n_correct) + (0 if targeted else wrong)
-    entry = {"n": n, "n_correct": n_correct,
-             "success_rate_all": successes / n,
-             "success_rate_correct": round(success_correct * n_correct) / n_correct if n_correct else None,
-             "robust_acc": (n_correct - round(success_correct * n_correct)) / n}
-    if key.startswith("nes"):
-        entry.update({"median_queries": median + seed_shift, "mean_queries": 1.4 * median + seed_shift,
-                      "median_queries_all": 2 * median, "mean_queries_all": 2.5 * median})
+    successes = fooled_correct + (0 if targeted else wrong)
+    entry = {"attack": key.split("_")[0], "title": TITLES.get(key, key), "threat_model": THREAT.get(key, "black-box"),
+             "reference": False, "settings": {"eps": 8 / 255}, "targeted": targeted, "n": n, "n_correct": n_correct,
+             "n_success": successes, "n_success_correct": fooled_correct,
+             "success_rate_all": successes / n if n else None,
+             "success_rate_correct": fooled_correct / n_correct if n_correct else None,
+             "robust_acc": (n_correct - fooled_correct) / n if robust is None else robust}
+    if median is not None:
+        entry.update({"median_queries": median, "mean_queries": 1.4 * median,
+                      "median_queries_correct": median, "mean_queries_correct": 1.3 * median,
+                      "median_queries_all": 2 * median, "mean_queries_all": 2.5 * median, "max_queries": 5000})
     return entry
 
 
-def result_document(method, variant, clean_acc, sparsity, attacks):
-    return {
-        "schema_version": 1,
+def result_document(method, variant, clean_acc, sparsity, attacks, learned=True, curves=None, quick=False):
+    document = {
         "method": method,
-        "variant": {**variant.to_dict(), "name": variant.name},
-        "checkpoint": {"path": str(variant.checkpoint_path("trained-models")),
-                       "metadata": {"status": "complete", "collapsed": clean_acc < 0.15}},
+        "variant": variant.to_record(),
+        "checkpoint": {"path": str(variant.checkpoint_path("trained-models")), "sha256": "0" * 64,
+                       "metadata": {"status": "complete", "collapsed": clean_acc < 0.15,
+                                    "recipe": {"model": "simple_cnn"}}},
         "clean_acc": clean_acc,
+        "learned": learned,
         "n_test": 10000,
         "activation_sparsity": sparsity,
-        "eval_config": {"pgd": {"eps": 8 / 255, "steps": 50}},
+        "eval_config": {"eps": 8 / 255, "steps": 50, "quick": quick},
         "attacks": attacks,
-        "checks": [{"name": "pgd_within_eps", "passed": True, "detail": "max |delta| <= eps"}],
+        "checks": [{"name": "pgd_eps1_success", "status": "passed", "detail": "-"}],
         "timings": {"pgd_s": 1.0},
     }
+    if curves:
+        document["robustness_curves"] = curves
+    return document
 
 
-def write_result(results_dir, method, variant, clean_acc, sparsity, attacks):
+def write_result(results_dir, method, variant, clean_acc, sparsity, attacks, **options):
     path = variant.results_path(results_dir, method)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result_document(method, variant, clean_acc, sparsity, attacks), indent=2))
+    write_record(path, result_document(method, variant, clean_acc, sparsity, attacks, **options))
     return path
 
 
@@ -75,14 +87,20 @@ def realistic_variant(results_dir, method, variant, attacks=ALL_ATTACKS, n=1000)
     entries = {}
     for key in attacks:
         if key == "pgd":
-            entries[key] = _attack_entry(key, n, n_correct, 1.0 - 0.02 * effect, 0, 0)
+            entries[key] = attack_entry(key, n, n_correct, round((1.0 - 0.02 * effect) * n_correct))
         else:
             momentum = 0.9 if key.endswith("0.9") else 0.0
             targeted = key.startswith("nes_targeted")
             rate = (0.55 if targeted else 0.93) - 0.15 * effect
             median = (2400 if targeted else 900) * (1 + 1.2 * effect) * (0.8 if momentum else 1.0)
-            entries[key] = _attack_entry(key, n, n_correct, rate, round(median / 400) * 400, 400 * variant.seed)
-    return write_result(results_dir, method, variant, round(clean, 4), sparsity, entries)
+            if key == "square":
+                rate, median = 0.99 - 0.05 * effect, 60 * (1 + effect)
+            entries[key] = attack_entry(key, n // 5, n_correct // 5, round(rate * (n_correct // 5)),
+                                        median=round(median / 10) * 10 + 40 * variant.seed)
+    curves = {"pgd": [{"eps": eps / 255, "n": n, "robust_acc": max(0.0, clean * (1 - eps / 4) + 0.02 * effect)}
+                      for eps in (1, 2, 4, 8)]}
+    return write_result(results_dir, method, variant, round(clean, 4), sparsity, entries, learned=not collapse,
+                        curves=curves)
 
 
 def realistic_results(results_dir, seeds=(0, 1)):
@@ -92,7 +110,7 @@ def realistic_results(results_dir, seeds=(0, 1)):
     plan = {"l1": (1e-5, 2e-4, 1e-2, 0.1, 1.0, 10.0), "dropout": (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)}
     default = {"l1": 1e-2, "dropout": 0.3}
     for method, sweep in plan.items():
-        attacks = ALL_ATTACKS if method == "l1" else ALL_ATTACKS[:3]
+        attacks = ALL_ATTACKS if method == "l1" else ALL_ATTACKS[:4]
         for seed in seeds:
             realistic_variant(results_dir, method, Variant.baseline(seed), attacks)
             for layer in LAYER_NAMES:

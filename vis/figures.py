@@ -1,27 +1,25 @@
 """The figures of ``main.py --mode vis``, one function per figure.
 
-Each takes merged results (``vis.results_io.MethodResults``) and a file stem,
+Each takes merged results (``vis.results.MethodResults``) and a file stem,
 writes ``stem.png`` and ``stem.pdf`` and returns their paths, or [] when the
-results hold nothing that figure could show. Series whose attack was not
-evaluated are left out and named in the figure's footnote.
+results hold nothing that figure could show. What to plot is decided from the
+fields the results have (threat model, targeted, query counts), never from
+attack names. Variants that did not learn are marked, not compared; every
+figure's footnote states n, eps and the attack settings.
 """
 import math
 
 from matplotlib.lines import Line2D
 
-from sparsity.variants import DEFAULT_STRENGTH
-from vis.metrics import (CLEAN_ACC, OWN_SPARSITY, expected_nes_keys, median_queries, nes_keys, robust_acc,
-                         success_rate)
-from vis.render import (BASELINE_COLOR, LAYER_COLORS, LAYER_MARKERS, add_footnote, figure_style, new_figure,
+from attacks.base import WHITE_BOX
+from vis.metrics import CLEAN_ACC, OWN_SPARSITY, median_queries, robust_acc, success_correct
+from vis.render import (BASELINE_COLOR, NOT_LEARNED_COLOR, add_footnote, figure_style, layer_style, new_figure,
                         save_figure)
-from vis.results_io import attack_title, nes_attack, strength_text
 
-METHOD_TITLE = {"l1": "L1 activation penalty", "dropout": "Dropout"}
-STRENGTH_AXIS = {"l1": "L1 strength λ (log scale)", "dropout": "dropout probability p"}
-ACCURACY_COLORS = ("tab:blue", "tab:orange")
-SUCCESS_COLORS = ("tab:red", "tab:purple", "tab:green", "tab:olive", "tab:cyan")
-MOMENTUM_COLORS = ("tab:purple", "tab:green", "tab:olive", "tab:cyan")
+SERIES_COLORS = ("tab:blue", "tab:red", "tab:orange", "tab:purple", "tab:green", "tab:olive", "tab:cyan",
+                 "tab:brown", "tab:pink", "tab:gray")
 BASELINE_LABEL = "standard (no regularisation)"
+NOT_LEARNED_LABEL = "did not learn (near chance; not compared)"
 
 
 # --------------------------------------------------------------------------- shared pieces
@@ -30,27 +28,56 @@ def _seeds_text(results):
     seeds = results.seeds
     if len(seeds) == 1:
         return f"seed {seeds[0]}"
-    return f"mean ± std over seeds {', '.join(map(str, seeds))}"
+    return f"mean ± sample std over seeds {', '.join(map(str, seeds))}"
 
 
-def _error_bar_text(*all_results):
-    return " Error bars: std over seeds." if any(len(r.seeds) > 1 for r in all_results) else ""
+def _counts_text(values):
+    values = sorted(set(values))
+    return str(values[0]) if len(values) == 1 else f"{values[0]}–{values[-1]}"
 
 
-def _absent_note(results, expected):
-    absent = [attack_title(key) for key in expected if key not in results.attacks]
-    return [f"Not in the results, so not plotted: {'; '.join(absent)}."] if absent else []
+def _settings_text(settings):
+    def value(v):
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+    return ", ".join(f"{key} {value(v)}" for key, v in settings.items() if v is not None)
+
+
+def footnote_lines(results, keys, extra=()):
+    """What every figure states: images per attack, the attack settings, seeds, what was left out, and
+    whether it is a --quick pipeline check."""
+    lines = list(extra)
+    for key in keys:
+        info = results.attack_info[key]
+        ns = [n for v in results.variants if key in v.attacks for n in v.attacks[key].n]
+        settings = next((v.attacks[key].settings for v in results.variants if key in v.attacks), {})
+        lines.append(f"{info.title}: n = {_counts_text(ns) if ns else '-'} images per variant and seed; "
+                     f"{_settings_text(settings)}.")
+    if results.eval_configs:
+        eps = sorted({config.get("eps") for config in results.eval_configs if config.get("eps") is not None})
+        lines.append(f"eps = {', '.join(f'{e * 255:.3g}/255' for e in eps)} (L-inf); {_seeds_text(results)}; "
+                     f"error bars: sample std over seeds where there are several.")
+    not_learned = [f"{v.label} (seed {', '.join(map(str, v.not_learned_seeds))})"
+                   for v in results.variants if v.not_learned_seeds]
+    if not_learned:
+        lines.append("Did not learn (clean accuracy near chance), left out of every value: "
+                     + "; ".join(not_learned) + ".")
+    if results.quick:
+        lines.append("--quick: a pipeline check on few images with short training and attacks, not a finding.")
+    return lines
 
 
 def _tick_label(variant):
-    return "standard" if variant.is_baseline else f"{variant.layer}\n{strength_text(variant.method, variant.strength)}"
+    if variant.is_baseline:
+        return "standard"
+    return f"{variant.layer}\n{variant.label.split('(')[1].rstrip(')')}"
 
 
 def _strength_choice_text(results, shown):
-    default = DEFAULT_STRENGTH[results.method]
+    method = results.sparsity_method
+    default = method.default_strength
     if all(v.strength == default for v in shown if not v.is_baseline):
-        return f"default strength {strength_text(results.method, default)} at every layer"
-    return (f"strength under each layer: the default {strength_text(results.method, default)} where evaluated, "
+        return f"default strength {method.strength_text(default)} at every layer"
+    return (f"strength under each layer: the default {method.strength_text(default)} where evaluated, "
             "else the evaluated one closest to it")
 
 
@@ -63,31 +90,41 @@ def _value_text(metric, value):
     return f"{value:.1f}" if metric.percent else f"{value:.0f}"
 
 
-def _absence_text(metric, variant):
-    if metric.attack and metric.attack not in variant.attacks:
-        return "not run"
-    return "none fooled" if not metric.percent else "n/a"
+def metric_color(results, metric):
+    """One colour per attack across every figure of a method; clean accuracy and sparsity in grey."""
+    if metric.attack is None:
+        return "0.45"
+    return SERIES_COLORS[list(results.attack_info).index(metric.attack) % len(SERIES_COLORS)]
 
 
-def _grouped_bars(ax, variants, metrics, colors, labels=None):
-    """One group of bars per variant, one bar per metric, value on top; a note where a variant lacks the value."""
+def _grouped_bars(ax, results, variants, metrics, labels=None, annotations=None):
+    """One group of bars per variant, one bar per metric, value on top; a note where a variant lacks the value
+    or did not learn. ``annotations(metric, variant)`` may return extra text for a bar's label, which is then
+    written vertically so that neighbouring labels never overlap."""
     labels = labels or [metric.title for metric in metrics]
     width = 0.8 / len(metrics)
-    for i, (metric, color, label) in enumerate(zip(metrics, colors, labels)):
+    for x, variant in enumerate(variants):
+        if not variant.learned:
+            ax.text(x, 0, " did not learn", rotation=90, ha="center", va="bottom", fontsize=7, color=NOT_LEARNED_COLOR)
+    for i, (metric, label) in enumerate(zip(metrics, labels)):
         offset = (i - (len(metrics) - 1) / 2) * width
-        xs, heights, errors = [], [], []
+        xs, heights, errors, texts = [], [], [], []
         for x, variant in enumerate(variants):
+            if not variant.learned:
+                continue
             stat = metric.stat(variant)
             if stat.mean is None:
-                ax.text(x + offset, 0, f" {_absence_text(metric, variant)}", rotation=90, ha="center",
-                        va="bottom", fontsize=6.5, color="0.4")
+                note = "not run" if metric.attack and metric.attack not in variant.attacks else "none fooled"
+                ax.text(x + offset, 0, f" {note}", rotation=90, ha="center", va="bottom", fontsize=6.5, color="0.4")
                 continue
             xs.append(x + offset)
             heights.append(metric.scaled(stat.mean))
             errors.append(metric.scaled(stat.std) or 0.0)
-        bars = ax.bar(xs, heights, width, yerr=errors if any(errors) else None, color=color, label=label,
-                      capsize=2, error_kw={"elinewidth": 0.8})
-        ax.bar_label(bars, labels=[_value_text(metric, h) for h in heights], fontsize=6, padding=1)
+            extra = annotations(metric, variant) if annotations else None
+            texts.append(_value_text(metric, heights[-1]) + (f" ({extra})" if extra else ""))
+        bars = ax.bar(xs, heights, width, yerr=errors if any(errors) else None, color=metric_color(results, metric),
+                      label=label, capsize=2, error_kw={"elinewidth": 0.8})
+        ax.bar_label(bars, labels=texts, fontsize=6, padding=2, rotation=90 if annotations else 0)
     ax.set_xticks(range(len(variants)), [_tick_label(v) for v in variants])
     ax.set_xlim(-0.6, len(variants) - 0.4)
     if variants and variants[0].is_baseline:
@@ -95,18 +132,30 @@ def _grouped_bars(ax, variants, metrics, colors, labels=None):
 
 
 def _strength_axis(ax, method, strengths):
-    ax.set_xlabel(STRENGTH_AXIS[method])
-    if method != "l1":
+    ax.set_xlabel(method.strength_label + (" (log scale)" if method.log_scale else ""))
+    if not method.log_scale:
         return
     positive = [s for s in strengths if s > 0]
     if len(positive) == len(strengths):
         ax.set_xscale("log")
-    else:  # λ = 0 has no place on a log axis: linear around zero, logarithmic beyond the smallest λ
+    else:  # a strength of 0 has no place on a log axis: linear around zero, logarithmic beyond the smallest
         ax.set_xscale("symlog", linthresh=min(positive, default=1.0))
 
 
-def _layer_handle(layer, label=None):
-    return Line2D([], [], color=LAYER_COLORS[layer], marker=LAYER_MARKERS[layer], label=label or layer)
+def _mark_not_learned(ax, xs):
+    """'x' markers on the bottom edge at the x positions of variants that did not learn."""
+    if xs:
+        ax.plot(xs, [0.02] * len(xs), linestyle="none", marker="x", color=NOT_LEARNED_COLOR, markersize=7,
+                transform=ax.get_xaxis_transform(), clip_on=False)
+
+
+def _layer_handle(layer, layers, label=None):
+    color, marker = layer_style(layer, layers)
+    return Line2D([], [], color=color, marker=marker, label=label or layer)
+
+
+def _not_learned_handle():
+    return Line2D([], [], color=NOT_LEARNED_COLOR, marker="x", linestyle="none", label=NOT_LEARNED_LABEL)
 
 
 def _side_legend(fig, handles, title=None):
@@ -119,39 +168,44 @@ def _hide_empty(axes, used):
         ax.set_visible(False)
 
 
+def _percent_limits(ax, metric):
+    if metric.percent:
+        ax.set_ylim(-3, 109)
+    else:
+        ax.set_ylim(bottom=0)
+
+
 # --------------------------------------------------------------------------- figure 1
 
 def plot_per_layer(results, stem):
-    """Figure 1: clean accuracy, PGD robust accuracy and attack success per regularised layer."""
+    """Figure 1: clean and robust accuracy, and success over initially correct images, per regularised layer."""
     shown = _shown_variants(results)
     if not shown:
         return []
-    pgd = ["pgd"] if "pgd" in results.attacks else []
-    untargeted = nes_keys(results.attacks, "untargeted")
+    untargeted = results.attacks_where(targeted=False)
     panels = [
-        ("Accuracy", "accuracy (%)", [CLEAN_ACC] + [robust_acc(k) for k in pgd], ACCURACY_COLORS),
-        ("Untargeted attack success", "success rate over all n (%)",
-         [success_rate(k) for k in pgd + untargeted], SUCCESS_COLORS),
+        ("Accuracy (robust: over all n)", "accuracy (%)", [CLEAN_ACC] + [robust_acc(results, k) for k in untargeted]),
+        ("Untargeted attack success over the initially correct images", "success (%)",
+         [success_correct(results, k) for k in untargeted]),
     ]
     with figure_style():
-        fig = new_figure(max(8.0, 1.0 * len(shown) + 3.5), 6.8)
+        fig = new_figure(max(8.0, (0.7 + 0.25 * len(untargeted)) * len(shown) + 3.5), 7.0)
         axes = fig.subplots(2, 1)
-        for ax, (title, ylabel, metrics, colors) in zip(axes, panels):
+        for ax, (title, ylabel, metrics) in zip(axes, panels):
             ax.set_title(title, loc="left")
             ax.set_ylabel(ylabel)
-            ax.set_ylim(0, 109)
+            ax.set_ylim(0, 112)
             if metrics:
-                _grouped_bars(ax, shown, metrics, colors)
+                _grouped_bars(ax, results, shown, metrics)
                 ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
             else:
-                ax.text(0.5, 0.5, "no attack was evaluated", transform=ax.transAxes, ha="center", color="0.4")
+                ax.text(0.5, 0.5, "no untargeted attack was evaluated", transform=ax.transAxes, ha="center",
+                        color="0.4")
                 ax.set_xticks(range(len(shown)), [_tick_label(v) for v in shown])
         axes[1].set_xlabel("regularised layer (standard = no regularisation)")
-        fig.suptitle(f"{METHOD_TITLE[results.method]} at one layer: accuracy and robustness per layer\n"
+        fig.suptitle(f"{results.sparsity_method.title} at one layer: accuracy and robustness per layer\n"
                      f"{_strength_choice_text(results, shown)}; {_seeds_text(results)}", fontsize=10)
-        add_footnote(fig, _absent_note(results, ["pgd"] + expected_nes_keys("untargeted"))
-                     + ["Success rate over all n attacked samples (already misclassified ones count as successes); "
-                        "n per attack in summary.md." + _error_bar_text(results)])
+        add_footnote(fig, footnote_lines(results, untargeted))
         return save_figure(fig, stem)
 
 
@@ -159,201 +213,248 @@ def plot_per_layer(results, stem):
 
 def _sweep_panel(ax, results, metric, layers):
     for layer in layers:
-        points = [(v.strength, metric.stat(v)) for v in results.at_layer(layer)]
+        color, marker = layer_style(layer, results.layer_names)
+        variants = results.at_layer(layer)
+        points = [(v.strength, metric.stat(v)) for v in variants if v.learned]
         points = [(s, st) for s, st in points if st.mean is not None]
         if points:
             ax.errorbar([s for s, _ in points], [metric.scaled(st.mean) for _, st in points],
-                        yerr=[metric.scaled(st.std) or 0.0 for _, st in points], color=LAYER_COLORS[layer],
-                        marker=LAYER_MARKERS[layer], markersize=4.5, capsize=2, linewidth=1.2)
+                        yerr=[metric.scaled(st.std) or 0.0 for _, st in points], color=color, marker=marker,
+                        markersize=4.5, capsize=2, linewidth=1.2)
+        _mark_not_learned(ax, [v.strength for v in variants if not v.learned])
     baseline = results.baseline
-    if baseline and metric is OWN_SPARSITY:
+    if baseline and baseline.learned and metric is OWN_SPARSITY:
         for layer in layers:  # the baseline's sparsity differs per layer
             stat = baseline.sparsity.get(layer)
             if stat and stat.mean is not None:
-                ax.axhline(metric.scaled(stat.mean), color=LAYER_COLORS[layer], linestyle="--", linewidth=0.9)
-    elif baseline and metric.stat(baseline).mean is not None:
+                ax.axhline(metric.scaled(stat.mean), color=layer_style(layer, results.layer_names)[0],
+                           linestyle="--", linewidth=0.9)
+    elif baseline and baseline.learned and metric.stat(baseline).mean is not None:
         ax.axhline(metric.scaled(metric.stat(baseline).mean), color=BASELINE_COLOR, linestyle="--", linewidth=1)
-    ax.set_title(metric.panel_title + ("\n(dashed: standard, same layer)" if metric is OWN_SPARSITY else ""))
+    ax.set_title(metric.panel_title + ("\n(dashed: standard, same layer)" if metric is OWN_SPARSITY else ""), fontsize=9)
     ax.set_ylabel(metric.unit)
-    if metric.percent:
-        ax.set_ylim(-3, 103)
-    else:
-        ax.set_ylim(bottom=0)
+    _percent_limits(ax, metric)
 
 
 def plot_strength_sweep(results, stem):
-    """Figure 2: every metric against strength, one line per layer evaluated at two or more strengths."""
+    """Figure 2: clean and robust accuracy, queries and sparsity against strength, one line per swept layer."""
     layers = results.swept_layers()
     if not layers:
         return []
-    pgd = ["pgd"] if "pgd" in results.attacks else []
-    untargeted = nes_keys(results.attacks, "untargeted")
-    metrics = ([CLEAN_ACC] + [success_rate(k) for k in pgd] + [robust_acc(k) for k in pgd]
-               + [success_rate(k) for k in untargeted] + [median_queries(k) for k in untargeted] + [OWN_SPARSITY])
+    untargeted = results.attacks_where(targeted=False)
+    queried = results.attacks_where(targeted=False, counts_queries=True)
+    metrics = ([CLEAN_ACC] + [robust_acc(results, k) for k in untargeted]
+               + [median_queries(results, k) for k in queried] + [OWN_SPARSITY])
     strengths = [v.strength for layer in layers for v in results.at_layer(layer)]
     ncols = min(4, len(metrics))
     nrows = math.ceil(len(metrics) / ncols)
     with figure_style():
-        fig = new_figure(3.0 * ncols + 1.6, 3.0 * nrows + 0.9)
+        fig = new_figure(3.0 * ncols + 1.8, 3.0 * nrows + 1.6)
         axes = list(fig.subplots(nrows, ncols, squeeze=False).flat)
         for ax, metric in zip(axes, metrics):
             _sweep_panel(ax, results, metric, layers)
-            _strength_axis(ax, results.method, strengths)
+            _strength_axis(ax, results.sparsity_method, strengths)
         _hide_empty(axes, len(metrics))
-        handles = [_layer_handle(layer) for layer in layers]
+        handles = [_layer_handle(layer, results.layer_names) for layer in layers]
         if results.baseline:
             handles.append(Line2D([], [], color=BASELINE_COLOR, linestyle="--", label=BASELINE_LABEL))
+        if any(not v.learned for layer in layers for v in results.at_layer(layer)):
+            handles.append(_not_learned_handle())
         _side_legend(fig, handles, title="regularised layer")
-        fig.suptitle(f"{METHOD_TITLE[results.method]}: metrics against strength, per regularised layer "
+        fig.suptitle(f"{results.sparsity_method.title}: metrics against strength, per regularised layer "
                      f"({_seeds_text(results)})", fontsize=10)
-        add_footnote(fig, _absent_note(results, ["pgd"] + expected_nes_keys("untargeted")) + [
-            "NES: untargeted; median queries over the samples it fooled." + _error_bar_text(results)])
+        add_footnote(fig, footnote_lines(results, untargeted, [
+            "Robust accuracy over all n attacked images; queries: median over the images that were correct and "
+            "then fooled."]))
         return save_figure(fig, stem)
 
 
 # --------------------------------------------------------------------------- figure 3
 
-def _goals(attack_keys):
-    return [goal for goal in ("untargeted", "targeted") if nes_keys(attack_keys, goal)]
+def _query_goals(results):
+    goals = []
+    for targeted in (False, True):
+        keys = results.attacks_where(targeted=targeted, counts_queries=True)
+        if keys:
+            goals.append(("targeted" if targeted else "untargeted", keys))
+    return goals
 
 
-def _momentum_label(key):
-    return f"momentum {nes_attack(key)[1]:g}"
+def _fooled_text(metric, variant):
+    summary = variant.attacks.get(metric.attack)
+    if summary is None or None in summary.n_fooled_correct:
+        return None
+    return f"{sum(summary.n_fooled_correct)}/{sum(summary.n_correct)}"
 
 
-def _query_panel(ax, variants, keys):
-    _grouped_bars(ax, variants, [median_queries(key) for key in keys],
-                  [MOMENTUM_COLORS[i % len(MOMENTUM_COLORS)] for i in range(len(keys))],
-                  labels=[_momentum_label(key) for key in keys])
-    ax.set_ylim(bottom=0, top=ax.get_ylim()[1] * 1.06)
-    ax.set_ylabel("median queries to success")
+def _query_panel(ax, results, variants, keys):
+    _grouped_bars(ax, results, variants, [median_queries(results, key) for key in keys],
+                  labels=[results.attack_info[key].title for key in keys], annotations=_fooled_text)
+    ax.set_ylabel("median queries (fooled & correct)")
 
 
-def plot_nes_queries(results, stem):
-    """Figure 3 for one method: NES median queries per variant, one bar per momentum."""
-    goals = _goals(results.attacks)
+def _common_top(axes):
+    """One y limit for panels that share an axis, with room above the tallest bar for its vertical label."""
+    tops = [ax.dataLim.y1 for ax in axes if ax.has_data() and math.isfinite(ax.dataLim.y1) and ax.dataLim.y1 > 0]
+    if not tops:
+        return
+    for ax in axes:
+        ax.set_ylim(0, max(tops) * 1.45)
+
+
+def plot_queries(results, stem):
+    """Figure 3: median queries of the query-based attacks per variant, over the images fooled among the
+    initially correct, with fooled/correct counts on the bars."""
+    goals = _query_goals(results)
     shown = _shown_variants(results)
     if not goals or not shown:
         return []
     with figure_style():
-        fig = new_figure(max(8.0, 0.9 * len(shown) + 3.0), 3.2 * len(goals) + 1.0)
+        fig = new_figure(max(8.0, 0.9 * len(shown) + 3.5), 3.4 * len(goals) + 1.6)
         axes = fig.subplots(len(goals), 1, squeeze=False)[:, 0]
-        for ax, goal in zip(axes, goals):
-            _query_panel(ax, shown, nes_keys(results.attacks, goal))
-            ax.set_title(f"NES {goal}", loc="left")
+        for ax, (goal, keys) in zip(axes, goals):
+            _query_panel(ax, results, shown, keys)
+            _common_top([ax])
+            ax.set_title(f"Query-based attacks, {goal}", loc="left")
             ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
         axes[-1].set_xlabel("regularised layer (standard = no regularisation)")
-        fig.suptitle(f"{METHOD_TITLE[results.method]}: NES black-box queries to a successful attack\n"
+        fig.suptitle(f"{results.sparsity_method.title}: queries to a successful black-box attack\n"
                      f"{_strength_choice_text(results, shown)}; {_seeds_text(results)}", fontsize=10)
-        add_footnote(fig, _absent_note(results, expected_nes_keys("untargeted") + expected_nes_keys("targeted"))
-                     + ["Median over the samples the attack fooled; "
-                        "higher = more queries needed = more robust." + _error_bar_text(results)])
+        add_footnote(fig, footnote_lines(results, [k for _, keys in goals for k in keys], [
+            "Bars: median queries over the images that were classified correctly and then fooled; under each value "
+            "fooled/correct (summed over seeds). Higher = more queries needed = harder to attack."]))
         return save_figure(fig, stem)
 
 
-def plot_nes_queries_comparison(all_results, stem):
-    """Figure 3 across methods: the per-layer NES query bars of L1 and dropout side by side."""
-    all_results = [r for r in all_results if _goals(r.attacks) and _shown_variants(r)]
+def plot_queries_by_method(all_results, stem):
+    """Figure 3 across methods: the query bars of every method side by side, one y limit per row."""
+    all_results = [r for r in all_results if _query_goals(r) and _shown_variants(r)]
     if len(all_results) < 2:
         return []
-    goals = _goals(sorted({key for r in all_results for key in r.attacks}))
-    momenta = sorted({key for r in all_results for key in r.attacks if nes_attack(key)},
-                     key=lambda key: nes_attack(key)[1])
+    goals = [goal for goal in ("untargeted", "targeted")
+             if any(goal == g for r in all_results for g, _ in _query_goals(r))]
     widest = max(len(_shown_variants(r)) for r in all_results)
     with figure_style():
-        fig = new_figure(min(16.0, 0.75 * widest * len(all_results) + 3.0), 3.2 * len(goals) + 1.2)
+        fig = new_figure(min(18.0, 0.8 * widest * len(all_results) + 3.5), 3.4 * len(goals) + 1.8)
         axes = fig.subplots(len(goals), len(all_results), squeeze=False, sharey="row")
         for col, results in enumerate(all_results):
-            shown = _shown_variants(results)
+            keys_by_goal = dict(_query_goals(results))
             for row, goal in enumerate(goals):
                 ax = axes[row, col]
-                keys = nes_keys(results.attacks, goal)
-                if keys:
-                    _query_panel(ax, shown, keys)
+                if goal in keys_by_goal:
+                    _query_panel(ax, results, _shown_variants(results), keys_by_goal[goal])
+                    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=3, frameon=False, fontsize=7)
                 else:
-                    ax.text(0.5, 0.5, f"NES {goal} not evaluated", transform=ax.transAxes, ha="center",
+                    ax.text(0.5, 0.5, f"no {goal} query-based attack", transform=ax.transAxes, ha="center",
                             color="0.4")
                     ax.set_xticks([])
-                ax.set_title(f"{METHOD_TITLE[results.method]}: NES {goal}", loc="left")
+                ax.set_title(f"{results.sparsity_method.title}: {goal}", loc="left")
                 if col:
                     ax.set_ylabel("")
-        labels = sorted({_momentum_label(key) for key in momenta}, key=lambda s: float(s.split()[-1]))
-        handles = [Line2D([], [], color=MOMENTUM_COLORS[i % len(MOMENTUM_COLORS)], linewidth=8, label=label)
-                   for i, label in enumerate(labels)]
-        _side_legend(fig, handles)
-        fig.suptitle("NES black-box queries to a successful attack, per regularised layer: "
-                     + " vs ".join(METHOD_TITLE[r.method] for r in all_results), fontsize=10)
-        add_footnote(fig, ["; ".join(f"{METHOD_TITLE[r.method]}: {_strength_choice_text(r, _shown_variants(r))}"
+        for row in range(len(goals)):
+            _common_top(list(axes[row]))
+        fig.suptitle("Queries to a successful black-box attack, per regularised layer: "
+                     + " vs ".join(r.sparsity_method.title for r in all_results), fontsize=10)
+        add_footnote(fig, ["; ".join(f"{r.sparsity_method.title}: {_strength_choice_text(r, _shown_variants(r))}"
                                      for r in all_results) + ".",
-                           "Median over the samples the attack fooled."
-                           + _error_bar_text(*all_results)])
+                           "Median over the images classified correctly and then fooled; fooled/correct under each "
+                           "value. One y scale per row."] + footnote_lines(all_results[0], []))
         return save_figure(fig, stem)
 
 
 # --------------------------------------------------------------------------- figure 4
 
-def _sparsity_panel(ax, results, metric, variants, labelled_layers):
-    for v in variants:
-        stat = metric.stat(v)
-        if stat.mean is None:
-            continue
-        x, y = 100 * v.own_sparsity.mean, metric.scaled(stat.mean)
-        ax.plot([x], [y], color=LAYER_COLORS[v.layer], marker=LAYER_MARKERS[v.layer], markersize=5.5,
-                linestyle="none")
-        if v.layer in labelled_layers:
-            ax.annotate(f"{v.strength:g}", (x, y), xytext=(4, 3), textcoords="offset points", fontsize=6.5,
-                        color=LAYER_COLORS[v.layer])
+def _sparsity_panel(ax, results, metric, variants):
+    layers = results.layer_names
+    for layer in dict.fromkeys(v.layer for v in variants):
+        color, marker = layer_style(layer, layers)
+        points = sorted((v.own_sparsity.mean, metric.stat(v).mean, v.strength) for v in variants
+                        if v.layer == layer and v.learned and metric.stat(v).mean is not None)
+        if points:
+            ax.plot([100 * x for x, _, _ in points], [metric.scaled(y) for _, y, _ in points], color=color,
+                    marker=marker, markersize=5, linewidth=0.6)
+        _mark_not_learned(ax, [100 * v.own_sparsity.mean for v in variants if v.layer == layer and not v.learned])
     baseline = results.baseline
-    base = metric.stat(baseline) if baseline else None
+    base = metric.stat(baseline) if baseline and baseline.learned else None
     if base and base.mean is not None:
-        y = metric.scaled(base.mean)
-        ax.axhline(y, color=BASELINE_COLOR, linestyle="--", linewidth=1)
-        for layer in {v.layer for v in variants}:
-            stat = baseline.sparsity.get(layer)
-            if stat and stat.mean is not None:
-                ax.plot([100 * stat.mean], [y], marker=LAYER_MARKERS[layer], markersize=8, linestyle="none",
-                        markerfacecolor="none", markeredgecolor=LAYER_COLORS[layer], markeredgewidth=1.4)
+        ax.axhline(metric.scaled(base.mean), color=BASELINE_COLOR, linestyle="--", linewidth=1)
     ax.set_title(metric.panel_title)
     ax.set_xlabel("sparsity of the regularised layer (% exact zeros)")
     ax.set_ylabel(metric.unit)
-    if not metric.percent:
-        ax.set_ylim(bottom=0)
+    _percent_limits(ax, metric)
     ax.set_xlim(-3, 103)
 
 
 def plot_robustness_vs_sparsity(results, stem):
-    """Figure 4: robustness against the measured sparsity of the regularised layer, one point per variant."""
+    """Figure 4: robust accuracy (and queries) against the measured sparsity of the regularised layer."""
     variants = [v for v in results.variants if not v.is_baseline and v.own_sparsity.mean is not None]
-    pgd = ["pgd"] if "pgd" in results.attacks else []
-    metrics = ([success_rate(k) for k in pgd] + [robust_acc(k) for k in pgd]
-               + [median_queries(k) for k in nes_keys(results.attacks, "untargeted")])
+    untargeted = results.attacks_where(targeted=False)
+    metrics = ([robust_acc(results, k) for k in untargeted]
+               + [median_queries(results, k) for k in results.attacks_where(targeted=False, counts_queries=True)])
     metrics = [m for m in metrics if any(m.stat(v).mean is not None for v in variants)]
     if not variants or not metrics:
         return []
-    layers = [layer for layer in results.layers if any(v.layer == layer for v in variants)]
-    # Layers with one strength are named with it in the legend; swept layers get the strength beside each point.
-    swept = {layer for layer in layers if sum(v.layer == layer for v in variants) > 1}
-    ncols = min(2, len(metrics))
+    ncols = min(3, len(metrics))
     nrows = math.ceil(len(metrics) / ncols)
     with figure_style():
-        fig = new_figure(4.6 * ncols + 2.2, 3.5 * nrows + 1.2)
+        fig = new_figure(4.2 * ncols + 2.4, 3.4 * nrows + 1.6)
         axes = list(fig.subplots(nrows, ncols, squeeze=False).flat)
         for ax, metric in zip(axes, metrics):
-            _sparsity_panel(ax, results, metric, variants, swept)
+            _sparsity_panel(ax, results, metric, variants)
         _hide_empty(axes, len(metrics))
-        handles = [_layer_handle(layer, layer if layer in swept else
-                                 f"{layer} ({strength_text(results.method, results.at_layer(layer)[0].strength)})")
-                   for layer in layers]
+        method = results.sparsity_method
+        handles = []
+        for layer in dict.fromkeys(v.layer for v in variants):
+            strengths = sorted(v.strength for v in variants if v.layer == layer)
+            span = method.strength_text(strengths[0]) + ("" if len(strengths) == 1 else
+                                                        f"…{strengths[-1]:g}")
+            handles.append(_layer_handle(layer, results.layer_names, f"{layer} ({span})"))
         if results.baseline:
-            handles += [Line2D([], [], color=BASELINE_COLOR, linestyle="--", label=BASELINE_LABEL),
-                        Line2D([], [], color=BASELINE_COLOR, marker="o", markerfacecolor="none", linestyle="none",
-                               label="standard, sparsity of\nthe same layer (hollow)")]
-        _side_legend(fig, handles)
-        fig.suptitle(f"{METHOD_TITLE[results.method]}: robustness against measured activation sparsity "
-                     f"(means over seeds {', '.join(map(str, results.seeds))})", fontsize=10)
-        add_footnote(fig, _absent_note(results, ["pgd"] + expected_nes_keys("untargeted")) + [
-            "Filled: one point per regularised variant (number beside it = strength); sparsity measured on the test "
-            "set at the regularised layer. Hollow: the standard model at that same layer's sparsity, on its dashed",
-            "line, so the step from a layer's hollow marker to its filled ones is what regularising that layer "
-            "changed. NES: untargeted, median over fooled samples. Y axes are zoomed to the data."])
+            handles.append(Line2D([], [], color=BASELINE_COLOR, linestyle="--", label=BASELINE_LABEL))
+        if any(not v.learned for v in variants):
+            handles.append(_not_learned_handle())
+        _side_legend(fig, handles, title="regularised layer (strengths)")
+        fig.suptitle(f"{method.title}: robustness against measured activation sparsity ({_seeds_text(results)})",
+                     fontsize=10)
+        add_footnote(fig, footnote_lines(results, untargeted, [
+            "One point per variant (mean over seeds); a layer's points are joined in order of sparsity. Sparsity "
+            "measured on the test set at the regularised layer; dashed: the standard model."]))
         return save_figure(fig, stem)
+
+
+# --------------------------------------------------------------------------- figure 5
+
+def plot_robustness_curves(results, stem):
+    """Figure 5: robust accuracy against eps for every variant, one panel per white-box attack swept."""
+    keys = [k for k in results.attacks_where(WHITE_BOX, targeted=False) if any(k in v.curves for v in results.variants)]
+    if not keys:
+        return []
+    layers = results.layer_names
+    with figure_style():
+        fig = new_figure(max(8.0, 4.6 * len(keys) + 3.0), 4.4)
+        axes = fig.subplots(1, len(keys), squeeze=False, sharey="row")[0]
+        handles = []
+        for ax, key in zip(axes, keys):
+            for v in results.variants:
+                if key not in v.curves or not v.learned:
+                    continue
+                points = [(eps * 255, stat) for eps, stat in v.curves[key].items() if stat.mean is not None]
+                color, marker = (BASELINE_COLOR, "o") if v.is_baseline else layer_style(v.layer, layers)
+                siblings = [] if v.is_baseline else [s.strength for s in results.at_layer(v.layer)]
+                style = "-" if v.is_baseline or len(siblings) < 2 else ("-", "--", ":", "-.")[
+                    sorted(siblings).index(v.strength) % 4]
+                line = ax.errorbar([e for e, _ in points], [100 * s.mean for _, s in points],
+                                   yerr=[100 * (s.std or 0.0) for _, s in points], color=color, marker=marker,
+                                   markersize=4, linestyle=style, capsize=2, label=v.label)
+                if ax is axes[0]:
+                    handles.append(line)
+            ax.set_title(f"{results.attack_info[key].title}: robust accuracy against eps", loc="left")
+            ax.set_xlabel("eps (x 1/255, L-inf)")
+            ax.set_ylim(-3, 103)
+        axes[0].set_ylabel("robust accuracy (%)")
+        fig.legend(handles=handles, loc="outside right center", frameon=False, title="variant")
+        fig.suptitle(f"{results.sparsity_method.title}: robustness curves ({_seeds_text(results)})", fontsize=10)
+        add_footnote(fig, footnote_lines(results, keys, [
+            "Robust accuracy over all n attacked images at each eps of --eps-sweep; same images at every eps."]))
+        return save_figure(fig, stem)
+

@@ -1,13 +1,21 @@
-"""The plotted quantities: how to read each from a merged variant, and how to label it."""
+"""The plotted quantities: how to read each from a merged variant, and how to label it.
+
+Figures show robust accuracy (over all n) and success over the initially
+correct images; query counts are medians over the images that were correct
+and then fooled. The original repository's success over all images stays in
+the files and in summary.md, labelled as such, but is never plotted.
+"""
 from dataclasses import dataclass
 
-from vis.results_io import MISSING, QUERY_FIELDS, attack_title, nes_attack
+from evaluation.records import QUERY_FIELDS
+from vis.results import MISSING
 
 
 @dataclass(frozen=True)
 class Metric:
-    quantity: str  # "success rate (all n)", "clean accuracy", ...
+    quantity: str  # "robust accuracy", "clean accuracy", ...
     attack: str | None  # attack key, None for clean accuracy and sparsity
+    attack_title: str | None
     field: str  # "clean_acc", "own_sparsity" or a field of the attack entry
 
     @property
@@ -21,12 +29,12 @@ class Metric:
     @property
     def title(self):
         """One line, for legends."""
-        return f"{attack_title(self.attack)}: {self.quantity}" if self.attack else self.quantity
+        return f"{self.attack_title}: {self.quantity}" if self.attack else self.quantity
 
     @property
     def panel_title(self):
         """Two short lines, for the small panels of a grid."""
-        return f"{attack_title(self.attack)}\n{self.quantity}" if self.attack else self.quantity
+        return f"{self.attack_title}\n{self.quantity}" if self.attack else self.quantity
 
     def stat(self, variant):
         if self.attack is None:
@@ -37,27 +45,18 @@ class Metric:
         return None if value is None else value * 100 if self.percent else value
 
 
-CLEAN_ACC = Metric("clean accuracy", None, "clean_acc")
-OWN_SPARSITY = Metric("sparsity of the regularised layer", None, "own_sparsity")
+CLEAN_ACC = Metric("clean accuracy", None, None, "clean_acc")
+OWN_SPARSITY = Metric("sparsity of the regularised layer", None, None, "own_sparsity")
 
 
-def success_rate(attack):
-    return Metric("success rate (all n)", attack, "success_rate_all")
+def robust_acc(results, key):
+    return Metric("robust accuracy", key, results.attack_info[key].title, "robust_acc")
 
 
-def robust_acc(attack):
-    return Metric("robust accuracy", attack, "robust_acc")
+def success_correct(results, key):
+    return Metric("success, initially correct (%)", key, results.attack_info[key].title, "success_rate_correct")
 
 
-def median_queries(attack):
-    return Metric("median queries", attack, "median_queries")
-
-
-def nes_keys(attacks, goal):
-    """The NES attack keys of one goal ("untargeted"/"targeted") present in ``attacks``, by momentum."""
-    return [key for key in attacks if (nes_attack(key) or ("", 0))[0] == goal]
-
-
-def expected_nes_keys(goal):
-    """The NES runs the evaluation protocol defines, used to say which ones are absent."""
-    return [f"nes_{goal}_m0", f"nes_{goal}_m0.9"]
+def median_queries(results, key):
+    return Metric("median queries (fooled & correct)", key, results.attack_info[key].title,
+                  "median_queries_correct")

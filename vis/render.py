@@ -13,7 +13,6 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from common.io import atomic_write_bytes
-from models.simple_cnn import LAYER_NAMES
 
 DPI = 150
 STYLE = {
@@ -27,13 +26,19 @@ STYLE = {
     "grid.alpha": 0.3,
     "axes.axisbelow": True,
 }
-LAYER_COLORS = {layer: f"C{i}" for i, layer in enumerate(LAYER_NAMES)}
 # Distinct shapes keep layers apart where their lines or points coincide.
-LAYER_MARKERS = dict(zip(LAYER_NAMES, ("o", "s", "D", "^", "v", "P", "X")))
+MARKERS = ("o", "s", "D", "^", "v", "P", "X", "h", "<", ">")
 BASELINE_COLOR = "0.2"
+NOT_LEARNED_COLOR = "0.6"
 # Timestamps and version strings are what would make two renders of the same data differ.
 PNG_METADATA = {"Software": None}
 PDF_METADATA = {"CreationDate": None, "ModDate": None, "Creator": None, "Producer": None}
+
+
+def layer_style(layer, layers):
+    """(colour, marker) of ``layer``, by its position among the model's ``layers``."""
+    index = layers.index(layer)
+    return f"C{index % 10}", MARKERS[index % len(MARKERS)]
 
 
 @contextmanager

@@ -2,95 +2,100 @@
 
 Files written (each figure as .png at 150 dpi and as .pdf):
 
-- ``results/{method}/fig1_per_layer``                 accuracy and attack success per regularised layer
-- ``results/{method}/fig2_strength_sweep``            every metric against strength (layers with 2+ strengths)
-- ``results/{method}/fig3_nes_queries``               NES median queries per variant, momentum 0 / 0.9
-- ``results/{method}/fig4_robustness_vs_sparsity``    robustness against measured sparsity of the regularised layer
-- ``results/{method}/summary.md``                     every number as markdown tables
-- ``results/fig3_nes_queries_l1_vs_dropout``          figure 3 of both methods side by side (when both have NES results)
+- ``results/{method}/fig1_per_layer``               clean and robust accuracy, success over correct images, per layer
+- ``results/{method}/fig2_strength_sweep``          metrics against strength (layers with 2+ strengths)
+- ``results/{method}/fig3_queries``                 query-based attacks: median queries over fooled & correct images
+- ``results/{method}/fig4_robustness_vs_sparsity``  robust accuracy against measured sparsity of the regularised layer
+- ``results/{method}/fig5_robustness_curves``       robust accuracy against eps (evaluations with --eps-sweep)
+- ``results/{method}/summary.md``                   every number as markdown tables
+- ``results/fig3_queries_by_method``                figure 3 of every method side by side (when several have results)
 """
 import logging
 from pathlib import Path
 
-from common.errors import UsageError
+from common.errors import FileProblem
 from common.io import atomic_write_text, ensure_writable_dir
-from models.simple_cnn import LAYER_NAMES
-from sparsity.variants import METHODS, validate_layers
-from vis.figures import (plot_nes_queries, plot_nes_queries_comparison, plot_per_layer,
+from models import layer_names
+from sparsity.methods import METHODS, get_method
+from sparsity.variants import validate_layers
+from vis.figures import (plot_per_layer, plot_queries, plot_queries_by_method, plot_robustness_curves,
                          plot_robustness_vs_sparsity, plot_strength_sweep)
-from vis.results_io import load_result_files, merge_seeds, missing_requests, select_files
+from vis.results import load_method_results
 from vis.summary_table import summary_markdown
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_RESULTS_DIR = Path("results")  # main.py's default <repo>/results, as seen from the repository root
-COMPARISON_STEM = "fig3_nes_queries_l1_vs_dropout"
+COMPARISON_STEM = "fig3_queries_by_method"
 METHOD_FIGURES = (
     ("fig1_per_layer", plot_per_layer, "no variant to show"),
     ("fig2_strength_sweep", plot_strength_sweep, "no layer was evaluated at two or more strengths"),
-    ("fig3_nes_queries", plot_nes_queries, "no NES results"),
+    ("fig3_queries", plot_queries, "no query-based attack results"),
     ("fig4_robustness_vs_sparsity", plot_robustness_vs_sparsity,
-     "no regularised variant with both measured sparsity and PGD or NES results"),
+     "no regularised variant with both measured sparsity and attack results"),
+    ("fig5_robustness_curves", plot_robustness_curves, "no robustness curve (evaluate with --eps-sweep)"),
 )
 
 
-def eval_command(method, layers, results_dir):
+def eval_command(method, layers, results_dir, default_results_dir=Path("results")):
     """The command that produces the missing results, for messages."""
     parts = ["python main.py --mode eval"]
-    if method == "dropout":
-        parts.append("--dropout")
-    if tuple(layers) != LAYER_NAMES:
+    if method != "l1":
+        parts.append(f"--method {method}")
+    if tuple(layers) != tuple(layer_names()):
         parts.append("--layers " + " ".join(layers))
-    if Path(results_dir).resolve() != DEFAULT_RESULTS_DIR.resolve():
+    if Path(results_dir).resolve() != Path(default_results_dir).resolve():
         parts.append(f"--results-dir {results_dir}")
     return " ".join(parts)
 
 
-def _load(results_dir, method, layers, include_baseline):
-    files = load_result_files(results_dir, method)
-    return select_files(files, layers, include_baseline)
+def missing_requests(records, layers, include_baseline):
+    """Names of requested variants (the baseline, each layer) without a single result file."""
+    have = {r.variant.layer for r in records if not r.variant.is_baseline}
+    missing = ["standard"] if include_baseline and not any(r.variant.is_baseline for r in records) else []
+    return missing + [layer for layer in layers if layer not in have]
 
 
-def make_figures(results_dir, method, layers=LAYER_NAMES, include_baseline=True):
+def make_figures(results_dir, method, layers=None, include_baseline=True, default_results_dir=Path("results")):
     """Write the figures and summary of ``results_dir/method``; returns the written paths.
 
     ``layers``/``include_baseline`` filter what is shown. Requested layers (or the
     baseline) without any result file are named in one warning; no result at all,
-    or a file that is not a valid result file, raises UsageError.
+    or a file that is not a valid result file, raises FileProblem.
     """
-    if method not in METHODS:
-        raise UsageError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
-    layers = tuple(layers)
-    validate_layers(layers)
+    get_method(method)
+    layers = validate_layers(layers or layer_names())
     results_dir = Path(results_dir)
-    files = _load(results_dir, method, layers, include_baseline)
-    if not files:
-        raise UsageError(f"no results for {method} in {results_dir / method}; "
-                         f"run {eval_command(method, layers, results_dir)} first")
+    records, results = load_method_results(results_dir, method, layers, include_baseline)
+    if not records:
+        raise FileProblem(f"no results for {method} in {results_dir / method}; run "
+                          f"{eval_command(method, layers, results_dir, default_results_dir)} first", "results_dir")
     notes = []
-    missing = missing_requests(files, layers, include_baseline)
+    missing = missing_requests(records, layers, include_baseline)
     if missing:
-        message = (f"no results in {results_dir / method} for requested {', '.join(missing)}; not plotted — "
-                   f"run {eval_command(method, [m for m in missing if m in LAYER_NAMES] or layers, results_dir)} "
-                   "to add them")
+        command = eval_command(method, [m for m in missing if m in layers] or layers, results_dir, default_results_dir)
+        message = f"no results in {results_dir / method} for requested {', '.join(missing)}; not plotted — run {command}"
         logger.warning("warning: %s", message)
         notes.append(message[0].upper() + message[1:] + ".")
 
-    out_dir = ensure_writable_dir(results_dir / method, "--results-dir")
-    results = merge_seeds(method, out_dir, files)
+    out_dir = ensure_writable_dir(results_dir / method, "results_dir")
     written = []
     for stem, plot, reason in METHOD_FIGURES:
         paths = plot(results, out_dir / stem)
         if not paths:
-            notes.append(f"{stem} not drawn in this run ({reason}); a {stem} file in this folder is from an earlier run.")
+            notes.append(f"{stem} not drawn in this run ({reason}); a {stem} file in this folder is from an earlier "
+                         "run.")
         written += paths
 
-    other = next(m for m in METHODS if m != method)
-    other_files = _load(results_dir, other, layers, include_baseline)
-    if other_files:
-        both = {method: results, other: merge_seeds(other, results_dir / other, other_files)}
-        written += plot_nes_queries_comparison([both[m] for m in METHODS], results_dir / COMPARISON_STEM)
+    others = {}
+    for other in METHODS:
+        if other != method and (results_dir / other).is_dir():
+            other_records, other_results = load_method_results(results_dir, other, layers, include_baseline)
+            if other_records:
+                others[other] = other_results
+    if others:
+        ordered = [results if name == method else others[name] for name in METHODS if name == method or name in others]
+        written += plot_queries_by_method(ordered, results_dir / COMPARISON_STEM)
 
     summary = out_dir / "summary.md"
-    atomic_write_text(summary, summary_markdown(results, notes))
+    atomic_write_text(summary, summary_markdown(results, records, notes), location="results_dir")
     return written + [summary]

@@ -1,13 +1,10 @@
 """``results/{method}/summary.md``: every number behind the figures as markdown tables."""
-from models.simple_cnn import LAYER_NAMES
-from vis.results_io import QUERY_FIELDS, attack_title, nes_attack
 
 DASH = "—"
-METHOD_NAME = {"l1": "L1 activation penalty", "dropout": "Dropout"}
-QUERY_HEADERS = {"median_queries": "median queries (fooled)", "mean_queries": "mean queries (fooled)",
-                 "median_queries_all": "median queries (all n)", "mean_queries_all": "mean queries (all n)",
-                 "median_queries_correct": "median queries (fooled, n_correct)",
-                 "mean_queries_correct": "mean queries (fooled, n_correct)"}
+QUERY_HEADERS = (("median_queries_correct", "median queries (fooled & correct)"),
+                 ("mean_queries_correct", "mean queries (fooled & correct)"),
+                 ("median_queries", "median queries (fooled, all)"),
+                 ("median_queries_all", "median queries (all n)"))
 
 
 def _percent(stat):
@@ -39,66 +36,110 @@ def _seeds(seeds):
     return ", ".join(map(str, seeds))
 
 
+def _notes(variant):
+    notes = []
+    if variant.not_learned_seeds:
+        notes.append(f"DID NOT LEARN (seed {_seeds(variant.not_learned_seeds)}; not compared)")
+    if variant.collapsed_seeds:
+        notes.append(f"collapsed (seed {_seeds(variant.collapsed_seeds)})")
+    return notes + [f"failed check {name}" for name in variant.failed_checks]
+
+
 def _overview(results):
     baseline = results.baseline
+    headline = results.headline
+    title = results.attack_info[headline].title if headline else None
     rows = []
     for v in results.variants:
         base_at_layer = baseline.sparsity.get(v.layer) if baseline and not v.is_baseline else None
-        notes = [f"collapsed (seed {', '.join(map(str, v.collapsed_seeds))})"] if v.collapsed_seeds else []
-        notes += [f"failed check {name}" for name in v.failed_checks]
-        rows.append([v.label, _seeds(v.seeds), _counts(v.n_test), _percent(v.clean_acc), _percent(v.own_sparsity),
-                     _percent(base_at_layer) if not v.is_baseline else DASH, "; ".join(notes)])
-    return _table(["variant", "seeds", "n_test", "clean acc (%)", "sparsity of regularised layer (%)",
-                   "standard's sparsity at that layer (%)", "notes"], rows)
+        rows.append([v.label, _seeds(v.seeds), _counts(v.n_test), _percent(v.clean_acc)]
+                    + ([_percent(v.attack(headline, "robust_acc"))] if headline else [])
+                    + [_percent(v.own_sparsity), _percent(base_at_layer) if not v.is_baseline else DASH,
+                       "; ".join(_notes(v))])
+    return _table(["variant", "seeds", "n_test", "clean acc (%)"]
+                  + ([f"robust acc, {title} (%)"] if headline else [])
+                  + ["sparsity of regularised layer (%)", "standard's sparsity at that layer (%)", "notes"], rows)
 
 
 def _attack_section(results, key):
-    nes = nes_attack(key) is not None
+    info = results.attack_info[key]
     have = [v for v in results.variants if key in v.attacks]
-    query_fields = [f for f in QUERY_FIELDS if any(f in v.attacks[key].fields for v in have)] if nes else []
-    header = ["variant", "seeds", "n", "n_correct", "success, all n (%)", "success, n_correct (%)",
-              "robust acc, all n (%)"] + [QUERY_HEADERS[f] for f in query_fields]
+    header = ["variant", "seeds", "n", "n_correct", "robust acc, all n (%)", "success, n_correct (%)",
+              "success, all n (%) (original repo's number)"]
+    query_fields = [(f, h) for f, h in QUERY_HEADERS if info.counts_queries]
+    if info.counts_queries:
+        header += ["fooled/correct"] + [h for _, h in query_fields]
     rows = []
     for v in have:
         run = v.attacks[key]
-        rows.append([v.label, _seeds(run.seeds), _counts(run.n), _counts(run.n_correct),
-                     _percent(run.get("success_rate_all")), _percent(run.get("success_rate_correct")),
-                     _percent(run.get("robust_acc"))]
-                    + [_queries(run.get(f)) for f in query_fields])
-    lines = [f"## {attack_title(key)}", ""]
-    if nes:
-        lines += ["Queries: model evaluations per sample; median/mean queries are over the samples the attack fooled "
-                  "(— when none), the *(all n)* columns over every attacked sample "
-                  "(a sample not fooled counts the queries it used).", ""]
+        row = [v.label, _seeds(run.seeds), _counts(run.n), _counts(run.n_correct),
+               _percent(run.get("robust_acc")), _percent(run.get("success_rate_correct")),
+               _percent(run.get("success_rate_all"))]
+        if info.counts_queries:
+            fooled = DASH if None in run.n_fooled_correct else f"{sum(run.n_fooled_correct)}/{sum(run.n_correct)}"
+            row += [fooled] + [_queries(run.get(f)) for f, _ in query_fields]
+        rows.append(row)
+    settings = next(iter(have)).attacks[key].settings if have else {}
+    lines = [f"## {info.title} ({info.threat_model}, {'targeted' if info.targeted else 'untargeted'})", ""]
+    if settings:
+        lines += ["Settings: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                           for k, v in settings.items() if v is not None) + ".", ""]
+    if info.counts_queries:
+        lines += ["Queries: model evaluations per image. *fooled & correct*: over the images classified correctly "
+                  "and then fooled (the figures' number); *fooled, all*: over every fooled image, initially "
+                  "misclassified ones at 1 query; *all n*: over every attacked image (an image not fooled counts "
+                  "the queries it used).", ""]
     lines += _table(header, rows)
-    lacking = [v.label for v in results.variants if key not in v.attacks]
+    lacking = [v.label for v in results.variants if key not in v.attacks and v.learned]
     if lacking:
         lines += ["", f"Not evaluated with this attack: {', '.join(lacking)}."]
     return lines + [""]
 
 
+def _curves_section(results):
+    keys = [k for k in results.attacks if any(k in v.curves for v in results.variants)]
+    lines = []
+    for key in keys:
+        eps_values = sorted({eps for v in results.variants for eps in v.curves.get(key, {})})
+        rows = [[v.label] + [_percent(v.curves[key].get(eps)) for eps in eps_values]
+                for v in results.variants if key in v.curves]
+        lines += [f"## Robustness curve: {results.attack_info[key].title}", "",
+                  "Robust accuracy (%) over all n attacked images at each eps.", ""]
+        lines += _table(["variant"] + [f"eps {eps * 255:.3g}/255" for eps in eps_values], rows) + [""]
+    return lines
+
+
 def _sparsity_table(results):
-    layers = [layer for layer in LAYER_NAMES if any(layer in v.sparsity for v in results.variants)]
+    layers = [layer for layer in results.layer_names if any(layer in v.sparsity for v in results.variants)]
     rows = [[v.label] + [_percent(v.sparsity.get(layer)) for layer in layers] for v in results.variants]
     return _table(["variant"] + [f"{layer} (%)" for layer in layers], rows)
 
 
-def summary_markdown(results, notes=()):
+def _checks_table(records):
+    names = list(dict.fromkeys(check["name"] for record in records for check in record.checks))
+    rows = [[record.variant.name] + [next((c["status"] for c in record.checks if c["name"] == name), DASH)
+                                     for name in names] for record in records]
+    return _table(["result file"] + names, rows) if names else ["No sanity check was recorded."]
+
+
+def summary_markdown(results, records, notes=()):
     """The markdown text of ``summary.md`` (deterministic: no dates, paths relative to the results folder)."""
-    seeds = results.seeds
+    method = results.sparsity_method
     lines = [
-        f"# Results: {METHOD_NAME[results.method]} at one layer (`{results.method}`)",
+        f"# Results: {method.title} at one layer (`{method.name}`)",
         "",
-        f"{results.file_count} result file{'s' if results.file_count != 1 else ''} from `{results.folder.name}/`, seeds {', '.join(map(str, seeds))}. "
-        "Values are mean ± sample standard deviation over the seeds listed per row (no ± with one seed). "
-        "Rates are percentages of the stated denominator: *all n* = every attacked sample (already misclassified "
-        "ones count as successes for untargeted attacks), *n_correct* = those the model classified correctly "
-        "before the attack. Where seeds differ in n, n_correct or n_test, the value of each seed is listed "
-        "in seed order.",
+        f"{results.file_count} result file{'s' if results.file_count != 1 else ''} from `{results.folder.name}/`, "
+        f"seeds {_seeds(results.seeds)}. Values are mean ± sample standard deviation over the seeds listed per row "
+        "(no ± with one seed); seeds that did not learn (clean accuracy within "
+        "5 points of chance) are left out of every value and named in the notes. Rates are percentages of the "
+        "stated denominator: *all n* = every attacked image, *n_correct* = those the model classified correctly "
+        "before the attack. *success, all n* is the original repository's number: it counts initially "
+        "misclassified images as successes, so it mixes clean error into robustness and is not plotted.",
         "",
-        "## Clean accuracy and sparsity of the regularised layer",
+        "## Clean accuracy, headline robust accuracy and sparsity of the regularised layer",
         "",
-        "Sparsity = fraction of exact zeros in the layer's output activation on the test set.",
+        "Sparsity = fraction of exact zeros in the layer's output activation on the test set. The headline robust "
+        "accuracy is AutoAttack's where it was run, else the first white-box attack's.",
         "",
     ]
     lines += _overview(results) + [""]
@@ -106,6 +147,9 @@ def summary_markdown(results, notes=()):
         lines += _attack_section(results, key)
     if not results.attacks:
         lines += ["## Attacks", "", "No attack results in these files.", ""]
+    lines += _curves_section(results)
+    lines += ["## Sanity checks", "", "passed / failed / not_run per result file (details in each JSON file's "
+              "`checks`).", ""] + _checks_table(records) + [""]
     lines += ["## Activation sparsity of every layer (%)", ""] + _sparsity_table(results) + [""]
     if notes:
         lines += ["## Notes", ""] + [f"- {note}" for note in notes] + [""]

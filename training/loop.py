@@ -15,13 +15,14 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from common.errors import UsageError
-from data.cifar import load_cifar10, select_classes
+from common.errors import FileProblem
+from data.cifar import first_per_class, load_cifar10, select_classes
 from data.loader import TensorLoader
-from sparsity.checkpoint import (library_versions, load_checkpoint, save_checkpoint, variant_from_metadata,
-                                 variant_record)
+from sparsity.hooks import record_activations
 from sparsity.measure import evaluate_clean
-from sparsity.regularizers import build_model, sparsity_penalty
+from sparsity.methods import get_method
+from training.checkpoint import (build_variant_model, checkpoint_variant, library_versions, load_checkpoint,
+                                 save_checkpoint)
 
 SYNC_EVERY = 25  # steps between host syncs: progress bar update and the non-finite-loss check
 
@@ -52,14 +53,6 @@ def load_training_data(data_dir, recipe):
     return TrainingData(train_x, train_y, test_x, test_y, [cifar.classes[c] for c in classes])
 
 
-def first_per_class(x, y, per_class):
-    """The first ``per_class`` samples of every class, in data set order (a balanced, deterministic subset)."""
-    keep = torch.zeros(len(y), dtype=torch.bool)
-    for label in y.unique():
-        keep[(y == label).nonzero().squeeze(1)[:per_class]] = True
-    return x[keep], y[keep]
-
-
 @dataclass
 class Outcome:
     variant: object
@@ -81,13 +74,14 @@ def plan_variants(variants, recipe, models_dir, force):
             continue
         checkpoint = load_checkpoint(path)
         metadata = checkpoint["metadata"]
-        if variant_from_metadata(metadata) != variant:
-            raise UsageError(f"{path} holds variant {metadata['variant'].get('name')}, not {variant.name}; "
-                             f"delete it or pass --force to retrain it")
+        if checkpoint_variant(checkpoint) != variant:
+            raise FileProblem(f"{path} holds variant {metadata['variant'].get('method')}/"
+                              f"{metadata['variant'].get('name')}, not {variant.method}/{variant.name}; delete it",
+                              "models_dir", "force")
         differences = recipe.differences(metadata["recipe"])
         if differences:
-            raise UsageError(f"{path} was trained with a different recipe ({'; '.join(differences)}); "
-                             f"rerun with its options, pass --force to retrain it, or choose another --models-dir")
+            raise FileProblem(f"{path} was trained with a different recipe ({'; '.join(differences)}); "
+                              f"rerun with its options", "models_dir", "force")
         plan.append((variant, checkpoint))
     return plan
 
@@ -105,7 +99,7 @@ def train_variants(variants, recipe, data_dir, models_dir, device, force=False):
             data = data or load_training_data(data_dir, recipe)
             metadata = train_variant(variant, recipe, data, device, variant.checkpoint_path(models_dir), checkpoint)
             outcome = Outcome(variant, "resumed" if checkpoint else "trained", metadata)
-        print(describe(outcome), flush=True)
+        print(outcome_line(outcome), flush=True)
         outcomes.append(outcome)
     return outcomes
 
@@ -113,7 +107,7 @@ def train_variants(variants, recipe, data_dir, models_dir, device, force=False):
 def train_variant(variant, recipe, data, device, path, resume_from=None):
     """Run the remaining epochs of ``variant``, checkpointing each; then evaluate on the test set. Returns metadata."""
     torch.manual_seed(variant.seed)
-    model = build_model(variant, data.num_classes).to(device)
+    model = build_variant_model(variant, recipe.model, data.num_classes).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
@@ -157,7 +151,7 @@ def train_variant(variant, recipe, data, device, path, resume_from=None):
 
 def new_metadata(variant, recipe, data):
     return {
-        "variant": variant_record(variant),
+        "variant": variant.to_record(),
         "status": "in_progress",
         "epochs_done": 0,
         "recipe": recipe.to_dict(),
@@ -201,9 +195,14 @@ def train_epoch(model, optimizer, loader, variant, amp, desc=None):
 
 def train_step(model, optimizer, x, y, variant, amp=False):
     """One SGD step on cross-entropy plus the variant's sparsity term; returns (loss, n correct) as tensors."""
-    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
-        logits, activations = model(x, return_activations=True)
-        loss = F.cross_entropy(logits, y) + sparsity_penalty(variant, activations)
+    layers = [] if variant.is_baseline else [variant.layer]
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp), record_activations(model, layers) as acts:
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+        penalty = None if variant.is_baseline else get_method(variant.method).penalty(acts[variant.layer],
+                                                                                      variant.strength)
+        if penalty is not None:
+            loss = loss + penalty
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -228,7 +227,7 @@ def set_rng_state(state, device):
         torch.mps.set_rng_state(state["mps"])
 
 
-def describe(outcome):
+def outcome_line(outcome):
     """One summary line per variant."""
     metadata, name = outcome.metadata, outcome.variant.name
     if metadata["status"] == "diverged":
@@ -246,7 +245,7 @@ def describe(outcome):
     return line
 
 
-def summarize(outcomes, models_dir):
+def training_summary_line(outcomes, models_dir):
     """The final line of a training run."""
     diverged = [o.variant.name for o in outcomes if o.metadata["status"] == "diverged"]
     collapsed = [o.variant.name for o in outcomes if o.metadata.get("collapsed")]

@@ -5,15 +5,18 @@ same recipe, so that a model is never silently continued under other settings.
 """
 from dataclasses import asdict, dataclass, fields, replace
 
-from common.errors import UsageError
+from common import validation
+from common.errors import ConfigError
 from data.augment import AUGMENTATIONS
+from data.cifar import validate_classes
+from models import DEFAULT_MODEL, model_class
 
 ALL_CLASSES = tuple(range(10))
 
 # --quick: a CPU-sized run of the whole pipeline in minutes. It trades accuracy
 # (a few epochs on 2,000 of the 50,000 training images) and precision (clean
 # accuracy and sparsity on 500 test images) for time; the model, the sparsity
-# methods and the optimiser are unchanged. Explicit flags still override these.
+# methods and the optimiser are unchanged. Explicit options still override these.
 QUICK = {"epochs": 3, "train_per_class": 200, "test_per_class": 50}
 
 
@@ -21,6 +24,7 @@ QUICK = {"epochs": 3, "train_per_class": 200, "test_per_class": 50}
 class Recipe:
     """Defaults are the original repository's: SGD(0.01, momentum 0.9), StepLR(20, 0.5), 100 epochs, batch 128."""
 
+    model: str = DEFAULT_MODEL
     epochs: int = 100
     batch_size: int = 128
     lr: float = 0.01
@@ -37,7 +41,7 @@ class Recipe:
 
     @classmethod
     def from_options(cls, quick=False, **options):
-        """Recipe from CLI options: None means "not given" -> the --quick preset if on, else the default."""
+        """Recipe from options where None means "not given": the --quick preset if on, else the default."""
         base = replace(cls(), quick=quick, **(QUICK if quick else {}))
         given = {key: value for key, value in options.items() if value is not None}
         if "classes" in given:
@@ -47,23 +51,22 @@ class Recipe:
         return recipe
 
     def validate(self):
-        checks = [
-            (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
-            (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
-            (self.lr > 0, f"--lr must be positive, got {self.lr:g}"),
-            (0 <= self.momentum < 1, f"--momentum must be in [0, 1), got {self.momentum:g}"),
-            (self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay:g}"),
-            (self.lr_step >= 1, f"--lr-step must be at least 1, got {self.lr_step}"),
-            (self.lr_gamma > 0, f"--lr-gamma must be positive, got {self.lr_gamma:g}"),
-            (self.augment in AUGMENTATIONS, f"unknown --augment {self.augment!r}; choose one of {', '.join(AUGMENTATIONS)}"),
-            (self.train_per_class is None or self.train_per_class >= 1,
-             f"--train-per-class must be at least 1, got {self.train_per_class}"),
-            (self.test_per_class is None or self.test_per_class >= 1,
-             f"--test-per-class must be at least 1, got {self.test_per_class}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise UsageError(f"{message}; pass a valid value")
+        """ConfigError naming the first bad field."""
+        model_class(self.model)
+        validation.integer(self.epochs, "epochs", minimum=1)
+        validation.integer(self.batch_size, "batch_size", minimum=1)
+        validation.number(self.lr, "lr", above=0)
+        validation.number(self.momentum, "momentum", minimum=0, below=1)
+        validation.number(self.weight_decay, "weight_decay", minimum=0)
+        validation.integer(self.lr_step, "lr_step", minimum=1)
+        validation.number(self.lr_gamma, "lr_gamma", above=0)
+        validation.choice(self.augment, "augment", AUGMENTATIONS)
+        validate_classes(self.classes)
+        for field in ("train_per_class", "test_per_class"):
+            if getattr(self, field) is not None:
+                validation.integer(getattr(self, field), field, minimum=1)
+        if not isinstance(self.amp, bool):
+            raise ConfigError("amp", f"must be True or False, got {self.amp!r}")
 
     def to_dict(self):
         record = asdict(self)

@@ -5,22 +5,25 @@ Layout (a plain dict of tensors and JSON-able values)::
     {"state_dict": model weights, "metadata": {...}, "optimizer": SGD state,
      "scheduler": StepLR state, "rng": {"cpu": ByteTensor, "cuda"/"mps": ByteTensor}}
 
-``metadata`` is described in the README (train section); ``FORMAT`` marks our files.
+``metadata`` carries the variant, the recipe (with the model's registry name)
+and ``num_classes``, so a checkpoint rebuilds its own model; the keys are
+described in the README (train section). ``FORMAT`` marks our files.
 """
-import platform
 import pickle
+import platform
 import zipfile
 
 import torch
 import torchvision
 
-from common.errors import UsageError
+from common.errors import FileProblem
 from common.io import atomic_torch_save
-from sparsity.regularizers import build_model
+from models import DEFAULT_MODEL, build_model
+from sparsity.methods import get_method
 from sparsity.variants import Variant
 
 FORMAT = "sparsity-robustness/simple-cnn-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the recipe names the model
 STATUSES = ("in_progress", "complete", "diverged")
 REQUIRED_KEYS = ("state_dict", "metadata", "optimizer", "scheduler", "rng")
 REQUIRED_METADATA = ("format", "format_version", "variant", "status", "epochs_done", "recipe", "num_classes")
@@ -32,17 +35,8 @@ def library_versions():
             "python": platform.python_version()}
 
 
-def variant_record(variant):
-    return {**variant.to_dict(), "name": variant.name}
-
-
-def variant_from_metadata(metadata):
-    record = metadata["variant"]
-    return Variant(record["method"], record["layer"], record["strength"], record["seed"])
-
-
 def save_checkpoint(path, model, optimizer, scheduler, rng, metadata):
-    """Write the checkpoint atomically: a crash leaves the previous complete file in place."""
+    """Write the checkpoint atomically: a crash or a full disk leaves the previous complete file in place."""
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, **metadata}
     atomic_torch_save({
         "state_dict": {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()},
@@ -50,23 +44,24 @@ def save_checkpoint(path, model, optimizer, scheduler, rng, metadata):
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "rng": rng,
-    }, path)
+    }, path, location="models_dir")
 
 
 def load_checkpoint(path):
-    """Read a checkpoint with ``weights_only=True``; a corrupt or foreign file is a UsageError naming it."""
-    fix = f"delete {path} (or pass --force to retrain it) or choose another --models-dir"
+    """Read a checkpoint with ``weights_only=True``; a missing, corrupt or foreign file is a FileProblem naming it."""
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise UsageError(f"checkpoint {path} does not exist; train it first with python main.py --mode train")
+        raise FileProblem(f"checkpoint {path} does not exist; train it first", "models_dir") from None
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile,
             AttributeError, ImportError, KeyError, TypeError) as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise UsageError(f"{path} is corrupt or not a checkpoint ({reason}); {fix}")
+        raise FileProblem(f"{path} is corrupt or not a checkpoint ({reason}); delete it", "models_dir",
+                          "force") from None
     problem = _format_problem(checkpoint)
     if problem:
-        raise UsageError(f"{path} is not a checkpoint of this project ({problem}); {fix}")
+        raise FileProblem(f"{path} is not a checkpoint of this project ({problem}); delete it", "models_dir", "force")
+    _upgrade(checkpoint["metadata"])
     return checkpoint
 
 
@@ -82,16 +77,35 @@ def _format_problem(checkpoint):
     missing = [key for key in REQUIRED_METADATA if key not in metadata]
     if missing:
         return f"metadata lacks {', '.join(missing)}"
-    if metadata["format_version"] != FORMAT_VERSION:
+    if metadata["format_version"] not in (1, FORMAT_VERSION):
         return f"format version {metadata['format_version']}, expected {FORMAT_VERSION}"
     if metadata["status"] not in STATUSES:
         return f"unknown status {metadata['status']!r}"
     return None
 
 
+def _upgrade(metadata):
+    """Format 1 predates the model registry: every such checkpoint holds a SimpleCNN."""
+    if metadata["format_version"] == 1:
+        metadata["recipe"] = {"model": DEFAULT_MODEL, **metadata["recipe"]}
+        metadata["format_version"] = FORMAT_VERSION
+
+
+def build_variant_model(variant, model_name, num_classes):
+    """A freshly initialised model for ``variant``, with its sparsity method attached (seed the RNG first)."""
+    model = build_model(model_name, num_classes)
+    if not variant.is_baseline:
+        get_method(variant.method).attach(model, variant.layer, variant.strength)
+    return model
+
+
+def checkpoint_variant(checkpoint):
+    return Variant.from_record(checkpoint["metadata"]["variant"])
+
+
 def model_from_checkpoint(checkpoint, device="cpu"):
-    """The checkpoint's SimpleCNN on ``device``, in eval mode."""
+    """The checkpoint's own model (architecture from its recipe, its weights) on ``device``, in eval mode."""
     metadata = checkpoint["metadata"]
-    model = build_model(variant_from_metadata(metadata), metadata["num_classes"])
+    model = build_variant_model(checkpoint_variant(checkpoint), metadata["recipe"]["model"], metadata["num_classes"])
     model.load_state_dict(checkpoint["state_dict"])
     return model.to(device).eval()

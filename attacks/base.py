@@ -1,0 +1,176 @@
+"""What every attack shares: the call contract, the objective, the eval-mode guard, seeded
+generators and the L-inf box.
+
+The contract (torchattacks style)::
+
+    attack = PGD(model, eps=8/255, alpha=1/255, steps=50)
+    x_adv, queries = attack(x, y, targeted=False)
+
+``x`` is a float batch in [0, 1] on the model's device, ``y`` the true labels
+(or, when ``targeted``, the target labels). ``queries`` is an int64 tensor with
+one count per image for attacks that count model queries, else None. The
+model runs in eval mode during the attack and every submodule gets its own
+mode back afterwards.
+
+An attack class also says how the evaluation protocol runs it
+(``evaluation_runs``), so adding an attack is one file plus one line in
+``attacks.ATTACKS``.
+"""
+import contextlib
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from common import validation
+
+TINY = 1e-12  # guards divisions by a zero gradient or a zero perturbation
+WHITE_BOX, BLACK_BOX = "white-box", "black-box"
+# Which images an evaluation attacks: the first n_eval test images, or the seeded query subset of them
+# (query-based attacks are too costly for every image).
+ALL_IMAGES, QUERY_SUBSET = "all", "query_subset"
+
+
+@dataclass(frozen=True)
+class AttackRun:
+    """One configured attack of an evaluation: its result key, the attack, the goal and the images it gets."""
+
+    key: str  # result key: "pgd", "nes_untargeted_m0.9", ...
+    title: str  # for tables and figures: "PGD", "NES untargeted, momentum 0.9", ...
+    attack: object
+    targeted: bool = False
+    images: str = ALL_IMAGES
+
+
+class Attack:
+    """Base class: subclasses set ``name`` and ``threat_model`` and implement ``__call__``.
+
+    ``counts_queries`` says whether ``__call__`` returns per-image query counts;
+    ``reference`` marks the field's standard white-box evaluation (AutoAttack),
+    whose robust accuracy is the headline number wherever it was run.
+    """
+
+    name = None
+    threat_model = WHITE_BOX
+    counts_queries = False
+    reference = False
+
+    def __init__(self, model, seed=None):
+        self.model = model
+        self.seed = None if seed is None else validation.seed(seed)
+        self._generators = SeededGenerators(self.seed)
+
+    def __call__(self, x, y, targeted=False):
+        raise NotImplementedError
+
+    def settings(self):
+        """The knobs that define this attack, for ``repr`` and result files."""
+        return {}
+
+    def __repr__(self):
+        knobs = ", ".join(f"{key}={value!r}" for key, value in {**self.settings(), "seed": self.seed}.items())
+        return f"{type(self).__name__}({knobs})"
+
+    @classmethod
+    def evaluation_runs(cls, model, config):
+        """The runs of this attack that an ``EvalConfig`` asks for: a list of ``AttackRun``."""
+        raise NotImplementedError
+
+
+@contextlib.contextmanager
+def eval_mode(model):
+    """Eval mode while attacking; every submodule gets its own previous mode back, even on error."""
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
+def attack_objective(logits, y, targeted):
+    """Per-sample loss the attacker ascends, and whether each sample already meets its goal.
+
+    Multi-class logits (N, C): cross-entropy, ascended (untargeted, y = true label)
+    or descended (targeted, y = target label). A single output (N,) or (N, 1) is a
+    binary classifier sign(f) with labels in {-1, +1} (or {0, 1}) and logistic loss,
+    which is what the synthetic two-layer network outputs.
+    """
+    if logits.dim() == 1 or logits.shape[1] == 1:
+        margin = torch.where(y > 0, 1.0, -1.0).to(logits.dtype) * logits.reshape(-1)
+        if targeted:
+            return -F.softplus(-margin), margin > 0
+        return F.softplus(-margin), margin < 0
+    cross_entropy = F.cross_entropy(logits, y, reduction="none")
+    predicted = logits.argmax(1)
+    if targeted:
+        return -cross_entropy, predicted == y
+    return cross_entropy, predicted != y
+
+
+class SeededGenerators:
+    """One torch.Generator per device, seeded once: a fresh attack with the same seed replays the same calls.
+
+    ``seed=None`` uses torch's global RNG (``get`` returns None).
+    """
+
+    def __init__(self, seed):
+        self.seed = seed
+        self._by_device = {}
+
+    def get(self, device):
+        if self.seed is None:
+            return None
+        device = torch.device(device)
+        if device not in self._by_device:
+            generator = torch.Generator(device=device)
+            generator.manual_seed(self.seed)
+            self._by_device[device] = generator
+        return self._by_device[device]
+
+
+def check_inputs(model, x, y):
+    """The contract's input checks: float images of the model's dtype, a label tensor with one label per image."""
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        kind = x.dtype if isinstance(x, torch.Tensor) else type(x).__name__
+        raise TypeError(f"attacks take float images in [0, 1], got {kind}; convert uint8 images with x.float() / 255")
+    parameter = next(model.parameters(), None)
+    if parameter is not None and parameter.dtype != x.dtype:
+        raise TypeError(f"the model is {parameter.dtype} but the images are {x.dtype}; use x.to({parameter.dtype})")
+    if not isinstance(y, torch.Tensor):
+        raise TypeError(f"labels must be a tensor, got {type(y).__name__}; use torch.tensor(labels)")
+    if y.shape[:1] != x.shape[:1]:
+        raise ValueError(f"{x.shape[0]} images but {y.shape[0] if y.dim() else 0} labels")
+    return x.detach(), y.to(x.device)
+
+
+def per_sample(value, x, name):
+    """A finite float >= 0 stays a float; a tensor of shape (N,) becomes (N, 1, ..., 1) to broadcast over x."""
+    if not isinstance(value, torch.Tensor):
+        return validation.number(value, name, minimum=0)
+    if value.dim() == 0:
+        return per_sample(value.item(), x, name)
+    if value.shape != (x.shape[0],):
+        raise ValueError(f"per-sample {name} must have shape ({x.shape[0]},), got {tuple(value.shape)}")
+    if not torch.isfinite(value).all() or (value < 0).any():
+        raise ValueError(f"{name} must be finite and >= 0 for every sample")
+    return value.to(device=x.device, dtype=x.dtype).reshape(-1, *([1] * (x.dim() - 1)))
+
+
+def linf_box(x, eps, bounds):
+    """Per-coordinate bounds of the L-inf eps-ball around x intersected with ``bounds`` (None: unbounded)."""
+    lower, upper = x - eps, x + eps
+    if bounds is not None:
+        lower, upper = lower.clamp(min=bounds[0]), upper.clamp(max=bounds[1])
+    return lower, upper
+
+
+def select_rows(value, keep):
+    """Rows ``keep`` of a per-sample tensor; a float applies to every sample and stays as it is."""
+    return value[keep] if isinstance(value, torch.Tensor) else value
+
+
+def flat_norm(t):
+    """l2 norm of each sample, shaped to broadcast over ``t``."""
+    return t.flatten(1).norm(dim=1).reshape(-1, *([1] * (t.dim() - 1)))

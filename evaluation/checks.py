@@ -1,0 +1,105 @@
+"""Sanity checks that catch broken or masked gradients. Each is recorded as passed, failed or not_run.
+
+A failed check does not stop the evaluation: it is warned about, written into
+the result file and shown in every table and figure of that variant.
+"""
+import warnings
+from dataclasses import dataclass
+
+import torch
+
+from attacks.base import BLACK_BOX, WHITE_BOX
+from attacks.pgd import PGD
+from evaluation.metrics import run_attack
+
+PASSED, FAILED, NOT_RUN = "passed", "failed", "not_run"
+LARGE_EPS_MIN_SUCCESS = 0.99
+BLACK_BOX_TOLERANCE = 0.02  # robust accuracy points a black-box attack may beat the white-box ones by
+
+
+@dataclass
+class CompletedRun:
+    """One attack run of an evaluation, kept for the checks: which eval images it attacked and its outcome."""
+
+    key: str
+    threat_model: str
+    targeted: bool
+    indices: torch.Tensor  # into the evaluated images
+    still_correct: torch.Tensor  # bool per attacked image: predicted as its true label after the attack
+
+    def robust_acc(self, indices):
+        """Robust accuracy over the evaluated images ``indices``, all of which this run attacked."""
+        position = {i: p for p, i in enumerate(self.indices.tolist())}
+        rows = torch.tensor([position[i] for i in indices.tolist()], dtype=torch.long)
+        return self.still_correct[rows].float().mean().item()
+
+    def covers(self, indices):
+        return set(indices.tolist()) <= set(self.indices.tolist())
+
+
+def check(name, status, detail):
+    if status == FAILED:
+        warnings.warn(f"sanity check {name} failed: {detail}", stacklevel=2)
+    return {"name": name, "status": status, "detail": detail}
+
+
+def check_large_eps(model, config, x, y, device):
+    """PGD with eps = 1 must fool the model almost always; if not, the gradients are broken or masked."""
+    name = "pgd_eps1_success"
+    n = min(config.check_n, len(x))
+    if n == 0:
+        return check(name, NOT_RUN, "check_n is 0")
+    attack = PGD(model, eps=1.0, alpha=2.5 / config.steps, steps=config.steps, seed=config.seed)
+    rate = run_attack(model, attack, x[:n], y[:n], device, config.batch_size, desc="check eps=1")["success"]
+    rate = rate.float().mean().item()
+    return check(name, PASSED if rate >= LARGE_EPS_MIN_SUCCESS else FAILED,
+                 f"untargeted PGD with eps=1 (step 2.5/steps, uniform random start) on the first {n} evaluated "
+                 f"images: success_rate_all {rate:.4f} (must be >= {LARGE_EPS_MIN_SUCCESS})")
+
+
+def check_eps_monotone(model, config, x, y, device, completed):
+    """A bigger budget must not leave more images correct; one image of slack for random starts."""
+    name = "robust_acc_monotone_in_eps"
+    n = min(config.check_n, len(x))
+    pgd = next((run for run in completed if run.key == "pgd"), None)
+    if n == 0 or pgd is None:
+        return check(name, NOT_RUN, "check_n is 0" if n == 0 else "PGD was not run")
+    attack = PGD(model, eps=min(2 * config.eps, 1.0), alpha=config.alpha, steps=config.steps,
+                 restarts=config.restarts, seed=config.seed)
+    double = run_attack(model, attack, x[:n], y[:n], device, config.batch_size, desc="check 2*eps")
+    robust = pgd.robust_acc(torch.arange(n))
+    robust_double = (double["adv_pred"] == y[:n]).float().mean().item()
+    return check(name, PASSED if robust_double <= robust + 1 / n else FAILED,
+                 f"on the first {n} evaluated images: PGD robust_acc {robust:.4f} at eps={config.eps:.5g}, "
+                 f"{robust_double:.4f} at eps={min(2 * config.eps, 1.0):.5g} (must not rise by more than one image)")
+
+
+def check_black_box_not_stronger(completed):
+    """A black-box attack fooling clearly more images than the white-box ones, on the same images, means the
+    white-box attacks' gradients are masked."""
+    name = "black_box_not_stronger_than_white_box"
+    white = [run for run in completed if run.threat_model == WHITE_BOX and not run.targeted]
+    black = [run for run in completed if run.threat_model == BLACK_BOX and not run.targeted]
+    if not white or not black:
+        return check(name, NOT_RUN, "needs an untargeted white-box and an untargeted black-box attack")
+    details, failed = [], False
+    for run in black:
+        common = [w for w in white if w.covers(run.indices)]
+        if not common:
+            continue
+        black_acc = run.robust_acc(run.indices)
+        white_acc = min(w.robust_acc(run.indices) for w in common)
+        failed |= black_acc < white_acc - BLACK_BOX_TOLERANCE
+        details.append(f"{run.key} robust_acc {black_acc:.4f} vs best white-box {white_acc:.4f}")
+    if not details:
+        return check(name, NOT_RUN, "no black-box run shares its images with a white-box run")
+    return check(name, FAILED if failed else PASSED,
+                 f"on the same images: {'; '.join(details)} (black-box may be lower by at most "
+                 f"{BLACK_BOX_TOLERANCE:.2f})")
+
+
+def run_checks(model, config, x, y, device, completed):
+    """Every check, in a fixed order; ``x, y`` are the evaluated images, ``completed`` the attack runs."""
+    return [check_large_eps(model, config, x, y, device),
+            check_eps_monotone(model, config, x, y, device, completed),
+            check_black_box_not_stronger(completed)]

@@ -1,0 +1,85 @@
+"""Every knob of one evaluation, in one record that validates itself."""
+from dataclasses import asdict, dataclass, replace
+
+from attacks import ATTACKS
+from attacks.nes import MODES as NES_MODES
+from attacks.nes import default_query_batch
+from common import validation
+from common.errors import ConfigError
+
+# --quick: few images and short attacks, so the pipeline runs end to end on a CPU in minutes.
+# Explicit options still override these (the training preset is training.recipe.QUICK).
+QUICK = {"n_eval": 200, "steps": 20, "nes_n": 10, "nes_samples": 20, "nes_steps": 20, "check_n": 100}
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Defaults are the protocol of DESIGN.md; ``to_dict()`` is the result file's ``eval_config``."""
+
+    attacks: tuple = ("pgd", "nes")
+    eps: float = 8 / 255  # L-inf budget of every attack
+    alpha: float = 1 / 255  # step size of PGD and NES
+    steps: int = 50  # PGD
+    restarts: int = 1
+    n_eval: int | None = None  # attack the first n_eval test images; None = all
+    nes_n: int = 1000  # query-based attacks run on a seeded subset of nes_n of those images
+    nes_steps: int = 50
+    nes_samples: int = 200  # antithetic pairs per gradient estimate
+    nes_sigma: float = 1 / 255
+    nes_momenta: tuple = (0.0, 0.9)
+    nes_modes: tuple = NES_MODES
+    query_batch: int | None = None  # images per NES forward pass; None = the device's default
+    batch_size: int = 256  # images per attack call for white-box attacks and clean evaluation
+    black_box_batch_size: int = 100  # images per call of a query-based attack
+    check_n: int = 500  # images used by the sanity checks that need extra attack runs
+    seed: int = 0
+    quick: bool = False
+
+    @classmethod
+    def from_options(cls, quick=False, **options):
+        """EvalConfig from options where None means "not given": the --quick preset if on, else the default."""
+        given = {key: tuple(value) if isinstance(value, list) else value
+                 for key, value in options.items() if value is not None}
+        config = replace(cls(), quick=quick, **{**(QUICK if quick else {}), **given})
+        config.validate()
+        return config
+
+    def validate(self):
+        """ConfigError naming the first bad field."""
+        validation.distinct(self.attacks, "attacks")
+        for name in self.attacks:
+            if name not in ATTACKS:
+                raise ConfigError("attacks", f"has unknown attack {name!r}; choose from {', '.join(ATTACKS)}")
+        # images live in [0, 1]: an L-inf budget or step beyond 1 is a typo, not an experiment
+        validation.number(self.eps, "eps", minimum=0, maximum=1)
+        validation.number(self.alpha, "alpha", above=0, maximum=1)
+        validation.integer(self.steps, "steps", minimum=1)
+        validation.integer(self.restarts, "restarts", minimum=1)
+        if self.n_eval is not None:
+            validation.integer(self.n_eval, "n_eval", minimum=1)
+        validation.integer(self.nes_n, "nes_n", minimum=1)
+        validation.integer(self.nes_steps, "nes_steps", minimum=1)
+        validation.integer(self.nes_samples, "nes_samples", minimum=1)
+        validation.number(self.nes_sigma, "nes_sigma", above=0, maximum=1)
+        for momentum in validation.distinct(self.nes_momenta, "nes_momenta"):
+            validation.number(momentum, "nes_momenta", minimum=0, below=1)
+        for mode in validation.distinct(self.nes_modes, "nes_modes"):
+            validation.choice(mode, "nes_modes", NES_MODES)
+        if self.query_batch is not None:
+            validation.integer(self.query_batch, "query_batch", minimum=2)
+            if self.query_batch % 2:
+                raise ConfigError("query_batch", f"must be even (whole antithetic pairs), got {self.query_batch}")
+        validation.integer(self.batch_size, "batch_size", minimum=1)
+        validation.integer(self.black_box_batch_size, "black_box_batch_size", minimum=1)
+        validation.integer(self.check_n, "check_n", minimum=0)
+        validation.seed(self.seed)
+
+    def resolved(self, device, n_test):
+        """The settings as actually run on ``device`` over a test set of ``n_test`` images: image counts
+        capped at what exists, the device's default query batch filled in. This is what result files record."""
+        n_eval = n_test if self.n_eval is None else min(self.n_eval, n_test)
+        return replace(self, n_eval=n_eval, nes_n=min(self.nes_n, n_eval),
+                       query_batch=self.query_batch or default_query_batch(device))
+
+    def to_dict(self):
+        return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}

@@ -1,0 +1,322 @@
+"""Result records: one JSON file per evaluated variant, and the summary rows built from them.
+
+This module is the only writer and the only reader of result files: ``--mode
+eval`` writes and re-reads them, ``--mode vis`` reads them. Every read checks
+the whole record (identity, numbers, ranges), so a hand-edited or foreign file
+is named before it can mislabel a figure. A JSON file this project did not
+write (no ``format`` tag of ours) is skipped with a warning naming it.
+"""
+import csv
+import io
+import json
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from common.errors import FileProblem
+from common.io import atomic_write_json, atomic_write_text
+from models import layer_names, model_class
+from sparsity.methods import BASELINE, METHODS
+from sparsity.variants import Variant
+
+FORMAT = "sparsity-robustness/result"
+SCHEMA_VERSION = 2  # 2: format tag, check status, query_indices, eval_config without nes_eps/nes_alpha
+SUMMARY_NAME = "summary.csv"
+RATE_FIELDS = ("success_rate_all", "success_rate_correct", "robust_acc")
+COUNT_FIELDS = ("n", "n_correct", "n_success", "n_success_correct")
+QUERY_FIELDS = ("median_queries", "mean_queries", "median_queries_all", "mean_queries_all",
+                "median_queries_correct", "mean_queries_correct", "max_queries")
+CHECK_STATUSES = ("passed", "failed", "not_run")
+IDENTITY_COLUMNS = ("variant", "method", "layer", "strength", "seed", "learned", "clean_acc", "n_test")
+ATTACK_COLUMNS = ("n", "n_correct", "success_rate_all", "success_rate_correct", "robust_acc")
+QUERY_COLUMNS = ("median_queries", "mean_queries", "median_queries_all", "mean_queries_all")
+
+
+def write_record(path, record):
+    """Write one variant's record atomically, tagged with this project's format and schema version."""
+    atomic_write_json(path, {"format": FORMAT, "schema_version": SCHEMA_VERSION, **record}, location="results_dir")
+
+
+@dataclass(frozen=True)
+class ResultRecord:
+    """A validated result file."""
+
+    path: Path
+    folder_method: str  # the results folder it sits in
+    variant: Variant
+    model: str
+    clean_acc: float
+    learned: bool | None
+    n_test: int
+    sparsity: dict  # layer -> fraction of exact zeros
+    attacks: dict  # run key -> its entry (validated numbers), in the order eval ran them
+    checks: tuple  # {name, status, detail}
+    collapsed: bool
+    checkpoint: dict  # {path, sha256, metadata}
+    eval_config: dict
+    raw: dict
+
+    @property
+    def failed_checks(self):
+        return tuple(check["name"] for check in self.checks if check["status"] == "failed")
+
+    @property
+    def layer_names(self):
+        return layer_names(self.model)
+
+
+class _Reader:
+    """Checks one file's content; every problem is a FileProblem naming the file and the bad field."""
+
+    def __init__(self, path, folder_method):
+        self.path = Path(path)
+        self.folder_method = folder_method
+
+    def fail(self, problem):
+        raise FileProblem(f"{self.path} is not a valid result file ({problem}); move it out of {self.path.parent} or "
+                          f"re-create it with --mode eval", "results_dir")
+
+    def require(self, condition, problem):
+        if not condition:
+            self.fail(problem)
+
+    def number(self, value, where, low=None, high=None, nullable=False):
+        if value is None and nullable:
+            return None
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        ok = ok and (low is None or value >= low) and (high is None or value <= high)
+        bounds = f" in [{low:g}, {high:g}]" if high is not None else (f" >= {low:g}" if low is not None else "")
+        self.require(ok, f"{where} must be a number{bounds}, got {value!r}")
+        return float(value)
+
+    def count(self, value, where):
+        self.require(isinstance(value, int) and not isinstance(value, bool) and value >= 0,
+                     f"{where} must be a non-negative integer, got {value!r}")
+        return value
+
+    def mapping(self, value, where):
+        self.require(isinstance(value, dict), f"{where} must be an object, got {type(value).__name__}")
+        return value
+
+    def variant(self, raw, model):
+        raw = self.mapping(raw, "variant")
+        method = raw.get("method")
+        self.require(method in (BASELINE, self.folder_method),
+                     f"variant method {method!r} does not belong in a {self.folder_method} results folder")
+        layer = raw.get("layer")
+        if method == BASELINE:
+            self.require(layer is None, "the standard baseline must have layer null")
+        else:
+            known = layer_names(model)
+            self.require(layer in known, f"variant layer {layer!r} is not one of {' '.join(known)}")
+        variant = Variant(method, layer, self.number(raw.get("strength"), "variant.strength", low=0),
+                          self.count(raw.get("seed"), "variant.seed"))
+        # The file name is the identity: two files claiming one variant would be averaged twice as seeds.
+        self.require(self.path.stem == variant.name,
+                     f"it holds variant {variant.name} but is named {self.path.name}")
+        self.require(raw.get("name") == variant.name, f"variant.name {raw.get('name')!r} is not {variant.name}")
+        return variant
+
+    def attack(self, key, raw):
+        raw = self.mapping(raw, f"attacks.{key}")
+        entry = dict(raw)
+        for field in COUNT_FIELDS[:2]:
+            entry[field] = self.count(raw.get(field), f"attacks.{key}.{field}")
+        self.require(entry["n_correct"] <= entry["n"], f"attacks.{key}.n_correct exceeds n")
+        self.require(isinstance(raw.get("targeted"), bool), f"attacks.{key}.targeted must be true or false")
+        for field in RATE_FIELDS:
+            self.require(field in raw, f"attacks.{key} lacks {field}")
+            # a rate over no images is undefined (null): all of them when n == 0, the correct ones when n_correct == 0
+            empty = entry["n"] == 0 or (field == "success_rate_correct" and entry["n_correct"] == 0)
+            entry[field] = self.number(raw[field], f"attacks.{key}.{field}", low=0, high=1, nullable=empty)
+        for field in QUERY_FIELDS:
+            if field in raw:
+                entry[field] = self.number(raw[field], f"attacks.{key}.{field}", low=0, nullable=True)
+        return entry
+
+    def checks(self, raw):
+        ok = isinstance(raw, list) and all(isinstance(c, dict) and isinstance(c.get("name"), str)
+                                           and c.get("status") in CHECK_STATUSES for c in raw)
+        self.require(ok, "checks must be a list of {name, status: passed|failed|not_run, detail}")
+        return tuple(raw)
+
+    def record(self, data):
+        self.require(data.get("schema_version") == SCHEMA_VERSION,
+                     f"schema_version {data.get('schema_version')!r}, this code reads {SCHEMA_VERSION}")
+        self.require(data.get("method") == self.folder_method,
+                     f"method {data.get('method')!r} but it sits in a {self.folder_method} results folder")
+        checkpoint = self.mapping(data.get("checkpoint"), "checkpoint")
+        metadata = self.mapping(checkpoint.get("metadata"), "checkpoint.metadata")
+        model = (metadata.get("recipe") or {}).get("model")
+        self.require(isinstance(model, str) and _known_model(model), f"unknown model {model!r}")
+        variant = self.variant(data.get("variant"), model)
+        sparsity = self.mapping(data.get("activation_sparsity"), "activation_sparsity")
+        unknown = sorted(set(sparsity) - set(layer_names(model)))
+        self.require(not unknown, f"activation_sparsity has unknown layer {unknown[:1]}")
+        learned = data.get("learned")
+        self.require(learned is None or isinstance(learned, bool), "learned must be true, false or null")
+        attacks = self.mapping(data.get("attacks"), "attacks")
+        return ResultRecord(
+            path=self.path, folder_method=self.folder_method, variant=variant, model=model,
+            clean_acc=self.number(data.get("clean_acc"), "clean_acc", low=0, high=1),
+            learned=learned,
+            n_test=self.count(data.get("n_test"), "n_test"),
+            sparsity={layer: self.number(value, f"activation_sparsity.{layer}", low=0, high=1)
+                      for layer, value in sparsity.items()},
+            attacks={key: self.attack(key, value) for key, value in attacks.items()},
+            checks=self.checks(data.get("checks")),
+            collapsed=metadata.get("collapsed") is True,
+            checkpoint=checkpoint,
+            eval_config=self.mapping(data.get("eval_config"), "eval_config"),
+            raw=data,
+        )
+
+
+def _known_model(name):
+    try:
+        model_class(name)
+    except ValueError:
+        return False
+    return True
+
+
+def is_ours(data):
+    """Whether a parsed JSON document claims to be one of this project's result files."""
+    return isinstance(data, dict) and (data.get("format") == FORMAT or ("schema_version" in data and "variant" in data))
+
+
+def read_record(path, folder_method):
+    """The validated record in ``path``; FileProblem naming the file when it is unreadable or not a valid record."""
+    reader = _Reader(path, folder_method)
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        reader.fail("not UTF-8 text")
+    except json.JSONDecodeError as err:
+        reader.fail(f"malformed JSON: {err.msg} at line {err.lineno}")
+    except OSError as err:
+        raise FileProblem(f"cannot read {path}: {err.strerror}; fix its permissions or move it out of "
+                          f"{Path(path).parent}", "results_dir") from None
+    reader.require(is_ours(data), "not a result file of this project (no format tag)")
+    return reader.record(data)
+
+
+def result_paths(method_dir):
+    """Candidate result files of a folder (hidden files are editor or atomic-write leftovers)."""
+    folder = Path(method_dir)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("*.json") if p.is_file() and not p.name.startswith("."))
+
+
+def load_records(method_dir, folder_method):
+    """Every result record in ``method_dir``, in table order.
+
+    JSON files this project did not write are skipped with one warning naming
+    them; a file of ours that is malformed is a FileProblem naming it.
+    """
+    records, foreign = [], []
+    for path in result_paths(method_dir):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            data = None
+        except OSError as err:
+            raise FileProblem(f"cannot read {path}: {err.strerror}", "results_dir") from None
+        if data is not None and not is_ours(data):
+            foreign.append(path.name)
+            continue
+        records.append(read_record(path, folder_method))
+    if foreign:
+        warnings.warn(f"{method_dir} holds JSON files that are not result files, skipped: {', '.join(foreign)}",
+                      stacklevel=2)
+    return sorted(records, key=record_order)
+
+
+def record_order(record):
+    """Table order: the baseline first, then layers in forward order, then strength, then seed."""
+    return variant_order(record.variant, record.layer_names)
+
+
+def variant_order(variant, layers):
+    layer_rank = -1 if variant.is_baseline else layers.index(variant.layer)
+    return (layer_rank, variant.strength, variant.seed)
+
+
+def attack_keys(records):
+    """Every attack key in the records, in the order eval ran them (first appearance)."""
+    return list(dict.fromkeys(key for record in records for key in record.attacks))
+
+
+def summary_columns(records):
+    """Identity, sparsity per layer, then per attack its rates (and query statistics), then checks."""
+    layers = dict.fromkeys(layer for record in records for layer in record.layer_names)
+    columns = list(IDENTITY_COLUMNS) + [f"sparsity_{layer}" for layer in layers]
+    for key in attack_keys(records):
+        columns += [f"{key}_{metric}" for metric in ATTACK_COLUMNS]
+        if any("median_queries" in record.attacks.get(key, {}) for record in records):
+            columns += [f"{key}_{metric}" for metric in QUERY_COLUMNS]
+    return columns + ["checks_failed", "checks_not_run"]
+
+
+def summary_row(record):
+    variant = record.variant
+    row = {"variant": variant.name, "method": variant.method, "layer": variant.layer, "strength": variant.strength,
+           "seed": variant.seed, "learned": record.learned, "clean_acc": record.clean_acc, "n_test": record.n_test}
+    row.update({f"sparsity_{layer}": fraction for layer, fraction in record.sparsity.items()})
+    for key, entry in record.attacks.items():
+        row.update({f"{key}_{metric}": value for metric, value in entry.items()})
+    row["checks_failed"] = " ".join(record.failed_checks)
+    row["checks_not_run"] = " ".join(check["name"] for check in record.checks if check["status"] == "not_run")
+    return row
+
+
+def write_summary_csv(method_dir, folder_method):
+    """Rewrite ``method_dir/summary.csv`` from every result record there; returns its path and the records."""
+    records = load_records(method_dir, folder_method)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=summary_columns(records), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for record in records:
+        writer.writerow({key: "" if value is None else value for key, value in summary_row(record).items()})
+    path = Path(method_dir) / SUMMARY_NAME
+    atomic_write_text(path, buffer.getvalue(), location="results_dir")
+    return path, records
+
+
+def _cell(value, digits=3):
+    if value is None:
+        return "-"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def format_summary_table(records):
+    """Plain-text table for the end of a run: clean accuracy, per attack robust accuracy, success over the
+    initially correct images and (query attacks) median queries, then the checks."""
+    keys = attack_keys(records)
+    queried = {key for key in keys if any("median_queries" in r.attacks.get(key, {}) for r in records)}
+    header = ["variant", "clean"]
+    for key in keys:
+        header += [f"{key} rob", f"{key} succ|ok"] + ([f"{key} medQ"] if key in queried else [])
+    header.append("checks")
+    rows = []
+    for record in records:
+        row = [record.variant.name + ("" if record.learned is not False else " (did not learn)"),
+               _cell(record.clean_acc)]
+        for key in keys:
+            entry = record.attacks.get(key, {})
+            row += [_cell(entry.get("robust_acc")), _cell(entry.get("success_rate_correct"))]
+            if key in queried:
+                row.append(_cell(entry.get("median_queries_correct"), 0))
+        row.append("FAILED: " + ",".join(record.failed_checks) if record.failed_checks else "ok")
+        rows.append(row)
+    widths = [max(len(line[i]) for line in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in [header, *rows]]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def method_folders(results_dir):
+    """``{method: folder}`` for every registered sparsity method."""
+    return {name: Path(results_dir) / name for name in METHODS}

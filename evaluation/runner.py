@@ -1,0 +1,199 @@
+"""Evaluating models: one model over the configured attacks (``evaluate_model``), and every selected
+variant that has a finished checkpoint, with one result file each (``evaluate_variants``).
+
+Each variant's record is written as soon as it is done and summary.csv is
+rebuilt after every variant, so variants evaluated by separate processes (a
+job array) merge, and an interrupted run keeps what it finished. A variant
+whose record already matches its checkpoint and the evaluation settings is
+skipped unless ``force``.
+"""
+import hashlib
+import time
+from dataclasses import dataclass
+
+import torch
+
+from attacks import ATTACKS
+from attacks.base import ALL_IMAGES
+from common.errors import FileProblem
+from data.cifar import load_cifar10, select_classes
+from evaluation.checks import CompletedRun, run_checks
+from evaluation.metrics import attack_metrics, make_targets, run_attack
+from evaluation.records import format_summary_table, load_records, read_record, write_record, write_summary_csv
+from sparsity.measure import evaluate_clean, learned
+from training.checkpoint import checkpoint_variant, load_checkpoint, model_from_checkpoint
+
+
+def query_subset(n_eval, size, seed):
+    """The seeded, sorted subset of evaluated images that query-based attacks get."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randperm(n_eval, generator=generator)[:size].sort().values
+
+
+def evaluate_model(model, x, y, num_classes, device, config):
+    """Clean accuracy and activation sparsity on all of x, then every configured attack run, then the checks.
+
+    Returns the model-dependent part of a result record: ``clean_acc``, ``learned``, ``n_test``,
+    ``activation_sparsity``, ``attacks`` (run key -> entry), ``checks``, ``timings``, ``query_indices``
+    (which evaluated images the query-based attacks got) and ``eval_config`` (the settings as run).
+    """
+    config = config.resolved(device, len(x))
+    timings = {}
+    started = time.perf_counter()
+    clean = evaluate_clean(model, x, y, config.batch_size, device)
+    timings["clean_s"] = time.perf_counter() - started
+    x_eval, y_eval = x[:config.n_eval], y[:config.n_eval].cpu()
+    images = {ALL_IMAGES: torch.arange(config.n_eval)}
+    targets = make_targets(y_eval, num_classes, config.seed)
+    attacks, completed = {}, []
+    for name in config.attacks:
+        for run in ATTACKS[name].evaluation_runs(model, config):
+            indices = images.setdefault(run.images, query_subset(config.n_eval, config.nes_n, config.seed))
+            batch_size = config.black_box_batch_size if run.attack.counts_queries else config.batch_size
+            started = time.perf_counter()
+            outcome = run_attack(model, run.attack, x_eval[indices], y_eval[indices], device, batch_size,
+                                 targets[indices] if run.targeted else None, desc=run.key)
+            timings[f"{run.key}_s"] = time.perf_counter() - started
+            attacks[run.key] = {"attack": name, "title": run.title, "threat_model": run.attack.threat_model,
+                                "reference": run.attack.reference, "settings": run.attack.settings(),
+                                **attack_metrics(outcome, y_eval[indices], run.targeted)}
+            completed.append(CompletedRun(run.key, run.attack.threat_model, run.targeted, indices,
+                                          outcome["adv_pred"] == y_eval[indices]))
+    started = time.perf_counter()
+    checks = run_checks(model, config, x_eval, y_eval, device, completed)
+    timings["checks_s"] = time.perf_counter() - started
+    query_indices = [index for key, index in images.items() if key != ALL_IMAGES]
+    return {"clean_acc": clean["accuracy"], "learned": learned(clean["accuracy"], num_classes), "n_test": len(x),
+            "activation_sparsity": clean["activation_sparsity"], "attacks": attacks, "checks": checks,
+            "timings": timings, "query_indices": query_indices[0].tolist() if query_indices else [],
+            "eval_config": config.to_dict()}
+
+
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class Job:
+    variant: object
+    checkpoint: dict
+    checkpoint_path: object
+    sha256: str
+
+
+def find_checkpoints(variants, models_dir, train_hint):
+    """``(ready, warnings)``: the variants with a finished checkpoint of exactly that identity, and why the
+    others are left out. Every checkpoint is read here, before any attack runs, so a corrupt file or one that
+    holds another variant stops the run before hours of work."""
+    ready, warnings = [], []
+    for variant in variants:
+        path = variant.checkpoint_path(models_dir)
+        if not path.exists():
+            warnings.append(f"no checkpoint for {variant.name} in {models_dir}; create it with: {train_hint(variant)}")
+            continue
+        checkpoint = load_checkpoint(path)
+        stored = checkpoint_variant(checkpoint)
+        if stored != variant:
+            raise FileProblem(f"{path} holds {stored.method} variant {stored.name} (strength {stored.strength!r}), "
+                              f"not the requested {variant.method} variant {variant.name} (strength "
+                              f"{variant.strength!r}); move it to its own name or retrain it", "models_dir")
+        status = checkpoint["metadata"]["status"]
+        if status != "complete":
+            warnings.append(f"skipping {variant.name}: its checkpoint {path} is {status.replace('_', ' ')}; "
+                            f"{'retrain it with' if status == 'diverged' else 'finish its training with'}: "
+                            f"{train_hint(variant, force=status == 'diverged', recipe=checkpoint['metadata']['recipe'])}")
+            continue
+        ready.append(Job(variant, checkpoint, path, file_sha256(path)))
+    return ready, warnings
+
+
+def is_up_to_date(path, method, job, config, device):
+    """Whether ``path`` holds this variant's record for this very checkpoint file and these settings."""
+    if not path.exists():
+        return False
+    record = read_record(path, method)
+    n_test = record.n_test
+    return (record.checkpoint.get("sha256") == job.sha256
+            and record.eval_config == {**config.resolved(device, n_test).to_dict(), "device": str(device)})
+
+
+class TestSets:
+    """Test images of a checkpoint's classes as floats in [0, 1], read once per class list."""
+
+    def __init__(self, data_dir):
+        self.data_dir = data_dir
+        self._cifar = None
+        self._by_classes = {}
+
+    def get(self, classes):
+        key = tuple(classes)
+        if key not in self._by_classes:
+            self._cifar = self._cifar or load_cifar10(self.data_dir)
+            x, y = select_classes(self._cifar.test_x, self._cifar.test_y, list(key))
+            self._by_classes[key] = (x.float().div_(255), y)
+        return self._by_classes[key]
+
+
+def evaluate_variants(variants, method, models_dir, results_dir, data_dir, device, config, train_hint, force=False,
+                      log=print):
+    """Evaluate the variants of ``method`` (and the baseline) that have finished checkpoints.
+
+    ``train_hint(variant, force=False, recipe=None)`` returns the command that (re)trains a variant (with a
+    checkpoint's recipe where one exists), for messages.
+    Returns the records of the evaluated variants, in table order.
+    """
+    method_dir = results_dir / method
+    load_records(method_dir, method)  # a malformed result file stops the run before any attack
+    ready, warnings = find_checkpoints(variants, models_dir, train_hint)
+    for warning in warnings:
+        log(f"warning: {warning}")
+    if not ready:
+        raise FileProblem(f"no finished checkpoint for any selected variant in {models_dir}; train first, e.g. "
+                          f"{train_hint(variants[0])}", "models_dir")
+    test_sets = TestSets(data_dir)
+    started = time.perf_counter()
+    done, skipped = [], []
+    for index, job in enumerate(ready, start=1):
+        path = job.variant.results_path(results_dir, method)
+        metadata = job.checkpoint["metadata"]
+        x, y = test_sets.get(metadata["recipe"]["classes"])
+        if not force and is_up_to_date(path, method, job, config, device):
+            skipped.append(job.variant.name)
+            log(f"[{index}/{len(ready)}] {job.variant.name}: result is up to date, skipped (--force redoes it)")
+            continue
+        log(f"[{index}/{len(ready)}] {job.variant.name}")
+        model = model_from_checkpoint(job.checkpoint, device)
+        evaluation = evaluate_model(model, x, y, metadata["num_classes"], device, config)
+        eval_config = evaluation.pop("eval_config")
+        write_record(path, {
+            "method": method,
+            "variant": job.variant.to_record(),
+            "checkpoint": {"path": str(job.checkpoint_path), "sha256": job.sha256, "metadata": metadata},
+            **evaluation,
+            "eval_config": {**eval_config, "device": str(device)},
+        })
+        write_summary_csv(method_dir, method)
+        done.append(job.variant.name)
+        log(variant_line(job.variant, evaluation))
+    _, records = write_summary_csv(method_dir, method)
+    names = {job.variant.name for job in ready}
+    shown = [record for record in records if record.variant.name in names]
+    log(format_summary_table(shown))
+    not_learned = [r.variant.name for r in shown if r.learned is False]
+    log(f"evaluation: {len(done)} evaluated, {len(skipped)} up to date"
+        + (f", {len(not_learned)} did not learn ({' '.join(not_learned)})" if not_learned else "")
+        + f" in {time.perf_counter() - started:.0f} s; results in {method_dir} (summary.csv lists every variant there)")
+    return shown
+
+
+def variant_line(variant, evaluation):
+    """One line per evaluated variant: clean accuracy, robust accuracy per attack, failed checks."""
+    failed = [check["name"] for check in evaluation["checks"] if check["status"] == "failed"]
+    return (f"{variant.name}: clean acc {evaluation['clean_acc']:.1%}"
+            + ("" if evaluation["learned"] else " (DID NOT LEARN: near chance)")
+            + "".join(f", {key} robust acc {entry['robust_acc']:.1%}" for key, entry in evaluation["attacks"].items())
+            + (f"; FAILED checks: {' '.join(failed)}" if failed else ""))
