@@ -14,8 +14,8 @@ from common.cli import ArgumentParser, Interrupted, fraction, run_main
 from common.device import DEVICE_CHOICES, resolve_device
 from common.io import ensure_writable_dir
 from data.augment import AUGMENTATIONS
+from evaluation.config import DEFAULT_EPS_SWEEP, EvalConfig
 from evaluation.config import QUICK as EVAL_QUICK
-from evaluation.config import EvalConfig
 from evaluation.runner import evaluate_variants
 from models import layer_names
 from sparsity.methods import METHODS
@@ -177,40 +177,48 @@ def run_train(args):
 
 # ---- eval ------------------------------------------------------------------------------------
 
-EVAL_FLAGS = {"steps": "--steps", "restarts": "--restarts", "n_eval": "--n-eval", "nes_n": "--nes-n",
-              "nes_steps": "--nes-steps", "nes_samples": "--nes-samples", "query_batch": "--query-batch",
-              "batch_size": "--eval-batch-size", "check_n": "--check-n"}
+EVAL_FLAGS = {"steps": "--steps", "restarts": "--restarts", "n_eval": "--n-eval", "query_n": "--query-n",
+              "square_queries": "--square-queries", "nes_steps": "--nes-steps", "nes_samples": "--nes-samples",
+              "query_batch": "--query-batch", "batch_size": "--eval-batch-size", "check_n": "--check-n"}
 
 
 def add_eval_options(parser):
     group = parser.add_argument_group("evaluation (--mode eval; defaults follow DESIGN.md)")
     defaults = EvalConfig()
-    parser.add_mode_options(group, (EVAL,), "--attacks", nargs="+", choices=list(ATTACKS), metavar="ATTACK",
-                            help=f"attacks to run, of {' '.join(ATTACKS)} (default: {' '.join(defaults.attacks)})")
-    parser.add_mode_options(group, (EVAL,), "--eps", type=fraction, help="L-inf budget of every attack, in [0, 1] "
-                                                                         "(default 8/255)")
-    parser.add_mode_options(group, (EVAL,), "--alpha", type=fraction, help="step size of PGD and NES (default 1/255)")
-    parser.add_mode_options(group, (EVAL,), "--nes-sigma", type=fraction, help="NES sampling scale (default 1/255)")
-    parser.add_mode_options(group, (EVAL,), "--nes-momenta", type=float, nargs="+", metavar="M",
-                            help="NES momentum values in [0, 1) (default 0 0.9)")
-    parser.add_mode_options(group, (EVAL,), "--nes-modes", nargs="+", choices=NES_MODES,
-                            help="untargeted and/or targeted NES (default both)")
+
+    def option(*flags, **kwargs):
+        parser.add_mode_options(group, (EVAL,), *flags, **kwargs)
+
+    option("--attacks", nargs="+", choices=list(ATTACKS), metavar="ATTACK",
+           help=f"attacks to run, of {' '.join(ATTACKS)} (default: {' '.join(defaults.attacks)}; "
+                f"--quick: {' '.join(EVAL_QUICK['attacks'])})")
+    option("--eps", type=fraction, help="L-inf budget of every attack, in [0, 1] (default 8/255)")
+    option("--alpha", type=fraction, help="step size of PGD and NES (default 1/255)")
+    option("--eps-sweep", type=fraction, nargs="*", metavar="EPS",
+           help="also run the white-box attacks at each EPS for robustness curves (given alone: "
+                + " ".join(f"{e * 255:g}/255" for e in DEFAULT_EPS_SWEEP) + ")")
+    option("--nes-sigma", type=fraction, help="NES sampling scale (default 1/255)")
+    option("--nes-momenta", type=float, nargs="+", metavar="M", help="NES momentum values in [0, 1) (default 0 0.9)")
+    option("--nes-modes", nargs="+", choices=NES_MODES, help="untargeted and/or targeted NES (default both)")
     helps = {"steps": "PGD steps", "restarts": "PGD random restarts",
              "n_eval": "attack the first N test images (default: all)",
-             "nes_n": "query-based attacks on a seeded subset of N of them", "nes_steps": "NES iterations",
+             "query_n": "query-based attacks (NES, Square) on a seeded subset of N of them",
+             "square_queries": "Square's query budget per image", "nes_steps": "NES iterations",
              "nes_samples": "antithetic pairs per NES gradient estimate",
              "query_batch": "images per NES forward pass, even (default 4096 on CUDA, 64 otherwise)",
              "batch_size": "images per white-box attack batch", "check_n": "images for the sanity checks"}
     for field, flag in EVAL_FLAGS.items():
         default = getattr(defaults, field)
-        parser.add_mode_options(group, (EVAL,), flag, type=int, metavar="N",
-                                help=helps[field] + (f" (default {default})" if default is not None else ""))
+        aliases = ("--nes-n",) if field == "query_n" else ()  # the flag's earlier name
+        option(flag, *aliases, dest=field if field != "batch_size" else "eval_batch_size", type=int, metavar="N",
+               help=helps[field] + (f" (default {default})" if default is not None else ""))
 
 
 def eval_config_from_args(args, seed):
+    eps_sweep = None if args.eps_sweep is None else tuple(args.eps_sweep or DEFAULT_EPS_SWEEP)
     return EvalConfig.from_options(
-        quick=args.quick, seed=seed, attacks=args.attacks, eps=args.eps, alpha=args.alpha, nes_sigma=args.nes_sigma,
-        nes_momenta=args.nes_momenta, nes_modes=args.nes_modes,
+        quick=args.quick, seed=seed, attacks=args.attacks, eps=args.eps, alpha=args.alpha, eps_sweep=eps_sweep,
+        nes_sigma=args.nes_sigma, nes_momenta=args.nes_momenta, nes_modes=args.nes_modes,
         **{field: getattr(args, field if field != "batch_size" else "eval_batch_size") for field in EVAL_FLAGS})
 
 

@@ -2,10 +2,12 @@
 
 Adding an attack: a new file with an ``attacks.base.Attack`` subclass, and one line in ATTACKS.
 """
+from attacks.autoattack import APGD, AutoAttack
 from attacks.nes import NES
 from attacks.pgd import PGD
+from attacks.square import Square
 
-ATTACKS = {attack.name: attack for attack in (PGD, NES)}
+ATTACKS = {attack.name: attack for attack in (PGD, APGD, AutoAttack, Square, NES)}
 
 
 def register_attack(attack):
@@ -16,4 +18,4 @@ def register_attack(attack):
     return attack
 
 
-__all__ = ["ATTACKS", "NES", "PGD", "register_attack"]
+__all__ = ["ATTACKS", "APGD", "AutoAttack", "NES", "PGD", "Square", "register_attack"]

@@ -7,14 +7,19 @@ import warnings
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
-from attacks.base import BLACK_BOX, WHITE_BOX
+from attacks.base import BLACK_BOX, WHITE_BOX, eval_mode
 from attacks.pgd import PGD
 from evaluation.metrics import run_attack
 
 PASSED, FAILED, NOT_RUN = "passed", "failed", "not_run"
 LARGE_EPS_MIN_SUCCESS = 0.99
-BLACK_BOX_TOLERANCE = 0.02  # robust accuracy points a black-box attack may beat the white-box ones by
+BLACK_BOX_TOLERANCE = 0.02  # robust accuracy a black-box attack may be below the white-box ones by
+WHITE_BOX_TOLERANCE = 0.03  # robust accuracy a white-box attack may be above the strongest one by
+# Exactly zero input gradients on more than this fraction of images: the loss surface is flat where attacks
+# look (dead or saturated units), so gradient-based robust accuracy means little.
+ZERO_GRADIENT_MAX_FRACTION = 0.01
 
 
 @dataclass
@@ -98,8 +103,49 @@ def check_black_box_not_stronger(completed):
                  f"{BLACK_BOX_TOLERANCE:.2f})")
 
 
+def check_white_box_agree(completed):
+    """Every white-box attack must come within a few points of the strongest one on the same images; one that
+    does not (typically PGD against AutoAttack) is flagged as unreliable for this model."""
+    name = "white_box_attacks_agree"
+    white = [run for run in completed if run.threat_model == WHITE_BOX and not run.targeted]
+    if len(white) < 2:
+        return check(name, NOT_RUN, "needs two untargeted white-box attacks")
+    common = white[0].indices
+    accuracy = {run.key: run.robust_acc(common) for run in white if run.covers(common)}
+    best = min(accuracy.values())
+    unreliable = [key for key, value in accuracy.items() if value > best + WHITE_BOX_TOLERANCE]
+    detail = ", ".join(f"{key} {value:.4f}" for key, value in accuracy.items())
+    return check(name, FAILED if unreliable else PASSED,
+                 f"robust_acc on the same {len(common)} images: {detail}"
+                 + (f"; unreliable for this model: {' '.join(unreliable)}" if unreliable else "")
+                 + f" (may exceed the strongest by at most {WHITE_BOX_TOLERANCE:.2f})")
+
+
+def check_zero_gradients(model, config, x, y, device):
+    """The fraction of images whose cross-entropy input gradient is exactly zero: dead or saturated units
+    before the output give attacks nothing to follow."""
+    name = "zero_input_gradients"
+    n = min(config.check_n, len(x))
+    if n == 0:
+        return check(name, NOT_RUN, "check_n is 0")
+    zero = 0
+    with eval_mode(model):
+        for start in range(0, n, config.batch_size):
+            batch = x[start:min(start + config.batch_size, n)].to(device).requires_grad_(True)
+            with torch.enable_grad():
+                loss = F.cross_entropy(model(batch), y[start:start + len(batch)].to(device), reduction="sum")
+                (grad,) = torch.autograd.grad(loss, batch)
+            zero += int((grad.flatten(1) == 0).all(1).sum())
+    fraction = zero / n
+    return check(name, FAILED if fraction > ZERO_GRADIENT_MAX_FRACTION else PASSED,
+                 f"{zero} of the first {n} evaluated images ({fraction:.4f}) have an exactly zero cross-entropy "
+                 f"input gradient (at most {ZERO_GRADIENT_MAX_FRACTION} allowed)")
+
+
 def run_checks(model, config, x, y, device, completed):
     """Every check, in a fixed order; ``x, y`` are the evaluated images, ``completed`` the attack runs."""
     return [check_large_eps(model, config, x, y, device),
             check_eps_monotone(model, config, x, y, device, completed),
-            check_black_box_not_stronger(completed)]
+            check_black_box_not_stronger(completed),
+            check_white_box_agree(completed),
+            check_zero_gradients(model, config, x, y, device)]

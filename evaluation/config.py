@@ -9,20 +9,25 @@ from common.errors import ConfigError
 
 # --quick: few images and short attacks, so the pipeline runs end to end on a CPU in minutes.
 # Explicit options still override these (the training preset is training.recipe.QUICK).
-QUICK = {"n_eval": 200, "steps": 20, "nes_n": 10, "nes_samples": 20, "nes_steps": 20, "check_n": 100}
+QUICK = {"attacks": ("pgd", "apgd", "square", "nes"), "n_eval": 100, "steps": 20, "query_n": 20, "nes_samples": 20,
+         "nes_steps": 20, "check_n": 100}
+# --eps-sweep given without values
+DEFAULT_EPS_SWEEP = (1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255)
 
 
 @dataclass(frozen=True)
 class EvalConfig:
     """Defaults are the protocol of DESIGN.md; ``to_dict()`` is the result file's ``eval_config``."""
 
-    attacks: tuple = ("pgd", "nes")
+    attacks: tuple = ("pgd", "autoattack", "square", "nes")
     eps: float = 8 / 255  # L-inf budget of every attack
     alpha: float = 1 / 255  # step size of PGD and NES
     steps: int = 50  # PGD
     restarts: int = 1
     n_eval: int | None = None  # attack the first n_eval test images; None = all
-    nes_n: int = 1000  # query-based attacks run on a seeded subset of nes_n of those images
+    query_n: int = 1000  # query-based attacks (NES, Square) run on a seeded subset of query_n of those images
+    square_queries: int = 5000  # Square's query budget per image (AutoAttack's)
+    eps_sweep: tuple = ()  # white-box attacks also run at each of these eps (robustness curves)
     nes_steps: int = 50
     nes_samples: int = 200  # antithetic pairs per gradient estimate
     nes_sigma: float = 1 / 255
@@ -57,7 +62,11 @@ class EvalConfig:
         validation.integer(self.restarts, "restarts", minimum=1)
         if self.n_eval is not None:
             validation.integer(self.n_eval, "n_eval", minimum=1)
-        validation.integer(self.nes_n, "nes_n", minimum=1)
+        validation.integer(self.query_n, "query_n", minimum=1)
+        validation.integer(self.square_queries, "square_queries", minimum=1)
+        if self.eps_sweep:
+            for eps in validation.distinct(self.eps_sweep, "eps_sweep"):
+                validation.number(eps, "eps_sweep", above=0, maximum=1)
         validation.integer(self.nes_steps, "nes_steps", minimum=1)
         validation.integer(self.nes_samples, "nes_samples", minimum=1)
         validation.number(self.nes_sigma, "nes_sigma", above=0, maximum=1)
@@ -78,7 +87,7 @@ class EvalConfig:
         """The settings as actually run on ``device`` over a test set of ``n_test`` images: image counts
         capped at what exists, the device's default query batch filled in. This is what result files record."""
         n_eval = n_test if self.n_eval is None else min(self.n_eval, n_test)
-        return replace(self, n_eval=n_eval, nes_n=min(self.nes_n, n_eval),
+        return replace(self, n_eval=n_eval, query_n=min(self.query_n, n_eval),
                        query_batch=self.query_batch or default_query_batch(device))
 
     def to_dict(self):

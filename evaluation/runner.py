@@ -9,12 +9,12 @@ skipped unless ``force``.
 """
 import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
 from attacks import ATTACKS
-from attacks.base import ALL_IMAGES
+from attacks.base import ALL_IMAGES, WHITE_BOX
 from common.errors import FileProblem
 from data.cifar import load_cifar10, select_classes
 from evaluation.checks import CompletedRun, run_checks
@@ -48,7 +48,7 @@ def evaluate_model(model, x, y, num_classes, device, config):
     attacks, completed = {}, []
     for name in config.attacks:
         for run in ATTACKS[name].evaluation_runs(model, config):
-            indices = images.setdefault(run.images, query_subset(config.n_eval, config.nes_n, config.seed))
+            indices = images.setdefault(run.images, query_subset(config.n_eval, config.query_n, config.seed))
             batch_size = config.black_box_batch_size if run.attack.counts_queries else config.batch_size
             started = time.perf_counter()
             outcome = run_attack(model, run.attack, x_eval[indices], y_eval[indices], device, batch_size,
@@ -60,13 +60,38 @@ def evaluate_model(model, x, y, num_classes, device, config):
             completed.append(CompletedRun(run.key, run.attack.threat_model, run.targeted, indices,
                                           outcome["adv_pred"] == y_eval[indices]))
     started = time.perf_counter()
+    curves = robustness_curves(model, config, x_eval, y_eval, device, completed)
+    timings["eps_sweep_s"] = time.perf_counter() - started
+    started = time.perf_counter()
     checks = run_checks(model, config, x_eval, y_eval, device, completed)
     timings["checks_s"] = time.perf_counter() - started
     query_indices = [index for key, index in images.items() if key != ALL_IMAGES]
     return {"clean_acc": clean["accuracy"], "learned": learned(clean["accuracy"], num_classes), "n_test": len(x),
-            "activation_sparsity": clean["activation_sparsity"], "attacks": attacks, "checks": checks,
-            "timings": timings, "query_indices": query_indices[0].tolist() if query_indices else [],
+            "activation_sparsity": clean["activation_sparsity"], "attacks": attacks, "robustness_curves": curves,
+            "checks": checks, "timings": timings, "query_indices": query_indices[0].tolist() if query_indices else [],
             "eval_config": config.to_dict()}
+
+
+def robustness_curves(model, config, x, y, device, completed):
+    """``{run key: [{eps, n, robust_acc}, ...]}`` for every untargeted white-box run on all evaluated images,
+    at each eps of ``config.eps_sweep`` (the protocol's eps reuses its run)."""
+    done = {run.key: run for run in completed}
+    curves = {}
+    for eps in sorted(config.eps_sweep):
+        at_eps = replace(config, eps=eps)
+        for name in config.attacks:
+            for run in ATTACKS[name].evaluation_runs(model, at_eps):
+                if run.attack.threat_model != WHITE_BOX or run.targeted or run.images != ALL_IMAGES:
+                    continue
+                if eps == config.eps and run.key in done:
+                    still_correct = done[run.key].still_correct
+                else:
+                    outcome = run_attack(model, run.attack, x, y, device, config.batch_size,
+                                         desc=f"{run.key} eps={eps * 255:.3g}/255")
+                    still_correct = outcome["adv_pred"] == y
+                curves.setdefault(run.key, []).append(
+                    {"eps": eps, "n": len(y), "robust_acc": still_correct.float().mean().item()})
+    return curves
 
 
 def file_sha256(path):

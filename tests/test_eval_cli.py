@@ -15,9 +15,10 @@ from sparsity.variants import Variant
 TRAIN = ["--classes", "0", "1", "--epochs", "1", "--batch-size", "16", "--train-per-class", "16",
          "--test-per-class", "5", "--device", "cpu"]
 # Short attacks: the numbers are real, only the budgets (samples, steps, queries) are small.
-EVAL = ["--device", "cpu", "--n-eval", "24", "--steps", "5", "--nes-n", "4", "--nes-steps", "3",
-        "--nes-samples", "5", "--check-n", "8"]
-ATTACK_KEYS = ("pgd", "nes_untargeted_m0", "nes_untargeted_m0.9", "nes_targeted_m0", "nes_targeted_m0.9")
+EVAL = ["--device", "cpu", "--n-eval", "24", "--steps", "5", "--query-n", "4", "--square-queries", "50",
+        "--nes-steps", "3", "--nes-samples", "5", "--check-n", "8"]
+ATTACK_KEYS = ("pgd", "autoattack", "square", "nes_untargeted_m0", "nes_untargeted_m0.9", "nes_targeted_m0",
+               "nes_targeted_m0.9")
 
 
 def run(argv, capsys):
@@ -62,11 +63,13 @@ def test_eval_writes_one_result_per_variant_and_a_summary(evaluated):
         pgd = record["attacks"]["pgd"]
         assert pgd["n"] == 24 and pgd["success_rate_all"] == pytest.approx(pgd["n_success"] / 24)
         assert round(pgd["robust_acc"] * 24) <= pgd["n_correct"]
-        for key in ATTACK_KEYS[1:]:
-            nes = record["attacks"][key]
-            assert nes["n"] == 4 and "median_queries" in nes and "mean_queries_all" in nes
-        assert {check["name"] for check in record["checks"]} == {
-            "pgd_eps1_success", "robust_acc_monotone_in_eps", "black_box_not_stronger_than_white_box"}
+        assert record["attacks"]["autoattack"]["n"] == 24 and record["attacks"]["autoattack"]["reference"]
+        for key in ATTACK_KEYS[2:]:
+            queried = record["attacks"][key]
+            assert queried["n"] == 4 and "median_queries_correct" in queried and "mean_queries_all" in queried
+        assert [check["name"] for check in record["checks"]] == [
+            "pgd_eps1_success", "robust_acc_monotone_in_eps", "black_box_not_stronger_than_white_box",
+            "white_box_attacks_agree", "zero_input_gradients"]
         assert record["checkpoint"]["metadata"]["status"] == "complete"
     with open(tmp_path / "l1" / "summary.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -124,6 +127,15 @@ def test_corrupt_checkpoint_exits_2_naming_it_and_is_left_alone(cifar_dir, model
     (["--nes-momenta", "1"], "--nes-momenta must be < 1"),
     (["--steps", "0"], "--steps must be at least 1"),
     (["--attacks", "fgsm"], "invalid choice"),
+    (["--eps", "inf"], "--eps must be a finite number"),
+    (["--eps", "nan"], "--eps must be a finite number"),
+    (["--alpha=-1/255"], "--alpha must be > 0"),
+    (["--nes-sigma", "inf"], "--nes-sigma must be a finite number"),
+    (["--square-queries", "0"], "--square-queries must be at least 1"),
+    (["--eps-sweep", "0", "8/255"], "--eps-sweep must be > 0"),
+    (["--eps-sweep", "2/255", "2/255"], "--eps-sweep lists"),
+    (["--eps", "1e9"], "--eps must be <= 1"),
+    (["--query-batch", "3"], "--query-batch must be even"),
     (["--layers", "conv9"], "unknown layer 'conv9'"),
 ])
 def test_bad_eval_input_exits_2(cifar_dir, models_dir, tmp_path, capsys, flags, fragment):

@@ -1,0 +1,197 @@
+"""AutoAttack, APGD and Square through the official package, and sanity checks that catch gradient masking.
+
+The models are small MLPs on 3x8x8 images so that the full attacks (AutoAttack's
+100-iteration APGD, Square's 5,000 queries) run in seconds on a CPU.
+"""
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from attacks import PGD, AutoAttack, Square
+from attacks.autoattack import APGD
+from evaluation.config import EvalConfig
+from evaluation.metrics import run_attack
+from evaluation.runner import evaluate_model
+
+CPU = torch.device("cpu")
+CLASSES = 4
+EPS = 0.04  # PGD leaves about a third of the test images correct: a regime where attacks can be compared
+
+
+def coloured_images(n, seed):
+    """Class k: a fixed random pattern k, one fifth of each pixel, under uniform noise."""
+    generator = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % CLASSES
+    patterns = torch.rand((CLASSES, 3, 8, 8), generator=torch.Generator().manual_seed(99))
+    x = 0.2 * patterns[y] + 0.8 * torch.rand((n, 3, 8, 8), generator=generator)
+    return x, y
+
+
+class MLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.hidden = nn.Linear(192, 64)
+        self.out = nn.Linear(64, CLASSES)
+
+    def forward(self, x):
+        return self.out(torch.relu(self.hidden(x.flatten(1))))
+
+
+@pytest.fixture(scope="module")
+def ordinary():
+    """An ordinary trained model (about 95% test accuracy) and held-out images."""
+    torch.manual_seed(0)
+    model = MLP()
+    x, y = coloured_images(512, seed=1)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(200):
+        optimizer.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    x_test, y_test = coloured_images(64, seed=2)
+    assert (model(x_test).argmax(1) == y_test).float().mean() > 0.85
+    return model.eval(), x_test, y_test
+
+
+class Rounded(nn.Module):
+    """Input quantised to 8 bits: the same function almost everywhere, but every input gradient is zero."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(torch.round(x * 255) / 255)
+
+
+class Scaled(nn.Module):
+    """Logits x 1000: the same predictions, but softmax saturates and cross-entropy gradients vanish."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return 1000 * self.model(x)
+
+
+class DeadLayer(nn.Module):
+    """A layer of dead ReLUs before the output: the gradient is zero everywhere."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        self.dead = nn.Linear(CLASSES, 16)
+        nn.init.constant_(self.dead.bias, -1e4)
+        self.out = nn.Linear(16, CLASSES)
+
+    def forward(self, x):
+        return self.out(torch.relu(self.dead(self.model(x))))
+
+
+def robust_acc(attack, x, y):
+    outcome = run_attack(attack.model, attack, x, y, CPU, batch_size=len(x))
+    return (outcome["adv_pred"] == y).float().mean().item()
+
+
+def test_autoattack_and_apgd_are_at_least_as_strong_as_pgd(ordinary):
+    model, x, y = ordinary
+    pgd = robust_acc(PGD(model, eps=EPS, alpha=EPS / 8, steps=20, seed=0), x, y)
+    apgd = robust_acc(APGD(model, eps=EPS, seed=0), x, y)
+    autoattack = robust_acc(AutoAttack(model, eps=EPS, seed=0), x, y)
+    assert 0.05 < pgd < 0.9  # a regime where the comparison means something
+    assert apgd <= pgd + 2 / len(y) and autoattack <= apgd + 1 / len(y)
+
+
+def test_autoattack_keeps_the_callers_random_stream_and_stays_in_the_ball(ordinary):
+    model, x, y = ordinary
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    x_adv, queries = AutoAttack(model, eps=EPS, seed=0)(x, y)
+    assert torch.equal(torch.rand(3), expected) and queries is None
+    assert (x_adv - x).abs().max() <= EPS + 1e-6 and x_adv.min() >= 0 and x_adv.max() <= 1
+
+
+class Counting(nn.Module):
+    """Counts the images that pass through the model."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        self.seen = 0
+
+    def forward(self, x):
+        self.seen += len(x)
+        return self.model(x)
+
+
+def test_square_query_counts_are_exactly_the_images_the_model_saw(ordinary):
+    model, x, y = ordinary
+    counting = Counting(model)
+    for i in range(6):  # one image at a time: the wrapper's count is that image's count
+        counting.seen = 0
+        x_adv, queries = Square(counting, eps=EPS, queries=300, seed=0)(x[i:i + 1], y[i:i + 1])
+        assert queries.tolist() == [counting.seen]
+    counting.seen = 0
+    x_adv, queries = Square(counting, eps=EPS, queries=300, seed=0)(x, y)
+    assert int(queries.sum()) == counting.seen and queries.min() >= 1 and queries.max() <= 302
+    assert (x_adv - x).abs().max() <= EPS + 1e-6
+    fooled = model(x_adv).argmax(1) != y
+    # an image not fooled used the whole budget: the clean check, Square's start, one query per iteration
+    assert fooled.any() and (queries[~fooled] == 302).all()
+
+
+def test_square_misclassified_image_costs_one_query_and_targeted_reaches_its_target(ordinary):
+    model, x, y = ordinary
+    wrong = (y + 1) % CLASSES
+    _, queries = Square(model, eps=EPS, queries=100, seed=0)(x[:4], wrong[:4])
+    initially_wrong = model(x[:4]).argmax(1) != wrong[:4]
+    assert (queries[initially_wrong] == 1).all()
+    x_adv, _ = Square(model, eps=0.3, queries=500, seed=0)(x[:8], wrong[:8], targeted=True)
+    assert (model(x_adv).argmax(1) == wrong[:8]).float().mean() >= 0.75
+
+
+CHECKED = EvalConfig(attacks=("pgd", "apgd", "square"), eps=EPS, alpha=EPS / 8, steps=20, query_n=32,
+                     square_queries=1000, check_n=64)
+
+
+def failed_checks(model, x, y):
+    report = evaluate_model(model, x, y, CLASSES, CPU, CHECKED)
+    return {check["name"]: check for check in report["checks"]}, report
+
+
+def test_no_check_fails_on_an_ordinary_trained_model(ordinary):
+    checks, _ = failed_checks(*ordinary)
+    assert {name: c["status"] for name, c in checks.items()} == dict.fromkeys(checks, "passed")
+    assert set(checks) == {"pgd_eps1_success", "robust_acc_monotone_in_eps", "black_box_not_stronger_than_white_box",
+                           "white_box_attacks_agree", "zero_input_gradients"}
+
+
+@pytest.mark.parametrize("mask, expected", [
+    (Rounded, {"black_box_not_stronger_than_white_box", "zero_input_gradients"}),
+    (Scaled, {"zero_input_gradients"}),
+    (DeadLayer, {"zero_input_gradients", "pgd_eps1_success"}),
+])
+def test_checks_catch_deliberately_masked_models(ordinary, mask, expected):
+    model, x, y = ordinary
+    with pytest.warns(UserWarning, match="sanity check"):
+        checks, _ = failed_checks(mask(model).eval(), x, y)
+    failed = {name for name, c in checks.items() if c["status"] == "failed"}
+    assert expected <= failed, {name: c["detail"] for name, c in checks.items()}
+
+
+def test_eps_sweep_gives_a_falling_curve_per_white_box_attack(ordinary):
+    model, x, y = ordinary
+    config = EvalConfig(attacks=("pgd", "square"), eps=EPS, alpha=EPS / 8, steps=20, query_n=8, square_queries=50,
+                        check_n=0, eps_sweep=(EPS / 4, EPS, 2 * EPS))
+    report = evaluate_model(model, x, y, CLASSES, CPU, config)
+    curve = report["robustness_curves"]["pgd"]
+    assert set(report["robustness_curves"]) == {"pgd"}  # Square is black-box: no curve
+    assert [point["eps"] for point in curve] == [EPS / 4, EPS, 2 * EPS]
+    accuracies = [point["robust_acc"] for point in curve]
+    assert accuracies[0] > accuracies[1] >= accuracies[2]
+    assert accuracies[1] == report["attacks"]["pgd"]["robust_acc"]
+    assert {check["status"] for check in report["checks"] if check["name"] != "black_box_not_stronger_than_white_box"} \
+        == {"not_run"}
