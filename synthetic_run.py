@@ -4,85 +4,64 @@ depth-2 ReLU network move the smallest l2 perturbation that flips its prediction
     python synthetic_run.py --mode l1
     python synthetic_run.py --mode dropout
 
-Writes results/synthetic/{mode}.json, .png and .pdf and prints a summary table.
+Writes results/synthetic/{mode}.json, .png and .pdf (a non-default configuration: {mode}_{settings}.*, see
+the README) and prints a summary table. The work lives in the synthetic package.
 """
-import math
-from pathlib import Path
-
 from common.cli import ArgumentParser, run_main
 from common.device import DEVICE_CHOICES, resolve_device
-from common.errors import UsageError
-from common.io import atomic_write_json, ensure_writable_dir
-from sparsity.synthetic_train import DEFAULT_LR, MODES, OPTIMIZERS, run_experiment
-from vis.synthetic import plot_synthetic, summary_table
+from synthetic.config import DEFAULT_STRENGTHS, MODES, OPTIMIZERS, PENALTIES, SyntheticConfig
+from synthetic.experiment import run_and_write, summary_line
+from synthetic.table import summary_table
 
-DEFAULT_STRENGTHS = {
-    "l1": [0.0, 1e-5, 2e-5, 4e-5, 6e-5, 8e-5, 1e-4],
-    "dropout": [0.0, 0.1, 0.2, 0.5],
-}
+CONFIG_FLAGS = ("d", "m", "width", "strengths", "seeds", "penalty", "optimizer", "lr", "steps", "loss_target",
+                "search_limit")
 
 
 def build_parser():
+    defaults = SyntheticConfig(mode="l1")
     parser = ArgumentParser(prog="synthetic_run.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--mode", required=True, choices=MODES, help="sparsity method on the hidden activations")
-    parser.add_argument("--d", type=int, default=200, help="input dimension (data norm sqrt(d))")
-    parser.add_argument("--m", type=int, default=200, help="number of training points")
-    parser.add_argument("--width", type=int, default=500, help="hidden units")
-    parser.add_argument("--strengths", type=float, nargs="+", default=None,
-                        help="L1 strengths (>= 0) or dropout p in [0, 1); default: "
-                             + "; ".join(f"{mode}: {' '.join(f'{s:g}' for s in values)}"
-                                         for mode, values in DEFAULT_STRENGTHS.items()))
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4],
-                        help="one run per seed and strength; the seed fixes data, initialisation and dropout masks")
-    parser.add_argument("--lr", type=float, default=None,
-                        help="learning rate; default 0.03 for ngd (step lr / objective), 0.1 for gd (the original)")
-    parser.add_argument("--steps", type=int, default=20000, help="maximum gradient steps per run")
-    parser.add_argument("--optimizer", choices=OPTIMIZERS, default="ngd",
-                        help="ngd: normalised gradient descent, step lr/objective (default); gd: plain, step lr")
+    parser.add_argument("--d", type=int, help=f"input dimension (data norm sqrt(d)); default {defaults.d}")
+    parser.add_argument("--m", type=int, help=f"number of training points; default {defaults.m}")
+    parser.add_argument("--width", type=int, help=f"hidden units; default {defaults.width}")
+    parser.add_argument("--strengths", type=float, nargs="+",
+                        help="L1 strengths (>= 0) or dropout p in [0, 1); default: " + "; ".join(
+                            f"{mode}{f' --penalty {penalty}' if penalty else ''}: {' '.join(f'{s:g}' for s in values)}"
+                            for (mode, penalty), values in DEFAULT_STRENGTHS.items()))
+    parser.add_argument("--seeds", type=int, nargs="+",
+                        help="one run per seed and strength; a seed fixes data, initialisation and dropout masks; "
+                             f"default {' '.join(map(str, defaults.seeds))}")
+    parser.add_argument("--penalty", choices=tuple(PENALTIES),
+                        help="--mode l1 only; " + "; ".join(f"{name}: {text}" for name, text in PENALTIES.items())
+                             + "; default mean")
+    parser.add_argument("--optimizer", choices=tuple(OPTIMIZERS),
+                        help="; ".join(f"{name}: {text}" for name, text in OPTIMIZERS.items()) + "; default ngd")
+    parser.add_argument("--lr", type=float, help="learning rate; default 0.03 for ngd, 0.1 for gd")
+    parser.add_argument("--steps", type=int,
+                        help=f"cap on gradient steps per run; a run stopped by it counts as not converged; "
+                             f"default {defaults.steps}")
+    parser.add_argument("--loss-target", type=float,
+                        help=f"every run trains until its data loss is below this (equal fit); "
+                             f"default {defaults.loss_target:g}")
+    parser.add_argument("--search-limit", type=float,
+                        help=f"flip searches stop at this multiple of sqrt(d); default {defaults.search_limit:g}")
     parser.add_argument("--results-dir", default="results", help="output folder (files go to its synthetic/)")
     parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: on a small shared CPU more threads wait for busy cores)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     return parser
 
 
-def validate(args):
-    for flag in ("d", "m", "width"):
-        if getattr(args, flag) < 1:
-            raise UsageError(f"--{flag} must be >= 1, got {getattr(args, flag)}; pass a positive integer")
-    if args.steps < 1:
-        raise UsageError(f"--steps must be >= 1, got {args.steps}; pass a positive number of steps")
-    if not (args.lr > 0 and math.isfinite(args.lr)):
-        raise UsageError(f"--lr must be a positive number, got {args.lr:g}")
-    for strength in args.strengths:
-        if not (strength >= 0 and math.isfinite(strength)):
-            raise UsageError(f"strengths must be finite and >= 0, got {strength:g}; fix --strengths")
-        if args.mode == "dropout" and not strength < 1:
-            raise UsageError(f"dropout p must be in [0, 1), got {strength:g}; fix --strengths")
-    if any(seed < 0 for seed in args.seeds):
-        raise UsageError(f"seeds must be >= 0, got {' '.join(map(str, args.seeds))}; fix --seeds")
-    for flag, values in (("--seeds", args.seeds), ("--strengths", args.strengths)):
-        if len(set(values)) != len(values):
-            raise UsageError(f"{flag} lists a value twice; give each value once")
-
-
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    if args.strengths is None:
-        args.strengths = DEFAULT_STRENGTHS[args.mode]
-    if args.lr is None:
-        args.lr = DEFAULT_LR[args.optimizer]
-    validate(args)
-    device = resolve_device(args.device)
-    out_dir = ensure_writable_dir(Path(args.results_dir) / "synthetic", "--results-dir")
-
-    config = {"mode": args.mode, "d": args.d, "m": args.m, "width": args.width, "strengths": args.strengths,
-              "seeds": args.seeds, "lr": args.lr, "steps": args.steps, "optimizer": args.optimizer}
-    results = run_experiment(config, device, progress=not args.no_progress)
-    json_path = out_dir / f"{args.mode}.json"
-    atomic_write_json(json_path, results)
-    plot_synthetic(results, out_dir / f"{args.mode}.png", out_dir / f"{args.mode}.pdf")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    with parser.errors_as_flags():
+        config = SyntheticConfig.from_options(args.mode, **{flag: getattr(args, flag) for flag in CONFIG_FLAGS})
+        results, paths = run_and_write(config, args.results_dir, resolve_device(args.device),
+                                       progress=not args.no_progress, threads=args.threads)
     print(summary_table(results))
-    print(f"wrote {json_path} and {args.mode}.png/.pdf next to it")
+    print(summary_line(results, paths))
     return 0
 
 

@@ -1,7 +1,7 @@
 """Batched synthetic trainer vs a one-run-at-a-time reference loop on the same runs.
 
     python bench/synthetic_speed.py            # quick: 6 runs, d = m = 200, width 500, at most 2000 steps
-    python bench/synthetic_speed.py --full     # the default experiment's runs, 20000-step cap (long)
+    python bench/synthetic_speed.py --full     # the default experiment's runs and step cap (long)
 
 Prints both wall times, their ratio (target <= 0.25) and the largest relative
 difference of the final data losses (must be <= 1e-4). Runs in float64 by default:
@@ -25,8 +25,10 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sparsity.synthetic_train import (RunSpec, TrainSettings, dropout_masks, final_statistics,  # noqa: E402
-                                      prepare_runs, subset, train_stacked)
+from synthetic.config import SyntheticConfig  # noqa: E402
+from synthetic.experiment import run_specs, train_settings  # noqa: E402
+from synthetic.trainer import (TrainSettings, dropout_masks, final_statistics, prepare_runs, subset,  # noqa: E402
+                               train_stacked)
 
 TARGET_RATIO = 0.25
 LOSS_RTOL = 1e-4
@@ -34,22 +36,20 @@ LOSS_RTOL = 1e-4
 
 def reference_train(batch, settings):
     """One run (batch of size 1), written the plain way: autograd, and the stopping rules checked on the host
-    every step. Same rules as the batched trainer: stop on data loss, on a stalled best objective, or at the cap."""
+    every step. Same rules as the batched trainer: stop once the data loss without dropout is below the target,
+    on a stalled best objective, or at the cap; the last iterate is the result."""
     w, b, v = (p[0].clone().requires_grad_() for p in (batch.net.w, batch.net.b, batch.net.v))
-    best_params = (w.detach().clone(), b.detach().clone(), v.detach().clone())
     x, y, l1, p = batch.x[0], batch.y[0], float(batch.l1[0]), batch.specs[0].dropout
     best, previous_best = math.inf, math.inf
-    for step in range(1, settings.max_steps + 1):
+    for step in range(1, settings.steps + 1):
         mask = dropout_masks([p], batch.dropout_generators, (x.shape[0], w.shape[0]), x.device, x.dtype)
         hidden = torch.relu(x @ w.T + b)
         dropped = hidden if mask is None else hidden * mask[0]
-        data_loss = F.softplus(-y * (dropped @ v)).mean()
-        objective = data_loss + l1 * hidden.sum()
+        fit_loss = F.softplus(-y * (hidden @ v)).mean()
+        objective = F.softplus(-y * (dropped @ v)).mean() + l1 * hidden.sum()
         value = objective.item()
-        if value < best:
-            best = value
-            best_params = (w.detach().clone(), b.detach().clone(), v.detach().clone())
-        if data_loss.item() < settings.loss_tol or not math.isfinite(value):
+        best = min(best, value)
+        if fit_loss.item() < settings.loss_target or not math.isfinite(value):
             break
         w.grad = b.grad = v.grad = None
         objective.backward()
@@ -61,7 +61,7 @@ def reference_train(batch, settings):
             if math.isfinite(previous_best) and previous_best - best <= settings.stall_tol * previous_best:
                 break
             previous_best = best
-    return best_params
+    return w.detach(), b.detach(), v.detach()
 
 
 def time_batched(specs, settings, dtype):
@@ -89,7 +89,7 @@ def time_reference(specs, settings, dtype):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--full", action="store_true", help="the default experiment's 35 L1 runs (minutes)")
+    parser.add_argument("--full", action="store_true", help="the default experiment's runs (minutes)")
     parser.add_argument("--mode", choices=("l1", "dropout"), default="l1")
     parser.add_argument("--float32", action="store_true", help="train in float32, as the experiment does")
     parser.add_argument("--threads", type=int, default=1, help="torch threads, the same for both trainers")
@@ -99,17 +99,16 @@ def main():
         parser.error("--threads and --repeats must be at least 1")
     torch.set_num_threads(args.threads)
     if args.full:
-        strengths = [0.0, 1e-5, 2e-5, 4e-5, 6e-5, 8e-5, 1e-4] if args.mode == "l1" else [0.0, 0.1, 0.2, 0.5]
-        seeds, settings = range(5), TrainSettings()
+        config = SyntheticConfig.from_options(args.mode)
     else:
-        strengths = [0.0, 1e-4] if args.mode == "l1" else [0.0, 0.2]
-        seeds, settings = range(3), TrainSettings(max_steps=2000)
-    specs = [RunSpec(args.mode, s, seed) for s in strengths for seed in seeds]
+        config = SyntheticConfig.from_options(args.mode, strengths=[0.0, 1e-4] if args.mode == "l1" else [0.0, 0.2],
+                                              seeds=[0, 1, 2], steps=2000)
+    specs, settings = [spec for _, _, spec in run_specs(config)], train_settings(config)
     dtype = torch.float32 if args.float32 else torch.float64
-    print(f"{len(specs)} runs ({args.mode}), d = m = 200, width 500, at most {settings.max_steps} steps, "
+    print(f"{len(specs)} runs ({args.mode}), d = m = 200, width 500, at most {settings.steps} steps, "
           f"{dtype}, {torch.get_num_threads()} threads, best of {args.repeats}")
 
-    warm_up = TrainSettings(max_steps=5, check_every=2)
+    warm_up = TrainSettings(steps=5, check_every=2)
     time_batched(specs, warm_up, dtype)
     time_reference(specs[:1], warm_up, dtype)
     batched_times, reference_times = [], []
@@ -122,8 +121,8 @@ def main():
 
     relative = ((batched_loss - reference_loss).abs() / reference_loss.abs().clamp_min(1e-30)).max().item()
     ratio = batched_s / reference_s
-    for spec, ours, theirs in zip(specs, batched_loss.tolist(), reference_loss.tolist()):
-        print(f"  strength {spec.strength:<7g} seed {spec.seed}: "
+    for (strength, seed, _), ours, theirs in zip(run_specs(config), batched_loss.tolist(), reference_loss.tolist()):
+        print(f"  strength {strength:<7g} seed {seed}: "
               f"final data loss {ours:.6e} batched, {theirs:.6e} reference")
     passes = {name: ", ".join(f"{t:.2f}" for t in times)
               for name, times in (("batched", batched_times), ("reference", reference_times))}

@@ -6,20 +6,24 @@
 2. theory direction (Vardi, Yehudai & Shamir 2022): per point, the smallest c
    such that x_i - c y_i z/||z|| is misclassified, z = sum_j y_j x_j over all points;
 3. attack: per point, the smallest radius at which l2 PGD finds a flipping
-   perturbation (binary search over the radius).
+   perturbation (binary search over the radius), each perturbation found then
+   shortened along its own ray to where it first flips, so that 0.99 times the
+   reported perturbation does not flip.
 
 All work on stacked networks (R runs, n points each). A point counts as flipped
 when y N(x') < 0. A perturbation larger than ``max_scale`` is not searched for:
-such points get inf.
+such points get inf (censored: the flip is at least ``max_scale``).
 """
 from dataclasses import dataclass
 
 import torch
 
+from attacks.base import TINY
 from attacks.pgd import PGD
 
 MARGIN_SET_FACTOR = 1.1
-GRID_POINTS = 128  # coarse scan for the first flip along a line, before bisection
+GRID_POINTS = 256  # coarse scan for the first flip along a line, before bisection
+SEGMENT_GRID_POINTS = 64  # the same along a PGD perturbation (a segment that ends flipped)
 LINE_BISECTIONS = 30
 # The bisection ends a rounding error past the boundary; the reported scale goes this much (relative)
 # further so that a full forward pass, which rounds differently, sees the flip too.
@@ -44,9 +48,7 @@ def is_flipped(net, x, y):
 
 def theory_directions(x, y):
     """-y_i z/||z|| with z = sum_j y_j x_j, per run: (R, n, d)."""
-    z = (y.unsqueeze(2) * x).sum(1)
-    unit = z / z.norm(dim=1, keepdim=True)
-    return -y.unsqueeze(2) * unit.unsqueeze(1)
+    return margin_set_directions(x, y, torch.ones_like(y, dtype=torch.bool))
 
 
 def margin_set(net, x, y):
@@ -57,38 +59,39 @@ def margin_set(net, x, y):
 
 
 def margin_set_directions(x, y, members):
-    """-y_i z/||z|| with z = sum of y_j x_j over the margin set: (R, n, d)."""
+    """-y_i z/||z|| with z = sum of y_j x_j over the ``members`` (R, n) of each run: (R, n, d)."""
     z = (members.unsqueeze(2) * y.unsqueeze(2) * x).sum(1)
     unit = z / z.norm(dim=1, keepdim=True)
     return -y.unsqueeze(2) * unit.unsqueeze(1)
 
 
 class _Line:
-    """N along the lines x + c u: pre-activations are affine in c, so each evaluation costs no matrix product."""
+    """N along the lines x + c u: pre-activations are affine in c, so each evaluation costs no (R, n, d)
+    matrix product, and one temporary of the hidden layer's size."""
 
     def __init__(self, net, x, y, u):
         self.start = net.pre_activations(x)
         self.slope = torch.bmm(u, net.w.transpose(1, 2))
-        self.v = net.v.unsqueeze(1)
+        self.v = net.v.unsqueeze(2)
         self.y = y
 
     def flipped(self, c):
         """c (R, n) -> (R, n) bool."""
-        hidden = torch.relu(self.start + c.unsqueeze(2) * self.slope)
-        return self.y * (hidden * self.v).sum(2) < 0
+        hidden = torch.addcmul(self.start, c.unsqueeze(2), self.slope).clamp_min_(0.0)
+        return self.y * torch.bmm(hidden, self.v).squeeze(2) < 0
 
 
-def first_flip_scale(condition, shape, max_scale, device):
+def first_flip_scale(condition, max_scale, grid_points=GRID_POINTS):
     """Smallest c in [0, max_scale] with condition(c) true (inf where none): grid scan, then bisection.
 
-    ``condition`` maps a tensor of scales of ``shape`` to a bool tensor of that shape.
-    The scan finds the first grid interval that ends flipped, so a flip is not
-    missed because a larger c happens to flip back.
+    ``max_scale`` is a tensor of the searches' shape (one limit per search); ``condition`` maps a
+    tensor of scales of that shape to a bool tensor of that shape. The scan finds the first grid
+    interval that ends flipped, so a flip is not missed because a larger c happens to flip back.
     """
-    inf = torch.full(shape, float("inf"), device=device)
-    upper, lower = inf.clone(), torch.zeros(shape, device=device)
-    for k in range(GRID_POINTS + 1):
-        c = torch.full(shape, max_scale * k / GRID_POINTS, device=device)
+    upper = torch.full_like(max_scale, float("inf"))
+    lower = torch.zeros_like(max_scale)
+    for k in range(grid_points + 1):
+        c = max_scale * (k / grid_points)
         first = torch.isinf(upper) & condition(c)
         upper = torch.where(first, c, upper)
         lower = torch.where(torch.isinf(upper), c, lower)
@@ -105,7 +108,7 @@ def first_flip_scale(condition, shape, max_scale, device):
 def theory_flip(net, x, y, max_scale):
     """Measure 2: (R, n) smallest c along -y_i z/||z||."""
     line = _Line(net, x, y, theory_directions(x, y))
-    return first_flip_scale(line.flipped, y.shape, max_scale, x.device)
+    return first_flip_scale(line.flipped, torch.full_like(y, max_scale))
 
 
 def margin_set_flip(net, x, y, max_scale):
@@ -117,7 +120,7 @@ def margin_set_flip(net, x, y, max_scale):
         flipped = line.flipped(c_per_run.unsqueeze(1).expand_as(y))
         return (flipped | ~members).all(1)
 
-    scale = first_flip_scale(all_flipped, (y.shape[0],), max_scale, x.device)
+    scale = first_flip_scale(all_flipped, torch.full_like(y[:, 0], max_scale))
     return scale, members.sum(1)
 
 
@@ -126,45 +129,56 @@ def attack_flip(net, x, y, upper, upper_delta, max_scale, seed=0, progress=None)
 
     ``upper``/``upper_delta`` (R, n)/(R, n, d) are known flipping perturbations
     (inf/any where none) that start the search; points without one are first
-    attacked at ``max_scale``. Binary search keeps, per point, the smallest
-    flipping perturbation PGD found; returns its norm (inf where none) and itself.
+    attacked at ``max_scale``. Binary search over the radius keeps, per point, the
+    smallest flipping perturbation found; returns its norm (inf where none) and itself.
+    ``progress`` wraps the iterable of bisection rounds (e.g. in a tqdm bar).
     """
-    norms, deltas = [], []
-    runs = range(net.runs) if progress is None else progress(range(net.runs))
-    for r in runs:
-        single = net.single(r)
-        norm, delta = _attack_one_run(single, x[r], y[r], upper[r], upper_delta[r], max_scale, seed + r)
-        norms.append(norm)
-        deltas.append(delta)
-    return torch.stack(norms), torch.stack(deltas)
+    models = [net.single(r) for r in range(net.runs)]
 
-
-def _attack_one_run(model, x, y, upper, upper_delta, max_scale, seed):
     def attack(radius):
-        radius = radius.clamp_min(1e-12)
-        pgd = PGD(model, eps=radius, alpha=2.5 * radius / PGD_STEPS, steps=PGD_STEPS, random_start=False,
-                  norm="l2", seed=seed, bounds=None)
-        delta = pgd(x, y) - x
-        return delta, y * model(x + delta) < 0
+        """(R, n, d) perturbations PGD finds within ``radius`` (R, n), each shortened along its ray to the
+        first flip; their norms; and which of them flip."""
+        deltas = []
+        for r, model in enumerate(models):
+            eps = radius[r].clamp_min(TINY)
+            pgd = PGD(model, eps=eps, alpha=2.5 * eps / PGD_STEPS, steps=PGD_STEPS, random_start=False,
+                      norm="l2", seed=seed + r, bounds=None)
+            deltas.append(pgd(x[r], y[r])[0] - x[r])
+        delta = torch.stack(deltas)
+        with torch.no_grad():
+            shorter = shorten_along_rays(net, x, y, delta)
+            delta = torch.where(is_flipped(net, x + shorter, y).unsqueeze(2), shorter, delta)
+            return delta, delta.norm(dim=2), is_flipped(net, x + delta, y)
 
     known = torch.isfinite(upper)
     best_norm = torch.where(known, upper, float("inf"))
-    best_delta = torch.where(known.unsqueeze(1), upper_delta, 0.0)
+    best_delta = torch.where(known.unsqueeze(2), upper_delta, 0.0)
     if not known.all():
-        delta, flipped = attack(torch.full_like(upper, max_scale))
+        delta, norm, flipped = attack(torch.full_like(upper, max_scale))
         new = ~known & flipped
-        best_norm = torch.where(new, delta.norm(dim=1), best_norm)
-        best_delta = torch.where(new.unsqueeze(1), delta, best_delta)
+        best_norm = torch.where(new, norm, best_norm)
+        best_delta = torch.where(new.unsqueeze(2), delta, best_delta)
     found = torch.isfinite(best_norm)
     lower = torch.zeros_like(upper)
-    for _ in range(RADIUS_BISECTIONS):
+    rounds = range(RADIUS_BISECTIONS)
+    for _ in (rounds if progress is None else progress(rounds)):
         radius = torch.where(found, (lower + best_norm) / 2, 0.0)
-        delta, flipped = attack(radius)
-        better = found & flipped
-        best_norm = torch.where(better, delta.norm(dim=1), best_norm)
-        best_delta = torch.where(better.unsqueeze(1), delta, best_delta)
+        delta, norm, flipped = attack(radius)
+        better = found & flipped & (norm < best_norm)
+        best_norm = torch.where(better, norm, best_norm)
+        best_delta = torch.where(better.unsqueeze(2), delta, best_delta)
         lower = torch.where(found & ~flipped, radius, lower)
     return best_norm, best_delta
+
+
+def shorten_along_rays(net, x, y, delta):
+    """Per point, the perturbation ``delta`` (R, n, d) cut back to where the segment from x to x + delta
+    first crosses the decision boundary (the whole of it where the search finds no crossing)."""
+    norm = delta.norm(dim=2)
+    line = _Line(net, x, y, delta / norm.clamp_min(TINY).unsqueeze(2))
+    scale = first_flip_scale(line.flipped, norm, SEGMENT_GRID_POINTS)
+    scale = torch.where(scale < norm, scale, norm)
+    return delta * (scale / norm.clamp_min(TINY)).unsqueeze(2)
 
 
 def flip_measures(net, x, y, max_scale, seed=0, progress=None):

@@ -1,65 +1,73 @@
-"""Full-batch training of many independent depth-2 ReLU networks at once (the synthetic experiment).
+"""Full-batch training of many independent depth-2 ReLU networks at once, each to the same fit.
 
-Every run (one mode, strength and seed) has its own data, initialisation and
-dropout stream, all derived from its seed, so a run's result does not depend
-on which other runs share the batch. The R runs are trained as one batched
-computation: weights stacked along a run axis, gradients written out by hand,
-stopping conditions tracked on the device and read by the host only every
-``COMPACT_EVERY`` steps, when finished runs leave the batch. The trainer steps the
-pre-activations themselves rather than the first-layer weights (see ``_WorkingSet``),
-which takes one matrix product per step instead of two.
+Objective of one run: mean logistic loss of N on its m points (with dropout
+masks between the hidden layer and the output while training) + ``l1`` * sum of
+the hidden activations h over points and units.
+
+A run stops when its data loss (of the trained network, no dropout) falls below
+``loss_target`` (it has *converged*: every run, regularised or not, is compared
+at the same fit), when its objective stalls, after ``steps`` steps, or on
+divergence. Why a fit target rather than a step budget: the L1 objective has no
+minimiser ((w, b, v) -> (w/a, b/a, a v) leaves N unchanged and divides sum(h) by
+a), so a regularised run never ends and keeps sparsifying; a step budget would
+decide the result.
+
+Every run has its own data, initialisation and dropout stream, all derived
+from its seed, so a run's result does not depend on which other runs share the
+batch. The R runs are trained as one batched computation: weights stacked
+along a run axis, gradients written out by hand, stopping conditions tracked
+on the device and read by the host only every ``COMPACT_EVERY`` steps, when
+finished runs leave the batch. The trainer steps the pre-activations themselves
+rather than the first-layer weights (see ``_WorkingSet``), which takes one
+matrix product per step instead of two.
 """
-import math
-import time
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from attacks.minimal_l2 import flip_measures
-from data.sphere import sample_sphere_data
+from common import validation
 from models.relu_net import StackedReLUNet
+from synthetic.data import sample_sphere_data
 
 OPTIMIZERS = ("ngd", "gd")
-MODES = ("l1", "dropout")
-STOP_REASONS = ("running", "loss", "stalled", "max_steps", "diverged")
-_RUNNING, _LOSS, _STALLED, _MAX_STEPS, _DIVERGED = range(len(STOP_REASONS))
+STOP_REASONS = ("running", "target", "stalled", "max_steps", "diverged")
+_RUNNING, _TARGET, _STALLED, _MAX_STEPS, _DIVERGED = range(len(STOP_REASONS))
+CONVERGED = STOP_REASONS[_TARGET]
 # Dropout masks come from their own generator, so they never reuse the stream that drew the data.
 DROPOUT_SEED_OFFSET = 1_000_003
 # Every this many steps the host looks at the runs: finished ones leave the batch, dead units leave the runs.
 COMPACT_EVERY = 10
-# Flip searches stop at this multiple of the data norm sqrt(d); a point not flipped by then counts as never flipped.
-FLIP_SEARCH_LIMIT = 2.0
-
-
-# Normalised GD at 0.1 overshoots (and oscillates chaotically) once the loss is tiny; 0.03 reaches 1e-7 steadily.
-DEFAULT_LR = {"ngd": 0.03, "gd": 0.1}
 
 
 @dataclass(frozen=True)
 class TrainSettings:
-    lr: float = DEFAULT_LR["ngd"]
-    max_steps: int = 20000
+    """Field names are those of ``SyntheticConfig``, so a ConfigError names the same setting."""
+
+    lr: float = 0.03
+    steps: int = 20000  # cap on gradient steps
     optimizer: str = "ngd"  # "ngd": step lr / objective (normalised GD); "gd": constant step lr
-    loss_tol: float = 1e-7  # stop once the data (logistic) loss is below this
-    stall_tol: float = 1e-6  # ... or once the best objective improved by less than this, relatively,
+    loss_target: float = 1e-7  # converged once the data loss is below this
+    stall_tol: float = 1e-6  # ... stalled once the best objective improved by less than this, relatively,
     check_every: int = 100  # ... over this many steps
 
+    def validate(self):
+        validation.number(self.lr, "lr", above=0)
+        validation.integer(self.steps, "steps", minimum=1)
+        validation.choice(self.optimizer, "optimizer", OPTIMIZERS)
+        validation.number(self.loss_target, "loss_target", above=0)
+        validation.number(self.stall_tol, "stall_tol", minimum=0)
+        validation.integer(self.check_every, "check_every", minimum=1)
 
-@dataclass
+
+@dataclass(frozen=True)
 class RunSpec:
-    mode: str
-    strength: float
+    """One training run: its seed, its coefficient on sum(h), and its dropout probability."""
+
     seed: int
-
-    @property
-    def l1(self):
-        return self.strength if self.mode == "l1" else 0.0
-
-    @property
-    def dropout(self):
-        return self.strength if self.mode == "dropout" else 0.0
+    l1: float = 0.0
+    dropout: float = 0.0
 
 
 @dataclass
@@ -71,15 +79,18 @@ class RunBatch:
     y: torch.Tensor  # (R, m)
     net: StackedReLUNet
     l1: torch.Tensor  # (R,)
-    dropout: torch.Tensor  # (R,)
     dropout_generators: list = field(default_factory=list)
 
 
 @dataclass
 class TrainOutcome:
     net: StackedReLUNet
-    steps: torch.Tensor  # (R,) updates applied
+    steps: list  # updates applied, per run
     stop_reasons: list  # one of STOP_REASONS per run
+
+    @property
+    def converged(self):
+        return [reason == CONVERGED for reason in self.stop_reasons]
 
 
 def prepare_runs(specs, d, m, width, device="cpu", dtype=torch.float32):
@@ -95,20 +106,17 @@ def prepare_runs(specs, d, m, width, device="cpu", dtype=torch.float32):
     net = StackedReLUNet(*(p.to(device=device, dtype=dtype) for p in (net.w, net.b, net.v)))
     dropout_generators = [torch.Generator(device=device).manual_seed(spec.seed + DROPOUT_SEED_OFFSET)
                           for spec in specs]
-    return RunBatch(
-        specs=list(specs), x=torch.stack(xs).to(device), y=torch.stack(ys).to(device), net=net,
-        l1=torch.tensor([spec.l1 for spec in specs], device=device, dtype=dtype),
-        dropout=torch.tensor([spec.dropout for spec in specs], device=device, dtype=dtype),
-        dropout_generators=dropout_generators)
+    return RunBatch(specs=list(specs), x=torch.stack(xs).to(device), y=torch.stack(ys).to(device), net=net,
+                    l1=torch.tensor([spec.l1 for spec in specs], device=device, dtype=dtype),
+                    dropout_generators=dropout_generators)
 
 
 def subset(batch, index):
     """Runs ``index`` (a list of ints) of a batch."""
     index_tensor = torch.tensor(index, device=batch.x.device, dtype=torch.long)
-    return RunBatch(
-        specs=[batch.specs[i] for i in index], x=batch.x[index_tensor], y=batch.y[index_tensor],
-        net=batch.net.select(index_tensor), l1=batch.l1[index_tensor], dropout=batch.dropout[index_tensor],
-        dropout_generators=[batch.dropout_generators[i] for i in index])
+    return RunBatch(specs=[batch.specs[i] for i in index], x=batch.x[index_tensor], y=batch.y[index_tensor],
+                    net=batch.net.select(index_tensor), l1=batch.l1[index_tensor],
+                    dropout_generators=[batch.dropout_generators[i] for i in index])
 
 
 def dropout_masks(probabilities, generators, shape, device, dtype=torch.float32):
@@ -129,16 +137,11 @@ def dropout_masks(probabilities, generators, shape, device, dtype=torch.float32)
 
 
 def objective_and_gradients(net, x, y, l1, mask=None):
-    """Per-run data loss, objective and its gradients (w, b, v), by hand.
-
-    data loss = mean_i softplus(-y_i N(x_i)) (logistic), objective = data loss
-    + l1 * sum|h| over points and units (h = hidden activations before dropout;
-    ``mask`` applies dropout between h and the output layer).
-    """
+    """Per-run data loss (no dropout), objective and its gradients (w, b, v), by hand."""
     pre = net.pre_activations(x)
-    data_loss, objective, grad_pre, grad_v = _objective_and_pre_gradients(
+    fit_loss, objective, grad_pre, grad_v = _objective_and_pre_gradients(
         pre, net.v, y, l1, mask, torch.empty_like(pre), torch.empty_like(pre))
-    return data_loss, objective, (torch.bmm(grad_pre.transpose(1, 2), x), grad_pre.sum(1), grad_v)
+    return fit_loss, objective, (torch.bmm(grad_pre.transpose(1, 2), x), grad_pre.sum(1), grad_v)
 
 
 def _objective_and_pre_gradients(pre, v, y, l1, mask, hidden, grad_pre):
@@ -149,9 +152,14 @@ def _objective_and_pre_gradients(pre, v, y, l1, mask, hidden, grad_pre):
     m = pre.shape[1]
     torch.clamp_min(pre, 0.0, out=hidden)  # relu
     objective = l1 * hidden.sum((1, 2))
-    dropped = hidden if mask is None else hidden.mul_(mask)
-    neg_margins = -y * StackedReLUNet.output_of(v, dropped)
-    data_loss = F.softplus(neg_margins).mean(1)
+    margins = y * StackedReLUNet.output_of(v, hidden)
+    fit_loss = F.softplus(-margins).mean(1)  # what the fit target is about: the network as it will be measured
+    if mask is None:
+        dropped, neg_margins, data_loss = hidden, -margins, fit_loss
+    else:
+        dropped = hidden.mul_(mask)
+        neg_margins = -y * StackedReLUNet.output_of(v, dropped)
+        data_loss = F.softplus(neg_margins).mean(1)
     objective += data_loss
 
     grad_out = (-y / m) * torch.sigmoid(neg_margins)  # d data_loss / d N(x_i)
@@ -162,7 +170,7 @@ def _objective_and_pre_gradients(pre, v, y, l1, mask, hidden, grad_pre):
     # relu's own backward (relu'(0) = 0), in place: several times faster here than masked_fill_ or torch.where
     torch.ops.aten.threshold_backward.grad_input(grad_pre, pre, 0.0, grad_input=grad_pre)
     grad_v = torch.bmm(grad_out.unsqueeze(1), dropped).squeeze(1)  # row-vector form, as in output_of
-    return data_loss, objective, grad_pre, grad_v
+    return fit_loss, objective, grad_pre, grad_v
 
 
 def _step_size(settings, objective, frozen):
@@ -205,7 +213,6 @@ class _WorkingSet:
         self.pre = self.initial.pre_activations(x)
         self.v = self.initial.v.clone()
         self.moved = torch.zeros_like(self.pre)
-        self.best_moved, self.best_v = self.moved.clone(), self.v.clone()
         self.units = torch.arange(width, device=device).expand(runs, width)
         self.steps = torch.zeros(runs, dtype=torch.long, device=device)
         self.reason = torch.full((runs,), _RUNNING, dtype=torch.long, device=device)
@@ -230,19 +237,12 @@ class _WorkingSet:
             self.pre.baddbmm_(x, torch.bmm(x.transpose(1, 2), step), alpha=-1).sub_(step.sum(1, keepdim=True))
         self.v.sub_(grad_v.mul_(size.view(-1, 1)))
 
-    def keep_best(self, improved):
-        # lerp with weight exactly 1 or 0 copies or keeps exactly, in place (no allocation, no host sync)
-        weight = improved.to(self.v.dtype)
-        self.best_moved.lerp_(self.moved, weight.view(-1, 1, 1))
-        self.best_v.lerp_(self.v, weight.view(-1, 1))
-
     def write_back(self, final):
-        """Copy the best iterates' working units into the full-size ``final`` networks."""
+        """Copy the working units' current parameters into the full-size ``final`` networks."""
         rows = torch.tensor(self.active, device=self.units.device).unsqueeze(1)
-        final.w[rows, self.units] = torch.baddbmm(self.initial.w, self.best_moved.transpose(1, 2), self.batch.x,
-                                                  alpha=-1)
-        final.b[rows, self.units] = self.initial.b - self.best_moved.sum(1)
-        final.v[rows, self.units] = self.best_v
+        final.w[rows, self.units] = torch.baddbmm(self.initial.w, self.moved.transpose(1, 2), self.batch.x, alpha=-1)
+        final.b[rows, self.units] = self.initial.b - self.moved.sum(1)
+        final.v[rows, self.units] = self.v
 
     def keep_runs(self, positions):
         self.active = [self.active[i] for i in positions]
@@ -252,18 +252,16 @@ class _WorkingSet:
         if self.gram is not None:
             self.gram = self.gram[index]
         self.pre, self.v, self.moved = self.pre[index], self.v[index], self.moved[index]
-        self.best_moved, self.best_v = self.best_moved[index], self.best_v[index]
         self.units = self.units[index]
         self.steps, self.reason = self.steps[index], self.reason[index]
         self.best, self.previous_best = self.best[index], self.previous_best[index]
 
     def drop_dead_units(self, final):
-        """Leave out units dead in the current iterate whose parameters are the same in the best one, after
-        writing them back to ``final`` for good. Only without dropout, whose masks span all units."""
+        """Leave out units dead on every training point, after writing them back to ``final`` for good.
+        Only without dropout, whose masks span all units."""
         if any(spec.dropout > 0 for spec in self.batch.specs):
             return
-        # a dead unit's gradients are exactly zero, so its parameters stop changing bit for bit
-        alive = ((self.pre > 0).any(1) | (self.moved != self.best_moved).any(1) | (self.v != self.best_v))
+        alive = (self.pre > 0).any(1)
         width = max(int(alive.sum(1).max()), 1)
         if width == alive.shape[1]:
             return
@@ -272,18 +270,15 @@ class _WorkingSet:
         rows = torch.arange(len(self.active), device=order.device).unsqueeze(1)
         self.initial = StackedReLUNet(*(p[rows, order] for p in (self.initial.w, self.initial.b, self.initial.v)))
         by_point = order.unsqueeze(1).expand(-1, self.pre.shape[1], -1)
-        self.pre, self.moved, self.best_moved = (t.gather(2, by_point) for t in (self.pre, self.moved, self.best_moved))
-        self.v, self.best_v = self.v.gather(1, order), self.best_v.gather(1, order)
+        self.pre, self.moved = self.pre.gather(2, by_point), self.moved.gather(2, by_point)
+        self.v = self.v.gather(1, order)
         self.units = self.units.gather(1, order)
 
 
 def train_stacked(batch, settings, progress=True):
-    """Train every run of ``batch`` from its initialisation; returns each run's lowest-objective iterate
-    (the last one, as long as the objective keeps falling) and why each run stopped.
-
-    Large normalised steps can overshoot once the loss is tiny, hence the lowest-objective iterate.
-    """
-    validate_settings(settings)
+    """Train every run of ``batch`` from its initialisation; returns each run's last iterate (for a
+    converged run, the first whose data loss is below the target) and why each run stopped."""
+    settings.validate()
     runs, width = batch.net.runs, batch.net.w.shape[1]
     device = batch.x.device
     final = batch.net.select(torch.arange(runs, device=device))
@@ -293,32 +288,29 @@ def train_stacked(batch, settings, progress=True):
     state = _WorkingSet(batch)
 
     bar = tqdm(total=runs, desc="training runs", unit="run", disable=not progress, leave=False)
-    for step in range(1, settings.max_steps + 1):
+    for step in range(1, settings.steps + 1):
         work = state.batch
         mask = dropout_masks([spec.dropout for spec in work.specs], work.dropout_generators, mask_shape, device,
                              work.x.dtype)
-        data_loss, objective, grad_pre, grad_v = _objective_and_pre_gradients(state.pre, state.v, work.y, work.l1,
-                                                                              mask, *state.scratch())
+        fit_loss, objective, grad_pre, grad_v = _objective_and_pre_gradients(state.pre, state.v, work.y, work.l1,
+                                                                             mask, *state.scratch())
         running = state.reason == _RUNNING
-        improved = running & (objective < state.best)
-        state.best = torch.where(improved, objective, state.best)
-        state.keep_best(improved)
+        state.best = torch.where(running, torch.minimum(state.best, objective), state.best)
         diverged = running & ~torch.isfinite(objective)
-        reached = running & (data_loss < settings.loss_tol)
-        state.reason = torch.where(diverged, _DIVERGED, torch.where(reached, _LOSS, state.reason))
+        reached = running & (fit_loss < settings.loss_target)
+        state.reason = torch.where(diverged, _DIVERGED, torch.where(reached, _TARGET, state.reason))
         frozen = state.reason != _RUNNING
-        size = _step_size(settings, objective, frozen)
-        state.advance(grad_pre, grad_v, size)
+        state.advance(grad_pre, grad_v, _step_size(settings, objective, frozen))
         state.steps += (~frozen).long()
 
-        check = step % settings.check_every == 0 or step == settings.max_steps
+        check = step % settings.check_every == 0 or step == settings.steps
         if not check and step % COMPACT_EVERY:
             continue
         if check:
             previous = state.previous_best
             stalled = ~frozen & torch.isfinite(previous) & (previous - state.best <= settings.stall_tol * previous)
             state.reason = torch.where(stalled, _STALLED, state.reason)
-            if step == settings.max_steps:
+            if step == settings.steps:
                 state.reason = torch.where(state.reason == _RUNNING, _MAX_STEPS, state.reason)
             state.previous_best = state.best
 
@@ -334,7 +326,7 @@ def train_stacked(batch, settings, progress=True):
             state.keep_runs([i for i, still in enumerate(keep) if still])
         state.drop_dead_units(final)
     bar.close()
-    return TrainOutcome(final, steps_all, [STOP_REASONS[code] for code in reasons_all.tolist()])
+    return TrainOutcome(final, steps_all.tolist(), [STOP_REASONS[code] for code in reasons_all.tolist()])
 
 
 def final_statistics(net, x, y, l1):
@@ -351,73 +343,5 @@ def final_statistics(net, x, y, l1):
             "min_margin": min_margin,
             "normalized_margin": min_margin / net.squared_norm(),
             "activation_sparsity": (hidden == 0).float().mean((1, 2)),
-            "dead_neurons": (hidden == 0).all(1).sum(1),
+            "dead_units": (hidden == 0).all(1).sum(1),
         }
-
-
-def validate_settings(settings):
-    if settings.optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {settings.optimizer!r}")
-    if settings.max_steps < 1 or settings.check_every < 1 or not settings.lr > 0:
-        raise ValueError(f"need max_steps >= 1, check_every >= 1 and lr > 0, got {settings}")
-
-
-def _finite_or_none(value):
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def _distribution(per_point):
-    """Median and quartiles over points (lower order statistics, so points never flipped count as inf)."""
-    quartiles = torch.quantile(per_point, torch.tensor([0.25, 0.5, 0.75]), interpolation="lower").tolist()
-    return [_finite_or_none(q) for q in quartiles]
-
-
-def run_experiment(config, device="cpu", progress=True):
-    """Train every (strength, seed) run of ``config`` in one batch, measure the three minimal flips,
-    and return ``{"config": config, "runs": [record, ...]}`` (the results file's content).
-
-    ``config`` keys: mode, d, m, width, strengths, seeds, lr, steps, optimizer.
-    """
-    specs = [RunSpec(config["mode"], strength, seed) for strength in config["strengths"] for seed in config["seeds"]]
-    batch = prepare_runs(specs, config["d"], config["m"], config["width"], device)
-    settings = TrainSettings(lr=config["lr"], max_steps=config["steps"], optimizer=config["optimizer"])
-    started = time.perf_counter()
-    outcome = train_stacked(batch, settings, progress)
-    train_seconds = time.perf_counter() - started
-    stats = final_statistics(outcome.net, batch.x, batch.y, batch.l1)
-
-    sqrt_d = math.sqrt(config["d"])
-    started = time.perf_counter()
-    bar = (lambda runs: tqdm(runs, desc="l2 attacks", unit="run", leave=False)) if progress else None
-    measures = flip_measures(outcome.net, batch.x, batch.y, FLIP_SEARCH_LIMIT * sqrt_d, seed=0, progress=bar)
-    attack_seconds = time.perf_counter() - started
-
-    records = []
-    for r, spec in enumerate(specs):
-        theory_q = _distribution(measures.theory[r].cpu())
-        attack_q = _distribution(measures.attack[r].cpu())
-        margin_set_flip = _finite_or_none(measures.margin_set[r])
-        record = {
-            "mode": spec.mode, "strength": spec.strength, "seed": spec.seed,
-            "d": config["d"], "m": config["m"], "width": config["width"],
-            "optimizer": settings.optimizer, "lr": settings.lr,
-            "steps": int(outcome.steps[r]), "stop_reason": outcome.stop_reasons[r],
-            **{key: float(value[r]) for key, value in stats.items() if key != "dead_neurons"},
-            "dead_neurons": int(stats["dead_neurons"][r]),
-            "flip_margin_set": margin_set_flip,
-            "margin_set_size": int(measures.margin_set_size[r]),
-            "flip_theory_median": theory_q[1], "flip_theory_quartiles": [theory_q[0], theory_q[2]],
-            "flip_attack_median": attack_q[1], "flip_attack_quartiles": [attack_q[0], attack_q[2]],
-            "flip_theory_not_found": int(torch.isinf(measures.theory[r]).sum()),
-            "flip_attack_not_found": int(torch.isinf(measures.attack[r]).sum()),
-            "sqrt_d": sqrt_d, "theory_scale": math.sqrt(config["d"] / config["m"]),
-            "flip_theory_per_point": [_finite_or_none(c) for c in measures.theory[r].tolist()],
-            "flip_attack_per_point": [_finite_or_none(c) for c in measures.attack[r].tolist()],
-        }
-        for key in ("flip_margin_set", "flip_theory_median", "flip_attack_median"):
-            record[f"{key}_over_sqrt_d"] = None if record[key] is None else record[key] / sqrt_d
-        records.append(record)
-    timings = {"train_s": train_seconds, "attacks_s": attack_seconds}
-    return {"config": {**config, "flip_search_limit": FLIP_SEARCH_LIMIT * sqrt_d, "timings": timings},
-            "runs": records}

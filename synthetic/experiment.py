@@ -1,0 +1,100 @@
+"""One synthetic experiment end to end: train every (strength, seed) run of a config as one batch, measure
+each network's minimal flips, and write the results file and figure named after the config."""
+import math
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from common import validation
+from common.io import atomic_write_json, ensure_writable_dir
+from synthetic.figure import plot_results
+from synthetic.measures import flip_measures
+from synthetic.records import results_document, run_record
+from synthetic.trainer import RunSpec, TrainSettings, final_statistics, prepare_runs, train_stacked
+
+def run_specs(config):
+    """(strength, seed) and the trainer's RunSpec of every run, strengths outermost."""
+    runs = []
+    for strength in config.strengths:
+        for seed in config.seeds:
+            if config.mode == "l1":
+                spec = RunSpec(seed, l1=strength * config.l1_scale)
+            else:
+                spec = RunSpec(seed, dropout=strength)
+            runs.append((strength, seed, spec))
+    return runs
+
+
+def train_settings(config):
+    return TrainSettings(lr=config.lr, steps=config.steps, optimizer=config.optimizer,
+                         loss_target=config.loss_target)
+
+
+@contextmanager
+def cpu_threads(threads):
+    """torch's CPU thread count set to ``threads`` for the block, and restored after it."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def run_and_write(config, results_dir, device="cpu", progress=True, threads=1):
+    """``run_experiment``, then ``write_results`` into ``results_dir/synthetic``, which is checked first;
+    returns the results and the paths written."""
+    config.validate()
+    validation.integer(threads, "threads", minimum=1)
+    folder = ensure_writable_dir(Path(results_dir) / "synthetic", location="results_dir")
+    results = run_experiment(config, device, progress, threads)
+    return results, write_results(results, config, folder)
+
+
+def run_experiment(config, device="cpu", progress=True, threads=1):
+    """The results document (``synthetic.records``) of ``config``, computed with ``threads`` CPU threads:
+    1 by default, as on a small shared CPU a second thread mostly waits for a busy core (3x slower
+    measured on a loaded 2-core machine)."""
+    config.validate()
+    with cpu_threads(validation.integer(threads, "threads", minimum=1)):
+        return _run(config, device, progress)
+
+
+def _run(config, device, progress):
+    runs = run_specs(config)
+    batch = prepare_runs([spec for _, _, spec in runs], config.d, config.m, config.width, device)
+    started = time.perf_counter()
+    outcome = train_stacked(batch, train_settings(config), progress)
+    train_seconds = time.perf_counter() - started
+    statistics = final_statistics(outcome.net, batch.x, batch.y, batch.l1)
+
+    started = time.perf_counter()
+    bar = (lambda items: tqdm(items, desc="l2 PGD radius search", unit="round", leave=False)) if progress else None
+    measures = flip_measures(outcome.net, batch.x, batch.y, config.search_limit * math.sqrt(config.d),
+                             progress=bar)
+    measure_seconds = time.perf_counter() - started
+
+    records = [run_record(strength, seed, outcome, statistics, measures, r)
+               for r, (strength, seed, _) in enumerate(runs)]
+    return results_document(config, records, {"train_s": train_seconds, "measures_s": measure_seconds})
+
+
+def write_results(results, config, folder):
+    """``{name}.json``, ``{name}.png`` and ``{name}.pdf`` in ``folder``, name from ``config.results_name()``."""
+    stem = Path(folder) / config.results_name()
+    json_path = stem.with_name(f"{stem.name}.json")
+    atomic_write_json(json_path, results, location="results_dir")
+    return [json_path, *plot_results(results, stem)]
+
+
+def summary_line(results, paths):
+    config = results["config"]
+    runs = results["runs"]
+    converged = sum(run["converged"] for run in runs)
+    seconds = sum(results["timings"].values())
+    extensions = ",".join(path.suffix.lstrip(".") for path in paths)
+    return (f"{config['mode']}: {len(runs)} runs, {converged} converged (data loss < {config['loss_target']:g}), "
+            f"{seconds:.0f} s; wrote {paths[0].with_suffix('')}.{{{extensions}}}")
