@@ -1,10 +1,12 @@
-"""Attack throughput on SimpleCNN: our batched NES and PGD against plain references, same model and inputs.
+"""Attack throughput on SimpleCNN: our batched NES, Square and PGD against references, same model and inputs.
 
 Prints NES queries/s (ours, a one-antithetic-pair-at-a-time reference as in the
 original repository, and the model's raw batched forward rate at the same chunk
-size) and PGD time for its steps against a plain loop. Not a test.
+size), Square queries/s against the raw batched forward rate at its batch size,
+and PGD time for its steps against a plain loop. Not a test.
 
-    python bench/attack_throughput.py [--device cpu] [--nes-images 16] [--pgd-batch 16] [--repeats 3] [--threads N]
+    python bench/attack_throughput.py [--device cpu] [--nes-images 16] [--square-images 64] [--pgd-batch 16]
+                                      [--repeats 3] [--threads N]
 """
 import sys
 import time
@@ -15,7 +17,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from attacks import NES, PGD  # noqa: E402
+from attacks import NES, PGD, Square  # noqa: E402
 from common.cli import ArgumentParser, run_main  # noqa: E402
 from common.device import DEVICE_CHOICES, resolve_device  # noqa: E402
 from models.simple_cnn import SimpleCNN  # noqa: E402
@@ -84,6 +86,8 @@ def parse_args(argv):
     parser.add_argument("--nes-steps", type=int, default=2)
     parser.add_argument("--nes-samples", type=int, default=64, help="antithetic pairs per estimate")
     parser.add_argument("--query-batch", type=int, default=None, help="NES chunk size (default: NES's own)")
+    parser.add_argument("--square-images", type=int, default=64, help="images attacked by Square at once")
+    parser.add_argument("--square-queries", type=int, default=200, help="Square iterations per image")
     parser.add_argument("--pgd-batch", type=int, default=16)
     parser.add_argument("--pgd-steps", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=3, help="every timing is the best of this many")
@@ -101,7 +105,8 @@ def main(argv=None):
     model = SimpleCNN().to(device).eval()
     for parameter in model.parameters():
         parameter.requires_grad_(True)
-    x = torch.rand(max(args.nes_images, args.reference_images, args.pgd_batch), 3, 32, 32, device=device)
+    x = torch.rand(max(args.nes_images, args.reference_images, args.pgd_batch, args.square_images), 3, 32, 32,
+                   device=device)
     with torch.no_grad():  # not inference mode: the PGD references need y in autograd
         y = model(x).argmax(1)
     print(f"device {device}, threads {torch.get_num_threads()}, torch {torch.__version__}")
@@ -129,6 +134,19 @@ def main(argv=None):
           f"queries/s; raw batched forward {raw:,.0f} images/s")
     print(f"  NES speed-up vs one-pair reference: {ours / reference:.2f}x (target >= 1.5 on CPU, >= 20 on GPU)")
     print(f"  NES fraction of raw forward throughput: {ours / raw:.2f} (target >= 0.8)")
+
+    # Square at eps 0: no image is fooled, so every image makes every query and rates compare like for like.
+    square = Square(model, eps=0.0, queries=args.square_queries, seed=args.seed)
+    x_square, y_square = x[:args.square_images], y[:args.square_images]
+    ours = raw = 0.0
+    for _ in range(args.repeats):
+        seconds, (_, queries) = timed(device, lambda: square(x_square, y_square))
+        ours = max(ours, int(queries.sum()) / seconds)
+        with torch.inference_mode():
+            raw = max(raw, raw_forward_rate(model, args.square_images, device, repeats=args.square_queries))
+    print(f"Square at eps 0 ({args.square_images} images, {args.square_queries} iterations): ours {ours:,.0f} "
+          f"queries/s; raw batched forward at batch {args.square_images} {raw:,.0f} images/s")
+    print(f"  Square fraction of raw forward throughput: {ours / raw:.2f} (target >= 0.5 on CPU)")
 
     x_pgd, y_pgd = x[:args.pgd_batch], y[:args.pgd_batch]
     # eps = 0 keeps every sample unsuccessful, so both run every step: the ratio is pure per-step overhead.
