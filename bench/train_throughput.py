@@ -1,7 +1,7 @@
 """Training throughput of SimpleCNN, batch 128, in images/s, three ways in one run:
 
 (a) the project's loop: TensorLoader (data on the device, batched tensor augmentation)
-    feeding sparsity.train.train_epoch, i.e. the real train_step;
+    feeding training.loop.train_epoch, i.e. the real train_step;
 (b) compute only: train_step on pre-made tensors already on the device (the limit);
 (c) reference: torchvision.transforms (RandomCrop(32, padding=4), RandomHorizontalFlip,
     ToTensor) on PIL images through a DataLoader, as torchvision's CIFAR10 data set does,
@@ -26,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common.device import DEVICE_CHOICES, resolve_device  # noqa: E402
 from data.loader import TensorLoader  # noqa: E402
-from sparsity.regularizers import build_model  # noqa: E402
-from sparsity.train import train_epoch, train_step  # noqa: E402
 from sparsity.variants import Variant  # noqa: E402
+from training.checkpoint import build_variant_model  # noqa: E402
+from training.loop import train_epoch, train_step  # noqa: E402
 
 BATCH = 128
 CIFAR_TRAIN_SIZE = 50_000
@@ -50,7 +50,7 @@ class PilCifar(Dataset):
 
 def fresh_model(device):
     torch.manual_seed(0)
-    model = build_model(VARIANT, 10).to(device)
+    model = build_variant_model(VARIANT, "simple_cnn", 10).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     return model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)

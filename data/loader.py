@@ -22,7 +22,7 @@ class TensorLoader:
     calling ``set_epoch(e)`` sees exactly what an uninterrupted run saw.
     """
 
-    def __init__(self, x_uint8, y, batch_size, shuffle, augment, device, seed, drop_last=False):
+    def __init__(self, x_uint8, y, batch_size, shuffle, augment, device, seed, drop_last=False, channels_last=None):
         if x_uint8.dtype != torch.uint8:
             raise TypeError(f"TensorLoader takes uint8 images, got {x_uint8.dtype}")
         if len(x_uint8) != len(y):
@@ -37,6 +37,7 @@ class TensorLoader:
         self.shuffle = shuffle
         self.seed = seed
         self.drop_last = drop_last
+        self.channels_last = self.device.type == "cuda" if channels_last is None else channels_last
         self.epoch = 0
 
     @property
@@ -62,7 +63,6 @@ class TensorLoader:
         epoch, self.epoch = self.epoch, self.epoch + 1
         generator = self._generator(epoch)
         order = torch.randperm(self.num_samples, generator=generator, device=self.device) if self.shuffle else None
-        channels_last = self.device.type == "cuda"
         for batch in range(len(self)):
             start, stop = batch * self.batch_size, min((batch + 1) * self.batch_size, self.num_samples)
             if order is None:
@@ -71,6 +71,6 @@ class TensorLoader:
                 index = order[start:stop]
                 images, labels = self.x[index], self.y[index]
             images = augment_batch(images.float().div_(255), self.augment, generator)
-            if channels_last:
+            if self.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             yield images, labels

@@ -210,11 +210,12 @@ def result_paths(method_dir):
     return sorted(p for p in folder.glob("*.json") if p.is_file() and not p.name.startswith("."))
 
 
-def load_records(method_dir, folder_method):
+def load_records(method_dir, folder_method, warn=None):
     """Every result record in ``method_dir``, in table order.
 
     JSON files this project did not write are skipped with one warning naming
-    them; a file of ours that is malformed is a FileProblem naming it.
+    them (``warn(message)``, default ``warnings.warn``); a file of ours that is
+    malformed is a FileProblem naming it.
     """
     records, foreign = [], []
     for path in result_paths(method_dir):
@@ -229,8 +230,11 @@ def load_records(method_dir, folder_method):
             continue
         records.append(read_record(path, folder_method))
     if foreign:
-        warnings.warn(f"{method_dir} holds JSON files that are not result files, skipped: {', '.join(foreign)}",
-                      stacklevel=2)
+        message = f"{method_dir} holds JSON files that are not result files, skipped: {', '.join(foreign)}"
+        if warn is None:
+            warnings.warn(message, stacklevel=2)
+        else:
+            warn(message)
     return sorted(records, key=record_order)
 
 
@@ -272,9 +276,9 @@ def summary_row(record):
     return row
 
 
-def write_summary_csv(method_dir, folder_method):
+def write_summary_csv(method_dir, folder_method, warn=None):
     """Rewrite ``method_dir/summary.csv`` from every result record there; returns its path and the records."""
-    records = load_records(method_dir, folder_method)
+    records = load_records(method_dir, folder_method, warn)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=summary_columns(records), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()

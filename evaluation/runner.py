@@ -8,6 +8,7 @@ whose record already matches its checkpoint and the evaluation settings is
 skipped unless ``force``.
 """
 import hashlib
+import sys
 import time
 from dataclasses import dataclass, replace
 
@@ -16,12 +17,11 @@ import torch
 from attacks import ATTACKS
 from attacks.base import ALL_IMAGES, WHITE_BOX
 from common.errors import FileProblem
-from data.cifar import load_cifar10, select_classes
 from evaluation.checks import CompletedRun, run_checks
 from evaluation.metrics import attack_metrics, make_targets, run_attack
 from evaluation.records import format_summary_table, load_records, read_record, write_record, write_summary_csv
 from sparsity.measure import evaluate_clean, learned
-from training.checkpoint import checkpoint_variant, load_checkpoint, model_from_checkpoint
+from training.checkpoint import checkpoint_test_set, checkpoint_variant, load_checkpoint, model_from_checkpoint
 
 
 def query_subset(n_eval, size, seed):
@@ -146,25 +146,12 @@ def is_up_to_date(path, method, job, config, device):
             and record.eval_config == {**config.resolved(device, n_test).to_dict(), "device": str(device)})
 
 
-class TestSets:
-    """Test images of a checkpoint's classes as floats in [0, 1], read once per class list."""
-
-    def __init__(self, data_dir):
-        self.data_dir = data_dir
-        self._cifar = None
-        self._by_classes = {}
-
-    def get(self, classes):
-        key = tuple(classes)
-        if key not in self._by_classes:
-            self._cifar = self._cifar or load_cifar10(self.data_dir)
-            x, y = select_classes(self._cifar.test_x, self._cifar.test_y, list(key))
-            self._by_classes[key] = (x.float().div_(255), y)
-        return self._by_classes[key]
+def print_warning(message):
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def evaluate_variants(variants, method, models_dir, results_dir, data_dir, device, config, train_hint, force=False,
-                      log=print):
+                      log=print, warn=print_warning):
     """Evaluate the variants of ``method`` (and the baseline) that have finished checkpoints.
 
     ``train_hint(variant, force=False, recipe=None)`` returns the command that (re)trains a variant (with a
@@ -172,20 +159,23 @@ def evaluate_variants(variants, method, models_dir, results_dir, data_dir, devic
     Returns the records of the evaluated variants, in table order.
     """
     method_dir = results_dir / method
-    load_records(method_dir, method)  # a malformed result file stops the run before any attack
+    load_records(method_dir, method, warn)  # a malformed result file stops the run before any attack
     ready, warnings = find_checkpoints(variants, models_dir, train_hint)
     for warning in warnings:
-        log(f"warning: {warning}")
+        warn(warning)
     if not ready:
         raise FileProblem(f"no finished checkpoint for any selected variant in {models_dir}; train first, e.g. "
                           f"{train_hint(variants[0])}", "models_dir")
-    test_sets = TestSets(data_dir)
+    test_sets = {}  # classes -> (x, y): variants of one run share their test set
     started = time.perf_counter()
     done, skipped = [], []
     for index, job in enumerate(ready, start=1):
         path = job.variant.results_path(results_dir, method)
         metadata = job.checkpoint["metadata"]
-        x, y = test_sets.get(metadata["recipe"]["classes"])
+        classes = tuple(metadata["recipe"]["classes"])
+        if classes not in test_sets:
+            test_sets[classes] = checkpoint_test_set(metadata, data_dir)
+        x, y = test_sets[classes]
         if not force and is_up_to_date(path, method, job, config, device):
             skipped.append(job.variant.name)
             log(f"[{index}/{len(ready)}] {job.variant.name}: result is up to date, skipped (--force redoes it)")
@@ -201,10 +191,10 @@ def evaluate_variants(variants, method, models_dir, results_dir, data_dir, devic
             **evaluation,
             "eval_config": {**eval_config, "device": str(device)},
         })
-        write_summary_csv(method_dir, method)
+        write_summary_csv(method_dir, method, warn=lambda message: None)  # warned about at the start
         done.append(job.variant.name)
         log(variant_line(job.variant, evaluation))
-    _, records = write_summary_csv(method_dir, method)
+    _, records = write_summary_csv(method_dir, method, warn=lambda message: None)
     names = {job.variant.name for job in ready}
     shown = [record for record in records if record.variant.name in names]
     log(format_summary_table(shown))

@@ -95,12 +95,12 @@ def test_eval_is_reproducible_under_a_seed(cifar_dir, models_dir, tmp_path, caps
 
 
 def test_missing_checkpoints_are_skipped_with_the_train_command(cifar_dir, models_dir, tmp_path, capsys):
-    status, out, _ = run(["--mode", "eval", *EVAL, "--attacks", "pgd", "--layers", "conv3", "conv4",
+    status, _, err = run(["--mode", "eval", *EVAL, "--attacks", "pgd", "--layers", "conv3", "conv4",
                           "--no-baseline", *dirs(cifar_dir, models_dir, tmp_path)], capsys)
     assert status == 0
-    assert "warning: no checkpoint for conv4_s0.01_seed0" in out
+    assert "warning: no checkpoint for conv4_s0.01_seed0" in err
     assert (f"python main.py --mode train --layers conv4 --strength 0.01 --no-baseline --seed 0 "
-            f"--data-dir {cifar_dir} --models-dir {models_dir}") in out
+            f"--data-dir {cifar_dir} --models-dir {models_dir}") in err
     assert not (tmp_path / "l1" / "conv4_s0.01_seed0.json").exists()
 
 

@@ -156,3 +156,22 @@ def test_resumed_training_ends_with_the_weights_of_an_uninterrupted_run(cifar_di
     for name, tensor in straight["state_dict"].items():
         assert torch.equal(tensor, resumed["state_dict"][name]), name
     assert resumed["metadata"]["epochs_done"] == 3
+
+
+def test_the_cuda_configuration_runs_on_a_cpu(cifar_dir, tmp_path):
+    """bf16 autocast, channels_last model and batches, data on the device, 4096-image NES chunks: what a CUDA run
+    does, here on the CPU, so that a crash of that path is caught without a GPU."""
+    from attacks import NES, PGD
+
+    recipe = Recipe.from_options(classes=(0, 1), epochs=1, batch_size=16, train_per_class=16, test_per_class=5,
+                                 amp=True)
+    variants = [Variant("dropout", "fc1", 0.3, 0), Variant("l1", "conv3", 0.01, 0)]
+    outcomes = train_variants(variants, recipe, cifar_dir, tmp_path, CPU, channels_last=True)
+    assert [o.metadata["status"] for o in outcomes] == ["complete", "complete"]
+    model = model_from_checkpoint(load_checkpoint(variants[1].checkpoint_path(tmp_path)), CPU)
+    model = model.to(memory_format=torch.channels_last)
+    x = torch.rand(3, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    y = model(x).argmax(1)
+    x_adv, queries = NES(model, steps=2, samples=8, query_batch=4096, seed=0)(x, y)
+    assert x_adv.shape == x.shape and queries.max() <= 2 + 2 * (2 * 8 + 1)
+    assert PGD(model, steps=2, seed=0)(x, y)[0].shape == x.shape

@@ -18,6 +18,7 @@ import torchvision
 
 from common.errors import FileProblem
 from common.io import atomic_torch_save
+from data.cifar import load_test_images
 from models import DEFAULT_MODEL, build_model
 from sparsity.methods import get_method
 from sparsity.variants import Variant
@@ -109,3 +110,19 @@ def model_from_checkpoint(checkpoint, device="cpu"):
     model = build_variant_model(checkpoint_variant(checkpoint), metadata["recipe"]["model"], metadata["num_classes"])
     model.load_state_dict(checkpoint["state_dict"])
     return model.to(device).eval()
+
+
+def load_model(path, device="cpu"):
+    """A checkpoint file's model in one call: the file is checked, the model rebuilt from its own recipe,
+    its weights loaded, on ``device``, in eval mode. ``model.checkpoint_metadata`` keeps the file's metadata."""
+    checkpoint = load_checkpoint(path)
+    model = model_from_checkpoint(checkpoint, device)
+    model.checkpoint_metadata = checkpoint["metadata"]
+    return model
+
+
+def checkpoint_test_set(checkpoint, data_dir):
+    """The test set a checkpoint was trained for (its classes, relabelled as in training) as float images in
+    [0, 1] and int64 labels. ``checkpoint`` is a loaded checkpoint, its metadata, or a model from ``load_model``."""
+    metadata = getattr(checkpoint, "checkpoint_metadata", None) or checkpoint.get("metadata", checkpoint)
+    return load_test_images(data_dir, metadata["recipe"]["classes"])

@@ -19,7 +19,7 @@ from common.errors import FileProblem
 from data.cifar import first_per_class, load_cifar10, select_classes
 from data.loader import TensorLoader
 from sparsity.hooks import record_activations
-from sparsity.measure import evaluate_clean
+from sparsity.measure import evaluate_clean, learned
 from sparsity.methods import get_method
 from training.checkpoint import (build_variant_model, checkpoint_variant, library_versions, load_checkpoint,
                                  save_checkpoint)
@@ -86,8 +86,11 @@ def plan_variants(variants, recipe, models_dir, force):
     return plan
 
 
-def train_variants(variants, recipe, data_dir, models_dir, device, force=False):
-    """Train (or resume, or skip) each variant in turn; returns one Outcome per variant."""
+def train_variants(variants, recipe, data_dir, models_dir, device, force=False, channels_last=None):
+    """Train (or resume, or skip) each variant in turn; returns one Outcome per variant.
+
+    ``channels_last`` (default: on for CUDA) keeps the model and its batches in channels-last memory layout.
+    """
     plan = plan_variants(variants, recipe, models_dir, force)
     data = None
     outcomes = []
@@ -97,18 +100,20 @@ def train_variants(variants, recipe, data_dir, models_dir, device, force=False):
             outcome = Outcome(variant, "skipped", checkpoint["metadata"])
         else:
             data = data or load_training_data(data_dir, recipe)
-            metadata = train_variant(variant, recipe, data, device, variant.checkpoint_path(models_dir), checkpoint)
+            metadata = train_variant(variant, recipe, data, device, variant.checkpoint_path(models_dir), checkpoint,
+                                     channels_last)
             outcome = Outcome(variant, "resumed" if checkpoint else "trained", metadata)
         print(outcome_line(outcome), flush=True)
         outcomes.append(outcome)
     return outcomes
 
 
-def train_variant(variant, recipe, data, device, path, resume_from=None):
+def train_variant(variant, recipe, data, device, path, resume_from=None, channels_last=None):
     """Run the remaining epochs of ``variant``, checkpointing each; then evaluate on the test set. Returns metadata."""
+    channels_last = device.type == "cuda" if channels_last is None else channels_last
     torch.manual_seed(variant.seed)
     model = build_variant_model(variant, recipe.model, data.num_classes).to(device)
-    if device.type == "cuda":
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                                 weight_decay=recipe.weight_decay)
@@ -122,7 +127,7 @@ def train_variant(variant, recipe, data, device, path, resume_from=None):
         metadata = resume_from["metadata"]
     metadata.update(device=str(device), versions=library_versions())
     loader = TensorLoader(data.train_x, data.train_y, recipe.batch_size, shuffle=True, augment=recipe.augment,
-                          device=device, seed=variant.seed)
+                          device=device, seed=variant.seed, channels_last=channels_last)
 
     def checkpoint():
         save_checkpoint(path, model, optimizer, scheduler, rng_state(device), metadata)
@@ -144,6 +149,7 @@ def train_variant(variant, recipe, data, device, path, resume_from=None):
     test = evaluate_clean(model, data.test_x, data.test_y, device=device)
     sparsity = test["activation_sparsity"]
     metadata.update(status="complete", clean_test_acc=test["accuracy"], activation_sparsity=sparsity,
+                    learned=learned(test["accuracy"], data.num_classes),
                     collapsed=variant.layer is not None and sparsity[variant.layer] == 1.0)
     checkpoint()
     return metadata
@@ -163,6 +169,7 @@ def new_metadata(variant, recipe, data):
         "final_train_acc": None,
         "clean_test_acc": None,
         "activation_sparsity": None,
+        "learned": None,
         "collapsed": None,
         "diverged_in_epoch": None,
         "train_seconds": 0.0,
@@ -240,6 +247,8 @@ def outcome_line(outcome):
     line = (f"{name}: {action}, {metadata['epochs_done']} epochs, train loss {metadata['final_train_loss']:.3f}"
             f" acc {metadata['final_train_acc']:.1%}, test acc {metadata['clean_test_acc']:.1%}{zeros},"
             f" {metadata['train_seconds']:.0f} s training")
+    if metadata.get("learned") is False:
+        line += "; DID NOT LEARN: test accuracy near chance, its robustness numbers would compare noise"
     if metadata["collapsed"]:
         line += f"; COLLAPSED: {layer} outputs only zeros on the test set"
     return line
@@ -249,11 +258,14 @@ def training_summary_line(outcomes, models_dir):
     """The final line of a training run."""
     diverged = [o.variant.name for o in outcomes if o.metadata["status"] == "diverged"]
     collapsed = [o.variant.name for o in outcomes if o.metadata.get("collapsed")]
+    not_learned = [o.variant.name for o in outcomes if o.metadata.get("learned") is False]
     finished = [o for o in outcomes if o.metadata["status"] == "complete"]
     counts = {action: sum(o.action == action for o in finished) for action in ("trained", "resumed", "skipped")}
     parts = [f"{count} {action}" for action, count in counts.items() if count]
     if diverged:
         parts.append(f"{len(diverged)} DIVERGED ({' '.join(diverged)})")
+    if not_learned:
+        parts.append(f"{len(not_learned)} DID NOT LEARN ({' '.join(not_learned)})")
     if collapsed:
         parts.append(f"{len(collapsed)} collapsed ({' '.join(collapsed)})")
     return f"training: {', '.join(parts) or 'nothing to do'}; checkpoints in {models_dir}"

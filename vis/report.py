@@ -36,6 +36,10 @@ METHOD_FIGURES = (
 )
 
 
+def _warn(message):
+    logger.warning("warning: %s", message)
+
+
 def eval_command(method, layers, results_dir, default_results_dir=Path("results")):
     """The command that produces the missing results, for messages."""
     parts = ["python main.py --mode eval"]
@@ -65,7 +69,7 @@ def make_figures(results_dir, method, layers=None, include_baseline=True, defaul
     get_method(method)
     layers = validate_layers(layers or layer_names())
     results_dir = Path(results_dir)
-    records, results = load_method_results(results_dir, method, layers, include_baseline)
+    records, results = load_method_results(results_dir, method, layers, include_baseline, warn=_warn)
     if not records:
         raise FileProblem(f"no results for {method} in {results_dir / method}; run "
                           f"{eval_command(method, layers, results_dir, default_results_dir)} first", "results_dir")
@@ -74,7 +78,7 @@ def make_figures(results_dir, method, layers=None, include_baseline=True, defaul
     if missing:
         command = eval_command(method, [m for m in missing if m in layers] or layers, results_dir, default_results_dir)
         message = f"no results in {results_dir / method} for requested {', '.join(missing)}; not plotted — run {command}"
-        logger.warning("warning: %s", message)
+        _warn(message)
         notes.append(message[0].upper() + message[1:] + ".")
 
     out_dir = ensure_writable_dir(results_dir / method, "results_dir")
@@ -89,7 +93,8 @@ def make_figures(results_dir, method, layers=None, include_baseline=True, defaul
     others = {}
     for other in METHODS:
         if other != method and (results_dir / other).is_dir():
-            other_records, other_results = load_method_results(results_dir, other, layers, include_baseline)
+            other_records, other_results = load_method_results(results_dir, other, layers, include_baseline,
+                                                               warn=_warn)
             if other_records:
                 others[other] = other_results
     if others:

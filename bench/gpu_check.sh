@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Everything the README's GPU column needs, in one command on a CUDA machine (the `device` tool):
+#   bash bench/gpu_check.sh
+# 1. the test suite; 2. training throughput, including one full-size (50,000-image) epoch on random
+# CIFAR-shaped data; 3. attack throughput (NES, Square, PGD); 4. one quick end-to-end run on generated
+# data with the CUDA configuration (bf16 autocast, channels_last, data on the GPU, 4096-image NES chunks).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python - <<'PY'
+import torch
+assert torch.cuda.is_available(), "no CUDA device: run this on a GPU machine"
+print(f"GPU: {torch.cuda.get_device_name(0)}; torch {torch.__version__}, CUDA {torch.version.cuda}")
+PY
+echo "== tests"
+time python -m pytest -q
+echo "== training throughput (a full 50,000-image epoch per timed pass)"
+python bench/train_throughput.py --device cuda
+echo "== attack throughput"
+python bench/attack_throughput.py --device cuda --nes-images 64 --nes-samples 200 --square-images 256 --pgd-batch 256
+echo "== end to end on generated data, CUDA configuration"
+work=$(mktemp -d)
+python -c "import sys; sys.path.insert(0, 'tests'); from cifar_fixture import make_cifar_fixture; make_cifar_fixture('$work/data', 500, 100)"
+F="--data-dir $work/data --models-dir $work/models --results-dir $work/results --device cuda"
+time python main.py --mode train --quick --layers conv3 fc1 $F
+time python main.py --mode eval --quick --layers conv3 fc1 $F
+time python main.py --mode eval --layers conv3 --no-baseline --n-eval 1000 --query-n 100 --eps-sweep $F
+python main.py --mode vis --layers conv3 fc1 --results-dir "$work/results"
+rm -rf "$work"
