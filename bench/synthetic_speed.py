@@ -1,6 +1,7 @@
 """Batched synthetic trainer vs a one-run-at-a-time reference loop on the same runs.
 
-    python bench/synthetic_speed.py            # quick: 6 runs, d = m = 200, width 500, at most 2000 steps
+    python bench/synthetic_speed.py            # quick: 6 runs (strength 0 and the default sweep's strongest),
+                                               # d = m = 200, width 500, at most 2000 steps
     python bench/synthetic_speed.py --full     # the default experiment's runs and step cap (long)
 
 Prints both wall times, their ratio (target <= 0.25) and the largest relative
@@ -101,8 +102,8 @@ def main():
     if args.full:
         config = SyntheticConfig.from_options(args.mode)
     else:
-        config = SyntheticConfig.from_options(args.mode, strengths=[0.0, 1e-4] if args.mode == "l1" else [0.0, 0.2],
-                                              seeds=[0, 1, 2], steps=2000)
+        strongest = max(SyntheticConfig.from_options(args.mode).strengths)
+        config = SyntheticConfig.from_options(args.mode, strengths=[0.0, strongest], seeds=[0, 1, 2], steps=2000)
     specs, settings = [spec for _, _, spec in run_specs(config)], train_settings(config)
     dtype = torch.float32 if args.float32 else torch.float64
     print(f"{len(specs)} runs ({args.mode}), d = m = 200, width 500, at most {settings.steps} steps, "

@@ -7,4 +7,5 @@ measures    three minimal-l2 flip measures (margin set, theory direction, l2 PGD
 records     per-run, per-strength (censoring-aware) and baseline records: the results file
 table       the printed summary; figure: the figure
 experiment  all of it for one config: ``run_experiment(config)``, ``write_results``
+scaling     the unregularised flip against the theory's sqrt(d/m), over results files of several (d, m)
 """
