@@ -54,6 +54,7 @@ def _draw_flips(axis, rows, scales):
                  label=f"sqrt(d/m) = {scales['theory_scale']:.3g} (theory's scale)")
     axis.axhline(limit, color="0.5", linestyle="-.", linewidth=0.8, label=f"search limit {limit:.3g}")
     axis.set_yscale("log")
+    axis.set_ylim(top=limit * 2.5)  # room for the arrows of censored medians above the limit line
     axis.set_ylabel("minimal flipping perturbation (l2 norm)")
     axis.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
 

@@ -10,7 +10,8 @@ from common import stats
 from common.errors import ConfigError
 from synthetic.config import SyntheticConfig
 from synthetic.measures import FlipMeasures
-from synthetic.records import run_record, seed_statistics, strength_records
+from synthetic.figure import plot_results
+from synthetic.records import results_document, run_record, seed_statistics, strength_records
 from synthetic.scaling import scaling_report, scaling_rows, sweep_exponents
 from synthetic.table import statistic_text
 from synthetic.trainer import TrainOutcome
@@ -118,3 +119,15 @@ def test_scaling_fits_tell_sqrt_d_over_m_from_sqrt_d():
     report = scaling_report(like_theory)
     assert "1.500 ± 0" in report and "in m at d=200: -0.50" in report
     assert sweep_exponents(scaling_rows(like_theory), "flip_attack_median") == {"d": {}, "m": {}}  # censored
+
+
+def test_figure_draws_censored_medians_and_is_byte_reproducible(tmp_path):
+    config = SyntheticConfig.from_options("l1", d=2, m=4, width=3, strengths=[0.0, 1e-3], seeds=[0, 1, 2])
+    runs = [_record(INF if seed else 2.0, [1.0, 1.5, 2.0, 2.5], [1.0] * 4, strength=strength, seed=seed)
+            for strength in config.strengths for seed in config.seeds]
+    document = results_document(config, runs, {})
+    assert document["strengths"][0]["flip_margin_set"]["median"] is None  # 2 of 3 seeds censored
+    first = plot_results(document, tmp_path / "a")
+    second = plot_results(document, tmp_path / "b")
+    assert [path.suffix for path in first] == [".png", ".pdf"]
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(first, second))
