@@ -17,7 +17,7 @@ from data.augment import AUGMENTATIONS
 from evaluation.config import DEFAULT_EPS_SWEEP, EvalConfig
 from evaluation.config import QUICK as EVAL_QUICK
 from evaluation.runner import evaluate_variants
-from models import layer_names
+from models import DEFAULT_MODEL, MODELS, layer_names
 from sparsity.methods import METHODS
 from sparsity.variants import select_variants, validate_layers
 from training.loop import train_variants, training_summary_line
@@ -45,8 +45,9 @@ def add_variant_options(parser):
                         help="sparsity method (default l1)")
     method.add_argument("--dropout", action="store_true", help="same as --method dropout (the original spelling)")
     layers = layer_names()
-    group.add_argument("--layers", nargs="+", default=list(layers), metavar="LAYER",
-                       help=f"layers to regularise, space- or comma-separated (default: all of {' '.join(layers)})")
+    group.add_argument("--layers", nargs="+", default=None, metavar="LAYER",
+                       help=f"layers to regularise, space- or comma-separated (default: every layer of the model; "
+                            f"{DEFAULT_MODEL}: {' '.join(layers)})")
     strengths = group.add_mutually_exclusive_group()
     defaults = "; ".join(f"{m.name} {m.default_strength:g}" for m in METHODS.values())
     parser.add_mode_options(strengths, (TRAIN, EVAL), "--strength", type=float,
@@ -89,12 +90,16 @@ def method_from_args(args):
 
 
 def layers_from_args(args):
-    """--layers accepts ``conv1 conv2``, ``conv1,conv2`` and the seed README's ``[conv1,conv2]``."""
+    """--layers accepts ``conv1 conv2``, ``conv1,conv2`` and the seed README's ``[conv1,conv2]``; default: every
+    layer of the model (train: --model; eval and vis: the default model)."""
+    if args.layers is None:
+        return list(layer_names(getattr(args, "model", None) or DEFAULT_MODEL))
     return [layer for item in args.layers for layer in item.strip("[]").split(",") if layer]
 
 
 def variants_from_args(args):
-    """The variants a command acts on, from the method, --layers, strength and seed options and --no-baseline."""
+    """The variants a command acts on, from the method, --layers, strength and seed options and --no-baseline.
+    Training checks the layers against its --model; eval and vis against every registered model."""
     method = METHODS[method_from_args(args)]
     if args.sweep:
         strengths = list(method.sweep)
@@ -102,7 +107,8 @@ def variants_from_args(args):
         strengths = args.strengths or [args.strength if args.strength is not None else method.default_strength]
     seeds = args.seeds if args.seeds is not None else [args.seed]
     variants = select_variants(method.name, layers_from_args(args), strengths, seeds,
-                               include_baseline=not args.no_baseline)
+                               include_baseline=not args.no_baseline,
+                               model=(args.model or DEFAULT_MODEL) if args.mode == TRAIN else None)
     return [v for v in variants if v.is_baseline] if args.baseline_only else variants
 
 
@@ -129,6 +135,8 @@ def add_train_options(parser):
     option("lr_gamma", float, f"StepLR factor, default {defaults.lr_gamma:g}")
     option("train_per_class", int, "train on the first N images of each class (default: all)")
     option("test_per_class", int, "measure on the first N test images per class (default: all)")
+    parser.add_mode_options(group, (TRAIN,), "--model", choices=list(MODELS),
+                            help=f"architecture, from the model registry (default {DEFAULT_MODEL})")
     parser.add_mode_options(group, (TRAIN,), "--augment", choices=AUGMENTATIONS,
                             help="standard: pad-4 crop + flip (default); original: flip, rotate 8 deg, resized crop")
     parser.add_mode_options(group, (TRAIN,), "--classes", type=int, nargs="+", metavar="INDEX",
@@ -140,6 +148,7 @@ def add_train_options(parser):
 def recipe_from_args(args, device):
     return Recipe.from_options(
         quick=args.quick, classes=args.classes, amp=args.amp if args.amp is not None else device.type == "cuda",
+        model=args.model,
         **{field: getattr(args, field) for field in RECIPE_FLAGS})
 
 
@@ -155,6 +164,8 @@ def train_hint(variant, recipe, data_dir, models_dir, force=False):
         flags += ([] if variant.method == "l1" else ["--method", variant.method])
         flags += ["--layers", variant.layer, "--strength", repr(variant.strength), "--no-baseline"]
     flags += ["--seed", str(variant.seed)]
+    if recipe.get("model", DEFAULT_MODEL) != DEFAULT_MODEL:
+        flags += ["--model", recipe["model"]]
     for field, flag in RECIPE_FLAGS.items():
         if recipe.get(field) != base[field] and recipe.get(field) is not None:
             flags += [flag, str(recipe[field])]
@@ -243,7 +254,7 @@ def run_eval(args):
 
 def run_vis(args):
     method = method_from_args(args)
-    layers = validate_layers(layers_from_args(args))
+    layers = None if args.layers is None else validate_layers(layers_from_args(args))
     written = make_figures(args.results_dir, method, layers, include_baseline=not args.no_baseline,
                            default_results_dir=DEFAULT_DIRS["results_dir"])
     print(f"vis: wrote {len(written)} files to {args.results_dir / method}: "

@@ -161,11 +161,11 @@ def evaluate_variants(variants, method, models_dir, results_dir, data_dir, devic
     method_dir = results_dir / method
     load_records(method_dir, method, warn)  # a malformed result file stops the run before any attack
     ready, warnings = find_checkpoints(variants, models_dir, train_hint)
+    if not ready:
+        raise FileProblem(f"no finished checkpoint for any of the {len(variants)} selected variants in {models_dir}; "
+                          f"train first, e.g. {train_hint(variants[0])}", "models_dir")
     for warning in warnings:
         warn(warning)
-    if not ready:
-        raise FileProblem(f"no finished checkpoint for any selected variant in {models_dir}; train first, e.g. "
-                          f"{train_hint(variants[0])}", "models_dir")
     test_sets = {}  # classes -> (x, y): variants of one run share their test set
     started = time.perf_counter()
     done, skipped = [], []

@@ -32,4 +32,9 @@ def layer_names(name=DEFAULT_MODEL):
     return model_class(name).LAYER_NAMES
 
 
-__all__ = ["MODELS", "DEFAULT_MODEL", "SimpleCNN", "build_model", "layer_names", "model_class"]
+def all_layer_names():
+    """Every registered model's layers, in registry and forward order, each once."""
+    return tuple(dict.fromkeys(layer for cls in MODELS.values() for layer in cls.LAYER_NAMES))
+
+
+__all__ = ["MODELS", "DEFAULT_MODEL", "SimpleCNN", "all_layer_names", "build_model", "layer_names", "model_class"]

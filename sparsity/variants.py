@@ -9,7 +9,7 @@ from pathlib import Path
 
 from common import validation
 from common.errors import ConfigError
-from models import DEFAULT_MODEL, layer_names
+from models import all_layer_names, layer_names
 from sparsity.methods import BASELINE, get_method
 
 
@@ -69,9 +69,9 @@ class Variant:
         return {**asdict(self), "name": self.name}
 
 
-def validate_layers(layers, model=DEFAULT_MODEL, field="layers"):
-    """The layers as a tuple: known to ``model``, each listed once, at least one."""
-    known = layer_names(model)
+def validate_layers(layers, model=None, field="layers"):
+    """The layers as a tuple: known to ``model`` (None: to any registered model), each listed once, at least one."""
+    known = all_layer_names() if model is None else layer_names(model)
     layers = tuple(layers)
     if not layers:
         raise ConfigError(field, f"lists no layer; valid layers: {' '.join(known)}")
@@ -81,7 +81,7 @@ def validate_layers(layers, model=DEFAULT_MODEL, field="layers"):
     return validation.distinct(layers, field)
 
 
-def select_variants(method, layers, strengths, seeds, include_baseline, model=DEFAULT_MODEL):
+def select_variants(method, layers, strengths, seeds, include_baseline, model=None):
     """The variants one command acts on: every (layer, strength, seed), baselines first."""
     sparsity = get_method(method)
     layers = validate_layers(layers, model)

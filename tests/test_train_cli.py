@@ -47,7 +47,8 @@ def test_diverged_variant_is_recorded_and_the_run_goes_on_then_exits_non_zero(ci
     assert "fc2_s1e+39_seed0: DIVERGED" in out
     assert "fc2_s0.5_seed0: trained" in out and "COLLAPSED: fc2 outputs only zeros" in out
     assert out.strip().splitlines()[-1].startswith(
-        "training: 1 trained, 1 DIVERGED (fc2_s1e+39_seed0), 1 collapsed (fc2_s0.5_seed0)")
+        "training: 1 trained, 1 DIVERGED (fc2_s1e+39_seed0), 1 DID NOT LEARN (fc2_s0.5_seed0), "
+        "1 collapsed (fc2_s0.5_seed0)")
 
     # The same command again trains nothing: both are skipped, and the divergence is still reported.
     before = {path: path.read_bytes() for path in tmp_path.rglob("*.pt")}

@@ -41,11 +41,11 @@ def _warn(message):
 
 
 def eval_command(method, layers, results_dir, default_results_dir=Path("results")):
-    """The command that produces the missing results, for messages."""
+    """The command that produces the missing results, for messages (``layers`` None: the default ones)."""
     parts = ["python main.py --mode eval"]
     if method != "l1":
         parts.append(f"--method {method}")
-    if tuple(layers) != tuple(layer_names()):
+    if layers is not None and tuple(layers) != tuple(layer_names()):
         parts.append("--layers " + " ".join(layers))
     if Path(results_dir).resolve() != Path(default_results_dir).resolve():
         parts.append(f"--results-dir {results_dir}")
@@ -53,21 +53,22 @@ def eval_command(method, layers, results_dir, default_results_dir=Path("results"
 
 
 def missing_requests(records, layers, include_baseline):
-    """Names of requested variants (the baseline, each layer) without a single result file."""
+    """Names of requested variants (the baseline, each requested layer) without a single result file."""
     have = {r.variant.layer for r in records if not r.variant.is_baseline}
     missing = ["standard"] if include_baseline and not any(r.variant.is_baseline for r in records) else []
-    return missing + [layer for layer in layers if layer not in have]
+    return missing + [layer for layer in layers or () if layer not in have]
 
 
 def make_figures(results_dir, method, layers=None, include_baseline=True, default_results_dir=Path("results")):
     """Write the figures and summary of ``results_dir/method``; returns the written paths.
 
-    ``layers``/``include_baseline`` filter what is shown. Requested layers (or the
-    baseline) without any result file are named in one warning; no result at all,
-    or a file that is not a valid result file, raises FileProblem.
+    ``layers`` (None: every layer with results) and ``include_baseline`` filter what
+    is shown. Requested layers (or the baseline) without any result file are named
+    in one warning; no result at all, or a file that is not a valid result file,
+    raises FileProblem.
     """
     get_method(method)
-    layers = validate_layers(layers or layer_names())
+    layers = None if layers is None else validate_layers(layers)
     results_dir = Path(results_dir)
     records, results = load_method_results(results_dir, method, layers, include_baseline, warn=_warn)
     if not records:
@@ -76,7 +77,8 @@ def make_figures(results_dir, method, layers=None, include_baseline=True, defaul
     notes = []
     missing = missing_requests(records, layers, include_baseline)
     if missing:
-        command = eval_command(method, [m for m in missing if m in layers] or layers, results_dir, default_results_dir)
+        command = eval_command(method, [m for m in missing if m in (layers or ())] or layers, results_dir,
+                               default_results_dir)
         message = f"no results in {results_dir / method} for requested {', '.join(missing)}; not plotted — run {command}"
         _warn(message)
         notes.append(message[0].upper() + message[1:] + ".")

@@ -230,8 +230,8 @@ def merge_seeds(method, folder, records):
 
 
 def load_method_results(results_dir, method, layers, include_baseline, warn=None):
-    """The records of ``results_dir/method`` restricted to ``layers`` (and the baseline), merged."""
+    """The records of ``results_dir/method`` restricted to ``layers`` (None: all) and the baseline, merged."""
     folder = Path(results_dir) / method
     records = [r for r in load_records(folder, method, warn)
-               if (include_baseline if r.variant.is_baseline else r.variant.layer in layers)]
+               if (include_baseline if r.variant.is_baseline else layers is None or r.variant.layer in layers)]
     return records, merge_seeds(method, folder, records)
