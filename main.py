@@ -194,7 +194,7 @@ EVAL_FLAGS = {"steps": "--steps", "restarts": "--restarts", "n_eval": "--n-eval"
 
 
 def add_eval_options(parser):
-    group = parser.add_argument_group("evaluation (--mode eval; defaults follow DESIGN.md)")
+    group = parser.add_argument_group("evaluation (--mode eval; defaults follow docs/DESIGN.md)")
     defaults = EvalConfig()
 
     def option(*flags, **kwargs):

@@ -7,12 +7,15 @@ depth-2 ReLU network move the smallest l2 perturbation that flips its prediction
 Writes results/synthetic/{mode}.json, .png and .pdf (a non-default configuration: {mode}_{settings}.*, see
 the README) and prints a summary table. The work lives in the synthetic package.
 """
+from pathlib import Path
+
 from common.cli import ArgumentParser, run_main
 from common.device import DEVICE_CHOICES, resolve_device
 from synthetic.config import DEFAULT_STRENGTHS, MODES, OPTIMIZERS, PENALTIES, SyntheticConfig
 from synthetic.experiment import run_and_write, summary_line
 from synthetic.table import summary_table
 
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
 CONFIG_FLAGS = ("d", "m", "width", "strengths", "seeds", "penalty", "optimizer", "lr", "steps", "loss_target",
                 "search_limit")
 
@@ -45,7 +48,8 @@ def build_parser():
                              f"default {defaults.loss_target:g}")
     parser.add_argument("--search-limit", type=float,
                         help=f"flip searches stop at this multiple of sqrt(d); default {defaults.search_limit:g}")
-    parser.add_argument("--results-dir", default="results", help="output folder (files go to its synthetic/)")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR,
+                        help="output folder, files go to its synthetic/ (default results/, as main.py's)")
     parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default 1: on a small shared CPU more threads wait for busy cores)")

@@ -9,7 +9,6 @@ and PGD time for its steps against a plain loop. Not a test.
                                       [--repeats 3] [--threads N]
 """
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -21,21 +20,9 @@ from attacks import NES, PGD, Square  # noqa: E402
 from common.cli import ArgumentParser, run_main  # noqa: E402
 from common.device import DEVICE_CHOICES, resolve_device  # noqa: E402
 from models.simple_cnn import SimpleCNN  # noqa: E402
+from timing import timed  # noqa: E402
 
 EPS, ALPHA, SIGMA = 8 / 255, 1 / 255, 1 / 255
-
-
-def synchronize(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(device, function):
-    synchronize(device)
-    started = time.perf_counter()
-    result = function()
-    synchronize(device)
-    return time.perf_counter() - started, result
 
 
 def reference_nes(model, x, y, eps, steps, samples):

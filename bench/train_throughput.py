@@ -14,7 +14,6 @@ Data is random uint8 of CIFAR shape (no download). Targets: (a)/(b) >= 0.9 on CP
 """
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -29,6 +28,7 @@ from data.loader import TensorLoader  # noqa: E402
 from sparsity.variants import Variant  # noqa: E402
 from training.checkpoint import build_variant_model  # noqa: E402
 from training.loop import train_epoch, train_step  # noqa: E402
+from timing import timed  # noqa: E402
 
 BATCH = 128
 CIFAR_TRAIN_SIZE = 50_000
@@ -54,20 +54,6 @@ def fresh_model(device):
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     return model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-
-
-def synchronize(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(device, run):
-    """Seconds taken by ``run()``, including the device work it queued."""
-    synchronize(device)
-    started = time.perf_counter()
-    run()
-    synchronize(device)
-    return time.perf_counter() - started
 
 
 def project_loop(x_uint8, y, device, amp):
@@ -137,7 +123,7 @@ def main():
     best = {name: 0.0 for name in loops}
     for _ in range(args.repeats):  # interleaved, so slow patches of a shared machine hit every loop alike
         for name, run in loops.items():
-            best[name] = max(best[name], images / timed(device, run))
+            best[name] = max(best[name], images / timed(device, run)[0])
     for name, rate in best.items():
         print(f"{name}: {rate:8.0f} images/s")
     a, b, c = best.values()

@@ -1,1 +1,1 @@
-"""CIFAR-10 reading, class subsets and batched augmentation; synthetic sphere data."""
+"""CIFAR-10 reading, class subsets, batched augmentation and the on-device loader."""

@@ -17,7 +17,7 @@ DEFAULT_EPS_SWEEP = (1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255)
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Defaults are the protocol of DESIGN.md; ``to_dict()`` is the result file's ``eval_config``."""
+    """Defaults are the protocol of docs/DESIGN.md; ``to_dict()`` is the result file's ``eval_config``."""
 
     attacks: tuple = ("pgd", "autoattack", "square", "nes")
     eps: float = 8 / 255  # L-inf budget of every attack

@@ -1,4 +1,4 @@
-"""The real-data model of DESIGN.md: conv1..conv4, fc1..fc3 on 32x32 RGB inputs in [0, 1]."""
+"""The real-data model of docs/DESIGN.md: conv1..conv4, fc1..fc3 on 32x32 RGB inputs in [0, 1]."""
 import torch.nn as nn
 
 

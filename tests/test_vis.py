@@ -18,7 +18,7 @@ from vis import figures
 from vis.metrics import CLEAN_ACC, median_queries, robust_acc
 from vis.report import eval_command, make_figures
 from vis.results import merge_seeds
-from vis_fixture import attack_entry, realistic_results, result_document, write_result
+from vis_fixture import attack_entry, realistic_results, write_result
 
 LAYER_NAMES = SimpleCNN.LAYER_NAMES
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -13,11 +13,12 @@ from models import DEFAULT_MODEL, model_class
 
 ALL_CLASSES = tuple(range(10))
 
-# --quick: a CPU-sized run of the whole pipeline in minutes. It trades accuracy
-# (a few epochs on 2,000 of the 50,000 training images) and precision (clean
-# accuracy and sparsity on 500 test images) for time; the model, the sparsity
-# methods and the optimiser are unchanged. Explicit options still override these.
-QUICK = {"epochs": 3, "train_per_class": 200, "test_per_class": 50}
+# --quick: a CPU-sized run of the whole pipeline in minutes, sized in SGD steps. The original recipe
+# (SGD 0.01, momentum 0.9, default init, no normalisation) sits on a loss plateau at ln(10) for about
+# the first 200 steps on real images, so the preset makes about 940 steps (3,000 images, batch 32,
+# 10 epochs). It trades accuracy and precision (clean accuracy and sparsity on 1,000 test images) for
+# time; the model, the sparsity methods and the optimiser are unchanged. Explicit options override these.
+QUICK = {"epochs": 10, "batch_size": 32, "train_per_class": 300, "test_per_class": 100}
 
 
 @dataclass(frozen=True)

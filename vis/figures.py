@@ -163,9 +163,15 @@ def _side_legend(fig, handles, title=None):
     fig.legend(handles=handles, loc="outside right center", frameon=False, title=title)
 
 
-def _hide_empty(axes, used):
-    for ax in axes[used:]:
+def _panel_grid(count, ncols, panel_size, margins):
+    """A figure with ``count`` panels in rows of ``ncols`` (the unused ones hidden): ``(fig, axes)``."""
+    ncols = min(ncols, count)
+    nrows = math.ceil(count / ncols)
+    fig = new_figure(panel_size[0] * ncols + margins[0], panel_size[1] * nrows + margins[1])
+    axes = list(fig.subplots(nrows, ncols, squeeze=False).flat)
+    for ax in axes[count:]:
         ax.set_visible(False)
+    return fig, axes[:count]
 
 
 def _percent_limits(ax, metric):
@@ -246,15 +252,11 @@ def plot_strength_sweep(results, stem):
     metrics = ([CLEAN_ACC] + [robust_acc(results, k) for k in untargeted]
                + [median_queries(results, k) for k in queried] + [OWN_SPARSITY])
     strengths = [v.strength for layer in layers for v in results.at_layer(layer)]
-    ncols = min(4, len(metrics))
-    nrows = math.ceil(len(metrics) / ncols)
     with figure_style():
-        fig = new_figure(3.0 * ncols + 1.8, 3.0 * nrows + 1.6)
-        axes = list(fig.subplots(nrows, ncols, squeeze=False).flat)
+        fig, axes = _panel_grid(len(metrics), 4, (3.0, 3.0), (1.8, 1.6))
         for ax, metric in zip(axes, metrics):
             _sweep_panel(ax, results, metric, layers)
             _strength_axis(ax, results.sparsity_method, strengths)
-        _hide_empty(axes, len(metrics))
         handles = [_layer_handle(layer, results.layer_names) for layer in layers]
         if results.baseline:
             handles.append(Line2D([], [], color=BASELINE_COLOR, linestyle="--", label=BASELINE_LABEL))
@@ -394,14 +396,10 @@ def plot_robustness_vs_sparsity(results, stem):
     metrics = [m for m in metrics if any(m.stat(v).mean is not None for v in variants)]
     if not variants or not metrics:
         return []
-    ncols = min(3, len(metrics))
-    nrows = math.ceil(len(metrics) / ncols)
     with figure_style():
-        fig = new_figure(4.2 * ncols + 2.4, 3.4 * nrows + 1.6)
-        axes = list(fig.subplots(nrows, ncols, squeeze=False).flat)
+        fig, axes = _panel_grid(len(metrics), 3, (4.2, 3.4), (2.4, 1.6))
         for ax, metric in zip(axes, metrics):
             _sparsity_panel(ax, results, metric, variants)
-        _hide_empty(axes, len(metrics))
         method = results.sparsity_method
         handles = []
         for layer in dict.fromkeys(v.layer for v in variants):
