@@ -22,7 +22,7 @@ from sparsity.methods import METHODS
 from sparsity.variants import select_variants, validate_layers
 from training.loop import train_variants, training_summary_line
 from training.recipe import QUICK as TRAIN_QUICK
-from training.recipe import Recipe
+from training.recipe import QUICK_STEPS, Recipe
 from vis.report import make_figures
 
 ROOT = Path(__file__).resolve().parent
@@ -80,7 +80,8 @@ def add_run_options(parser):
                             help="results (default results/)")
     parser.add_mode_options(group, (TRAIN, EVAL), "--quick", action="store_true",
                             help=f"CPU-sized presets to run the pipeline end to end in minutes, not for findings "
-                                 f"(training: {TRAIN_QUICK}; eval: {EVAL_QUICK}); flags override them")
+                                 f"(training: {TRAIN_QUICK} and at least {QUICK_STEPS} SGD steps; eval: {EVAL_QUICK});"
+                                 f" flags override them")
     parser.add_mode_options(group, (TRAIN, EVAL), "--force", action="store_true",
                             help="redo variants that already have a checkpoint (train) or an up-to-date result (eval)")
 

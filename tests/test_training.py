@@ -175,3 +175,13 @@ def test_the_cuda_configuration_runs_on_a_cpu(cifar_dir, tmp_path):
     x_adv, queries = NES(model, steps=2, samples=8, query_batch=4096, seed=0)(x, y)
     assert x_adv.shape == x.shape and queries.max() <= 2 + 2 * (2 * 8 + 1)
     assert PGD(model, steps=2, seed=0)(x, y)[0].shape == x.shape
+
+
+@pytest.mark.parametrize("classes", [None, (0, 1), (2, 5, 7)])
+def test_quick_preset_is_sized_in_sgd_steps_past_the_initial_plateau(classes):
+    """The original recipe plateaus at ln(10) for about 200 SGD steps on real images: --quick makes several
+    times that many, whatever the classes, and an explicit --epochs still wins."""
+    recipe = Recipe.from_options(quick=True, classes=classes)
+    assert recipe.epochs * recipe.steps_per_epoch >= 900 and recipe.batch_size == 32
+    assert Recipe.from_options(quick=True, classes=classes, epochs=2).epochs == 2
+    assert Recipe.from_options(quick=False).epochs == 100
