@@ -18,7 +18,7 @@ from evaluation.config import DEFAULT_EPS_SWEEP, EvalConfig
 from evaluation.config import QUICK as EVAL_QUICK
 from evaluation.runner import evaluate_variants
 from models import DEFAULT_MODEL, MODELS, layer_names
-from sparsity.methods import METHODS
+from sparsity.methods import DEFAULT_METHOD, METHODS
 from sparsity.variants import select_variants, validate_layers
 from training.loop import train_variants, training_summary_line
 from training.recipe import QUICK as TRAIN_QUICK
@@ -42,7 +42,7 @@ def add_variant_options(parser):
     group = parser.add_argument_group("variants (method, layer, strength, seed)")
     method = group.add_mutually_exclusive_group()
     method.add_argument("--method", choices=list(METHODS), default=None,
-                        help="sparsity method (default l1)")
+                        help=f"sparsity method (default {DEFAULT_METHOD})")
     method.add_argument("--dropout", action="store_true", help="same as --method dropout (the original spelling)")
     layers = layer_names()
     group.add_argument("--layers", nargs="+", default=None, metavar="LAYER",
@@ -87,7 +87,7 @@ def add_run_options(parser):
 
 
 def method_from_args(args):
-    return "dropout" if args.dropout else args.method or "l1"
+    return "dropout" if args.dropout else args.method or DEFAULT_METHOD
 
 
 def layers_from_args(args):
@@ -162,7 +162,7 @@ def train_hint(variant, recipe, data_dir, models_dir, force=False):
     if variant.is_baseline:
         flags += ["--baseline-only"]
     else:
-        flags += ([] if variant.method == "l1" else ["--method", variant.method])
+        flags += ([] if variant.method == DEFAULT_METHOD else ["--method", variant.method])
         flags += ["--layers", variant.layer, "--strength", repr(variant.strength), "--no-baseline"]
     flags += ["--seed", str(variant.seed)]
     if recipe.get("model", DEFAULT_MODEL) != DEFAULT_MODEL:

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from attacks import NES, PGD, Square  # noqa: E402
+from attacks.nes import default_query_batch  # noqa: E402
 from common.cli import ArgumentParser, run_main  # noqa: E402
 from common.device import DEVICE_CHOICES, resolve_device  # noqa: E402
 from models.simple_cnn import SimpleCNN  # noqa: E402
@@ -101,7 +102,7 @@ def main(argv=None):
     # eps = 0: no sample can succeed, so every run makes its full number of queries and rates compare like for like.
     nes = NES(model, eps=0.0, steps=args.nes_steps, samples=args.nes_samples, query_batch=args.query_batch,
               seed=args.seed)
-    chunk = nes._query_batch(device)
+    chunk = args.query_batch or default_query_batch(device)
     x_nes, y_nes = x[:args.nes_images], y[:args.nes_images]
     with torch.inference_mode():  # first forwards of a shape pay one-off setup costs; keep them out of every timing
         for size in (1, 2, chunk, args.nes_images):

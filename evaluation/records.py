@@ -28,7 +28,8 @@ COUNT_FIELDS = ("n", "n_correct", "n_success", "n_success_correct")
 QUERY_FIELDS = ("median_queries", "mean_queries", "median_queries_all", "mean_queries_all",
                 "median_queries_correct", "mean_queries_correct", "max_queries")
 CHECK_STATUSES = ("passed", "failed", "not_run")
-IDENTITY_COLUMNS = ("variant", "method", "layer", "strength", "seed", "learned", "clean_acc", "n_test")
+IDENTITY_COLUMNS = ("variant", "method", "layer", "strength", "seed", "learned", "clean_acc", "n_test",
+                    "headline_attack", "headline_robust_acc")
 ATTACK_COLUMNS = ("n", "n_correct", "success_rate_all", "success_rate_correct", "robust_acc")
 QUERY_COLUMNS = ("median_queries", "mean_queries", "median_queries_all", "mean_queries_all")
 
@@ -267,7 +268,9 @@ def summary_columns(records):
 def summary_row(record):
     variant = record.variant
     row = {"variant": variant.name, "method": variant.method, "layer": variant.layer, "strength": variant.strength,
-           "seed": variant.seed, "learned": record.learned, "clean_acc": record.clean_acc, "n_test": record.n_test}
+           "seed": variant.seed, "learned": record.learned, "clean_acc": record.clean_acc, "n_test": record.n_test,
+           "headline_attack": record.raw.get("headline_attack"),
+           "headline_robust_acc": record.raw.get("headline_robust_acc")}
     row.update({f"sparsity_{layer}": fraction for layer, fraction in record.sparsity.items()})
     for key, entry in record.attacks.items():
         row.update({f"{key}_{metric}": value for metric, value in entry.items()})

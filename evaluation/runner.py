@@ -66,10 +66,20 @@ def evaluate_model(model, x, y, num_classes, device, config):
     checks = run_checks(model, config, x_eval, y_eval, device, completed)
     timings["checks_s"] = time.perf_counter() - started
     query_indices = [index for key, index in images.items() if key != ALL_IMAGES]
+    headline = headline_attack(attacks)
     return {"clean_acc": clean["accuracy"], "learned": learned(clean["accuracy"], num_classes), "n_test": len(x),
-            "activation_sparsity": clean["activation_sparsity"], "attacks": attacks, "robustness_curves": curves,
+            "activation_sparsity": clean["activation_sparsity"], "headline_attack": headline,
+            "headline_robust_acc": attacks[headline]["robust_acc"] if headline else None,
+            "attacks": attacks, "robustness_curves": curves,
             "checks": checks, "timings": timings, "query_indices": query_indices[0].tolist() if query_indices else [],
             "eval_config": config.to_dict()}
+
+
+def headline_attack(attacks):
+    """The white-box number to lead with: the reference evaluation (AutoAttack) where it ran, else the first
+    untargeted white-box attack; None without one."""
+    white = [key for key, entry in attacks.items() if entry["threat_model"] == WHITE_BOX and not entry["targeted"]]
+    return next((key for key in white if attacks[key]["reference"]), white[0] if white else None)
 
 
 def robustness_curves(model, config, x, y, device, completed):

@@ -18,6 +18,7 @@ from torch import nn
 from common.errors import ConfigError
 
 BASELINE = "standard"  # the unregularised model every method is compared with; not a method
+DEFAULT_METHOD = "l1"
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,8 @@ OWN_SPARSITY = Metric("sparsity of the regularised layer", None, None, "own_spar
 
 
 def robust_acc(results, key):
-    return Metric("robust accuracy", key, results.attack_info[key].title, "robust_acc")
+    quantity = "robust accuracy (headline)" if key == results.headline else "robust accuracy"
+    return Metric(quantity, key, results.attack_info[key].title, "robust_acc")
 
 
 def success_correct(results, key):

@@ -16,7 +16,7 @@ from pathlib import Path
 from common.errors import FileProblem
 from common.io import atomic_write_text, ensure_writable_dir
 from models import layer_names
-from sparsity.methods import METHODS, get_method
+from sparsity.methods import DEFAULT_METHOD, METHODS, get_method
 from sparsity.variants import validate_layers
 from vis.figures import (plot_per_layer, plot_queries, plot_queries_by_method, plot_robustness_curves,
                          plot_robustness_vs_sparsity, plot_strength_sweep)
@@ -43,7 +43,7 @@ def _warn(message):
 def eval_command(method, layers, results_dir, default_results_dir=Path("results")):
     """The command that produces the missing results, for messages (``layers`` None: the default ones)."""
     parts = ["python main.py --mode eval"]
-    if method != "l1":
+    if method != DEFAULT_METHOD:
         parts.append(f"--method {method}")
     if layers is not None and tuple(layers) != tuple(layer_names()):
         parts.append("--layers " + " ".join(layers))
