@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from attacks import ATTACKS
-from attacks.base import ALL_IMAGES, WHITE_BOX
+from attacks.base import ALL_IMAGES, QUERY_SUBSET, WHITE_BOX
 from common.errors import FileProblem
 from evaluation.checks import CompletedRun, run_checks
 from evaluation.metrics import attack_metrics, make_targets, run_attack
@@ -43,12 +43,14 @@ def evaluate_model(model, x, y, num_classes, device, config):
     clean = evaluate_clean(model, x, y, config.batch_size, device)
     timings["clean_s"] = time.perf_counter() - started
     x_eval, y_eval = x[:config.n_eval], y[:config.n_eval].cpu()
-    images = {ALL_IMAGES: torch.arange(config.n_eval)}
+    images = {ALL_IMAGES: torch.arange(config.n_eval),
+              QUERY_SUBSET: query_subset(config.n_eval, config.query_n, config.seed)}
     targets = make_targets(y_eval, num_classes, config.seed)
-    attacks, completed = {}, []
+    attacks, completed, used = {}, [], set()
     for name in config.attacks:
         for run in ATTACKS[name].evaluation_runs(model, config):
-            indices = images.setdefault(run.images, query_subset(config.n_eval, config.query_n, config.seed))
+            indices = images[run.images]
+            used.add(run.images)
             batch_size = config.black_box_batch_size if run.attack.counts_queries else config.batch_size
             started = time.perf_counter()
             outcome = run_attack(model, run.attack, x_eval[indices], y_eval[indices], device, batch_size,
@@ -65,13 +67,13 @@ def evaluate_model(model, x, y, num_classes, device, config):
     started = time.perf_counter()
     checks = run_checks(model, config, x_eval, y_eval, device, completed)
     timings["checks_s"] = time.perf_counter() - started
-    query_indices = [index for key, index in images.items() if key != ALL_IMAGES]
     headline = headline_attack(attacks)
     return {"clean_acc": clean["accuracy"], "learned": learned(clean["accuracy"], num_classes), "n_test": len(x),
             "activation_sparsity": clean["activation_sparsity"], "headline_attack": headline,
             "headline_robust_acc": attacks[headline]["robust_acc"] if headline else None,
             "attacks": attacks, "robustness_curves": curves,
-            "checks": checks, "timings": timings, "query_indices": query_indices[0].tolist() if query_indices else [],
+            "checks": checks, "timings": timings,
+            "query_indices": images[QUERY_SUBSET].tolist() if QUERY_SUBSET in used else [],
             "eval_config": config.to_dict()}
 
 
