@@ -153,9 +153,8 @@ def is_up_to_date(path, method, job, config, device):
     if not path.exists():
         return False
     record = read_record(path, method)
-    n_test = record.n_test
     return (record.checkpoint.get("sha256") == job.sha256
-            and record.eval_config == {**config.resolved(device, n_test).to_dict(), "device": str(device)})
+            and record.eval_config == {**config.resolved(device, record.n_test).to_dict(), "device": str(device)})
 
 
 def print_warning(message):
@@ -184,15 +183,15 @@ def evaluate_variants(variants, method, models_dir, results_dir, data_dir, devic
     for index, job in enumerate(ready, start=1):
         path = job.variant.results_path(results_dir, method)
         metadata = job.checkpoint["metadata"]
-        classes = tuple(metadata["recipe"]["classes"])
-        if classes not in test_sets:
-            test_sets[classes] = checkpoint_test_set(metadata, data_dir)
-        x, y = test_sets[classes]
         if not force and is_up_to_date(path, method, job, config, device):
             skipped.append(job.variant.name)
             log(f"[{index}/{len(ready)}] {job.variant.name}: result is up to date, skipped (--force redoes it)")
             continue
         log(f"[{index}/{len(ready)}] {job.variant.name}")
+        classes = tuple(metadata["recipe"]["classes"])
+        if classes not in test_sets:
+            test_sets[classes] = checkpoint_test_set(metadata, data_dir)
+        x, y = test_sets[classes]
         model = model_from_checkpoint(job.checkpoint, device)
         evaluation = evaluate_model(model, x, y, metadata["num_classes"], device, config)
         eval_config = evaluation.pop("eval_config")
