@@ -94,7 +94,7 @@ def layers_from_args(args):
     """--layers accepts ``conv1 conv2``, ``conv1,conv2`` and the seed README's ``[conv1,conv2]``; default: every
     layer of the model (train: --model; eval and vis: the default model)."""
     if args.layers is None:
-        return list(layer_names(getattr(args, "model", None) or DEFAULT_MODEL))
+        return list(layer_names(args.model or DEFAULT_MODEL))
     return [layer for item in args.layers for layer in item.strip("[]").split(",") if layer]
 
 
