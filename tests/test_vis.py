@@ -131,7 +131,7 @@ def test_bars_show_the_seed_means_and_skip_missing_values(tmp_path):
     results = merged(exact_results(tmp_path / "results"))
     ax = Figure().subplots()
     shown = [results.baseline] + results.one_per_layer()
-    figures._grouped_bars(ax, results, shown, [CLEAN_ACC, robust_acc(results, "pgd"),
+    figures._grouped_bars(ax, figures.attack_palette(results), shown, [CLEAN_ACC, robust_acc(results, "pgd"),
                                       median_queries(results, "nes_untargeted_m0")],
                           annotations=figures._fooled_text)
     heights = [[bar.get_height() for bar in container] for container in ax.containers if hasattr(container, "patches")]
@@ -150,7 +150,8 @@ def test_variant_that_did_not_learn_is_marked_and_left_out(tmp_path):
     collapsed = results.at_layer("conv1")[0]
     assert not collapsed.learned and collapsed.clean_acc.mean is None
     ax = Figure().subplots()
-    figures._grouped_bars(ax, results, [results.baseline, collapsed], [CLEAN_ACC, robust_acc(results, "pgd")])
+    figures._grouped_bars(ax, figures.attack_palette(results), [results.baseline, collapsed],
+                          [CLEAN_ACC, robust_acc(results, "pgd")])
     assert "did not learn" in [t.get_text().strip() for t in ax.texts]
     assert [len(c.patches) for c in ax.containers if hasattr(c, "patches")] == [1, 1]
     make_figures(root, "l1")

@@ -10,6 +10,7 @@ figure's footnote states n, eps and the attack settings.
 import math
 
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from attacks.base import WHITE_BOX
 from vis.metrics import CLEAN_ACC, OWN_SPARSITY, median_queries, robust_acc, success_correct
@@ -90,18 +91,19 @@ def _value_text(metric, value):
     return f"{value:.1f}" if metric.percent else f"{value:.0f}"
 
 
-def metric_color(results, metric):
-    """One colour per attack across every figure of a method; clean accuracy and sparsity in grey."""
-    if metric.attack is None:
-        return "0.45"
-    return SERIES_COLORS[list(results.attack_info).index(metric.attack) % len(SERIES_COLORS)]
+def attack_palette(*all_results):
+    """One colour per attack key, the same in every figure of these results; clean accuracy in grey."""
+    keys = dict.fromkeys(key for results in all_results for key in results.attack_info)
+    return {None: "0.45", **{key: SERIES_COLORS[i % len(SERIES_COLORS)] for i, key in enumerate(keys)}}
 
 
-def _grouped_bars(ax, results, variants, metrics, labels=None, annotations=None):
+def _grouped_bars(ax, palette, variants, metrics, labels=None, annotations=None):
     """One group of bars per variant, one bar per metric, value on top; a note where a variant lacks the value
-    or did not learn. ``annotations(metric, variant)`` may return extra text for a bar's label, which is then
-    written vertically so that neighbouring labels never overlap."""
+    or did not learn. ``annotations(metric, variant)`` may return extra text for a bar's label. Labels are
+    written vertically when a group holds more than three bars or carries annotations, so that neighbouring
+    labels never overlap. Returns one legend handle per metric."""
     labels = labels or [metric.title for metric in metrics]
+    vertical = annotations is not None or len(metrics) > 3
     width = 0.8 / len(metrics)
     for x, variant in enumerate(variants):
         if not variant.learned:
@@ -122,13 +124,14 @@ def _grouped_bars(ax, results, variants, metrics, labels=None, annotations=None)
             errors.append(metric.scaled(stat.std) or 0.0)
             extra = annotations(metric, variant) if annotations else None
             texts.append(_value_text(metric, heights[-1]) + (f" ({extra})" if extra else ""))
-        bars = ax.bar(xs, heights, width, yerr=errors if any(errors) else None, color=metric_color(results, metric),
-                      label=label, capsize=2, error_kw={"elinewidth": 0.8})
-        ax.bar_label(bars, labels=texts, fontsize=6, padding=2, rotation=90 if annotations else 0)
+        bars = ax.bar(xs, heights, width, yerr=errors if any(errors) else None, color=palette[metric.attack],
+                      capsize=2, error_kw={"elinewidth": 0.8})
+        ax.bar_label(bars, labels=texts, fontsize=6, padding=2, rotation=90 if vertical else 0)
     ax.set_xticks(range(len(variants)), [_tick_label(v) for v in variants])
     ax.set_xlim(-0.6, len(variants) - 0.4)
     if variants and variants[0].is_baseline:
         ax.axvline(0.5, color="0.5", linestyle=":", linewidth=1)
+    return [Patch(color=palette[metric.attack], label=label) for metric, label in zip(metrics, labels)]
 
 
 def _strength_axis(ax, method, strengths):
@@ -200,10 +203,10 @@ def plot_per_layer(results, stem):
         for ax, (title, ylabel, metrics) in zip(axes, panels):
             ax.set_title(title, loc="left")
             ax.set_ylabel(ylabel)
-            ax.set_ylim(0, 112)
+            ax.set_ylim(0, 118)
             if metrics:
-                _grouped_bars(ax, results, shown, metrics)
-                ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+                handles = _grouped_bars(ax, attack_palette(results), shown, metrics)
+                ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
             else:
                 ax.text(0.5, 0.5, "no untargeted attack was evaluated", transform=ax.transAxes, ha="center",
                         color="0.4")
@@ -251,6 +254,9 @@ def plot_strength_sweep(results, stem):
     queried = results.attacks_where(targeted=False, counts_queries=True)
     metrics = ([CLEAN_ACC] + [robust_acc(results, k) for k in untargeted]
                + [median_queries(results, k) for k in queried] + [OWN_SPARSITY])
+    swept = [v for layer in layers for v in results.at_layer(layer)]
+    empty = [m for m in metrics if all(m.stat(v).mean is None for v in swept)]
+    metrics = [m for m in metrics if m not in empty]
     strengths = [v.strength for layer in layers for v in results.at_layer(layer)]
     with figure_style():
         fig, axes = _panel_grid(len(metrics), 4, (3.0, 3.0), (1.8, 1.6))
@@ -267,7 +273,8 @@ def plot_strength_sweep(results, stem):
                      f"({_seeds_text(results)})", fontsize=10)
         add_footnote(fig, footnote_lines(results, untargeted, [
             "Robust accuracy over all n attacked images; queries: median over the images that were correct and "
-            "then fooled."]))
+            "then fooled."] + [f"Not drawn, no value at any strength (e.g. no image fooled): {m.title}."
+                               for m in empty]))
         return save_figure(fig, stem)
 
 
@@ -289,19 +296,20 @@ def _fooled_text(metric, variant):
     return f"{sum(summary.n_fooled_correct)}/{sum(summary.n_correct)}"
 
 
-def _query_panel(ax, results, variants, keys):
-    _grouped_bars(ax, results, variants, [median_queries(results, key) for key in keys],
-                  labels=[results.attack_info[key].title for key in keys], annotations=_fooled_text)
+def _query_panel(ax, palette, results, variants, keys):
     ax.set_ylabel("median queries (fooled & correct)")
+    return _grouped_bars(ax, palette, variants, [median_queries(results, key) for key in keys],
+                         labels=[results.attack_info[key].title for key in keys], annotations=_fooled_text)
 
 
 def _common_top(axes):
-    """One y limit for panels that share an axis, with room above the tallest bar for its vertical label."""
+    """One y limit for panels that share an axis, with room above the tallest bar for its vertical label
+    (0 to 1 without ticks when no bar has a value)."""
     tops = [ax.dataLim.y1 for ax in axes if ax.has_data() and math.isfinite(ax.dataLim.y1) and ax.dataLim.y1 > 0]
-    if not tops:
-        return
     for ax in axes:
-        ax.set_ylim(0, max(tops) * 1.45)
+        ax.set_ylim(0, max(tops) * 1.45 if tops else 1)
+        if not tops:
+            ax.set_yticks([])
 
 
 def plot_queries(results, stem):
@@ -314,11 +322,12 @@ def plot_queries(results, stem):
     with figure_style():
         fig = new_figure(max(8.0, 0.9 * len(shown) + 3.5), 3.4 * len(goals) + 1.6)
         axes = fig.subplots(len(goals), 1, squeeze=False)[:, 0]
+        palette = attack_palette(results)
         for ax, (goal, keys) in zip(axes, goals):
-            _query_panel(ax, results, shown, keys)
+            handles = _query_panel(ax, palette, results, shown, keys)
             _common_top([ax])
             ax.set_title(f"Query-based attacks, {goal}", loc="left")
-            ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+            ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
         axes[-1].set_xlabel("regularised layer (standard = no regularisation)")
         fig.suptitle(f"{results.sparsity_method.title}: queries to a successful black-box attack\n"
                      f"{_strength_choice_text(results, shown)}; {_seeds_text(results)}", fontsize=10)
@@ -336,16 +345,18 @@ def plot_queries_by_method(all_results, stem):
     goals = [goal for goal in ("untargeted", "targeted")
              if any(goal == g for r in all_results for g, _ in _query_goals(r))]
     widest = max(len(_shown_variants(r)) for r in all_results)
+    palette = attack_palette(*all_results)
+    handles = {}
     with figure_style():
-        fig = new_figure(min(18.0, 0.8 * widest * len(all_results) + 3.5), 3.4 * len(goals) + 1.8)
+        fig = new_figure(min(18.0, 1.0 * widest * len(all_results) + 5.5), 3.4 * len(goals) + 2.0)
         axes = fig.subplots(len(goals), len(all_results), squeeze=False, sharey="row")
         for col, results in enumerate(all_results):
             keys_by_goal = dict(_query_goals(results))
             for row, goal in enumerate(goals):
                 ax = axes[row, col]
                 if goal in keys_by_goal:
-                    _query_panel(ax, results, _shown_variants(results), keys_by_goal[goal])
-                    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=3, frameon=False, fontsize=7)
+                    for handle in _query_panel(ax, palette, results, _shown_variants(results), keys_by_goal[goal]):
+                        handles.setdefault(handle.get_label(), handle)
                 else:
                     ax.text(0.5, 0.5, f"no {goal} query-based attack", transform=ax.transAxes, ha="center",
                             color="0.4")
@@ -355,6 +366,7 @@ def plot_queries_by_method(all_results, stem):
                     ax.set_ylabel("")
         for row in range(len(goals)):
             _common_top(list(axes[row]))
+        _side_legend(fig, list(handles.values()))
         fig.suptitle("Queries to a successful black-box attack, per regularised layer: "
                      + " vs ".join(r.sparsity_method.title for r in all_results), fontsize=10)
         add_footnote(fig, ["; ".join(f"{r.sparsity_method.title}: {_strength_choice_text(r, _shown_variants(r))}"
