@@ -59,7 +59,8 @@ def add_variant_options(parser):
                             help=f"the original sweep: {sweeps}")
     seeds = group.add_mutually_exclusive_group()
     parser.add_mode_options(seeds, (TRAIN, EVAL), "--seed", type=int, default=0,
-                            help="seed of every variant and of the attacks (default 0)")
+                            help="seed of every variant: initialisation, data order, dropout, and in eval its attacks, "
+                                 "targets and query subset (default 0)")
     parser.add_mode_options(seeds, (TRAIN, EVAL), "--seeds", type=int, nargs="+", metavar="SEED",
                             help="several seeds")
     baseline = group.add_mutually_exclusive_group()
@@ -154,9 +155,11 @@ def recipe_from_args(args, device):
 
 
 def train_hint(variant, recipe, data_dir, models_dir, force=False):
-    """The command that trains ``variant`` with ``recipe`` (a Recipe or a checkpoint's recipe dict) into
-    ``models_dir``: what warnings and errors print, so that it reproduces the run they speak of."""
-    recipe = recipe if isinstance(recipe, dict) else recipe.to_dict()
+    """The command that trains ``variant`` with ``recipe`` (a Recipe, or a checkpoint's recipe dict, whose amp
+    setting is then stated as the device's default may differ) into ``models_dir``: what warnings and errors
+    print, so that it reproduces the run they speak of."""
+    from_checkpoint = isinstance(recipe, dict)
+    recipe = recipe if from_checkpoint else recipe.to_dict()
     base = Recipe.from_options(quick=bool(recipe.get("quick"))).to_dict()
     flags = ["--quick"] if recipe.get("quick") else []
     if variant.is_baseline:
@@ -172,6 +175,8 @@ def train_hint(variant, recipe, data_dir, models_dir, force=False):
             flags += [flag, str(recipe[field])]
     if list(recipe.get("classes", base["classes"])) != list(base["classes"]):
         flags += ["--classes", *map(str, recipe["classes"])]
+    if from_checkpoint:
+        flags += ["--amp" if recipe.get("amp") else "--no-amp"]
     flags += ["--data-dir", str(data_dir), "--models-dir", str(models_dir)] + (["--force"] if force else [])
     return " ".join(["python main.py --mode train", *flags])
 
@@ -226,10 +231,10 @@ def add_eval_options(parser):
                help=helps[field] + (f" (default {default})" if default is not None else ""))
 
 
-def eval_config_from_args(args, seed):
+def eval_config_from_args(args):
     eps_sweep = None if args.eps_sweep is None else tuple(args.eps_sweep or DEFAULT_EPS_SWEEP)
     return EvalConfig.from_options(
-        quick=args.quick, seed=seed, attacks=args.attacks, eps=args.eps, alpha=args.alpha, eps_sweep=eps_sweep,
+        quick=args.quick, attacks=args.attacks, eps=args.eps, alpha=args.alpha, eps_sweep=eps_sweep,
         nes_sigma=args.nes_sigma, nes_momenta=args.nes_momenta, nes_modes=args.nes_modes,
         **{field: getattr(args, field if field != "batch_size" else "eval_batch_size") for field in EVAL_FLAGS})
 
@@ -237,8 +242,7 @@ def eval_config_from_args(args, seed):
 def run_eval(args):
     device = resolve_device(args.device)
     variants = variants_from_args(args)
-    # attacks draw their randomness from one seed; with several --seeds each variant is still its own file
-    config = eval_config_from_args(args, args.seeds[0] if args.seeds else args.seed)
+    config = eval_config_from_args(args)  # each variant's attacks are seeded by its own seed
     method = method_from_args(args)
     ensure_writable_dir(args.results_dir / method, "results_dir")
     default_recipe = Recipe.from_options(quick=args.quick)
@@ -253,11 +257,23 @@ def run_eval(args):
 
 # ---- vis -------------------------------------------------------------------------------------
 
+def eval_hint(method, layers, results_dir):
+    """The eval command that produces results vis is missing (``layers`` None: the default ones)."""
+    parts = ["python main.py --mode eval"]
+    if method != DEFAULT_METHOD:
+        parts.append(f"--method {method}")
+    if layers is not None and tuple(layers) != tuple(layer_names()):
+        parts.append("--layers " + " ".join(layers))
+    if Path(results_dir).resolve() != DEFAULT_DIRS["results_dir"].resolve():
+        parts.append(f"--results-dir {results_dir}")
+    return " ".join(parts)
+
+
 def run_vis(args):
     method = method_from_args(args)
     layers = None if args.layers is None else validate_layers(layers_from_args(args))
     written = make_figures(args.results_dir, method, layers, include_baseline=not args.no_baseline,
-                           default_results_dir=DEFAULT_DIRS["results_dir"])
+                           eval_hint=lambda method, layers: eval_hint(method, layers, args.results_dir))
     print(f"vis: wrote {len(written)} files to {args.results_dir / method}: "
           + ", ".join(sorted({path.stem for path in written})))
     return 0

@@ -41,19 +41,21 @@ class AutoAttack(Attack):
     def __init__(self, model, eps=8 / 255, seed=0):
         super().__init__(model, seed if seed is not None else 0)
         self.eps = validation.number(eps, "eps", minimum=0, maximum=1)
+        self.parts_run = None  # what the last call ran: fewer classes leave out APGD-T
 
     def settings(self):
-        return {"eps": self.eps, "version": "standard" if type(self) is AutoAttack else "custom",
-                "attacks": " ".join(self.parts), "package": "pyautoattack"}
+        parts = self.parts_run or self.parts
+        return {"eps": self.eps, "version": "standard" if parts == AutoAttack.parts else "custom",
+                "attacks": " ".join(parts), "package": "pyautoattack"}
 
     @classmethod
     def evaluation_runs(cls, model, config):
         return [AttackRun(cls.name, cls.title, cls(model, eps=config.eps, seed=config.seed), images=ALL_IMAGES)]
 
     def _configured(self, device, num_classes):
-        parts = [p for p in self.parts if p != "apgd-t" or num_classes >= DLR_TARGETED_MIN_CLASSES]
+        self.parts_run = tuple(p for p in self.parts if p != "apgd-t" or num_classes >= DLR_TARGETED_MIN_CLASSES)
         attack = OfficialAutoAttack(self.model, norm="Linf", eps=self.eps, seed=self.seed, device=device,
-                                    version="custom", attacks=parts)
+                                    version="custom", attacks=list(self.parts_run))
         # the standard version's settings (version="custom" would keep the constructor's 5 restarts)
         attack.apgd.n_restarts = 1
         attack.apgd_targeted.n_restarts = 1

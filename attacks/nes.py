@@ -11,6 +11,14 @@ DEFAULT_QUERY_BATCH = {"cuda": 4096}
 FALLBACK_QUERY_BATCH = 64
 
 
+def validate_query_batch(value, field="query_batch"):
+    """An even number of images, at least one antithetic pair: chunks hold whole pairs."""
+    value = validation.integer(value, field, minimum=2)
+    if value % 2:
+        raise ConfigError(field, f"must be even (whole antithetic pairs), got {value}")
+    return value
+
+
 def default_query_batch(device):
     """Images per NES forward pass on ``device`` when none is given."""
     return DEFAULT_QUERY_BATCH.get(torch.device(device).type, FALLBACK_QUERY_BATCH)
@@ -62,12 +70,7 @@ class NES(Attack):
         self.sigma = validation.number(sigma, "sigma", above=0)
         self.momentum = validation.number(momentum, "momentum", minimum=0, below=1)
         self.random_start = random_start
-        if query_batch is not None:
-            # an even count: chunks hold whole antithetic pairs
-            query_batch = validation.integer(query_batch, "query_batch", minimum=2)
-            if query_batch % 2:
-                raise ConfigError("query_batch", f"must be even (whole antithetic pairs), got {query_batch}")
-        self.query_batch = query_batch
+        self.query_batch = None if query_batch is None else validate_query_batch(query_batch)
         self.bounds = bounds
 
     def settings(self):

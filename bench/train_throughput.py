@@ -27,7 +27,7 @@ from common.device import DEVICE_CHOICES, resolve_device  # noqa: E402
 from data.loader import TensorLoader  # noqa: E402
 from sparsity.variants import Variant  # noqa: E402
 from training.checkpoint import build_variant_model  # noqa: E402
-from training.loop import train_epoch, train_step  # noqa: E402
+from training.loop import TrainingObjective, train_epoch, train_step  # noqa: E402
 from timing import timed  # noqa: E402
 
 BATCH = 128
@@ -49,21 +49,22 @@ class PilCifar(Dataset):
 
 
 def fresh_model(device):
+    """The model, its optimiser and its training objective (open for the whole benchmark)."""
     torch.manual_seed(0)
     model = build_variant_model(VARIANT, "simple_cnn", 10).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    return model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    return model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9), TrainingObjective(model, VARIANT)
 
 
 def project_loop(x_uint8, y, device, amp):
-    model, optimizer = fresh_model(device)
+    model, optimizer, objective = fresh_model(device)
     loader = TensorLoader(x_uint8, y, BATCH, shuffle=True, augment="standard", device=device, seed=0)
-    return lambda: train_epoch(model, optimizer, loader, VARIANT, amp)
+    return lambda: train_epoch(model, optimizer, loader, objective, amp)
 
 
 def compute_only(x_uint8, y, device, amp):
-    model, optimizer = fresh_model(device)
+    model, optimizer, objective = fresh_model(device)
     batches = [(x_uint8[i:i + BATCH].to(device).float().div(255), y[i:i + BATCH].to(device))
                for i in range(0, len(y), BATCH)]
     if device.type == "cuda":
@@ -72,12 +73,12 @@ def compute_only(x_uint8, y, device, amp):
     def run():
         model.train()
         for x, target in batches:
-            train_step(model, optimizer, x, target, VARIANT, amp)
+            train_step(model, optimizer, x, target, objective, amp)
     return run
 
 
 def torchvision_reference(x_uint8, y, device, amp, workers):
-    model, optimizer = fresh_model(device)
+    model, optimizer, objective = fresh_model(device)
     transform = transforms.Compose([transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),
                                     transforms.ToTensor()])
     dataset = PilCifar(x_uint8.permute(0, 2, 3, 1).numpy(), y.numpy(), transform)
@@ -90,7 +91,7 @@ def torchvision_reference(x_uint8, y, device, amp, workers):
             x = x.to(device, non_blocking=True)
             if device.type == "cuda":
                 x = x.contiguous(memory_format=torch.channels_last)
-            train_step(model, optimizer, x, target.to(device, non_blocking=True), VARIANT, amp)
+            train_step(model, optimizer, x, target.to(device, non_blocking=True), objective, amp)
     return run
 
 

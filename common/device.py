@@ -1,6 +1,6 @@
 import torch
 
-from common.errors import UsageError
+from common.errors import ConfigError
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
@@ -14,9 +14,9 @@ def resolve_device(name):
             return torch.device("mps")
         return torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda was requested but CUDA is not available; use --device auto or cpu")
+        raise ConfigError("device", "is cuda, but CUDA is not available; use auto or cpu")
     if name == "mps" and not torch.backends.mps.is_available():
-        raise UsageError("--device mps was requested but MPS is not available; use --device auto or cpu")
+        raise ConfigError("device", "is mps, but MPS is not available; use auto or cpu")
     if name not in DEVICE_CHOICES:
-        raise UsageError(f"unknown device {name!r}; choose one of {', '.join(DEVICE_CHOICES)}")
+        raise ConfigError("device", f"must be one of {', '.join(DEVICE_CHOICES)}, got {name!r}")
     return torch.device(name)

@@ -211,5 +211,5 @@ def load_test_images(data_dir, classes=None):
     """The test images of ``classes`` (relabelled 0..k-1 in that order; default all ten) as float32 in [0, 1],
     (N, 3, 32, 32), with int64 labels: what a model and the attacks take."""
     cifar = load_cifar10(data_dir)
-    x, y = select_classes(cifar.test_x, cifar.test_y, validate_classes(classes))
+    x, y = select_classes(cifar.test_x, cifar.test_y, classes)
     return x.float().div_(255), y

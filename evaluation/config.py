@@ -3,7 +3,7 @@ from dataclasses import asdict, dataclass, replace
 
 from attacks import ATTACKS
 from attacks.nes import MODES as NES_MODES
-from attacks.nes import default_query_batch
+from attacks.nes import default_query_batch, validate_query_batch
 from common import validation
 from common.errors import ConfigError
 
@@ -75,9 +75,7 @@ class EvalConfig:
         for mode in validation.distinct(self.nes_modes, "nes_modes"):
             validation.choice(mode, "nes_modes", NES_MODES)
         if self.query_batch is not None:
-            validation.integer(self.query_batch, "query_batch", minimum=2)
-            if self.query_batch % 2:
-                raise ConfigError("query_batch", f"must be even (whole antithetic pairs), got {self.query_batch}")
+            validate_query_batch(self.query_batch)
         validation.integer(self.batch_size, "batch_size", minimum=1)
         validation.integer(self.black_box_batch_size, "black_box_batch_size", minimum=1)
         validation.integer(self.check_n, "check_n", minimum=0)

@@ -18,15 +18,6 @@ QUERY_DENOMINATORS = (" median_queries, mean_queries: over successful images (nu
                       "one query, including the clean check, so an initially successful image costs 1 query.")
 
 
-def predict(model, x, device, batch_size=256):
-    """Predicted labels (CPU int64) of every row of x, eval mode, no gradients."""
-    predictions = []
-    with eval_mode(model), torch.inference_mode():
-        for batch in x.split(batch_size):
-            predictions.append(model(batch.to(device)).argmax(1).cpu())
-    return torch.cat(predictions) if predictions else torch.zeros(0, dtype=torch.int64)
-
-
 def make_targets(y, num_classes, seed):
     """Target labels (y + randint(1, C)) mod C: never the true label, reproducible under seed."""
     generator = torch.Generator().manual_seed(seed)

@@ -76,7 +76,7 @@ class _Reader:
 
     def fail(self, problem):
         raise FileProblem(f"{self.path} is not a valid result file ({problem}); move it out of {self.path.parent} or "
-                          f"re-create it with --mode eval", "results_dir")
+                          f"evaluate its variant again", "results_dir")
 
     def require(self, condition, problem):
         if not condition:

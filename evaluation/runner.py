@@ -80,8 +80,9 @@ def evaluate_model(model, x, y, num_classes, device, config):
 def headline_attack(attacks):
     """The white-box number to lead with: the reference evaluation (AutoAttack) where it ran, else the first
     untargeted white-box attack; None without one."""
-    white = [key for key, entry in attacks.items() if entry["threat_model"] == WHITE_BOX and not entry["targeted"]]
-    return next((key for key in white if attacks[key]["reference"]), white[0] if white else None)
+    white = [key for key, entry in attacks.items()
+             if entry.get("threat_model") == WHITE_BOX and not entry.get("targeted")]
+    return next((key for key in white if attacks[key].get("reference")), white[0] if white else None)
 
 
 def robustness_curves(model, config, x, y, device, completed):
@@ -116,9 +117,12 @@ def file_sha256(path):
 
 @dataclass
 class Job:
+    """A variant ready for evaluation: its checkpoint's path, metadata and hash (the weights are read when its
+    turn comes, so a long list of variants does not hold every checkpoint in memory)."""
+
     variant: object
-    checkpoint: dict
     checkpoint_path: object
+    metadata: dict
     sha256: str
 
 
@@ -144,7 +148,7 @@ def find_checkpoints(variants, models_dir, train_hint):
                             f"{'retrain it with' if status == 'diverged' else 'finish its training with'}: "
                             f"{train_hint(variant, force=status == 'diverged', recipe=checkpoint['metadata']['recipe'])}")
             continue
-        ready.append(Job(variant, checkpoint, path, file_sha256(path)))
+        ready.append(Job(variant, path, checkpoint["metadata"], file_sha256(path)))
     return ready, warnings
 
 
@@ -173,8 +177,8 @@ def evaluate_variants(variants, method, models_dir, results_dir, data_dir, devic
     load_records(method_dir, method, warn)  # a malformed result file stops the run before any attack
     ready, warnings = find_checkpoints(variants, models_dir, train_hint)
     if not ready:
-        raise FileProblem(f"no finished checkpoint for any of the {len(variants)} selected variants in {models_dir}; "
-                          f"train first, e.g. {train_hint(variants[0])}", "models_dir")
+        raise FileProblem(f"no finished checkpoint for any of the {len(variants)} selected variants in {models_dir}"
+                          f" (the first: {warnings[0]})", "models_dir")
     for warning in warnings:
         warn(warning)
     test_sets = {}  # classes -> (x, y): variants of one run share their test set
@@ -182,8 +186,10 @@ def evaluate_variants(variants, method, models_dir, results_dir, data_dir, devic
     done, skipped = [], []
     for index, job in enumerate(ready, start=1):
         path = job.variant.results_path(results_dir, method)
-        metadata = job.checkpoint["metadata"]
-        if not force and is_up_to_date(path, method, job, config, device):
+        metadata = job.metadata
+        # a variant's attacks, targets and query subset follow its own seed, however the command split the work
+        variant_config = replace(config, seed=job.variant.seed)
+        if not force and is_up_to_date(path, method, job, variant_config, device):
             skipped.append(job.variant.name)
             log(f"[{index}/{len(ready)}] {job.variant.name}: result is up to date, skipped (--force redoes it)")
             continue
@@ -192,8 +198,8 @@ def evaluate_variants(variants, method, models_dir, results_dir, data_dir, devic
         if classes not in test_sets:
             test_sets[classes] = checkpoint_test_set(metadata, data_dir)
         x, y = test_sets[classes]
-        model = model_from_checkpoint(job.checkpoint, device)
-        evaluation = evaluate_model(model, x, y, metadata["num_classes"], device, config)
+        model = model_from_checkpoint(load_checkpoint(job.checkpoint_path), device)
+        evaluation = evaluate_model(model, x, y, metadata["num_classes"], device, variant_config)
         eval_config = evaluation.pop("eval_config")
         write_record(path, {
             "method": method,

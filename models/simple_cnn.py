@@ -11,7 +11,6 @@ class SimpleCNN(nn.Module):
     """
 
     LAYER_NAMES = ("conv1", "conv2", "conv3", "conv4", "fc1", "fc2", "fc3")
-    INPUT_SHAPE = (3, 32, 32)
 
     def __init__(self, num_classes=10):
         super().__init__()

@@ -220,7 +220,7 @@ def test_hints_reproduce_the_run(cifar_dir, models, tmp_path, capsys):
     assert (f"no checkpoint for fc2_s0.01_seed0 in {folder}; create it with: python main.py --mode train --quick "
             f"--layers fc2 --strength 0.01 --no-baseline --seed 0 {data_models}") in err
     assert ("retrain it with: python main.py --mode train --layers fc1 --strength 0.01 --no-baseline --seed 0 "
-            "--epochs 1 --batch-size 16 --train-per-class 16 --test-per-class 5 --classes 0 1 "
+            "--epochs 1 --batch-size 16 --train-per-class 16 --test-per-class 5 --classes 0 1 --no-amp "
             f"{data_models} --force") in err
 
 
@@ -243,3 +243,19 @@ def test_load_model_and_its_own_test_set_in_one_call_each(cifar_dir, models):
         attack(x, y.tolist())
     with pytest.raises(ConfigError, match="eps"):
         PGD(model, eps=float("inf"))
+
+
+def test_a_variants_attacks_follow_its_own_seed_however_the_work_is_split(cifar_dir, tmp_path, capsys):
+    folder = tmp_path / "models"
+    assert run([*TRAIN, "--baseline-only", "--seeds", "0", "1", *paths(cifar_dir, folder)], capsys)[0] == 0
+    attacks = ["--attacks", "pgd", "nes", "--nes-steps", "2", "--nes-samples", "3", "--query-n", "5"]
+    assert run([*EVAL, *attacks, "--baseline-only", "--seeds", "0", "1", *paths(cifar_dir, folder, tmp_path / "a")],
+               capsys)[0] == 0
+    assert run([*EVAL, *attacks, "--baseline-only", "--seed", "1", *paths(cifar_dir, folder, tmp_path / "b")],
+               capsys)[0] == 0
+    together, alone = (json.loads((tmp_path / run_dir / "l1" / "standard_seed1.json").read_text())
+                       for run_dir in ("a", "b"))
+    assert together["eval_config"]["seed"] == alone["eval_config"]["seed"] == 1
+    assert together["attacks"] == alone["attacks"] and together["query_indices"] == alone["query_indices"]
+    seed0 = json.loads((tmp_path / "a" / "l1" / "standard_seed0.json").read_text())
+    assert seed0["eval_config"]["seed"] == 0 and seed0["query_indices"] != together["query_indices"]

@@ -16,7 +16,8 @@ from models import SimpleCNN
 from sparsity.variants import Variant
 from vis import figures
 from vis.metrics import CLEAN_ACC, median_queries, robust_acc
-from vis.report import eval_command, make_figures
+from main import DEFAULT_DIRS, eval_hint
+from vis.report import make_figures
 from vis.results import merge_seeds
 from vis_fixture import attack_entry, realistic_results, write_result
 
@@ -195,7 +196,8 @@ def test_no_attack_results_still_give_accuracy_figure_and_table(tmp_path):
 def test_layer_filter_and_one_warning_for_requested_variants_without_results(tmp_path, caplog):
     root = exact_results(tmp_path / "results")
     with caplog.at_level(logging.WARNING, logger="vis.report"):
-        make_figures(root, "l1", layers=("conv3", "fc2", "conv4"))
+        make_figures(root, "l1", layers=("conv3", "fc2", "conv4"),
+                     eval_hint=lambda method, layers: eval_hint(method, layers, root))
     assert len(caplog.records) == 1
     message = caplog.records[0].getMessage()
     assert "fc2, conv4" in message and "python main.py --mode eval --layers fc2 conv4" in message
@@ -204,13 +206,16 @@ def test_layer_filter_and_one_warning_for_requested_variants_without_results(tmp
 
 
 def test_no_results_names_the_eval_command(tmp_path):
-    assert eval_command("l1", LAYER_NAMES, "results") == "python main.py --mode eval"
+    def hint(method, layers):
+        return eval_hint(method, layers, tmp_path)
+
+    assert eval_hint("l1", LAYER_NAMES, DEFAULT_DIRS["results_dir"]) == "python main.py --mode eval"
     with pytest.raises(FileProblem, match=r"no results for dropout in .*; run python main.py --mode eval --method "
-                                          r"dropout --results-dir .* first"):
-        make_figures(tmp_path, "dropout")
+                                          r"dropout --results-dir .*"):
+        make_figures(tmp_path, "dropout", eval_hint=hint)
     exact_results(tmp_path)
     with pytest.raises(FileProblem, match="run python main.py --mode eval --layers fc3 --results-dir"):
-        make_figures(tmp_path, "l1", layers=["fc3"], include_baseline=False)
+        make_figures(tmp_path, "l1", layers=["fc3"], include_baseline=False, eval_hint=hint)
 
 
 def test_unknown_layer_and_method_are_usage_errors(tmp_path):

@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 from evaluation.records import write_record
+from evaluation.runner import headline_attack
 from models import SimpleCNN
 from sparsity.variants import Variant
 
@@ -50,6 +51,8 @@ def result_document(method, variant, clean_acc, sparsity, attacks, learned=True,
         "learned": learned,
         "n_test": 10000,
         "activation_sparsity": sparsity,
+        "headline_attack": headline_attack(attacks),
+        "headline_robust_acc": attacks[headline_attack(attacks)]["robust_acc"] if headline_attack(attacks) else None,
         "eval_config": {"eps": 8 / 255, "steps": 50, "quick": quick},
         "attacks": attacks,
         "checks": [{"name": "pgd_eps1_success", "status": "passed", "detail": "-"}],

@@ -48,20 +48,22 @@ def save_checkpoint(path, model, optimizer, scheduler, rng, metadata):
     }, path, location="models_dir")
 
 
-def load_checkpoint(path):
-    """Read a checkpoint with ``weights_only=True``; a missing, corrupt or foreign file is a FileProblem naming it."""
+def load_checkpoint(path, overwrite=None):
+    """Read a checkpoint with ``weights_only=True``; a missing, corrupt or foreign file is a FileProblem naming it
+    (``overwrite``: the setting that would replace it, where the caller has one)."""
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise FileProblem(f"checkpoint {path} does not exist; train it first", "models_dir") from None
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile,
             AttributeError, ImportError, KeyError, TypeError) as err:
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise FileProblem(f"{path} is corrupt or not a checkpoint ({reason}); delete it", "models_dir",
-                          "force") from None
+        detail = str(err).splitlines()[0] if str(err) else ""
+        raise FileProblem(f"{path} is corrupt or not a checkpoint ({type(err).__name__}{': ' if detail else ''}"
+                          f"{detail}); delete it", "models_dir", overwrite) from None
     problem = _format_problem(checkpoint)
     if problem:
-        raise FileProblem(f"{path} is not a checkpoint of this project ({problem}); delete it", "models_dir", "force")
+        raise FileProblem(f"{path} is not a checkpoint of this project ({problem}); delete it", "models_dir",
+                          overwrite)
     _upgrade(checkpoint["metadata"])
     return checkpoint
 
@@ -121,8 +123,8 @@ def load_model(path, device="cpu"):
     return model
 
 
-def checkpoint_test_set(checkpoint, data_dir):
+def checkpoint_test_set(source, data_dir):
     """The test set a checkpoint was trained for (its classes, relabelled as in training) as float images in
-    [0, 1] and int64 labels. ``checkpoint`` is a loaded checkpoint, its metadata, or a model from ``load_model``."""
-    metadata = getattr(checkpoint, "checkpoint_metadata", None) or checkpoint.get("metadata", checkpoint)
+    [0, 1] and int64 labels. ``source``: a model from ``load_model``, or a checkpoint's metadata."""
+    metadata = source.checkpoint_metadata if isinstance(source, torch.nn.Module) else source
     return load_test_images(data_dir, metadata["recipe"]["classes"])

@@ -72,7 +72,7 @@ def plan_variants(variants, recipe, models_dir, force):
         if force or not path.exists():
             plan.append((variant, None))
             continue
-        checkpoint = load_checkpoint(path)
+        checkpoint = load_checkpoint(path, overwrite="force")
         metadata = checkpoint["metadata"]
         if checkpoint_variant(checkpoint) != variant:
             raise FileProblem(f"{path} holds variant {metadata['variant'].get('method')}/"
@@ -132,19 +132,20 @@ def train_variant(variant, recipe, data, device, path, resume_from=None, channel
     def checkpoint():
         save_checkpoint(path, model, optimizer, scheduler, rng_state(device), metadata)
 
-    for epoch in range(metadata["epochs_done"], recipe.epochs):
-        loader.set_epoch(epoch)
-        started = time.perf_counter()
-        stats = train_epoch(model, optimizer, loader, variant, recipe.amp,
-                            desc=f"{variant.name} epoch {epoch + 1}/{recipe.epochs}")
-        metadata["train_seconds"] += time.perf_counter() - started
-        if not math.isfinite(stats["loss"]):
-            metadata.update(status="diverged", diverged_in_epoch=epoch + 1)
+    with TrainingObjective(model, variant) as objective:
+        for epoch in range(metadata["epochs_done"], recipe.epochs):
+            loader.set_epoch(epoch)
+            started = time.perf_counter()
+            stats = train_epoch(model, optimizer, loader, objective, recipe.amp,
+                                desc=f"{variant.name} epoch {epoch + 1}/{recipe.epochs}")
+            metadata["train_seconds"] += time.perf_counter() - started
+            if not math.isfinite(stats["loss"]):
+                metadata.update(status="diverged", diverged_in_epoch=epoch + 1)
+                checkpoint()
+                return metadata
+            scheduler.step()
+            metadata.update(epochs_done=epoch + 1, final_train_loss=stats["loss"], final_train_acc=stats["accuracy"])
             checkpoint()
-            return metadata
-        scheduler.step()
-        metadata.update(epochs_done=epoch + 1, final_train_loss=stats["loss"], final_train_acc=stats["accuracy"])
-        checkpoint()
 
     test = evaluate_clean(model, data.test_x, data.test_y, device=device)
     sparsity = test["activation_sparsity"]
@@ -176,7 +177,35 @@ def new_metadata(variant, recipe, data):
     }
 
 
-def train_epoch(model, optimizer, loader, variant, amp, desc=None):
+class TrainingObjective:
+    """Cross-entropy plus the variant's sparsity term. For a regularised variant it keeps one forward hook on
+    the regularised layer's activation while it is open (a context manager, or until ``close()``)."""
+
+    def __init__(self, model, variant):
+        self.variant = variant
+        self.method = None if variant.is_baseline else get_method(variant.method)
+        self._recording = record_activations(model, [] if self.method is None else [variant.layer])
+        self.activations = self._recording.__enter__()
+
+    def __call__(self, logits, y):
+        loss = F.cross_entropy(logits, y)
+        if self.method is not None:
+            penalty = self.method.penalty(self.activations[self.variant.layer], self.variant.strength)
+            if penalty is not None:
+                loss = loss + penalty
+        return loss
+
+    def close(self):
+        self._recording.__exit__(None, None, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+def train_epoch(model, optimizer, loader, objective, amp, desc=None):
     """One pass over ``loader``: ``{"loss", "accuracy", "images_per_second"}``; loss is inf/nan if it diverged."""
     model.train()
     loss_sum = torch.zeros((), device=loader.device)
@@ -185,7 +214,7 @@ def train_epoch(model, optimizer, loader, variant, amp, desc=None):
     started = time.perf_counter()
     bar = tqdm(loader, desc=desc, leave=False, unit="batch", dynamic_ncols=True)
     for step, (x, y) in enumerate(bar, start=1):
-        loss, batch_correct = train_step(model, optimizer, x, y, variant, amp)
+        loss, batch_correct = train_step(model, optimizer, x, y, objective, amp)
         loss_sum += loss * len(y)
         correct += batch_correct
         seen += len(y)
@@ -200,16 +229,11 @@ def train_epoch(model, optimizer, loader, variant, amp, desc=None):
     return {"loss": mean_loss, "accuracy": correct.item() / seen, "images_per_second": images_per_second}
 
 
-def train_step(model, optimizer, x, y, variant, amp=False):
-    """One SGD step on cross-entropy plus the variant's sparsity term; returns (loss, n correct) as tensors."""
-    layers = [] if variant.is_baseline else [variant.layer]
-    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp), record_activations(model, layers) as acts:
+def train_step(model, optimizer, x, y, objective, amp=False):
+    """One SGD step on ``objective`` (a TrainingObjective); returns (loss, n correct) as tensors."""
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
         logits = model(x)
-        loss = F.cross_entropy(logits, y)
-        penalty = None if variant.is_baseline else get_method(variant.method).penalty(acts[variant.layer],
-                                                                                      variant.strength)
-        if penalty is not None:
-            loss = loss + penalty
+        loss = objective(logits, y)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()

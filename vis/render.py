@@ -59,14 +59,14 @@ def add_footnote(fig, lines):
         fig.supxlabel("\n".join(lines), fontsize=7.5, color="0.3", ha="left", x=0.01)
 
 
-def save_figure(fig, stem):
-    """Write ``stem.png`` and ``stem.pdf``; returns both paths."""
+def save_figure(fig, stem, location="results_dir"):
+    """Write ``stem.png`` and ``stem.pdf``; returns both paths (``location``: the setting that chose the folder)."""
     stem = Path(stem)
     written = []
     for fmt, metadata in (("png", PNG_METADATA), ("pdf", PDF_METADATA)):
         buffer = io.BytesIO()
         fig.savefig(buffer, format=fmt, dpi=DPI, metadata=metadata)
         path = stem.with_name(f"{stem.name}.{fmt}")
-        atomic_write_bytes(path, buffer.getvalue())
+        atomic_write_bytes(path, buffer.getvalue(), location)
         written.append(path)
     return written

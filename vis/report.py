@@ -15,8 +15,7 @@ from pathlib import Path
 
 from common.errors import FileProblem
 from common.io import atomic_write_text, ensure_writable_dir
-from models import layer_names
-from sparsity.methods import DEFAULT_METHOD, METHODS, get_method
+from sparsity.methods import METHODS, get_method
 from sparsity.variants import validate_layers
 from vis.figures import (plot_per_layer, plot_queries, plot_queries_by_method, plot_robustness_curves,
                          plot_robustness_vs_sparsity, plot_strength_sweep)
@@ -40,18 +39,6 @@ def _warn(message):
     logger.warning("warning: %s", message)
 
 
-def eval_command(method, layers, results_dir, default_results_dir=Path("results")):
-    """The command that produces the missing results, for messages (``layers`` None: the default ones)."""
-    parts = ["python main.py --mode eval"]
-    if method != DEFAULT_METHOD:
-        parts.append(f"--method {method}")
-    if layers is not None and tuple(layers) != tuple(layer_names()):
-        parts.append("--layers " + " ".join(layers))
-    if Path(results_dir).resolve() != Path(default_results_dir).resolve():
-        parts.append(f"--results-dir {results_dir}")
-    return " ".join(parts)
-
-
 def missing_requests(records, layers, include_baseline):
     """Names of requested variants (the baseline, each requested layer) without a single result file."""
     have = {r.variant.layer for r in records if not r.variant.is_baseline}
@@ -59,27 +46,31 @@ def missing_requests(records, layers, include_baseline):
     return missing + [layer for layer in layers or () if layer not in have]
 
 
-def make_figures(results_dir, method, layers=None, include_baseline=True, default_results_dir=Path("results")):
+def make_figures(results_dir, method, layers=None, include_baseline=True, eval_hint=None):
     """Write the figures and summary of ``results_dir/method``; returns the written paths.
 
     ``layers`` (None: every layer with results) and ``include_baseline`` filter what
     is shown. Requested layers (or the baseline) without any result file are named
     in one warning; no result at all, or a file that is not a valid result file,
-    raises FileProblem.
+    raises FileProblem. ``eval_hint(method, layers)`` returns the command that
+    produces missing results, for those messages.
     """
+
+    def how_to_make(layers):
+        return f"run {eval_hint(method, layers)}" if eval_hint else "evaluate them first"
+
     get_method(method)
     layers = None if layers is None else validate_layers(layers)
     results_dir = Path(results_dir)
     records, results = load_method_results(results_dir, method, layers, include_baseline, warn=_warn)
     if not records:
-        raise FileProblem(f"no results for {method} in {results_dir / method}; run "
-                          f"{eval_command(method, layers, results_dir, default_results_dir)} first", "results_dir")
+        raise FileProblem(f"no results for {method} in {results_dir / method}; {how_to_make(layers)}", "results_dir")
     notes = []
     missing = missing_requests(records, layers, include_baseline)
     if missing:
-        command = eval_command(method, [m for m in missing if m in (layers or ())] or layers, results_dir,
-                               default_results_dir)
-        message = f"no results in {results_dir / method} for requested {', '.join(missing)}; not plotted — run {command}"
+        missing_layers = [m for m in missing if m in (layers or ())] or layers
+        message = (f"no results in {results_dir / method} for requested {', '.join(missing)}; not plotted — "
+                   f"{how_to_make(missing_layers)}")
         _warn(message)
         notes.append(message[0].upper() + message[1:] + ".")
 

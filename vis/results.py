@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common import stats
+from common.errors import FileProblem
 from evaluation.records import load_records, variant_order
 from sparsity.methods import BASELINE, get_method
 
@@ -142,6 +143,7 @@ class MethodResults:
     variants: tuple
     attack_info: dict  # key -> AttackInfo, in the order eval ran the attacks
     eval_configs: tuple  # every distinct eval_config of the records
+    headline: str | None  # the records' headline attack (AutoAttack where it ran), None without one
 
     @property
     def sparsity_method(self):
@@ -168,13 +170,6 @@ class MethodResults:
                 if (threat_model is None or info.threat_model == threat_model)
                 and (targeted is None or info.targeted == targeted)
                 and (counts_queries is None or info.counts_queries == counts_queries)]
-
-    @property
-    def headline(self):
-        """The white-box number to lead with: the reference evaluation (AutoAttack) where it was run, else the
-        first untargeted white-box attack; None without one."""
-        white = self.attacks_where("white-box", targeted=False)
-        return next((key for key in white if self.attack_info[key].reference), white[0] if white else None)
 
     @property
     def seeds(self):
@@ -224,9 +219,14 @@ def merge_seeds(method, folder, records):
     for record in records:
         if record.eval_config not in configs:
             configs.append(record.eval_config)
+    info = _attack_info(records)
+    # records evaluated with AutoAttack name it; where some were not, the one that was wins
+    headlines = {r.raw.get("headline_attack") for r in records} - {None}
+    headline = next((key for key in info if key in headlines and info[key].reference),
+                    next((key for key in info if key in headlines), None))
     return MethodResults(method=method, folder=Path(folder), layer_names=tuple(layers),
-                         variants=tuple(_merge(g) for g in groups.values()), attack_info=_attack_info(records),
-                         eval_configs=tuple(configs))
+                         variants=tuple(_merge(g) for g in groups.values()), attack_info=info,
+                         eval_configs=tuple(configs), headline=headline)
 
 
 def load_method_results(results_dir, method, layers, include_baseline, warn=None):
@@ -234,4 +234,9 @@ def load_method_results(results_dir, method, layers, include_baseline, warn=None
     folder = Path(results_dir) / method
     records = [r for r in load_records(folder, method, warn)
                if (include_baseline if r.variant.is_baseline else layers is None or r.variant.layer in layers)]
+    models = sorted({r.model for r in records})
+    if len(models) > 1:
+        # variants of different architectures are not comparable, and their baselines share a file name
+        raise FileProblem(f"{folder} holds results of several models ({', '.join(models)}); keep one model per "
+                          f"results folder", "results_dir")
     return records, merge_seeds(method, folder, records)

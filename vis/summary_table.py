@@ -1,5 +1,7 @@
 """``results/{method}/summary.md``: every number behind the figures as markdown tables."""
 
+from sparsity.measure import LEARNED_MARGIN
+
 DASH = "—"
 QUERY_HEADERS = (("median_queries_correct", "median queries (fooled & correct)"),
                  ("mean_queries_correct", "mean queries (fooled & correct)"),
@@ -130,8 +132,8 @@ def summary_markdown(results, records, notes=()):
         "",
         f"{results.file_count} result file{'s' if results.file_count != 1 else ''} from `{results.folder.name}/`, "
         f"seeds {_seeds(results.seeds)}. Values are mean ± sample standard deviation over the seeds listed per row "
-        "(no ± with one seed); seeds that did not learn (clean accuracy within "
-        "5 points of chance) are left out of every value and named in the notes. Rates are percentages of the "
+        f"(no ± with one seed); seeds that did not learn (clean accuracy within {100 * LEARNED_MARGIN:.0f} points "
+        "of chance) are left out of every value and named in the notes. Rates are percentages of the "
         "stated denominator: *all n* = every attacked image, *n_correct* = those the model classified correctly "
         "before the attack. *success, all n* is the original repository's number: it counts initially "
         "misclassified images as successes, so it mixes clean error into robustness and is not plotted.",
