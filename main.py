@@ -12,9 +12,11 @@ from attacks import ATTACKS
 from attacks.nes import MODES as NES_MODES
 from common.cli import ArgumentParser, Interrupted, fraction, run_main
 from common.device import DEVICE_CHOICES, resolve_device
+from common.errors import UsageError
 from common.io import ensure_writable_dir
 from data.augment import AUGMENTATIONS
-from evaluation.config import DEFAULT_EPS_SWEEP, EvalConfig
+from data.registry import DATASETS, DEFAULT_DATASET, dataset_folder, datasets_in, get_dataset
+from evaluation.config import EvalConfig
 from evaluation.config import QUICK as EVAL_QUICK
 from evaluation.runner import evaluate_variants
 from models import DEFAULT_MODEL, MODELS, layer_names
@@ -71,14 +73,19 @@ def add_variant_options(parser):
 
 def add_run_options(parser):
     group = parser.add_argument_group("data, files and device")
+    group.add_argument("--dataset", choices=list(DATASETS), default=None,
+                       help=f"train: the data set (default {DEFAULT_DATASET}); eval and vis read it from the "
+                            f"checkpoints and results, and need it only to choose when the folders hold several")
     parser.add_mode_options(group, (TRAIN, EVAL), "--device", choices=DEVICE_CHOICES, default="auto",
                             help="auto: cuda, then mps, then cpu")
     parser.add_mode_options(group, (TRAIN, EVAL), "--data-dir", type=Path, default=DEFAULT_DIRS["data_dir"],
-                            help="holds cifar-10-batches-py/ or cifar-10-python.tar.gz (default datasets/)")
+                            help="the data sets' files (default datasets/): cifar-10-batches-py/ or "
+                                 "cifar-10-python.tar.gz; Fashion-MNIST's and MNIST's idx files in fashion-mnist/ "
+                                 "and mnist/ (Fashion-MNIST also from /usr/share/datasets/fashion-mnist/)")
     parser.add_mode_options(group, (TRAIN, EVAL), "--models-dir", type=Path, default=DEFAULT_DIRS["models_dir"],
-                            help="checkpoints (default trained-models/)")
+                            help="checkpoints, one folder per data set (default trained-models/)")
     parser.add_mode_options(group, (EVAL, VIS), "--results-dir", type=Path, default=DEFAULT_DIRS["results_dir"],
-                            help="results (default results/)")
+                            help="results, one folder per data set (default results/)")
     parser.add_mode_options(group, (TRAIN, EVAL), "--quick", action="store_true",
                             help=f"CPU-sized presets to run the pipeline end to end in minutes, not for findings "
                                  f"(training: {TRAIN_QUICK} and at least {QUICK_STEPS} SGD steps; eval: {EVAL_QUICK});"
@@ -139,17 +146,19 @@ def add_train_options(parser):
     option("test_per_class", int, "measure on the first N test images per class (default: all)")
     parser.add_mode_options(group, (TRAIN,), "--model", choices=list(MODELS),
                             help=f"architecture, from the model registry (default {DEFAULT_MODEL})")
+    augment_defaults = "; ".join(f"{d.name} {d.augment}" for d in DATASETS.values())
     parser.add_mode_options(group, (TRAIN,), "--augment", choices=AUGMENTATIONS,
-                            help="standard: pad-4 crop + flip (default); original: flip, rotate 8 deg, resized crop")
+                            help=f"standard: pad-4 crop + flip; crop: pad-4 crop; original: flip, rotate 8 deg, "
+                                 f"resized crop (default: the data set's: {augment_defaults})")
     parser.add_mode_options(group, (TRAIN,), "--classes", type=int, nargs="+", metavar="INDEX",
-                            help="CIFAR-10 class indices to use, relabelled 0..k-1 in this order (default: all 10)")
+                            help="the data set's class indices to use, relabelled 0..k-1 in this order (default: all)")
     parser.add_mode_options(group, (TRAIN,), "--amp", action=argparse.BooleanOptionalAction, default=None,
                             help="bf16 autocast (default: on for CUDA, off otherwise)")
 
 
 def recipe_from_args(args, device):
     return Recipe.from_options(
-        quick=args.quick, classes=args.classes, amp=args.amp if args.amp is not None else device.type == "cuda",
+        quick=args.quick, dataset=args.dataset, classes=args.classes, amp=args.amp if args.amp is not None else device.type == "cuda",
         model=args.model,
         **{field: getattr(args, field) for field in RECIPE_FLAGS})
 
@@ -160,8 +169,11 @@ def train_hint(variant, recipe, data_dir, models_dir, force=False):
     print, so that it reproduces the run they speak of."""
     from_checkpoint = isinstance(recipe, dict)
     recipe = recipe if from_checkpoint else recipe.to_dict()
-    base = Recipe.from_options(quick=bool(recipe.get("quick"))).to_dict()
+    dataset = recipe.get("dataset", DEFAULT_DATASET)
+    base = Recipe.from_options(quick=bool(recipe.get("quick")), dataset=dataset).to_dict()
     flags = ["--quick"] if recipe.get("quick") else []
+    if dataset != DEFAULT_DATASET:
+        flags += ["--dataset", dataset]
     if variant.is_baseline:
         flags += ["--baseline-only"]
     else:
@@ -185,10 +197,11 @@ def run_train(args):
     device = resolve_device(args.device)
     recipe = recipe_from_args(args, device)
     variants = variants_from_args(args)
-    for folder in sorted({variant.checkpoint_path(args.models_dir).parent for variant in variants}):
+    models_dir = dataset_folder(args.models_dir, recipe.dataset)
+    for folder in sorted({variant.checkpoint_path(models_dir).parent for variant in variants}):
         ensure_writable_dir(folder, "models_dir")
-    outcomes = train_variants(variants, recipe, args.data_dir, args.models_dir, device, force=args.force)
-    print(training_summary_line(outcomes, args.models_dir))
+    outcomes = train_variants(variants, recipe, args.data_dir, models_dir, device, force=args.force)
+    print(training_summary_line(outcomes, models_dir))
     return EXIT_DIVERGED if any(o.metadata["status"] == "diverged" for o in outcomes) else 0
 
 
@@ -209,11 +222,14 @@ def add_eval_options(parser):
     option("--attacks", nargs="+", choices=list(ATTACKS), metavar="ATTACK",
            help=f"attacks to run, of {' '.join(ATTACKS)} (default: {' '.join(defaults.attacks)}; "
                 f"--quick: {' '.join(EVAL_QUICK['attacks'])})")
-    option("--eps", type=fraction, help="L-inf budget of every attack, in [0, 1] (default 8/255)")
-    option("--alpha", type=fraction, help="step size of PGD and NES (default 1/255)")
+    budgets = "; ".join(f"{d.name} {d.format_eps(d.eps)}" for d in DATASETS.values())
+    steps = "; ".join(f"{d.name} {d.format_eps(d.step)}" for d in DATASETS.values())
+    sweeps = "; ".join(f"{d.name} {' '.join(d.format_eps(e) for e in d.eps_sweep)}" for d in DATASETS.values())
+    option("--eps", type=fraction, help=f"L-inf budget of every attack, in [0, 1] (default: the data set's: {budgets})")
+    option("--alpha", type=fraction, help=f"step size of PGD and NES (default: the data set's: {steps})")
     option("--eps-sweep", type=fraction, nargs="*", metavar="EPS",
-           help="also run the white-box attacks at each EPS for robustness curves (given alone: "
-                + " ".join(f"{e * 255:g}/255" for e in DEFAULT_EPS_SWEEP) + ")")
+           help=f"also run the white-box attacks at each EPS for robustness curves (given alone: the data set's: "
+                f"{sweeps})")
     option("--nes-sigma", type=fraction, help="NES sampling scale (default 1/255)")
     option("--nes-momenta", type=float, nargs="+", metavar="M", help="NES momentum values in [0, 1) (default 0 0.9)")
     option("--nes-modes", nargs="+", choices=NES_MODES, help="untargeted and/or targeted NES (default both)")
@@ -231,35 +247,53 @@ def add_eval_options(parser):
                help=helps[field] + (f" (default {default})" if default is not None else ""))
 
 
-def eval_config_from_args(args):
-    eps_sweep = None if args.eps_sweep is None else tuple(args.eps_sweep or DEFAULT_EPS_SWEEP)
+def eval_config_from_args(args, dataset):
+    eps_sweep = None if args.eps_sweep is None else tuple(args.eps_sweep or get_dataset(dataset).eps_sweep)
     return EvalConfig.from_options(
-        quick=args.quick, attacks=args.attacks, eps=args.eps, alpha=args.alpha, eps_sweep=eps_sweep,
+        quick=args.quick, dataset=dataset, attacks=args.attacks, eps=args.eps, alpha=args.alpha, eps_sweep=eps_sweep,
         nes_sigma=args.nes_sigma, nes_momenta=args.nes_momenta, nes_modes=args.nes_modes,
         **{field: getattr(args, field if field != "batch_size" else "eval_batch_size") for field in EVAL_FLAGS})
+
+
+def chosen_dataset(args, root, holds, what):
+    """--dataset, else the one data set whose folder under ``root`` ``holds`` what the command needs (the default
+    data set when none does); a UsageError when several do."""
+    if args.dataset:
+        return args.dataset
+    found = datasets_in(root, holds)
+    if len(found) > 1:
+        raise UsageError(f"{root} holds {what} of several data sets ({', '.join(found)}); choose one with "
+                         f"--dataset {found[0]}")
+    return found[0] if found else DEFAULT_DATASET
 
 
 def run_eval(args):
     device = resolve_device(args.device)
     variants = variants_from_args(args)
-    config = eval_config_from_args(args)  # each variant's attacks are seeded by its own seed
+    dataset = chosen_dataset(args, args.models_dir,
+                             lambda folder: any(v.checkpoint_path(folder).exists() for v in variants),
+                             "checkpoints of the selected variants")
+    config = eval_config_from_args(args, dataset)  # each variant's attacks are seeded by its own seed
     method = method_from_args(args)
-    ensure_writable_dir(args.results_dir / method, "results_dir")
-    default_recipe = Recipe.from_options(quick=args.quick)
+    models_dir, results_dir = dataset_folder(args.models_dir, dataset), dataset_folder(args.results_dir, dataset)
+    ensure_writable_dir(results_dir / method, "results_dir")
+    default_recipe = Recipe.from_options(quick=args.quick, dataset=dataset)
 
     def hint(variant, force=False, recipe=None):
         return train_hint(variant, recipe or default_recipe, args.data_dir, args.models_dir, force)
 
-    evaluate_variants(variants, method, args.models_dir, args.results_dir, args.data_dir, device, config, hint,
-                      force=args.force)
+    evaluate_variants(variants, method, models_dir, results_dir, args.data_dir, device, config, hint,
+                      force=args.force, dataset=dataset)
     return 0
 
 
 # ---- vis -------------------------------------------------------------------------------------
 
-def eval_hint(method, layers, results_dir):
+def eval_hint(method, layers, results_dir, dataset=DEFAULT_DATASET):
     """The eval command that produces results vis is missing (``layers`` None: the default ones)."""
     parts = ["python main.py --mode eval"]
+    if dataset != DEFAULT_DATASET:
+        parts.append(f"--dataset {dataset}")
     if method != DEFAULT_METHOD:
         parts.append(f"--method {method}")
     if layers is not None and tuple(layers) != tuple(layer_names()):
@@ -272,9 +306,13 @@ def eval_hint(method, layers, results_dir):
 def run_vis(args):
     method = method_from_args(args)
     layers = None if args.layers is None else validate_layers(layers_from_args(args))
-    written = make_figures(args.results_dir, method, layers, include_baseline=not args.no_baseline,
-                           eval_hint=lambda method, layers: eval_hint(method, layers, args.results_dir))
-    print(f"vis: wrote {len(written)} files to {args.results_dir / method}: "
+    dataset = chosen_dataset(args, args.results_dir, lambda folder: any((folder / method).glob("*.json")),
+                             f"{method} results")
+    results_dir = dataset_folder(args.results_dir, dataset)
+    written = make_figures(results_dir, method, layers, include_baseline=not args.no_baseline,
+                           eval_hint=lambda method, layers: eval_hint(method, layers, args.results_dir, dataset),
+                           dataset=dataset)
+    print(f"vis: wrote {len(written)} files to {results_dir / method} ({get_dataset(dataset).title}): "
           + ", ".join(sorted({path.stem for path in written})))
     return 0
 

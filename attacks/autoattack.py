@@ -15,7 +15,7 @@ import contextlib
 import torch
 from pyautoattack import AutoAttack as OfficialAutoAttack
 
-from attacks.base import ALL_IMAGES, Attack, AttackRun, check_inputs, eval_mode
+from attacks.base import ALL_IMAGES, DEFAULT_EPS, Attack, AttackRun, check_inputs, eval_mode
 from common import validation
 
 STANDARD_TARGETS = 9  # target classes of APGD-T and FAB-T in the standard version
@@ -38,7 +38,7 @@ class AutoAttack(Attack):
     parts = ("apgd-ce", "apgd-t", "fab-t", "square")
     title = "AutoAttack (standard)"
 
-    def __init__(self, model, eps=8 / 255, seed=0):
+    def __init__(self, model, eps=DEFAULT_EPS, seed=0):
         super().__init__(model, seed if seed is not None else 0)
         self.eps = validation.number(eps, "eps", minimum=0, maximum=1)
         self.parts_run = None  # what the last call ran: fewer classes leave out APGD-T

@@ -25,6 +25,9 @@ import torch.nn.functional as F
 from common import validation
 
 TINY = 1e-12  # guards divisions by a zero gradient or a zero perturbation
+# An attack built without a budget gets CIFAR-10's standard one; the evaluation protocol always passes the
+# budget of the data set it attacks (data.registry: Fashion-MNIST 0.1, MNIST 0.3).
+DEFAULT_EPS, DEFAULT_STEP = 8 / 255, 1 / 255
 WHITE_BOX, BLACK_BOX = "white-box", "black-box"
 # Which images an evaluation attacks: the first n_eval test images, or the seeded query subset of them
 # (query-based attacks are too costly for every image).

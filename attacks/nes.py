@@ -1,7 +1,7 @@
 """Black-box L-inf PGD driven by NES gradient estimates (Ilyas et al. 2018), batched over samples and queries."""
 import torch
 
-from attacks.base import (BLACK_BOX, QUERY_SUBSET, Attack, AttackRun, attack_objective, check_inputs, eval_mode,
+from attacks.base import (BLACK_BOX, DEFAULT_EPS, DEFAULT_STEP, QUERY_SUBSET, Attack, AttackRun, attack_objective, check_inputs, eval_mode,
                           linf_box, per_sample, select_rows)
 from common import validation
 from common.errors import ConfigError
@@ -60,7 +60,7 @@ class NES(Attack):
     threat_model = BLACK_BOX
     counts_queries = True
 
-    def __init__(self, model, eps=8 / 255, alpha=1 / 255, steps=50, samples=200, sigma=1 / 255, momentum=0.0,
+    def __init__(self, model, eps=DEFAULT_EPS, alpha=DEFAULT_STEP, steps=50, samples=200, sigma=1 / 255, momentum=0.0,
                  random_start=True, query_batch=None, seed=None, bounds=(0.0, 1.0)):
         super().__init__(model, seed)
         self.eps = eps if isinstance(eps, torch.Tensor) else validation.number(eps, "eps", minimum=0)

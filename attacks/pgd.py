@@ -1,7 +1,7 @@
 """White-box projected gradient descent (L-inf and L2), batched over samples."""
 import torch
 
-from attacks.base import (ALL_IMAGES, TINY, Attack, AttackRun, attack_objective, check_inputs, eval_mode, flat_norm,
+from attacks.base import (ALL_IMAGES, DEFAULT_EPS, DEFAULT_STEP, TINY, Attack, AttackRun, attack_objective, check_inputs, eval_mode, flat_norm,
                           linf_box, per_sample, select_rows)
 from common import validation
 
@@ -30,7 +30,7 @@ class PGD(Attack):
 
     name = "pgd"
 
-    def __init__(self, model, eps=8 / 255, alpha=1 / 255, steps=50, random_start=True, restarts=1,
+    def __init__(self, model, eps=DEFAULT_EPS, alpha=DEFAULT_STEP, steps=50, random_start=True, restarts=1,
                  norm="linf", seed=None, bounds=(0.0, 1.0)):
         super().__init__(model, seed)
         self.norm = validation.choice(norm, "norm", NORMS)

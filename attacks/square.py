@@ -11,7 +11,8 @@ import torch
 from pyautoattack.square import SquareAttack
 
 from attacks.autoattack import private_rng
-from attacks.base import BLACK_BOX, QUERY_SUBSET, Attack, AttackRun, attack_objective, check_inputs, eval_mode
+from attacks.base import (BLACK_BOX, DEFAULT_EPS, QUERY_SUBSET, Attack, AttackRun, attack_objective, check_inputs,
+                          eval_mode)
 from common import validation
 
 
@@ -26,7 +27,7 @@ class Square(Attack):
     threat_model = BLACK_BOX
     counts_queries = True
 
-    def __init__(self, model, eps=8 / 255, queries=5000, p_init=0.8, seed=0):
+    def __init__(self, model, eps=DEFAULT_EPS, queries=5000, p_init=0.8, seed=0):
         super().__init__(model, seed if seed is not None else 0)
         self.eps = validation.number(eps, "eps", minimum=0, maximum=1)
         self.queries = validation.integer(queries, "queries", minimum=1)

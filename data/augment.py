@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from common import validation
 
-AUGMENTATIONS = ("standard", "original", "none")
+AUGMENTATIONS = ("standard", "crop", "original", "none")
 CROP_PADDING = 4
 MAX_ROTATION_DEGREES = 8.0
 # torchvision.transforms.RandomResizedCrop defaults, which the original repository used.
@@ -29,6 +29,7 @@ def augment_batch(x, kind, generator=None):
     """Augment a float batch (B, C, H, W) in [0, 1]; shape, dtype, device and range are kept.
 
     - "standard": zero-pad 4 pixels, random HxW crop, horizontal flip with probability 1/2.
+    - "crop": the same without the flip, for data sets whose classes a mirror changes (digits).
     - "original": horizontal flip (p=1/2), rotation uniform in +-8 degrees (zero fill),
       RandomResizedCrop(scale=(0.08, 1), ratio=(3/4, 4/3)) resized back to HxW; composed
       into one sampling grid and resampled once, bilinearly (torchvision rotates with
@@ -40,8 +41,8 @@ def augment_batch(x, kind, generator=None):
     if kind == "none" or x.shape[0] == 0:
         return x
     draw = _Sampler(x.shape[0], generator, x.device)
-    if kind == "standard":
-        return _pad_crop_flip(x, draw)
+    if kind in ("standard", "crop"):
+        return _pad_crop(x, draw, flip=kind == "standard")
     return _flip_rotate_resized_crop(x, draw)
 
 
@@ -66,7 +67,7 @@ class _Sampler:
         return self.uniform(0.0, 1.0) < 0.5
 
 
-def _pad_crop_flip(x, draw):
+def _pad_crop(x, draw, flip):
     batch, channels, height, width = x.shape
     padded_width = width + 2 * CROP_PADDING
     padded = F.pad(x, (CROP_PADDING,) * 4).flatten(2)
@@ -75,7 +76,9 @@ def _pad_crop_flip(x, draw):
     rows = top[:, None] + torch.arange(height, device=x.device)
     columns = torch.arange(width, device=x.device)
     # Flipping is reading the crop window's columns right to left, so it costs nothing extra.
-    columns = left[:, None] + torch.where(draw.coin()[:, None], columns.flip(0), columns)
+    if flip:
+        columns = torch.where(draw.coin()[:, None], columns.flip(0), columns)
+    columns = left[:, None] + columns
     index = (rows[:, :, None] * padded_width + columns[:, None, :]).reshape(batch, 1, height * width)
     return padded.gather(2, index.expand(batch, channels, height * width)).reshape(batch, channels, height, width)
 

@@ -1,4 +1,4 @@
-"""CIFAR-10 from its official python archive, read into uint8 tensors; class subsets.
+"""CIFAR-10 (the default data set) from its official python archive, read into uint8 tensors.
 
 The pickles are read by our own code rather than ``torchvision.datasets.CIFAR10``
 because that class checks the official MD5 of every batch file, which would
@@ -7,15 +7,15 @@ one reading path. torchvision is used only to download/verify/extract the archiv
 """
 import pickle
 import urllib.error
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from torchvision.datasets.utils import check_integrity, download_and_extract_archive, extract_archive
 
-from common import validation
-from common.errors import ConfigError, FileProblem
+from common.errors import FileProblem
+from data.dataset import Dataset, ImageData
 
 ARCHIVE_NAME = "cifar-10-python.tar.gz"
 ARCHIVE_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -42,17 +42,6 @@ _ALLOWED_GLOBALS = {
 # Decoded data sets of this process, keyed by folder and file stamps, so that
 # several loads (tests, train then eval in one process) decode the pickles once.
 _decoded = {}
-
-
-@dataclass
-class CifarData:
-    """CIFAR's own train/test split. Tensors may be shared with a cache: do not modify them in place."""
-
-    train_x: torch.Tensor  # uint8 (N, 3, 32, 32)
-    train_y: torch.Tensor  # int64 (N,)
-    test_x: torch.Tensor
-    test_y: torch.Tensor
-    classes: list  # the 10 class names, index = label
 
 
 class _CifarUnpickler(pickle.Unpickler):
@@ -166,7 +155,7 @@ def _read_class_names(path):
 def _read_batch_folder(folder):
     train = [_read_batch(folder / name) for name in TRAIN_BATCHES]
     test_x, test_y = _read_batch(folder / TEST_BATCH)
-    return CifarData(
+    return ImageData(
         train_x=torch.cat([images for images, _ in train]),
         train_y=torch.cat([labels for _, labels in train]),
         test_x=test_x,
@@ -175,41 +164,18 @@ def _read_batch_folder(folder):
     )
 
 
-def validate_classes(classes):
-    """Check a ``--classes`` list (None = all ten) and return it as a list of ints."""
-    if classes is None:
-        return list(range(NUM_CLASSES))
-    classes = [validation.integer(c, "classes") for c in classes]
-    out_of_range = [c for c in classes if not 0 <= c < NUM_CLASSES]
-    if out_of_range:
-        raise ConfigError("classes", f"has {' '.join(map(str, out_of_range))} out of range; CIFAR-10 class indices "
-                                     f"are 0..{NUM_CLASSES - 1}")
-    validation.distinct(classes, "classes")
-    if len(classes) < 2:
-        raise ConfigError("classes", f"needs at least two classes to classify, got {len(classes)}; e.g. 0 1 8 9")
-    return classes
-
-
-def select_classes(x, y, classes):
-    """Keep the samples of ``classes`` and relabel them 0..k-1 in the order given; sample order is kept."""
-    classes = validate_classes(classes)
-    new_label = torch.full((NUM_CLASSES,), -1, dtype=torch.int64, device=y.device)
-    new_label[torch.tensor(classes, device=y.device)] = torch.arange(len(classes), device=y.device)
-    keep = new_label[y] >= 0
-    return x[keep], new_label[y[keep]]
-
-
-def first_per_class(x, y, per_class):
-    """The first ``per_class`` samples of every class, in data set order (a balanced, deterministic subset)."""
-    keep = torch.zeros(len(y), dtype=torch.bool)
-    for label in y.unique():
-        keep[(y == label).nonzero().squeeze(1)[:per_class]] = True
-    return x[keep], y[keep]
-
-
-def load_test_images(data_dir, classes=None):
-    """The test images of ``classes`` (relabelled 0..k-1 in that order; default all ten) as float32 in [0, 1],
-    (N, 3, 32, 32), with int64 labels: what a model and the attacks take."""
-    cifar = load_cifar10(data_dir)
-    x, y = select_classes(cifar.test_x, cifar.test_y, classes)
-    return x.float().div_(255), y
+CIFAR10 = Dataset(
+    name="cifar10",
+    title="CIFAR-10",
+    input_shape=IMAGE_SHAPE,
+    class_names=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+    source=f"{BATCH_FOLDER}/ or {ARCHIVE_NAME} in --data-dir, downloaded from {ARCHIVE_URL} when missing",
+    eps=8 / 255,
+    step=1 / 255,
+    eps_sweep=(1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255),
+    eps_denominator=255,
+    augment="standard",
+    augment_reason="a mirrored car, bird or ship is still one",
+    train_per_class=5000,
+    read=load_cifar10,
+)

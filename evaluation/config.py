@@ -6,22 +6,23 @@ from attacks.nes import MODES as NES_MODES
 from attacks.nes import default_query_batch, validate_query_batch
 from common import validation
 from common.errors import ConfigError
+from data.registry import DEFAULT_DATASET, get_dataset
 
 # --quick: few images and short attacks, so the pipeline runs end to end on a CPU in minutes.
 # Explicit options still override these (the training preset is training.recipe.QUICK).
 QUICK = {"attacks": ("pgd", "apgd", "square", "nes"), "n_eval": 100, "steps": 20, "query_n": 20, "nes_samples": 20,
          "nes_steps": 20, "check_n": 100}
-# --eps-sweep given without values
-DEFAULT_EPS_SWEEP = (1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255)
+DEFAULT = get_dataset(DEFAULT_DATASET)  # the budget of a config made without a data set
 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Defaults are the protocol of docs/DESIGN.md; ``to_dict()`` is the result file's ``eval_config``."""
+    """Defaults are the protocol of docs/DESIGN.md; ``to_dict()`` is the result file's ``eval_config``.
+    The budget and step are the data set's (``from_options(dataset=...)``); CIFAR-10's without one."""
 
     attacks: tuple = ("pgd", "autoattack", "square", "nes")
-    eps: float = 8 / 255  # L-inf budget of every attack
-    alpha: float = 1 / 255  # step size of PGD and NES
+    eps: float = DEFAULT.eps  # L-inf budget of every attack
+    alpha: float = DEFAULT.step  # step size of PGD and NES
     steps: int = 50  # PGD
     restarts: int = 1
     n_eval: int | None = None  # attack the first n_eval test images; None = all
@@ -41,11 +42,14 @@ class EvalConfig:
     quick: bool = False
 
     @classmethod
-    def from_options(cls, quick=False, **options):
-        """EvalConfig from options where None means "not given": the --quick preset if on, else the default."""
+    def from_options(cls, quick=False, dataset=DEFAULT_DATASET, **options):
+        """EvalConfig from options where None means "not given": the --quick preset if on, else the default, with
+        ``dataset``'s standard budget and step."""
+        dataset = get_dataset(dataset)
         given = {key: tuple(value) if isinstance(value, list) else value
                  for key, value in options.items() if value is not None}
-        config = replace(cls(), quick=quick, **{**(QUICK if quick else {}), **given})
+        config = replace(cls(), **{"eps": dataset.eps, "alpha": dataset.step, **(QUICK if quick else {}), **given,
+                                    "quick": quick})
         config.validate()
         return config
 

@@ -16,19 +16,21 @@ from pathlib import Path
 
 from common.errors import FileProblem
 from common.io import atomic_write_json, atomic_write_text
+from data.registry import DATASETS, LEGACY_DATASET
 from models import layer_names, model_class
 from sparsity.methods import BASELINE
 from sparsity.variants import Variant
 
 FORMAT = "sparsity-robustness/result"
-SCHEMA_VERSION = 2  # 2: format tag, check status, query_indices, eval_config without nes_eps/nes_alpha
+SCHEMA_VERSION = 3  # 2: format tag, check status, query_indices, eval_config without nes_eps/nes_alpha; 3: dataset
+READABLE_VERSIONS = (2, SCHEMA_VERSION)  # version 2 files are CIFAR-10's (the only data set then)
 SUMMARY_NAME = "summary.csv"
 RATE_FIELDS = ("success_rate_all", "success_rate_correct", "robust_acc")
 COUNT_FIELDS = ("n", "n_correct", "n_success", "n_success_correct")
 QUERY_FIELDS = ("median_queries", "mean_queries", "median_queries_all", "mean_queries_all",
                 "median_queries_correct", "mean_queries_correct", "max_queries")
 CHECK_STATUSES = ("passed", "failed", "not_run")
-IDENTITY_COLUMNS = ("variant", "method", "layer", "strength", "seed", "learned", "clean_acc", "n_test",
+IDENTITY_COLUMNS = ("dataset", "variant", "method", "layer", "strength", "seed", "learned", "clean_acc", "n_test",
                     "headline_attack", "headline_robust_acc")
 ATTACK_COLUMNS = ("n", "n_correct", "success_rate_all", "success_rate_correct", "robust_acc")
 QUERY_COLUMNS = ("median_queries", "mean_queries", "median_queries_all", "mean_queries_all")
@@ -45,6 +47,7 @@ class ResultRecord:
 
     path: Path
     folder_method: str  # the results folder it sits in
+    dataset: str  # registry name of the data set it was evaluated on
     variant: Variant
     model: str
     clean_acc: float
@@ -142,9 +145,19 @@ class _Reader:
         self.require(ok, "checks must be a list of {name, status: passed|failed|not_run, detail}")
         return tuple(raw)
 
+    def dataset(self, data):
+        if data["schema_version"] == 2:
+            return LEGACY_DATASET
+        name = data.get("dataset")
+        self.require(name in DATASETS, f"dataset {name!r} is not one of {', '.join(DATASETS)}")
+        stored = ((data.get("checkpoint") or {}).get("metadata") or {}).get("recipe", {}).get("dataset")
+        self.require(stored in (None, name), f"dataset {name!r} but its checkpoint was trained on {stored!r}")
+        return name
+
     def record(self, data):
-        self.require(data.get("schema_version") == SCHEMA_VERSION,
-                     f"schema_version {data.get('schema_version')!r}, this code reads {SCHEMA_VERSION}")
+        self.require(data.get("schema_version") in READABLE_VERSIONS,
+                     f"schema_version {data.get('schema_version')!r}, this code reads "
+                     f"{' and '.join(map(str, READABLE_VERSIONS))}")
         self.require(data.get("method") == self.folder_method,
                      f"method {data.get('method')!r} but it sits in a {self.folder_method} results folder")
         checkpoint = self.mapping(data.get("checkpoint"), "checkpoint")
@@ -159,7 +172,7 @@ class _Reader:
         self.require(learned is None or isinstance(learned, bool), "learned must be true, false or null")
         attacks = self.mapping(data.get("attacks"), "attacks")
         return ResultRecord(
-            path=self.path, folder_method=self.folder_method, variant=variant, model=model,
+            path=self.path, folder_method=self.folder_method, dataset=self.dataset(data), variant=variant, model=model,
             clean_acc=self.number(data.get("clean_acc"), "clean_acc", low=0, high=1),
             learned=learned,
             n_test=self.count(data.get("n_test"), "n_test"),
@@ -211,12 +224,13 @@ def result_paths(method_dir):
     return sorted(p for p in folder.glob("*.json") if p.is_file() and not p.name.startswith("."))
 
 
-def load_records(method_dir, folder_method, warn=None):
+def load_records(method_dir, folder_method, warn=None, dataset=None):
     """Every result record in ``method_dir``, in table order.
 
     JSON files this project did not write are skipped with one warning naming
     them (``warn(message)``, default ``warnings.warn``); a file of ours that is
-    malformed is a FileProblem naming it.
+    malformed is a FileProblem naming it, and so is a record of another data set
+    than ``dataset`` (None: than the folder's first record).
     """
     records, foreign = [], []
     for path in result_paths(method_dir):
@@ -236,7 +250,18 @@ def load_records(method_dir, folder_method, warn=None):
             warnings.warn(message, stacklevel=2)
         else:
             warn(message)
+    require_one_dataset(records, dataset)
     return sorted(records, key=record_order)
+
+
+def require_one_dataset(records, dataset=None):
+    """FileProblem naming the first record whose data set is not ``dataset`` (None: the first record's)."""
+    expected = dataset or (records[0].dataset if records else None)
+    for record in records:
+        if record.dataset != expected:
+            first = f"this run is on {expected}" if dataset else f"{records[0].path.name} is of {expected}"
+            raise FileProblem(f"{record.path} holds results of {record.dataset} but {first}; results of two data sets "
+                              f"never share a folder: move it to the {record.dataset} results folder", "results_dir")
 
 
 def record_order(record):
@@ -267,7 +292,7 @@ def summary_columns(records):
 
 def summary_row(record):
     variant = record.variant
-    row = {"variant": variant.name, "method": variant.method, "layer": variant.layer, "strength": variant.strength,
+    row = {"dataset": record.dataset, "variant": variant.name, "method": variant.method, "layer": variant.layer, "strength": variant.strength,
            "seed": variant.seed, "learned": record.learned, "clean_acc": record.clean_acc, "n_test": record.n_test,
            "headline_attack": record.raw.get("headline_attack"),
            "headline_robust_acc": record.raw.get("headline_robust_acc")}
@@ -279,9 +304,9 @@ def summary_row(record):
     return row
 
 
-def write_summary_csv(method_dir, folder_method, warn=None):
+def write_summary_csv(method_dir, folder_method, warn=None, dataset=None):
     """Rewrite ``method_dir/summary.csv`` from every result record there; returns its path and the records."""
-    records = load_records(method_dir, folder_method, warn)
+    records = load_records(method_dir, folder_method, warn, dataset)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=summary_columns(records), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()

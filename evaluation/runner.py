@@ -21,7 +21,9 @@ from evaluation.checks import CompletedRun, run_checks
 from evaluation.metrics import attack_metrics, make_targets, run_attack
 from evaluation.records import format_summary_table, load_records, read_record, write_record, write_summary_csv
 from sparsity.measure import evaluate_clean, learned
-from training.checkpoint import checkpoint_test_set, checkpoint_variant, load_checkpoint, model_from_checkpoint
+from data.registry import DEFAULT_DATASET
+from training.checkpoint import (checkpoint_test_set, checkpoint_variant, load_checkpoint, model_from_checkpoint,
+                                 require_dataset)
 
 
 def query_subset(n_eval, size, seed):
@@ -100,7 +102,7 @@ def robustness_curves(model, config, x, y, device, completed):
                     still_correct = done[run.key].still_correct
                 else:
                     outcome = run_attack(model, run.attack, x, y, device, config.batch_size,
-                                         desc=f"{run.key} eps={eps * 255:.3g}/255")
+                                         desc=f"{run.key} eps={eps:.4g}")
                     still_correct = outcome["adv_pred"] == y
                 curves.setdefault(run.key, []).append(
                     {"eps": eps, "n": len(y), "robust_acc": still_correct.float().mean().item()})
@@ -126,10 +128,10 @@ class Job:
     sha256: str
 
 
-def find_checkpoints(variants, models_dir, train_hint):
+def find_checkpoints(variants, models_dir, train_hint, dataset=DEFAULT_DATASET):
     """``(ready, warnings)``: the variants with a finished checkpoint of exactly that identity, and why the
     others are left out. Every checkpoint is read here, before any attack runs, so a corrupt file or one that
-    holds another variant stops the run before hours of work."""
+    holds another variant or another data set's model stops the run before hours of work."""
     ready, warnings = [], []
     for variant in variants:
         path = variant.checkpoint_path(models_dir)
@@ -137,6 +139,7 @@ def find_checkpoints(variants, models_dir, train_hint):
             warnings.append(f"no checkpoint for {variant.name} in {models_dir}; create it with: {train_hint(variant)}")
             continue
         checkpoint = load_checkpoint(path)
+        require_dataset(path, checkpoint["metadata"], dataset)
         stored = checkpoint_variant(checkpoint)
         if stored != variant:
             raise FileProblem(f"{path} holds {stored.method} variant {stored.name} (strength {stored.strength!r}), "
@@ -166,16 +169,17 @@ def print_warning(message):
 
 
 def evaluate_variants(variants, method, models_dir, results_dir, data_dir, device, config, train_hint, force=False,
-                      log=print, warn=print_warning):
-    """Evaluate the variants of ``method`` (and the baseline) that have finished checkpoints.
+                      log=print, warn=print_warning, dataset=DEFAULT_DATASET):
+    """Evaluate the variants of ``method`` (and the baseline) that have finished ``dataset`` checkpoints in
+    ``models_dir``, writing to ``results_dir/method`` (both folders of that data set: ``data.registry``).
 
     ``train_hint(variant, force=False, recipe=None)`` returns the command that (re)trains a variant (with a
     checkpoint's recipe where one exists), for messages.
     Returns the records of the evaluated variants, in table order.
     """
     method_dir = results_dir / method
-    load_records(method_dir, method, warn)  # a malformed result file stops the run before any attack
-    ready, warnings = find_checkpoints(variants, models_dir, train_hint)
+    load_records(method_dir, method, warn, dataset)  # a malformed or foreign result file stops the run up front
+    ready, warnings = find_checkpoints(variants, models_dir, train_hint, dataset)
     if not ready:
         raise FileProblem(f"no finished checkpoint for any of the {len(variants)} selected variants in {models_dir}"
                           f" (the first: {warnings[0]})", "models_dir")
@@ -202,16 +206,17 @@ def evaluate_variants(variants, method, models_dir, results_dir, data_dir, devic
         evaluation = evaluate_model(model, x, y, metadata["num_classes"], device, variant_config)
         eval_config = evaluation.pop("eval_config")
         write_record(path, {
+            "dataset": dataset,
             "method": method,
             "variant": job.variant.to_record(),
             "checkpoint": {"path": str(job.checkpoint_path), "sha256": job.sha256, "metadata": metadata},
             **evaluation,
             "eval_config": {**eval_config, "device": str(device)},
         })
-        write_summary_csv(method_dir, method, warn=lambda message: None)  # warned about at the start
+        write_summary_csv(method_dir, method, lambda message: None, dataset)  # warned about at the start
         done.append(job.variant.name)
         log(variant_line(job.variant, evaluation))
-    _, records = write_summary_csv(method_dir, method, warn=lambda message: None)
+    _, records = write_summary_csv(method_dir, method, lambda message: None, dataset)
     names = {job.variant.name for job in ready}
     shown = [record for record in records if record.variant.name in names]
     log(format_summary_table(shown))

@@ -1,6 +1,6 @@
 """Architectures and their registry.
 
-A registered model is an ``nn.Module`` class built as ``cls(num_classes=k)`` whose
+A registered model is an ``nn.Module`` class built as ``cls(input_shape=(C, H, W), num_classes=k)`` whose
 ``forward(x)`` returns logits for images in [0, 1], with a class attribute
 ``LAYER_NAMES`` (the layers sparsity can be placed at, in forward order) and a
 ``self.activations`` ModuleDict whose module ``activations[layer]`` outputs that
@@ -23,9 +23,10 @@ def model_class(name):
     return MODELS[name]
 
 
-def build_model(name, num_classes):
-    """A freshly initialised model (seed torch's RNG first for reproducible weights)."""
-    return model_class(name)(num_classes=num_classes)
+def build_model(name, input_shape, num_classes):
+    """A freshly initialised model for images of ``input_shape`` (C, H, W) (seed torch's RNG first for
+    reproducible weights)."""
+    return model_class(name)(input_shape=tuple(input_shape), num_classes=num_classes)
 
 
 def layer_names(name=DEFAULT_MODEL):

@@ -1,4 +1,4 @@
-"""The real-data model of docs/DESIGN.md: conv1..conv4, fc1..fc3 on 32x32 RGB inputs in [0, 1]."""
+"""The real-data model of docs/DESIGN.md: conv1..conv4, fc1..fc3 on images in [0, 1], sized by their shape."""
 import torch.nn as nn
 
 
@@ -12,14 +12,18 @@ class SimpleCNN(nn.Module):
 
     LAYER_NAMES = ("conv1", "conv2", "conv3", "conv4", "fc1", "fc2", "fc3")
 
-    def __init__(self, num_classes=10):
+    def __init__(self, input_shape=(3, 32, 32), num_classes=10):
         super().__init__()
+        channels, height, width = input_shape
+        if min(height, width) < 16:
+            raise ValueError(f"SimpleCNN needs images of at least 16x16 pixels, got {height}x{width}")
         self.num_classes = num_classes
-        self.conv1 = nn.Conv2d(3, 64, 3)
+        self.conv1 = nn.Conv2d(channels, 64, 3)
         self.conv2 = nn.Conv2d(64, 64, 3)
         self.conv3 = nn.Conv2d(64, 128, 3)
         self.conv4 = nn.Conv2d(128, 128, 3)
-        self.fc1 = nn.Linear(128 * 5 * 5, 256)
+        # two valid 3x3 convolutions (-4 pixels) then a 2x2 pool, twice: 32 -> 5 (CIFAR-10), 28 -> 4 (MNIST)
+        self.fc1 = nn.Linear(128 * _feature_size(height) * _feature_size(width), 256)
         self.fc2 = nn.Linear(256, 256)
         self.fc3 = nn.Linear(256, num_classes)
         self.activations = nn.ModuleDict({name: nn.ReLU() for name in self.LAYER_NAMES[:-1]})
@@ -35,3 +39,7 @@ class SimpleCNN(nn.Module):
         h = self.pool(h).flatten(1)
         h = act["fc2"](self.fc2(act["fc1"](self.fc1(h))))
         return act["fc3"](self.fc3(h))
+
+
+def _feature_size(pixels):
+    return ((pixels - 4) // 2 - 4) // 2

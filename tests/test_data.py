@@ -12,7 +12,8 @@ import data.cifar as cifar
 from cifar_fixture import CLASS_NAMES, PIXELS, make_cifar_fixture, write_cifar_layout
 from common.errors import ConfigError, FileProblem
 from data.augment import augment_batch
-from data.cifar import load_cifar10, select_classes, validate_classes
+from data.cifar import load_cifar10
+from data.subsets import select_classes, validate_classes
 from data.loader import TensorLoader
 
 
@@ -56,14 +57,14 @@ def test_pixel_layout_round_trips(tmp_path):
 def test_select_classes_keeps_order_and_relabels():
     y = torch.tensor([0, 8, 1, 8, 5, 1, 9])
     x = torch.arange(len(y)).reshape(-1, 1, 1, 1).to(torch.uint8)
-    x_sub, y_sub = select_classes(x, y, [8, 1])
+    x_sub, y_sub = select_classes(x, y, [8, 1], 10)
     assert y_sub.tolist() == [0, 1, 0, 1]
     assert x_sub.flatten().tolist() == [1, 2, 3, 5]
 
 
 def test_select_classes_on_data_set(cifar_dir):
     data = load_cifar10(cifar_dir, download=False)
-    x, y = select_classes(data.train_x, data.train_y, [0, 1, 8, 9])
+    x, y = select_classes(data.train_x, data.train_y, [0, 1, 8, 9], 10)
     assert len(x) == len(y) == 200 and sorted(set(y.tolist())) == [0, 1, 2, 3]
     assert torch.equal(x[y == 2], data.train_x[data.train_y == 8])
 
@@ -76,13 +77,13 @@ def test_select_classes_on_data_set(cifar_dir):
 ])
 def test_validate_classes_rejects_bad_lists(classes, message):
     with pytest.raises(ConfigError, match=message) as error:
-        validate_classes(classes)
+        validate_classes(classes, "cifar10")
     assert error.value.field == "classes" and "\n" not in str(error.value)
 
 
 def test_validate_classes_defaults_to_all():
-    assert validate_classes(None) == list(range(10))
-    assert validate_classes([9, 0]) == [9, 0]
+    assert validate_classes(None, "cifar10") == list(range(10))
+    assert validate_classes([9, 0], "cifar10") == [9, 0]
 
 
 # --- augmentation ----------------------------------------------------------------------------

@@ -55,7 +55,7 @@ def test_eval_writes_one_result_per_variant_and_a_summary(evaluated):
     tmp_path, out = evaluated
     assert out.strip().splitlines()[-1].startswith("evaluation: 3 evaluated, 0 up to date")
     for name in ("standard_seed0", "conv3_s0.01_seed0", "fc1_s0.01_seed0"):
-        record = json.loads((tmp_path / "l1" / f"{name}.json").read_text())
+        record = json.loads((tmp_path / "cifar10" / "l1" / f"{name}.json").read_text())
         assert record["variant"]["name"] == name and record["method"] == "l1"
         assert 0 <= record["clean_acc"] <= 1 and record["n_test"] == 40
         assert set(record["activation_sparsity"]) == {"conv1", "conv2", "conv3", "conv4", "fc1", "fc2", "fc3"}
@@ -71,7 +71,7 @@ def test_eval_writes_one_result_per_variant_and_a_summary(evaluated):
             "pgd_eps1_success", "robust_acc_monotone_in_eps", "black_box_not_stronger_than_white_box",
             "white_box_attacks_agree", "zero_input_gradients"]
         assert record["checkpoint"]["metadata"]["status"] == "complete"
-    with open(tmp_path / "l1" / "summary.csv", newline="") as handle:
+    with open(tmp_path / "cifar10" / "l1" / "summary.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [row["variant"] for row in rows] == ["standard_seed0", "conv3_s0.01_seed0", "fc1_s0.01_seed0"]
 
@@ -79,10 +79,10 @@ def test_eval_writes_one_result_per_variant_and_a_summary(evaluated):
 def test_variants_evaluated_in_separate_processes_merge(cifar_dir, models_dir, tmp_path, capsys):
     common = ["--mode", "eval", *EVAL, "--attacks", "pgd", "--no-baseline", *dirs(cifar_dir, models_dir, tmp_path)]
     assert run([*common, "--layers", "conv3"], capsys)[0] == 0
-    first = (tmp_path / "l1" / "conv3_s0.01_seed0.json").read_bytes()
+    first = (tmp_path / "cifar10" / "l1" / "conv3_s0.01_seed0.json").read_bytes()
     assert run([*common, "--layers", "fc1"], capsys)[0] == 0
-    assert (tmp_path / "l1" / "conv3_s0.01_seed0.json").read_bytes() == first
-    with open(tmp_path / "l1" / "summary.csv", newline="") as handle:
+    assert (tmp_path / "cifar10" / "l1" / "conv3_s0.01_seed0.json").read_bytes() == first
+    with open(tmp_path / "cifar10" / "l1" / "summary.csv", newline="") as handle:
         assert [row["variant"] for row in csv.DictReader(handle)] == ["conv3_s0.01_seed0", "fc1_s0.01_seed0"]
 
 
@@ -90,7 +90,7 @@ def test_eval_is_reproducible_under_a_seed(cifar_dir, models_dir, tmp_path, caps
     argv = ["--mode", "eval", *EVAL, "--layers", "conv3", "--no-baseline"]
     for folder in ("a", "b"):
         assert run([*argv, *dirs(cifar_dir, models_dir, tmp_path / folder)], capsys)[0] == 0
-    first, second = (json.loads((tmp_path / f / "l1" / "conv3_s0.01_seed0.json").read_text()) for f in "ab")
+    first, second = (json.loads((tmp_path / f / "cifar10" / "l1" / "conv3_s0.01_seed0.json").read_text()) for f in "ab")
     assert first["attacks"] == second["attacks"]
 
 
@@ -101,7 +101,7 @@ def test_missing_checkpoints_are_skipped_with_the_train_command(cifar_dir, model
     assert "warning: no checkpoint for conv4_s0.01_seed0" in err
     assert (f"python main.py --mode train --layers conv4 --strength 0.01 --no-baseline --seed 0 "
             f"--data-dir {cifar_dir} --models-dir {models_dir}") in err
-    assert not (tmp_path / "l1" / "conv4_s0.01_seed0.json").exists()
+    assert not (tmp_path / "cifar10" / "l1" / "conv4_s0.01_seed0.json").exists()
 
 
 def test_no_checkpoint_at_all_exits_2_naming_the_train_command(cifar_dir, tmp_path, capsys):
@@ -113,12 +113,12 @@ def test_no_checkpoint_at_all_exits_2_naming_the_train_command(cifar_dir, tmp_pa
 def test_corrupt_checkpoint_exits_2_naming_it_and_is_left_alone(cifar_dir, models_dir, tmp_path, capsys):
     broken = tmp_path / "models"
     shutil.copytree(models_dir, broken)
-    path = Variant("l1", "fc1", 0.01, 0).checkpoint_path(broken)
+    path = Variant("l1", "fc1", 0.01, 0).checkpoint_path(broken / "cifar10")
     path.write_bytes(b"not a checkpoint")
     status, _, err = run(["--mode", "eval", *EVAL, "--layers", "fc1", *dirs(cifar_dir, broken, tmp_path)], capsys)
     assert_usage_error(status, err, str(path))
     assert path.read_bytes() == b"not a checkpoint"
-    assert not (tmp_path / "l1").exists() or not list((tmp_path / "l1").glob("*.json"))
+    assert not (tmp_path / "cifar10" / "l1").exists() or not list((tmp_path / "cifar10" / "l1").glob("*.json"))
 
 
 @pytest.mark.parametrize("flags, fragment", [
@@ -148,9 +148,9 @@ def test_vis_draws_what_eval_wrote(evaluated, tmp_path, capsys):
     status, out, _ = run(["--mode", "vis", "--layers", "[conv3,fc1]", "--results-dir", str(tmp_path)], capsys)
     assert status == 0 and out.startswith("vis: wrote")
     for stem in ("fig1_per_layer", "fig3_queries", "fig4_robustness_vs_sparsity"):
-        assert (tmp_path / "l1" / f"{stem}.png").read_bytes().startswith(b"\x89PNG")
-        assert (tmp_path / "l1" / f"{stem}.pdf").read_bytes().startswith(b"%PDF")
-    assert "standard" in (tmp_path / "l1" / "summary.md").read_text()
+        assert (tmp_path / "cifar10" / "l1" / f"{stem}.png").read_bytes().startswith(b"\x89PNG")
+        assert (tmp_path / "cifar10" / "l1" / f"{stem}.pdf").read_bytes().startswith(b"%PDF")
+    assert "standard" in (tmp_path / "cifar10" / "l1" / "summary.md").read_text()
 
 
 def test_vis_without_results_exits_2_naming_the_eval_command(tmp_path, capsys):
@@ -159,7 +159,7 @@ def test_vis_without_results_exits_2_naming_the_eval_command(tmp_path, capsys):
 
 
 def test_vis_with_malformed_results_exits_2_and_keeps_the_file(tmp_path, capsys):
-    bad = tmp_path / "l1" / "conv3_s0.01_seed0.json"
+    bad = tmp_path / "cifar10" / "l1" / "conv3_s0.01_seed0.json"
     bad.parent.mkdir()
     bad.write_text("{not json")
     status, _, err = run(["--mode", "vis", "--results-dir", str(tmp_path)], capsys)

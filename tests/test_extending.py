@@ -1,9 +1,11 @@
-"""Adding an attack, a model or a sparsity method is one new class plus one registry line.
+"""Adding an attack, a model, a sparsity method or a data set is one new class or record plus one registry line.
 
 Each test defines a throwaway one here (what a new file would hold), registers
 it with one line, and runs it through train, eval and vis on generated data.
 """
+
 import json
+import math
 
 import pytest
 import torch
@@ -12,6 +14,8 @@ import torch.nn as nn
 from attacks import ATTACKS
 from attacks.base import ALL_IMAGES, Attack, AttackRun, check_inputs, eval_mode
 from cli_support import run_cli
+from data.dataset import Dataset, ImageData
+from data.registry import DATASETS
 from main import main
 from models import MODELS
 from sparsity.methods import METHODS, SparsityMethod
@@ -51,9 +55,9 @@ class TinyMLP(nn.Module):
 
     LAYER_NAMES = ("hidden", "logits")
 
-    def __init__(self, num_classes=10):
+    def __init__(self, input_shape=(3, 32, 32), num_classes=10):
         super().__init__()
-        self.hidden = nn.Linear(3 * 32 * 32, 32)
+        self.hidden = nn.Linear(math.prod(input_shape), 32)
         self.logits = nn.Linear(32, num_classes)
         self.activations = nn.ModuleDict({"hidden": nn.ReLU(), "logits": nn.Identity()})
 
@@ -66,6 +70,24 @@ class L2ActivationPenalty(SparsityMethod):
 
     def penalty(self, activation, strength):
         return strength * activation.float().pow(2).mean()
+
+
+def read_two_tone(data_dir, download=True):
+    """Two-channel 20x20 images whose class is which channel is brighter, plus noise."""
+    generator = torch.Generator().manual_seed(0)
+
+    def split(count):
+        labels = torch.arange(count) % 3
+        levels = torch.stack([labels == 1, labels == 2], dim=1).float() * 0.5 + 0.25
+        images = levels[:, :, None, None] + 0.1 * torch.randn(count, 2, 20, 20, generator=generator)
+        return (images.clamp(0, 1) * 255).round().to(torch.uint8), labels
+
+    return ImageData(*split(60), *split(30), ["dim", "red", "green"])
+
+
+TWO_TONE = Dataset(name="two-tone", title="Two-tone", input_shape=(2, 20, 20), class_names=("dim", "red", "green"),
+                   source="generated in memory", eps=0.05, step=0.005, eps_sweep=(0.02, 0.05), eps_denominator=None,
+                   augment="crop", augment_reason="generated", train_per_class=20, read=read_two_tone)
 
 
 def run(argv, capsys):
@@ -83,25 +105,25 @@ def test_a_new_attack_runs_through_eval_and_vis(cifar_dir, tmp_path, capsys, mon
     run([*TRAIN, "--layers", "fc1", *dirs(cifar_dir, tmp_path)], capsys)
     run([*EVAL, "--attacks", "pgd", "fgsm", "--layers", "fc1", *dirs(cifar_dir, tmp_path),
          "--results-dir", str(tmp_path / "results")], capsys)
-    record = json.loads((tmp_path / "results" / "l1" / "fc1_s0.01_seed0.json").read_text())
+    record = json.loads((tmp_path / "results" / "cifar10" / "l1" / "fc1_s0.01_seed0.json").read_text())
     assert record["attacks"]["fgsm"]["title"] == "FGSM" and record["attacks"]["fgsm"]["n"] == 12
     assert record["attacks"]["fgsm"]["robust_acc"] >= record["attacks"]["pgd"]["robust_acc"] - 1 / 12
     run(["--mode", "vis", "--results-dir", str(tmp_path / "results")], capsys)
-    assert "## FGSM (white-box, untargeted)" in (tmp_path / "results" / "l1" / "summary.md").read_text()
+    assert "## FGSM (white-box, untargeted)" in (tmp_path / "results" / "cifar10" / "l1" / "summary.md").read_text()
 
 
 def test_a_new_model_runs_through_train_eval_and_vis(cifar_dir, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(MODELS, "tiny_mlp", TinyMLP)  # the registry line
     run([*TRAIN, "--model", "tiny_mlp", "--layers", "hidden", *dirs(cifar_dir, tmp_path)], capsys)
-    checkpoint = torch.load(tmp_path / "models" / "l1" / "hidden_s0.01_seed0.pt", weights_only=True)
+    checkpoint = torch.load(tmp_path / "models" / "cifar10" / "l1" / "hidden_s0.01_seed0.pt", weights_only=True)
     assert checkpoint["metadata"]["recipe"]["model"] == "tiny_mlp"
     assert set(checkpoint["metadata"]["activation_sparsity"]) == {"hidden", "logits"}
     run([*EVAL, "--attacks", "pgd", "--layers", "hidden", *dirs(cifar_dir, tmp_path),
          "--results-dir", str(tmp_path / "results")], capsys)
-    record = json.loads((tmp_path / "results" / "l1" / "hidden_s0.01_seed0.json").read_text())
+    record = json.loads((tmp_path / "results" / "cifar10" / "l1" / "hidden_s0.01_seed0.json").read_text())
     assert record["checkpoint"]["metadata"]["recipe"]["model"] == "tiny_mlp"
     out = run(["--mode", "vis", "--results-dir", str(tmp_path / "results")], capsys)
-    assert "fig1_per_layer" in out and "| hidden (λ=0.01)" in (tmp_path / "results" / "l1" / "summary.md").read_text()
+    assert "fig1_per_layer" in out and "| hidden (λ=0.01)" in (tmp_path / "results" / "cifar10" / "l1" / "summary.md").read_text()
 
 
 def test_a_new_sparsity_method_runs_through_train_eval_and_vis(cifar_dir, tmp_path, capsys, monkeypatch):
@@ -109,18 +131,35 @@ def test_a_new_sparsity_method_runs_through_train_eval_and_vis(cifar_dir, tmp_pa
                                  log_scale=True)
     monkeypatch.setitem(METHODS, method.name, method)  # the registry line
     run([*TRAIN, "--method", "l2act", "--layers", "fc1", "--strength", "5", *dirs(cifar_dir, tmp_path)], capsys)
-    assert (tmp_path / "models" / "l2act" / "fc1_s5_seed0.pt").exists()
+    assert (tmp_path / "models" / "cifar10" / "l2act" / "fc1_s5_seed0.pt").exists()
     run([*EVAL, "--attacks", "pgd", "--method", "l2act", "--layers", "fc1", "--strength", "5",
          *dirs(cifar_dir, tmp_path), "--results-dir", str(tmp_path / "results")], capsys)
     run(["--mode", "vis", "--method", "l2act", "--results-dir", str(tmp_path / "results")], capsys)
-    summary = (tmp_path / "results" / "l2act" / "summary.md").read_text()
-    assert summary.startswith("# Results: L2 activation penalty at one layer (`l2act`)")
+    summary = (tmp_path / "results" / "cifar10" / "l2act" / "summary.md").read_text()
+    assert summary.startswith("# Results on CIFAR-10: L2 activation penalty at one layer (`l2act`)")
     assert "| fc1 (μ=5)" in summary
-    assert (tmp_path / "results" / "l2act" / "fig1_per_layer.png").exists()
+    assert (tmp_path / "results" / "cifar10" / "l2act" / "fig1_per_layer.png").exists()
+
+
+def test_a_new_data_set_runs_through_train_eval_and_vis(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(DATASETS, TWO_TONE.name, TWO_TONE)  # the registry line
+    run(["--mode", "train", "--dataset", "two-tone", "--layers", "fc1", "--epochs", "2", "--batch-size", "10",
+         "--device", "cpu", *dirs(tmp_path / "unused", tmp_path)], capsys)
+    checkpoint = torch.load(tmp_path / "models" / "two-tone" / "l1" / "fc1_s0.01_seed0.pt", weights_only=True)
+    assert checkpoint["metadata"]["input_shape"] == [2, 20, 20] and checkpoint["metadata"]["num_classes"] == 3
+    assert checkpoint["metadata"]["recipe"]["augment"] == "crop"
+    run([*EVAL, "--attacks", "pgd", "--layers", "fc1", "--eps-sweep", *dirs(tmp_path / "unused", tmp_path),
+         "--results-dir", str(tmp_path / "results")], capsys)
+    record = json.loads((tmp_path / "results" / "two-tone" / "l1" / "fc1_s0.01_seed0.json").read_text())
+    assert record["dataset"] == "two-tone" and record["eval_config"]["eps"] == 0.05
+    assert record["eval_config"]["eps_sweep"] == [0.02, 0.05]
+    out = run(["--mode", "vis", "--results-dir", str(tmp_path / "results")], capsys)
+    assert "(Two-tone)" in out
+    assert (tmp_path / "results" / "two-tone" / "l1" / "summary.md").read_text().startswith("# Results on Two-tone")
 
 
 @pytest.fixture(autouse=True)
 def _no_leftover_registrations():
-    before = (dict(ATTACKS), dict(MODELS), dict(METHODS))
+    before = (dict(ATTACKS), dict(MODELS), dict(METHODS), dict(DATASETS))
     yield
-    assert (dict(ATTACKS), dict(MODELS), dict(METHODS)) == before
+    assert (dict(ATTACKS), dict(MODELS), dict(METHODS), dict(DATASETS)) == before

@@ -53,9 +53,9 @@ def test_strengths_that_differ_late_get_their_own_files_and_names_read_back_exac
     status, _, _ = run([*TRAIN, "--layers", "fc2", "--strengths", "0.1234567", "0.1234568", "--no-baseline",
                         *paths(cifar_dir, tmp_path)], capsys)
     assert status == 0
-    names = sorted(path.name for path in (tmp_path / "l1").glob("*.pt"))
+    names = sorted(path.name for path in (tmp_path / "cifar10" / "l1").glob("*.pt"))
     assert names == ["fc2_s0.1234567_seed0.pt", "fc2_s0.1234568_seed0.pt"]
-    assert load_checkpoint(tmp_path / "l1" / names[1])["metadata"]["variant"]["strength"] == 0.1234568
+    assert load_checkpoint(tmp_path / "cifar10" / "l1" / names[1])["metadata"]["variant"]["strength"] == 0.1234568
 
 
 # 2. eval checks whose checkpoint it loaded ---------------------------------------------------------------
@@ -68,8 +68,8 @@ def test_eval_refuses_a_checkpoint_of_another_variant_naming_both(cifar_dir, mod
                                                                   target):
     folder = tmp_path / "models"
     shutil.copytree(models, folder)
-    target.checkpoint_path(folder).parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(source.checkpoint_path(folder), target.checkpoint_path(folder))
+    target.checkpoint_path(folder / "cifar10").parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(source.checkpoint_path(folder / "cifar10"), target.checkpoint_path(folder / "cifar10"))
     status, _, err = run([*EVAL, "--layers", target.layer, "--strength", str(target.strength), "--no-baseline",
                           *paths(cifar_dir, folder, tmp_path / "results")], capsys)
     assert_usage_error(status, err, f"{source.method} variant {source.name}", f"{target.method} variant {target.name}")
@@ -81,7 +81,7 @@ def test_eval_refuses_a_checkpoint_of_another_variant_naming_both(cifar_dir, mod
 def test_eval_skips_up_to_date_results_and_redoes_them_with_force(cifar_dir, models, tmp_path, capsys):
     argv = [*EVAL, "--layers", "conv3", *paths(cifar_dir, models, tmp_path)]
     assert run(argv, capsys)[0] == 0
-    record = tmp_path / "l1" / "conv3_s0.01_seed0.json"
+    record = tmp_path / "cifar10" / "l1" / "conv3_s0.01_seed0.json"
     before = record.read_bytes()
     status, out, _ = run(argv, capsys)
     assert status == 0 and "conv3_s0.01_seed0: result is up to date, skipped" in out
@@ -105,7 +105,7 @@ def test_interrupted_eval_keeps_finished_variants_in_the_summary(cifar_dir, mode
     monkeypatch.setattr(runner, "evaluate_model", interrupted)
     status, _, err = run([*EVAL, "--layers", "conv3", "fc1", *paths(cifar_dir, models, tmp_path)], capsys)
     assert status == 130 and "finished variants are saved" in err and "completed epochs" not in err
-    summary = (tmp_path / "l1" / "summary.csv").read_text().splitlines()
+    summary = (tmp_path / "cifar10" / "l1" / "summary.csv").read_text().splitlines()
     assert len(summary) == 2 and summary[1].startswith("standard_seed0,")
 
 
@@ -113,7 +113,7 @@ def test_interrupted_eval_keeps_finished_variants_in_the_summary(cifar_dir, mode
 
 def test_foreign_json_is_skipped_and_a_broken_result_stops_eval_before_any_attack(cifar_dir, models, tmp_path,
                                                                                   capsys, monkeypatch):
-    folder = tmp_path / "l1"
+    folder = tmp_path / "cifar10" / "l1"
     folder.mkdir()
     (folder / "notes.json").write_text('{"todo": "rerun conv1"}')
     status, out, err = run([*EVAL, "--layers", "conv3", "--no-baseline", *paths(cifar_dir, models, tmp_path)], capsys)
@@ -132,7 +132,7 @@ def test_recorded_settings_are_the_ones_used(cifar_dir, models, tmp_path, capsys
     status, _, _ = run([*EVAL, "--attacks", "pgd", "nes", "--nes-n", "100000", "--nes-steps", "1", "--nes-samples", "2",
                         "--layers", "conv3", "--no-baseline", *paths(cifar_dir, models, tmp_path)], capsys)
     assert status == 0
-    record = json.loads((tmp_path / "l1" / "conv3_s0.01_seed0.json").read_text())
+    record = json.loads((tmp_path / "cifar10" / "l1" / "conv3_s0.01_seed0.json").read_text())
     assert record["eval_config"]["query_batch"] == 64 and record["eval_config"]["n_eval"] == 12
     assert record["eval_config"]["query_n"] == 12 == record["attacks"]["nes_untargeted_m0"]["n"]
     assert record["attacks"]["nes_untargeted_m0"]["settings"]["query_batch"] == 64
@@ -192,7 +192,7 @@ def test_disk_full_while_saving_a_checkpoint_exits_2_and_keeps_the_old_file(cifa
                                                                             monkeypatch):
     argv = [*TRAIN, "--baseline-only", *paths(cifar_dir, tmp_path)]
     assert run(argv, capsys)[0] == 0
-    path = Variant.baseline(0).checkpoint_path(tmp_path)
+    path = Variant.baseline(0).checkpoint_path(tmp_path / "cifar10")
     before = path.read_bytes()
 
     def full_disk(obj, handle):
@@ -203,7 +203,7 @@ def test_disk_full_while_saving_a_checkpoint_exits_2_and_keeps_the_old_file(cifa
     monkeypatch.setattr("common.io.torch.save", full_disk)
     status, _, err = run([*argv, "--force"], capsys)
     assert_usage_error(status, err, f"cannot write {path}", "the previous file, if any, is unchanged")
-    assert path.read_bytes() == before and not list(tmp_path.glob(".*.tmp"))
+    assert path.read_bytes() == before and not list(path.parent.glob(".*.tmp"))
 
 
 # 12. hints carry the paths and recipe flags of the run that printed them -----------------------------------
@@ -211,13 +211,13 @@ def test_disk_full_while_saving_a_checkpoint_exits_2_and_keeps_the_old_file(cifa
 def test_hints_reproduce_the_run(cifar_dir, models, tmp_path, capsys):
     folder = tmp_path / "models"
     shutil.copytree(models, folder)
-    checkpoint = load_checkpoint(Variant("l1", "fc1", 0.01, 0).checkpoint_path(folder))
+    checkpoint = load_checkpoint(Variant("l1", "fc1", 0.01, 0).checkpoint_path(folder / "cifar10"))
     checkpoint["metadata"].update(status="diverged", diverged_in_epoch=1)
-    torch.save(checkpoint, Variant("l1", "fc1", 0.01, 0).checkpoint_path(folder))
+    torch.save(checkpoint, Variant("l1", "fc1", 0.01, 0).checkpoint_path(folder / "cifar10"))
     status, _, err = run([*EVAL, "--quick", "--layers", "fc1", "fc2", *paths(cifar_dir, folder, tmp_path)], capsys)
     assert status == 0
     data_models = f"--data-dir {cifar_dir} --models-dir {folder}"
-    assert (f"no checkpoint for fc2_s0.01_seed0 in {folder}; create it with: python main.py --mode train --quick "
+    assert (f"no checkpoint for fc2_s0.01_seed0 in {folder / 'cifar10'}; create it with: python main.py --mode train --quick "
             f"--layers fc2 --strength 0.01 --no-baseline --seed 0 {data_models}") in err
     assert ("retrain it with: python main.py --mode train --layers fc1 --strength 0.01 --no-baseline --seed 0 "
             "--epochs 1 --batch-size 16 --train-per-class 16 --test-per-class 5 --classes 0 1 --no-amp "
@@ -227,7 +227,7 @@ def test_hints_reproduce_the_run(cifar_dir, models, tmp_path, capsys):
 # notebook ergonomics ----------------------------------------------------------------------------------------
 
 def test_load_model_and_its_own_test_set_in_one_call_each(cifar_dir, models):
-    model = load_model(Variant("dropout", "conv3", 0.3, 0).checkpoint_path(models))
+    model = load_model(Variant("dropout", "conv3", 0.3, 0).checkpoint_path(models / "cifar10"))
     assert not model.training and model.checkpoint_metadata["variant"]["method"] == "dropout"
     x, y = checkpoint_test_set(model, cifar_dir)
     assert x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1 and set(y.tolist()) == {0, 1}
@@ -253,9 +253,9 @@ def test_a_variants_attacks_follow_its_own_seed_however_the_work_is_split(cifar_
                capsys)[0] == 0
     assert run([*EVAL, *attacks, "--baseline-only", "--seed", "1", *paths(cifar_dir, folder, tmp_path / "b")],
                capsys)[0] == 0
-    together, alone = (json.loads((tmp_path / run_dir / "l1" / "standard_seed1.json").read_text())
+    together, alone = (json.loads((tmp_path / run_dir / "cifar10" / "l1" / "standard_seed1.json").read_text())
                        for run_dir in ("a", "b"))
     assert together["eval_config"]["seed"] == alone["eval_config"]["seed"] == 1
     assert together["attacks"] == alone["attacks"] and together["query_indices"] == alone["query_indices"]
-    seed0 = json.loads((tmp_path / "a" / "l1" / "standard_seed0.json").read_text())
+    seed0 = json.loads((tmp_path / "a" / "cifar10" / "l1" / "standard_seed0.json").read_text())
     assert seed0["eval_config"]["seed"] == 0 and seed0["query_indices"] != together["query_indices"]

@@ -40,8 +40,8 @@ def test_diverged_variant_is_recorded_and_the_run_goes_on_then_exits_non_zero(ci
             "--data-dir", str(cifar_dir), "--models-dir", str(tmp_path)]
     status, out, _ = run(argv, capsys)
     assert status == 1
-    diverged = load_checkpoint(Variant("l1", "fc2", 1e39, 0).checkpoint_path(tmp_path))["metadata"]
-    collapsed = load_checkpoint(Variant("l1", "fc2", 0.5, 0).checkpoint_path(tmp_path))["metadata"]
+    diverged = load_checkpoint(Variant("l1", "fc2", 1e39, 0).checkpoint_path(tmp_path / "cifar10"))["metadata"]
+    collapsed = load_checkpoint(Variant("l1", "fc2", 0.5, 0).checkpoint_path(tmp_path / "cifar10"))["metadata"]
     assert (diverged["status"], diverged["diverged_in_epoch"]) == ("diverged", 1)
     assert (collapsed["status"], collapsed["collapsed"], collapsed["activation_sparsity"]["fc2"]) == ("complete", True, 1.0)
     assert "fc2_s1e+39_seed0: DIVERGED" in out

@@ -20,7 +20,7 @@ SMALL = dict(classes=(0, 1, 2, 3), epochs=2, batch_size=32, lr=0.05, augment="no
 
 
 def build_model(variant, num_classes):
-    return build_variant_model(variant, "simple_cnn", num_classes)
+    return build_variant_model(variant, "simple_cnn", (3, 32, 32), num_classes)
 
 
 def forward_with_activations(model, x):

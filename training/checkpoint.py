@@ -5,9 +5,10 @@ Layout (a plain dict of tensors and JSON-able values)::
     {"state_dict": model weights, "metadata": {...}, "optimizer": SGD state,
      "scheduler": StepLR state, "rng": {"cpu": ByteTensor, "cuda"/"mps": ByteTensor}}
 
-``metadata`` carries the variant, the recipe (with the model's registry name)
-and ``num_classes``, so a checkpoint rebuilds its own model; the keys are
-described in the README (train section). ``FORMAT`` marks our files.
+``metadata`` carries the variant, the recipe (with the data set's and the
+model's registry names), ``input_shape`` and ``num_classes``, so a checkpoint
+rebuilds its own model; the keys are described in the README (train section).
+``FORMAT`` marks our files.
 """
 import pickle
 import platform
@@ -18,13 +19,15 @@ import torchvision
 
 from common.errors import FileProblem
 from common.io import atomic_torch_save
-from data.cifar import load_test_images
+from data.registry import DATASETS, LEGACY_DATASET, get_dataset
+from data.subsets import load_test_images
 from models import DEFAULT_MODEL, build_model
 from sparsity.methods import get_method
 from sparsity.variants import Variant
 
 FORMAT = "sparsity-robustness/simple-cnn-checkpoint"
-FORMAT_VERSION = 2  # 2: the recipe names the model
+FORMAT_VERSION = 3  # 2: the recipe names the model; 3: and the data set, and metadata has input_shape
+LEGACY_INPUT_SHAPE = (3, 32, 32)  # CIFAR-10's, the only data set of formats 1 and 2
 STATUSES = ("in_progress", "complete", "diverged")
 REQUIRED_KEYS = ("state_dict", "metadata", "optimizer", "scheduler", "rng")
 REQUIRED_METADATA = ("format", "format_version", "variant", "status", "epochs_done", "recipe", "num_classes")
@@ -80,7 +83,7 @@ def _format_problem(checkpoint):
     missing = [key for key in REQUIRED_METADATA if key not in metadata]
     if missing:
         return f"metadata lacks {', '.join(missing)}"
-    if metadata["format_version"] not in (1, FORMAT_VERSION):
+    if metadata["format_version"] not in (1, 2, FORMAT_VERSION):
         return f"format version {metadata['format_version']}, expected {FORMAT_VERSION}"
     if metadata["status"] not in STATUSES:
         return f"unknown status {metadata['status']!r}"
@@ -88,15 +91,17 @@ def _format_problem(checkpoint):
 
 
 def _upgrade(metadata):
-    """Format 1 predates the model registry: every such checkpoint holds a SimpleCNN."""
-    if metadata["format_version"] == 1:
-        metadata["recipe"] = {"model": DEFAULT_MODEL, **metadata["recipe"]}
+    """Format 1 predates the model registry (every such checkpoint holds a SimpleCNN), formats 1 and 2 the
+    data set registry (every such checkpoint is CIFAR-10's)."""
+    if metadata["format_version"] < 3:
+        metadata["recipe"] = {"dataset": LEGACY_DATASET, "model": DEFAULT_MODEL, **metadata["recipe"]}
+        metadata.setdefault("input_shape", list(LEGACY_INPUT_SHAPE))
         metadata["format_version"] = FORMAT_VERSION
 
 
-def build_variant_model(variant, model_name, num_classes):
+def build_variant_model(variant, model_name, input_shape, num_classes):
     """A freshly initialised model for ``variant``, with its sparsity method attached (seed the RNG first)."""
-    model = build_model(model_name, num_classes)
+    model = build_model(model_name, input_shape, num_classes)
     if not variant.is_baseline:
         get_method(variant.method).attach(model, variant.layer, variant.strength)
     return model
@@ -109,7 +114,8 @@ def checkpoint_variant(checkpoint):
 def model_from_checkpoint(checkpoint, device="cpu"):
     """The checkpoint's own model (architecture from its recipe, its weights) on ``device``, in eval mode."""
     metadata = checkpoint["metadata"]
-    model = build_variant_model(checkpoint_variant(checkpoint), metadata["recipe"]["model"], metadata["num_classes"])
+    model = build_variant_model(checkpoint_variant(checkpoint), metadata["recipe"]["model"], metadata["input_shape"],
+                                metadata["num_classes"])
     model.load_state_dict(checkpoint["state_dict"])
     return model.to(device).eval()
 
@@ -123,8 +129,22 @@ def load_model(path, device="cpu"):
     return model
 
 
+def checkpoint_dataset(metadata):
+    """The registered data set a checkpoint (its metadata) was trained on."""
+    return get_dataset(metadata["recipe"]["dataset"])
+
+
+def require_dataset(path, metadata, expected):
+    """FileProblem unless the checkpoint at ``path`` was trained on the data set named ``expected``."""
+    stored = metadata["recipe"]["dataset"]
+    if stored != expected:
+        stored_title = get_dataset(stored).title if stored in DATASETS else repr(stored)
+        raise FileProblem(f"{path} is a {stored_title} checkpoint but this run is on {get_dataset(expected).title}; "
+                          f"move it to the {stored} folder or retrain it on {expected}", "models_dir")
+
+
 def checkpoint_test_set(source, data_dir):
-    """The test set a checkpoint was trained for (its classes, relabelled as in training) as float images in
-    [0, 1] and int64 labels. ``source``: a model from ``load_model``, or a checkpoint's metadata."""
+    """The test set a checkpoint was trained for (its data set and classes, relabelled as in training) as float
+    images in [0, 1] and int64 labels. ``source``: a model from ``load_model``, or a checkpoint's metadata."""
     metadata = source.checkpoint_metadata if isinstance(source, torch.nn.Module) else source
-    return load_test_images(data_dir, metadata["recipe"]["classes"])
+    return load_test_images(checkpoint_dataset(metadata).name, data_dir, metadata["recipe"]["classes"])

@@ -16,20 +16,21 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from common.errors import FileProblem
-from data.cifar import first_per_class, load_cifar10, select_classes
 from data.loader import TensorLoader
+from data.registry import get_dataset
+from data.subsets import first_per_class, select_classes
 from sparsity.hooks import record_activations
 from sparsity.measure import evaluate_clean, learned
 from sparsity.methods import get_method
 from training.checkpoint import (build_variant_model, checkpoint_variant, library_versions, load_checkpoint,
-                                 save_checkpoint)
+                                 require_dataset, save_checkpoint)
 
 SYNC_EVERY = 25  # steps between host syncs: progress bar update and the non-finite-loss check
 
 
 @dataclass
 class TrainingData:
-    train_x: torch.Tensor  # uint8 (N, 3, 32, 32)
+    train_x: torch.Tensor  # uint8 (N, C, H, W)
     train_y: torch.Tensor
     test_x: torch.Tensor
     test_y: torch.Tensor
@@ -39,18 +40,23 @@ class TrainingData:
     def num_classes(self):
         return len(self.class_names)
 
+    @property
+    def input_shape(self):
+        return tuple(self.train_x.shape[1:])
+
 
 def load_training_data(data_dir, recipe):
-    """CIFAR-10 restricted to the recipe's classes (relabelled 0..k-1) and, for --quick, to its subsets."""
-    cifar = load_cifar10(data_dir)
+    """The recipe's data set restricted to its classes (relabelled 0..k-1) and, for --quick, to its subsets."""
+    dataset = get_dataset(recipe.dataset)
+    data = dataset.read(data_dir, True)
     classes = list(recipe.classes)
-    train_x, train_y = select_classes(cifar.train_x, cifar.train_y, classes)
-    test_x, test_y = select_classes(cifar.test_x, cifar.test_y, classes)
+    train_x, train_y = select_classes(data.train_x, data.train_y, classes, dataset.num_classes)
+    test_x, test_y = select_classes(data.test_x, data.test_y, classes, dataset.num_classes)
     if recipe.train_per_class:
         train_x, train_y = first_per_class(train_x, train_y, recipe.train_per_class)
     if recipe.test_per_class:
         test_x, test_y = first_per_class(test_x, test_y, recipe.test_per_class)
-    return TrainingData(train_x, train_y, test_x, test_y, [cifar.classes[c] for c in classes])
+    return TrainingData(train_x, train_y, test_x, test_y, [data.classes[c] for c in classes])
 
 
 @dataclass
@@ -78,6 +84,7 @@ def plan_variants(variants, recipe, models_dir, force):
             raise FileProblem(f"{path} holds variant {metadata['variant'].get('method')}/"
                               f"{metadata['variant'].get('name')}, not {variant.method}/{variant.name}; delete it",
                               "models_dir", "force")
+        require_dataset(path, metadata, recipe.dataset)
         differences = recipe.differences(metadata["recipe"])
         if differences:
             raise FileProblem(f"{path} was trained with a different recipe ({'; '.join(differences)}); "
@@ -112,7 +119,7 @@ def train_variant(variant, recipe, data, device, path, resume_from=None, channel
     """Run the remaining epochs of ``variant``, checkpointing each; then evaluate on the test set. Returns metadata."""
     channels_last = device.type == "cuda" if channels_last is None else channels_last
     torch.manual_seed(variant.seed)
-    model = build_variant_model(variant, recipe.model, data.num_classes).to(device)
+    model = build_variant_model(variant, recipe.model, data.input_shape, data.num_classes).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
@@ -162,6 +169,7 @@ def new_metadata(variant, recipe, data):
         "status": "in_progress",
         "epochs_done": 0,
         "recipe": recipe.to_dict(),
+        "input_shape": list(data.input_shape),
         "num_classes": data.num_classes,
         "classes": data.class_names,
         "n_train": len(data.train_y),

@@ -47,6 +47,7 @@ def footnote_lines(results, keys, extra=()):
     """What every figure states: images per attack, the attack settings, seeds, what was left out, and
     whether it is a --quick pipeline check."""
     lines = list(extra)
+    lines.append(f"Data set: {results.dataset.title} (test images).")
     for key in keys:
         info = results.attack_info[key]
         ns = [n for v in results.variants if key in v.attacks for n in v.attacks[key].n]
@@ -55,7 +56,7 @@ def footnote_lines(results, keys, extra=()):
                      f"{_settings_text(settings)}.")
     if results.eval_configs:
         eps = sorted({config.get("eps") for config in results.eval_configs if config.get("eps") is not None})
-        lines.append(f"eps = {', '.join(f'{e * 255:.3g}/255' for e in eps)} (L-inf); {_seeds_text(results)}; "
+        lines.append(f"eps = {', '.join(results.dataset.format_eps(e) for e in eps)} (L-inf); {_seeds_text(results)}; "
                      f"error bars: sample std over seeds where there are several.")
     not_learned = [f"{v.label} (seed {', '.join(map(str, v.not_learned_seeds))})"
                    for v in results.variants if v.not_learned_seeds]
@@ -448,7 +449,8 @@ def plot_robustness_curves(results, stem):
             for v in results.variants:
                 if key not in v.curves or not v.learned:
                     continue
-                points = [(eps * 255, stat) for eps, stat in v.curves[key].items() if stat.mean is not None]
+                points = [(results.dataset.scale_eps(eps), stat) for eps, stat in v.curves[key].items()
+                          if stat.mean is not None]
                 color, marker = (BASELINE_COLOR, "o") if v.is_baseline else layer_style(v.layer, layers)
                 siblings = [] if v.is_baseline else [s.strength for s in results.at_layer(v.layer)]
                 style = "-" if v.is_baseline or len(siblings) < 2 else ("-", "--", ":", "-.")[
@@ -459,7 +461,7 @@ def plot_robustness_curves(results, stem):
                 if ax is axes[0]:
                     handles.append(line)
             ax.set_title(f"{results.attack_info[key].title}: robust accuracy against eps", loc="left")
-            ax.set_xlabel("eps (x 1/255, L-inf)")
+            ax.set_xlabel(f"eps ({results.dataset.eps_unit}, L-inf)")
             ax.set_ylim(-3, 103)
         axes[0].set_ylabel("robust accuracy (%)")
         fig.legend(handles=handles, loc="outside right center", frameon=False, title="variant")

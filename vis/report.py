@@ -1,14 +1,14 @@
 """Entry point of ``main.py --mode vis``: read one method's results, write its figures and summary table.
 
-Files written (each figure as .png at 150 dpi and as .pdf):
+Files written in one data set's results folder (``results/{dataset}/``; each figure as .png at 150 dpi and .pdf):
 
-- ``results/{method}/fig1_per_layer``               clean and robust accuracy, success over correct images, per layer
-- ``results/{method}/fig2_strength_sweep``          metrics against strength (layers with 2+ strengths)
-- ``results/{method}/fig3_queries``                 query-based attacks: median queries over fooled & correct images
-- ``results/{method}/fig4_robustness_vs_sparsity``  robust accuracy against measured sparsity of the regularised layer
-- ``results/{method}/fig5_robustness_curves``       robust accuracy against eps (evaluations with --eps-sweep)
-- ``results/{method}/summary.md``                   every number as markdown tables
-- ``results/fig3_queries_by_method``                figure 3 of every method side by side (when several have results)
+- ``{method}/fig1_per_layer``               clean and robust accuracy, success over correct images, per layer
+- ``{method}/fig2_strength_sweep``          metrics against strength (layers with 2+ strengths)
+- ``{method}/fig3_queries``                 query-based attacks: median queries over fooled & correct images
+- ``{method}/fig4_robustness_vs_sparsity``  robust accuracy against measured sparsity of the regularised layer
+- ``{method}/fig5_robustness_curves``       robust accuracy against eps (evaluations with --eps-sweep)
+- ``{method}/summary.md``                   every number as markdown tables
+- ``fig3_queries_by_method``                figure 3 of every method side by side (when several have results)
 """
 import logging
 from pathlib import Path
@@ -46,8 +46,11 @@ def missing_requests(records, layers, include_baseline):
     return missing + [layer for layer in layers or () if layer not in have]
 
 
-def make_figures(results_dir, method, layers=None, include_baseline=True, eval_hint=None):
+def make_figures(results_dir, method, layers=None, include_baseline=True, eval_hint=None, dataset=None):
     """Write the figures and summary of ``results_dir/method``; returns the written paths.
+
+    ``results_dir`` is one data set's results folder; a result file of another data set than ``dataset``
+    (None: than the folder's first) is a FileProblem naming it.
 
     ``layers`` (None: every layer with results) and ``include_baseline`` filter what
     is shown. Requested layers (or the baseline) without any result file are named
@@ -62,7 +65,7 @@ def make_figures(results_dir, method, layers=None, include_baseline=True, eval_h
     get_method(method)
     layers = None if layers is None else validate_layers(layers)
     results_dir = Path(results_dir)
-    records, results = load_method_results(results_dir, method, layers, include_baseline, warn=_warn)
+    records, results = load_method_results(results_dir, method, layers, include_baseline, _warn, dataset)
     if not records:
         raise FileProblem(f"no results for {method} in {results_dir / method}; {how_to_make(layers)}", "results_dir")
     notes = []
@@ -86,8 +89,8 @@ def make_figures(results_dir, method, layers=None, include_baseline=True, eval_h
     others = {}
     for other in METHODS:
         if other != method and (results_dir / other).is_dir():
-            other_records, other_results = load_method_results(results_dir, other, layers, include_baseline,
-                                                               warn=_warn)
+            other_records, other_results = load_method_results(results_dir, other, layers, include_baseline, _warn,
+                                                               dataset or results.dataset_name)
             if other_records:
                 others[other] = other_results
     if others:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from common import stats
 from common.errors import FileProblem
+from data.registry import DEFAULT_DATASET, get_dataset
 from evaluation.records import load_records, variant_order
 from sparsity.methods import BASELINE, get_method
 
@@ -139,6 +140,7 @@ class MethodResults:
 
     method: str
     folder: Path
+    dataset_name: str  # registry name; one per folder (evaluation.records refuses a mix)
     layer_names: tuple
     variants: tuple
     attack_info: dict  # key -> AttackInfo, in the order eval ran the attacks
@@ -148,6 +150,10 @@ class MethodResults:
     @property
     def sparsity_method(self):
         return get_method(self.method)
+
+    @property
+    def dataset(self):
+        return get_dataset(self.dataset_name)
 
     @property
     def baseline(self):
@@ -224,15 +230,17 @@ def merge_seeds(method, folder, records):
     headlines = {r.raw.get("headline_attack") for r in records} - {None}
     headline = next((key for key in info if key in headlines and info[key].reference),
                     next((key for key in info if key in headlines), None))
-    return MethodResults(method=method, folder=Path(folder), layer_names=tuple(layers),
+    dataset = records[0].dataset if records else DEFAULT_DATASET
+    return MethodResults(method=method, folder=Path(folder), dataset_name=dataset, layer_names=tuple(layers),
                          variants=tuple(_merge(g) for g in groups.values()), attack_info=info,
                          eval_configs=tuple(configs), headline=headline)
 
 
-def load_method_results(results_dir, method, layers, include_baseline, warn=None):
-    """The records of ``results_dir/method`` restricted to ``layers`` (None: all) and the baseline, merged."""
+def load_method_results(results_dir, method, layers, include_baseline, warn=None, dataset=None):
+    """The records of ``results_dir/method`` restricted to ``layers`` (None: all) and the baseline, merged;
+    records of another data set than ``dataset`` (None: the folder's first record's) are a FileProblem."""
     folder = Path(results_dir) / method
-    records = [r for r in load_records(folder, method, warn)
+    records = [r for r in load_records(folder, method, warn, dataset)
                if (include_baseline if r.variant.is_baseline else layers is None or r.variant.layer in layers)]
     models = sorted({r.model for r in records})
     if len(models) > 1:

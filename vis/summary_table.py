@@ -1,4 +1,4 @@
-"""``results/{method}/summary.md``: every number behind the figures as markdown tables."""
+"""``results/{dataset}/{method}/summary.md``: every number behind the figures as markdown tables."""
 
 from sparsity.measure import LEARNED_MARGIN
 
@@ -107,7 +107,7 @@ def _curves_section(results):
                 for v in results.variants if key in v.curves]
         lines += [f"## Robustness curve: {results.attack_info[key].title}", "",
                   "Robust accuracy (%) over all n attacked images at each eps.", ""]
-        lines += _table(["variant"] + [f"eps {eps * 255:.3g}/255" for eps in eps_values], rows) + [""]
+        lines += _table(["variant"] + [f"eps {results.dataset.format_eps(eps)}" for eps in eps_values], rows) + [""]
     return lines
 
 
@@ -128,7 +128,7 @@ def summary_markdown(results, records, notes=()):
     """The markdown text of ``summary.md`` (deterministic: no dates, paths relative to the results folder)."""
     method = results.sparsity_method
     lines = [
-        f"# Results: {method.title} at one layer (`{method.name}`)",
+        f"# Results on {results.dataset.title}: {method.title} at one layer (`{method.name}`)",
         "",
         f"{results.file_count} result file{'s' if results.file_count != 1 else ''} from `{results.folder.name}/`, "
         f"seeds {_seeds(results.seeds)}. Values are mean ± sample standard deviation over the seeds listed per row "

@@ -1,0 +1,52 @@
+"""Fashion-MNIST (Zalando): 60,000 training and 10,000 test 28x28 grey images of clothing, 10 classes."""
+import torchvision
+
+from data.dataset import Dataset, ImageData
+from data.idx import IdxSource, read_idx_dataset
+
+FILES = IdxSource(
+    title="Fashion-MNIST",
+    image_size=(28, 28),
+    num_classes=10,
+    torchvision_class=torchvision.datasets.FashionMNIST,
+    folder="fashion-mnist",
+    system_folders=("/usr/share/datasets/fashion-mnist",),
+    install_hint="on Debian or Ubuntu: apt-get install dataset-fashion-mnist",
+    # The unpacked official files (measured on Debian's dataset-fashion-mnist, whose .gz are recompressed).
+    content_sha256=(
+        ("train-images-idx3-ubyte", "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"),
+        ("train-labels-idx1-ubyte", "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"),
+        ("t10k-images-idx3-ubyte", "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"),
+        ("t10k-labels-idx1-ubyte", "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
+    ),
+)
+CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+               "Ankle boot")
+
+
+def load_fashion_mnist(data_dir, download=True) -> ImageData:
+    from data.mnist import FILES as MNIST_FILES  # the same file names: MNIST's official files are refused
+
+    data = read_idx_dataset(FILES, data_dir, download, others=(MNIST_FILES,))
+    data.classes = list(CLASS_NAMES)
+    return data
+
+
+FASHION_MNIST = Dataset(
+    name="fashion-mnist",
+    title="Fashion-MNIST",
+    input_shape=(1, 28, 28),
+    class_names=CLASS_NAMES,
+    source=("train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and "
+            "t10k-labels-idx1-ubyte.gz (or unpacked) in --data-dir, its fashion-mnist/ or FashionMNIST/raw/ "
+            "folder, or /usr/share/datasets/fashion-mnist/ (apt-get install dataset-fashion-mnist); "
+            "downloaded with torchvision's MD5 check when missing and online"),
+    eps=0.1,
+    step=0.01,
+    eps_sweep=(0.02, 0.05, 0.1, 0.15, 0.2),
+    eps_denominator=None,
+    augment="standard",
+    augment_reason="a mirrored garment, shoe or bag is still one",
+    train_per_class=6000,
+    read=load_fashion_mnist,
+)

@@ -1,0 +1,187 @@
+"""Data sets shipped as MNIST's four idx files (MNIST, Fashion-MNIST), gzipped or not, read into uint8 tensors.
+
+The files are parsed here rather than by ``torchvision.datasets.MNIST``, which wants them unpacked under its own
+``raw/`` folder and stops on a bad file with an assertion: this reader takes them gzipped or not from any of
+the usual folders and names the file and the fix when one is truncated, foreign or another data set's.
+torchvision supplies the official download mirrors and MD5 sums.
+
+MNIST and Fashion-MNIST use the same file names and format, so a folder of one looks like the other; the
+official files are told apart by their fingerprints (the MD5 of the published ``.gz`` and, where known, the
+SHA-256 of the unpacked content, which survives recompression such as Debian's).
+"""
+import gzip
+import hashlib
+import urllib.error
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torchvision.datasets.utils import download_url
+
+from common.errors import FileProblem
+from data.dataset import ImageData
+
+TRAIN_IMAGES, TRAIN_LABELS = "train-images-idx3-ubyte", "train-labels-idx1-ubyte"
+TEST_IMAGES, TEST_LABELS = "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"
+FILES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
+IMAGES_MAGIC, LABELS_MAGIC = 0x00000803, 0x00000801  # unsigned bytes, 3 dimensions / 1 dimension
+GZIP_MAGIC = b"\x1f\x8b"
+
+# Decoded data sets of this process, keyed by folder and file stamps (as data.cifar does).
+_decoded = {}
+
+
+@dataclass(frozen=True)
+class IdxSource:
+    """Where one idx data set's files may be and how to recognise them."""
+
+    title: str
+    image_size: tuple  # (height, width)
+    num_classes: int
+    torchvision_class: type  # its ``mirrors`` and ``resources`` (file name, MD5 of the .gz) are the official ones
+    folder: str  # its own folder under --data-dir, e.g. "fashion-mnist"
+    system_folders: tuple = ()  # where an operating system's package puts the files
+    install_hint: str = ""  # how to get them without network, e.g. an apt-get command
+    content_sha256: tuple = ()  # (file, SHA-256 of the unpacked official content)
+
+    @property
+    def torchvision_folder(self):
+        return self.torchvision_class.__name__
+
+    def gz_md5(self):
+        return {name.removesuffix(".gz"): md5 for name, md5 in self.torchvision_class.resources}
+
+    def candidate_folders(self, data_dir):
+        data_dir = Path(data_dir)
+        return (data_dir / self.torchvision_folder / "raw", data_dir / self.folder, data_dir,
+                *map(Path, self.system_folders))
+
+
+def read_idx_dataset(source, data_dir, download, others=()):
+    """Read ``source``'s four files from the first folder that holds any of them, downloading them into
+    ``data_dir/<torchvision's folder>/raw`` when none does and ``download`` is on. ``others`` are the sources of
+    data sets with the same file names, whose official files are refused by name."""
+    folder = _find_folder(source, data_dir)
+    if folder is None:
+        folder = _download(source, data_dir) if download else None
+        if folder is None:
+            raise _missing(source, data_dir, "" if download else " (download off)")
+    paths = _paths(folder)
+    missing = [name for name, path in paths.items() if path is None]
+    if missing:
+        raise FileProblem(f"{folder} holds part of {source.title} but not {', '.join(missing)} (.gz or unpacked); "
+                          f"add the missing files", "data_dir")
+    key = (str(folder.resolve()), tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in paths.values()))
+    if key not in _decoded:
+        _decoded[key] = _read_folder(source, paths, others)
+    cached = _decoded[key]
+    return ImageData(cached.train_x, cached.train_y, cached.test_x, cached.test_y, list(cached.classes))
+
+
+def _paths(folder):
+    """file -> its path in ``folder`` (the .gz where both exist), or None."""
+    found = {}
+    for name in FILES:
+        options = [folder / f"{name}.gz", folder / name]
+        found[name] = next((path for path in options if path.is_file()), None)
+    return found
+
+
+def _find_folder(source, data_dir):
+    return next((folder for folder in source.candidate_folders(data_dir)
+                 if folder.is_dir() and any(_paths(folder).values())), None)
+
+
+def _missing(source, data_dir, detail):
+    names = ", ".join(f"{name}.gz" for name in FILES)
+    where = f" or in {' or '.join(source.system_folders)}" if source.system_folders else ""
+    hint = f"; {source.install_hint}" if source.install_hint else ""
+    return FileProblem(f"{source.title} is not in {data_dir}{where}{detail}: put {names} in "
+                       f"{Path(data_dir) / source.folder}{hint}", "data_dir")
+
+
+def _download(source, data_dir):
+    """Fetch the official files with their MD5 check; None when no mirror answers (offline)."""
+    folder = Path(data_dir) / source.torchvision_folder / "raw"
+    for name, md5 in source.torchvision_class.resources:
+        for mirror in source.torchvision_class.mirrors:
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                download_url(f"{mirror}{name}", str(folder), filename=name, md5=md5)
+                break
+            except (urllib.error.URLError, OSError, RuntimeError):
+                continue
+        else:
+            return None
+    return folder
+
+
+def _read_folder(source, paths, others):
+    raw = {name: _read_bytes(path) for name, path in paths.items()}
+    _refuse_other_data_sets(source, paths, raw, others)
+    train_x = _images(paths[TRAIN_IMAGES], raw[TRAIN_IMAGES], source)
+    train_y = _labels(paths[TRAIN_LABELS], raw[TRAIN_LABELS], source, len(train_x))
+    test_x = _images(paths[TEST_IMAGES], raw[TEST_IMAGES], source)
+    test_y = _labels(paths[TEST_LABELS], raw[TEST_LABELS], source, len(test_x))
+    return ImageData(train_x, train_y, test_x, test_y, [])
+
+
+def _read_bytes(path):
+    """(file bytes, unpacked bytes)."""
+    try:
+        content = path.read_bytes()
+    except OSError as err:
+        raise FileProblem(f"cannot read {path} ({err.strerror}); fix its permissions", "data_dir") from None
+    if not content.startswith(GZIP_MAGIC):
+        return content, content
+    try:
+        return content, gzip.decompress(content)
+    except (OSError, EOFError, zlib.error) as err:
+        raise FileProblem(f"{path} is a damaged gzip file ({err}); replace it with the official file",
+                          "data_dir") from None
+
+
+def _refuse_other_data_sets(source, paths, raw, others):
+    for other in others:
+        md5 = other.gz_md5()
+        sha = dict(other.content_sha256)
+        for name, (packed, unpacked) in raw.items():
+            if (hashlib.md5(packed).hexdigest() == md5.get(name)
+                    or (name in sha and hashlib.sha256(unpacked).hexdigest() == sha[name])):
+                raise FileProblem(f"{paths[name]} is {other.title}'s {name}, not {source.title}'s; put "
+                                  f"{source.title}'s files in {source.folder}/ of the data folder", "data_dir")
+
+
+def _header(path, data, magic, dims, source):
+    if len(data) < 4 + 4 * dims or int.from_bytes(data[:4], "big") != magic:
+        kind = "image" if magic == IMAGES_MAGIC else "label"
+        raise _foreign(path, source, f"no idx {kind} header (magic {magic:#010x})")
+    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims))
+    expected = 4 + 4 * dims + int(np.prod(shape))
+    if len(data) != expected:
+        raise _foreign(path, source, f"{len(data)} bytes where its header {shape} needs {expected}: truncated")
+    return shape, np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims)
+
+
+def _images(path, raw, source):
+    shape, pixels = _header(path, raw[1], IMAGES_MAGIC, 3, source)
+    if shape[1:] != tuple(source.image_size):
+        raise _foreign(path, source, f"images are {shape[1]}x{shape[2]}, {source.title}'s are "
+                                     f"{source.image_size[0]}x{source.image_size[1]}")
+    return torch.from_numpy(pixels.copy()).reshape(shape[0], 1, *shape[1:])
+
+
+def _labels(path, raw, source, count):
+    shape, labels = _header(path, raw[1], LABELS_MAGIC, 1, source)
+    if shape[0] != count:
+        raise _foreign(path, source, f"{shape[0]} labels for {count} images")
+    if labels.size and labels.max() >= source.num_classes:
+        raise _foreign(path, source, f"labels outside 0..{source.num_classes - 1}")
+    return torch.from_numpy(labels.astype(np.int64))
+
+
+def _foreign(path, source, reason):
+    return FileProblem(f"{path} is corrupt or not a {source.title} idx file ({reason}); replace it with the "
+                       f"official file", "data_dir")

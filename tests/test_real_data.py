@@ -1,0 +1,57 @@
+"""The pipeline on the real Fashion-MNIST files (Debian's dataset-fashion-mnist): --quick training learns it,
+and an evaluation attacks it end to end. Skipped, naming the package, where the files are absent."""
+import json
+from pathlib import Path
+
+import pytest
+
+from cli_support import assert_usage_error, run_cli
+from common.cli import run_main
+from data.fashion_mnist import FILES
+from main import main
+from training.checkpoint import load_checkpoint
+
+SYSTEM_FOLDER = Path(FILES.system_folders[0])
+pytestmark = pytest.mark.skipif(
+    not (SYSTEM_FOLDER / "t10k-labels-idx1-ubyte.gz").is_file(),
+    reason=f"real Fashion-MNIST is not in {SYSTEM_FOLDER}: apt-get install dataset-fashion-mnist")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """The --quick baseline on real Fashion-MNIST (the data folder is empty: the files come from the system)."""
+    root = tmp_path_factory.mktemp("real-fashion")
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(main, ["--mode", "train", "--quick", "--dataset", "fashion-mnist", "--baseline-only", "--device",
+                        "cpu", "--data-dir", str(root / "data"), "--models-dir", str(root / "models")])
+    assert exit_info.value.code == 0
+    return root
+
+
+def test_quick_training_learns_real_fashion_mnist(trained):
+    metadata = load_checkpoint(trained / "models" / "fashion-mnist" / "standard_seed0.pt")["metadata"]
+    assert metadata["recipe"]["dataset"] == "fashion-mnist" and metadata["input_shape"] == [1, 28, 28]
+    assert metadata["n_test"] == 1000 and metadata["classes"][0] == "T-shirt/top"
+    assert metadata["clean_test_acc"] >= 0.75, metadata["clean_test_acc"]
+
+
+def test_the_real_model_is_attacked_end_to_end(trained, capsys):
+    status, out, err = run_cli(main, [
+        "--mode", "eval", "--quick", "--baseline-only", "--attacks", "pgd", "square", "--n-eval", "100",
+        "--query-n", "10", "--square-queries", "200", "--device", "cpu", "--data-dir", str(trained / "data"),
+        "--models-dir", str(trained / "models"), "--results-dir", str(trained / "results")], capsys)
+    assert status == 0, err
+    record = json.loads((trained / "results" / "fashion-mnist" / "l1" / "standard_seed0.json").read_text())
+    assert record["dataset"] == "fashion-mnist" and record["eval_config"]["eps"] == 0.1
+    pgd = record["attacks"]["pgd"]
+    # eps 0.1 fools most of a standard model's correct images: PGD really flips predictions
+    assert pgd["n"] == 100 and pgd["n_correct"] >= 70 and pgd["success_rate_correct"] >= 0.5
+    assert record["attacks"]["square"]["n"] == 10
+    assert "evaluation: 1 evaluated" in out.strip().splitlines()[-1]
+
+
+def test_a_data_folder_of_another_data_set_exits_2_naming_the_file(tmp_path, capsys):
+    status, _, err = run_cli(main, ["--mode", "train", "--quick", "--dataset", "mnist", "--baseline-only",
+                                    "--data-dir", str(SYSTEM_FOLDER), "--models-dir", str(tmp_path)], capsys)
+    assert_usage_error(status, err, str(SYSTEM_FOLDER), "is Fashion-MNIST's", "not MNIST's", "--data-dir")
+    assert not list(tmp_path.rglob("*.pt"))
