@@ -158,7 +158,8 @@ def add_train_options(parser):
 
 def recipe_from_args(args, device):
     return Recipe.from_options(
-        quick=args.quick, dataset=args.dataset, classes=args.classes, amp=args.amp if args.amp is not None else device.type == "cuda",
+        quick=args.quick, dataset=args.dataset, classes=args.classes,
+        amp=args.amp if args.amp is not None else device.type == "cuda",
         model=args.model,
         **{field: getattr(args, field) for field in RECIPE_FLAGS})
 

@@ -1,8 +1,8 @@
 """Black-box L-inf PGD driven by NES gradient estimates (Ilyas et al. 2018), batched over samples and queries."""
 import torch
 
-from attacks.base import (BLACK_BOX, DEFAULT_EPS, DEFAULT_STEP, QUERY_SUBSET, Attack, AttackRun, attack_objective, check_inputs, eval_mode,
-                          linf_box, per_sample, select_rows)
+from attacks.base import (BLACK_BOX, DEFAULT_EPS, DEFAULT_STEP, QUERY_SUBSET, Attack, AttackRun, attack_objective,
+                          check_inputs, eval_mode, linf_box, per_sample, select_rows)
 from common import validation
 from common.errors import ConfigError
 

@@ -1,8 +1,8 @@
 """White-box projected gradient descent (L-inf and L2), batched over samples."""
 import torch
 
-from attacks.base import (ALL_IMAGES, DEFAULT_EPS, DEFAULT_STEP, TINY, Attack, AttackRun, attack_objective, check_inputs, eval_mode, flat_norm,
-                          linf_box, per_sample, select_rows)
+from attacks.base import (ALL_IMAGES, DEFAULT_EPS, DEFAULT_STEP, TINY, Attack, AttackRun, attack_objective,
+                          check_inputs, eval_mode, flat_norm, linf_box, per_sample, select_rows)
 from common import validation
 
 NORMS = ("linf", "l2")

@@ -49,4 +49,7 @@ FASHION_MNIST = Dataset(
     augment_reason="a mirrored garment, shoe or bag is still one",
     train_per_class=6000,
     read=load_fashion_mnist,
+    # The original recipe sits on its loss plateau for about 150 steps here, and 939 steps at batch 32 on 300 or
+    # 1,000 images per class end at 72% test accuracy: --quick takes more, smaller steps on more images.
+    quick=(("train_per_class", 1000), ("batch_size", 16), ("epochs", 4)),
 )

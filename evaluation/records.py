@@ -292,8 +292,9 @@ def summary_columns(records):
 
 def summary_row(record):
     variant = record.variant
-    row = {"dataset": record.dataset, "variant": variant.name, "method": variant.method, "layer": variant.layer, "strength": variant.strength,
-           "seed": variant.seed, "learned": record.learned, "clean_acc": record.clean_acc, "n_test": record.n_test,
+    row = {"dataset": record.dataset, "variant": variant.name, "method": variant.method, "layer": variant.layer,
+           "strength": variant.strength, "seed": variant.seed, "learned": record.learned,
+           "clean_acc": record.clean_acc, "n_test": record.n_test,
            "headline_attack": record.raw.get("headline_attack"),
            "headline_robust_acc": record.raw.get("headline_robust_acc")}
     row.update({f"sparsity_{layer}": fraction for layer, fraction in record.sparsity.items()})

@@ -28,7 +28,8 @@ from training.checkpoint import FORMAT_VERSION, load_checkpoint, load_model
 from training.recipe import Recipe
 from vis.report import make_figures
 
-TRAIN = ["--mode", "train", "--classes", "0", "5", "--epochs", "6", "--batch-size", "10", "--lr", "0.05", "--device", "cpu"]
+TRAIN = ["--mode", "train", "--classes", "0", "5", "--epochs", "6", "--batch-size", "10", "--lr", "0.05",
+         "--device", "cpu"]
 EVAL = ["--mode", "eval", "--device", "cpu", "--attacks", "pgd", "--n-eval", "20", "--steps", "5", "--check-n", "8"]
 
 
@@ -115,7 +116,8 @@ def test_truncated_or_foreign_idx_files_exit_2_naming_them(tmp_path, capsys, nam
 def test_another_data_sets_official_files_are_refused_by_their_fingerprint(tmp_path):
     folder = make_idx_fixture(tmp_path / "mnist", n_train_per_class=2, n_test_per_class=1)
     content = gzip.decompress((folder / f"{NAMES[1]}.gz").read_bytes())
-    pretend = dataclasses.replace(data.fashion_mnist.FILES, content_sha256=((NAMES[1], hashlib.sha256(content).hexdigest()),))
+    fingerprint = ((NAMES[1], hashlib.sha256(content).hexdigest()),)
+    pretend = dataclasses.replace(data.fashion_mnist.FILES, content_sha256=fingerprint)
     with pytest.raises(FileProblem, match=r"is Fashion-MNIST's train-labels-idx1-ubyte, not MNIST's"):
         data.idx.read_idx_dataset(data.mnist.FILES, tmp_path, False, others=(pretend,))
 

@@ -160,7 +160,7 @@ def test_vis_without_results_exits_2_naming_the_eval_command(tmp_path, capsys):
 
 def test_vis_with_malformed_results_exits_2_and_keeps_the_file(tmp_path, capsys):
     bad = tmp_path / "cifar10" / "l1" / "conv3_s0.01_seed0.json"
-    bad.parent.mkdir()
+    bad.parent.mkdir(parents=True)
     bad.write_text("{not json")
     status, _, err = run(["--mode", "vis", "--results-dir", str(tmp_path)], capsys)
     assert_usage_error(status, err, str(bad))

@@ -112,6 +112,7 @@ def test_failed_check_is_recorded_and_warned():
 
 def record(name, method="l1", layer="conv3", strength=0.01, robust=0.1, status="passed"):
     return {
+        "dataset": "cifar10",
         "method": "l1",
         "variant": {"method": method, "layer": layer, "strength": strength, "seed": 0, "name": name},
         "checkpoint": {"path": f"{name}.pt", "sha256": "0" * 64, "metadata": {"recipe": {"model": "simple_cnn"}}},
@@ -143,7 +144,7 @@ def test_summary_csv_merges_variants_written_separately(tmp_path):
     assert header.startswith(first_header.split(",sparsity")[0]) and "nes_untargeted_m0_median_queries" in header
     assert rows[0]["checks_failed"] == "pgd_eps1_success" and rows[0]["layer"] == ""
     assert rows[1]["nes_untargeted_m0_median_queries"] == "800.0" and rows[2]["nes_untargeted_m0_n"] == ""
-    assert json.loads((method_dir / "standard_seed0.json").read_text())["schema_version"] == 2
+    assert json.loads((method_dir / "standard_seed0.json").read_text())["schema_version"] == 3
 
     table = format_summary_table(records)
     assert "standard_seed0" in table and "FAILED: pgd_eps1_success" in table

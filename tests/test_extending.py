@@ -123,7 +123,8 @@ def test_a_new_model_runs_through_train_eval_and_vis(cifar_dir, tmp_path, capsys
     record = json.loads((tmp_path / "results" / "cifar10" / "l1" / "hidden_s0.01_seed0.json").read_text())
     assert record["checkpoint"]["metadata"]["recipe"]["model"] == "tiny_mlp"
     out = run(["--mode", "vis", "--results-dir", str(tmp_path / "results")], capsys)
-    assert "fig1_per_layer" in out and "| hidden (λ=0.01)" in (tmp_path / "results" / "cifar10" / "l1" / "summary.md").read_text()
+    summary = (tmp_path / "results" / "cifar10" / "l1" / "summary.md").read_text()
+    assert "fig1_per_layer" in out and "| hidden (λ=0.01)" in summary
 
 
 def test_a_new_sparsity_method_runs_through_train_eval_and_vis(cifar_dir, tmp_path, capsys, monkeypatch):

@@ -106,7 +106,7 @@ def test_interrupted_eval_keeps_finished_variants_in_the_summary(cifar_dir, mode
     status, _, err = run([*EVAL, "--layers", "conv3", "fc1", *paths(cifar_dir, models, tmp_path)], capsys)
     assert status == 130 and "finished variants are saved" in err and "completed epochs" not in err
     summary = (tmp_path / "cifar10" / "l1" / "summary.csv").read_text().splitlines()
-    assert len(summary) == 2 and summary[1].startswith("standard_seed0,")
+    assert len(summary) == 2 and summary[1].startswith("cifar10,standard_seed0,")
 
 
 # 4. files a results folder did not write ------------------------------------------------------------------
@@ -114,7 +114,7 @@ def test_interrupted_eval_keeps_finished_variants_in_the_summary(cifar_dir, mode
 def test_foreign_json_is_skipped_and_a_broken_result_stops_eval_before_any_attack(cifar_dir, models, tmp_path,
                                                                                   capsys, monkeypatch):
     folder = tmp_path / "cifar10" / "l1"
-    folder.mkdir()
+    folder.mkdir(parents=True)
     (folder / "notes.json").write_text('{"todo": "rerun conv1"}')
     status, out, err = run([*EVAL, "--layers", "conv3", "--no-baseline", *paths(cifar_dir, models, tmp_path)], capsys)
     assert status == 0 and "notes.json" in err and "not result files, skipped" in err
@@ -147,7 +147,7 @@ def test_written_files_honour_the_umask(cifar_dir, tmp_path, capsys):
         assert run([*TRAIN, "--baseline-only", *paths(cifar_dir, tmp_path)], capsys)[0] == 0
     finally:
         os.umask(previous)
-    for path in (tmp_path / "plain.txt", tmp_path / "standard_seed0.pt"):
+    for path in (tmp_path / "plain.txt", tmp_path / "cifar10" / "standard_seed0.pt"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o644
 
 
@@ -217,7 +217,8 @@ def test_hints_reproduce_the_run(cifar_dir, models, tmp_path, capsys):
     status, _, err = run([*EVAL, "--quick", "--layers", "fc1", "fc2", *paths(cifar_dir, folder, tmp_path)], capsys)
     assert status == 0
     data_models = f"--data-dir {cifar_dir} --models-dir {folder}"
-    assert (f"no checkpoint for fc2_s0.01_seed0 in {folder / 'cifar10'}; create it with: python main.py --mode train --quick "
+    assert (f"no checkpoint for fc2_s0.01_seed0 in {folder / 'cifar10'}; create it with: "
+            f"python main.py --mode train --quick "
             f"--layers fc2 --strength 0.01 --no-baseline --seed 0 {data_models}") in err
     assert ("retrain it with: python main.py --mode train --layers fc1 --strength 0.01 --no-baseline --seed 0 "
             "--epochs 1 --batch-size 16 --train-per-class 16 --test-per-class 5 --classes 0 1 --no-amp "

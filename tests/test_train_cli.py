@@ -29,8 +29,8 @@ def test_diverged_variant_is_recorded_and_the_run_goes_on_then_exits_non_zero(ci
     # A float32 overflow of the L1 term (1e39 * mean|a| = inf) is a real, deterministic divergence.
     # The other variant starts with every fc2 unit dead (ReLU of a very negative bias gets no
     # gradient), so it ends collapsed: fc2 outputs only zeros.
-    def build_with_dead_fc2(variant, model_name, num_classes):
-        model = build_variant_model(variant, model_name, num_classes)
+    def build_with_dead_fc2(variant, model_name, input_shape, num_classes):
+        model = build_variant_model(variant, model_name, input_shape, num_classes)
         if variant.strength == 0.5:
             torch.nn.init.constant_(model.fc2.bias, -1e4)
         return model

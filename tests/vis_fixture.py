@@ -42,6 +42,7 @@ def attack_entry(key, n, n_correct, fooled_correct, robust=None, median=None, ta
 
 def result_document(method, variant, clean_acc, sparsity, attacks, learned=True, curves=None, quick=False):
     document = {
+        "dataset": "cifar10",
         "method": method,
         "variant": variant.to_record(),
         "checkpoint": {"path": str(variant.checkpoint_path("trained-models")), "sha256": "0" * 64,
