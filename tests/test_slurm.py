@@ -18,6 +18,7 @@ import torch
 
 from cli_support import assert_usage_error, run_cli, visible_lines
 from common.cli import run_main
+from data.registry import dataset_folder
 from launch.array import FOLDER, ArrayJob, Task
 from launch.sweep import waits_for
 from main import build_parser, main
@@ -92,17 +93,25 @@ def local(cifar_dir, tmp_path_factory):
     return models, results
 
 
+def cifar(root):
+    """The generated data's folder under a --models-dir or --results-dir."""
+    return dataset_folder(root, "cifar10")
+
+
 @needs_slurm
 def test_a_study_queued_in_one_go_runs_one_task_per_variant_and_vis_merges_it(study, capsys):
-    models, results, runs = study
+    models_root, results_root, runs = study
+    models, results = cifar(models_root), cifar(results_root)
     status, out, _ = runs["train"]
     assert status == 0
     lines = out.strip().splitlines()
     assert lines[0].startswith("slurm: submitted job array ") and lines[0].endswith(f": 3 train tasks ({NAMES}); 0 "
                                                                                    f"trained already")
     train_job = lines[0].split()[4].rstrip(":")
-    sbatch = json.loads((models / FOLDER / f"train-{train_job}.json").read_text())["sbatch"]
-    assert {"--array=0-2%2", "--time=10", "--mem=500M", "--cpus-per-task=1", "--requeue"} <= set(sbatch)
+    record = json.loads((models / FOLDER / f"train-{train_job}.json").read_text())
+    assert {"--array=0-2%2", "--time=10", "--mem=500M", "--cpus-per-task=1", "--requeue"} <= set(record["sbatch"])
+    assert record["tasks"][1]["command"][-11:] == ["--dataset", "cifar10", "--layers", "conv2", "--strength", "0.01",
+                                                   "--no-baseline", "--seed", "0", "--device", "cpu"]
     assert lines[1].startswith(f"follow it: squeue --array --jobs {train_job}; tail -f {models / FOLDER}")
 
     status, out, _ = runs["eval"]
@@ -126,15 +135,15 @@ def test_a_study_queued_in_one_go_runs_one_task_per_variant_and_vis_merges_it(st
     with open(results / "l1" / "summary.csv", newline="") as handle:
         assert [row["variant"] for row in csv.DictReader(handle)] == [variant.name for variant in VARIANTS]
 
-    status, out, _ = run_cli(main, ["--mode", "vis", *LAYERS, "--results-dir", str(results)], capsys)
+    status, out, _ = run_cli(main, ["--mode", "vis", *LAYERS, "--results-dir", str(results_root)], capsys)
     assert status == 0 and (results / "l1" / "summary.md").exists()
     assert "conv2 (λ=0.01)" in (results / "l1" / "summary.md").read_text()
 
 
 @needs_slurm
 def test_slurm_tasks_give_the_local_launchers_numbers(study, local):
-    slurm_models, slurm_results, _ = study
-    local_models, local_results = local
+    slurm_models, slurm_results = cifar(study[0]), cifar(study[1])
+    local_models, local_results = cifar(local[0]), cifar(local[1])
     for variant in VARIANTS:
         ours = load_checkpoint(variant.checkpoint_path(slurm_models))
         theirs = load_checkpoint(variant.checkpoint_path(local_models))
@@ -150,13 +159,14 @@ def test_slurm_tasks_give_the_local_launchers_numbers(study, local):
 
 @needs_slurm
 def test_a_rerun_submits_nothing(study, cifar_dir, capsys):
-    models, results, _ = study
+    models_root, results_root, _ = study
+    models, results = cifar(models_root), cifar(results_root)
     before = array_records(models / FOLDER), array_records(results / "l1" / FOLDER)
-    status, out, _ = run_cli(main, ["--mode", "train", *TRAIN, *SLURM, *LAYERS, "--wait", *dirs(cifar_dir, models)],
-                             capsys)
+    status, out, _ = run_cli(main, ["--mode", "train", *TRAIN, *SLURM, *LAYERS, "--wait",
+                                    *dirs(cifar_dir, models_root)], capsys)
     assert (status, out) == (0, "slurm: nothing to submit; 3 trained already\n")
     status, out, _ = run_cli(main, ["--mode", "eval", *EVAL, *SLURM, *LAYERS, "--wait",
-                                    *dirs(cifar_dir, models, results)], capsys)
+                                    *dirs(cifar_dir, models_root, results_root)], capsys)
     assert (status, out) == (0, "slurm: nothing to submit; 3 up to date\n"
                                 f"{results / 'l1' / 'summary.csv'} lists every result in {results / 'l1'}\n")
     assert before == (array_records(models / FOLDER), array_records(results / "l1" / FOLDER))
@@ -171,14 +181,15 @@ def test_a_failing_task_is_reported_with_its_log_while_the_other_succeeds(cifar_
     assert status == 1
     lines = out.strip().splitlines()
     job = lines[0].split()[4].rstrip(":")
-    log = tmp_path / FOLDER / f"train-{job}_1.log"
+    models = cifar(tmp_path)
+    log = models / FOLDER / f"train-{job}_1.log"
     assert lines[1] == f"fc1_s0.01_seed0: done (task {job}_0)"
     assert lines[2] == (f"fc1_s1e+39_seed0: FAILED (task {job}_1): exit status 1; log {log}: training: 1 DIVERGED "
-                        f"(fc1_s1e+39_seed0); checkpoints in {tmp_path}")
+                        f"(fc1_s1e+39_seed0); checkpoints in {models}")
     assert lines[3] == (f"slurm: 1 done, 1 failed (fc1_s1e+39_seed0), 0 still queued or running; "
-                        f"logs in {tmp_path / FOLDER}")
+                        f"logs in {models / FOLDER}")
     assert "fc1_s1e+39_seed0: DIVERGED (non-finite loss) in epoch 1" in log.read_text()
-    assert load_checkpoint(Variant("l1", "fc1", 0.01, 0).checkpoint_path(tmp_path))["metadata"]["status"] == "complete"
+    assert load_checkpoint(Variant("l1", "fc1", 0.01, 0).checkpoint_path(models))["metadata"]["status"] == "complete"
 
 
 def scontrol(*args):
@@ -194,7 +205,7 @@ def test_a_requeued_task_resumes_from_its_last_epoch_checkpoint(cifar_dir, tmp_p
     status, out, _ = run_cli(main, argv, capsys)
     assert status == 0
     job = out.split()[4].rstrip(":")
-    checkpoint = Variant("l1", "fc1", 0.01, 0).checkpoint_path(tmp_path)
+    checkpoint = Variant("l1", "fc1", 0.01, 0).checkpoint_path(cifar(tmp_path))
     deadline = time.monotonic() + 120
     while not checkpoint.exists() and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -202,7 +213,7 @@ def test_a_requeued_task_resumes_from_its_last_epoch_checkpoint(cifar_dir, tmp_p
     assert scontrol("requeue", f"{job}_0").returncode == 0
     # Slurm holds a requeued job back for two minutes: release it (an update before the requeue has settled, or
     # once the task runs again, changes nothing)
-    log = tmp_path / FOLDER / f"train-{job}_0.log"
+    log = cifar(tmp_path) / FOLDER / f"train-{job}_0.log"
     while "restart 1" not in log.read_text() and time.monotonic() < deadline:
         scontrol("update", f"jobid={job}_0", "StartTime=now")
         time.sleep(0.5)
