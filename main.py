@@ -19,6 +19,10 @@ from data.registry import DATASETS, DEFAULT_DATASET, dataset_folder, datasets_in
 from evaluation.config import EvalConfig
 from evaluation.config import QUICK as EVAL_QUICK
 from evaluation.runner import evaluate_variants
+from launch import LAUNCHERS, LOCAL, SLURM
+from launch.config import FIELDS as SLURM_FIELDS
+from launch.config import SlurmConfig
+from launch.sweep import submit_evaluation, submit_training
 from models import DEFAULT_MODEL, MODELS, layer_names
 from sparsity.methods import DEFAULT_METHOD, METHODS
 from sparsity.variants import select_variants, validate_layers
@@ -195,10 +199,14 @@ def train_hint(variant, recipe, data_dir, models_dir, force=False):
 
 
 def run_train(args):
-    device = resolve_device(args.device)
+    slurm = slurm_config_from_args(args)
+    device = device_from_args(args, slurm)
     recipe = recipe_from_args(args, device)
     variants = variants_from_args(args)
     models_dir = dataset_folder(args.models_dir, recipe.dataset)
+    if args.launcher == SLURM:
+        return submit_training(variants, recipe, args.data_dir, models_dir, slurm,
+                               task_command(args, device, recipe.dataset), ROOT, force=args.force)
     for folder in sorted({variant.checkpoint_path(models_dir).parent for variant in variants}):
         ensure_writable_dir(folder, "models_dir")
     outcomes = train_variants(variants, recipe, args.data_dir, models_dir, device, force=args.force)
@@ -269,7 +277,8 @@ def chosen_dataset(args, root, holds, what):
 
 
 def run_eval(args):
-    device = resolve_device(args.device)
+    slurm = slurm_config_from_args(args)
+    device = device_from_args(args, slurm)
     variants = variants_from_args(args)
     dataset = chosen_dataset(args, args.models_dir,
                              lambda folder: any(v.checkpoint_path(folder).exists() for v in variants),
@@ -277,15 +286,69 @@ def run_eval(args):
     config = eval_config_from_args(args, dataset)  # each variant's attacks are seeded by its own seed
     method = method_from_args(args)
     models_dir, results_dir = dataset_folder(args.models_dir, dataset), dataset_folder(args.results_dir, dataset)
-    ensure_writable_dir(results_dir / method, "results_dir")
     default_recipe = Recipe.from_options(quick=args.quick, dataset=dataset)
 
     def hint(variant, force=False, recipe=None):
         return train_hint(variant, recipe or default_recipe, args.data_dir, args.models_dir, force)
 
+    if args.launcher == SLURM:
+        return submit_evaluation(variants, method, models_dir, results_dir, args.data_dir, device, config, hint, slurm,
+                                 task_command(args, device, dataset), ROOT, force=args.force, dataset=dataset)
+    ensure_writable_dir(results_dir / method, "results_dir")
     evaluate_variants(variants, method, models_dir, results_dir, args.data_dir, device, config, hint,
                       force=args.force, dataset=dataset)
     return 0
+
+
+# ---- launcher ---------------------------------------------------------------------------------
+
+VARIANT_DESTS = ("layers", "strength", "strengths", "sweep", "seed", "seeds", "no_baseline", "baseline_only")
+
+
+def add_launcher_options(parser):
+    group = parser.add_argument_group("launcher (--mode train and eval; README: Running on a cluster)")
+
+    def option(*flags, **kwargs):
+        parser.add_mode_options(group, (TRAIN, EVAL), *flags, **kwargs)
+
+    option("--launcher", choices=LAUNCHERS, default=LOCAL,
+           help="local: run the variants here, one after another (default); slurm: submit one Slurm job array, one "
+                "task per variant, and return")
+    option("--partition", help="Slurm partition (default: the cluster's)")
+    option("--time", help="time limit per task, in sbatch's format, e.g. 4:00:00")
+    option("--cpus-per-task", type=int, metavar="N", help="CPU cores per task (its torch threads follow)")
+    option("--mem", help="memory per task, e.g. 16G")
+    option("--gpus-per-task", type=int, metavar="N", help="GPUs per task; tasks then run on cuda unless --device")
+    option("--max-running", type=int, metavar="N", help="at most N tasks running at once")
+    option("--sbatch-args", metavar="ARGS", help="further sbatch options as one string, e.g. "
+                                                 "--sbatch-args='--account=lab --qos=long'")
+    option("--wait", action="store_true", help="wait for the tasks and report each variant: done, failed (with its "
+                                               "log) or still running")
+
+
+def slurm_config_from_args(args):
+    return SlurmConfig.from_options(args.launcher, **{field: getattr(args, field) for field in SLURM_FIELDS})
+
+
+def device_from_args(args, slurm):
+    """Where the variants run: this machine's device, or the one a Slurm task gets (fixed at submission)."""
+    return slurm.task_device(args.device) if args.launcher == SLURM else resolve_device(args.device)
+
+
+def task_command(args, device, dataset):
+    """``command(variant)``: the argv a Slurm task runs, this command for that variant alone, on the ``device``
+    and ``dataset`` fixed at submission."""
+    leave_out = {*VARIANT_DESTS, "launcher", "device", "dataset", *SLURM_FIELDS}
+    shared = build_parser().command_line(args, leave_out=leave_out) + ["--dataset", dataset]
+
+    def command(variant):
+        if variant.is_baseline:
+            selection = ["--baseline-only"]
+        else:
+            selection = ["--layers", variant.layer, "--strength", repr(variant.strength), "--no-baseline"]
+        return [sys.executable, str(ROOT / "main.py"), *shared, *selection, "--seed", str(variant.seed),
+                "--device", device.type]
+    return command
 
 
 # ---- vis -------------------------------------------------------------------------------------
@@ -331,6 +394,7 @@ def build_parser():
     add_run_options(parser)
     add_train_options(parser)
     add_eval_options(parser)
+    add_launcher_options(parser)
     return parser
 
 

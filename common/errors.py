@@ -40,3 +40,8 @@ class FileProblem(ProjectError):
 class UsageError(ProjectError):
     """Bad command-line input that only the command line can detect (an option's combination, a flag of
     another mode). Its message already speaks in flags."""
+
+
+class SchedulerError(ProjectError):
+    """A cluster scheduler that refused a request (a job it will not queue) or could not be asked (its commands
+    missing or failing). The message says what Slurm answered and which setting to change."""

@@ -155,6 +155,22 @@ def find_checkpoints(variants, models_dir, train_hint, dataset=DEFAULT_DATASET):
     return ready, warnings
 
 
+def no_checkpoint_error(variants, warnings, models_dir):
+    return FileProblem(f"no finished checkpoint for any of the {len(variants)} selected variants in {models_dir}"
+                       f" (the first: {warnings[0]})", "models_dir")
+
+
+def variant_config(config, variant):
+    """A variant's attacks, targets and query subset follow its own seed, however the command split the work."""
+    return replace(config, seed=variant.seed)
+
+
+def needs_evaluation(job, method, results_dir, config, device, force=False):
+    """Whether ``job`` (a Job) has no up-to-date result in ``results_dir`` (or ``force`` redoes it)."""
+    path = job.variant.results_path(results_dir, method)
+    return force or not is_up_to_date(path, method, job, variant_config(config, job.variant), device)
+
+
 def is_up_to_date(path, method, job, config, device):
     """Whether ``path`` holds this variant's record for this very checkpoint file and these settings."""
     if not path.exists():
@@ -181,8 +197,7 @@ def evaluate_variants(variants, method, models_dir, results_dir, data_dir, devic
     load_records(method_dir, method, warn, dataset)  # a malformed or foreign result file stops the run up front
     ready, warnings = find_checkpoints(variants, models_dir, train_hint, dataset)
     if not ready:
-        raise FileProblem(f"no finished checkpoint for any of the {len(variants)} selected variants in {models_dir}"
-                          f" (the first: {warnings[0]})", "models_dir")
+        raise no_checkpoint_error(variants, warnings, models_dir)
     for warning in warnings:
         warn(warning)
     test_sets = {}  # classes -> (x, y): variants of one run share their test set
@@ -191,9 +206,7 @@ def evaluate_variants(variants, method, models_dir, results_dir, data_dir, devic
     for index, job in enumerate(ready, start=1):
         path = job.variant.results_path(results_dir, method)
         metadata = job.metadata
-        # a variant's attacks, targets and query subset follow its own seed, however the command split the work
-        variant_config = replace(config, seed=job.variant.seed)
-        if not force and is_up_to_date(path, method, job, variant_config, device):
+        if not needs_evaluation(job, method, results_dir, config, device, force):
             skipped.append(job.variant.name)
             log(f"[{index}/{len(ready)}] {job.variant.name}: result is up to date, skipped (--force redoes it)")
             continue
@@ -203,7 +216,7 @@ def evaluate_variants(variants, method, models_dir, results_dir, data_dir, devic
             test_sets[classes] = checkpoint_test_set(metadata, data_dir)
         x, y = test_sets[classes]
         model = model_from_checkpoint(load_checkpoint(job.checkpoint_path), device)
-        evaluation = evaluate_model(model, x, y, metadata["num_classes"], device, variant_config)
+        evaluation = evaluate_model(model, x, y, metadata["num_classes"], device, variant_config(config, job.variant))
         eval_config = evaluation.pop("eval_config")
         write_record(path, {
             "dataset": dataset,

@@ -93,6 +93,17 @@ def plan_variants(variants, recipe, models_dir, force):
     return plan
 
 
+def finished(checkpoint):
+    """Whether a run skips this checkpoint's variant: it completed, or diverged (--force retrains both)."""
+    return checkpoint is not None and checkpoint["metadata"]["status"] in ("complete", "diverged")
+
+
+def variants_to_train(variants, recipe, models_dir, force=False):
+    """The variants ``train_variants`` would train or resume, after the same checks of every checkpoint."""
+    return [variant for variant, checkpoint in plan_variants(variants, recipe, models_dir, force)
+            if not finished(checkpoint)]
+
+
 def train_variants(variants, recipe, data_dir, models_dir, device, force=False, channels_last=None):
     """Train (or resume, or skip) each variant in turn; returns one Outcome per variant.
 
@@ -102,8 +113,7 @@ def train_variants(variants, recipe, data_dir, models_dir, device, force=False, 
     data = None
     outcomes = []
     for variant, checkpoint in plan:
-        status = checkpoint["metadata"]["status"] if checkpoint else None
-        if status in ("complete", "diverged"):
+        if finished(checkpoint):
             outcome = Outcome(variant, "skipped", checkpoint["metadata"])
         else:
             data = data or load_training_data(data_dir, recipe)
