@@ -11,7 +11,7 @@ from pathlib import Path
 from attacks import ATTACKS
 from attacks.nes import MODES as NES_MODES
 from common.cli import ArgumentParser, Interrupted, fraction, run_main
-from common.device import DEVICE_CHOICES, resolve_device
+from common.device import DEFAULT_THREADS, DEVICE_CHOICES, cpu_threads, fast_training, resolve_device
 from common.errors import UsageError
 from common.io import ensure_writable_dir
 from data.augment import AUGMENTATIONS
@@ -82,6 +82,9 @@ def add_run_options(parser):
                             f"checkpoints and results, and need it only to choose when the folders hold several")
     parser.add_mode_options(group, (TRAIN, EVAL), "--device", choices=DEVICE_CHOICES, default="auto",
                             help="auto: cuda, then mps, then cpu")
+    parser.add_mode_options(group, (TRAIN, EVAL), "--threads", type=int, default=DEFAULT_THREADS,
+                            help=f"torch CPU threads (default {DEFAULT_THREADS}: on a small shared CPU more threads "
+                                 f"wait for busy cores)")
     parser.add_mode_options(group, (TRAIN, EVAL), "--data-dir", type=Path, default=DEFAULT_DIRS["data_dir"],
                             help="the data sets' files (default datasets/): cifar-10-batches-py/ or "
                                  "cifar-10-python.tar.gz; Fashion-MNIST's and MNIST's idx files in fashion-mnist/ "
@@ -157,13 +160,16 @@ def add_train_options(parser):
     parser.add_mode_options(group, (TRAIN,), "--classes", type=int, nargs="+", metavar="INDEX",
                             help="the data set's class indices to use, relabelled 0..k-1 in this order (default: all)")
     parser.add_mode_options(group, (TRAIN,), "--amp", action=argparse.BooleanOptionalAction, default=None,
-                            help="bf16 autocast (default: on for CUDA, off otherwise)")
+                            help="bf16 autocast, with channels_last (default: on for CUDA and CPUs with native bf16, "
+                                 "off otherwise); evaluation is always fp32")
+    parser.add_mode_options(group, (TRAIN,), "--compile", action="store_true",
+                            help="torch.compile the model for training (off by default: not yet measured on a GPU)")
 
 
 def recipe_from_args(args, device):
     return Recipe.from_options(
         quick=args.quick, dataset=args.dataset, classes=args.classes,
-        amp=args.amp if args.amp is not None else device.type == "cuda",
+        amp=args.amp if args.amp is not None else fast_training(device),
         model=args.model,
         **{field: getattr(args, field) for field in RECIPE_FLAGS})
 
@@ -205,11 +211,13 @@ def run_train(args):
     variants = variants_from_args(args)
     models_dir = dataset_folder(args.models_dir, recipe.dataset)
     if args.launcher == SLURM:
+        args.amp = recipe.amp  # the tasks train in the precision planned here, whatever their nodes' CPUs have
         return submit_training(variants, recipe, args.data_dir, models_dir, slurm,
                                task_command(args, device, recipe.dataset), ROOT, force=args.force)
     for folder in sorted({variant.checkpoint_path(models_dir).parent for variant in variants}):
         ensure_writable_dir(folder, "models_dir")
-    outcomes = train_variants(variants, recipe, args.data_dir, models_dir, device, force=args.force)
+    outcomes = train_variants(variants, recipe, args.data_dir, models_dir, device, force=args.force,
+                              compile=args.compile)
     print(training_summary_line(outcomes, models_dir))
     return EXIT_DIVERGED if any(o.metadata["status"] == "diverged" for o in outcomes) else 0
 
@@ -415,7 +423,8 @@ def main(argv=None):
     parser.reject_other_modes(argv, args.mode)
     with parser.errors_as_flags(config_aliases(args)):
         try:
-            return MODES[args.mode](args)
+            with cpu_threads(args.threads):
+                return MODES[args.mode](args)
         except KeyboardInterrupt:
             raise Interrupted(INTERRUPTED[args.mode]) from None
 

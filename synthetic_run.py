@@ -10,7 +10,7 @@ the README) and prints a summary table. The work lives in the synthetic package.
 from pathlib import Path
 
 from common.cli import ArgumentParser, run_main
-from common.device import DEVICE_CHOICES, resolve_device
+from common.device import DEFAULT_THREADS, DEVICE_CHOICES, resolve_device
 from synthetic.config import DEFAULT_STRENGTHS, MODES, OPTIMIZERS, PENALTIES, SyntheticConfig
 from synthetic.experiment import run_and_write, summary_line
 from synthetic.table import summary_table
@@ -51,8 +51,9 @@ def build_parser():
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR,
                         help="output folder, files go to its synthetic/ (default results/, as main.py's)")
     parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (default 1: on a small shared CPU more threads wait for busy cores)")
+    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS,
+                        help=f"torch CPU threads (default {DEFAULT_THREADS}: on a small shared CPU more threads wait "
+                             f"for busy cores)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     return parser
 

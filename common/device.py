@@ -1,8 +1,18 @@
+"""Device choice, CPU threads, and what the hardware does fast (the training defaults follow from it)."""
+from contextlib import contextmanager
+from pathlib import Path
+
 import torch
 
+from common import validation
 from common.errors import ConfigError
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+# torch CPU threads of main.py and synthetic_run.py. One: on a small CPU that other work shares, a second thread
+# mostly waits for a busy core (bench/attack_throughput.py, README "Run times and benchmarks").
+DEFAULT_THREADS = 1
+# CPU flags of native bf16 arithmetic (AVX-512 BF16, AMX); without them oneDNN emulates bf16, slower than fp32
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
 def resolve_device(name):
@@ -20,3 +30,33 @@ def resolve_device(name):
     if name not in DEVICE_CHOICES:
         raise ConfigError("device", f"must be one of {', '.join(DEVICE_CHOICES)}, got {name!r}")
     return torch.device(name)
+
+
+@contextmanager
+def cpu_threads(threads):
+    """torch's CPU thread count set to ``threads`` (an integer >= 1) for the block, and restored after it."""
+    threads = validation.integer(threads, "threads", minimum=1)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def cpu_has_native_bf16(cpuinfo=Path("/proc/cpuinfo")):
+    """Whether the CPU reports native bf16 arithmetic (Linux: a flag of ``NATIVE_BF16_FLAGS`` in /proc/cpuinfo);
+    False where that cannot be read."""
+    try:
+        text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return any(flag in flags for flag in NATIVE_BF16_FLAGS)
+
+
+def fast_training(device):
+    """Whether training on ``device`` runs fastest in bf16 autocast with channels_last: on CUDA, and on CPUs with
+    native bf16 (measured on an AVX-512 BF16 EPYC: about 2.4x fp32 contiguous). Elsewhere fp32, contiguous."""
+    device = torch.device(device)
+    return device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())

@@ -2,13 +2,12 @@
 each network's minimal flips, and write the results file and figure named after the config."""
 import math
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
-import torch
 from tqdm import tqdm
 
 from common import validation
+from common.device import DEFAULT_THREADS, cpu_threads
 from common.io import atomic_write_json, ensure_writable_dir
 from synthetic.figure import plot_results
 from synthetic.measures import flip_measures
@@ -33,18 +32,7 @@ def train_settings(config):
                          loss_target=config.loss_target)
 
 
-@contextmanager
-def cpu_threads(threads):
-    """torch's CPU thread count set to ``threads`` for the block, and restored after it."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-def run_and_write(config, results_dir, device="cpu", progress=True, threads=1):
+def run_and_write(config, results_dir, device="cpu", progress=True, threads=DEFAULT_THREADS):
     """``run_experiment``, then ``write_results`` into ``results_dir/synthetic``, which is checked first;
     returns the results and the paths written."""
     config.validate()
@@ -54,12 +42,12 @@ def run_and_write(config, results_dir, device="cpu", progress=True, threads=1):
     return results, write_results(results, config, folder)
 
 
-def run_experiment(config, device="cpu", progress=True, threads=1):
+def run_experiment(config, device="cpu", progress=True, threads=DEFAULT_THREADS):
     """The results document (``synthetic.records``) of ``config``, computed with ``threads`` CPU threads:
     1 by default, as on a small shared CPU a second thread mostly waits for a busy core (3x slower
     measured on a loaded 2-core machine)."""
     config.validate()
-    with cpu_threads(validation.integer(threads, "threads", minimum=1)):
+    with cpu_threads(threads):
         return _run(config, device, progress)
 
 

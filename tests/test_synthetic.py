@@ -4,9 +4,9 @@ import math
 import pytest
 import torch
 
+from common.device import cpu_threads
 from models.relu_net import StackedReLUNet
 from synthetic.data import sample_sphere_data
-from synthetic.experiment import cpu_threads
 from synthetic.measures import (attack_flip, flip_measures, is_flipped, margin_set, margin_set_directions,
                                 theory_directions)
 from synthetic.trainer import (RunSpec, TrainSettings, dropout_masks, final_statistics, objective_and_gradients,

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import common.device as device_module
 import data.cifar
 from cli_support import assert_usage_error, run_cli
 from main import main
@@ -63,8 +64,27 @@ def test_diverged_variant_is_recorded_and_the_run_goes_on_then_exits_non_zero(ci
     assert before == {path: path.read_bytes() for path in tmp_path.rglob("*.pt")}
 
 
+@pytest.mark.parametrize("native_bf16", [False, True])
+def test_bf16_training_is_the_default_only_where_the_cpu_has_it(native_bf16, cifar_dir, tmp_path, capsys, monkeypatch):
+    """Detected from the CPU's flags; --amp / --no-amp override; the checkpoint's recipe says which ran."""
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f" + (" avx512_bf16" if native_bf16 else "")
+                       + " fma\n")
+    assert device_module.cpu_has_native_bf16(cpuinfo) is native_bf16
+    assert device_module.cpu_has_native_bf16(tmp_path / "missing") is False
+    monkeypatch.setattr(device_module, "cpu_has_native_bf16", lambda: native_bf16)
+    argv = [*TINY, "--baseline-only", "--epochs", "1", "--train-per-class", "2", "--batch-size", "4",
+            "--data-dir", str(cifar_dir)]
+    for flags, amp in (([], native_bf16), (["--no-amp" if native_bf16 else "--amp"], not native_bf16)):
+        models = tmp_path / f"models{len(flags)}"
+        status, _, _ = run([*argv, "--models-dir", str(models), *flags], capsys)
+        assert status == 0
+        assert load_checkpoint(Variant.baseline(0).checkpoint_path(models))["metadata"]["recipe"]["amp"] is amp
+
+
 @pytest.mark.parametrize("argv, fragments", [
     (["--layers", "conv9"], ["unknown layer 'conv9'", "conv1 conv2 conv3 conv4 fc1 fc2 fc3"]),
+    (["--threads", "0"], ["--threads must be at least 1"]),
     (["--strength", "-1"], ["--strength (L1 strength λ) must be >= 0"]),
     (["--strength", "inf"], ["--strength must be a finite number"]),
     (["--dropout", "--strength", "1"], ["--strength (dropout probability p) must be in [0, 1)"]),

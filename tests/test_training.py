@@ -128,9 +128,12 @@ def test_checkpoint_round_trip_keeps_weights_and_metadata(trained, cifar_dir):
     assert again["activation_sparsity"] == metadata["activation_sparsity"]
 
 
-def test_resumed_training_ends_with_the_weights_of_an_uninterrupted_run(cifar_dir, tmp_path, monkeypatch):
-    # Dropout and augmentation both draw random numbers, so both must be restored to match.
-    recipe = Recipe.from_options(classes=(0, 1), epochs=3, batch_size=16, train_per_class=16, test_per_class=5)
+@pytest.mark.parametrize("amp", [False, True])
+def test_resumed_training_ends_with_the_weights_of_an_uninterrupted_run(cifar_dir, tmp_path, monkeypatch, amp):
+    """In fp32 and in the fast setting (bf16 autocast with channels_last). Dropout and augmentation both draw
+    random numbers, so both must be restored to match."""
+    recipe = Recipe.from_options(classes=(0, 1), epochs=3, batch_size=4, train_per_class=4, test_per_class=5,
+                                 amp=amp)  # small: bf16 is emulated, and slow, on CPUs without it
     variant = Variant("dropout", "fc1", 0.5, 3)
     train_variants([variant], recipe, cifar_dir, tmp_path / "straight", CPU)
 
@@ -175,6 +178,31 @@ def test_the_cuda_configuration_runs_on_a_cpu(cifar_dir, tmp_path):
     x_adv, queries = NES(model, steps=2, samples=8, query_batch=4096, seed=0)(x, y)
     assert x_adv.shape == x.shape and queries.max() <= 2 + 2 * (2 * 8 + 1)
     assert PGD(model, steps=2, seed=0)(x, y)[0].shape == x.shape
+
+
+def test_compiled_training_learns_the_same_weights_and_the_data_moves_to_the_device_once(cifar_dir, tmp_path,
+                                                                                          monkeypatch):
+    """--compile: the model's own weights are checkpointed (not the compiled wrapper's), the sparsity hook still
+    feeds the penalty. Dynamo's eager backend stands in for Inductor, which would take minutes to build here."""
+    recipe = Recipe.from_options(classes=(0, 1), epochs=1, batch_size=16, train_per_class=16, test_per_class=5)
+    variants = [Variant("l1", "conv3", 0.5, 0), Variant("dropout", "fc1", 0.3, 0)]
+    moved = []
+    to_device = train_module.TrainingData.to
+    monkeypatch.setattr(train_module.TrainingData, "to", lambda self, device: moved.append(device) or to_device(
+        self, device))
+    train_variants(variants, recipe, cifar_dir, tmp_path / "eager", CPU)
+    assert moved == [CPU]  # once for both variants
+    compile_eager = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda model: compile_eager(model, backend="eager"))
+    train_variants(variants, recipe, cifar_dir, tmp_path / "compiled", CPU, compile=True)
+    for variant in variants:
+        eager = load_checkpoint(variant.checkpoint_path(tmp_path / "eager"))
+        compiled = load_checkpoint(variant.checkpoint_path(tmp_path / "compiled"))
+        assert compiled["state_dict"].keys() == eager["state_dict"].keys()
+        assert all(torch.allclose(compiled["state_dict"][k], eager["state_dict"][k], atol=1e-5)
+                   for k in eager["state_dict"])
+        assert compiled["metadata"]["final_train_loss"] == pytest.approx(eager["metadata"]["final_train_loss"],
+                                                                          rel=1e-4)
 
 
 @pytest.mark.parametrize("classes", [None, (0, 1), (2, 5, 7)])

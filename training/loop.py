@@ -9,6 +9,7 @@ uninterrupted run: the loader's order and augmentation are a function of
 """
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -43,6 +44,11 @@ class TrainingData:
     @property
     def input_shape(self):
         return tuple(self.train_x.shape[1:])
+
+    def to(self, device):
+        """The same data with its tensors on ``device``."""
+        return TrainingData(self.train_x.to(device), self.train_y.to(device), self.test_x.to(device),
+                            self.test_y.to(device), self.class_names)
 
 
 def load_training_data(data_dir, recipe):
@@ -104,34 +110,52 @@ def variants_to_train(variants, recipe, models_dir, force=False):
             if not finished(checkpoint)]
 
 
-def train_variants(variants, recipe, data_dir, models_dir, device, force=False, channels_last=None):
+def train_variants(variants, recipe, data_dir, models_dir, device, force=False, channels_last=None, compile=False):
     """Train (or resume, or skip) each variant in turn; returns one Outcome per variant.
 
-    ``channels_last`` (default: on for CUDA) keeps the model and its batches in channels-last memory layout.
+    ``channels_last`` (default: where bf16 autocast is on, and on CUDA) keeps the model and its batches in
+    channels-last memory layout; following the recipe's ``amp`` on a CPU, a resumed run keeps the layout it began
+    with. ``compile`` runs the training forward and backward through ``torch.compile`` (off by default: not yet
+    measured on a GPU). The data set is copied to the device once for all variants, and cuDNN picks its
+    fastest kernels for training's fixed batch shapes (``cudnn.benchmark``).
     """
     plan = plan_variants(variants, recipe, models_dir, force)
     data = None
     outcomes = []
-    for variant, checkpoint in plan:
-        if finished(checkpoint):
-            outcome = Outcome(variant, "skipped", checkpoint["metadata"])
-        else:
-            data = data or load_training_data(data_dir, recipe)
-            metadata = train_variant(variant, recipe, data, device, variant.checkpoint_path(models_dir), checkpoint,
-                                     channels_last)
-            outcome = Outcome(variant, "resumed" if checkpoint else "trained", metadata)
-        print(outcome_line(outcome), flush=True)
-        outcomes.append(outcome)
+    with cudnn_benchmark(device.type == "cuda"):
+        for variant, checkpoint in plan:
+            if finished(checkpoint):
+                outcome = Outcome(variant, "skipped", checkpoint["metadata"])
+            else:
+                data = data or load_training_data(data_dir, recipe).to(device)
+                metadata = train_variant(variant, recipe, data, device, variant.checkpoint_path(models_dir),
+                                         checkpoint, channels_last, compile)
+                outcome = Outcome(variant, "resumed" if checkpoint else "trained", metadata)
+            print(outcome_line(outcome), flush=True)
+            outcomes.append(outcome)
     return outcomes
 
 
-def train_variant(variant, recipe, data, device, path, resume_from=None, channels_last=None):
+@contextmanager
+def cudnn_benchmark(on):
+    """``torch.backends.cudnn.benchmark`` set for the block and restored after it."""
+    previous = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = on
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = previous
+
+
+def train_variant(variant, recipe, data, device, path, resume_from=None, channels_last=None, compile=False):
     """Run the remaining epochs of ``variant``, checkpointing each; then evaluate on the test set. Returns metadata."""
-    channels_last = device.type == "cuda" if channels_last is None else channels_last
+    channels_last = (recipe.amp or device.type == "cuda") if channels_last is None else channels_last
     torch.manual_seed(variant.seed)
     model = build_variant_model(variant, recipe.model, data.input_shape, data.num_classes).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
+    # the compiled module shares the model's parameters; checkpoints and evaluation use the model itself
+    trained = torch.compile(model) if compile else model
     optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                                 weight_decay=recipe.weight_decay)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=recipe.lr_step, gamma=recipe.lr_gamma)
@@ -153,7 +177,7 @@ def train_variant(variant, recipe, data, device, path, resume_from=None, channel
         for epoch in range(metadata["epochs_done"], recipe.epochs):
             loader.set_epoch(epoch)
             started = time.perf_counter()
-            stats = train_epoch(model, optimizer, loader, objective, recipe.amp,
+            stats = train_epoch(trained, optimizer, loader, objective, recipe.amp,
                                 desc=f"{variant.name} epoch {epoch + 1}/{recipe.epochs}")
             metadata["train_seconds"] += time.perf_counter() - started
             if not math.isfinite(stats["loss"]):
