@@ -37,11 +37,17 @@ class AutoAttack(Attack):
     reference = True
     parts = ("apgd-ce", "apgd-t", "fab-t", "square")
     title = "AutoAttack (standard)"
+    # Where APGD (our first two parts, same settings and seed) runs in the same evaluation, we continue its result
+    # rather than repeat it: the package attacks each part's survivors in turn, reseeding every part, so FAB-T and
+    # Square on the images APGD left correct give what the whole ensemble gives.
+    continues = "apgd"
 
     def __init__(self, model, eps=DEFAULT_EPS, seed=0):
         super().__init__(model, seed if seed is not None else 0)
         self.eps = validation.number(eps, "eps", minimum=0, maximum=1)
         self.parts_run = None  # what the last call ran: fewer classes leave out APGD-T
+        self._num_classes = None
+        self._packages = {}  # (device, parts) -> the package's configured AutoAttack, built once
 
     def settings(self):
         parts = self.parts_run or self.parts
@@ -50,31 +56,57 @@ class AutoAttack(Attack):
 
     @classmethod
     def evaluation_runs(cls, model, config):
-        return [AttackRun(cls.name, cls.title, cls(model, eps=config.eps, seed=config.seed), images=ALL_IMAGES)]
+        after = cls.continues if cls.continues in config.attacks else None
+        return [AttackRun(cls.name, cls.title, cls(model, eps=config.eps, seed=config.seed), images=ALL_IMAGES,
+                          after=after)]
 
-    def _configured(self, device, num_classes):
-        self.parts_run = tuple(p for p in self.parts if p != "apgd-t" or num_classes >= DLR_TARGETED_MIN_CLASSES)
-        attack = OfficialAutoAttack(self.model, norm="Linf", eps=self.eps, seed=self.seed, device=device,
-                                    version="custom", attacks=list(self.parts_run))
-        # the standard version's settings (version="custom" would keep the constructor's 5 restarts)
-        attack.apgd.n_restarts = 1
-        attack.apgd_targeted.n_restarts = 1
-        attack.fab.n_restarts = 1
-        attack.square.n_queries = 5000
-        attack.apgd_targeted.n_target_classes = min(STANDARD_TARGETS, num_classes - 1)
-        attack.fab.n_target_classes = min(STANDARD_TARGETS, num_classes - 1)
-        attack.verbose = False
-        return attack
+    def _allowed(self, parts, x):
+        """``parts`` less APGD-T where the model has too few classes for its targeted DLR loss."""
+        if self._num_classes is None:
+            self._num_classes = self.model(x[:1]).shape[1]
+        return tuple(p for p in parts if p != "apgd-t" or self._num_classes >= DLR_TARGETED_MIN_CLASSES)
+
+    def _package(self, device, parts):
+        """The package's AutoAttack running ``parts`` with the standard version's settings, built once."""
+        key = (torch.device(device), parts)
+        if key not in self._packages:
+            attack = OfficialAutoAttack(self.model, norm="Linf", eps=self.eps, seed=self.seed, device=device,
+                                        version="custom", attacks=list(parts))
+            # the standard version's settings (version="custom" would keep the constructor's 5 restarts)
+            attack.apgd.n_restarts = 1
+            attack.apgd_targeted.n_restarts = 1
+            attack.fab.n_restarts = 1
+            attack.square.n_queries = 5000
+            attack.apgd_targeted.n_target_classes = min(STANDARD_TARGETS, self._num_classes - 1)
+            attack.fab.n_target_classes = min(STANDARD_TARGETS, self._num_classes - 1)
+            attack.verbose = False
+            self._packages[key] = attack
+        return self._packages[key]
+
+    def _run(self, x, y, parts):
+        """The package's evaluation of ``parts`` on x (every image in one package batch)."""
+        x_adv, _ = self._package(x.device, parts).run_standard_evaluation(x, y, batch_size=len(x))
+        return x_adv.detach()
 
     def __call__(self, x, y, targeted=False):
         if targeted:
             raise ValueError(f"{type(self).__name__} is an untargeted evaluation")
         x, y = check_inputs(self.model, x, y)
         with eval_mode(self.model), private_rng(x.device):
-            num_classes = self.model(x[:1]).shape[1]
-            attack = self._configured(x.device, num_classes)
-            x_adv, _ = attack.run_standard_evaluation(x, y, batch_size=len(x))
-        return x_adv.detach(), None
+            self.parts_run = self._allowed(self.parts, x)
+            return self._run(x, y, self.parts_run), None
+
+    def extend(self, x, y, x_prior, still_correct):
+        """The rest of the ensemble after APGD: FAB-T and Square on the images APGD's ``x_prior`` left correct."""
+        x, y = check_inputs(self.model, x, y)
+        x_adv = x_prior.detach().clone()
+        with eval_mode(self.model), private_rng(x.device):
+            self.parts_run = self._allowed(self.parts, x)
+            rest = tuple(p for p in self.parts_run if p not in APGD.parts)
+            robust = still_correct.nonzero().squeeze(1)
+            if len(robust):
+                x_adv[robust] = self._run(x[robust], y[robust], rest)
+        return x_adv, None
 
 
 class APGD(AutoAttack):
@@ -84,3 +116,4 @@ class APGD(AutoAttack):
     reference = False
     parts = ("apgd-ce", "apgd-t")
     title = "APGD-CE + APGD-T"
+    continues = None

@@ -28,6 +28,13 @@ TINY = 1e-12  # guards divisions by a zero gradient or a zero perturbation
 # An attack built without a budget gets CIFAR-10's standard one; the evaluation protocol always passes the
 # budget of the data set it attacks (data.registry: Fashion-MNIST 0.1, MNIST 0.3).
 DEFAULT_EPS, DEFAULT_STEP = 8 / 255, 1 / 255
+# Steps between host synchronisations in the PGD and NES step loops (K): only then do samples that met their goal
+# leave the working set, and only then can a loop end early. Between them, finished samples are frozen in place by
+# masks on the device (still computed, no longer moved or counted). On a CPU a sync costs nothing and leaving at
+# once saves the finished samples' compute: every step. On an accelerator each sync stalls the queue of kernels:
+# every 10 steps, for at most 9 steps of carried samples.
+SYNC_EVERY = {"cpu": 1}
+ACCELERATOR_SYNC_EVERY = 10
 WHITE_BOX, BLACK_BOX = "white-box", "black-box"
 # Which images an evaluation attacks: the first n_eval test images, or the seeded query subset of them
 # (query-based attacks are too costly for every image).
@@ -43,6 +50,10 @@ class AttackRun:
     attack: object
     targeted: bool = False
     images: str = ALL_IMAGES
+    # Key of a run of the same evaluation, on the same images, whose result this one continues instead of
+    # repeating it (AutoAttack after APGD, its first parts): the evaluation runs that one first and calls
+    # ``attack.extend`` with its outcome. That run continues none itself.
+    after: str | None = None
 
 
 class Attack:
@@ -78,6 +89,11 @@ class Attack:
     def evaluation_runs(cls, model, config):
         """The runs of this attack that an ``EvalConfig`` asks for: a list of ``AttackRun``."""
         raise NotImplementedError
+
+    def extend(self, x, y, x_prior, still_correct):
+        """``(x_adv, queries)`` as ``self(x, y)`` would return them, given the adversarial images ``x_prior`` of the
+        run this one continues (``AttackRun.after``) and which images they leave ``still_correct``."""
+        raise NotImplementedError(f"{type(self).__name__} does not continue other runs")
 
 
 @contextlib.contextmanager
@@ -167,6 +183,18 @@ def linf_box(x, eps, bounds):
     if bounds is not None:
         lower, upper = lower.clamp(min=bounds[0]), upper.clamp(max=bounds[1])
     return lower, upper
+
+
+def sync_every(device, given=None):
+    """K of ``SYNC_EVERY`` for ``device``, unless ``given``."""
+    if given is not None:
+        return validation.integer(given, "sync_every", minimum=1)
+    return SYNC_EVERY.get(torch.device(device).type, ACCELERATOR_SYNC_EVERY)
+
+
+def row_mask(mask, like):
+    """A per-sample bool mask shaped to broadcast over ``like`` (N, ...)."""
+    return mask.reshape(-1, *([1] * (like.dim() - 1)))
 
 
 def select_rows(value, keep):

@@ -48,35 +48,43 @@ def check(name, status, detail):
     return {"name": name, "status": status, "detail": detail}
 
 
-def check_large_eps(model, config, x, y, device):
+def check_large_eps(model, config, x, y, device, clean_pred):
     """PGD with eps = 1 must fool the model almost always; if not, the gradients are broken or masked."""
     name = "pgd_eps1_success"
     n = min(config.check_n, len(x))
     if n == 0:
         return check(name, NOT_RUN, "check_n is 0")
     attack = PGD(model, eps=1.0, alpha=2.5 / config.steps, steps=config.steps, seed=config.seed)
-    rate = run_attack(model, attack, x[:n], y[:n], device, config.batch_size, desc="check eps=1")["success"]
+    rate = run_attack(model, attack, x[:n], y[:n], device, config.batch_size, desc="check eps=1",
+                      clean_pred=clean_pred[:n])["success"]
     rate = rate.float().mean().item()
     return check(name, PASSED if rate >= LARGE_EPS_MIN_SUCCESS else FAILED,
                  f"untargeted PGD with eps=1 (step 2.5/steps, uniform random start) on the first {n} evaluated "
                  f"images: success_rate_all {rate:.4f} (must be >= {LARGE_EPS_MIN_SUCCESS})")
 
 
-def check_eps_monotone(model, config, x, y, device, completed):
-    """A bigger budget must not leave more images correct; one image of slack for random starts."""
+def check_eps_monotone(model, config, x, y, device, completed, clean_pred, swept):
+    """A bigger budget must not leave more images correct; one image of slack for random starts. PGD at 2·eps
+    is the robustness curve's run where the sweep has that eps (``swept``), else run here."""
     name = "robust_acc_monotone_in_eps"
     n = min(config.check_n, len(x))
     pgd = next((run for run in completed if run.key == "pgd"), None)
     if n == 0 or pgd is None:
         return check(name, NOT_RUN, "check_n is 0" if n == 0 else "PGD was not run")
-    attack = PGD(model, eps=min(2 * config.eps, 1.0), alpha=config.alpha, steps=config.steps,
-                 restarts=config.restarts, seed=config.seed)
-    double = run_attack(model, attack, x[:n], y[:n], device, config.batch_size, desc="check 2*eps")
+    double_eps = min(2 * config.eps, 1.0)
+    if (pgd.key, double_eps) in swept:
+        still_correct = swept[pgd.key, double_eps][:n]
+    else:
+        attack = PGD(model, eps=double_eps, alpha=config.alpha, steps=config.steps, restarts=config.restarts,
+                     seed=config.seed)
+        double = run_attack(model, attack, x[:n], y[:n], device, config.batch_size, desc="check 2*eps",
+                            clean_pred=clean_pred[:n])
+        still_correct = double["adv_pred"] == y[:n]
     robust = pgd.robust_acc(torch.arange(n))
-    robust_double = (double["adv_pred"] == y[:n]).float().mean().item()
+    robust_double = still_correct.float().mean().item()
     return check(name, PASSED if robust_double <= robust + 1 / n else FAILED,
                  f"on the first {n} evaluated images: PGD robust_acc {robust:.4f} at eps={config.eps:.5g}, "
-                 f"{robust_double:.4f} at eps={min(2 * config.eps, 1.0):.5g} (must not rise by more than one image)")
+                 f"{robust_double:.4f} at eps={double_eps:.5g} (must not rise by more than one image)")
 
 
 def check_black_box_not_stronger(completed):
@@ -142,10 +150,12 @@ def check_zero_gradients(model, config, x, y, device):
                  f"input gradient (at most {ZERO_GRADIENT_MAX_FRACTION} allowed)")
 
 
-def run_checks(model, config, x, y, device, completed):
-    """Every check, in a fixed order; ``x, y`` are the evaluated images, ``completed`` the attack runs."""
-    return [check_large_eps(model, config, x, y, device),
-            check_eps_monotone(model, config, x, y, device, completed),
+def run_checks(model, config, x, y, device, completed, clean_pred, swept=None):
+    """Every check, in a fixed order; ``x, y`` are the evaluated images and ``clean_pred`` the model's predictions on
+    them, ``completed`` the attack runs, ``swept`` the robustness curves' outcomes ``{(run key, eps): still
+    correct}``."""
+    return [check_large_eps(model, config, x, y, device, clean_pred),
+            check_eps_monotone(model, config, x, y, device, completed, clean_pred, swept or {}),
             check_black_box_not_stronger(completed),
             check_white_box_agree(completed),
             check_zero_gradients(model, config, x, y, device)]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.errors import FileProblem
-from common.io import atomic_write_json, atomic_write_text
+from common.io import atomic_write_text
 from data.registry import DATASETS, LEGACY_DATASET
 from models import layer_names, model_class
 from sparsity.methods import BASELINE
@@ -37,8 +37,11 @@ QUERY_COLUMNS = ("median_queries", "mean_queries", "median_queries_all", "mean_q
 
 
 def write_record(path, record):
-    """Write one variant's record atomically, tagged with this project's format and schema version."""
-    atomic_write_json(path, {"format": FORMAT, "schema_version": SCHEMA_VERSION, **record}, location="results_dir")
+    """Write one variant's record atomically, tagged with this project's format and schema version; returns the
+    document as a reader of the file gets it. Strict JSON: a NaN or infinity is a bug (ValueError)."""
+    text = json.dumps({"format": FORMAT, "schema_version": SCHEMA_VERSION, **record}, indent=2, allow_nan=False)
+    atomic_write_text(path, text + "\n", location="results_dir")
+    return json.loads(text)
 
 
 @dataclass(frozen=True)
@@ -200,11 +203,10 @@ def is_ours(data):
     return isinstance(data, dict) and (data.get("format") == FORMAT or ("schema_version" in data and "variant" in data))
 
 
-def read_record(path, folder_method):
-    """The validated record in ``path``; FileProblem naming the file when it is unreadable or not a valid record."""
-    reader = _Reader(path, folder_method)
+def _load_json(path, reader):
+    """The parsed JSON of ``path``; a file that is not UTF-8 JSON fails through ``reader``."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return json.loads(Path(path).read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         reader.fail("not UTF-8 text")
     except json.JSONDecodeError as err:
@@ -212,6 +214,12 @@ def read_record(path, folder_method):
     except OSError as err:
         raise FileProblem(f"cannot read {path}: {err.strerror}; fix its permissions or move it out of "
                           f"{Path(path).parent}", "results_dir") from None
+
+
+def read_record(path, folder_method):
+    """The validated record in ``path``; FileProblem naming the file when it is unreadable or not a valid record."""
+    reader = _Reader(path, folder_method)
+    data = _load_json(path, reader)
     reader.require(is_ours(data), "not a result file of this project (no format tag)")
     return reader.record(data)
 
@@ -224,34 +232,90 @@ def result_paths(method_dir):
     return sorted(p for p in folder.glob("*.json") if p.is_file() and not p.name.startswith("."))
 
 
-def load_records(method_dir, folder_method, warn=None, dataset=None):
-    """Every result record in ``method_dir``, in table order.
+class RecordFolder:
+    """The result records of one folder, held in memory.
 
-    JSON files this project did not write are skipped with one warning naming
-    them (``warn(message)``, default ``warnings.warn``); a file of ours that is
-    malformed is a FileProblem naming it, and so is a record of another data set
-    than ``dataset`` (None: than the folder's first record).
+    A file is read when it is new or has changed since (size, modification time, inode), so that results other
+    processes write into the folder (a job array's other tasks) are seen, while a record this process writes
+    (``write``) is taken from memory: rebuilding summary.csv after every variant reads only what is new.
+    JSON files this project did not write are skipped with one warning naming them (``warn(message)``, default
+    ``warnings.warn``); a file of ours that is malformed is a FileProblem naming it, and so is a record of another
+    data set than ``dataset`` (None: than the folder's first record).
     """
-    records, foreign = [], []
-    for path in result_paths(method_dir):
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            data = None
-        except OSError as err:
-            raise FileProblem(f"cannot read {path}: {err.strerror}", "results_dir") from None
-        if data is not None and not is_ours(data):
-            foreign.append(path.name)
-            continue
-        records.append(read_record(path, folder_method))
-    if foreign:
-        message = f"{method_dir} holds JSON files that are not result files, skipped: {', '.join(foreign)}"
-        if warn is None:
-            warnings.warn(message, stacklevel=2)
-        else:
-            warn(message)
-    require_one_dataset(records, dataset)
-    return sorted(records, key=record_order)
+
+    def __init__(self, method_dir, folder_method, warn=None, dataset=None):
+        self.method_dir = Path(method_dir)
+        self.folder_method = folder_method
+        self.warn = warn
+        self.dataset = dataset
+        self._files = {}  # path -> (stamp, its ResultRecord, or None for a file that is not ours)
+        self._warned = set()  # foreign files already named
+
+    @staticmethod
+    def _stamp(path):
+        status = path.stat()
+        return status.st_mtime_ns, status.st_size, status.st_ino
+
+    def _entry(self, path):
+        stamp = self._stamp(path)
+        known = self._files.get(path)
+        if known is None or known[0] != stamp:
+            reader = _Reader(path, self.folder_method)
+            data = _load_json(path, reader)
+            known = self._files[path] = (stamp, reader.record(data) if is_ours(data) else None)
+        return known
+
+    def records(self):
+        """Every result record in the folder, in table order."""
+        present = {path: self._entry(path) for path in result_paths(self.method_dir)}
+        foreign = [path for path, (_, record) in present.items() if record is None and path not in self._warned]
+        self._files = present
+        if foreign:
+            self._warned.update(foreign)
+            names = ", ".join(path.name for path in foreign)
+            message = f"{self.method_dir} holds JSON files that are not result files, skipped: {names}"
+            if self.warn is None:
+                warnings.warn(message, stacklevel=3)
+            else:
+                self.warn(message)
+        records = [record for _, record in present.values() if record is not None]
+        require_one_dataset(records, self.dataset)
+        return sorted(records, key=record_order)
+
+    def get(self, path):
+        """The record in ``path`` as ``read_record`` gives it (a file that is not ours is a FileProblem), read only
+        when new or changed; None when there is no such file."""
+        path = Path(path)
+        if not path.is_file():
+            return None
+        record = self._entry(path)[1]
+        _Reader(path, self.folder_method).require(record is not None, "not a result file of this project (no "
+                                                                      "format tag)")
+        return record
+
+    def write(self, path, record):
+        """``write_record``, keeping the record as written in memory."""
+        path = Path(path)
+        document = write_record(path, record)
+        self._files[path] = (self._stamp(path), _Reader(path, self.folder_method).record(document))
+
+    def write_summary(self):
+        """Rewrite ``summary.csv`` from every record of the folder; returns its path and the records."""
+        records = self.records()
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=summary_columns(records), extrasaction="ignore",
+                                lineterminator="\n")
+        writer.writeheader()
+        for record in records:
+            writer.writerow({key: "" if value is None else value for key, value in summary_row(record).items()})
+        path = self.method_dir / SUMMARY_NAME
+        atomic_write_text(path, buffer.getvalue(), location="results_dir")
+        return path, records
+
+
+def load_records(method_dir, folder_method, warn=None, dataset=None):
+    """Every result record in ``method_dir``, in table order (see ``RecordFolder``)."""
+    return RecordFolder(method_dir, folder_method, warn, dataset).records()
 
 
 def require_one_dataset(records, dataset=None):
@@ -307,15 +371,7 @@ def summary_row(record):
 
 def write_summary_csv(method_dir, folder_method, warn=None, dataset=None):
     """Rewrite ``method_dir/summary.csv`` from every result record there; returns its path and the records."""
-    records = load_records(method_dir, folder_method, warn, dataset)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=summary_columns(records), extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for record in records:
-        writer.writerow({key: "" if value is None else value for key, value in summary_row(record).items()})
-    path = Path(method_dir) / SUMMARY_NAME
-    atomic_write_text(path, buffer.getvalue(), location="results_dir")
-    return path, records
+    return RecordFolder(method_dir, folder_method, warn, dataset).write_summary()
 
 
 def _cell(value, digits=3):

@@ -2,8 +2,9 @@
 variant that has a finished checkpoint, with one result file each (``evaluate_variants``).
 
 Each variant's record is written as soon as it is done and summary.csv is
-rebuilt after every variant, so variants evaluated by separate processes (a
-job array) merge, and an interrupted run keeps what it finished. A variant
+rebuilt after every variant (from the records in memory, reading only files
+other processes added), so variants evaluated by separate processes (a job
+array) merge, and an interrupted run keeps what it finished. A variant
 whose record already matches its checkpoint and the evaluation settings is
 skipped unless ``force``.
 """
@@ -19,7 +20,7 @@ from attacks.base import ALL_IMAGES, QUERY_SUBSET, WHITE_BOX
 from common.errors import FileProblem
 from evaluation.checks import CompletedRun, run_checks
 from evaluation.metrics import attack_metrics, make_targets, run_attack
-from evaluation.records import format_summary_table, load_records, read_record, write_record, write_summary_csv
+from evaluation.records import RecordFolder, format_summary_table, read_record
 from sparsity.measure import evaluate_clean, learned
 from data.registry import DEFAULT_DATASET
 from training.checkpoint import (checkpoint_test_set, checkpoint_variant, load_checkpoint, model_from_checkpoint,
@@ -38,38 +39,39 @@ def evaluate_model(model, x, y, num_classes, device, config):
     Returns the model-dependent part of a result record: ``clean_acc``, ``learned``, ``n_test``,
     ``activation_sparsity``, ``attacks`` (run key -> entry), ``checks``, ``timings``, ``query_indices``
     (which evaluated images the query-based attacks got) and ``eval_config`` (the settings as run).
+    Nothing is computed twice: the images move to the device once, the clean pass's predictions serve every
+    attack, a run that continues another (``AttackRun.after``) starts from its result, the robustness curves
+    reuse the protocol's runs at its eps, and the eps-monotonicity check reuses the curve at 2·eps.
     """
     config = config.resolved(device, len(x))
+    x = x.to(device)
     timings = {}
     started = time.perf_counter()
     clean = evaluate_clean(model, x, y, config.batch_size, device)
     timings["clean_s"] = time.perf_counter() - started
     x_eval, y_eval = x[:config.n_eval], y[:config.n_eval].cpu()
+    clean_pred = clean["predictions"][:config.n_eval].cpu()
     images = {ALL_IMAGES: torch.arange(config.n_eval),
               QUERY_SUBSET: query_subset(config.n_eval, config.query_n, config.seed)}
     targets = make_targets(y_eval, num_classes, config.seed)
-    attacks, completed, used = {}, [], set()
-    for name in config.attacks:
-        for run in ATTACKS[name].evaluation_runs(model, config):
-            indices = images[run.images]
-            used.add(run.images)
-            batch_size = config.black_box_batch_size if run.attack.counts_queries else config.batch_size
-            started = time.perf_counter()
-            outcome = run_attack(model, run.attack, x_eval[indices], y_eval[indices], device, batch_size,
-                                 targets[indices] if run.targeted else None, desc=run.key)
-            timings[f"{run.key}_s"] = time.perf_counter() - started
-            attacks[run.key] = {"attack": name, "title": run.title, "threat_model": run.attack.threat_model,
-                                "reference": run.attack.reference, "settings": run.attack.settings(),
-                                **attack_metrics(outcome, y_eval[indices], run.targeted)}
-            completed.append(CompletedRun(run.key, run.attack.threat_model, run.targeted, indices,
-                                          outcome["adv_pred"] == y_eval[indices]))
+    runs = [run for name in config.attacks for run in ATTACKS[name].evaluation_runs(model, config)]
+    outcomes = run_attacks(model, runs, config, x_eval, y_eval, clean_pred, images, targets, device, timings)
+    attacks, completed = {}, []
+    for run in runs:
+        indices, outcome = images[run.images], outcomes[run.key]
+        attacks[run.key] = {"attack": run.attack.name, "title": run.title, "threat_model": run.attack.threat_model,
+                            "reference": run.attack.reference, "settings": run.attack.settings(),
+                            **attack_metrics(outcome, y_eval[indices], run.targeted)}
+        completed.append(CompletedRun(run.key, run.attack.threat_model, run.targeted, indices,
+                                      outcome["adv_pred"] == y_eval[indices]))
     started = time.perf_counter()
-    curves = robustness_curves(model, config, x_eval, y_eval, device, completed)
+    curves, swept = robustness_curves(model, config, x_eval, y_eval, clean_pred, device, completed)
     timings["eps_sweep_s"] = time.perf_counter() - started
     started = time.perf_counter()
-    checks = run_checks(model, config, x_eval, y_eval, device, completed)
+    checks = run_checks(model, config, x_eval, y_eval, device, completed, clean_pred, swept)
     timings["checks_s"] = time.perf_counter() - started
     headline = headline_attack(attacks)
+    used = {run.images for run in runs}
     return {"clean_acc": clean["accuracy"], "learned": learned(clean["accuracy"], num_classes), "n_test": len(x),
             "activation_sparsity": clean["activation_sparsity"], "headline_attack": headline,
             "headline_robust_acc": attacks[headline]["robust_acc"] if headline else None,
@@ -77,6 +79,29 @@ def evaluate_model(model, x, y, num_classes, device, config):
             "checks": checks, "timings": timings,
             "query_indices": images[QUERY_SUBSET].tolist() if QUERY_SUBSET in used else [],
             "eval_config": config.to_dict()}
+
+
+def run_attacks(model, runs, config, x, y, clean_pred, images, targets, device, timings=None, desc=""):
+    """``{run key: run_attack outcome}`` for every AttackRun of ``runs`` over ``x`` (the evaluated images, on the
+    device), each on its images; a run that continues another runs after it, from its result. ``timings`` (a
+    dict) gets ``{key}_s`` per run, in the order of ``runs``."""
+    continued = {run.after for run in runs if run.after is not None}
+    order = [run for run in runs if run.after is None] + [run for run in runs if run.after is not None]
+    outcomes, seconds = {}, {}
+    for run in order:
+        indices = images[run.images]
+        batch_size = config.black_box_batch_size if run.attack.counts_queries else config.batch_size
+        started = time.perf_counter()
+        outcomes[run.key] = run_attack(model, run.attack, x[indices], y[indices], device, batch_size,
+                                       targets[indices] if run.targeted else None, desc=run.key + desc,
+                                       clean_pred=clean_pred[indices], prior=outcomes.get(run.after),
+                                       keep_adversarial=run.key in continued)
+        seconds[run.key] = time.perf_counter() - started
+    if timings is not None:
+        timings.update({f"{run.key}_s": seconds[run.key] for run in runs})
+    for outcome in outcomes.values():
+        outcome.pop("adversarial", None)  # kept only for the run that continued it
+    return outcomes
 
 
 def headline_attack(attacks):
@@ -87,26 +112,28 @@ def headline_attack(attacks):
     return next((key for key in white if attacks[key].get("reference")), white[0] if white else None)
 
 
-def robustness_curves(model, config, x, y, device, completed):
-    """``{run key: [{eps, n, robust_acc}, ...]}`` for every untargeted white-box run on all evaluated images,
-    at each eps of ``config.eps_sweep`` (the protocol's eps reuses its run)."""
-    done = {run.key: run for run in completed}
-    curves = {}
+def robustness_curves(model, config, x, y, clean_pred, device, completed):
+    """``({run key: [{eps, n, robust_acc}, ...]}, {(run key, eps): still_correct})`` for every untargeted
+    white-box run on all evaluated images, at each eps of ``config.eps_sweep`` (the protocol's eps reuses its
+    runs); the second part holds each image's outcome, for the checks."""
+    done = {run.key: run.still_correct for run in completed}
+    everything = {ALL_IMAGES: torch.arange(len(y))}
+    curves, swept = {}, {}
     for eps in sorted(config.eps_sweep):
         at_eps = replace(config, eps=eps)
-        for name in config.attacks:
-            for run in ATTACKS[name].evaluation_runs(model, at_eps):
-                if run.attack.threat_model != WHITE_BOX or run.targeted or run.images != ALL_IMAGES:
-                    continue
-                if eps == config.eps and run.key in done:
-                    still_correct = done[run.key].still_correct
-                else:
-                    outcome = run_attack(model, run.attack, x, y, device, config.batch_size,
-                                         desc=f"{run.key} eps={eps:.4g}")
-                    still_correct = outcome["adv_pred"] == y
-                curves.setdefault(run.key, []).append(
-                    {"eps": eps, "n": len(y), "robust_acc": still_correct.float().mean().item()})
-    return curves
+        runs = [run for name in config.attacks for run in ATTACKS[name].evaluation_runs(model, at_eps)
+                if run.attack.threat_model == WHITE_BOX and not run.targeted and run.images == ALL_IMAGES]
+        if eps == config.eps and all(run.key in done for run in runs):
+            still_correct = {run.key: done[run.key] for run in runs}
+        else:
+            outcomes = run_attacks(model, runs, config, x, y, clean_pred, everything, None, device,
+                                   desc=f" eps={eps:.4g}")
+            still_correct = {key: outcome["adv_pred"] == y for key, outcome in outcomes.items()}
+        for run in runs:
+            swept[run.key, eps] = still_correct[run.key]
+            curves.setdefault(run.key, []).append(
+                {"eps": eps, "n": len(y), "robust_acc": still_correct[run.key].float().mean().item()})
+    return curves, swept
 
 
 def file_sha256(path):
@@ -119,13 +146,17 @@ def file_sha256(path):
 
 @dataclass
 class Job:
-    """A variant ready for evaluation: its checkpoint's path, metadata and hash (the weights are read when its
-    turn comes, so a long list of variants does not hold every checkpoint in memory)."""
+    """A variant ready for evaluation: its checkpoint (read once, memory-mapped: the weights come from the file
+    when its turn comes, so a long list of variants does not hold every checkpoint in memory), path and hash."""
 
     variant: object
     checkpoint_path: object
-    metadata: dict
+    checkpoint: dict
     sha256: str
+
+    @property
+    def metadata(self):
+        return self.checkpoint["metadata"]
 
 
 def find_checkpoints(variants, models_dir, train_hint, dataset=DEFAULT_DATASET):
@@ -138,7 +169,7 @@ def find_checkpoints(variants, models_dir, train_hint, dataset=DEFAULT_DATASET):
         if not path.exists():
             warnings.append(f"no checkpoint for {variant.name} in {models_dir}; create it with: {train_hint(variant)}")
             continue
-        checkpoint = load_checkpoint(path)
+        checkpoint = load_checkpoint(path, mmap=True)
         require_dataset(path, checkpoint["metadata"], dataset)
         stored = checkpoint_variant(checkpoint)
         if stored != variant:
@@ -151,7 +182,7 @@ def find_checkpoints(variants, models_dir, train_hint, dataset=DEFAULT_DATASET):
                             f"{'retrain it with' if status == 'diverged' else 'finish its training with'}: "
                             f"{train_hint(variant, force=status == 'diverged', recipe=checkpoint['metadata']['recipe'])}")
             continue
-        ready.append(Job(variant, path, checkpoint["metadata"], file_sha256(path)))
+        ready.append(Job(variant, path, checkpoint, file_sha256(path)))
     return ready, warnings
 
 
@@ -165,17 +196,21 @@ def variant_config(config, variant):
     return replace(config, seed=variant.seed)
 
 
-def needs_evaluation(job, method, results_dir, config, device, force=False):
-    """Whether ``job`` (a Job) has no up-to-date result in ``results_dir`` (or ``force`` redoes it)."""
+def needs_evaluation(job, method, results_dir, config, device, force=False, folder=None):
+    """Whether ``job`` (a Job) has no up-to-date result in ``results_dir`` (or ``force`` redoes it). ``folder``:
+    the method's RecordFolder where the caller holds one, else the result file is read."""
+    if force:
+        return True
     path = job.variant.results_path(results_dir, method)
-    return force or not is_up_to_date(path, method, job, variant_config(config, job.variant), device)
+    record = folder.get(path) if folder is not None else (read_record(path, method) if path.exists() else None)
+    return not is_up_to_date(record, job, variant_config(config, job.variant), device)
 
 
-def is_up_to_date(path, method, job, config, device):
-    """Whether ``path`` holds this variant's record for this very checkpoint file and these settings."""
-    if not path.exists():
+def is_up_to_date(record, job, config, device):
+    """Whether ``record`` (None: no result yet) is this variant's for this very checkpoint file and these
+    settings."""
+    if record is None:
         return False
-    record = read_record(path, method)
     return (record.checkpoint.get("sha256") == job.sha256
             and record.eval_config == {**config.resolved(device, record.n_test).to_dict(), "device": str(device)})
 
@@ -194,31 +229,33 @@ def evaluate_variants(variants, method, models_dir, results_dir, data_dir, devic
     Returns the records of the evaluated variants, in table order.
     """
     method_dir = results_dir / method
-    load_records(method_dir, method, warn, dataset)  # a malformed or foreign result file stops the run up front
+    folder = RecordFolder(method_dir, method, warn, dataset)
+    folder.records()  # a malformed or foreign result file stops the run before any attack
     ready, warnings = find_checkpoints(variants, models_dir, train_hint, dataset)
     if not ready:
         raise no_checkpoint_error(variants, warnings, models_dir)
     for warning in warnings:
         warn(warning)
-    test_sets = {}  # classes -> (x, y): variants of one run share their test set
+    test_sets = {}  # classes -> (x on the device, y): variants of one run share their test set
     started = time.perf_counter()
     done, skipped = [], []
     for index, job in enumerate(ready, start=1):
         path = job.variant.results_path(results_dir, method)
         metadata = job.metadata
-        if not needs_evaluation(job, method, results_dir, config, device, force):
+        if not needs_evaluation(job, method, results_dir, config, device, force, folder):
             skipped.append(job.variant.name)
             log(f"[{index}/{len(ready)}] {job.variant.name}: result is up to date, skipped (--force redoes it)")
             continue
         log(f"[{index}/{len(ready)}] {job.variant.name}")
         classes = tuple(metadata["recipe"]["classes"])
         if classes not in test_sets:
-            test_sets[classes] = checkpoint_test_set(metadata, data_dir)
+            x, y = checkpoint_test_set(metadata, data_dir)
+            test_sets[classes] = x.to(device), y
         x, y = test_sets[classes]
-        model = model_from_checkpoint(load_checkpoint(job.checkpoint_path), device)
+        model = model_from_checkpoint(job.checkpoint, device)
         evaluation = evaluate_model(model, x, y, metadata["num_classes"], device, variant_config(config, job.variant))
         eval_config = evaluation.pop("eval_config")
-        write_record(path, {
+        folder.write(path, {
             "dataset": dataset,
             "method": method,
             "variant": job.variant.to_record(),
@@ -226,10 +263,10 @@ def evaluate_variants(variants, method, models_dir, results_dir, data_dir, devic
             **evaluation,
             "eval_config": {**eval_config, "device": str(device)},
         })
-        write_summary_csv(method_dir, method, lambda message: None, dataset)  # warned about at the start
+        folder.write_summary()
         done.append(job.variant.name)
         log(variant_line(job.variant, evaluation))
-    _, records = write_summary_csv(method_dir, method, lambda message: None, dataset)
+    _, records = folder.write_summary()
     names = {job.variant.name for job in ready}
     shown = [record for record in records if record.variant.name in names]
     log(format_summary_table(shown))

@@ -14,7 +14,8 @@ def as_model_input(batch, device):
 
 @torch.no_grad()
 def evaluate_clean(model, x, y=None, batch_size=EVAL_BATCH_SIZE, device=None):
-    """One eval-mode pass over ``x``: ``{"accuracy": float | None, "activation_sparsity": {layer: fraction}}``.
+    """One eval-mode pass over ``x``: ``{"accuracy": float | None, "activation_sparsity": {layer: fraction},
+    "predictions": int64 (N,) on the device}``.
 
     ``x`` is uint8 (N, C, H, W) or float in [0, 1]; accuracy needs labels ``y``. Sparsity is measured at
     the layers of a registered model (``LAYER_NAMES``); any other model gets an empty dict.
@@ -27,19 +28,21 @@ def evaluate_clean(model, x, y=None, batch_size=EVAL_BATCH_SIZE, device=None):
     zeros = torch.zeros(len(layers), dtype=torch.float64, device=device)
     sizes = torch.zeros(len(layers), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
+    predictions = []
     with record_activations(model, layers) as activations:
         for start in range(0, len(x), batch_size):
-            logits = model(as_model_input(x[start:start + batch_size], device))
+            predictions.append(model(as_model_input(x[start:start + batch_size], device)).argmax(1))
             for index, layer in enumerate(layers):
                 zeros[index] += (activations[layer] == 0).sum()
                 sizes[index] += activations[layer].numel()
             if y is not None:
-                correct += (logits.argmax(1) == y[start:start + batch_size].to(device)).sum()
+                correct += (predictions[-1] == y[start:start + batch_size].to(device)).sum()
     model.train(was_training)
     fractions = (zeros / sizes).tolist()
     return {
         "accuracy": correct.item() / len(x) if y is not None else None,
         "activation_sparsity": dict(zip(layers, fractions)),
+        "predictions": torch.cat(predictions) if predictions else torch.zeros(0, dtype=torch.int64, device=device),
     }
 
 

@@ -12,7 +12,8 @@ from common.errors import FileProblem
 from evaluation.checks import CompletedRun, check_black_box_not_stronger
 from evaluation.config import EvalConfig
 from evaluation.metrics import attack_metrics, make_targets, run_attack
-from evaluation.records import format_summary_table, load_records, write_record, write_summary_csv
+from evaluation import records as records_module
+from evaluation.records import RecordFolder, format_summary_table, load_records, write_record, write_summary_csv
 from evaluation.runner import evaluate_model
 
 DEVICE = torch.device("cpu")
@@ -100,6 +101,29 @@ def test_evaluate_model_reports_every_attack_check_and_timing():
     json.dumps(report, allow_nan=False)  # everything is strict JSON
 
 
+def test_run_attack_uses_the_clean_predictions_it_is_given():
+    """The evaluation's clean pass predicts every image once; attack runs reuse that instead of predicting again."""
+    seen = []
+
+    class Counted(ChannelMeans):
+        def forward(self, x):
+            seen.append(len(x))
+            return super().forward(x)
+
+    def unchanged(x, y, targeted=False):
+        return x, None
+
+    model, y = Counted(), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
+    x = channel_images(y)
+    clean_pred = ChannelMeans()(x).argmax(1)
+    given = run_attack(model, unchanged, x, y, DEVICE, batch_size=4, clean_pred=clean_pred)
+    assert seen == [4, 4, 2]  # the adversarial images only
+    seen.clear()
+    computed = run_attack(model, unchanged, x, y, DEVICE, batch_size=4)
+    assert seen == [4, 4, 4, 4, 2, 2]
+    assert all(torch.equal(given[key], computed[key]) for key in ("clean_pred", "adv_pred", "success"))
+
+
 def test_failed_check_is_recorded_and_warned():
     everything = torch.arange(10)
     white = CompletedRun("pgd", "white-box", False, everything, torch.ones(10, dtype=torch.bool))
@@ -148,6 +172,30 @@ def test_summary_csv_merges_variants_written_separately(tmp_path):
 
     table = format_summary_table(records)
     assert "standard_seed0" in table and "FAILED: pgd_eps1_success" in table
+
+
+def test_summary_csv_is_rebuilt_from_records_in_memory_reading_only_new_files(tmp_path, monkeypatch):
+    """After every variant the summary is rewritten: from the records this process wrote and read before, plus
+    the files other processes (a job array's other tasks) added since, read once each."""
+    method_dir = tmp_path / "l1"
+    write_record(method_dir / "conv3_s0.01_seed0.json", record("conv3_s0.01_seed0"))
+    reads = []
+    load_json = records_module._load_json
+    monkeypatch.setattr(records_module, "_load_json", lambda path, reader: reads.append(path.name) or load_json(
+        path, reader))
+    folder = RecordFolder(method_dir, "l1")
+    assert [r.variant.name for r in folder.records()] == ["conv3_s0.01_seed0"] and reads == ["conv3_s0.01_seed0.json"]
+    for name, layer in (("conv1_s0.01_seed0", "conv1"), ("fc1_s0.01_seed0", "fc1")):
+        folder.write(method_dir / f"{name}.json", record(name, layer=layer))
+        folder.write_summary()
+    write_record(method_dir / "conv2_s0.01_seed0.json", record("conv2_s0.01_seed0", layer="conv2"))  # another process
+    path, records = folder.write_summary()
+    assert reads == ["conv3_s0.01_seed0.json", "conv2_s0.01_seed0.json"]
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["variant"] for row in rows] == ["conv1_s0.01_seed0", "conv2_s0.01_seed0", "conv3_s0.01_seed0",
+                                                "fc1_s0.01_seed0"]
+    assert path.read_text() == write_summary_csv(method_dir, "l1")[0].read_text()  # as if every file were read
 
 
 @pytest.mark.parametrize("content, problem", [

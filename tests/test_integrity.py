@@ -93,6 +93,18 @@ def test_eval_skips_up_to_date_results_and_redoes_them_with_force(cifar_dir, mod
     assert json.loads(record.read_text())["eval_config"]["steps"] == 4
 
 
+def test_eval_reads_each_checkpoint_once(cifar_dir, models, tmp_path, capsys, monkeypatch):
+    """Checked before any attack and used when its turn comes: one read per variant, with the weights mapped
+    from the file rather than held in memory."""
+    loads, load = [], torch.load
+    monkeypatch.setattr(torch, "load", lambda path, **kwargs: loads.append((path, kwargs.get("mmap"))) or load(
+        path, **kwargs))
+    status, out, _ = run([*EVAL, "--layers", "conv3", "fc1", *paths(cifar_dir, models, tmp_path)], capsys)
+    assert status == 0 and "evaluation: 3 evaluated" in out
+    variants = [Variant.baseline(0), Variant("l1", "conv3", 0.01, 0), Variant("l1", "fc1", 0.01, 0)]
+    assert sorted(loads) == sorted((variant.checkpoint_path(models), True) for variant in variants)
+
+
 def test_interrupted_eval_keeps_finished_variants_in_the_summary(cifar_dir, models, tmp_path, capsys, monkeypatch):
     real, calls = runner.evaluate_model, []
 

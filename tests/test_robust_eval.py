@@ -7,7 +7,9 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from pyautoattack.autopgd_base import APGDAttack
 
+import attacks.autoattack as autoattack_module
 from attacks import PGD, AutoAttack, Square
 from attacks.autoattack import APGD
 from evaluation.config import EvalConfig
@@ -195,3 +197,38 @@ def test_eps_sweep_gives_a_falling_curve_per_white_box_attack(ordinary):
     assert accuracies[1] == report["attacks"]["pgd"]["robust_acc"]
     assert {check["status"] for check in report["checks"] if check["name"] != "black_box_not_stronger_than_white_box"} \
         == {"not_run"}
+
+
+@pytest.mark.filterwarnings("ignore:sanity check white_box_attacks_agree failed")  # PGD-10 is weaker than APGD here
+def test_an_evaluation_does_no_attack_twice(ordinary, monkeypatch):
+    """PGD at 2·eps runs once when the eps sweep holds it (the curve and the monotonicity check share it), APGD runs
+    once where AutoAttack runs too (AutoAttack continues its result, and gives what it gives alone), and the
+    package's AutoAttack is built once, not per batch."""
+    model, x, y = ordinary
+    pgd_eps, apgd_ce, built = [], [], []
+    pgd_call, perturb = PGD.__call__, APGDAttack.perturb
+    monkeypatch.setattr(PGD, "__call__", lambda self, *args, **kw: pgd_eps.append(self.eps) or pgd_call(self, *args,
+                                                                                                           **kw))
+    monkeypatch.setattr(APGDAttack, "perturb", lambda self, *args, **kw: (
+        apgd_ce.append(self.eps) if type(self) is APGDAttack else None) or perturb(self, *args, **kw))
+
+    class CountedAutoAttack(autoattack_module.OfficialAutoAttack):
+        def __init__(self, *args, **kwargs):
+            built.append(kwargs["attacks"])
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(autoattack_module, "OfficialAutoAttack", CountedAutoAttack)
+    config = EvalConfig(attacks=("pgd", "apgd", "autoattack"), eps=EPS, alpha=EPS / 8, steps=10, check_n=64,
+                        eps_sweep=(EPS, 2 * EPS), batch_size=32)
+    report = evaluate_model(model, x, y, CLASSES, CPU, config)
+    assert sorted(pgd_eps) == sorted([EPS] * 2 + [2 * EPS] * 2 + [1.0] * 2)  # two batches each: eps, 2·eps, check
+    assert sorted(apgd_ce) == [EPS] * 2 + [2 * EPS] * 2
+    # per eps: APGD's parts, and AutoAttack's rest; each configured once however many batches
+    assert built == [["apgd-ce", "apgd-t"], ["fab-t", "square"]] * 2
+    checks = {check["name"]: check for check in report["checks"]}
+    assert f"{report['robustness_curves']['pgd'][1]['robust_acc']:.4f} at eps={2 * EPS:.5g}" \
+        in checks["robust_acc_monotone_in_eps"]["detail"]
+    monkeypatch.setattr(APGDAttack, "perturb", perturb)
+    alone = run_attack(model, AutoAttack(model, eps=EPS, seed=0), x, y, CPU, batch_size=32)
+    assert report["attacks"]["autoattack"]["robust_acc"] == (alone["adv_pred"] == y).float().mean().item()
+    assert report["attacks"]["autoattack"]["settings"]["version"] == "standard"

@@ -51,11 +51,12 @@ def save_checkpoint(path, model, optimizer, scheduler, rng, metadata):
     }, path, location="models_dir")
 
 
-def load_checkpoint(path, overwrite=None):
+def load_checkpoint(path, overwrite=None, mmap=False):
     """Read a checkpoint with ``weights_only=True``; a missing, corrupt or foreign file is a FileProblem naming it
-    (``overwrite``: the setting that would replace it, where the caller has one)."""
+    (``overwrite``: the setting that would replace it, where the caller has one). ``mmap``: the tensors stay in the
+    file until used (cheap to hold while only the metadata is needed)."""
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except FileNotFoundError:
         raise FileProblem(f"checkpoint {path} does not exist; train it first", "models_dir") from None
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile,
