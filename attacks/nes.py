@@ -2,7 +2,7 @@
 import torch
 
 from attacks.base import (BLACK_BOX, DEFAULT_EPS, DEFAULT_STEP, QUERY_SUBSET, Attack, AttackRun, attack_objective,
-                          check_inputs, eval_mode, linf_box, per_sample, select_rows)
+                          check_inputs, eval_mode, linf_box, per_sample, row_mask, select_rows, sync_every)
 from common import validation
 from common.errors import ConfigError
 
@@ -52,17 +52,23 @@ class NES(Attack):
     defaults). Without a random start the first iteration's check is the clean
     check itself and is not repeated. All active samples' queries stream through
     the model in chunks of ``query_batch`` images (default 4096 on CUDA, 64
-    elsewhere). Under a seed the result is reproducible for the same inputs and
-    ``query_batch``.
+    elsewhere). The host reads the successes every ``sync_every`` iterations
+    (default: every one on a CPU, every 10 on an accelerator;
+    ``attacks.base.SYNC_EVERY``); in between, a sample that met its goal stays
+    in the batch, frozen and no longer counted, so query counts stay exact.
+    Under a seed the result is reproducible for the same inputs, ``query_batch``
+    and ``sync_every`` (finished samples still in the batch draw noise).
     """
 
     name = "nes"
     threat_model = BLACK_BOX
     counts_queries = True
 
+
     def __init__(self, model, eps=DEFAULT_EPS, alpha=DEFAULT_STEP, steps=50, samples=200, sigma=1 / 255, momentum=0.0,
-                 random_start=True, query_batch=None, seed=None, bounds=(0.0, 1.0)):
+                 random_start=True, query_batch=None, seed=None, bounds=(0.0, 1.0), sync_every=None):
         super().__init__(model, seed)
+        self.sync_every = sync_every
         self.eps = eps if isinstance(eps, torch.Tensor) else validation.number(eps, "eps", minimum=0)
         self.alpha = alpha if isinstance(alpha, torch.Tensor) else validation.number(alpha, "alpha", minimum=0)
         self.steps = validation.integer(steps, "steps", minimum=0)
@@ -95,37 +101,53 @@ class NES(Attack):
         lower, upper = linf_box(x, eps, self.bounds)
         queries = torch.zeros(n, dtype=torch.int64, device=x.device)
 
+        every = sync_every(x.device, self.sync_every)
+
         with eval_mode(self.model), torch.inference_mode():
             x_adv = x.clone()
             direction = torch.zeros_like(x)
-            active = self._check(x_adv, y, targeted, queries, torch.arange(n, device=x.device))
+            # `active`: the samples still attacked; `done`: those of them that met their goal since the last sync
+            active, done = self._settle(*self._check(x_adv, y, targeted, queries, torch.arange(n, device=x.device)))
             if self.random_start:
                 noise = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype) * 2 - 1
                 start = x[active] + noise[active] * select_rows(eps, active)
                 x_adv[active] = torch.min(torch.max(start, lower[active]), upper[active])
             for step in range(self.steps):
                 if step > 0 or self.random_start:
-                    active = self._check(x_adv, y, targeted, queries, active)
+                    active, done = self._check(x_adv, y, targeted, queries, active, done)
+                    if step % every == 0:
+                        active, done = self._settle(active, done)
                 if active.numel() == 0:
                     break
                 estimate = self._estimate_gradient(x_adv[active], y[active], targeted, generator)
-                queries[active] += 2 * self.samples
-                blended = self.momentum * direction[active] + (1 - self.momentum) * estimate
+                queries[active] += 2 * self.samples * (~done)
+                moving = row_mask(~done, estimate)
+                blended = torch.where(moving, self.momentum * direction[active] + (1 - self.momentum) * estimate,
+                                      direction[active])
                 direction[active] = blended
-                x_adv[active] = torch.min(torch.max(x_adv[active] + select_rows(alpha, active) * blended.sign(),
-                                                    lower[active]), upper[active])
+                stepped = torch.min(torch.max(x_adv[active] + select_rows(alpha, active) * blended.sign(),
+                                              lower[active]), upper[active])
+                x_adv[active] = torch.where(moving, stepped, x_adv[active])
             if active.numel() and self.steps:
-                self._check(x_adv, y, targeted, queries, active)
+                self._check(x_adv, y, targeted, queries, active, done)
         return x_adv, queries
 
-    def _check(self, x_adv, y, targeted, queries, active):
-        """One query per active sample; returns the samples still to attack."""
+    def _check(self, x_adv, y, targeted, queries, active, done=None):
+        """One query per active sample not yet done; returns ``(active, done)``, done updated with the samples
+        that now meet their goal."""
+        done = torch.zeros_like(active, dtype=torch.bool) if done is None else done
         if active.numel() == 0:
-            return active
+            return active, done
         success = torch.cat([attack_objective(self.model(x_adv[chunk]), y[chunk], targeted)[1]
                              for chunk in active.split(self._query_batch(x_adv.device))])
-        queries[active] += 1
-        return active[~success]
+        queries[active] += ~done
+        return active, done | success
+
+    @staticmethod
+    def _settle(active, done):
+        """The host sync: samples that met their goal leave the working set."""
+        keep = ~done
+        return active[keep], done[keep]
 
     def _query_batch(self, device):
         return self.query_batch or default_query_batch(device)

@@ -2,7 +2,7 @@
 import torch
 
 from attacks.base import (ALL_IMAGES, DEFAULT_EPS, DEFAULT_STEP, TINY, Attack, AttackRun, attack_objective,
-                          check_inputs, eval_mode, flat_norm, linf_box, per_sample, select_rows)
+                          check_inputs, eval_mode, flat_norm, linf_box, per_sample, row_mask, select_rows, sync_every)
 from common import validation
 
 NORMS = ("linf", "l2")
@@ -25,14 +25,18 @@ class PGD(Attack):
     sample keeps its successful point or else its highest-loss end point.
     Gradients are taken with respect to the input only, so parameter ``.grad``
     is untouched; the model runs in eval mode and gets its mode back.
-    Returns ``(x_adv, None)``: PGD does not count queries.
+    The host reads the successes every ``sync_every`` steps (default: every
+    step on a CPU, every 10 on an accelerator; ``attacks.base.SYNC_EVERY``);
+    in between, frozen samples stay in the batch without moving. The result is
+    the same either way. Returns ``(x_adv, None)``: PGD does not count queries.
     """
 
     name = "pgd"
 
     def __init__(self, model, eps=DEFAULT_EPS, alpha=DEFAULT_STEP, steps=50, random_start=True, restarts=1,
-                 norm="linf", seed=None, bounds=(0.0, 1.0)):
+                 norm="linf", seed=None, bounds=(0.0, 1.0), sync_every=None):
         super().__init__(model, seed)
+        self.sync_every = sync_every
         self.norm = validation.choice(norm, "norm", NORMS)
         self.eps = eps if isinstance(eps, torch.Tensor) else validation.number(eps, "eps", minimum=0)
         self.alpha = alpha if isinstance(alpha, torch.Tensor) else validation.number(alpha, "alpha", minimum=0)
@@ -86,40 +90,51 @@ class PGD(Attack):
     def _attack_once(self, x, y, eps, alpha, targeted, generator, keep_loss):
         """One restart. Returns (x_adv, succeeded, loss); the last two only when ``keep_loss``."""
         result = x.clone()
-        x_adv = self._start(x, eps, generator)
-        # The working set shrinks as samples succeed; `index` maps it back into the batch.
-        work = {"index": torch.arange(x.shape[0], device=x.device), "x": x, "y": y, "eps": eps, "alpha": alpha}
+        # The working set: rows still attacked, with `index` mapping them back into the batch and `done` marking
+        # those that met their goal since the last sync (frozen where they met it).
+        work = {"index": torch.arange(x.shape[0], device=x.device), "x": x, "y": y, "eps": eps, "alpha": alpha,
+                "x_adv": self._start(x, eps, generator), "done": torch.zeros(x.shape[0], dtype=torch.bool,
+                                                                              device=x.device)}
         if self.norm == "linf":
             work["lower"], work["upper"] = linf_box(x, eps, self.bounds)
         succeeded = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+        every = sync_every(x.device, self.sync_every)
 
-        for _ in range(self.steps):
-            x_adv.requires_grad_(True)
+        for step in range(1, self.steps + 1):
+            x_adv = work["x_adv"].requires_grad_(True)
             with torch.enable_grad():
                 loss, success = attack_objective(self.model(x_adv), work["y"], targeted)
                 (grad,) = torch.autograd.grad(loss.sum(), x_adv)
             x_adv = x_adv.detach()
-            if success.any():
-                done = work["index"][success]
-                result[done] = x_adv[success]
-                succeeded[done] = True
-                keep = ~success
-                work = {key: select_rows(value, keep) for key, value in work.items()}
-                x_adv, grad = x_adv[keep], grad[keep]
-                if x_adv.shape[0] == 0:
+            work["done"] = work["done"] | success
+            work["x_adv"] = torch.where(row_mask(work["done"], x_adv), x_adv, self._step(x_adv, grad, work))
+            if step % every == 0:
+                work = self._settle(work, result, succeeded)
+                if work["index"].shape[0] == 0:
                     break
-            x_adv = self._step(x_adv, grad, work)
-        result[work["index"]] = x_adv
+        work = self._settle(work, result, succeeded)
+        result[work["index"]] = work["x_adv"]
 
         if not keep_loss:
             return result, None, None
         final_loss = torch.full((x.shape[0],), float("inf"), device=x.device, dtype=x.dtype)
-        if x_adv.shape[0]:
+        if work["index"].shape[0]:
             with torch.no_grad():
-                loss, success = attack_objective(self.model(x_adv), work["y"], targeted)
+                loss, success = attack_objective(self.model(work["x_adv"]), work["y"], targeted)
             final_loss[work["index"]] = loss.to(x.dtype)
             succeeded[work["index"]] = success
         return result, succeeded, final_loss
+
+    @staticmethod
+    def _settle(work, result, succeeded):
+        """The host sync: samples that met their goal leave the working set, their successful point kept."""
+        done = work["done"]
+        if not done.any():
+            return work
+        finished = work["index"][done]
+        result[finished] = work["x_adv"][done]
+        succeeded[finished] = True
+        return {key: select_rows(value, ~done) for key, value in work.items()}
 
     def _clip(self, x_adv):
         return x_adv if self.bounds is None else x_adv.clamp(*self.bounds)

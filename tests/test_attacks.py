@@ -134,7 +134,10 @@ def test_nes_estimate_aligns_with_the_true_gradient_on_a_smooth_model():
     assert (cosine > 0.9).all(), cosine
 
 
-def test_nes_query_counts_are_exact_and_successful_samples_stop_querying(trained):
+@pytest.mark.parametrize("sync_every", [None, 4])
+def test_nes_query_counts_are_exact_and_successful_samples_stop_querying(trained, sync_every):
+    """Also when the host reads successes only every few iterations (as on a GPU): a finished sample then stays in
+    the batch, frozen, and its queries are not counted."""
     model = trained[0]
     x, _ = channel_task(4, seed=3, margin=torch.tensor([0.0, 0.03, 0.4, 0.4]))  # two near the boundary
     x = CountingModel.tag(x)
@@ -142,14 +145,40 @@ def test_nes_query_counts_are_exact_and_successful_samples_stop_querying(trained
     counting = CountingModel(model, 4)
     steps, samples = 6, 8
     x_adv, queries = NES(counting, eps=0.12, alpha=0.03, steps=steps, samples=samples, sigma=0.005,
-                         query_batch=14, seed=0)(x, y)
-    assert torch.equal(queries, counting.counts)
+                         query_batch=14, seed=0, sync_every=sync_every)(x, y)
+    forwarded = counting.counts
+    assert torch.equal(queries, forwarded) if sync_every is None else (queries <= forwarded).all()
     maximum = 2 + steps * (2 * samples + 1)
     succeeded = predictions(model, x_adv) != y
     assert (queries[~succeeded] == maximum).all()
     assert succeeded.any() and (queries[succeeded] < maximum).all()
     # a success costs the clean check plus whole iterations: 1 + k * (2 * samples + 1) + 1 (k >= 0)
     assert ((queries[succeeded] - 2) % (2 * samples + 1) == 0).all()
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_pgd_gives_the_same_result_whenever_the_host_reads_successes(trained, norm, monkeypatch):
+    """Every step (CPU) or every K steps (accelerators): finished samples are frozen on the device in between, and
+    the host syncs only at those steps."""
+    model, x, y = trained
+    settled = []
+    settle = PGD._settle
+    monkeypatch.setattr(PGD, "_settle", staticmethod(lambda *args: settled.append(1) or settle(*args)))
+
+    eps = {"linf": 0.1, "l2": 1.0}[norm]
+
+    def run(sync_every, restarts=1):
+        return PGD(model, eps=eps, alpha=eps / 5, steps=9, norm=norm, restarts=restarts, seed=0,
+                   sync_every=sync_every)(x, y)[0]
+
+    every_step = run(1)
+    assert 0 < (predictions(model, every_step) != y).float().mean() < 1  # some samples finish early, some never
+    settled.clear()
+    every_fourth = run(4)
+    assert len(settled) == 3  # after steps 4 and 8, and once at the end
+    assert torch.allclose(every_step, every_fourth, atol=1e-6)
+    assert torch.equal(predictions(model, every_step), predictions(model, every_fourth))
+    assert torch.allclose(run(1, restarts=3), run(5, restarts=3), atol=1e-6)
 
 
 def test_nes_initially_successful_sample_costs_one_query():
