@@ -64,7 +64,6 @@ class NES(Attack):
     threat_model = BLACK_BOX
     counts_queries = True
 
-
     def __init__(self, model, eps=DEFAULT_EPS, alpha=DEFAULT_STEP, steps=50, samples=200, sigma=1 / 255, momentum=0.0,
                  random_start=True, query_batch=None, seed=None, bounds=(0.0, 1.0), sync_every=None):
         super().__init__(model, seed)

@@ -3,12 +3,15 @@
 Prints NES queries/s (ours, a one-antithetic-pair-at-a-time reference as in the
 original repository, and the model's raw batched forward rate at the same chunk
 size), Square queries/s against the raw batched forward rate at its batch size,
-and PGD time for its steps against a plain loop. Not a test.
+and PGD time for its steps against a plain loop; then PGD and NES with the host reading their
+successes every step against every K steps (attacks.base.SYNC_EVERY), with the host syncs counted
+on CUDA. Not a test.
 
     python bench/attack_throughput.py [--device cpu] [--nes-images 16] [--square-images 64] [--pgd-batch 16]
-                                      [--repeats 3] [--threads N]
+                                      [--repeats 3] [--threads N] [--sync-every K]
 """
 import sys
+import warnings
 from pathlib import Path
 
 import torch
@@ -17,11 +20,12 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from attacks import NES, PGD, Square  # noqa: E402
+from attacks.base import sync_every  # noqa: E402
 from attacks.nes import default_query_batch  # noqa: E402
 from common.cli import ArgumentParser, run_main  # noqa: E402
 from common.device import DEVICE_CHOICES, resolve_device  # noqa: E402
 from models.simple_cnn import SimpleCNN  # noqa: E402
-from timing import timed  # noqa: E402
+from timing import load_average, timed  # noqa: E402
 
 EPS, ALPHA, SIGMA = 8 / 255, 1 / 255, 1 / 255
 
@@ -66,6 +70,20 @@ def raw_forward_rate(model, chunk, device, repeats):
     return chunk * repeats / seconds
 
 
+def host_syncs(device, function):
+    """How often ``function()`` makes the host wait for the GPU (CUDA's sync debug mode); None elsewhere."""
+    if device.type != "cuda":
+        return None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            function()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return sum("synchroniz" in str(warning.message) for warning in caught)
+
+
 def parse_args(argv):
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", choices=DEVICE_CHOICES)
@@ -80,6 +98,8 @@ def parse_args(argv):
     parser.add_argument("--pgd-steps", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=3, help="every timing is the best of this many")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--sync-every", type=int, default=None,
+                        help="K of the last comparison (default: the device's, attacks.base.SYNC_EVERY)")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 
@@ -97,7 +117,8 @@ def main(argv=None):
                    device=device)
     with torch.no_grad():  # not inference mode: the PGD references need y in autograd
         y = model(x).argmax(1)
-    print(f"device {device}, threads {torch.get_num_threads()}, torch {torch.__version__}")
+    print(f"device {device}, threads {torch.get_num_threads()}, torch {torch.__version__}, load average "
+          f"{load_average()}", flush=True)
 
     # eps = 0: no sample can succeed, so every run makes its full number of queries and rates compare like for like.
     nes = NES(model, eps=0.0, steps=args.nes_steps, samples=args.nes_samples, query_batch=args.query_batch,
@@ -148,6 +169,20 @@ def main(argv=None):
                 model, x_pgd, y_pgd, eps, args.pgd_steps))[0])
         print(f"PGD {args.pgd_steps} steps, batch {args.pgd_batch}, eps {eps * 255:g}/255: ours {ours_best:.2f} s, "
               f"plain loop {reference_best:.2f} s, ratio {ours_best / reference_best:.3f} (target <= 1.05)")
+
+    # At eps 8/255 samples finish along the way: reading that every step costs a sync per step on a GPU.
+    every = sync_every(device, args.sync_every)
+    for k in sorted({1, every}):
+        attacks = {"PGD": lambda: PGD(model, eps=EPS, alpha=ALPHA, steps=args.pgd_steps, seed=args.seed,
+                                      sync_every=k)(x_pgd, y_pgd),
+                   "NES": lambda: NES(model, eps=EPS, steps=args.nes_steps, samples=args.nes_samples,
+                                      query_batch=args.query_batch, seed=args.seed, sync_every=k)(x_nes, y_nes)}
+        for name, run in attacks.items():
+            seconds = min(timed(device, run)[0] for _ in range(args.repeats))
+            syncs = host_syncs(device, run)
+            print(f"{name} at eps 8/255, host reads successes every {k} step(s): {seconds:.3f} s"
+                  + ("" if syncs is None else f", {syncs} host syncs"))
+    print(f"load average at the end {load_average()}")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,11 @@
 # Everything the README's GPU column needs, in one command on a CUDA machine (the `device` tool):
 #   bash bench/gpu_check.sh
 # 1. the test suite; 2. training throughput, including one full-size (50,000-image) epoch on random
-# CIFAR-shaped data; 3. attack throughput (NES, Square, PGD); 4. one quick end-to-end run on generated
-# data with the CUDA configuration (bf16 autocast, channels_last, data on the GPU, 4096-image NES chunks).
+# CIFAR-shaped data, torch.compile against eager (f) and cuDNN autotuning against none (g); 3. attack
+# throughput (NES, Square, PGD) and the step loops' host syncs, every step against every 10 steps;
+# 4. the evaluation's overhead over the same attacks called directly; 5. one quick end-to-end run on
+# generated data with the CUDA configuration (bf16 autocast, channels_last, data on the GPU, 4096-image
+# NES chunks), training once more with --compile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python - <<'PY'
@@ -13,15 +16,20 @@ print(f"GPU: {torch.cuda.get_device_name(0)}; torch {torch.__version__}, CUDA {t
 PY
 echo "== tests"
 time python -m pytest -q
-echo "== training throughput (a full 50,000-image epoch per timed pass)"
-python bench/train_throughput.py --device cuda
-echo "== attack throughput"
+echo "== training throughput (a full 50,000-image epoch per timed pass; (f) compiled, (g) without autotuning)"
+python bench/train_throughput.py --device cuda --compile
+echo "== attack throughput; host syncs of PGD and NES at K = 1 and 10"
 python bench/attack_throughput.py --device cuda --nes-images 64 --nes-samples 200 --square-images 256 --pgd-batch 256
+echo "== evaluation overhead (the protocol's attacks, 256 images, Square and NES on 64)"
+python bench/eval_overhead.py --device cuda --n-eval 256 --query-n 64 --steps 50 --square-queries 1000 \
+  --nes-steps 20 --nes-samples 100
 echo "== end to end on generated data, CUDA configuration"
 work=$(mktemp -d)
 python -c "import sys; sys.path.insert(0, 'tests'); from cifar_fixture import make_cifar_fixture; make_cifar_fixture('$work/data', 500, 100)"
 F="--data-dir $work/data --models-dir $work/models --results-dir $work/results --device cuda"
 time python main.py --mode train --quick --layers conv3 fc1 $F
+time python main.py --mode train --quick --baseline-only --compile --models-dir "$work/compiled" \
+  --data-dir "$work/data" --device cuda
 time python main.py --mode eval --quick --layers conv3 fc1 $F
 time python main.py --mode eval --layers conv3 --no-baseline --n-eval 1000 --query-n 100 --eps-sweep $F
 python main.py --mode vis --layers conv3 fc1 --results-dir "$work/results"

@@ -1,4 +1,5 @@
 """Wall-clock timing that includes the work a call queued on an accelerator."""
+import os
 import time
 
 import torch
@@ -16,3 +17,11 @@ def timed(device, function):
     result = function()
     synchronize(device)
     return time.perf_counter() - started, result
+
+
+def load_average():
+    """The 1-minute load average, as text (other work on a shared machine slows every timing)."""
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except OSError:
+        return "unknown"

@@ -1,17 +1,24 @@
-"""Training throughput of SimpleCNN, batch 128, in images/s, three ways in one run:
+"""Training throughput of SimpleCNN, batch 128, in images/s, in one run:
 
 (a) the project's loop: TensorLoader (data on the device, batched tensor augmentation)
     feeding training.loop.train_epoch, i.e. the real train_step;
 (b) compute only: train_step on pre-made tensors already on the device (the limit);
 (c) reference: torchvision.transforms (RandomCrop(32, padding=4), RandomHorizontalFlip,
     ToTensor) on PIL images through a DataLoader, as torchvision's CIFAR10 data set does,
-    feeding the same train_step.
+    feeding the same train_step;
+all three in the device's training default (bf16 autocast with channels_last on CUDA and on
+CPUs with native bf16, else fp32 contiguous; --amp/--no-amp override), and, compute only,
+(d) fp32 contiguous against (e) bf16 autocast with channels_last; with --compile, (f) is (b)
+through torch.compile, and on CUDA (g) is (b) without cuDNN autotuning (training turns
+``cudnn.benchmark`` on).
 
 Data is random uint8 of CIFAR shape (no download). Targets: (a)/(b) >= 0.9 on CPU;
-(a)/(c) >= 1 on CPU, >= 5 on CUDA with a full 50,000-image epoch under 3 s.
+(a)/(c) >= 1 on CPU, >= 5 on CUDA with a full 50,000-image epoch under 3 s; (e)/(d) >= 2 on
+a CPU with native bf16 (the default there). (f)/(b) and (b)/(g) are measured on a GPU by
+bench/gpu_check.sh before --compile becomes a default.
 
-    python bench/train_throughput.py [--images N] [--repeats R] [--device auto] [--workers W]
-"""
+    python bench/train_throughput.py [--images N] [--repeats R] [--device auto] [--workers W] [--threads T]
+                                     [--amp/--no-amp] [--compile]
 import argparse
 import sys
 from pathlib import Path
@@ -23,12 +30,12 @@ from torchvision import transforms
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common.device import DEVICE_CHOICES, resolve_device  # noqa: E402
+from common.device import DEVICE_CHOICES, cpu_has_native_bf16, fast_training, resolve_device  # noqa: E402
 from data.loader import TensorLoader  # noqa: E402
 from sparsity.variants import Variant  # noqa: E402
 from training.checkpoint import build_variant_model  # noqa: E402
-from training.loop import TrainingObjective, train_epoch, train_step  # noqa: E402
-from timing import timed  # noqa: E402
+from training.loop import TrainingObjective, cudnn_benchmark, train_epoch, train_step  # noqa: E402
+from timing import load_average, timed  # noqa: E402
 
 BATCH = 128
 CIFAR_TRAIN_SIZE = 50_000
@@ -48,26 +55,36 @@ class PilCifar(Dataset):
         return self.transform(Image.fromarray(self.images[index])), int(self.labels[index])
 
 
-def fresh_model(device):
-    """The model, its optimiser and its training objective (open for the whole benchmark)."""
+def fresh_model(device, channels_last, compile=False):
+    """The model (compiled for training if asked), its optimiser and its training objective (open for the whole
+    benchmark)."""
     torch.manual_seed(0)
     model = build_variant_model(VARIANT, "simple_cnn", 10).to(device)
-    if device.type == "cuda":
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    return model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9), TrainingObjective(model, VARIANT)
+    trained = torch.compile(model) if compile else model
+    return trained, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9), TrainingObjective(model, VARIANT)
 
 
-def project_loop(x_uint8, y, device, amp):
-    model, optimizer, objective = fresh_model(device)
-    loader = TensorLoader(x_uint8, y, BATCH, shuffle=True, augment="standard", device=device, seed=0)
+def without_autotuning(run):
+    def untuned():
+        with cudnn_benchmark(False):
+            run()
+    return untuned
+
+
+def project_loop(x_uint8, y, device, amp, channels_last, compile):
+    model, optimizer, objective = fresh_model(device, channels_last, compile)
+    loader = TensorLoader(x_uint8, y, BATCH, shuffle=True, augment="standard", device=device, seed=0,
+                          channels_last=channels_last)
     return lambda: train_epoch(model, optimizer, loader, objective, amp)
 
 
-def compute_only(x_uint8, y, device, amp):
-    model, optimizer, objective = fresh_model(device)
+def compute_only(x_uint8, y, device, amp, channels_last, compile=False):
+    model, optimizer, objective = fresh_model(device, channels_last, compile)
     batches = [(x_uint8[i:i + BATCH].to(device).float().div(255), y[i:i + BATCH].to(device))
                for i in range(0, len(y), BATCH)]
-    if device.type == "cuda":
+    if channels_last:
         batches = [(x.contiguous(memory_format=torch.channels_last), t) for x, t in batches]
 
     def run():
@@ -77,8 +94,8 @@ def compute_only(x_uint8, y, device, amp):
     return run
 
 
-def torchvision_reference(x_uint8, y, device, amp, workers):
-    model, optimizer, objective = fresh_model(device)
+def torchvision_reference(x_uint8, y, device, amp, channels_last, workers):
+    model, optimizer, objective = fresh_model(device, channels_last)
     transform = transforms.Compose([transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),
                                     transforms.ToTensor()])
     dataset = PilCifar(x_uint8.permute(0, 2, 3, 1).numpy(), y.numpy(), transform)
@@ -89,7 +106,7 @@ def torchvision_reference(x_uint8, y, device, amp, workers):
         model.train()
         for x, target in loader:
             x = x.to(device, non_blocking=True)
-            if device.type == "cuda":
+            if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             train_step(model, optimizer, x, target.to(device, non_blocking=True), objective, amp)
     return run
@@ -101,37 +118,62 @@ def main():
     parser.add_argument("--images", type=int, help="images per timed pass (default: 2048 on CPU, 50000 on CUDA)")
     parser.add_argument("--repeats", type=int, default=2, help="timed passes per loop; the best is reported")
     parser.add_argument("--workers", type=int, help="DataLoader workers of (c) (default: 0 on CPU, 8 on CUDA)")
-    parser.add_argument("--amp", action=argparse.BooleanOptionalAction, help="bf16 autocast (default: on for CUDA)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--amp", action=argparse.BooleanOptionalAction,
+                        help="bf16 autocast with channels_last in (a)-(c) (default: the device's training default)")
+    parser.add_argument("--compile", action="store_true", help="also (f): (b) through torch.compile")
     args = parser.parse_args()
     device = resolve_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     on_cuda = device.type == "cuda"
     images = args.images or (CIFAR_TRAIN_SIZE if on_cuda else 2048)
     workers = args.workers if args.workers is not None else (8 if on_cuda else 0)
-    amp = args.amp if args.amp is not None else on_cuda
+    amp = args.amp if args.amp is not None else fast_training(device)
+    channels_last = amp or on_cuda  # as training.loop.train_variant
 
     generator = torch.Generator().manual_seed(0)
     x_uint8 = torch.randint(0, 256, (images, 3, 32, 32), dtype=torch.uint8, generator=generator)
     y = torch.randint(0, 10, (images,), generator=generator)
-    loops = {
-        "(a) project loop": project_loop(x_uint8, y, device, amp),
-        "(b) compute only": compute_only(x_uint8, y, device, amp),
-        "(c) torchvision":  torchvision_reference(x_uint8, y, device, amp, workers),
+    # (d) and (e) on fewer images on a CPU: without native bf16, (e) runs at a tenth of fp32's speed
+    compared = images if on_cuda else min(images, 512)
+    loops = {  # name -> (timed pass, images in it)
+        "(a) project loop": (project_loop(x_uint8, y, device, amp, channels_last, args.compile), images),
+        "(b) compute only": (compute_only(x_uint8, y, device, amp, channels_last, args.compile), images),
+        "(c) torchvision": (torchvision_reference(x_uint8, y, device, amp, channels_last, workers), images),
+        "(d) fp32 contiguous": (compute_only(x_uint8[:compared], y[:compared], device, False, False), compared),
+        "(e) bf16 + channels_last": (compute_only(x_uint8[:compared], y[:compared], device, True, True), compared),
     }
-    print(f"device {device}, threads {torch.get_num_threads()}, batch {BATCH}, {images} images per pass, "
-          f"amp {amp}, (c) workers {workers}, best of {args.repeats}", flush=True)
-    for run in loops.values():  # warm-up: kernels, allocator, worker start-up
-        run()
+    if args.compile:
+        loops["(f) (b) compiled"] = (compute_only(x_uint8, y, device, amp, channels_last, compile=True), images)
+    if on_cuda:
+        loops["(g) (b) without cudnn.benchmark"] = (without_autotuning(loops["(b) compute only"][0]), images)
+    native = f"; native bf16 {cpu_has_native_bf16()}" if device.type == "cpu" else ""
+    print(f"device {device}, threads {torch.get_num_threads()}, batch {BATCH}, {images} images per pass "
+          f"((d), (e): {compared}); (a)-(c): amp {amp}, channels_last {channels_last}, cudnn.benchmark {on_cuda}; "
+          f"(c) workers {workers}; best of {args.repeats}{native}; load average {load_average()}", flush=True)
     best = {name: 0.0 for name in loops}
-    for _ in range(args.repeats):  # interleaved, so slow patches of a shared machine hit every loop alike
-        for name, run in loops.items():
-            best[name] = max(best[name], images / timed(device, run)[0])
+    with cudnn_benchmark(on_cuda):  # as training sets it
+        for run, _ in loops.values():  # warm-up: kernels, allocator, worker start-up, compilation
+            run()
+        for _ in range(args.repeats):  # interleaved, so slow patches of a shared machine hit every loop alike
+            for name, (run, count) in loops.items():
+                best[name] = max(best[name], count / timed(device, run)[0])
     for name, rate in best.items():
         print(f"{name}: {rate:8.0f} images/s")
-    a, b, c = best.values()
+    a, b, c, d, e = list(best.values())[:5]
     print(f"(a)/(b) = {a / b:.2f}  (target >= 0.9 on CPU)")
     print(f"(a)/(c) = {a / c:.2f}  (target >= 1.0 on CPU, >= 5 on CUDA)")
+    print(f"(e)/(d) = {e / d:.2f}  (bf16 autocast + channels_last against fp32 contiguous; target >= 2.0 on a CPU "
+          f"with native bf16, where it is the default)")
+    if args.compile:
+        print(f"(f)/(b) = {best['(f) (b) compiled'] / b:.2f}  (torch.compile: worth a default if clearly > 1 on a "
+              f"GPU)")
+    if on_cuda:
+        print(f"(b)/(g) = {b / best['(g) (b) without cudnn.benchmark']:.2f}  (cuDNN autotuning)")
     print(f"(a) full CIFAR-10 epoch ({CIFAR_TRAIN_SIZE} images): {CIFAR_TRAIN_SIZE / a:.1f} s"
           + ("  (target < 3 s on CUDA)" if on_cuda else ""))
+    print(f"load average at the end {load_average()}")
 
 
 if __name__ == "__main__":
