@@ -21,11 +21,12 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
+os.environ.setdefault("TQDM_DISABLE", "1")  # the evaluation's progress bars would bury the result (before torch,
+# which imports tqdm)
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("TQDM_DISABLE", "1")  # the evaluation's progress bars would bury the result
 
 from attacks import ATTACKS, PGD  # noqa: E402
 from attacks.base import ALL_IMAGES, QUERY_SUBSET, WHITE_BOX  # noqa: E402
