@@ -59,7 +59,7 @@ def fresh_model(device, channels_last, compile=False):
     """The model (compiled for training if asked), its optimiser and its training objective (open for the whole
     benchmark)."""
     torch.manual_seed(0)
-    model = build_variant_model(VARIANT, "simple_cnn", 10).to(device)
+    model = build_variant_model(VARIANT, "simple_cnn", (3, 32, 32), 10).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     trained = torch.compile(model) if compile else model

@@ -102,7 +102,7 @@ def test_eval_reads_each_checkpoint_once(cifar_dir, models, tmp_path, capsys, mo
     status, out, _ = run([*EVAL, "--layers", "conv3", "fc1", *paths(cifar_dir, models, tmp_path)], capsys)
     assert status == 0 and "evaluation: 3 evaluated" in out
     variants = [Variant.baseline(0), Variant("l1", "conv3", 0.01, 0), Variant("l1", "fc1", 0.01, 0)]
-    assert sorted(loads) == sorted((variant.checkpoint_path(models), True) for variant in variants)
+    assert sorted(loads) == sorted((variant.checkpoint_path(models / "cifar10"), True) for variant in variants)
 
 
 def test_interrupted_eval_keeps_finished_variants_in_the_summary(cifar_dir, models, tmp_path, capsys, monkeypatch):

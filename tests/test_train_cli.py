@@ -79,7 +79,8 @@ def test_bf16_training_is_the_default_only_where_the_cpu_has_it(native_bf16, cif
         models = tmp_path / f"models{len(flags)}"
         status, _, _ = run([*argv, "--models-dir", str(models), *flags], capsys)
         assert status == 0
-        assert load_checkpoint(Variant.baseline(0).checkpoint_path(models))["metadata"]["recipe"]["amp"] is amp
+        assert load_checkpoint(Variant.baseline(0).checkpoint_path(models / "cifar10"))["metadata"]["recipe"]["amp"] \
+            is amp
 
 
 @pytest.mark.parametrize("argv, fragments", [
