@@ -11,7 +11,8 @@ from pathlib import Path
 from attacks import ATTACKS
 from attacks.nes import MODES as NES_MODES
 from common.cli import ArgumentParser, Interrupted, fraction, run_main
-from common.device import DEFAULT_THREADS, DEVICE_CHOICES, cpu_threads, fast_training, resolve_device
+from common.device import (DEFAULT_THREADS, DEVICE_CHOICES, cpu_threads, default_threads, fast_training,
+                           resolve_device)
 from common.errors import UsageError
 from common.io import ensure_writable_dir
 from data.augment import AUGMENTATIONS
@@ -82,9 +83,9 @@ def add_run_options(parser):
                             f"checkpoints and results, and need it only to choose when the folders hold several")
     parser.add_mode_options(group, (TRAIN, EVAL), "--device", choices=DEVICE_CHOICES, default="auto",
                             help="auto: cuda, then mps, then cpu")
-    parser.add_mode_options(group, (TRAIN, EVAL), "--threads", type=int, default=DEFAULT_THREADS,
-                            help=f"torch CPU threads (default {DEFAULT_THREADS}: on a small shared CPU more threads "
-                                 f"wait for busy cores)")
+    parser.add_mode_options(group, (TRAIN, EVAL), "--threads", type=int,
+                            help=f"torch CPU threads (default: OMP_NUM_THREADS where set, as in a Slurm task, else "
+                                 f"{DEFAULT_THREADS}: on a small shared CPU more threads wait for busy cores)")
     parser.add_mode_options(group, (TRAIN, EVAL), "--data-dir", type=Path, default=DEFAULT_DIRS["data_dir"],
                             help="the data sets' files (default datasets/): cifar-10-batches-py/ or "
                                  "cifar-10-python.tar.gz; Fashion-MNIST's and MNIST's idx files in fashion-mnist/ "
@@ -423,7 +424,7 @@ def main(argv=None):
     parser.reject_other_modes(argv, args.mode)
     with parser.errors_as_flags(config_aliases(args)):
         try:
-            with cpu_threads(args.threads):
+            with cpu_threads(args.threads if args.threads is not None else default_threads()):
                 return MODES[args.mode](args)
         except KeyboardInterrupt:
             raise Interrupted(INTERRUPTED[args.mode]) from None

@@ -1,4 +1,5 @@
 """Device choice, CPU threads, and what the hardware does fast (the training defaults follow from it)."""
+import os
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -30,6 +31,13 @@ def resolve_device(name):
     if name not in DEVICE_CHOICES:
         raise ConfigError("device", f"must be one of {', '.join(DEVICE_CHOICES)}, got {name!r}")
     return torch.device(name)
+
+
+def default_threads():
+    """main.py's threads when --threads is not given: ``OMP_NUM_THREADS`` where the environment sets it to a count
+    (a Slurm task: its --cpus-per-task), else ``DEFAULT_THREADS``."""
+    given = os.environ.get("OMP_NUM_THREADS", "")
+    return int(given) if given.isdigit() and int(given) > 0 else DEFAULT_THREADS
 
 
 @contextmanager

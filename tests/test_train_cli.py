@@ -64,6 +64,15 @@ def test_diverged_variant_is_recorded_and_the_run_goes_on_then_exits_non_zero(ci
     assert before == {path: path.read_bytes() for path in tmp_path.rglob("*.pt")}
 
 
+def test_threads_default_to_the_environments_then_to_one(monkeypatch):
+    """A Slurm task exports OMP_NUM_THREADS=--cpus-per-task; elsewhere one thread."""
+    for value, threads in (("4", 4), ("", 1), ("0", 1), ("many", 1)):
+        monkeypatch.setenv("OMP_NUM_THREADS", value)
+        assert device_module.default_threads() == threads
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert device_module.default_threads() == device_module.DEFAULT_THREADS == 1
+
+
 @pytest.mark.parametrize("native_bf16", [False, True])
 def test_bf16_training_is_the_default_only_where_the_cpu_has_it(native_bf16, cifar_dir, tmp_path, capsys, monkeypatch):
     """Detected from the CPU's flags; --amp / --no-amp override; the checkpoint's recipe says which ran."""
