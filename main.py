@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 
 from attacks import ATTACKS
+from attacks.base import LOSSES
 from attacks.nes import MODES as NES_MODES
+from attacks.nes import schedule_text
 from common.cli import ArgumentParser, Interrupted, fraction, run_main
 from common.device import DEVICE_CHOICES, resolve_device
 from common.errors import UsageError
@@ -209,7 +211,17 @@ def run_train(args):
 
 EVAL_FLAGS = {"steps": "--steps", "restarts": "--restarts", "n_eval": "--n-eval", "query_n": "--query-n",
               "square_queries": "--square-queries", "nes_steps": "--nes-steps", "nes_samples": "--nes-samples",
-              "query_batch": "--query-batch", "batch_size": "--eval-batch-size", "check_n": "--check-n"}
+              "adaptive_steps": "--adaptive-steps", "query_batch": "--query-batch", "batch_size": "--eval-batch-size",
+              "check_n": "--check-n"}
+
+
+def samples_at_step(text):
+    """argparse type of --adaptive-schedule: ``SAMPLES@STEP`` -> (step, samples)."""
+    samples, at, step = text.partition("@")
+    try:
+        return int(step), int(samples)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not SAMPLES@STEP (e.g. 1000@20)") from None
 
 
 def add_eval_options(parser):
@@ -233,11 +245,18 @@ def add_eval_options(parser):
     option("--nes-sigma", type=fraction, help="NES sampling scale (default 1/255)")
     option("--nes-momenta", type=float, nargs="+", metavar="M", help="NES momentum values in [0, 1) (default 0 0.9)")
     option("--nes-modes", nargs="+", choices=NES_MODES, help="untargeted and/or targeted NES (default both)")
+    option("--nes-loss", choices=LOSSES, help="loss NES estimates the gradient of: ce (cross-entropy, default) or "
+                                              "margin (logit margin)")
+    option("--adaptive-schedule", type=samples_at_step, nargs="+", metavar="SAMPLES@STEP",
+           help="nes_adaptive's antithetic pairs per estimate from each step on, increasing (default "
+                f"{schedule_text(defaults.adaptive_schedule)}, Tramer et al. 2020; --quick: "
+                f"{schedule_text(EVAL_QUICK['adaptive_schedule'])})")
     helps = {"steps": "PGD steps", "restarts": "PGD random restarts",
              "n_eval": "attack the first N test images (default: all)",
              "query_n": "query-based attacks (NES, Square) on a seeded subset of N of them",
              "square_queries": "Square's query budget per image", "nes_steps": "NES iterations",
              "nes_samples": "antithetic pairs per NES gradient estimate",
+             "adaptive_steps": "nes_adaptive's signed steps",
              "query_batch": "images per NES forward pass, even (default 4096 on CUDA, 64 otherwise)",
              "batch_size": "images per white-box attack batch", "check_n": "images for the sanity checks"}
     for field, flag in EVAL_FLAGS.items():
@@ -251,7 +270,8 @@ def eval_config_from_args(args, dataset):
     eps_sweep = None if args.eps_sweep is None else tuple(args.eps_sweep or get_dataset(dataset).eps_sweep)
     return EvalConfig.from_options(
         quick=args.quick, dataset=dataset, attacks=args.attacks, eps=args.eps, alpha=args.alpha, eps_sweep=eps_sweep,
-        nes_sigma=args.nes_sigma, nes_momenta=args.nes_momenta, nes_modes=args.nes_modes,
+        nes_sigma=args.nes_sigma, nes_momenta=args.nes_momenta, nes_modes=args.nes_modes, nes_loss=args.nes_loss,
+        adaptive_schedule=args.adaptive_schedule,
         **{field: getattr(args, field if field != "batch_size" else "eval_batch_size") for field in EVAL_FLAGS})
 
 

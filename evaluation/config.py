@@ -2,16 +2,19 @@
 from dataclasses import asdict, dataclass, replace
 
 from attacks import ATTACKS
+from attacks.base import LOSSES
 from attacks.nes import MODES as NES_MODES
-from attacks.nes import default_query_batch, validate_query_batch
+from attacks.nes import default_query_batch, sample_schedule, validate_query_batch
+from attacks.nes_adaptive import PAPER_SCHEDULE, PAPER_STEPS
 from common import validation
 from common.errors import ConfigError
 from data.registry import DEFAULT_DATASET, get_dataset
 
 # --quick: few images and short attacks, so the pipeline runs end to end on a CPU in minutes.
 # Explicit options still override these (the training preset is training.recipe.QUICK).
-QUICK = {"attacks": ("pgd", "apgd", "square", "nes"), "n_eval": 100, "steps": 20, "query_n": 20, "nes_samples": 20,
-         "nes_steps": 20, "check_n": 100}
+QUICK = {"attacks": ("pgd", "apgd", "square", "nes", "nes_adaptive"), "n_eval": 100, "steps": 20, "query_n": 20,
+         "nes_samples": 20, "nes_steps": 20, "adaptive_steps": 20, "adaptive_schedule": ((0, 10), (5, 50), (10, 200)),
+         "check_n": 100}
 DEFAULT = get_dataset(DEFAULT_DATASET)  # the budget of a config made without a data set
 
 
@@ -34,6 +37,9 @@ class EvalConfig:
     nes_sigma: float = 1 / 255
     nes_momenta: tuple = (0.0, 0.9)
     nes_modes: tuple = NES_MODES
+    nes_loss: str = "ce"  # the original repository's; "margin" for the logit margin
+    adaptive_steps: int = PAPER_STEPS  # nes_adaptive (Tramer et al. 2020): signed steps
+    adaptive_schedule: tuple = PAPER_SCHEDULE  # nes_adaptive: (from step, antithetic pairs per estimate), increasing
     query_batch: int | None = None  # images per NES forward pass; None = the device's default
     batch_size: int = 256  # images per attack call for white-box attacks and clean evaluation
     black_box_batch_size: int = 100  # images per call of a query-based attack
@@ -78,6 +84,9 @@ class EvalConfig:
             validation.number(momentum, "nes_momenta", minimum=0, below=1)
         for mode in validation.distinct(self.nes_modes, "nes_modes"):
             validation.choice(mode, "nes_modes", NES_MODES)
+        validation.choice(self.nes_loss, "nes_loss", LOSSES)
+        validation.integer(self.adaptive_steps, "adaptive_steps", minimum=1)
+        sample_schedule(self.adaptive_schedule, "adaptive_schedule")
         if self.query_batch is not None:
             validate_query_batch(self.query_batch)
         validation.integer(self.batch_size, "batch_size", minimum=1)
@@ -93,4 +102,9 @@ class EvalConfig:
                        query_batch=self.query_batch or default_query_batch(device))
 
     def to_dict(self):
-        return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
+        """As JSON reads it back: tuples (also nested ones, the sample schedule's pairs) as lists."""
+        return {key: as_lists(value) for key, value in asdict(self).items()}
+
+
+def as_lists(value):
+    return [as_lists(item) for item in value] if isinstance(value, (tuple, list)) else value

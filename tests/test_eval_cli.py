@@ -137,6 +137,13 @@ def test_corrupt_checkpoint_exits_2_naming_it_and_is_left_alone(cifar_dir, model
     (["--eps", "1e9"], "--eps must be <= 1"),
     (["--query-batch", "3"], "--query-batch must be even"),
     (["--layers", "conv9"], "unknown layer 'conv9'"),
+    (["--nes-loss", "hinge"], "invalid choice: 'hinge'"),
+    (["--adaptive-schedule", "100@0", "50@10"], "--adaptive-schedule must increase in both step and samples"),
+    (["--adaptive-schedule", "100@0", "200@0"], "--adaptive-schedule must increase in both step and samples"),
+    (["--adaptive-schedule", "100@5"], "--adaptive-schedule must start at step 0"),
+    (["--adaptive-schedule", "0@0"], "--adaptive-schedule must be at least 1"),
+    (["--adaptive-schedule", "many"], "is not SAMPLES@STEP"),
+    (["--adaptive-steps", "0"], "--adaptive-steps must be at least 1"),
 ])
 def test_bad_eval_input_exits_2(cifar_dir, models_dir, tmp_path, capsys, flags, fragment):
     status, _, err = run(["--mode", "eval", *EVAL, *flags, *dirs(cifar_dir, models_dir, tmp_path)], capsys)
