@@ -20,6 +20,8 @@ from data.augment import AUGMENTATIONS
 from data.registry import DATASETS, DEFAULT_DATASET, dataset_folder, datasets_in, get_dataset
 from evaluation.config import EvalConfig
 from evaluation.config import QUICK as EVAL_QUICK
+from evaluation.minimal import LIMIT_PER_EPS
+from evaluation.minimal import NORMS as MINIMAL_NORMS
 from evaluation.runner import evaluate_variants
 from models import DEFAULT_MODEL, MODELS, layer_names
 from sparsity.methods import DEFAULT_METHOD, METHODS
@@ -211,8 +213,8 @@ def run_train(args):
 
 EVAL_FLAGS = {"steps": "--steps", "restarts": "--restarts", "n_eval": "--n-eval", "query_n": "--query-n",
               "square_queries": "--square-queries", "nes_steps": "--nes-steps", "nes_samples": "--nes-samples",
-              "adaptive_steps": "--adaptive-steps", "query_batch": "--query-batch", "batch_size": "--eval-batch-size",
-              "check_n": "--check-n"}
+              "adaptive_steps": "--adaptive-steps", "fab_steps": "--fab-steps", "query_batch": "--query-batch",
+              "batch_size": "--eval-batch-size", "check_n": "--check-n"}
 
 
 def samples_at_step(text):
@@ -245,6 +247,11 @@ def add_eval_options(parser):
     option("--nes-sigma", type=fraction, help="NES sampling scale (default 1/255)")
     option("--nes-momenta", type=float, nargs="+", metavar="M", help="NES momentum values in [0, 1) (default 0 0.9)")
     option("--nes-modes", nargs="+", choices=NES_MODES, help="untargeted and/or targeted NES (default both)")
+    option("--minimal-norms", nargs="+", choices=[*MINIMAL_NORMS, "none"], metavar="NORM",
+           help="norms of the per-image minimal perturbation eps* (FAB and a PGD bisection), of linf l2, or none "
+                "(default: linf l2)")
+    option("--minimal-limit", type=fraction, metavar="EPS",
+           help=f"L-inf search limit of eps*, in (0, 1] (L2: EPS x sqrt(pixels); default {LIMIT_PER_EPS} x --eps)")
     option("--nes-loss", choices=LOSSES, help="loss NES estimates the gradient of: ce (cross-entropy, default) or "
                                               "margin (logit margin)")
     option("--adaptive-schedule", type=samples_at_step, nargs="+", metavar="SAMPLES@STEP",
@@ -256,7 +263,7 @@ def add_eval_options(parser):
              "query_n": "query-based attacks (NES, Square) on a seeded subset of N of them",
              "square_queries": "Square's query budget per image", "nes_steps": "NES iterations",
              "nes_samples": "antithetic pairs per NES gradient estimate",
-             "adaptive_steps": "nes_adaptive's signed steps",
+             "adaptive_steps": "nes_adaptive's signed steps", "fab_steps": "FAB's iterations for eps*",
              "query_batch": "images per NES forward pass, even (default 4096 on CUDA, 64 otherwise)",
              "batch_size": "images per white-box attack batch", "check_n": "images for the sanity checks"}
     for field, flag in EVAL_FLAGS.items():
@@ -271,7 +278,8 @@ def eval_config_from_args(args, dataset):
     return EvalConfig.from_options(
         quick=args.quick, dataset=dataset, attacks=args.attacks, eps=args.eps, alpha=args.alpha, eps_sweep=eps_sweep,
         nes_sigma=args.nes_sigma, nes_momenta=args.nes_momenta, nes_modes=args.nes_modes, nes_loss=args.nes_loss,
-        adaptive_schedule=args.adaptive_schedule,
+        adaptive_schedule=args.adaptive_schedule, minimal_limit=args.minimal_limit,
+        minimal_norms=None if args.minimal_norms is None else minimal_norms(args.minimal_norms),
         **{field: getattr(args, field if field != "batch_size" else "eval_batch_size") for field in EVAL_FLAGS})
 
 
@@ -285,6 +293,13 @@ def chosen_dataset(args, root, holds, what):
         raise UsageError(f"{root} holds {what} of several data sets ({', '.join(found)}); choose one with "
                          f"--dataset {found[0]}")
     return found[0] if found else DEFAULT_DATASET
+
+
+def minimal_norms(values):
+    """--minimal-norms: the norms, or () for ``none`` (alone)."""
+    if "none" in values and len(values) > 1:
+        raise UsageError("--minimal-norms none turns the measure off; give it alone")
+    return () if values == ["none"] else tuple(values)
 
 
 def run_eval(args):

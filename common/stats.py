@@ -5,9 +5,19 @@
   (``inf`` = "not found within the search limit"), the median is itself censored
   (``inf``) when a middle value is.
 - spread over seeds: the sample standard deviation (n - 1 in the denominator); None below two values.
+- interval of a median over images: the percentile bootstrap (resampling images), 95% by default. Values may be
+  ``inf`` (censored above: not found within the search limit), ``-inf`` (censored below) or ``nan`` (unknown: a
+  difference of two censored values); the median is then given as the pair of bounds it has whatever the unknowns
+  are (equal when they cannot move it), and the interval runs from the low quantile of the lower bounds to the
+  high quantile of the upper bounds, infinite where it reaches past the search limit.
 """
 import math
 import statistics
+
+import torch
+
+BOOTSTRAP_RESAMPLES = 2000
+CONFIDENCE = 0.95
 
 
 def median(values):
@@ -31,3 +41,37 @@ def sample_std(values):
     """Sample standard deviation (n - 1); None for fewer than two values."""
     values = [float(v) for v in values]
     return statistics.stdev(values) if len(values) > 1 else None
+
+
+def _row_medians(values, toward):
+    """Median of each row of ``values`` (R, n) with the unknowns (nan) set to ``toward`` (+-inf); the mean of the
+    two middle values for even n, ``toward`` where they are -inf and +inf."""
+    ordered = torch.nan_to_num(values, nan=toward, posinf=math.inf, neginf=-math.inf).sort(dim=1).values
+    n = ordered.shape[1]
+    if n % 2:
+        return ordered[:, n // 2]
+    middle = (ordered[:, n // 2 - 1] + ordered[:, n // 2]) / 2
+    return torch.nan_to_num(middle, nan=toward, posinf=math.inf, neginf=-math.inf)
+
+
+def median_bounds(values):
+    """``(low, high)``: the median of ``values`` (floats; inf, -inf and nan as above) whatever its unknowns are;
+    ``(None, None)`` for no values. Without unknowns both are ``median(values)``."""
+    values = torch.as_tensor(values, dtype=torch.float64).reshape(1, -1)
+    if values.numel() == 0:
+        return None, None
+    return _row_medians(values, -math.inf).item(), _row_medians(values, math.inf).item()
+
+
+def bootstrap_median_interval(values, seed=0, level=CONFIDENCE, resamples=BOOTSTRAP_RESAMPLES):
+    """``(low, high)``: the percentile bootstrap interval of the median of ``values`` over resampled images,
+    reproducible under ``seed``; ``(None, None)`` for no values. Bounds may be infinite (past the search limit)."""
+    values = torch.as_tensor(values, dtype=torch.float64).reshape(-1)
+    if values.numel() == 0:
+        return None, None
+    generator = torch.Generator().manual_seed(seed)
+    rows = values[torch.randint(len(values), (resamples, len(values)), generator=generator)]
+    tail = (1 - level) / 2
+    low = torch.quantile(_row_medians(rows, -math.inf), tail, interpolation="lower").item()
+    high = torch.quantile(_row_medians(rows, math.inf), 1 - tail, interpolation="higher").item()
+    return low, high

@@ -3,6 +3,7 @@
 A failed check does not stop the evaluation: it is warned about, written into
 the result file and shown in every table and figure of that variant.
 """
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ WHITE_BOX_TOLERANCE = 0.03  # robust accuracy a white-box attack may be above th
 # Exactly zero input gradients on more than this fraction of images: the loss surface is flat where attacks
 # look (dead or saturated units), so gradient-based robust accuracy means little.
 ZERO_GRADIENT_MAX_FRACTION = 0.01
+MINIMAL_AGREEMENT = 1.10  # FAB's median eps* may be this much above the PGD bisection's
 
 
 @dataclass
@@ -142,10 +144,28 @@ def check_zero_gradients(model, config, x, y, device):
                  f"input gradient (at most {ZERO_GRADIENT_MAX_FRACTION} allowed)")
 
 
-def run_checks(model, config, x, y, device, completed):
-    """Every check, in a fixed order; ``x, y`` are the evaluated images, ``completed`` the attack runs."""
+def check_minimal_methods_agree(minimal):
+    """FAB's median eps* must not be clearly above the PGD bisection's: FAB is the minimum-norm attack, so where
+    it finds larger perturbations than a bisection with PGD, it is weak on this model."""
+    name = "minimal_perturbation_methods_agree"
+    if not minimal:
+        return check(name, NOT_RUN, "no minimal perturbation was measured")
+    details, failed = [], False
+    for norm, entry in minimal.items():
+        fab, pgd = (math.inf if entry[key]["median"] is None else entry[key]["median"] for key in ("fab", "pgd"))
+        failed |= fab > MINIMAL_AGREEMENT * pgd
+        details.append(f"{norm}: FAB median {fab:.4g}, PGD bisection median {pgd:.4g}")
+    return check(name, FAILED if failed else PASSED,
+                 f"on the same {next(iter(minimal.values()))['n']} images: {'; '.join(details)} (inf: censored at "
+                 f"the search limit; FAB may exceed PGD by at most {MINIMAL_AGREEMENT - 1:.0%})")
+
+
+def run_checks(model, config, x, y, device, completed, minimal=None):
+    """Every check, in a fixed order; ``x, y`` are the evaluated images, ``completed`` the attack runs,
+    ``minimal`` the record's minimal-perturbation entries (norm -> entry)."""
     return [check_large_eps(model, config, x, y, device),
             check_eps_monotone(model, config, x, y, device, completed),
             check_black_box_not_stronger(completed),
             check_white_box_agree(completed),
-            check_zero_gradients(model, config, x, y, device)]
+            check_zero_gradients(model, config, x, y, device),
+            check_minimal_methods_agree(minimal)]

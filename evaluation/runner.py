@@ -19,6 +19,7 @@ from attacks.base import ALL_IMAGES, QUERY_SUBSET, WHITE_BOX
 from common.errors import FileProblem
 from evaluation.checks import CompletedRun, run_checks
 from evaluation.metrics import attack_metrics, make_targets, run_attack
+from evaluation.minimal import BISECTION_ROUNDS, TOLERANCE, minimal_entry, minimal_perturbations
 from evaluation.records import format_summary_table, load_records, read_record, write_record, write_summary_csv
 from sparsity.measure import evaluate_clean, learned
 from data.registry import DEFAULT_DATASET
@@ -63,18 +64,27 @@ def evaluate_model(model, x, y, num_classes, device, config):
                                 **attack_metrics(outcome, y_eval[indices], run.targeted)}
             completed.append(CompletedRun(run.key, run.attack.threat_model, run.targeted, indices,
                                           outcome["adv_pred"] == y_eval[indices]))
+    minimal = {}
+    for norm in config.minimal_norms:
+        started = time.perf_counter()
+        minimal[norm] = minimal_entry(
+            minimal_perturbations(model, x_eval, y_eval, device, norm, config.minimal_limit, config.steps,
+                                  config.fab_steps, config.batch_size, config.seed),
+            config.seed, {"fab_steps": config.fab_steps, "pgd_steps": config.steps, "pgd_step": "2.5 eps / steps",
+                          "pgd_random_start": False, "bisection_rounds": BISECTION_ROUNDS, "tolerance": TOLERANCE})
+        timings[f"minimal_{norm}_s"] = time.perf_counter() - started
     started = time.perf_counter()
     curves = robustness_curves(model, config, x_eval, y_eval, device, completed)
     timings["eps_sweep_s"] = time.perf_counter() - started
     started = time.perf_counter()
-    checks = run_checks(model, config, x_eval, y_eval, device, completed)
+    checks = run_checks(model, config, x_eval, y_eval, device, completed, minimal)
     timings["checks_s"] = time.perf_counter() - started
     headline = headline_attack(attacks)
     return {"clean_acc": clean["accuracy"], "learned": learned(clean["accuracy"], num_classes), "n_test": len(x),
             "activation_sparsity": clean["activation_sparsity"], "headline_attack": headline,
             "headline_robust_acc": attacks[headline]["robust_acc"] if headline else None,
-            "attacks": attacks, "robustness_curves": curves,
-            "checks": checks, "timings": timings,
+            "attacks": attacks, "robustness_curves": curves, "minimal_perturbation": minimal,
+            "eval_images_sha256": images_sha256(x_eval, y_eval), "checks": checks, "timings": timings,
             "query_indices": images[QUERY_SUBSET].tolist() if QUERY_SUBSET in used else [],
             "eval_config": config.to_dict()}
 
@@ -107,6 +117,14 @@ def robustness_curves(model, config, x, y, device, completed):
                 curves.setdefault(run.key, []).append(
                     {"eps": eps, "n": len(y), "robust_acc": still_correct.float().mean().item()})
     return curves
+
+
+def images_sha256(x, y):
+    """Identity of the evaluated images and labels: per-image results of two records pair up only when it matches."""
+    digest = hashlib.sha256()
+    digest.update(x.detach().cpu().contiguous().numpy().tobytes())
+    digest.update(y.detach().cpu().to(torch.int64).contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def file_sha256(path):
@@ -233,4 +251,7 @@ def variant_line(variant, evaluation):
     return (f"{variant.name}: clean acc {evaluation['clean_acc']:.1%}"
             + ("" if evaluation["learned"] else " (DID NOT LEARN: near chance)")
             + "".join(f", {key} robust acc {entry['robust_acc']:.1%}" for key, entry in evaluation["attacks"].items())
+            + "".join(f", median eps* {norm} " + (f"{entry['median']:.4g}" if entry["median"] is not None
+                                                   else f">= {entry['limit']:.4g} (censored)")
+                      for norm, entry in evaluation["minimal_perturbation"].items())
             + (f"; FAILED checks: {' '.join(failed)}" if failed else ""))
