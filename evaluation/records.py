@@ -32,7 +32,8 @@ QUERY_FIELDS = ("median_queries", "mean_queries", "median_queries_all", "mean_qu
                 "median_queries_correct", "mean_queries_correct", "max_queries")
 CHECK_STATUSES = ("passed", "failed", "not_run")
 IDENTITY_COLUMNS = ("dataset", "variant", "method", "layer", "strength", "seed", "learned", "clean_acc", "n_test",
-                    "headline_attack", "headline_robust_acc")
+                    "worst_case_robust_acc", "worst_case_n", "worst_case_all_attacks_robust_acc",
+                    "worst_case_all_attacks_n", "worst_case_attacks")
 ATTACK_COLUMNS = ("n", "n_correct", "success_rate_all", "success_rate_correct", "robust_acc")
 QUERY_COLUMNS = ("median_queries", "mean_queries", "median_queries_all", "mean_queries_all")
 MINIMAL_METHODS = (CLEAN, FAB_METHOD, PGD_METHOD, CENSORED)
@@ -64,6 +65,7 @@ class ResultRecord:
     checkpoint: dict  # {path, sha256, metadata}
     eval_config: dict
     raw: dict
+    worst_case: dict | None  # per-image worst case over every attack run (None in records written before it)
     minimal: dict  # norm -> minimal-perturbation entry (eps* per image, null = censored); {} if not measured
     images_sha256: str | None  # identity of the evaluated images (None in records written before it)
 
@@ -187,6 +189,22 @@ class _Reader:
             entries[norm] = entry
         return entries
 
+    def worst_case(self, raw):
+        """``{n, n_robust, robust_acc, attacks, all_attacks_n, all_attacks_robust_acc}`` or None."""
+        if raw is None:
+            return None
+        raw = self.mapping(raw, "worst_case")
+        n = self.count(raw.get("n"), "worst_case.n")
+        self.require(self.count(raw.get("n_robust"), "worst_case.n_robust") <= n, "worst_case.n_robust exceeds n")
+        self.number(raw.get("robust_acc"), "worst_case.robust_acc", low=0, high=1)
+        self.require(isinstance(raw.get("attacks"), list) and all(isinstance(a, str) for a in raw["attacks"]),
+                     "worst_case.attacks must list attack keys")
+        self.require(self.count(raw.get("all_attacks_n"), "worst_case.all_attacks_n") <= n,
+                     "worst_case.all_attacks_n exceeds n")
+        self.number(raw.get("all_attacks_robust_acc"), "worst_case.all_attacks_robust_acc", low=0, high=1,
+                    nullable=raw["all_attacks_n"] == 0)
+        return raw
+
     def checks(self, raw):
         ok = isinstance(raw, list) and all(isinstance(c, dict) and isinstance(c.get("name"), str)
                                            and c.get("status") in CHECK_STATUSES for c in raw)
@@ -232,6 +250,7 @@ class _Reader:
             checkpoint=checkpoint,
             eval_config=self.mapping(data.get("eval_config"), "eval_config"),
             raw=data,
+            worst_case=self.worst_case(data.get("worst_case")),
             minimal=self.minimal(data.get("minimal_perturbation")),
             images_sha256=data.get("eval_images_sha256"),
         )
@@ -356,12 +375,19 @@ def minimal_row(norm, entry):
     return {f"eps_star_{norm}_{metric}": values[metric] for metric in MINIMAL_COLUMNS}
 
 
+def worst_case_columns(worst):
+    worst = worst or {}
+    return {"worst_case_robust_acc": worst.get("robust_acc"), "worst_case_n": worst.get("n"),
+            "worst_case_all_attacks_robust_acc": worst.get("all_attacks_robust_acc"),
+            "worst_case_all_attacks_n": worst.get("all_attacks_n"),
+            "worst_case_attacks": " ".join(worst.get("attacks", ())) or None}
+
+
 def summary_row(record):
     variant = record.variant
     row = {"dataset": record.dataset, "variant": variant.name, "method": variant.method, "layer": variant.layer, "strength": variant.strength,
            "seed": variant.seed, "learned": record.learned, "clean_acc": record.clean_acc, "n_test": record.n_test,
-           "headline_attack": record.raw.get("headline_attack"),
-           "headline_robust_acc": record.raw.get("headline_robust_acc")}
+           **worst_case_columns(record.worst_case)}
     row.update({f"sparsity_{layer}": fraction for layer, fraction in record.sparsity.items()})
     for key, entry in record.attacks.items():
         row.update({f"{key}_{metric}": value for metric, value in entry.items()})
@@ -392,18 +418,19 @@ def _cell(value, digits=3):
 
 
 def format_summary_table(records):
-    """Plain-text table for the end of a run: clean accuracy, robust accuracy under each attack, the checks
-    (every other number is in summary.csv and summary.md)."""
+    """Plain-text table for the end of a run: clean accuracy, the per-image worst case, robust accuracy under each
+    attack, the checks (every other number is in summary.csv and summary.md)."""
     keys = attack_keys(records)
-    header = ["variant", "clean"] + keys + ["checks"]
+    header = ["variant", "clean", "worst case"] + keys + ["checks"]
     rows = []
     for record in records:
         row = [record.variant.name + ("" if record.learned is not False else " (did not learn)"),
-               _cell(record.clean_acc)]
+               _cell(record.clean_acc), _cell((record.worst_case or {}).get("robust_acc"))]
         row += [_cell(record.attacks.get(key, {}).get("robust_acc")) for key in keys]
         row.append("FAILED: " + ",".join(record.failed_checks) if record.failed_checks else "ok")
         rows.append(row)
     widths = [max(len(line[i]) for line in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in [header, *rows]]
     lines.insert(1, "  ".join("-" * width for width in widths))
-    return "robust accuracy under each attack (over all n):\n" + "\n".join(lines)
+    return ("robust accuracy over all n: worst case per image over every attack, then under each attack:\n"
+            + "\n".join(lines))

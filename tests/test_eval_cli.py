@@ -9,6 +9,7 @@ import pytest
 
 from cli_support import assert_usage_error, run_cli
 from common.cli import run_main
+from evaluation.checks import check
 from main import main
 from sparsity.variants import Variant
 
@@ -187,3 +188,13 @@ def test_vis_with_malformed_results_exits_2_and_keeps_the_file(tmp_path, capsys)
     status, _, err = run(["--mode", "vis", "--results-dir", str(tmp_path)], capsys)
     assert_usage_error(status, err, str(bad))
     assert bad.read_text() == "{not json"
+
+
+def test_a_failed_check_prints_as_one_warning_line_not_a_python_warning(capsys):
+    def failing(argv):
+        check("white_box_attacks_agree", "failed", "pgd 0.6 vs lowest 0.2")
+        return 0
+
+    status, _, err = run_cli(failing, [], capsys)
+    assert status == 0
+    assert err == "warning: sanity check white_box_attacks_agree failed: pgd 0.6 vs lowest 0.2\n"

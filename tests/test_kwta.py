@@ -1,13 +1,19 @@
-"""k-winners-take-all as a sparsity method: what the layer keeps, and the method through train, eval and vis."""
+"""k-winners-take-all as a sparsity method: what the layer keeps, the method through train, eval and vis, and the
+evaluation seeing through the robustness PGD reports for it (gradient masking)."""
 import json
 
 import pytest
 import torch
+import torch.nn as nn
+import torch.nn.functional as F
 
 from cli_support import assert_usage_error, run_cli
+from evaluation.config import EvalConfig
+from evaluation.runner import evaluate_model
 from main import main
 from sparsity.kwta import KWinners
 from sparsity.variants import Variant
+from test_robust_eval import CLASSES, EPS, MLP, coloured_images
 from training.checkpoint import build_variant_model
 
 TRAIN = ["--mode", "train", "--classes", "0", "1", "--epochs", "1", "--batch-size", "16", "--train-per-class", "16",
@@ -58,3 +64,56 @@ def test_gamma_outside_zero_one_exits_2_before_any_work(strength, tmp_path, caps
                                     "--models-dir", str(tmp_path / "m")], capsys)
     assert_usage_error(status, err, "--strength (fraction kept γ) must be in (0, 1]")
     assert not (tmp_path / "m").exists()
+
+
+class KWinnersMLP(nn.Module):
+    """The robust-evaluation tests' MLP with two hidden layers whose ReLUs are k-WTA (gamma 0.1)."""
+
+    def __init__(self, width=256, gamma=0.1):
+        super().__init__()
+        self.hidden1, self.hidden2 = nn.Linear(192, width), nn.Linear(width, width)
+        self.out = nn.Linear(width, CLASSES)
+        self.kwta1, self.kwta2 = KWinners(gamma), KWinners(gamma)
+
+    def forward(self, x):
+        return self.out(self.kwta2(self.hidden2(self.kwta1(self.hidden1(x.flatten(1) * 2 - 1)))))
+
+
+def trained(model, steps, lr):
+    torch.manual_seed(0)
+    x, y = coloured_images(1024, seed=1)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    return model.eval()
+
+
+# PGD against the adaptive gradient-free attack, with a CPU-sized sample schedule, on 32 held-out images
+MASKING = EvalConfig(attacks=("pgd", "nes_adaptive"), eps=EPS, alpha=EPS / 8, steps=20, query_n=32, adaptive_steps=20,
+                     adaptive_schedule=((0, 10), (5, 50), (10, 200)), check_n=32, minimal_norms=())
+
+
+def test_pgd_overstating_a_kwta_models_robustness_fails_a_check_naming_it():
+    torch.manual_seed(0)
+    model = trained(KWinnersMLP(), steps=300, lr=3e-3)
+    x, y = coloured_images(32, seed=2)
+    with pytest.warns(UserWarning, match="white_box_attacks_agree"):
+        report = evaluate_model(model, x, y, CLASSES, torch.device("cpu"), MASKING)
+    pgd, adaptive = (report["attacks"][key]["robust_acc"] for key in ("pgd", "nes_adaptive"))
+    assert pgd > adaptive + 0.1  # PGD's gradients mislead on k-WTA; the gradient-free attack sees through
+    checks = {check["name"]: check for check in report["checks"]}
+    assert checks["white_box_attacks_agree"]["status"] == "failed"
+    assert "unreliable for this model: pgd" in checks["white_box_attacks_agree"]["detail"]
+    assert report["worst_case"]["robust_acc"] <= adaptive
+
+
+def test_an_ordinary_model_under_the_same_attacks_fails_no_check():
+    torch.manual_seed(0)
+    model = trained(MLP(), steps=200, lr=1e-2)
+    x, y = coloured_images(32, seed=2)
+    report = evaluate_model(model, x, y, CLASSES, torch.device("cpu"), MASKING)
+    statuses = {check["name"]: check["status"] for check in report["checks"]}
+    assert "failed" not in statuses.values() and statuses["white_box_attacks_agree"] == "passed", report["checks"]
+    assert report["worst_case"]["robust_acc"] == min(entry["robust_acc"] for entry in report["attacks"].values())

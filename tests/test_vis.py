@@ -93,12 +93,12 @@ def test_summary_holds_the_given_numbers_in_layer_order(tmp_path):
     root = exact_results(tmp_path / "results")
     make_figures(root, "l1")
     summary = (root / "l1" / "summary.md").read_text()
-    assert "| standard | 0, 1 | 10000 | 71.0 ± 1.4 | 0.0 ± 0.0 | — | — | failed check pgd_eps1_success (seed 1) |" \
+    assert "| standard | 0, 1 | 10000 | 71.0 ± 1.4 | 500 | 0.0 ± 0.0 | — | — | failed check pgd_eps1_success (seed 1) |" \
         in summary
     assert "| conv3 (λ=0.01) | 0, 1 | 500 | 325, 326 | 5.0 ± 0.0 | 92.3 ± 0.0 | 95.0 ± 0.0 |" in summary
     assert "| conv3 (λ=0.01) | 0, 1 | 200 | 130 | 39.0 ± 0.0 | 40.0 ± 0.0 | 61.0 ± 0.0 | 104/260 | 1000 ± 283 |" \
         in summary
-    assert "| conv3 (λ=0.01) | 0, 1 | 10000 | 65.0 ± 0.0 | 5.0 ± 0.0 | 83.0 ± 0.0 | 60.0 ± 0.0 |" in summary
+    assert "| conv3 (λ=0.01) | 0, 1 | 10000 | 65.0 ± 0.0 | 500 | 5.0 ± 0.0 | 83.0 ± 0.0 | 60.0 ± 0.0 |" in summary
     assert "Not evaluated with this attack: fc1 (λ=0.01)." in summary
     assert summary.index("| conv3 (λ=0.01)") < summary.index("| fc1 (λ=0.01)")
     assert "fig2_strength_sweep not drawn in this run" in summary
