@@ -43,24 +43,38 @@ def sample_std(values):
     return statistics.stdev(values) if len(values) > 1 else None
 
 
-def _row_medians(values, toward):
-    """Median of each row of ``values`` (R, n) with the unknowns (nan) set to ``toward`` (+-inf); the mean of the
-    two middle values for even n, ``toward`` where they are -inf and +inf."""
-    ordered = torch.nan_to_num(values, nan=toward, posinf=math.inf, neginf=-math.inf).sort(dim=1).values
-    n = ordered.shape[1]
-    if n % 2:
-        return ordered[:, n // 2]
-    middle = (ordered[:, n // 2 - 1] + ordered[:, n // 2]) / 2
-    return torch.nan_to_num(middle, nan=toward, posinf=math.inf, neginf=-math.inf)
+def _middle(low, high, toward):
+    """The mean of the two middle values; ``toward`` (+-inf) where they are -inf and +inf."""
+    return torch.nan_to_num((low + high) / 2, nan=toward, posinf=math.inf, neginf=-math.inf)
+
+
+def _medians(values, cumulative, toward):
+    """Median of ``values`` under each resample, with the unknowns (nan) set to ``toward``. A resample is given
+    by ``cumulative`` (R, n): how many of its draws fall at or before each position of the sorted values, so
+    its k-th smallest value sits at the first position whose count reaches k (no sort per resample)."""
+    ordered = torch.nan_to_num(values, nan=toward, posinf=math.inf, neginf=-math.inf).sort().values
+    n = cumulative.shape[1]
+
+    def kth(k):
+        return ordered[(cumulative < k).sum(1)]
+
+    return kth(n // 2 + 1) if n % 2 else _middle(kth(n // 2), kth(n // 2 + 1), toward)
+
+
+def _cumulative_counts(positions, n):
+    counts = torch.zeros(positions.shape[0], n, dtype=torch.int32)
+    counts.scatter_add_(1, positions, torch.ones_like(positions, dtype=torch.int32))
+    return counts.cumsum(1)
 
 
 def median_bounds(values):
     """``(low, high)``: the median of ``values`` (floats; inf, -inf and nan as above) whatever its unknowns are;
     ``(None, None)`` for no values. Without unknowns both are ``median(values)``."""
-    values = torch.as_tensor(values, dtype=torch.float64).reshape(1, -1)
+    values = torch.as_tensor(values, dtype=torch.float64).reshape(-1)
     if values.numel() == 0:
         return None, None
-    return _row_medians(values, -math.inf).item(), _row_medians(values, math.inf).item()
+    once = torch.arange(1, len(values) + 1).unsqueeze(0)  # every value drawn once
+    return _medians(values, once, -math.inf).item(), _medians(values, once, math.inf).item()
 
 
 def bootstrap_median_interval(values, seed=0, level=CONFIDENCE, resamples=BOOTSTRAP_RESAMPLES):
@@ -70,8 +84,9 @@ def bootstrap_median_interval(values, seed=0, level=CONFIDENCE, resamples=BOOTST
     if values.numel() == 0:
         return None, None
     generator = torch.Generator().manual_seed(seed)
-    rows = values[torch.randint(len(values), (resamples, len(values)), generator=generator)]
+    positions = torch.randint(len(values), (resamples, len(values)), generator=generator)
+    cumulative = _cumulative_counts(positions, len(values))
     tail = (1 - level) / 2
-    low = torch.quantile(_row_medians(rows, -math.inf), tail, interpolation="lower").item()
-    high = torch.quantile(_row_medians(rows, math.inf), 1 - tail, interpolation="higher").item()
+    low = torch.quantile(_medians(values, cumulative, -math.inf), tail, interpolation="lower").item()
+    high = torch.quantile(_medians(values, cumulative, math.inf), 1 - tail, interpolation="higher").item()
     return low, high

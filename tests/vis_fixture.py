@@ -53,7 +53,7 @@ def worst_case(attacks):
             "all_attacks_n": subset, "all_attacks_robust_acc": round(lowest * subset) / subset}
 
 
-def minimal_document(clean_acc, effect, seed, n=200, limit=32 / 255, norm="linf"):
+def minimal_document(clean_acc, effect, seed, n=100, limit=32 / 255, norm="linf"):
     """A minimal-perturbation entry of ``n`` images: misclassified ones at 0, the others log-normally spread around a
     median that grows with ``effect``, a few censored at ``limit``; built with the code eval uses."""
     generator = torch.Generator().manual_seed(seed)
@@ -68,6 +68,15 @@ def minimal_document(clean_acc, effect, seed, n=200, limit=32 / 255, norm="linf"
     result = MinimalPerturbation(norm, limit, eps, methods, eps * 1.01, eps, torch.ones(n, dtype=torch.bool),
                                  torch.zeros(n, 1))
     return minimal_entry(result, seed=seed, settings={"fab_steps": 100})
+
+
+def minimal_from(values, limit, norm="linf", seed=0):
+    """The entry eval writes for per-image eps* ``values`` (None: censored, 0: misclassified clean)."""
+    eps = torch.tensor([math.inf if v is None else v for v in values], dtype=torch.float64)
+    methods = [CENSORED if v is None else CLEAN if v == 0 else FAB_METHOD for v in values]
+    result = MinimalPerturbation(norm, limit, eps, methods, eps, eps, torch.ones(len(eps), dtype=torch.bool),
+                                 torch.zeros(len(eps), 1))
+    return minimal_entry(result, seed=seed, settings={})
 
 
 def result_document(method, variant, clean_acc, sparsity, attacks, learned=True, curves=None, quick=False,

@@ -5,7 +5,7 @@ Seeds of a variant that did not learn (clean accuracy near chance) are left
 out of every mean and named instead: their robustness numbers compare noise.
 """
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from common import stats
@@ -13,6 +13,7 @@ from common.errors import FileProblem
 from data.registry import DEFAULT_DATASET, get_dataset
 from evaluation.records import load_records, variant_order
 from sparsity.methods import BASELINE, get_method
+from vis.eps_star import eps_star
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class VariantSummary:
     images_sha256: dict  # seed -> identity of the evaluated images (for pairing with the baseline)
     collapsed_seeds: tuple
     failed_checks: tuple  # "check (seed s)"
+    eps_star: dict = field(default_factory=dict)  # norm -> vis.eps_star.EpsStar (pooled, paired with the baseline)
 
     @property
     def is_baseline(self):
@@ -233,10 +235,13 @@ def merge_seeds(method, folder, records):
     for record in records:
         if record.eval_config not in configs:
             configs.append(record.eval_config)
+    variants = [_merge(g) for g in groups.values()]
+    baseline = next((v for v in variants if v.is_baseline), None)
+    variants = [replace(v, eps_star={norm: summary for norm in v.minimal
+                                     if (summary := eps_star(v, norm, baseline)) is not None}) for v in variants]
     dataset = records[0].dataset if records else DEFAULT_DATASET
     return MethodResults(method=method, folder=Path(folder), dataset_name=dataset, layer_names=tuple(layers),
-                         variants=tuple(_merge(g) for g in groups.values()), attack_info=_attack_info(records),
-                         eval_configs=tuple(configs))
+                         variants=tuple(variants), attack_info=_attack_info(records), eval_configs=tuple(configs))
 
 
 def load_method_results(results_dir, method, layers, include_baseline, warn=None, dataset=None):
