@@ -49,8 +49,8 @@ class Attack:
     """Base class: subclasses set ``name`` and ``threat_model`` and implement ``__call__``.
 
     ``counts_queries`` says whether ``__call__`` returns per-image query counts;
-    ``reference`` marks the field's standard white-box evaluation (AutoAttack),
-    whose robust accuracy is the headline number wherever it was run.
+    ``reference`` marks the field's standard white-box evaluation (AutoAttack);
+    the number results lead with is the per-image worst case over every attack run.
     """
 
     name = None
