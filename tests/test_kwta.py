@@ -52,10 +52,10 @@ def test_kwta_runs_through_train_eval_and_vis(cifar_dir, tmp_path, capsys):
     run(["--mode", "eval", "--method", "kwta", "--layers", "fc1", "--strength", "0.2", "--attacks", "pgd",
          "--n-eval", "8", "--steps", "3", "--check-n", "4", "--minimal-norms", "none", "--device", "cpu", *dirs,
          "--results-dir", str(tmp_path / "results")], capsys)
-    record = json.loads((tmp_path / "results" / "kwta" / "fc1_s0.2_seed0.json").read_text())
+    record = json.loads((tmp_path / "results" / "cifar10" / "kwta" / "fc1_s0.2_seed0.json").read_text())
     assert record["activation_sparsity"]["fc1"] == pytest.approx(1 - int(0.2 * 256) / 256, abs=0.02)
     run(["--mode", "vis", "--method", "kwta", "--results-dir", str(tmp_path / "results")], capsys)
-    assert "| fc1 (γ=0.2)" in (tmp_path / "results" / "kwta" / "summary.md").read_text()
+    assert "| fc1 (γ=0.2)" in (tmp_path / "results" / "cifar10" / "kwta" / "summary.md").read_text()
 
 
 @pytest.mark.parametrize("strength", ["0", "1.5", "-0.1"])

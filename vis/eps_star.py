@@ -16,6 +16,21 @@ import torch
 from common import stats
 
 
+def eps_axis(dataset, norm):
+    """``(factor, unit)``: eps of ``norm`` drawn as ``factor * eps``; L-inf in the data set's own units (8/255 as 8
+    on CIFAR-10, 0.1 as 0.1 on Fashion-MNIST), L2 on the [0, 1] pixel scale."""
+    if norm == "linf":
+        return dataset.scale_eps(1.0), dataset.eps_unit
+    return 1.0, "pixel scale [0, 1]"
+
+
+def eps_text(dataset, value, norm):
+    """eps of ``norm`` as tables write it (L-inf in the data set's units); a censored value (None, inf) as such."""
+    if value is None or math.isinf(value):
+        return "censored"
+    return dataset.format_eps(value) if norm == "linf" else f"{value:.3g}"
+
+
 def _values(entry):
     return [math.inf if value is None else value for value in entry["eps_star"]]
 

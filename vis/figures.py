@@ -13,6 +13,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from attacks.base import WHITE_BOX
+from vis.eps_star import eps_axis
 from vis.metrics import CLEAN_ACC, OWN_SPARSITY, WORST_CASE, median_queries, robust_acc, success_correct
 from vis.render import (BASELINE_COLOR, NOT_LEARNED_COLOR, add_footnote, figure_style, layer_style, new_figure,
                         save_figure)
@@ -451,11 +452,6 @@ NORM_TITLES = {"linf": "L-inf", "l2": "L2"}
 SWEEP_MARKERS = ("s", "^", "D", "v", "P")
 
 
-def eps_scale(norm):
-    """(factor, unit text) in which eps of ``norm`` is drawn: L-inf in 1/255, L2 as it is."""
-    return (255.0, " (x 1/255)") if norm == "linf" else (1.0, "")
-
-
 def _norms(results):
     return [norm for norm in NORM_TITLES if any(norm in v.minimal for v in results.variants)]
 
@@ -470,7 +466,7 @@ def _variant_style(results, variant):
 
 
 def _curve_panel(ax, results, norm, handles):
-    factor, unit = eps_scale(norm)
+    factor, unit = eps_axis(results.dataset, norm)
     censored, reach = [], []
     for v in results.variants:
         summary = v.eps_star.get(norm) if v.learned else None
@@ -510,7 +506,7 @@ def _curve_panel(ax, results, norm, handles):
         right = max(reach + [factor * value for value in eps if norm == "linf"])
         ax.set_xlim(-0.02 * right, 1.1 * right)
     ax.set_title(f"{NORM_TITLES[norm]}: robust accuracy read off eps*", loc="left")
-    ax.set_xlabel(f"eps{unit}, {NORM_TITLES[norm]}")
+    ax.set_xlabel(f"eps ({unit}), {NORM_TITLES[norm]}")
     ax.set_ylim(-3, 103)
     return censored
 
@@ -559,7 +555,7 @@ def _interval_point(ax, x, median, low, high, limit, color):
 
 
 def _median_panel(ax, results, shown, norm):
-    factor, unit = eps_scale(norm)
+    factor, unit = eps_axis(results.dataset, norm)
     baseline = results.baseline.eps_star.get(norm) if results.baseline else None
     if baseline is not None and math.isfinite(baseline.median):
         ax.axhspan(factor * baseline.low, factor * min(baseline.high, baseline.limit), color=BASELINE_COLOR,
@@ -583,11 +579,11 @@ def _median_panel(ax, results, shown, norm):
         else:
             ax.set_ylim(0, max(tops) * 1.3)
     ax.set_title(f"{NORM_TITLES[norm]}: median eps* (95% bootstrap interval)", loc="left")
-    ax.set_ylabel(f"eps*{unit}")
+    ax.set_ylabel(f"eps* ({unit})")
 
 
 def _paired_panel(ax, results, shown, norm):
-    factor, unit = eps_scale(norm)
+    factor, unit = eps_axis(results.dataset, norm)
     ax.axhline(0, color=BASELINE_COLOR, linestyle="--", linewidth=1)
     finite = []
     for x, v in enumerate(shown):
@@ -611,7 +607,7 @@ def _paired_panel(ax, results, shown, norm):
         span = max(abs(value) for value in finite) * 1.3 or 1.0
         ax.set_ylim(-span, span)
     ax.set_title(f"{NORM_TITLES[norm]}: paired difference to standard, median over images (95% interval)", loc="left")
-    ax.set_ylabel(f"eps* - standard's eps*{unit}")
+    ax.set_ylabel(f"eps* - standard's eps* ({unit})")
 
 
 def _eps_star_counts(variant, norm):

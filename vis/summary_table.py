@@ -2,6 +2,7 @@
 import math
 
 from sparsity.measure import LEARNED_MARGIN
+from vis.eps_star import eps_text
 
 DASH = "—"
 QUERY_HEADERS = (("median_queries_correct", "median queries (fooled & correct)"),
@@ -109,36 +110,29 @@ def _curves_section(results):
     return lines
 
 
-def eps_text(value, norm):
-    """eps in the units figures use: L-inf in 1/255, L2 as it is; None/inf as censored."""
-    if value is None or math.isinf(value):
-        return "censored"
-    return f"{255 * value:.3g}/255" if norm == "linf" else f"{value:.3g}"
-
-
-def _interval(low, high, norm, limit):
-    upper = f"> {eps_text(limit, norm)} (past the limit)" if math.isinf(high) else eps_text(high, norm)
-    lower = "-inf" if math.isinf(low) and low < 0 else eps_text(low, norm)
+def _interval(dataset, low, high, norm, limit):
+    upper = f"> {eps_text(dataset, limit, norm)} (past the limit)" if math.isinf(high) else eps_text(dataset, high, norm)
+    lower = "-inf" if math.isinf(low) and low < 0 else eps_text(dataset, low, norm)
     return f"[{lower}, {upper}]"
 
 
-def _paired(summary, norm):
+def _paired(dataset, summary, norm):
     if summary.paired is None:
         return summary.not_paired or DASH
     paired = summary.paired
     if paired.median_low == paired.median_high:
-        median = _signed(paired.median_low, norm)
+        median = _signed(dataset, paired.median_low, norm)
     else:
-        median = f"between {_signed(paired.median_low, norm)} and {_signed(paired.median_high, norm)}"
-    interval = f"[{_signed(paired.low, norm)}, {_signed(paired.high, norm)}]"
+        median = f"between {_signed(dataset, paired.median_low, norm)} and {_signed(dataset, paired.median_high, norm)}"
+    interval = f"[{_signed(dataset, paired.low, norm)}, {_signed(dataset, paired.high, norm)}]"
     unknown = f", {paired.n_unknown} censored in both" if paired.n_unknown else ""
     return f"{median} {interval} (n = {paired.n}{unknown})"
 
 
-def _signed(value, norm):
+def _signed(dataset, value, norm):
     if math.isinf(value):
         return "+inf" if value > 0 else "-inf"
-    text = eps_text(abs(value), norm)
+    text = eps_text(dataset, abs(value), norm)
     return ("-" if value < 0 else "+") + text
 
 
@@ -153,31 +147,32 @@ def _eps_star_section(results):
     if not norms:
         return []
     eps = sorted({config.get("eps") for config in results.eval_configs if config.get("eps")})
+    dataset = results.dataset
     lines = ["## Smallest fooling perturbation eps*", "",
              "Per image, the smaller of FAB's (minimum-norm attack) and a PGD bisection's smallest perturbation that "
              "fools the model, checked to fool it; 0 for an image misclassified clean; censored where neither fooled "
              "it within the search limit (counted, never dropped: a censored median means more than half the images "
              "were not fooled within the limit). Medians over images, pooled over the seeds listed (n = images x "
              "seeds); intervals: 95% percentile bootstrap over images (2,000 resamples). Paired difference: median "
-             "over the same images of (variant's eps* - standard's eps*), same seed. L-inf in 1/255 of the [0, 1] "
-             "pixel range, L2 in [0, 1] pixel units.", ""]
+             "over the same images of (variant's eps* - standard's eps*), same seed. L-inf in the units of "
+             f"{dataset.title} ({dataset.eps_unit}), L2 on the [0, 1] pixel scale.", ""]
     for norm in norms:
         have = [v for v in results.variants if norm in v.eps_star]
         rows = []
         for v in have:
             summary = v.eps_star[norm]
             rows.append([v.label, _seeds(summary.seeds), str(summary.n), str(summary.n_clean_misclassified),
-                         str(summary.n_censored), eps_text(summary.median, norm),
-                         _interval(summary.low, summary.high, norm, summary.limit),
-                         eps_text(summary.fab_median, norm), eps_text(summary.pgd_median, norm)]
+                         str(summary.n_censored), eps_text(dataset, summary.median, norm),
+                         _interval(dataset, summary.low, summary.high, norm, summary.limit),
+                         eps_text(dataset, summary.fab_median, norm), eps_text(dataset, summary.pgd_median, norm)]
                         + ([_at_eps(summary, eps[0])] if norm == "linf" and len(eps) == 1 else [])
-                        + [_paired(summary, norm)])
+                        + [_paired(dataset, summary, norm)])
         limits = sorted({v.eps_star[norm].limit for v in have})
         header = ["variant", "seeds", "n", "misclassified clean", "censored", "median eps*", "95% interval",
                   "FAB median", "PGD bisection median"]
-        header += [f"robust acc at eps {eps_text(eps[0], norm)} (%)"] if norm == "linf" and len(eps) == 1 else []
+        header += [f"robust acc at eps {eps_text(dataset, eps[0], norm)} (%)"] if norm == "linf" and len(eps) == 1 else []
         lines += [f"### {'L-inf' if norm == 'linf' else 'L2'} (search limit "
-                  f"{', '.join(eps_text(limit, norm) for limit in limits)})", ""]
+                  f"{', '.join(eps_text(dataset, limit, norm) for limit in limits)})", ""]
         lines += _table(header + ["paired difference to standard [95% interval]"], rows) + [""]
     return lines
 
