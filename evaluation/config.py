@@ -16,7 +16,7 @@ from data.registry import DEFAULT_DATASET, get_dataset
 # Explicit options still override these (the training preset is training.recipe.QUICK).
 QUICK = {"attacks": ("pgd", "apgd", "square", "nes", "nes_adaptive"), "n_eval": 100, "steps": 20, "query_n": 20,
          "nes_samples": 20, "nes_steps": 20, "adaptive_steps": 20, "adaptive_schedule": ((0, 10), (5, 50), (10, 200)),
-         "check_n": 100}
+         "minimal_norms": ("linf",), "fab_steps": 20, "check_n": 100}
 DEFAULT = get_dataset(DEFAULT_DATASET)  # the budget of a config made without a data set
 
 
