@@ -73,7 +73,7 @@ def read_idx_dataset(source, data_dir, download, others=()):
     if missing:
         raise FileProblem(f"{folder} holds part of {source.title} but not {', '.join(missing)} (.gz or unpacked); "
                           f"add the missing files", "data_dir")
-    key = (str(folder.resolve()), tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in paths.values()))
+    key = (source.title, str(folder.resolve()), tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in paths.values()))
     if key not in _decoded:
         _decoded[key] = _read_folder(source, paths, others)
     cached = _decoded[key]

@@ -19,11 +19,14 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """The --quick baseline on real Fashion-MNIST (the data folder is empty: the files come from the system)."""
+    """A short --quick baseline on real Fashion-MNIST (the data folder is empty: the files come from the system):
+    500 images per class for 2 epochs (626 steps, 64% test accuracy on the CI machine; the full --quick preset
+    reaches 78% in 2,500 steps, which the README measures and the suite cannot afford)."""
     root = tmp_path_factory.mktemp("real-fashion")
     with pytest.raises(SystemExit) as exit_info:
         run_main(main, ["--mode", "train", "--quick", "--dataset", "fashion-mnist", "--baseline-only", "--device",
-                        "cpu", "--data-dir", str(root / "data"), "--models-dir", str(root / "models")])
+                        "cpu", "--train-per-class", "500", "--epochs", "2", "--threads", "2",
+                        "--data-dir", str(root / "data"), "--models-dir", str(root / "models")])
     assert exit_info.value.code == 0
     return root
 
@@ -32,20 +35,22 @@ def test_quick_training_learns_real_fashion_mnist(trained):
     metadata = load_checkpoint(trained / "models" / "fashion-mnist" / "standard_seed0.pt")["metadata"]
     assert metadata["recipe"]["dataset"] == "fashion-mnist" and metadata["input_shape"] == [1, 28, 28]
     assert metadata["n_test"] == 1000 and metadata["classes"][0] == "T-shirt/top"
-    assert metadata["clean_test_acc"] >= 0.75, metadata["clean_test_acc"]
+    assert metadata["recipe"]["train_per_class"] == 500 and metadata["recipe"]["batch_size"] == 16
+    assert metadata["clean_test_acc"] >= 0.55, metadata["clean_test_acc"]  # chance is 10%
 
 
 def test_the_real_model_is_attacked_end_to_end(trained, capsys):
     status, out, err = run_cli(main, [
         "--mode", "eval", "--quick", "--baseline-only", "--attacks", "pgd", "square", "--n-eval", "100",
-        "--query-n", "10", "--square-queries", "200", "--device", "cpu", "--data-dir", str(trained / "data"),
+        "--query-n", "10", "--square-queries", "200", "--device", "cpu", "--threads", "2",
+        "--data-dir", str(trained / "data"),
         "--models-dir", str(trained / "models"), "--results-dir", str(trained / "results")], capsys)
     assert status == 0, err
     record = json.loads((trained / "results" / "fashion-mnist" / "l1" / "standard_seed0.json").read_text())
     assert record["dataset"] == "fashion-mnist" and record["eval_config"]["eps"] == 0.1
     pgd = record["attacks"]["pgd"]
     # eps 0.1 fools most of a standard model's correct images: PGD really flips predictions
-    assert pgd["n"] == 100 and pgd["n_correct"] >= 70 and pgd["success_rate_correct"] >= 0.5
+    assert pgd["n"] == 100 and pgd["n_correct"] >= 50 and pgd["success_rate_correct"] >= 0.5
     assert record["attacks"]["square"]["n"] == 10
     assert "evaluation: 1 evaluated" in out
 
