@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 
 from attacks import ATTACKS
+from attacks.base import LOSSES
 from attacks.nes import MODES as NES_MODES
+from attacks.nes import schedule_text
 from common.cli import ArgumentParser, Interrupted, fraction, run_main
 from common.device import (DEFAULT_THREADS, DEVICE_CHOICES, cpu_threads, default_threads, fast_training,
                            resolve_device)
@@ -19,6 +21,8 @@ from data.augment import AUGMENTATIONS
 from data.registry import DATASETS, DEFAULT_DATASET, dataset_folder, datasets_in, get_dataset
 from evaluation.config import EvalConfig
 from evaluation.config import QUICK as EVAL_QUICK
+from evaluation.minimal import LIMIT_PER_EPS
+from evaluation.minimal import NORMS as MINIMAL_NORMS
 from evaluation.runner import evaluate_variants
 from launch import LAUNCHERS, LOCAL, SLURM
 from launch.config import FIELDS as SLURM_FIELDS
@@ -227,7 +231,24 @@ def run_train(args):
 
 EVAL_FLAGS = {"steps": "--steps", "restarts": "--restarts", "n_eval": "--n-eval", "query_n": "--query-n",
               "square_queries": "--square-queries", "nes_steps": "--nes-steps", "nes_samples": "--nes-samples",
-              "query_batch": "--query-batch", "batch_size": "--eval-batch-size", "check_n": "--check-n"}
+              "adaptive_steps": "--adaptive-steps", "fab_steps": "--fab-steps", "query_batch": "--query-batch",
+              "batch_size": "--eval-batch-size", "check_n": "--check-n"}
+
+
+def samples_at_step(text):
+    """``SAMPLES@STEP`` (an entry of --adaptive-schedule) -> (step, samples)."""
+    samples, _, step = text.partition("@")
+    try:
+        return int(step), int(samples)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not SAMPLES@STEP (e.g. 1000@20)") from None
+
+
+def schedule_entry(text):
+    """argparse type of --adaptive-schedule: checked, and kept as written so that a command line handed to another
+    process (a Slurm task) repeats it."""
+    samples_at_step(text)
+    return text
 
 
 def add_eval_options(parser):
@@ -251,11 +272,23 @@ def add_eval_options(parser):
     option("--nes-sigma", type=fraction, help="NES sampling scale (default 1/255)")
     option("--nes-momenta", type=float, nargs="+", metavar="M", help="NES momentum values in [0, 1) (default 0 0.9)")
     option("--nes-modes", nargs="+", choices=NES_MODES, help="untargeted and/or targeted NES (default both)")
+    option("--minimal-norms", nargs="+", choices=[*MINIMAL_NORMS, "none"], metavar="NORM",
+           help="norms of the per-image minimal perturbation eps* (FAB and a PGD bisection), of linf l2, or none "
+                "(default: linf l2)")
+    option("--minimal-limit", type=fraction, metavar="EPS",
+           help=f"L-inf search limit of eps*, in (0, 1] (L2: EPS x sqrt(pixels); default {LIMIT_PER_EPS} x --eps)")
+    option("--nes-loss", choices=LOSSES, help="loss NES estimates the gradient of: ce (cross-entropy, default) or "
+                                              "margin (logit margin)")
+    option("--adaptive-schedule", type=schedule_entry, nargs="+", metavar="SAMPLES@STEP",
+           help="nes_adaptive's antithetic pairs per estimate from each step on, increasing (default "
+                f"{schedule_text(defaults.adaptive_schedule)}, Tramer et al. 2020; --quick: "
+                f"{schedule_text(EVAL_QUICK['adaptive_schedule'])})")
     helps = {"steps": "PGD steps", "restarts": "PGD random restarts",
              "n_eval": "attack the first N test images (default: all)",
              "query_n": "query-based attacks (NES, Square) on a seeded subset of N of them",
              "square_queries": "Square's query budget per image", "nes_steps": "NES iterations",
              "nes_samples": "antithetic pairs per NES gradient estimate",
+             "adaptive_steps": "nes_adaptive's signed steps", "fab_steps": "FAB's iterations for eps*",
              "query_batch": "images per NES forward pass, even (default 4096 on CUDA, 64 otherwise)",
              "batch_size": "images per white-box attack batch", "check_n": "images for the sanity checks"}
     for field, flag in EVAL_FLAGS.items():
@@ -269,7 +302,10 @@ def eval_config_from_args(args, dataset):
     eps_sweep = None if args.eps_sweep is None else tuple(args.eps_sweep or get_dataset(dataset).eps_sweep)
     return EvalConfig.from_options(
         quick=args.quick, dataset=dataset, attacks=args.attacks, eps=args.eps, alpha=args.alpha, eps_sweep=eps_sweep,
-        nes_sigma=args.nes_sigma, nes_momenta=args.nes_momenta, nes_modes=args.nes_modes,
+        nes_sigma=args.nes_sigma, nes_momenta=args.nes_momenta, nes_modes=args.nes_modes, nes_loss=args.nes_loss,
+        adaptive_schedule=args.adaptive_schedule and list(map(samples_at_step, args.adaptive_schedule)),
+        minimal_limit=args.minimal_limit,
+        minimal_norms=None if args.minimal_norms is None else minimal_norms(args.minimal_norms),
         **{field: getattr(args, field if field != "batch_size" else "eval_batch_size") for field in EVAL_FLAGS})
 
 
@@ -283,6 +319,13 @@ def chosen_dataset(args, root, holds, what):
         raise UsageError(f"{root} holds {what} of several data sets ({', '.join(found)}); choose one with "
                          f"--dataset {found[0]}")
     return found[0] if found else DEFAULT_DATASET
+
+
+def minimal_norms(values):
+    """--minimal-norms: the norms, or () for ``none`` (alone)."""
+    if "none" in values and len(values) > 1:
+        raise UsageError("--minimal-norms none turns the measure off; give it alone")
+    return () if values == ["none"] else tuple(values)
 
 
 def run_eval(args):

@@ -4,10 +4,11 @@ Adding an attack: a new file with an ``attacks.base.Attack`` subclass, and one l
 """
 from attacks.autoattack import APGD, AutoAttack
 from attacks.nes import NES
+from attacks.nes_adaptive import NESAdaptive
 from attacks.pgd import PGD
 from attacks.square import Square
 
-ATTACKS = {attack.name: attack for attack in (PGD, APGD, AutoAttack, Square, NES)}
+ATTACKS = {attack.name: attack for attack in (PGD, APGD, AutoAttack, Square, NES, NESAdaptive)}
 
 
 def register_attack(attack):
@@ -18,4 +19,4 @@ def register_attack(attack):
     return attack
 
 
-__all__ = ["ATTACKS", "APGD", "AutoAttack", "NES", "PGD", "Square", "register_attack"]
+__all__ = ["ATTACKS", "APGD", "AutoAttack", "NES", "NESAdaptive", "PGD", "Square", "register_attack"]

@@ -60,8 +60,8 @@ class Attack:
     """Base class: subclasses set ``name`` and ``threat_model`` and implement ``__call__``.
 
     ``counts_queries`` says whether ``__call__`` returns per-image query counts;
-    ``reference`` marks the field's standard white-box evaluation (AutoAttack),
-    whose robust accuracy is the headline number wherever it was run.
+    ``reference`` marks the field's standard white-box evaluation (AutoAttack);
+    the number results lead with is the per-image worst case over every attack run.
     """
 
     name = None
@@ -108,21 +108,33 @@ def eval_mode(model):
             module.training = training
 
 
-def attack_objective(logits, y, targeted):
+LOSSES = ("ce", "margin")
+
+
+def attack_objective(logits, y, targeted, loss="ce"):
     """Per-sample loss the attacker ascends, and whether each sample already meets its goal.
 
-    Multi-class logits (N, C): cross-entropy, ascended (untargeted, y = true label)
-    or descended (targeted, y = target label). A single output (N,) or (N, 1) is a
-    binary classifier sign(f) with labels in {-1, +1} (or {0, 1}) and logistic loss,
-    which is what the synthetic two-layer network outputs.
+    Multi-class logits (N, C), ``loss="ce"``: cross-entropy, ascended (untargeted,
+    y = true label) or descended (targeted, y = target label). ``loss="margin"``:
+    the logit margin (Carlini & Wagner's), ``max_{j != y} z_j - z_y`` untargeted and
+    ``z_y - max_{j != y} z_j`` targeted, ascended; it does not saturate as softmax
+    does, which is why attacks on masked models use it. A single output (N,) or
+    (N, 1) is a binary classifier sign(f) with labels in {-1, +1} (or {0, 1}) and
+    logistic loss (or the negated signed output for the margin), which is what the
+    synthetic two-layer network outputs.
     """
     if logits.dim() == 1 or logits.shape[1] == 1:
         margin = torch.where(y > 0, 1.0, -1.0).to(logits.dtype) * logits.reshape(-1)
+        objective = -margin if loss == "margin" else F.softplus(-margin)
         if targeted:
-            return -F.softplus(-margin), margin > 0
-        return F.softplus(-margin), margin < 0
-    cross_entropy = F.cross_entropy(logits, y, reduction="none")
+            return -objective, margin > 0
+        return objective, margin < 0
     predicted = logits.argmax(1)
+    if loss == "margin":
+        own = logits.gather(1, y.unsqueeze(1)).squeeze(1)
+        best_other = logits.scatter(1, y.unsqueeze(1), -float("inf")).amax(1)
+        return (own - best_other, predicted == y) if targeted else (best_other - own, predicted != y)
+    cross_entropy = F.cross_entropy(logits, y, reduction="none")
     if targeted:
         return -cross_entropy, predicted == y
     return cross_entropy, predicted != y

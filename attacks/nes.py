@@ -1,8 +1,9 @@
 """Black-box L-inf PGD driven by NES gradient estimates (Ilyas et al. 2018), batched over samples and queries."""
 import torch
 
-from attacks.base import (BLACK_BOX, DEFAULT_EPS, DEFAULT_STEP, QUERY_SUBSET, Attack, AttackRun, attack_objective,
-                          check_inputs, eval_mode, linf_box, per_sample, row_mask, select_rows, sync_every)
+from attacks.base import (BLACK_BOX, DEFAULT_EPS, DEFAULT_STEP, LOSSES, QUERY_SUBSET, Attack, AttackRun,
+                          attack_objective, check_inputs, eval_mode, linf_box, per_sample, row_mask, select_rows,
+                          sync_every)
 from common import validation
 from common.errors import ConfigError
 
@@ -24,6 +25,35 @@ def default_query_batch(device):
     return DEFAULT_QUERY_BATCH.get(torch.device(device).type, FALLBACK_QUERY_BATCH)
 
 
+def sample_schedule(samples, field="samples"):
+    """Antithetic pairs per gradient estimate as ``((from_step, pairs), ...)``: an int is one segment from step 0;
+    a schedule starts at step 0 and increases in both step and pairs (estimates get finer as the attack goes on,
+    as in Tramer et al. 2020)."""
+    if isinstance(samples, int) and not isinstance(samples, bool):
+        return ((0, validation.integer(samples, field, minimum=1)),)
+    try:
+        schedule = tuple((step, pairs) for step, pairs in samples)
+    except (TypeError, ValueError):
+        raise ConfigError(field, f"must be a positive integer or (from_step, samples) pairs, got {samples!r}") from None
+    if not schedule:
+        raise ConfigError(field, "lists no (from_step, samples) pair")
+    for step, pairs in schedule:
+        validation.integer(step, field, minimum=0)
+        validation.integer(pairs, field, minimum=1)
+    if schedule[0][0] != 0:
+        raise ConfigError(field, f"must start at step 0, got {schedule_text(schedule)}")
+    for (step, pairs), (next_step, next_pairs) in zip(schedule, schedule[1:]):
+        if next_step <= step or next_pairs <= pairs:
+            raise ConfigError(field, f"must increase in both step and samples, got {schedule_text(schedule)}; "
+                                     "write it as SAMPLES@STEP, e.g. 100@0 1000@20 20000@40")
+    return schedule
+
+
+def schedule_text(schedule):
+    """``100@0 1000@20 20000@40``: the schedule as the command line writes it."""
+    return " ".join(f"{pairs}@{step}" for step, pairs in schedule)
+
+
 MODES = ("untargeted", "targeted")
 
 
@@ -38,10 +68,13 @@ class NES(Attack):
     The model is used as a black box: only its outputs, under inference mode.
     Each iteration checks the current point (1 query), and a sample that meets
     its goal stops there and consumes no more queries. Otherwise the gradient of
-    the cross-entropy (ascended untargeted, descended towards the target y when
-    targeted; the original repository's NES PGD loss) is estimated from
-    ``samples`` antithetic Gaussian pairs, 2 * ``samples`` queries,
+    the loss (``loss="ce"``: the cross-entropy, ascended untargeted, descended
+    towards the target y when targeted, the original repository's NES PGD loss;
+    ``"margin"``: the logit margin, see ``attacks.base.attack_objective``) is
+    estimated from ``samples`` antithetic Gaussian pairs, 2 * ``samples`` queries,
     ``g ~ sum_i (L(x + sigma u_i) - L(x - sigma u_i)) u_i / (2 sigma samples)``.
+    ``samples`` may also be a schedule ``((0, s0), (k1, s1), ...)``: s0 pairs per
+    estimate from step 0, s1 from step k1, ... (``sample_schedule``).
     Query points are not clipped to [0, 1]: clipping would bias the antithetic
     difference at the box edges. With ``momentum`` m the step direction is
     ``m * previous + (1 - m) * estimate``; the step is ``alpha * sign`` followed by
@@ -49,7 +82,7 @@ class NES(Attack):
 
     Queries per sample: 1 (clean check) + per iteration [1 check + 2 * samples]
     + 1 final check, so at most 2 + steps * (2 * samples + 1) (20,052 with the
-    defaults). Without a random start the first iteration's check is the clean
+    defaults; ``max_queries()`` with a schedule). Without a random start the first iteration's check is the clean
     check itself and is not repeated. All active samples' queries stream through
     the model in chunks of ``query_batch`` images (default 4096 on CUDA, 64
     elsewhere). The host reads the successes every ``sync_every`` iterations
@@ -65,29 +98,42 @@ class NES(Attack):
     counts_queries = True
 
     def __init__(self, model, eps=DEFAULT_EPS, alpha=DEFAULT_STEP, steps=50, samples=200, sigma=1 / 255, momentum=0.0,
-                 random_start=True, query_batch=None, seed=None, bounds=(0.0, 1.0), sync_every=None):
+                 loss="ce", random_start=True, query_batch=None, seed=None, bounds=(0.0, 1.0), sync_every=None):
         super().__init__(model, seed)
         self.sync_every = sync_every
         self.eps = eps if isinstance(eps, torch.Tensor) else validation.number(eps, "eps", minimum=0)
         self.alpha = alpha if isinstance(alpha, torch.Tensor) else validation.number(alpha, "alpha", minimum=0)
         self.steps = validation.integer(steps, "steps", minimum=0)
-        self.samples = validation.integer(samples, "samples", minimum=1)
+        self.schedule = sample_schedule(samples)
         self.sigma = validation.number(sigma, "sigma", above=0)
         self.momentum = validation.number(momentum, "momentum", minimum=0, below=1)
+        self.loss = validation.choice(loss, "loss", LOSSES)
         self.random_start = random_start
         self.query_batch = None if query_batch is None else validate_query_batch(query_batch)
         self.bounds = bounds
 
     def settings(self):
-        return {"eps": self.eps, "alpha": self.alpha, "steps": self.steps, "samples": self.samples,
-                "sigma": self.sigma, "momentum": self.momentum, "query_batch": self.query_batch}
+        samples = self.schedule[0][1] if len(self.schedule) == 1 else schedule_text(self.schedule)
+        return {"eps": self.eps, "alpha": self.alpha, "steps": self.steps, "samples": samples,
+                "sigma": self.sigma, "momentum": self.momentum, "loss": self.loss, "query_batch": self.query_batch}
+
+    def samples_at(self, step):
+        """Antithetic pairs of the gradient estimate at iteration ``step`` (from 0)."""
+        return next(pairs for start, pairs in reversed(self.schedule) if step >= start)
+
+    def max_queries(self):
+        """Queries of a sample the attack never fools: the clean check, every iteration, the final check
+        (without a random start, the first iteration's check is the clean check)."""
+        if not self.steps:
+            return 1
+        return 2 + sum(2 * self.samples_at(step) + 1 for step in range(self.steps)) - (not self.random_start)
 
     @classmethod
     def evaluation_runs(cls, model, config):
         return [AttackRun(nes_key(mode, momentum), f"NES {mode}, momentum {momentum:g}",
                           cls(model, eps=config.eps, alpha=config.alpha, steps=config.nes_steps,
                               samples=config.nes_samples, sigma=config.nes_sigma, momentum=momentum,
-                              query_batch=config.query_batch, seed=config.seed),
+                              loss=config.nes_loss, query_batch=config.query_batch, seed=config.seed),
                           targeted=mode == "targeted", images=QUERY_SUBSET)
                 for mode in config.nes_modes for momentum in config.nes_momenta]
 
@@ -118,8 +164,9 @@ class NES(Attack):
                         active, done = self._settle(active, done)
                 if active.numel() == 0:
                     break
-                estimate = self._estimate_gradient(x_adv[active], y[active], targeted, generator)
-                queries[active] += 2 * self.samples * (~done)
+                samples = self.samples_at(step)
+                estimate = self._estimate_gradient(x_adv[active], y[active], targeted, generator, samples)
+                queries[active] += 2 * samples * (~done)
                 moving = row_mask(~done, estimate)
                 blended = torch.where(moving, self.momentum * direction[active] + (1 - self.momentum) * estimate,
                                       direction[active])
@@ -151,20 +198,21 @@ class NES(Attack):
     def _query_batch(self, device):
         return self.query_batch or default_query_batch(device)
 
-    def _estimate_gradient(self, x, y, targeted, generator):
-        """Antithetic NES estimate for each row of x, all pairs of all rows streamed in query_batch chunks."""
+    def _estimate_gradient(self, x, y, targeted, generator, samples):
+        """Antithetic NES estimate from ``samples`` pairs for each row of x, all pairs of all rows streamed in
+        query_batch chunks."""
         flat = x.flatten(1)
         total = torch.zeros_like(flat)
-        pairs = x.shape[0] * self.samples
+        pairs = x.shape[0] * samples
         pairs_per_chunk = self._query_batch(x.device) // 2
         for start in range(0, pairs, pairs_per_chunk):
             stop = min(start + pairs_per_chunk, pairs)
-            owner = torch.arange(start, stop, device=x.device) // self.samples
+            owner = torch.arange(start, stop, device=x.device) // samples
             noise = torch.randn((stop - start, flat.shape[1]), generator=generator, device=x.device, dtype=x.dtype)
             center = flat[owner]
             step = self.sigma * noise
             images = torch.cat([center + step, center - step]).view(-1, *x.shape[1:])
-            loss, _ = attack_objective(self.model(images), y[owner].repeat(2), targeted)
+            loss, _ = attack_objective(self.model(images), y[owner].repeat(2), targeted, self.loss)
             plus, minus = loss.chunk(2)
             total.index_add_(0, owner, (plus - minus).to(x.dtype).unsqueeze(1) * noise)
-        return (total / (2 * self.sigma * self.samples)).view_as(x)
+        return (total / (2 * self.sigma * samples)).view_as(x)

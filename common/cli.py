@@ -9,6 +9,7 @@ import argparse
 import contextlib
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from common.errors import ConfigError, FileProblem, ProjectError, UsageError
@@ -105,10 +106,24 @@ class ArgumentParser(argparse.ArgumentParser):
             raise UsageError(message) from None
 
 
+@contextlib.contextmanager
+def one_line_warnings():
+    """Python warnings (a failed sanity check, a skipped file) print as one ``warning: ...`` line on stderr,
+    without the file, line and source line Python adds; the previous handling is restored afterwards."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
 def run_main(main, argv=None):
-    """Run ``main(argv)``; a ProjectError becomes one stderr line and exit status 2, Ctrl-C exit 130."""
+    """Run ``main(argv)``; a ProjectError becomes one stderr line and exit status 2, Ctrl-C exit 130; warnings
+    print as one line each."""
     try:
-        status = main(argv)
+        with one_line_warnings():
+            status = main(argv)
     except ProjectError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(EXIT_USAGE)

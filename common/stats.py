@@ -5,9 +5,19 @@
   (``inf`` = "not found within the search limit"), the median is itself censored
   (``inf``) when a middle value is.
 - spread over seeds: the sample standard deviation (n - 1 in the denominator); None below two values.
+- interval of a median over images: the percentile bootstrap (resampling images), 95% by default. Values may be
+  ``inf`` (censored above: not found within the search limit), ``-inf`` (censored below) or ``nan`` (unknown: a
+  difference of two censored values); the median is then given as the pair of bounds it has whatever the unknowns
+  are (equal when they cannot move it), and the interval runs from the low quantile of the lower bounds to the
+  high quantile of the upper bounds, infinite where it reaches past the search limit.
 """
 import math
 import statistics
+
+import torch
+
+BOOTSTRAP_RESAMPLES = 2000
+CONFIDENCE = 0.95
 
 
 def median(values):
@@ -31,3 +41,52 @@ def sample_std(values):
     """Sample standard deviation (n - 1); None for fewer than two values."""
     values = [float(v) for v in values]
     return statistics.stdev(values) if len(values) > 1 else None
+
+
+def _middle(low, high, toward):
+    """The mean of the two middle values; ``toward`` (+-inf) where they are -inf and +inf."""
+    return torch.nan_to_num((low + high) / 2, nan=toward, posinf=math.inf, neginf=-math.inf)
+
+
+def _medians(values, cumulative, toward):
+    """Median of ``values`` under each resample, with the unknowns (nan) set to ``toward``. A resample is given
+    by ``cumulative`` (R, n): how many of its draws fall at or before each position of the sorted values, so
+    its k-th smallest value sits at the first position whose count reaches k (no sort per resample)."""
+    ordered = torch.nan_to_num(values, nan=toward, posinf=math.inf, neginf=-math.inf).sort().values
+    n = cumulative.shape[1]
+
+    def kth(k):
+        return ordered[(cumulative < k).sum(1)]
+
+    return kth(n // 2 + 1) if n % 2 else _middle(kth(n // 2), kth(n // 2 + 1), toward)
+
+
+def _cumulative_counts(positions, n):
+    counts = torch.zeros(positions.shape[0], n, dtype=torch.int32)
+    counts.scatter_add_(1, positions, torch.ones_like(positions, dtype=torch.int32))
+    return counts.cumsum(1)
+
+
+def median_bounds(values):
+    """``(low, high)``: the median of ``values`` (floats; inf, -inf and nan as above) whatever its unknowns are;
+    ``(None, None)`` for no values. Without unknowns both are ``median(values)``."""
+    values = torch.as_tensor(values, dtype=torch.float64).reshape(-1)
+    if values.numel() == 0:
+        return None, None
+    once = torch.arange(1, len(values) + 1).unsqueeze(0)  # every value drawn once
+    return _medians(values, once, -math.inf).item(), _medians(values, once, math.inf).item()
+
+
+def bootstrap_median_interval(values, seed=0, level=CONFIDENCE, resamples=BOOTSTRAP_RESAMPLES):
+    """``(low, high)``: the percentile bootstrap interval of the median of ``values`` over resampled images,
+    reproducible under ``seed``; ``(None, None)`` for no values. Bounds may be infinite (past the search limit)."""
+    values = torch.as_tensor(values, dtype=torch.float64).reshape(-1)
+    if values.numel() == 0:
+        return None, None
+    generator = torch.Generator().manual_seed(seed)
+    positions = torch.randint(len(values), (resamples, len(values)), generator=generator)
+    cumulative = _cumulative_counts(positions, len(values))
+    tail = (1 - level) / 2
+    low = torch.quantile(_medians(values, cumulative, -math.inf), tail, interpolation="lower").item()
+    high = torch.quantile(_medians(values, cumulative, math.inf), 1 - tail, interpolation="higher").item()
+    return low, high

@@ -2,16 +2,21 @@
 from dataclasses import asdict, dataclass, replace
 
 from attacks import ATTACKS
+from attacks.base import LOSSES
 from attacks.nes import MODES as NES_MODES
-from attacks.nes import default_query_batch, validate_query_batch
+from attacks.nes import default_query_batch, sample_schedule, validate_query_batch
+from attacks.nes_adaptive import PAPER_SCHEDULE, PAPER_STEPS
+from evaluation.minimal import LIMIT_PER_EPS
+from evaluation.minimal import NORMS as MINIMAL_NORMS
 from common import validation
 from common.errors import ConfigError
 from data.registry import DEFAULT_DATASET, get_dataset
 
 # --quick: few images and short attacks, so the pipeline runs end to end on a CPU in minutes.
 # Explicit options still override these (the training preset is training.recipe.QUICK).
-QUICK = {"attacks": ("pgd", "apgd", "square", "nes"), "n_eval": 100, "steps": 20, "query_n": 20, "nes_samples": 20,
-         "nes_steps": 20, "check_n": 100}
+QUICK = {"attacks": ("pgd", "apgd", "square", "nes", "nes_adaptive"), "n_eval": 100, "steps": 20, "query_n": 20,
+         "nes_samples": 20, "nes_steps": 20, "adaptive_steps": 20, "adaptive_schedule": ((0, 10), (5, 50), (10, 200)),
+         "minimal_norms": ("linf",), "fab_steps": 20, "check_n": 100}
 DEFAULT = get_dataset(DEFAULT_DATASET)  # the budget of a config made without a data set
 
 
@@ -34,6 +39,12 @@ class EvalConfig:
     nes_sigma: float = 1 / 255
     nes_momenta: tuple = (0.0, 0.9)
     nes_modes: tuple = NES_MODES
+    nes_loss: str = "ce"  # the original repository's; "margin" for the logit margin
+    adaptive_steps: int = PAPER_STEPS  # nes_adaptive (Tramer et al. 2020): signed steps
+    adaptive_schedule: tuple = PAPER_SCHEDULE  # nes_adaptive: (from step, antithetic pairs per estimate), increasing
+    minimal_norms: tuple = MINIMAL_NORMS  # per-image minimal perturbation (eps*) in these norms; () = not measured
+    minimal_limit: float | None = None  # its L-inf search limit (L2: x sqrt(d)); None = LIMIT_PER_EPS x eps
+    fab_steps: int = 100  # FAB's iterations (the package's default)
     query_batch: int | None = None  # images per NES forward pass; None = the device's default
     batch_size: int = 256  # images per attack call for white-box attacks and clean evaluation
     black_box_batch_size: int = 100  # images per call of a query-based attack
@@ -78,6 +89,15 @@ class EvalConfig:
             validation.number(momentum, "nes_momenta", minimum=0, below=1)
         for mode in validation.distinct(self.nes_modes, "nes_modes"):
             validation.choice(mode, "nes_modes", NES_MODES)
+        validation.choice(self.nes_loss, "nes_loss", LOSSES)
+        validation.integer(self.adaptive_steps, "adaptive_steps", minimum=1)
+        sample_schedule(self.adaptive_schedule, "adaptive_schedule")
+        if self.minimal_norms:
+            for norm in validation.distinct(self.minimal_norms, "minimal_norms"):
+                validation.choice(norm, "minimal_norms", MINIMAL_NORMS)
+        if self.minimal_limit is not None:
+            validation.number(self.minimal_limit, "minimal_limit", above=0, maximum=1)
+        validation.integer(self.fab_steps, "fab_steps", minimum=1)
         if self.query_batch is not None:
             validate_query_batch(self.query_batch)
         validation.integer(self.batch_size, "batch_size", minimum=1)
@@ -87,10 +107,17 @@ class EvalConfig:
 
     def resolved(self, device, n_test):
         """The settings as actually run on ``device`` over a test set of ``n_test`` images: image counts
-        capped at what exists, the device's default query batch filled in. This is what result files record."""
+        capped at what exists, the device's default query batch and the search limit filled in. This is what
+        result files record."""
         n_eval = n_test if self.n_eval is None else min(self.n_eval, n_test)
+        limit = self.minimal_limit or (min(1.0, LIMIT_PER_EPS * self.eps) if self.eps > 0 else 1.0)
         return replace(self, n_eval=n_eval, query_n=min(self.query_n, n_eval),
-                       query_batch=self.query_batch or default_query_batch(device))
+                       query_batch=self.query_batch or default_query_batch(device), minimal_limit=limit)
 
     def to_dict(self):
-        return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
+        """As JSON reads it back: tuples (also nested ones, the sample schedule's pairs) as lists."""
+        return {key: as_lists(value) for key, value in asdict(self).items()}
+
+
+def as_lists(value):
+    return [as_lists(item) for item in value] if isinstance(value, (tuple, list)) else value

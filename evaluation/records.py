@@ -18,6 +18,7 @@ from common.errors import FileProblem
 from common.io import atomic_write_text
 from data.registry import DATASETS, LEGACY_DATASET
 from models import layer_names, model_class
+from evaluation.minimal import CENSORED, CLEAN, FAB_METHOD, NORMS, PGD_METHOD
 from sparsity.methods import BASELINE
 from sparsity.variants import Variant
 
@@ -31,9 +32,13 @@ QUERY_FIELDS = ("median_queries", "mean_queries", "median_queries_all", "mean_qu
                 "median_queries_correct", "mean_queries_correct", "max_queries")
 CHECK_STATUSES = ("passed", "failed", "not_run")
 IDENTITY_COLUMNS = ("dataset", "variant", "method", "layer", "strength", "seed", "learned", "clean_acc", "n_test",
-                    "headline_attack", "headline_robust_acc")
+                    "worst_case_robust_acc", "worst_case_n", "worst_case_all_attacks_robust_acc",
+                    "worst_case_all_attacks_n", "worst_case_attacks")
 ATTACK_COLUMNS = ("n", "n_correct", "success_rate_all", "success_rate_correct", "robust_acc")
 QUERY_COLUMNS = ("median_queries", "mean_queries", "median_queries_all", "mean_queries_all")
+MINIMAL_METHODS = (CLEAN, FAB_METHOD, PGD_METHOD, CENSORED)
+# float slack on "within the search limit": sizes are measured in float64 on float32 images
+LIMIT_SLACK = 1e-5
 
 
 def write_record(path, record):
@@ -63,6 +68,9 @@ class ResultRecord:
     checkpoint: dict  # {path, sha256, metadata}
     eval_config: dict
     raw: dict
+    worst_case: dict | None  # per-image worst case over every attack run (None in records written before it)
+    minimal: dict  # norm -> minimal-perturbation entry (eps* per image, null = censored); {} if not measured
+    images_sha256: str | None  # identity of the evaluated images (None in records written before it)
 
     @property
     def failed_checks(self):
@@ -142,6 +150,64 @@ class _Reader:
                 entry[field] = self.number(raw[field], f"attacks.{key}.{field}", low=0, nullable=True)
         return entry
 
+    def minimal(self, raw):
+        """The minimal-perturbation entries: per norm, per-image eps* within [0, limit] or null (censored), the
+        method of each, and medians and intervals that agree with them."""
+        raw = self.mapping(raw or {}, "minimal_perturbation")
+        entries = {}
+        for norm, entry in raw.items():
+            where = f"minimal_perturbation.{norm}"
+            entry = self.mapping(entry, where)
+            self.require(norm in NORMS and entry.get("norm") == norm, f"{where} is not one of {', '.join(NORMS)}")
+            limit = self.number(entry.get("limit"), f"{where}.limit", low=0)
+            n = self.count(entry.get("n"), f"{where}.n")
+            within = limit * (1 + LIMIT_SLACK)
+            for field in ("eps_star", "fab_eps", "pgd_eps"):
+                values = entry.get(field)
+                self.require(isinstance(values, list) and len(values) == n, f"{where}.{field} must list {n} values")
+                for value in values:
+                    self.number(value, f"{where}.{field}[]", low=0, high=within, nullable=True)
+            methods = entry.get("method")
+            self.require(isinstance(methods, list) and len(methods) == n and set(methods) <= set(MINIMAL_METHODS),
+                         f"{where}.method must list {n} of {', '.join(MINIMAL_METHODS)}")
+            self.require(entry.get("n_censored") == methods.count(CENSORED) == entry["eps_star"].count(None),
+                         f"{where}.n_censored disagrees with its per-image values")
+            self.require(entry.get("n_clean_misclassified") == methods.count(CLEAN),
+                         f"{where}.n_clean_misclassified disagrees with its per-image methods")
+            for part in ("", "fab.", "pgd."):
+                median = entry.get(part[:-1]) if part else entry
+                median = self.mapping(median, f"{where}.{part[:-1] or 'median'}")
+                self.number(median.get("median"), f"{where}.{part}median", low=0, high=within, nullable=True)
+                self.require(median.get("median_censored") is (median.get("median") is None),
+                             f"{where}.{part}median_censored must say whether the median is null")
+            interval = self.mapping(entry.get("interval"), f"{where}.interval")
+            for side in ("low", "high"):
+                self.number(interval.get(side), f"{where}.interval.{side}", low=0, high=within, nullable=True)
+            curve = entry.get("curve")
+            self.require(isinstance(curve, list) and all(isinstance(point, dict) for point in curve),
+                         f"{where}.curve must be a list of {{eps, robust_acc}}")
+            for point in curve:
+                self.number(point.get("eps"), f"{where}.curve[].eps", low=0, high=within)
+                self.number(point.get("robust_acc"), f"{where}.curve[].robust_acc", low=0, high=1)
+            entries[norm] = entry
+        return entries
+
+    def worst_case(self, raw):
+        """``{n, n_robust, robust_acc, attacks, all_attacks_n, all_attacks_robust_acc}`` or None."""
+        if raw is None:
+            return None
+        raw = self.mapping(raw, "worst_case")
+        n = self.count(raw.get("n"), "worst_case.n")
+        self.require(self.count(raw.get("n_robust"), "worst_case.n_robust") <= n, "worst_case.n_robust exceeds n")
+        self.number(raw.get("robust_acc"), "worst_case.robust_acc", low=0, high=1)
+        self.require(isinstance(raw.get("attacks"), list) and all(isinstance(a, str) for a in raw["attacks"]),
+                     "worst_case.attacks must list attack keys")
+        self.require(self.count(raw.get("all_attacks_n"), "worst_case.all_attacks_n") <= n,
+                     "worst_case.all_attacks_n exceeds n")
+        self.number(raw.get("all_attacks_robust_acc"), "worst_case.all_attacks_robust_acc", low=0, high=1,
+                    nullable=raw["all_attacks_n"] == 0)
+        return raw
+
     def checks(self, raw):
         ok = isinstance(raw, list) and all(isinstance(c, dict) and isinstance(c.get("name"), str)
                                            and c.get("status") in CHECK_STATUSES for c in raw)
@@ -187,6 +253,9 @@ class _Reader:
             checkpoint=checkpoint,
             eval_config=self.mapping(data.get("eval_config"), "eval_config"),
             raw=data,
+            worst_case=self.worst_case(data.get("worst_case")),
+            minimal=self.minimal(data.get("minimal_perturbation")),
+            images_sha256=data.get("eval_images_sha256"),
         )
 
 
@@ -351,19 +420,43 @@ def summary_columns(records):
         columns += [f"{key}_{metric}" for metric in ATTACK_COLUMNS]
         if any("median_queries" in record.attacks.get(key, {}) for record in records):
             columns += [f"{key}_{metric}" for metric in QUERY_COLUMNS]
+    for norm in NORMS:
+        if any(norm in record.minimal for record in records):
+            columns += [f"eps_star_{norm}_{metric}" for metric in MINIMAL_COLUMNS]
     return columns + ["checks_failed", "checks_not_run"]
+
+
+# per norm: the median eps* (empty when censored), its interval (empty high: past the limit), the counts
+MINIMAL_COLUMNS = ("median", "low", "high", "limit", "n", "n_censored", "n_clean_misclassified", "fab_median",
+                   "pgd_median")
+
+
+def minimal_row(norm, entry):
+    values = {"median": entry["median"], "low": entry["interval"]["low"], "high": entry["interval"]["high"],
+              "limit": entry["limit"], "n": entry["n"], "n_censored": entry["n_censored"],
+              "n_clean_misclassified": entry["n_clean_misclassified"], "fab_median": entry["fab"]["median"],
+              "pgd_median": entry["pgd"]["median"]}
+    return {f"eps_star_{norm}_{metric}": values[metric] for metric in MINIMAL_COLUMNS}
+
+
+def worst_case_columns(worst):
+    worst = worst or {}
+    return {"worst_case_robust_acc": worst.get("robust_acc"), "worst_case_n": worst.get("n"),
+            "worst_case_all_attacks_robust_acc": worst.get("all_attacks_robust_acc"),
+            "worst_case_all_attacks_n": worst.get("all_attacks_n"),
+            "worst_case_attacks": " ".join(worst.get("attacks", ())) or None}
 
 
 def summary_row(record):
     variant = record.variant
     row = {"dataset": record.dataset, "variant": variant.name, "method": variant.method, "layer": variant.layer,
            "strength": variant.strength, "seed": variant.seed, "learned": record.learned,
-           "clean_acc": record.clean_acc, "n_test": record.n_test,
-           "headline_attack": record.raw.get("headline_attack"),
-           "headline_robust_acc": record.raw.get("headline_robust_acc")}
+           "clean_acc": record.clean_acc, "n_test": record.n_test, **worst_case_columns(record.worst_case)}
     row.update({f"sparsity_{layer}": fraction for layer, fraction in record.sparsity.items()})
     for key, entry in record.attacks.items():
         row.update({f"{key}_{metric}": value for metric, value in entry.items()})
+    for norm, entry in record.minimal.items():
+        row.update(minimal_row(norm, entry))
     row["checks_failed"] = " ".join(record.failed_checks)
     row["checks_not_run"] = " ".join(check["name"] for check in record.checks if check["status"] == "not_run")
     return row
@@ -381,18 +474,19 @@ def _cell(value, digits=3):
 
 
 def format_summary_table(records):
-    """Plain-text table for the end of a run: clean accuracy, robust accuracy under each attack, the checks
-    (every other number is in summary.csv and summary.md)."""
+    """Plain-text table for the end of a run: clean accuracy, the per-image worst case, robust accuracy under each
+    attack, the checks (every other number is in summary.csv and summary.md)."""
     keys = attack_keys(records)
-    header = ["variant", "clean"] + keys + ["checks"]
+    header = ["variant", "clean", "worst case"] + keys + ["checks"]
     rows = []
     for record in records:
         row = [record.variant.name + ("" if record.learned is not False else " (did not learn)"),
-               _cell(record.clean_acc)]
+               _cell(record.clean_acc), _cell((record.worst_case or {}).get("robust_acc"))]
         row += [_cell(record.attacks.get(key, {}).get("robust_acc")) for key in keys]
         row.append("FAILED: " + ",".join(record.failed_checks) if record.failed_checks else "ok")
         rows.append(row)
     widths = [max(len(line[i]) for line in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in [header, *rows]]
     lines.insert(1, "  ".join("-" * width for width in widths))
-    return "robust accuracy under each attack (over all n):\n" + "\n".join(lines)
+    return ("robust accuracy over all n: worst case per image over every attack, then under each attack:\n"
+            + "\n".join(lines))

@@ -9,6 +9,7 @@ whose record already matches its checkpoint and the evaluation settings is
 skipped unless ``force``.
 """
 import hashlib
+import math
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -20,6 +21,7 @@ from attacks.base import ALL_IMAGES, QUERY_SUBSET, WHITE_BOX
 from common.errors import FileProblem
 from evaluation.checks import CompletedRun, run_checks
 from evaluation.metrics import attack_metrics, make_targets, run_attack
+from evaluation.minimal import BISECTION_ROUNDS, TOLERANCE, minimal_entry, minimal_perturbations
 from evaluation.records import RecordFolder, format_summary_table, read_record
 from sparsity.measure import evaluate_clean, learned
 from data.registry import DEFAULT_DATASET
@@ -64,19 +66,27 @@ def evaluate_model(model, x, y, num_classes, device, config):
                             **attack_metrics(outcome, y_eval[indices], run.targeted)}
         completed.append(CompletedRun(run.key, run.attack.threat_model, run.targeted, indices,
                                       outcome["adv_pred"] == y_eval[indices]))
+    minimal = {}
+    for norm in config.minimal_norms:
+        started = time.perf_counter()
+        minimal[norm] = minimal_entry(
+            minimal_perturbations(model, x_eval, y_eval, device, norm, config.minimal_limit, config.steps,
+                                  config.fab_steps, config.batch_size, config.seed),
+            config.seed, {"fab_steps": config.fab_steps, "pgd_steps": config.steps, "pgd_step": "2.5 eps / steps",
+                          "pgd_random_start": False, "bisection_rounds": BISECTION_ROUNDS, "tolerance": TOLERANCE})
+        timings[f"minimal_{norm}_s"] = time.perf_counter() - started
     started = time.perf_counter()
     curves, swept = robustness_curves(model, config, x_eval, y_eval, clean_pred, device, completed)
     timings["eps_sweep_s"] = time.perf_counter() - started
     started = time.perf_counter()
-    checks = run_checks(model, config, x_eval, y_eval, device, completed, clean_pred, swept)
+    checks = run_checks(model, config, x_eval, y_eval, device, completed, clean_pred, swept, minimal)
     timings["checks_s"] = time.perf_counter() - started
-    headline = headline_attack(attacks)
     used = {run.images for run in runs}
     return {"clean_acc": clean["accuracy"], "learned": learned(clean["accuracy"], num_classes), "n_test": len(x),
-            "activation_sparsity": clean["activation_sparsity"], "headline_attack": headline,
-            "headline_robust_acc": attacks[headline]["robust_acc"] if headline else None,
-            "attacks": attacks, "robustness_curves": curves,
-            "checks": checks, "timings": timings,
+            "activation_sparsity": clean["activation_sparsity"],
+            "worst_case": worst_case(completed, config.n_eval, minimal.get("linf"), config.eps),
+            "attacks": attacks, "robustness_curves": curves, "minimal_perturbation": minimal,
+            "eval_images_sha256": images_sha256(x_eval, y_eval), "checks": checks, "timings": timings,
             "query_indices": images[QUERY_SUBSET].tolist() if QUERY_SUBSET in used else [],
             "eval_config": config.to_dict()}
 
@@ -104,12 +114,28 @@ def run_attacks(model, runs, config, x, y, clean_pred, images, targets, device, 
     return outcomes
 
 
-def headline_attack(attacks):
-    """The white-box number to lead with: the reference evaluation (AutoAttack) where it ran, else the first
-    untargeted white-box attack; None without one."""
-    white = [key for key, entry in attacks.items()
-             if entry.get("threat_model") == WHITE_BOX and not entry.get("targeted")]
-    return next((key for key in white if attacks[key].get("reference")), white[0] if white else None)
+def worst_case(completed, n, minimal_linf, eps):
+    """The number to lead with, per image over everything that attacked it (as RobustBench reports): an image
+    counts as robust only if every attack run on it failed and, where eps* was measured in L-inf, eps* > eps.
+    ``robust_acc`` is over all ``n`` evaluated images (query-based attacks ran on their subset only);
+    ``all_attacks_*`` over the images every attack ran on. None without any attack or eps*."""
+    if not completed and minimal_linf is None:
+        return None
+    robust = torch.ones(n, dtype=torch.bool)
+    everyone = torch.ones(n, dtype=torch.bool)
+    for run in completed:
+        robust[run.indices] &= run.still_correct.cpu()
+        attacked = torch.zeros(n, dtype=torch.bool)
+        attacked[run.indices] = True
+        everyone &= attacked
+    sources = [run.key for run in completed]
+    if minimal_linf is not None:
+        eps_star = torch.tensor([math.inf if v is None else v for v in minimal_linf["eps_star"]], dtype=torch.float64)
+        robust &= eps_star > eps
+        sources.append("eps_star_linf")
+    return {"n": n, "n_robust": int(robust.sum()), "robust_acc": robust.float().mean().item(), "attacks": sources,
+            "all_attacks_n": int(everyone.sum()),
+            "all_attacks_robust_acc": robust[everyone].float().mean().item() if everyone.any() else None}
 
 
 def robustness_curves(model, config, x, y, clean_pred, device, completed):
@@ -134,6 +160,14 @@ def robustness_curves(model, config, x, y, clean_pred, device, completed):
             curves.setdefault(run.key, []).append(
                 {"eps": eps, "n": len(y), "robust_acc": still_correct[run.key].float().mean().item()})
     return curves, swept
+
+
+def images_sha256(x, y):
+    """Identity of the evaluated images and labels: per-image results of two records pair up only when it matches."""
+    digest = hashlib.sha256()
+    digest.update(x.detach().cpu().contiguous().numpy().tobytes())
+    digest.update(y.detach().cpu().to(torch.int64).contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def file_sha256(path):
@@ -282,5 +316,10 @@ def variant_line(variant, evaluation):
     failed = [check["name"] for check in evaluation["checks"] if check["status"] == "failed"]
     return (f"{variant.name}: clean acc {evaluation['clean_acc']:.1%}"
             + ("" if evaluation["learned"] else " (DID NOT LEARN: near chance)")
+            + (f", worst case over every attack {evaluation['worst_case']['robust_acc']:.1%}"
+               if evaluation["worst_case"] else "")
             + "".join(f", {key} robust acc {entry['robust_acc']:.1%}" for key, entry in evaluation["attacks"].items())
+            + "".join(f", median eps* {norm} " + (f"{entry['median']:.4g}" if entry["median"] is not None
+                                                   else f">= {entry['limit']:.4g} (censored)")
+                      for norm, entry in evaluation["minimal_perturbation"].items())
             + (f"; FAILED checks: {' '.join(failed)}" if failed else ""))

@@ -9,49 +9,15 @@ figures, tables) reads the method's record instead of testing its name.
 Adding a method: a new file with a ``SparsityMethod`` subclass, and one line
 in METHODS (or ``register_method`` from a notebook or test).
 """
-import math
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
 from common.errors import ConfigError
+from sparsity.base import SparsityMethod
+from sparsity.kwta import KWinnersTakeAll
 
 BASELINE = "standard"  # the unregularised model every method is compared with; not a method
 DEFAULT_METHOD = "l1"
-
-
-@dataclass(frozen=True)
-class SparsityMethod:
-    name: str  # key in files, folders and on the command line
-    title: str  # figure titles and tables
-    symbol: str  # the strength's symbol in labels: λ=0.01
-    strength_label: str  # axis label
-    default_strength: float
-    sweep: tuple  # the original repository's sweep (--sweep)
-    log_scale: bool  # strengths span decades: log axes, closeness measured in decades
-    strength_below: float | None = None  # exclusive upper bound of the strength, if any
-
-    def validate_strength(self, strength, field="strength"):
-        """The strength as a float, or ConfigError: finite, >= 0, and below ``strength_below`` if set."""
-        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not math.isfinite(strength):
-            raise ConfigError(field, f"must be a finite number, got {strength!r}")
-        if self.strength_below is not None and not 0 <= strength < self.strength_below:
-            raise ConfigError(field, f"({self.strength_label}) must be in [0, {self.strength_below:g}), "
-                                     f"got {strength:g}")
-        if strength < 0:
-            raise ConfigError(field, f"({self.strength_label}) must be >= 0, got {strength:g}")
-        return float(strength)
-
-    def strength_text(self, strength):
-        return f"{self.symbol}={strength:g}"
-
-    def attach(self, model, layer, strength):
-        """Change ``model`` in place for training with this method at ``layer`` (default: nothing)."""
-
-    def penalty(self, activation, strength):
-        """The loss term on ``layer``'s activation, or None when the method adds none."""
-        return None
 
 
 class L1Penalty(SparsityMethod):
@@ -74,6 +40,8 @@ METHODS = {method.name: method for method in (
               log_scale=True),
     ActivationDropout("dropout", "Dropout", "p", "dropout probability p", 0.3, (0.1, 0.2, 0.3, 0.4, 0.5, 0.6),
                       log_scale=False, strength_below=1.0),
+    KWinnersTakeAll("kwta", "k-winners-take-all", "γ", "fraction kept γ", 0.1, (0.05, 0.1, 0.2, 0.3, 0.5),
+                    log_scale=False),
 )}
 
 

@@ -1,10 +1,14 @@
 """PGD and NES behaviour on tiny CPU models: budgets, success, targets, NES estimates, query accounting."""
+import re
+
 import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from attacks import NES, PGD
+from attacks import NES, PGD, NESAdaptive
+from attacks.base import attack_objective
+from common.errors import ConfigError
 
 SHAPE = (3, 6, 6)
 
@@ -127,7 +131,7 @@ def test_nes_estimate_aligns_with_the_true_gradient_on_a_smooth_model():
     y = torch.tensor([0, 1, 2, 0])
     attack = NES(model, samples=4000, sigma=1e-3, query_batch=2048, seed=0)
     with torch.inference_mode():
-        estimate = attack._estimate_gradient(x, y, False, attack._generators.get("cpu"))
+        estimate = attack._estimate_gradient(x, y, False, attack._generators.get("cpu"), 4000)
     x_grad = x.clone().requires_grad_(True)
     (true,) = torch.autograd.grad(F.cross_entropy(model(x_grad), y, reduction="sum"), x_grad)
     cosine = F.cosine_similarity(estimate.flatten(1), true.flatten(1), dim=1)
@@ -179,6 +183,56 @@ def test_pgd_gives_the_same_result_whenever_the_host_reads_successes(trained, no
     assert torch.allclose(every_step, every_fourth, atol=1e-6)
     assert torch.equal(predictions(model, every_step), predictions(model, every_fourth))
     assert torch.allclose(run(1, restarts=3), run(5, restarts=3), atol=1e-6)
+@pytest.mark.parametrize("random_start", [True, False])
+def test_nes_query_counts_stay_exact_under_a_sample_schedule(trained, random_start):
+    model = trained[0]
+    x, _ = channel_task(4, seed=3, margin=torch.tensor([0.0, 0.03, 0.4, 0.4]))
+    x = CountingModel.tag(x)
+    y = predictions(model, x)
+    counting = CountingModel(model, 4)
+    attack = NES(counting, eps=0.12, alpha=0.03, steps=6, samples=((0, 2), (2, 5), (4, 9)), sigma=0.005,
+                 loss="margin", random_start=random_start, query_batch=14, seed=0)
+    assert [attack.samples_at(step) for step in range(6)] == [2, 2, 5, 5, 9, 9]
+    x_adv, queries = attack(x, y)
+    assert torch.equal(queries, counting.counts)
+    succeeded = predictions(model, x_adv) != y
+    assert attack.max_queries() == 2 + 2 * (5 + 11 + 19) - (not random_start)
+    assert succeeded.any() and (queries[~succeeded] == attack.max_queries()).all()
+
+
+def test_margin_loss_is_the_best_other_logit_minus_the_labelled_one():
+    logits = torch.tensor([[2.0, 5.0, 1.0], [0.0, -1.0, 3.0]])
+    y = torch.tensor([1, 0])
+    loss, success = attack_objective(logits, y, targeted=False, loss="margin")
+    assert loss.tolist() == [-3.0, 3.0] and success.tolist() == [False, True]
+    loss, success = attack_objective(logits, y, targeted=True, loss="margin")
+    assert loss.tolist() == [3.0, -3.0] and success.tolist() == [True, False]
+
+
+def test_nes_adaptive_is_nes_with_the_papers_settings_scaled_to_eps(trained):
+    model, x, y = trained
+    attack = NESAdaptive(model, eps=0.1)
+    assert isinstance(attack, NES) and attack.loss == "margin" and attack.momentum == 0
+    assert attack.sigma == pytest.approx(0.1) and attack.alpha == pytest.approx(0.1 * 0.01 / (8 / 255))
+    assert attack.schedule == ((0, 100), (20, 1000), (40, 20000)) and attack.steps == 100
+    assert NESAdaptive(model, eps=8 / 255).alpha == pytest.approx(0.01)
+    small = NESAdaptive(model, eps=0.3, steps=20, samples=((0, 10), (10, 40)), seed=0)
+    x_adv, queries = small(x[:16], y[:16])
+    assert (x_adv - x[:16]).abs().max() <= 0.3 + 1e-6 and (queries <= small.max_queries()).all()
+    assert (predictions(model, x_adv) != y[:16]).float().mean() > 0.5
+
+
+@pytest.mark.parametrize("samples, fragment", [
+    (((0, 100), (10, 100)), "must increase in both step and samples"),
+    (((5, 100),), "must start at step 0"),
+    ((), "lists no (from_step, samples) pair"),
+    ("many", "must be a positive integer or (from_step, samples) pairs"),
+])
+def test_nes_refuses_a_schedule_that_does_not_increase(trained, samples, fragment):
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        NES(trained[0], samples=samples)
+    with pytest.raises(ConfigError, match="loss must be one of ce, margin"):
+        NES(trained[0], loss="hinge")
 
 
 def test_nes_initially_successful_sample_costs_one_query():

@@ -9,6 +9,7 @@ import pytest
 
 from cli_support import assert_usage_error, run_cli
 from common.cli import run_main
+from evaluation.checks import check
 from main import main
 from sparsity.variants import Variant
 
@@ -16,7 +17,9 @@ TRAIN = ["--classes", "0", "1", "--epochs", "1", "--batch-size", "16", "--train-
          "--test-per-class", "5", "--device", "cpu"]
 # Short attacks: the numbers are real, only the budgets (samples, steps, queries) are small.
 EVAL = ["--device", "cpu", "--n-eval", "24", "--steps", "5", "--query-n", "4", "--square-queries", "50",
-        "--nes-steps", "3", "--nes-samples", "5", "--check-n", "8"]
+        "--nes-steps", "3", "--nes-samples", "5", "--check-n", "8", "--minimal-norms", "none"]
+# the one evaluation that also measures eps* (L-inf; FAB shortened as the attacks are)
+MINIMAL = ["--minimal-norms", "linf", "--fab-steps", "3"]
 ATTACK_KEYS = ("pgd", "autoattack", "square", "nes_untargeted_m0", "nes_untargeted_m0.9", "nes_targeted_m0",
                "nes_targeted_m0.9")
 
@@ -46,7 +49,8 @@ def evaluated(cifar_dir, models_dir, tmp_path_factory):
     folder = tmp_path_factory.mktemp("results")
     stdout = io.StringIO()
     with pytest.raises(SystemExit) as exit_info, contextlib.redirect_stdout(stdout):
-        run_main(main, ["--mode", "eval", *EVAL, "--layers", "conv3", "fc1", *dirs(cifar_dir, models_dir, folder)])
+        run_main(main, ["--mode", "eval", *EVAL, *MINIMAL, "--layers", "conv3", "fc1",
+                        *dirs(cifar_dir, models_dir, folder)])
     assert exit_info.value.code == 0
     return folder, stdout.getvalue()
 
@@ -69,11 +73,17 @@ def test_eval_writes_one_result_per_variant_and_a_summary(evaluated):
             assert queried["n"] == 4 and "median_queries_correct" in queried and "mean_queries_all" in queried
         assert [check["name"] for check in record["checks"]] == [
             "pgd_eps1_success", "robust_acc_monotone_in_eps", "black_box_not_stronger_than_white_box",
-            "white_box_attacks_agree", "zero_input_gradients"]
+            "white_box_attacks_agree", "zero_input_gradients", "minimal_perturbation_methods_agree"]
         assert record["checkpoint"]["metadata"]["status"] == "complete"
+        minimal = record["minimal_perturbation"]["linf"]
+        assert minimal["n"] == 24 and len(minimal["eps_star"]) == 24 and minimal["limit"] == pytest.approx(4 * 8 / 255)
+        wrong = [i for i, method in enumerate(minimal["method"]) if method == "clean"]
+        assert len(wrong) == 24 - pgd["n_correct"] and all(minimal["eps_star"][i] == 0 for i in wrong)
+        assert minimal["curve"][0]["robust_acc"] == pytest.approx(pgd["n_correct"] / 24)
     with open(tmp_path / "cifar10" / "l1" / "summary.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [row["variant"] for row in rows] == ["standard_seed0", "conv3_s0.01_seed0", "fc1_s0.01_seed0"]
+    assert all(row["eps_star_linf_n"] == "24" for row in rows)
 
 
 def test_variants_evaluated_in_separate_processes_merge(cifar_dir, models_dir, tmp_path, capsys):
@@ -137,6 +147,19 @@ def test_corrupt_checkpoint_exits_2_naming_it_and_is_left_alone(cifar_dir, model
     (["--eps", "1e9"], "--eps must be <= 1"),
     (["--query-batch", "3"], "--query-batch must be even"),
     (["--layers", "conv9"], "unknown layer 'conv9'"),
+    (["--nes-loss", "hinge"], "invalid choice: 'hinge'"),
+    (["--adaptive-schedule", "100@0", "50@10"], "--adaptive-schedule must increase in both step and samples"),
+    (["--adaptive-schedule", "100@0", "200@0"], "--adaptive-schedule must increase in both step and samples"),
+    (["--adaptive-schedule", "100@5"], "--adaptive-schedule must start at step 0"),
+    (["--adaptive-schedule", "0@0"], "--adaptive-schedule must be at least 1"),
+    (["--adaptive-schedule", "many"], "is not SAMPLES@STEP"),
+    (["--adaptive-steps", "0"], "--adaptive-steps must be at least 1"),
+    (["--minimal-limit", "0"], "--minimal-limit must be > 0"),
+    (["--minimal-limit=-0.1"], "--minimal-limit must be > 0"),
+    (["--minimal-limit", "2"], "--minimal-limit must be <= 1"),
+    (["--minimal-norms", "none", "linf"], "--minimal-norms none turns the measure off; give it alone"),
+    (["--minimal-norms", "l1"], "invalid choice: 'l1'"),
+    (["--fab-steps", "0"], "--fab-steps must be at least 1"),
 ])
 def test_bad_eval_input_exits_2(cifar_dir, models_dir, tmp_path, capsys, flags, fragment):
     status, _, err = run(["--mode", "eval", *EVAL, *flags, *dirs(cifar_dir, models_dir, tmp_path)], capsys)
@@ -165,3 +188,13 @@ def test_vis_with_malformed_results_exits_2_and_keeps_the_file(tmp_path, capsys)
     status, _, err = run(["--mode", "vis", "--results-dir", str(tmp_path)], capsys)
     assert_usage_error(status, err, str(bad))
     assert bad.read_text() == "{not json"
+
+
+def test_a_failed_check_prints_as_one_warning_line_not_a_python_warning(capsys):
+    def failing(argv):
+        check("white_box_attacks_agree", "failed", "pgd 0.6 vs lowest 0.2")
+        return 0
+
+    status, _, err = run_cli(failing, [], capsys)
+    assert status == 0
+    assert err == "warning: sanity check white_box_attacks_agree failed: pgd 0.6 vs lowest 0.2\n"

@@ -94,9 +94,11 @@ def test_evaluate_model_reports_every_attack_check_and_timing():
     assert report["attacks"]["nes_untargeted_m0"]["threat_model"] == "black-box"
     statuses = {check["name"]: check["status"] for check in report["checks"]}
     assert statuses == {"pgd_eps1_success": "passed", "robust_acc_monotone_in_eps": "passed",
-                        "black_box_not_stronger_than_white_box": "passed", "white_box_attacks_agree": "not_run",
-                        "zero_input_gradients": "passed"}
-    assert {"clean_s", "pgd_s", "nes_targeted_m0.9_s"} <= set(report["timings"])
+                        "black_box_not_stronger_than_white_box": "passed", "white_box_attacks_agree": "passed",
+                        "zero_input_gradients": "passed", "minimal_perturbation_methods_agree": "passed"}
+    assert {"clean_s", "pgd_s", "nes_targeted_m0.9_s", "minimal_linf_s", "minimal_l2_s"} <= set(report["timings"])
+    assert report["worst_case"] == {"n": 12, "n_robust": 12, "robust_acc": 1.0, "all_attacks_n": 6,
+                                    "all_attacks_robust_acc": 1.0, "attacks": [*report["attacks"], "eps_star_linf"]}
     assert report["eval_config"]["query_batch"] == 64 and report["eval_config"]["n_eval"] == 12
     json.dumps(report, allow_nan=False)  # everything is strict JSON
 

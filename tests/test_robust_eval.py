@@ -168,7 +168,7 @@ def test_no_check_fails_on_an_ordinary_trained_model(ordinary):
     checks, _ = failed_checks(*ordinary)
     assert {name: c["status"] for name, c in checks.items()} == dict.fromkeys(checks, "passed")
     assert set(checks) == {"pgd_eps1_success", "robust_acc_monotone_in_eps", "black_box_not_stronger_than_white_box",
-                           "white_box_attacks_agree", "zero_input_gradients"}
+                           "white_box_attacks_agree", "zero_input_gradients", "minimal_perturbation_methods_agree"}
 
 
 @pytest.mark.parametrize("mask, expected", [
@@ -187,7 +187,7 @@ def test_checks_catch_deliberately_masked_models(ordinary, mask, expected):
 def test_eps_sweep_gives_a_falling_curve_per_white_box_attack(ordinary):
     model, x, y = ordinary
     config = EvalConfig(attacks=("pgd", "square"), eps=EPS, alpha=EPS / 8, steps=20, query_n=8, square_queries=50,
-                        check_n=0, eps_sweep=(EPS / 4, EPS, 2 * EPS))
+                        check_n=0, eps_sweep=(EPS / 4, EPS, 2 * EPS), minimal_norms=())
     report = evaluate_model(model, x, y, CLASSES, CPU, config)
     curve = report["robustness_curves"]["pgd"]
     assert set(report["robustness_curves"]) == {"pgd"}  # Square is black-box: no curve
@@ -195,8 +195,8 @@ def test_eps_sweep_gives_a_falling_curve_per_white_box_attack(ordinary):
     accuracies = [point["robust_acc"] for point in curve]
     assert accuracies[0] > accuracies[1] >= accuracies[2]
     assert accuracies[1] == report["attacks"]["pgd"]["robust_acc"]
-    assert {check["status"] for check in report["checks"] if check["name"] != "black_box_not_stronger_than_white_box"} \
-        == {"not_run"}
+    compared = {"black_box_not_stronger_than_white_box", "white_box_attacks_agree"}  # PGD and Square, on 8 images
+    assert {check["status"] for check in report["checks"] if check["name"] not in compared} == {"not_run"}
 
 
 @pytest.mark.filterwarnings("ignore:sanity check white_box_attacks_agree failed")  # PGD-10 is weaker than APGD here

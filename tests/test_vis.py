@@ -1,4 +1,5 @@
 """Figures and summary of ``main.py --mode vis`` (vis.report.make_figures) from result files made here."""
+import csv
 import hashlib
 import json
 import logging
@@ -19,12 +20,12 @@ from vis.metrics import CLEAN_ACC, median_queries, robust_acc
 from main import DEFAULT_DIRS, eval_hint
 from vis.report import make_figures
 from vis.results import merge_seeds
-from vis_fixture import attack_entry, realistic_results, write_result
+from vis_fixture import attack_entry, minimal_from, realistic_results, write_result
 
 LAYER_NAMES = SimpleCNN.LAYER_NAMES
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 METHOD_STEMS = ("fig1_per_layer", "fig2_strength_sweep", "fig3_queries", "fig4_robustness_vs_sparsity",
-                "fig5_robustness_curves")
+                "fig5_robustness_curves", "fig6_eps_star_per_layer")
 SPARSITY = {"conv1": 0.4, "conv2": 0.5, "conv3": 0.6, "conv4": 0.6, "fc1": 0.7, "fc2": 0.6, "fc3": 0.0}
 
 
@@ -66,7 +67,7 @@ def test_every_figure_is_written_as_valid_png_and_pdf(full_run):
     results_dir, written = full_run
     expected = {results_dir / "l1" / f"{stem}.{ext}" for stem in METHOD_STEMS for ext in ("png", "pdf")}
     expected |= {results_dir / f"fig3_queries_by_method.{ext}" for ext in ("png", "pdf")}
-    expected.add(results_dir / "l1" / "summary.md")
+    expected |= {results_dir / "l1" / "summary.md", results_dir / "l1" / "eps_star.csv"}
     assert set(written) == expected
     for path in written:
         data = path.read_bytes()
@@ -93,12 +94,12 @@ def test_summary_holds_the_given_numbers_in_layer_order(tmp_path):
     root = exact_results(tmp_path / "results")
     make_figures(root, "l1")
     summary = (root / "l1" / "summary.md").read_text()
-    assert "| standard | 0, 1 | 10000 | 71.0 ± 1.4 | 0.0 ± 0.0 | — | — | failed check pgd_eps1_success (seed 1) |" \
+    assert "| standard | 0, 1 | 10000 | 71.0 ± 1.4 | 500 | 0.0 ± 0.0 | — | — | failed check pgd_eps1_success (seed 1) |" \
         in summary
     assert "| conv3 (λ=0.01) | 0, 1 | 500 | 325, 326 | 5.0 ± 0.0 | 92.3 ± 0.0 | 95.0 ± 0.0 |" in summary
     assert "| conv3 (λ=0.01) | 0, 1 | 200 | 130 | 39.0 ± 0.0 | 40.0 ± 0.0 | 61.0 ± 0.0 | 104/260 | 1000 ± 283 |" \
         in summary
-    assert "| conv3 (λ=0.01) | 0, 1 | 10000 | 65.0 ± 0.0 | 5.0 ± 0.0 | 83.0 ± 0.0 | 60.0 ± 0.0 |" in summary
+    assert "| conv3 (λ=0.01) | 0, 1 | 10000 | 65.0 ± 0.0 | 500 | 5.0 ± 0.0 | 83.0 ± 0.0 | 60.0 ± 0.0 |" in summary
     assert "Not evaluated with this attack: fc1 (λ=0.01)." in summary
     assert summary.index("| conv3 (λ=0.01)") < summary.index("| fc1 (λ=0.01)")
     assert "fig2_strength_sweep not drawn in this run" in summary
@@ -182,7 +183,11 @@ def test_white_box_only_results_skip_the_query_figures(tmp_path):
     assert written == {"fig1_per_layer.png", "fig1_per_layer.pdf", "fig4_robustness_vs_sparsity.png",
                        "fig4_robustness_vs_sparsity.pdf", "summary.md"}
     summary = (root / "dropout" / "summary.md").read_text()
-    assert "fig3_queries not drawn in this run (no query-based attack results)" in summary
+    assert "fig3_queries not drawn in this run (no query-based attack results)." in summary
+    assert "earlier run" not in summary  # no such file: nothing to warn about
+    (root / "dropout" / "fig3_queries.png").write_bytes(b"from before")
+    make_figures(root, "dropout")
+    assert "the fig3_queries file in this folder is from an earlier run" in (root / "dropout" / "summary.md").read_text()
     assert "## NES" not in summary and "## PGD (white-box, untargeted)" in summary
 
 
@@ -251,3 +256,28 @@ def test_malformed_or_foreign_json_names_the_file_and_is_kept(tmp_path, name, co
     message = str(raised.value)
     assert str(bad) in message and problem in message and "\n" not in message
     assert bad.read_text() == text
+
+
+def test_eps_star_medians_intervals_and_paired_differences_in_the_table_and_csv(tmp_path):
+    limit = 4 / 255
+    pgd = {"pgd": attack_entry("pgd", 5, 4, 4)}
+    # baseline: median 2/255; variant: median 3/255, two censored; per image +0, +1, +1, +inf, unknown: median +1/255
+    write_result(tmp_path, "l1", Variant.baseline(0), 0.8, SPARSITY, pgd,
+                 minimal={"linf": minimal_from([0, 1 / 255, 2 / 255, 3 / 255, None], limit)})
+    write_result(tmp_path, "l1", Variant("l1", "fc1", 0.01, 0), 0.8, SPARSITY, pgd,
+                 minimal={"linf": minimal_from([0, 2 / 255, 3 / 255, None, None], limit)})
+    make_figures(tmp_path, "l1")
+    summary = (tmp_path / "l1" / "summary.md").read_text()
+    assert "### L-inf (search limit 4/255)" in summary
+    assert "| standard | 0 | 5 | 1 | 1 | 2/255 |" in summary
+    assert "| fc1 (λ=0.01) | 0 | 5 | 1 | 2 | 3/255 |" in summary
+    assert "+1/255 [" in summary and "(n = 5, 1 censored in both) |" in summary
+    with open(tmp_path / "l1" / "eps_star.csv", newline="") as handle:
+        rows = {row["variant"]: row for row in csv.DictReader(handle)}
+    assert float(rows["standard"]["median"]) == pytest.approx(2 / 255) and rows["standard"]["not_paired"]
+    fc1 = rows["fc1 (λ=0.01)"]
+    assert float(fc1["median"]) == pytest.approx(3 / 255) and fc1["n_censored"] == "2"
+    assert float(fc1["paired_median_low"]) == float(fc1["paired_median_high"]) == pytest.approx(1 / 255)
+    assert fc1["paired_n_unknown"] == "1" and fc1["paired_high"] == ""  # reaches past the limit
+    assert (tmp_path / "l1" / "fig6_eps_star_per_layer.png").exists()
+    assert (tmp_path / "l1" / "fig5_robustness_curves.png").exists()  # from eps*, without --eps-sweep

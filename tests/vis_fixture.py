@@ -8,8 +8,10 @@ figures can be inspected.
 import math
 from pathlib import Path
 
+import torch
+
+from evaluation.minimal import CENSORED, CLEAN, FAB_METHOD, PGD_METHOD, MinimalPerturbation, minimal_entry
 from evaluation.records import write_record
-from evaluation.runner import headline_attack
 from models import SimpleCNN
 from sparsity.variants import Variant
 
@@ -40,7 +42,45 @@ def attack_entry(key, n, n_correct, fooled_correct, robust=None, median=None, ta
     return entry
 
 
-def result_document(method, variant, clean_acc, sparsity, attacks, learned=True, curves=None, quick=False):
+def worst_case(attacks):
+    """The per-image worst case as eval writes it, for made-up entries: at most the lowest attack's number."""
+    if not attacks:
+        return None
+    n = max(entry["n"] for entry in attacks.values())
+    lowest = min(entry["robust_acc"] for entry in attacks.values())
+    subset = min(entry["n"] for entry in attacks.values())
+    return {"n": n, "n_robust": round(lowest * n), "robust_acc": round(lowest * n) / n, "attacks": list(attacks),
+            "all_attacks_n": subset, "all_attacks_robust_acc": round(lowest * subset) / subset}
+
+
+def minimal_document(clean_acc, effect, seed, n=100, limit=32 / 255, norm="linf"):
+    """A minimal-perturbation entry of ``n`` images: misclassified ones at 0, the others log-normally spread around a
+    median that grows with ``effect``, a few censored at ``limit``; built with the code eval uses."""
+    generator = torch.Generator().manual_seed(seed)
+    scale = (1.5 / 255) * (1 + effect) * (1 if norm == "linf" else 28.0)
+    limit = limit if norm == "linf" else limit * 32 * math.sqrt(3)
+    eps = (scale * torch.exp(0.6 * torch.randn(n, generator=generator, dtype=torch.float64)))
+    eps = torch.where(eps > limit, math.inf, eps)
+    wrong = torch.arange(n) >= round(clean_acc * n)
+    eps[wrong] = 0.0
+    methods = [CLEAN if w else CENSORED if math.isinf(e) else (FAB_METHOD if i % 3 else PGD_METHOD)
+               for i, (w, e) in enumerate(zip(wrong.tolist(), eps.tolist()))]
+    result = MinimalPerturbation(norm, limit, eps, methods, eps * 1.01, eps, torch.ones(n, dtype=torch.bool),
+                                 torch.zeros(n, 1))
+    return minimal_entry(result, seed=seed, settings={"fab_steps": 100})
+
+
+def minimal_from(values, limit, norm="linf", seed=0):
+    """The entry eval writes for per-image eps* ``values`` (None: censored, 0: misclassified clean)."""
+    eps = torch.tensor([math.inf if v is None else v for v in values], dtype=torch.float64)
+    methods = [CENSORED if v is None else CLEAN if v == 0 else FAB_METHOD for v in values]
+    result = MinimalPerturbation(norm, limit, eps, methods, eps, eps, torch.ones(len(eps), dtype=torch.bool),
+                                 torch.zeros(len(eps), 1))
+    return minimal_entry(result, seed=seed, settings={})
+
+
+def result_document(method, variant, clean_acc, sparsity, attacks, learned=True, curves=None, quick=False,
+                    minimal=None):
     document = {
         "dataset": "cifar10",
         "method": method,
@@ -52,8 +92,9 @@ def result_document(method, variant, clean_acc, sparsity, attacks, learned=True,
         "learned": learned,
         "n_test": 10000,
         "activation_sparsity": sparsity,
-        "headline_attack": headline_attack(attacks),
-        "headline_robust_acc": attacks[headline_attack(attacks)]["robust_acc"] if headline_attack(attacks) else None,
+        "worst_case": worst_case(attacks),
+        "minimal_perturbation": minimal or {},
+        "eval_images_sha256": "1" * 64,
         "eval_config": {"eps": 8 / 255, "steps": 50, "quick": quick},
         "attacks": attacks,
         "checks": [{"name": "pgd_eps1_success", "status": "passed", "detail": "-"}],
@@ -103,8 +144,9 @@ def realistic_variant(results_dir, method, variant, attacks=ALL_ATTACKS, n=1000)
                                         median=round(median / 10) * 10 + 40 * variant.seed)
     curves = {"pgd": [{"eps": eps / 255, "n": n, "robust_acc": max(0.0, clean * (1 - eps / 4) + 0.02 * effect)}
                       for eps in (1, 2, 4, 8)]}
+    minimal = {norm: minimal_document(clean, effect * (depth + 1) / 7, variant.seed, norm=norm) for norm in ("linf", "l2")}
     return write_result(results_dir, method, variant, round(clean, 4), sparsity, entries, learned=not collapse,
-                        curves=curves)
+                        curves=curves, minimal=minimal)
 
 
 def realistic_results(results_dir, seeds=(0, 1)):

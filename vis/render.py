@@ -5,6 +5,7 @@ no display and no pyplot global state are involved, and a fixed style makes
 the output independent of the user's matplotlibrc.
 """
 import io
+import textwrap
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -53,10 +54,19 @@ def new_figure(width, height):
     return fig
 
 
+FOOTNOTE_SIZE = 7.5
+# average width of a character of the footnote font, in points (DejaVu Sans runs at about 0.55 of its size; a
+# margin for lines of wide letters)
+FOOTNOTE_CHAR_WIDTH = 0.6 * FOOTNOTE_SIZE
+
+
 def add_footnote(fig, lines):
-    """Small print under the axes: what was skipped and how to read the figure."""
+    """Small print under the axes: what was skipped and how to read the figure, each line wrapped to the
+    figure's width so that none is cut at the right edge."""
     if lines:
-        fig.supxlabel("\n".join(lines), fontsize=7.5, color="0.3", ha="left", x=0.01)
+        width = max(40, int(fig.get_figwidth() * 72 * 0.97 / FOOTNOTE_CHAR_WIDTH))
+        wrapped = [part for line in lines for part in textwrap.wrap(line, width) or [""]]
+        fig.supxlabel("\n".join(wrapped), fontsize=FOOTNOTE_SIZE, color="0.3", ha="left", x=0.01)
 
 
 def save_figure(fig, stem, location="results_dir"):

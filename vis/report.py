@@ -6,7 +6,9 @@ Files written in one data set's results folder (``results/{dataset}/``; each fig
 - ``{method}/fig2_strength_sweep``          metrics against strength (layers with 2+ strengths)
 - ``{method}/fig3_queries``                 query-based attacks: median queries over fooled & correct images
 - ``{method}/fig4_robustness_vs_sparsity``  robust accuracy against measured sparsity of the regularised layer
-- ``{method}/fig5_robustness_curves``       robust accuracy against eps (evaluations with --eps-sweep)
+- ``{method}/fig5_robustness_curves``       robust accuracy against eps read off eps* (and --eps-sweep points)
+- ``{method}/fig6_eps_star_per_layer``      median eps* with intervals per layer, paired difference to standard
+- ``{method}/eps_star.csv``                 median eps* per variant and norm, interval, paired difference
 - ``{method}/summary.md``                   every number as markdown tables
 - ``fig3_queries_by_method``                figure 3 of every method side by side (when several have results)
 """
@@ -17,21 +19,25 @@ from common.errors import FileProblem
 from common.io import atomic_write_text, ensure_writable_dir
 from sparsity.methods import METHODS, get_method
 from sparsity.variants import validate_layers
-from vis.figures import (plot_per_layer, plot_queries, plot_queries_by_method, plot_robustness_curves,
-                         plot_robustness_vs_sparsity, plot_strength_sweep)
+from vis.figures import (plot_eps_star_per_layer, plot_per_layer, plot_queries, plot_queries_by_method,
+                         plot_robustness_curves, plot_robustness_vs_sparsity, plot_strength_sweep)
+from vis.eps_star import csv_text as eps_star_csv
 from vis.results import load_method_results
 from vis.summary_table import summary_markdown
 
 logger = logging.getLogger(__name__)
 
 COMPARISON_STEM = "fig3_queries_by_method"
+EPS_STAR_CSV = "eps_star.csv"
 METHOD_FIGURES = (
     ("fig1_per_layer", plot_per_layer, "no variant to show"),
     ("fig2_strength_sweep", plot_strength_sweep, "no layer was evaluated at two or more strengths"),
     ("fig3_queries", plot_queries, "no query-based attack results"),
     ("fig4_robustness_vs_sparsity", plot_robustness_vs_sparsity,
      "no regularised variant with both measured sparsity and attack results"),
-    ("fig5_robustness_curves", plot_robustness_curves, "no robustness curve (evaluate with --eps-sweep)"),
+    ("fig5_robustness_curves", plot_robustness_curves,
+     "no eps* and no --eps-sweep curve (evaluate with --minimal-norms linf or --eps-sweep)"),
+    ("fig6_eps_star_per_layer", plot_eps_star_per_layer, "no eps* (evaluate with --minimal-norms linf l2)"),
 )
 
 
@@ -82,8 +88,9 @@ def make_figures(results_dir, method, layers=None, include_baseline=True, eval_h
     for stem, plot, reason in METHOD_FIGURES:
         paths = plot(results, out_dir / stem)
         if not paths:
-            notes.append(f"{stem} not drawn in this run ({reason}); a {stem} file in this folder is from an earlier "
-                         "run.")
+            earlier = (out_dir / f"{stem}.png").exists()
+            notes.append(f"{stem} not drawn in this run ({reason})"
+                         + (f"; the {stem} file in this folder is from an earlier run." if earlier else "."))
         written += paths
 
     others = {}
@@ -97,6 +104,10 @@ def make_figures(results_dir, method, layers=None, include_baseline=True, eval_h
         ordered = [results if name == method else others[name] for name in METHODS if name == method or name in others]
         written += plot_queries_by_method(ordered, results_dir / COMPARISON_STEM)
 
+    if any(v.eps_star for v in results.variants):
+        table = out_dir / EPS_STAR_CSV
+        atomic_write_text(table, eps_star_csv(results), location="results_dir")
+        written.append(table)
     summary = out_dir / "summary.md"
     atomic_write_text(summary, summary_markdown(results, records, notes), location="results_dir")
     return written + [summary]

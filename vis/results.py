@@ -5,7 +5,7 @@ Seeds of a variant that did not learn (clean accuracy near chance) are left
 out of every mean and named instead: their robustness numbers compare noise.
 """
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from common import stats
@@ -13,6 +13,7 @@ from common.errors import FileProblem
 from data.registry import DEFAULT_DATASET, get_dataset
 from evaluation.records import load_records, variant_order
 from sparsity.methods import BASELINE, get_method
+from vis.eps_star import eps_star
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,13 @@ class VariantSummary:
     sparsity: dict  # layer -> Stat
     attacks: dict  # attack key -> AttackSummary
     curves: dict  # attack key -> {eps: Stat of robust accuracy}
+    worst_case: Stat  # per-image worst case over every attack run: robust accuracy over all n
+    worst_case_n: tuple  # its n, per learned seed that has it
+    minimal: dict  # norm -> tuple of (seed, entry): the seeds' minimal-perturbation entries
+    images_sha256: dict  # seed -> identity of the evaluated images (for pairing with the baseline)
     collapsed_seeds: tuple
     failed_checks: tuple  # "check (seed s)"
+    eps_star: dict = field(default_factory=dict)  # norm -> vis.eps_star.EpsStar (pooled, paired with the baseline)
 
     @property
     def is_baseline(self):
@@ -129,6 +135,11 @@ def _merge(group):
                   for layer in layers if any(layer in r.sparsity for r in group)},
         attacks=attacks,
         curves={key: {eps: Stat.of(values) for eps, values in sorted(points.items())} for key, points in curves.items()},
+        worst_case=Stat.of(r.worst_case["robust_acc"] for r in learned if r.worst_case),
+        worst_case_n=tuple(r.worst_case["n"] for r in learned if r.worst_case),
+        minimal={norm: tuple((r.variant.seed, r.minimal[norm]) for r in learned if norm in r.minimal)
+                 for norm in dict.fromkeys(norm for r in learned for norm in r.minimal)},
+        images_sha256={r.variant.seed: r.images_sha256 for r in learned},
         collapsed_seeds=tuple(r.variant.seed for r in group if r.collapsed),
         failed_checks=tuple(f"{name} (seed {r.variant.seed})" for r in group for name in r.failed_checks),
     )
@@ -145,7 +156,6 @@ class MethodResults:
     variants: tuple
     attack_info: dict  # key -> AttackInfo, in the order eval ran the attacks
     eval_configs: tuple  # every distinct eval_config of the records
-    headline: str | None  # the records' headline attack (AutoAttack where it ran), None without one
 
     @property
     def sparsity_method(self):
@@ -225,15 +235,13 @@ def merge_seeds(method, folder, records):
     for record in records:
         if record.eval_config not in configs:
             configs.append(record.eval_config)
-    info = _attack_info(records)
-    # records evaluated with AutoAttack name it; where some were not, the one that was wins
-    headlines = {r.raw.get("headline_attack") for r in records} - {None}
-    headline = next((key for key in info if key in headlines and info[key].reference),
-                    next((key for key in info if key in headlines), None))
+    variants = [_merge(g) for g in groups.values()]
+    baseline = next((v for v in variants if v.is_baseline), None)
+    variants = [replace(v, eps_star={norm: summary for norm in v.minimal
+                                     if (summary := eps_star(v, norm, baseline)) is not None}) for v in variants]
     dataset = records[0].dataset if records else DEFAULT_DATASET
     return MethodResults(method=method, folder=Path(folder), dataset_name=dataset, layer_names=tuple(layers),
-                         variants=tuple(_merge(g) for g in groups.values()), attack_info=info,
-                         eval_configs=tuple(configs), headline=headline)
+                         variants=tuple(variants), attack_info=_attack_info(records), eval_configs=tuple(configs))
 
 
 def load_method_results(results_dir, method, layers, include_baseline, warn=None, dataset=None):

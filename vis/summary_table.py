@@ -1,6 +1,8 @@
 """``results/{dataset}/{method}/summary.md``: every number behind the figures as markdown tables."""
+import math
 
 from sparsity.measure import LEARNED_MARGIN
+from vis.eps_star import eps_text
 
 DASH = "—"
 QUERY_HEADERS = (("median_queries_correct", "median queries (fooled & correct)"),
@@ -49,18 +51,15 @@ def _notes(variant):
 
 def _overview(results):
     baseline = results.baseline
-    headline = results.headline
-    title = results.attack_info[headline].title if headline else None
     rows = []
     for v in results.variants:
         base_at_layer = baseline.sparsity.get(v.layer) if baseline and not v.is_baseline else None
-        rows.append([v.label, _seeds(v.seeds), _counts(v.n_test), _percent(v.clean_acc)]
-                    + ([_percent(v.attack(headline, "robust_acc"))] if headline else [])
-                    + [_percent(v.own_sparsity), _percent(base_at_layer) if not v.is_baseline else DASH,
-                       "; ".join(_notes(v))])
-    return _table(["variant", "seeds", "n_test", "clean acc (%)"]
-                  + ([f"robust acc, {title} (%)"] if headline else [])
-                  + ["sparsity of regularised layer (%)", "standard's sparsity at that layer (%)", "notes"], rows)
+        rows.append([v.label, _seeds(v.seeds), _counts(v.n_test), _percent(v.clean_acc), _counts(v.worst_case_n),
+                     _percent(v.worst_case), _percent(v.own_sparsity),
+                     _percent(base_at_layer) if not v.is_baseline else DASH, "; ".join(_notes(v))])
+    return _table(["variant", "seeds", "n_test", "clean acc (%)", "n attacked",
+                   "robust acc, worst case over every attack (%)", "sparsity of regularised layer (%)",
+                   "standard's sparsity at that layer (%)", "notes"], rows)
 
 
 def _attack_section(results, key):
@@ -111,6 +110,75 @@ def _curves_section(results):
     return lines
 
 
+def _interval(dataset, low, high, norm, limit):
+    upper = (f"> {eps_text(dataset, limit, norm)} (past the limit)" if math.isinf(high)
+             else eps_text(dataset, high, norm))
+    lower = "-inf" if math.isinf(low) and low < 0 else eps_text(dataset, low, norm)
+    return f"[{lower}, {upper}]"
+
+
+def _paired(dataset, summary, norm):
+    if summary.paired is None:
+        return summary.not_paired or DASH
+    paired = summary.paired
+    if paired.median_low == paired.median_high:
+        median = _signed(dataset, paired.median_low, norm)
+    else:
+        median = f"between {_signed(dataset, paired.median_low, norm)} and {_signed(dataset, paired.median_high, norm)}"
+    interval = f"[{_signed(dataset, paired.low, norm)}, {_signed(dataset, paired.high, norm)}]"
+    unknown = f", {paired.n_unknown} censored in both" if paired.n_unknown else ""
+    return f"{median} {interval} (n = {paired.n}{unknown})"
+
+
+def _signed(dataset, value, norm):
+    if math.isinf(value):
+        return "+inf" if value > 0 else "-inf"
+    text = eps_text(dataset, abs(value), norm)
+    return ("-" if value < 0 else "+") + text
+
+
+def _at_eps(summary, eps):
+    """Robust accuracy (%) at the attacks' eps, read off the eps* curve (the last grid point not above it)."""
+    points = [(e, mean) for e, mean, _ in summary.curve if e <= eps * (1 + 1e-9)]
+    return f"{100 * points[-1][1]:.1f}" if points and eps <= summary.limit else DASH
+
+
+def _eps_star_section(results):
+    norms = [norm for norm in ("linf", "l2") if any(norm in v.eps_star for v in results.variants)]
+    if not norms:
+        return []
+    eps = sorted({config.get("eps") for config in results.eval_configs if config.get("eps")})
+    dataset = results.dataset
+    lines = ["## Smallest fooling perturbation eps*", "",
+             "Per image, the smaller of FAB's (minimum-norm attack) and a PGD bisection's smallest perturbation that "
+             "fools the model, checked to fool it; 0 for an image misclassified clean; censored where neither fooled "
+             "it within the search limit (counted, never dropped: a censored median means more than half the images "
+             "were not fooled within the limit). Medians over images, pooled over the seeds listed (n = images x "
+             "seeds); intervals: 95% percentile bootstrap over images (2,000 resamples). Paired difference: median "
+             "over the same images of (variant's eps* - standard's eps*), same seed. L-inf in the units of "
+             f"{dataset.title} ({dataset.eps_unit}), L2 on the [0, 1] pixel scale.", ""]
+    for norm in norms:
+        have = [v for v in results.variants if norm in v.eps_star]
+        rows = []
+        for v in have:
+            summary = v.eps_star[norm]
+            rows.append([v.label, _seeds(summary.seeds), str(summary.n), str(summary.n_clean_misclassified),
+                         str(summary.n_censored), eps_text(dataset, summary.median, norm),
+                         _interval(dataset, summary.low, summary.high, norm, summary.limit),
+                         eps_text(dataset, summary.fab_median, norm), eps_text(dataset, summary.pgd_median, norm)]
+                        + ([_at_eps(summary, eps[0])] if norm == "linf" and len(eps) == 1 else [])
+                        + [_paired(dataset, summary, norm)])
+        limits = sorted({v.eps_star[norm].limit for v in have})
+        header = ["variant", "seeds", "n", "misclassified clean", "censored", "median eps*", "95% interval",
+                  "FAB median", "PGD bisection median"]
+        if norm == "linf" and len(eps) == 1:
+            header.append(f"robust acc at eps {eps_text(dataset, eps[0], norm)} (%)")
+        lines += [f"### {'L-inf' if norm == 'linf' else 'L2'} (search limit "
+                  f"{', '.join(eps_text(dataset, limit, norm) for limit in limits)})", ""]
+        lines += _table(header + ["paired difference to standard [95% interval]"], rows) + [""]
+    return lines
+
+
 def _sparsity_table(results):
     layers = [layer for layer in results.layer_names if any(layer in v.sparsity for v in results.variants)]
     rows = [[v.label] + [_percent(v.sparsity.get(layer)) for layer in layers] for v in results.variants]
@@ -138,10 +206,13 @@ def summary_markdown(results, records, notes=()):
         "before the attack. *success, all n* is the original repository's number: it counts initially "
         "misclassified images as successes, so it mixes clean error into robustness and is not plotted.",
         "",
-        "## Clean accuracy, headline robust accuracy and sparsity of the regularised layer",
+        "## Clean accuracy, worst-case robust accuracy and sparsity of the regularised layer",
         "",
-        "Sparsity = fraction of exact zeros in the layer's output activation on the test set. The headline robust "
-        "accuracy is AutoAttack's where it was run, else the first white-box attack's.",
+        "Sparsity = fraction of exact zeros in the layer's output activation on the test set. The robust accuracy "
+        "to lead with is the per-image worst case over every attack run (as RobustBench reports): an image counts "
+        "as robust only if every attack run on it failed and, where eps* was measured in L-inf, its eps* exceeds "
+        "eps; over the n attacked images (the query-based attacks ran on their subset of them). One attack's "
+        "number alone overstates robustness wherever that attack is weak on a model (see the sanity checks).",
         "",
     ]
     lines += _overview(results) + [""]
@@ -149,6 +220,7 @@ def summary_markdown(results, records, notes=()):
         lines += _attack_section(results, key)
     if not results.attacks:
         lines += ["## Attacks", "", "No attack results in these files.", ""]
+    lines += _eps_star_section(results)
     lines += _curves_section(results)
     lines += ["## Sanity checks", "", "passed / failed / not_run per result file (details in each JSON file's "
               "`checks`).", ""] + _checks_table(records) + [""]

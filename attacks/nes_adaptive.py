@@ -1,0 +1,35 @@
+"""The gradient-free attack that broke k-winners-take-all (Tramer, Carlini, Brendel & Madry, NeurIPS 2020,
+"On Adaptive Attacks to Adversarial Example Defenses"), as a configuration of the project's NES.
+
+Their settings on CIFAR-10 at eps 8/255: antithetic Gaussian finite differences with sigma = 8/255 on the
+logit-margin loss, 100 samples per step for the first 20 steps, 1,000 for the next 20 and 20,000 after, 100
+signed steps of 0.01. Here sigma and the step are the same fractions of the evaluation's eps (sigma = eps, step
+= 0.01 / (8/255) * eps), so the attack scales with the data set's budget; the steps and the sample schedule
+come from the evaluation settings (``adaptive_steps``, ``adaptive_schedule``) so that a CPU can afford them.
+"""
+from attacks.base import QUERY_SUBSET, AttackRun
+from attacks.nes import NES, schedule_text
+
+PAPER_EPS = 8 / 255
+SIGMA_PER_EPS = 1.0  # sigma 8/255 at eps 8/255
+ALPHA_PER_EPS = 0.01 / PAPER_EPS
+PAPER_STEPS = 100
+PAPER_SCHEDULE = ((0, 100), (20, 1000), (40, 20000))
+
+
+class NESAdaptive(NES):
+    """``NESAdaptive(model, eps)``: NES with the margin loss, sigma and step scaled to eps, no momentum and the
+    paper's growing sample schedule; every other behaviour (query counting, early stop, projection) is NES's."""
+
+    name = "nes_adaptive"
+
+    def __init__(self, model, eps=PAPER_EPS, steps=PAPER_STEPS, samples=PAPER_SCHEDULE, query_batch=None, seed=None):
+        super().__init__(model, eps=eps, alpha=ALPHA_PER_EPS * eps, steps=steps, samples=samples,
+                         sigma=SIGMA_PER_EPS * eps, momentum=0.0, loss="margin", query_batch=query_batch, seed=seed)
+
+    @classmethod
+    def evaluation_runs(cls, model, config):
+        attack = cls(model, eps=config.eps, steps=config.adaptive_steps, samples=config.adaptive_schedule,
+                     query_batch=config.query_batch, seed=config.seed)
+        return [AttackRun(cls.name, f"NES adaptive (margin, {schedule_text(attack.schedule)} samples@step)",
+                          attack, images=QUERY_SUBSET)]

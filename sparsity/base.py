@@ -1,0 +1,41 @@
+"""The record every sparsity method is: how it is named, shown and validated, and the two ways it can act
+(a loss term on a layer's activation, a change to the model). Methods live one per file or in
+``sparsity.methods``; the registry is ``sparsity.methods.METHODS``."""
+import math
+from dataclasses import dataclass
+
+from common.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class SparsityMethod:
+    name: str  # key in files, folders and on the command line
+    title: str  # figure titles and tables
+    symbol: str  # the strength's symbol in labels: λ=0.01
+    strength_label: str  # axis label
+    default_strength: float
+    sweep: tuple  # the original repository's sweep (--sweep)
+    log_scale: bool  # strengths span decades: log axes, closeness measured in decades
+    strength_below: float | None = None  # exclusive upper bound of the strength, if any
+
+    def validate_strength(self, strength, field="strength"):
+        """The strength as a float, or ConfigError: finite, >= 0, and below ``strength_below`` if set."""
+        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not math.isfinite(strength):
+            raise ConfigError(field, f"must be a finite number, got {strength!r}")
+        if self.strength_below is not None and not 0 <= strength < self.strength_below:
+            raise ConfigError(field, f"({self.strength_label}) must be in [0, {self.strength_below:g}), "
+                                     f"got {strength:g}")
+        if strength < 0:
+            raise ConfigError(field, f"({self.strength_label}) must be >= 0, got {strength:g}")
+        return float(strength)
+
+    def strength_text(self, strength):
+        return f"{self.symbol}={strength:g}"
+
+    def attach(self, model, layer, strength):
+        """Change ``model`` in place for this method at ``layer`` (default: nothing); a checkpoint rebuilds its
+        model through it, so the change is there at training and test time alike."""
+
+    def penalty(self, activation, strength):
+        """The loss term on ``layer``'s activation, or None when the method adds none."""
+        return None

@@ -1,0 +1,42 @@
+"""k-winners-take-all (Xiao, Zhong & Zheng, ICLR 2020): each sample keeps the k = gamma * n largest values of
+the layer's activation and the rest become zero, in place of the layer's ReLU, at training and test time.
+
+The literature's sparsity defence whose robustness was gradient masking: the activation pattern jumps as the
+input moves, so white-box gradients mislead, and gradient-free attacks (Tramer et al., NeurIPS 2020) broke it.
+"""
+from torch import nn
+
+from common.errors import ConfigError
+from sparsity.base import SparsityMethod
+
+
+class KWinners(nn.Module):
+    """The original's ``Sparsify1D``/``Sparsify2D``: over each sample's flattened activation (all channels and
+    positions of a convolution), values at least the k-th largest pass unchanged, the others are zeroed;
+    k = max(1, int(gamma * n)). Ties at the threshold all pass, as in the original."""
+
+    def __init__(self, gamma):
+        super().__init__()
+        self.gamma = gamma
+
+    def forward(self, x):
+        flat = x.flatten(1)
+        k = max(1, int(self.gamma * flat.shape[1]))
+        threshold = flat.topk(k, dim=1).values[:, -1:]
+        return (flat * (flat >= threshold)).view_as(x)
+
+    def extra_repr(self):
+        return f"gamma={self.gamma:g}"
+
+
+class KWinnersTakeAll(SparsityMethod):
+    """The strength is gamma, the fraction of each sample's activations kept, in (0, 1]."""
+
+    def validate_strength(self, strength, field="strength"):
+        if isinstance(strength, (int, float)) and not isinstance(strength, bool) and not 0 < strength <= 1:
+            raise ConfigError(field, f"({self.strength_label}) must be in (0, 1], got {strength:g}")
+        return super().validate_strength(strength, field)
+
+    def attach(self, model, layer, strength):
+        # in place of the layer's nonlinearity (ReLU; the identity at the logits), not after it
+        model.activations[layer] = KWinners(strength)

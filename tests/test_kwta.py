@@ -1,0 +1,119 @@
+"""k-winners-take-all as a sparsity method: what the layer keeps, the method through train, eval and vis, and the
+evaluation seeing through the robustness PGD reports for it (gradient masking)."""
+import json
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from cli_support import assert_usage_error, run_cli
+from evaluation.config import EvalConfig
+from evaluation.runner import evaluate_model
+from main import main
+from sparsity.kwta import KWinners
+from sparsity.variants import Variant
+from test_robust_eval import CLASSES, EPS, MLP, coloured_images
+from training.checkpoint import build_variant_model
+
+TRAIN = ["--mode", "train", "--classes", "0", "1", "--epochs", "1", "--batch-size", "16", "--train-per-class", "16",
+         "--test-per-class", "5", "--device", "cpu"]
+
+
+def test_each_sample_keeps_its_k_largest_values_and_zeroes_the_rest():
+    x = torch.tensor([[[[3.0, -1.0], [0.5, 2.0]]], [[[-4.0, -3.0], [-2.0, -5.0]]]])  # (2, 1, 2, 2)
+    kept = KWinners(0.5)(x)  # k = 2 of 4 values per sample, over channels and positions together
+    assert torch.equal(kept, torch.tensor([[[[3.0, 0.0], [0.0, 2.0]]], [[[0.0, -3.0], [-2.0, 0.0]]]]))
+    assert torch.equal(KWinners(0.01)(x[:1]), torch.tensor([[[[3.0, 0.0], [0.0, 0.0]]]]))  # at least one value
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_kwta_replaces_the_layers_relu_at_training_and_test_time(training):
+    torch.manual_seed(0)
+    model = build_variant_model(Variant("kwta", "conv2", 0.1, 0), "simple_cnn", (3, 32, 32), 10).train(training)
+    assert isinstance(model.activations["conv2"], KWinners)
+    seen = {}
+    model.activations["conv2"].register_forward_hook(lambda module, inputs, output: seen.update(out=output))
+    model(torch.rand(3, 3, 32, 32))
+    nonzero = (seen["out"].flatten(1) != 0).sum(1)
+    assert nonzero.tolist() == [int(0.1 * 64 * 28 * 28)] * 3
+
+
+def run(argv, capsys):
+    status, out, err = run_cli(main, argv, capsys)
+    assert status == 0, err
+    return out
+
+
+def test_kwta_runs_through_train_eval_and_vis(cifar_dir, tmp_path, capsys):
+    dirs = ["--data-dir", str(cifar_dir), "--models-dir", str(tmp_path / "models")]
+    out = run([*TRAIN, "--method", "kwta", "--layers", "fc1", "--strength", "0.2", *dirs], capsys)
+    assert "fc1_s0.2_seed0: trained" in out
+    run(["--mode", "eval", "--method", "kwta", "--layers", "fc1", "--strength", "0.2", "--attacks", "pgd",
+         "--n-eval", "8", "--steps", "3", "--check-n", "4", "--minimal-norms", "none", "--device", "cpu", *dirs,
+         "--results-dir", str(tmp_path / "results")], capsys)
+    record = json.loads((tmp_path / "results" / "cifar10" / "kwta" / "fc1_s0.2_seed0.json").read_text())
+    assert record["activation_sparsity"]["fc1"] == pytest.approx(1 - int(0.2 * 256) / 256, abs=0.02)
+    run(["--mode", "vis", "--method", "kwta", "--results-dir", str(tmp_path / "results")], capsys)
+    assert "| fc1 (γ=0.2)" in (tmp_path / "results" / "cifar10" / "kwta" / "summary.md").read_text()
+
+
+@pytest.mark.parametrize("strength", ["0", "1.5", "-0.1"])
+def test_gamma_outside_zero_one_exits_2_before_any_work(strength, tmp_path, capsys):
+    status, _, err = run_cli(main, [*TRAIN, "--method", "kwta", "--strength", strength, "--data-dir", str(tmp_path),
+                                    "--models-dir", str(tmp_path / "m")], capsys)
+    assert_usage_error(status, err, "--strength (fraction kept γ) must be in (0, 1]")
+    assert not (tmp_path / "m").exists()
+
+
+class KWinnersMLP(nn.Module):
+    """The robust-evaluation tests' MLP with two hidden layers whose ReLUs are k-WTA (gamma 0.1)."""
+
+    def __init__(self, width=256, gamma=0.1):
+        super().__init__()
+        self.hidden1, self.hidden2 = nn.Linear(192, width), nn.Linear(width, width)
+        self.out = nn.Linear(width, CLASSES)
+        self.kwta1, self.kwta2 = KWinners(gamma), KWinners(gamma)
+
+    def forward(self, x):
+        return self.out(self.kwta2(self.hidden2(self.kwta1(self.hidden1(x.flatten(1) * 2 - 1)))))
+
+
+def trained(model, steps, lr):
+    torch.manual_seed(0)
+    x, y = coloured_images(1024, seed=1)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    return model.eval()
+
+
+# PGD against the adaptive gradient-free attack, with a CPU-sized sample schedule, on 32 held-out images
+MASKING = EvalConfig(attacks=("pgd", "nes_adaptive"), eps=EPS, alpha=EPS / 8, steps=20, query_n=32, adaptive_steps=20,
+                     adaptive_schedule=((0, 10), (5, 50), (10, 200)), check_n=32, minimal_norms=())
+
+
+def test_pgd_overstating_a_kwta_models_robustness_fails_a_check_naming_it():
+    torch.manual_seed(0)
+    model = trained(KWinnersMLP(), steps=300, lr=3e-3)
+    x, y = coloured_images(32, seed=2)
+    with pytest.warns(UserWarning, match="white_box_attacks_agree"):
+        report = evaluate_model(model, x, y, CLASSES, torch.device("cpu"), MASKING)
+    pgd, adaptive = (report["attacks"][key]["robust_acc"] for key in ("pgd", "nes_adaptive"))
+    assert pgd > adaptive + 0.1  # PGD's gradients mislead on k-WTA; the gradient-free attack sees through
+    checks = {check["name"]: check for check in report["checks"]}
+    assert checks["white_box_attacks_agree"]["status"] == "failed"
+    assert "unreliable for this model: pgd" in checks["white_box_attacks_agree"]["detail"]
+    assert report["worst_case"]["robust_acc"] <= adaptive
+
+
+def test_an_ordinary_model_under_the_same_attacks_fails_no_check():
+    torch.manual_seed(0)
+    model = trained(MLP(), steps=200, lr=1e-2)
+    x, y = coloured_images(32, seed=2)
+    report = evaluate_model(model, x, y, CLASSES, torch.device("cpu"), MASKING)
+    statuses = {check["name"]: check["status"] for check in report["checks"]}
+    assert "failed" not in statuses.values() and statuses["white_box_attacks_agree"] == "passed", report["checks"]
+    assert report["worst_case"]["robust_acc"] == min(entry["robust_acc"] for entry in report["attacks"].values())

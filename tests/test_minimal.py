@@ -1,0 +1,116 @@
+"""Per-image minimal adversarial perturbation (eps*): exact on a model whose answer is known, a tight PGD
+bisection bound, censoring, the median's bootstrap interval and the check that FAB and the bisection agree."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from attacks import PGD
+from common import stats
+from evaluation.checks import check_minimal_methods_agree
+from evaluation.minimal import (CENSORED, CLEAN, TOLERANCE, minimal_entry, minimal_perturbations, pgd_bisection,
+                                robust_accuracy_curve)
+from test_evaluate import ChannelMeans, channel_images
+from test_robust_eval import MLP, coloured_images
+
+CPU = torch.device("cpu")
+STEPS = 20  # the protocol's PGD steps here (--quick's)
+
+
+def measure(model, x, y, norm, limit, fab_steps=50):
+    return minimal_perturbations(model, x, y, CPU, norm, limit, STEPS, fab_steps, batch_size=32, seed=0)
+
+
+@pytest.mark.parametrize("norm, per_unit", [("linf", 0.5), ("l2", 0.5 * math.sqrt(32))])
+def test_eps_star_is_the_exact_minimal_perturbation_of_a_linear_model(norm, per_unit):
+    # ChannelMeans predicts the brightest channel mean: the cheapest flip moves the 16 pixels of the true and of the
+    # closest other channel by half their mean gap each, so eps* is gap/2 in L-inf and gap/2 * sqrt(32) in L2
+    y = torch.arange(3).repeat(8)
+    x = channel_images(y, margin=0.15)
+    means = x.mean(dim=(2, 3))
+    gap = (means[torch.arange(24), y].unsqueeze(1) - means).scatter(1, y.unsqueeze(1), math.inf).amin(1)
+    exact = gap.double() * per_unit
+    result = measure(ChannelMeans(), x, y, norm, limit=0.5)
+    assert (result.eps_star >= exact * (1 - 1e-4)).all()
+    assert (result.eps_star <= exact * (1 + 2 * TOLERANCE)).all(), (result.eps_star / exact).max()
+    assert (ChannelMeans()(result.x_adv).argmax(1) != y).all()
+
+
+@pytest.fixture(scope="module")
+def trained_mlp():
+    torch.manual_seed(0)
+    model = MLP()
+    x, y = coloured_images(512, seed=1)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(200):
+        optimizer.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    x_test, y_test = coloured_images(48, seed=2)
+    return model.eval(), x_test, y_test
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_bisection_bound_is_tight_and_the_stored_example_fools(trained_mlp, norm):
+    model, x, y = trained_mlp
+    size, x_adv, converged = pgd_bisection(model, x, y, norm, limit=0.2 if norm == "linf" else 3.0, steps=STEPS,
+                                           seed=0)
+    found = torch.isfinite(size) & (size > 0)
+    assert found.sum() >= 40 and converged.all()
+    with torch.no_grad():
+        assert (model(x_adv[found]).argmax(1) != y[found]).all()
+    delta = (x_adv - x).flatten(1)
+    stored = delta.abs().amax(1) if norm == "linf" else delta.norm(dim=1)
+    assert torch.allclose(stored[found].double(), size[found], rtol=1e-5)
+    # PGD at the protocol's steps, 0.99 x eps*, from the clean image: fools none of them
+    eps = (0.99 * size[found]).float()
+    smaller, _ = PGD(model, eps=eps, alpha=2.5 * eps / STEPS, steps=STEPS, random_start=False, norm=norm,
+                     seed=0)(x[found], y[found])
+    with torch.no_grad():
+        assert (model(smaller).argmax(1) == y[found]).all()
+
+
+def test_misclassified_images_get_zero_and_images_beyond_the_limit_are_censored_and_counted():
+    y = torch.arange(3).repeat(4)
+    x = channel_images(y, margin=0.3)
+    labels = y.clone()
+    labels[:2] = (y[:2] + 1) % 3  # misclassified from the start
+    result = measure(ChannelMeans(), x, labels, "linf", limit=0.02)  # below every image's gap / 2
+    assert result.method[:2] == [CLEAN, CLEAN] and result.eps_star[:2].tolist() == [0.0, 0.0]
+    assert result.method[2:] == [CENSORED] * 10 and torch.isinf(result.eps_star[2:]).all()
+    entry = minimal_entry(result, seed=0, settings={})
+    assert (entry["n"], entry["n_clean_misclassified"], entry["n_censored"]) == (12, 2, 10)
+    assert entry["median"] is None and entry["median_censored"] and entry["eps_star"][2] is None
+    assert entry["curve"][0]["robust_acc"] == pytest.approx(10 / 12) == entry["curve"][-1]["robust_acc"]
+
+
+def test_curve_is_the_fraction_of_images_whose_eps_star_exceeds_each_eps():
+    eps_star = torch.tensor([0.0, 0.1, 0.2, 0.3, math.inf], dtype=torch.float64)
+    curve = robust_accuracy_curve(eps_star, limit=0.4, points=5)
+    assert [point["eps"] for point in curve] == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
+    assert [point["robust_acc"] for point in curve] == pytest.approx([0.8, 0.6, 0.4, 0.2, 0.2])
+
+
+def test_median_bounds_and_bootstrap_interval_follow_the_censoring_convention():
+    assert stats.median_bounds([1.0, 2.0, 3.0, math.inf]) == (2.5, 2.5)
+    assert stats.median_bounds([1.0, 2.0, math.inf, math.inf]) == (math.inf, math.inf)
+    assert stats.median_bounds([1.0, 2.0, math.nan]) == (1.0, 2.0)  # an unknown moves it within these
+    values = torch.linspace(0, 1, 201, dtype=torch.float64)
+    low, high = stats.bootstrap_median_interval(values, seed=0)
+    assert 0.4 < low < 0.5 < high < 0.6
+    assert stats.bootstrap_median_interval(values, seed=0) == (low, high)  # reproducible
+    low, high = stats.bootstrap_median_interval([0.1] * 10 + [math.inf] * 9, seed=0)
+    assert low == 0.1 and high == math.inf  # the interval reaches past the limit
+
+
+def entries(fab, pgd):
+    return {"linf": {"n": 10, "fab": {"median": fab}, "pgd": {"median": pgd}}}
+
+
+@pytest.mark.parametrize("fab, pgd, status", [
+    (0.05, 0.05, "passed"), (0.054, 0.05, "passed"), (0.056, 0.05, "failed"), (None, 0.05, "failed"),
+    (0.05, None, "passed"), (None, None, "passed")])
+def test_min_norm_attack_clearly_above_the_bisection_fails_the_check(fab, pgd, status, recwarn):
+    assert check_minimal_methods_agree(entries(fab, pgd))["status"] == status
+    assert check_minimal_methods_agree({})["status"] == "not_run"
