@@ -19,6 +19,7 @@ bench/gpu_check.sh before --compile becomes a default.
 
     python bench/train_throughput.py [--images N] [--repeats R] [--device auto] [--workers W] [--threads T]
                                      [--amp/--no-amp] [--compile]
+"""
 import argparse
 import sys
 from pathlib import Path
