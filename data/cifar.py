@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision.datasets.utils import check_integrity, download_and_extract_archive, extract_archive
 
 from common.errors import FileProblem
 from data.dataset import Dataset, ImageData
@@ -70,6 +69,9 @@ def _missing(data_dir, reason):
 
 
 def _fetch_archive(data_dir, download):
+    # imported here: torchvision's import takes seconds that a command stopping at a bad option should not wait for
+    from torchvision.datasets.utils import check_integrity, download_and_extract_archive, extract_archive
+
     archive = data_dir / ARCHIVE_NAME
     if archive.is_file():
         if not check_integrity(str(archive), ARCHIVE_MD5):

@@ -1,6 +1,4 @@
 """Fashion-MNIST (Zalando): 60,000 training and 10,000 test 28x28 grey images of clothing, 10 classes."""
-import torchvision
-
 from data.dataset import Dataset, ImageData
 from data.idx import IdxSource, read_idx_dataset
 
@@ -8,7 +6,7 @@ FILES = IdxSource(
     title="Fashion-MNIST",
     image_size=(28, 28),
     num_classes=10,
-    torchvision_class=torchvision.datasets.FashionMNIST,
+    torchvision_folder="FashionMNIST",
     folder="fashion-mnist",
     system_folders=("/usr/share/datasets/fashion-mnist",),
     install_hint="on Debian or Ubuntu: apt-get install dataset-fashion-mnist",

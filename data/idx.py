@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision.datasets.utils import download_url
 
 from common.errors import FileProblem
 from data.dataset import ImageData
@@ -40,15 +39,18 @@ class IdxSource:
     title: str
     image_size: tuple  # (height, width)
     num_classes: int
-    torchvision_class: type  # its ``mirrors`` and ``resources`` (file name, MD5 of the .gz) are the official ones
+    torchvision_folder: str  # torchvision's class of this data set (its folder name too), whose ``mirrors`` and
+    # ``resources`` (file name, MD5 of the .gz) are the official ones; imported only when needed: torchvision's
+    # import takes seconds, which a command that stops at a bad option should not wait for
     folder: str  # its own folder under --data-dir, e.g. "fashion-mnist"
     system_folders: tuple = ()  # where an operating system's package puts the files
     install_hint: str = ""  # how to get them without network, e.g. an apt-get command
     content_sha256: tuple = ()  # (file, SHA-256 of the unpacked official content)
 
     @property
-    def torchvision_folder(self):
-        return self.torchvision_class.__name__
+    def torchvision_class(self):
+        import torchvision.datasets
+        return getattr(torchvision.datasets, self.torchvision_folder)
 
     def gz_md5(self):
         return {name.removesuffix(".gz"): md5 for name, md5 in self.torchvision_class.resources}
@@ -104,6 +106,8 @@ def _missing(source, data_dir, detail):
 
 def _download(source, data_dir):
     """Fetch the official files with their MD5 check; None when no mirror answers (offline)."""
+    from torchvision.datasets.utils import download_url
+
     folder = Path(data_dir) / source.torchvision_folder / "raw"
     for name, md5 in source.torchvision_class.resources:
         for mirror in source.torchvision_class.mirrors:

@@ -1,6 +1,4 @@
 """MNIST: 60,000 training and 10,000 test 28x28 grey images of handwritten digits, 10 classes."""
-import torchvision
-
 from data.dataset import Dataset, ImageData
 from data.idx import IdxSource, read_idx_dataset
 
@@ -8,7 +6,7 @@ FILES = IdxSource(
     title="MNIST",
     image_size=(28, 28),
     num_classes=10,
-    torchvision_class=torchvision.datasets.MNIST,
+    torchvision_folder="MNIST",
     folder="mnist",
 )
 CLASS_NAMES = tuple(str(digit) for digit in range(10))

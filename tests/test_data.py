@@ -7,6 +7,7 @@ import urllib.error
 import numpy as np
 import pytest
 import torch
+import torchvision.datasets.utils
 
 import data.cifar as cifar
 from cifar_fixture import CLASS_NAMES, PIXELS, make_cifar_fixture, write_cifar_layout
@@ -209,7 +210,7 @@ def _fail_download(*args, **kwargs):
 
 
 def test_missing_data_offline_names_archive_and_flag(tmp_path, monkeypatch):
-    monkeypatch.setattr(cifar, "download_and_extract_archive", _fail_download)
+    monkeypatch.setattr(torchvision.datasets.utils, "download_and_extract_archive", _fail_download)
     for download in (True, False):
         with pytest.raises(FileProblem) as error:
             load_cifar10(tmp_path / "data", download=download)
@@ -247,7 +248,7 @@ def test_foreign_pickle_names_the_file(cifar_dir, tmp_path, content):
 
 
 def test_archive_in_data_dir_is_checked_and_extracted(tmp_path, monkeypatch):
-    monkeypatch.setattr(cifar, "download_and_extract_archive", _fail_download)
+    monkeypatch.setattr(torchvision.datasets.utils, "download_and_extract_archive", _fail_download)
     source = make_cifar_fixture(tmp_path / "source", n_train_per_class=2, n_test_per_class=1)
     data_dir = tmp_path / "data"
     data_dir.mkdir()

@@ -10,6 +10,7 @@ import urllib.error
 import matplotlib.figure
 import pytest
 import torch
+import torchvision.datasets.utils
 
 import data.fashion_mnist
 import data.idx
@@ -30,7 +31,8 @@ from vis.report import make_figures
 
 TRAIN = ["--mode", "train", "--classes", "0", "5", "--epochs", "6", "--batch-size", "10", "--lr", "0.05",
          "--device", "cpu"]
-EVAL = ["--mode", "eval", "--device", "cpu", "--attacks", "pgd", "--n-eval", "20", "--steps", "5", "--check-n", "8"]
+EVAL = ["--mode", "eval", "--device", "cpu", "--attacks", "pgd", "--n-eval", "20", "--steps", "5", "--check-n", "8",
+        "--minimal-norms", "linf", "--fab-steps", "3"]
 
 
 def run(argv, capsys):
@@ -53,7 +55,7 @@ def offline(monkeypatch):
     def unreachable(*args, **kwargs):
         raise urllib.error.URLError("network is unreachable")
 
-    monkeypatch.setattr(data.idx, "download_url", unreachable)
+    monkeypatch.setattr(torchvision.datasets.utils, "download_url", unreachable)
     monkeypatch.setattr(data.fashion_mnist, "FILES", dataclasses.replace(data.fashion_mnist.FILES, system_folders=()))
 
 

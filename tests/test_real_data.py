@@ -41,8 +41,8 @@ def test_quick_training_learns_real_fashion_mnist(trained):
 
 def test_the_real_model_is_attacked_end_to_end(trained, capsys):
     status, out, err = run_cli(main, [
-        "--mode", "eval", "--quick", "--baseline-only", "--attacks", "pgd", "square", "--n-eval", "100",
-        "--query-n", "10", "--square-queries", "200", "--device", "cpu", "--threads", "2",
+        "--mode", "eval", "--quick", "--baseline-only", "--attacks", "pgd", "square", "--n-eval", "50",
+        "--query-n", "10", "--square-queries", "200", "--fab-steps", "10", "--device", "cpu", "--threads", "2",
         "--data-dir", str(trained / "data"),
         "--models-dir", str(trained / "models"), "--results-dir", str(trained / "results")], capsys)
     assert status == 0, err
@@ -50,8 +50,11 @@ def test_the_real_model_is_attacked_end_to_end(trained, capsys):
     assert record["dataset"] == "fashion-mnist" and record["eval_config"]["eps"] == 0.1
     pgd = record["attacks"]["pgd"]
     # eps 0.1 fools most of a standard model's correct images: PGD really flips predictions
-    assert pgd["n"] == 100 and pgd["n_correct"] >= 50 and pgd["success_rate_correct"] >= 0.5
+    assert pgd["n"] == 50 and pgd["n_correct"] >= 25 and pgd["success_rate_correct"] >= 0.5
     assert record["attacks"]["square"]["n"] == 10
+    # the smallest fooling perturbation of a standard model lies well inside the search limit (4 x eps)
+    eps_star = record["minimal_perturbation"]["linf"]
+    assert eps_star["n"] == 50 and eps_star["n_censored"] == 0 and 0 < eps_star["median"] <= 0.1, eps_star["median"]
     assert "evaluation: 1 evaluated" in out
 
 

@@ -219,7 +219,7 @@ def test_an_evaluation_does_no_attack_twice(ordinary, monkeypatch):
 
     monkeypatch.setattr(autoattack_module, "OfficialAutoAttack", CountedAutoAttack)
     config = EvalConfig(attacks=("pgd", "apgd", "autoattack"), eps=EPS, alpha=EPS / 8, steps=10, check_n=64,
-                        eps_sweep=(EPS, 2 * EPS), batch_size=32)
+                        eps_sweep=(EPS, 2 * EPS), batch_size=32, minimal_norms=())  # eps*'s PGD bisection aside
     report = evaluate_model(model, x, y, CLASSES, CPU, config)
     assert sorted(pgd_eps) == sorted([EPS] * 2 + [2 * EPS] * 2 + [1.0] * 2)  # two batches each: eps, 2·eps, check
     assert sorted(apgd_ce) == [EPS] * 2 + [2 * EPS] * 2

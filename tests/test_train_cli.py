@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
+import torchvision.datasets.utils
 
 import common.device as device_module
-import data.cifar
 from cli_support import assert_usage_error, run_cli
 from main import main
 from sparsity.variants import Variant
@@ -121,7 +121,7 @@ def test_missing_data_offline_exits_2_naming_the_archive(tmp_path, capsys, monke
     def offline(*args, **kwargs):
         raise urllib.error.URLError("network is unreachable")
 
-    monkeypatch.setattr(data.cifar, "download_and_extract_archive", offline)
+    monkeypatch.setattr(torchvision.datasets.utils, "download_and_extract_archive", offline)
     status, _, err = run([*TINY, "--data-dir", str(tmp_path / "nodata"), "--models-dir", str(tmp_path)], capsys)
     assert_usage_error(status, err, "cifar-10-python.tar.gz", "--data-dir")
 

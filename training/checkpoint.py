@@ -10,12 +10,12 @@ model's registry names), ``input_shape`` and ``num_classes``, so a checkpoint
 rebuilds its own model; the keys are described in the README (train section).
 ``FORMAT`` marks our files.
 """
+import importlib.metadata
 import pickle
 import platform
 import zipfile
 
 import torch
-import torchvision
 
 from common.errors import FileProblem
 from common.io import atomic_torch_save
@@ -35,7 +35,7 @@ REQUIRED_METADATA = ("format", "format_version", "variant", "status", "epochs_do
 
 def library_versions():
     # str(): torch.__version__ is a TorchVersion, which weights_only loading refuses.
-    return {"torch": str(torch.__version__), "torchvision": str(torchvision.__version__),
+    return {"torch": str(torch.__version__), "torchvision": importlib.metadata.version("torchvision"),
             "python": platform.python_version()}
 
 
