@@ -6,7 +6,8 @@
 # throughput (NES, Square, PGD) and the step loops' host syncs, every step against every 10 steps;
 # 4. the evaluation's overhead over the same attacks called directly; 5. one quick end-to-end run on
 # generated data with the CUDA configuration (bf16 autocast, channels_last, data on the GPU, 4096-image
-# NES chunks), training once more with --compile.
+# NES chunks), training once more with --compile; 6. bf16 against fp32 test accuracy on real Fashion-MNIST
+# where datasets/fashion-mnist/ holds it (the machine has no network: carry the folder).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python - <<'PY'
@@ -34,3 +35,9 @@ time python main.py --mode eval --quick --layers conv3 fc1 $F
 time python main.py --mode eval --layers conv3 --no-baseline --n-eval 1000 --query-n 100 --eps-sweep $F
 python main.py --mode vis --layers conv3 fc1 --results-dir "$work/results"
 rm -rf "$work"
+echo "== bf16 against fp32 training on real Fashion-MNIST (--quick, 3 seeds each)"
+if ls datasets/fashion-mnist/t10k-labels-idx1-ubyte* >/dev/null 2>&1; then
+  python bench/amp_accuracy.py --device cuda --data-dir datasets
+else
+  echo "skipped: no Fashion-MNIST in datasets/fashion-mnist/ (copy /usr/share/datasets/fashion-mnist/* there and carry it)"
+fi
