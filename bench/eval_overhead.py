@@ -2,10 +2,11 @@
 
 (a) ``evaluation.runner.evaluate_model`` with the protocol's attack list (PGD, AutoAttack, Square, NES;
     sized for a CPU by default: 16 images, PGD-20, Square (200 queries) and NES (5 iterations of 20
-    pairs) on 4 of them, the checks on all 16);
+    pairs) on 4 of them, eps* in L-inf and L2 with FAB-20, the checks on all 16);
 (b) the work those numbers need, done directly on the same images in the same batches: one clean
     forward pass, each configured attack called on its images (and at each eps of the sweep), a
-    forward pass over every adversarial batch, and the checks' own runs (PGD at eps = 1, PGD at 2·eps
+    forward pass over every adversarial batch, eps* per norm (``evaluation.minimal.minimal_perturbations``), and
+    the checks' own runs (PGD at eps = 1, PGD at 2·eps
     where the sweep lacks it, one input-gradient pass).
 
 Target: (a)/(b) <= 1.10, i.e. the evaluation's bookkeeping costs at most a tenth. An evaluation that
@@ -14,7 +15,7 @@ would show here. The model is an untrained SimpleCNN whose labels are its own pr
 image starts correct. Not a test.
 
     python bench/eval_overhead.py [--device cpu] [--threads 1] [--n-eval 32] [--attacks pgd autoattack square nes]
-                                  [--eps-sweep EPS ...] [--repeats 2]
+                                  [--eps-sweep EPS ...] [--minimal-norms linf l2] [--fab-steps 20] [--repeats 2]
 """
 import os
 import sys
@@ -34,6 +35,7 @@ from common.cli import ArgumentParser, fraction, run_main  # noqa: E402
 from common.device import DEVICE_CHOICES, cpu_threads, resolve_device  # noqa: E402
 from evaluation.config import EvalConfig  # noqa: E402
 from evaluation.metrics import make_targets  # noqa: E402
+from evaluation.minimal import NORMS, minimal_perturbations  # noqa: E402
 from evaluation.runner import evaluate_model, query_subset  # noqa: E402
 from models.simple_cnn import SimpleCNN  # noqa: E402
 from timing import load_average, timed  # noqa: E402
@@ -72,6 +74,9 @@ def direct(model, x, y, config, device):
             for run in ATTACKS[name].evaluation_runs(model, replace(config, eps=eps)):
                 if run.attack.threat_model == WHITE_BOX and not run.targeted and run.images == ALL_IMAGES:
                     attack_batches(model, run.attack, x, y, config.batch_size)
+    for norm in config.minimal_norms:
+        minimal_perturbations(model, x, y, device, norm, config.minimal_limit, config.steps, config.fab_steps,
+                              config.batch_size, config.seed)
     n = min(config.check_n, len(x))
     attack_batches(model, PGD(model, eps=1.0, alpha=2.5 / config.steps, steps=config.steps, seed=config.seed),
                    x[:n], y[:n], config.batch_size)
@@ -96,6 +101,9 @@ def parse_args(argv):
     parser.add_argument("--nes-samples", type=int, default=20)
     parser.add_argument("--eps", type=fraction, default=8 / 255)
     parser.add_argument("--eps-sweep", type=fraction, nargs="*", default=())
+    parser.add_argument("--minimal-norms", nargs="*", default=list(NORMS), choices=list(NORMS),
+                        help="norms of eps* (none given: not measured)")
+    parser.add_argument("--fab-steps", type=int, default=20, help="FAB's iterations for eps*")
     parser.add_argument("--repeats", type=int, default=2, help="every timing is the best of this many")
     return parser.parse_args(argv)
 
@@ -105,7 +113,8 @@ def main(argv=None):
     device = resolve_device(args.device)
     config = EvalConfig(attacks=tuple(args.attacks), eps=args.eps, n_eval=args.n_eval, steps=args.steps,
                         query_n=args.query_n, square_queries=args.square_queries, nes_steps=args.nes_steps,
-                        nes_samples=args.nes_samples, eps_sweep=tuple(args.eps_sweep), check_n=args.n_eval)
+                        nes_samples=args.nes_samples, eps_sweep=tuple(args.eps_sweep), check_n=args.n_eval,
+                        minimal_norms=tuple(args.minimal_norms), fab_steps=args.fab_steps)
     config.validate()
     with cpu_threads(args.threads):
         torch.manual_seed(0)
@@ -115,7 +124,7 @@ def main(argv=None):
             y = model(x).argmax(1)
         sweep = " ".join(f"{eps * 255:g}/255" for eps in config.eps_sweep) or "none"
         print(f"device {device}, threads {torch.get_num_threads()}, {args.n_eval} images, attacks "
-              f"{' '.join(config.attacks)}, eps sweep {sweep}; load average {load_average()}", flush=True)
+              f"{' '.join(config.attacks)}, eps sweep {sweep}, eps* {' '.join(config.minimal_norms) or 'none'}; load average {load_average()}", flush=True)
         best_evaluation = best_direct = float("inf")
         for _ in range(args.repeats):  # interleaved, so that load from other processes hits both alike
             seconds, evaluation = timed(device, lambda: evaluate_model(model, x, y.cpu(), CLASSES, device, config))
