@@ -16,7 +16,7 @@ from sparsity.variants import Variant
 TRAIN = ["--classes", "0", "1", "--epochs", "1", "--batch-size", "16", "--train-per-class", "16",
          "--test-per-class", "5", "--device", "cpu"]
 # Short attacks: the numbers are real, only the budgets (samples, steps, queries) are small.
-EVAL = ["--device", "cpu", "--n-eval", "24", "--steps", "5", "--query-n", "4", "--square-queries", "50",
+EVAL = ["--device", "cpu", "--n-eval", "12", "--steps", "5", "--query-n", "4", "--square-queries", "50",
         "--nes-steps", "3", "--nes-samples", "5", "--check-n", "8", "--minimal-norms", "none"]
 # the one evaluation that also measures eps* (L-inf; FAB shortened as the attacks are)
 MINIMAL = ["--minimal-norms", "linf", "--fab-steps", "3"]
@@ -65,9 +65,9 @@ def test_eval_writes_one_result_per_variant_and_a_summary(evaluated):
         assert set(record["activation_sparsity"]) == {"conv1", "conv2", "conv3", "conv4", "fc1", "fc2", "fc3"}
         assert set(record["attacks"]) == set(ATTACK_KEYS)
         pgd = record["attacks"]["pgd"]
-        assert pgd["n"] == 24 and pgd["success_rate_all"] == pytest.approx(pgd["n_success"] / 24)
-        assert round(pgd["robust_acc"] * 24) <= pgd["n_correct"]
-        assert record["attacks"]["autoattack"]["n"] == 24 and record["attacks"]["autoattack"]["reference"]
+        assert pgd["n"] == 12 and pgd["success_rate_all"] == pytest.approx(pgd["n_success"] / 12)
+        assert round(pgd["robust_acc"] * 12) <= pgd["n_correct"]
+        assert record["attacks"]["autoattack"]["n"] == 12 and record["attacks"]["autoattack"]["reference"]
         for key in ATTACK_KEYS[2:]:
             queried = record["attacks"][key]
             assert queried["n"] == 4 and "median_queries_correct" in queried and "mean_queries_all" in queried
@@ -76,14 +76,14 @@ def test_eval_writes_one_result_per_variant_and_a_summary(evaluated):
             "white_box_attacks_agree", "zero_input_gradients", "minimal_perturbation_methods_agree"]
         assert record["checkpoint"]["metadata"]["status"] == "complete"
         minimal = record["minimal_perturbation"]["linf"]
-        assert minimal["n"] == 24 and len(minimal["eps_star"]) == 24 and minimal["limit"] == pytest.approx(4 * 8 / 255)
+        assert minimal["n"] == 12 and len(minimal["eps_star"]) == 12 and minimal["limit"] == pytest.approx(4 * 8 / 255)
         wrong = [i for i, method in enumerate(minimal["method"]) if method == "clean"]
-        assert len(wrong) == 24 - pgd["n_correct"] and all(minimal["eps_star"][i] == 0 for i in wrong)
-        assert minimal["curve"][0]["robust_acc"] == pytest.approx(pgd["n_correct"] / 24)
+        assert len(wrong) == 12 - pgd["n_correct"] and all(minimal["eps_star"][i] == 0 for i in wrong)
+        assert minimal["curve"][0]["robust_acc"] == pytest.approx(pgd["n_correct"] / 12)
     with open(tmp_path / "cifar10" / "l1" / "summary.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [row["variant"] for row in rows] == ["standard_seed0", "conv3_s0.01_seed0", "fc1_s0.01_seed0"]
-    assert all(row["eps_star_linf_n"] == "24" for row in rows)
+    assert all(row["eps_star_linf_n"] == "12" for row in rows)
 
 
 def test_variants_evaluated_in_separate_processes_merge(cifar_dir, models_dir, tmp_path, capsys):
