@@ -31,8 +31,9 @@ def eps_text(dataset, value, norm):
     return dataset.format_eps(value) if norm == "linf" else f"{value:.3g}"
 
 
-def _values(entry):
-    return [math.inf if value is None else value for value in entry["eps_star"]]
+def _values(entry, key="eps_star"):
+    """A record's per-image values under ``key`` (``eps_star``, ``fab_eps``, ``pgd_eps``), null (censored) as inf."""
+    return [math.inf if value is None else value for value in entry[key]]
 
 
 @dataclass(frozen=True)
@@ -105,15 +106,13 @@ def eps_star(variant, norm, baseline=None, seed=0):
     if baseline is not None and not variant.is_baseline and baseline.minimal.get(norm):
         paired, reason = paired_difference(entries, baseline.minimal[norm], variant.images_sha256,
                                            baseline.images_sha256, seed)
-    fab = [entry.get("fab_eps") for _, entry in entries]
-    pgd = [entry.get("pgd_eps") for _, entry in entries]
     return EpsStar(
         norm=norm, limit=entries[0][1]["limit"], seeds=tuple(s for s, _ in entries), n=len(values),
         n_censored=int(torch.isinf(values).sum()),
         n_clean_misclassified=sum(entry["n_clean_misclassified"] for _, entry in entries),
         median=median, low=low, high=high,
-        fab_median=stats.median([math.inf if v is None else v for part in fab for v in part]),
-        pgd_median=stats.median([math.inf if v is None else v for part in pgd for v in part]),
+        fab_median=stats.median([v for _, entry in entries for v in _values(entry, "fab_eps")]),
+        pgd_median=stats.median([v for _, entry in entries for v in _values(entry, "pgd_eps")]),
         curve=tuple(zip(grid, curves.mean(0).tolist(), spread)), paired=paired, not_paired=None if paired else reason)
 
 
