@@ -10,6 +10,7 @@
   difference of two censored values); the median is then given as the pair of bounds it has whatever the unknowns
   are (equal when they cannot move it), and the interval runs from the low quantile of the lower bounds to the
   high quantile of the upper bounds, infinite where it reaches past the search limit.
+- interval of a proportion (robust accuracy: k robust of n images): the Wilson score interval, 95% by default.
 """
 import math
 import statistics
@@ -90,3 +91,15 @@ def bootstrap_median_interval(values, seed=0, level=CONFIDENCE, resamples=BOOTST
     low = torch.quantile(_medians(values, cumulative, -math.inf), tail, interpolation="lower").item()
     high = torch.quantile(_medians(values, cumulative, math.inf), 1 - tail, interpolation="higher").item()
     return low, high
+
+
+def wilson_interval(successes, n, level=CONFIDENCE):
+    """``(low, high)``: the Wilson score interval of a binomial proportion ``successes / n``; (0, 1) for n = 0.
+    Unlike the normal approximation it stays inside [0, 1] and is not empty at 0 or n successes."""
+    if n == 0:
+        return 0.0, 1.0
+    z = statistics.NormalDist().inv_cdf(0.5 + level / 2)
+    share = successes / n
+    centre = (share + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)

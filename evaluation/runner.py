@@ -24,6 +24,7 @@ from evaluation.metrics import attack_metrics, make_targets, run_attack
 from evaluation.minimal import BISECTION_ROUNDS, TOLERANCE, minimal_entry, minimal_perturbations
 from evaluation.records import RecordFolder, format_summary_table, read_record
 from sparsity.measure import evaluate_clean, learned
+from sparsity.methods import METHODS
 from data.registry import DEFAULT_DATASET
 from training.checkpoint import (checkpoint_test_set, checkpoint_variant, load_checkpoint, model_from_checkpoint,
                                  require_dataset)
@@ -249,6 +250,22 @@ def is_up_to_date(record, job, config, device):
             and record.eval_config == {**config.resolved(device, record.n_test).to_dict(), "device": str(device)})
 
 
+def baseline_elsewhere(job, method, results_dir, config, device):
+    """The baseline's up-to-date record in another method's folder (every method's folder holds a copy of the
+    baseline, evaluated identically), or None: a study of several methods evaluates each baseline seed once."""
+    for other in METHODS:
+        path = job.variant.results_path(results_dir, other)
+        if other == method or not path.is_file():
+            continue
+        try:
+            record = read_record(path, other)
+        except FileProblem:
+            continue  # that folder's own evaluation reports it
+        if is_up_to_date(record, job, variant_config(config, job.variant), device):
+            return record
+    return None
+
+
 def print_warning(message):
     print(f"warning: {message}", file=sys.stderr, flush=True)
 
@@ -279,6 +296,15 @@ def evaluate_variants(variants, method, models_dir, results_dir, data_dir, devic
         if not needs_evaluation(job, method, results_dir, config, device, force, folder):
             skipped.append(job.variant.name)
             log(f"[{index}/{len(ready)}] {job.variant.name}: result is up to date, skipped (--force redoes it)")
+            continue
+        copy = (baseline_elsewhere(job, method, results_dir, config, device)
+                if job.variant.is_baseline and not force else None)
+        if copy is not None:
+            folder.write(path, {**copy.raw, "method": method})
+            folder.write_summary()
+            done.append(job.variant.name)
+            log(f"[{index}/{len(ready)}] {job.variant.name}: the same evaluation of the same checkpoint is in "
+                f"{copy.path}, copied")
             continue
         log(f"[{index}/{len(ready)}] {job.variant.name}")
         classes = tuple(metadata["recipe"]["classes"])

@@ -96,6 +96,20 @@ def test_variants_evaluated_in_separate_processes_merge(cifar_dir, models_dir, t
         assert [row["variant"] for row in csv.DictReader(handle)] == ["conv3_s0.01_seed0", "fc1_s0.01_seed0"]
 
 
+def test_a_baseline_evaluated_for_one_method_is_copied_for_another(evaluated, cifar_dir, models_dir, tmp_path,
+                                                                   capsys):
+    shutil.copytree(evaluated[0] / "cifar10" / "l1", tmp_path / "cifar10" / "l1")
+    code, out, _ = run(["--mode", "eval", *EVAL, *MINIMAL, "--dropout", "--baseline-only",
+                        *dirs(cifar_dir, models_dir, tmp_path)], capsys)
+    assert code == 0 and "standard_seed0: the same evaluation of the same checkpoint is in" in out
+    original, copy = (json.loads((tmp_path / "cifar10" / method / "standard_seed0.json").read_text())
+                      for method in ("l1", "dropout"))
+    assert copy.pop("method") == "dropout" and original.pop("method") == "l1" and copy == original
+    code, out, _ = run(["--mode", "eval", *EVAL, *MINIMAL, "--dropout", "--baseline-only", "--force",
+                        *dirs(cifar_dir, models_dir, tmp_path)], capsys)
+    assert code == 0 and "copied" not in out  # --force redoes the evaluation
+
+
 def test_eval_is_reproducible_under_a_seed(cifar_dir, models_dir, tmp_path, capsys):
     argv = ["--mode", "eval", *EVAL, "--layers", "conv3", "--no-baseline"]
     for folder in ("a", "b"):

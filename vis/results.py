@@ -50,6 +50,7 @@ class AttackSummary:
     n: tuple  # images attacked, per seed (in the order of ``seeds``)
     n_correct: tuple  # of those, initially correct, per seed
     n_fooled_correct: tuple  # of those, fooled by the attack, per seed
+    n_robust: tuple  # images still correctly classified after the attack, per seed
     seeds: tuple
     fields: dict  # field -> Stat
     settings: dict  # the attack's settings (of the first seed)
@@ -115,6 +116,7 @@ def _merge(group):
         attacks[key] = AttackSummary(
             n=tuple(e["n"] for e in entries), n_correct=tuple(e["n_correct"] for e in entries),
             n_fooled_correct=tuple(e.get("n_success_correct") for e in entries),
+            n_robust=tuple(round(e["robust_acc"] * e["n"]) if e["n"] else 0 for e in entries),
             seeds=tuple(r.variant.seed for r in with_attack),
             fields={field: Stat.of(e.get(field) for e in entries) for field in sorted(numeric)},
             settings=entries[0].get("settings") or {})

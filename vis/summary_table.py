@@ -110,14 +110,14 @@ def _curves_section(results):
     return lines
 
 
-def _interval(dataset, low, high, norm, limit):
+def interval_text(dataset, low, high, norm, limit):
     upper = (f"> {eps_text(dataset, limit, norm)} (past the limit)" if math.isinf(high)
              else eps_text(dataset, high, norm))
     lower = "-inf" if math.isinf(low) and low < 0 else eps_text(dataset, low, norm)
     return f"[{lower}, {upper}]"
 
 
-def _paired(dataset, summary, norm):
+def paired_text(dataset, summary, norm):
     if summary.paired is None:
         return summary.not_paired or DASH
     paired = summary.paired
@@ -164,10 +164,10 @@ def _eps_star_section(results):
             summary = v.eps_star[norm]
             rows.append([v.label, _seeds(summary.seeds), str(summary.n), str(summary.n_clean_misclassified),
                          str(summary.n_censored), eps_text(dataset, summary.median, norm),
-                         _interval(dataset, summary.low, summary.high, norm, summary.limit),
+                         interval_text(dataset, summary.low, summary.high, norm, summary.limit),
                          eps_text(dataset, summary.fab_median, norm), eps_text(dataset, summary.pgd_median, norm)]
                         + ([_at_eps(summary, eps[0])] if norm == "linf" and len(eps) == 1 else [])
-                        + [_paired(dataset, summary, norm)])
+                        + [paired_text(dataset, summary, norm)])
         limits = sorted({v.eps_star[norm].limit for v in have})
         header = ["variant", "seeds", "n", "misclassified clean", "censored", "median eps*", "95% interval",
                   "FAB median", "PGD bisection median"]

@@ -1,0 +1,146 @@
+"""A study's tables across methods, read from its result files: what the README's Results section shows.
+
+One results folder per method (``{results_dir}/{dataset}/{method}/``, as ``main.py --mode eval`` writes them);
+the baseline is shared (each folder holds the same copy), so it is one row. Every number is read from the
+records through ``vis.results``; nothing here is typed by hand, and ``tests/test_study_table.py`` checks that the
+README holds exactly what ``study_markdown`` makes of the committed files.
+"""
+from common import stats
+from sparsity.methods import METHODS, get_method
+from vis.eps_star import eps_text
+from vis.summary_table import interval_text, paired_text
+from vis.results import load_method_results
+
+DASH = "—"
+EPS_STAR_NORM = "linf"
+WORST_CASE_NOTE = "worst case over every attack run and eps*"
+
+
+def load_study(results_dir, dataset, methods=None):
+    """``[MethodResults]`` of each method with a results folder under ``results_dir/dataset``."""
+    folder = results_dir / dataset
+    return [load_method_results(folder, method, None, include_baseline=True, dataset=dataset)[1]
+            for method in (methods or METHODS) if (folder / method).is_dir()]
+
+
+def _percent(value):
+    return DASH if value is None else f"{100 * value:.1f}"
+
+
+def _spread(stat):
+    if stat.mean is None:
+        return DASH
+    return f"{100 * stat.mean:.1f}" + (f" ± {100 * stat.std:.1f}" if stat.std is not None else "")
+
+
+def robust_count(summary):
+    """``(k, n)`` of an AttackSummary pooled over its seeds: images still correctly classified after the attack,
+    of all images it attacked."""
+    return sum(summary.n_robust), sum(summary.n)
+
+
+def _proportion(k, n):
+    low, high = stats.wilson_interval(k, n)
+    return f"{k}/{n} = {_percent(k / n)} [{_percent(low)}, {_percent(high)}]" if n else DASH
+
+
+def _eps_star(dataset, summary):
+    if summary is None:
+        return DASH
+    interval = interval_text(dataset, summary.low, summary.high, EPS_STAR_NORM, summary.limit)
+    return f"{eps_text(dataset, summary.median, EPS_STAR_NORM)} {interval} (n = {summary.n})"
+
+
+def _paired(dataset, summary):
+    if summary is None:
+        return DASH
+    return paired_text(dataset, summary, EPS_STAR_NORM) + ("; moved" if moved(summary) else "")
+
+
+def moved(summary):
+    """Whether a variant's eps* differs from the baseline's beyond the 95% interval of their paired difference
+    (median over the same images, same seeds): the interval excludes 0."""
+    paired = summary.paired if summary is not None else None
+    return paired is not None and (paired.low > 0 or paired.high < 0)
+
+
+def _queries(summary):
+    median = summary.get("median_queries_correct").mean
+    return DASH if median is None else f"{median:.0f}"
+
+
+def _variant_cells(results, variant):
+    method = get_method(results.method) if not variant.is_baseline else None
+    strength = method.strength_text(variant.strength) if method else DASH
+    return [variant.method, variant.layer or DASH, strength, ", ".join(map(str, variant.seeds))]
+
+
+def _rows(studies):
+    """``(results, variant)`` per row: the baseline once (from the first method), then each method's variants."""
+    rows = []
+    for index, results in enumerate(studies):
+        rows += [(results, v) for v in results.variants if not v.is_baseline or index == 0]
+    return rows
+
+
+def _notes(variant):
+    notes = []
+    if not variant.learned:
+        notes.append("DID NOT LEARN")
+    elif variant.not_learned_seeds:
+        notes.append(f"seed {', '.join(map(str, variant.not_learned_seeds))} did not learn")
+    if variant.collapsed_seeds:
+        notes.append("collapsed")
+    return notes
+
+
+def _table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def accuracy_table(studies):
+    """Clean accuracy, sparsity, eps* and AutoAttack per variant."""
+    header = ["method", "layer", "strength", "seeds", "clean acc (%)", "zeros at the layer (%): variant / standard",
+              "median eps* L-inf [95% CI] (n)", "paired difference to standard [95% CI]",
+              "AutoAttack robust: k/n = % [95% CI]", f"{WORST_CASE_NOTE} (%)", "notes"]
+    baseline = studies[0].baseline if studies else None
+    rows = []
+    for results, variant in _rows(studies):
+        summary = variant.eps_star.get(EPS_STAR_NORM)
+        aa = variant.attacks.get("autoattack")
+        zeros = DASH
+        if not variant.is_baseline:
+            base = baseline.sparsity.get(variant.layer) if baseline else None
+            zeros = f"{_spread(variant.own_sparsity)} / {_spread(base) if base else DASH}"
+        rows.append(_variant_cells(results, variant) + [
+            _spread(variant.clean_acc), zeros, _eps_star(results.dataset, summary),
+            DASH if variant.is_baseline else _paired(results.dataset, summary),
+            _proportion(*robust_count(aa)) if aa else DASH, _spread(variant.worst_case),
+            "; ".join(_notes(variant))])
+    return _table(header, rows)
+
+
+def black_box_table(studies):
+    """Each query-based attack's robust accuracy and median queries, and the checks that failed."""
+    keys = list(dict.fromkeys(key for results in studies for key in results.attacks_where(counts_queries=True)))
+    titles = {key: info.title for results in studies for key, info in results.attack_info.items()}
+    header = (["method", "layer", "strength", "seeds"]
+              + [f"{titles[key]}: robust k/n (median queries)" for key in keys] + ["failed checks"])
+    rows = []
+    for results, variant in _rows(studies):
+        cells = []
+        for key in keys:
+            summary = variant.attacks.get(key)
+            if summary is None:
+                cells.append(DASH)
+                continue
+            k, n = robust_count(summary)
+            cells.append(f"{k}/{n} ({_queries(summary)})")
+        rows.append(_variant_cells(results, variant) + cells + ["; ".join(variant.failed_checks) or "none"])
+    return _table(header, rows)
+
+
+def study_markdown(studies):
+    """The README's study tables (deterministic: the same files give the same text)."""
+    return "\n".join(accuracy_table(studies) + [""] + black_box_table(studies)) + "\n"
