@@ -129,7 +129,12 @@ def copy_figures(results_dir):
 
 
 def tables(results_dir):
-    return study_markdown(load_study(ROOT / results_dir, DATASET, list(STRENGTHS)))
+    studies = load_study(ROOT / results_dir, DATASET, list(STRENGTHS))
+    if not studies:
+        print(f"no study results in {results_dir}/{DATASET}/; run python experiments/fashion_mnist.py first",
+              file=sys.stderr)
+        sys.exit(2)
+    return study_markdown(studies)
 
 
 def main():

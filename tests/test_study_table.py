@@ -1,0 +1,61 @@
+"""The study tables (vis/study.py): counts with Wilson intervals, the paired eps* verdict, one baseline row."""
+import pytest
+
+from common.stats import wilson_interval
+from sparsity.variants import Variant
+from vis.study import accuracy_table, black_box_table, load_study, moved, study_markdown
+from vis_fixture import attack_entry, minimal_from, write_result
+
+SPARSITY = {"conv1": 0.4, "fc1": 0.7}
+LIMIT = 0.4
+
+
+def attacks(robust, n=100, queries=None):
+    entries = {"autoattack": {**attack_entry("autoattack", n, 90, 90 - robust), "threat_model": "white-box",
+                              "title": "AutoAttack"}}
+    if queries:
+        entries["square"] = {**attack_entry("square", 20, 18, 18 - robust // 5, median=queries), "title": "Square"}
+    return entries
+
+
+def eps_star(values):
+    return {"linf": minimal_from(values, LIMIT)}
+
+
+@pytest.fixture
+def study(tmp_path):
+    base = [0.0] * 10 + [0.02 + 0.001 * i for i in range(90)]
+    results = tmp_path / "cifar10"
+    for method in ("l1", "dropout"):
+        for seed in (0, 1, 2):
+            write_result(results, method, Variant.baseline(seed), 0.9, SPARSITY, attacks(5, queries=300),
+                         minimal=eps_star(base))
+    # L1 at conv1 doubles every image's eps*; dropout at fc1 changes nothing
+    write_result(results, "l1", Variant("l1", "conv1", 0.01, 0), 0.88, {**SPARSITY, "conv1": 0.9},
+                 attacks(12, queries=600), minimal=eps_star([2 * v for v in base]))
+    write_result(results, "dropout", Variant("dropout", "fc1", 0.3, 0), 0.9, SPARSITY, attacks(5),
+                 minimal=eps_star(base))
+    return load_study(tmp_path, "cifar10", ["l1", "dropout"])
+
+
+def test_wilson_interval_matches_known_values():
+    assert wilson_interval(5, 100) == pytest.approx((0.02154, 0.11175), abs=1e-5)
+    assert wilson_interval(0, 100)[0] == 0 and wilson_interval(100, 100)[1] == 1
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_tables_pool_seeds_show_intervals_and_flag_only_what_moved(study):
+    l1, dropout = study
+    assert moved(next(v for v in l1.variants if not v.is_baseline).eps_star["linf"])
+    assert not moved(next(v for v in dropout.variants if not v.is_baseline).eps_star["linf"])
+    rows = accuracy_table(study)[2:]
+    assert len(rows) == 3 and sum(row.startswith("| standard |") for row in rows) == 1
+    base, conv1, fc1 = rows
+    low, high = wilson_interval(15, 300)
+    assert f"| 15/300 = 5.0 [{100 * low:.1f}, {100 * high:.1f}] |" in base  # 3 seeds pooled
+    assert "| 0, 1, 2 |" in base and "| 90.0 ± 0.0 |" in base
+    assert "| 12/100 = 12.0 [" in conv1 and "; moved |" in conv1 and "| 90.0 / 40.0 ± 0.0 |" in conv1
+    assert "moved" not in fc1 and "| +0/255 [+0/255, +0/255] (n = 100) |" in fc1
+    black_box = black_box_table(study)
+    assert "Square: robust k/n (median queries)" in black_box[0]
+    assert "| 3/60 (300) |" in black_box[2] and "| 2/20 (600) |" in black_box[3] and "| — |" in black_box[4]
