@@ -97,26 +97,41 @@ def variants(method):
 
 def moved_on_first_seed(results_dir, method):
     """``[(layer, strength)]`` of ``method``'s variants whose seed-0 eps* moved away from seed 0 of the baseline."""
-    folder = Path(results_dir) / DATASET / method
+    folder = ROOT / results_dir / DATASET / method
     records = [r for r in load_records(folder, method, dataset=DATASET) if r.variant.seed == FIRST_SEED]
     results = merge_seeds(method, folder, records)
     return [(v.layer, v.strength) for v in results.variants
             if not v.is_baseline and v.learned and moved(v.eps_star.get(EPS_STAR_NORM))]
 
 
-def study(setup):
-    run(main_py("train", "l1", setup, "--baseline-only", *seeds(BASELINE_SEEDS)))
+def first_commands(setup):
+    """Training and evaluation of the baseline's seeds and of every variant's first seed, method by method."""
+    commands = [main_py("train", "l1", setup, "--baseline-only", *seeds(BASELINE_SEEDS))]
     for method in STRENGTHS:
-        run(main_py("train", method, setup, "--no-baseline", *variants(method), *seeds([FIRST_SEED])))
-        run(main_py("eval", method, setup, "--baseline-only", *seeds(BASELINE_SEEDS)))
-        run(main_py("eval", method, setup, "--no-baseline", *variants(method), *seeds([FIRST_SEED])))
+        commands += [main_py("train", method, setup, "--no-baseline", *variants(method), *seeds([FIRST_SEED])),
+                     main_py("eval", method, setup, "--baseline-only", *seeds(BASELINE_SEEDS)),
+                     main_py("eval", method, setup, "--no-baseline", *variants(method), *seeds([FIRST_SEED]))]
+    return commands
+
+
+def more_seeds_commands(setup, method, layer, strength):
+    variant = ["--no-baseline", "--layers", layer, "--strength", str(strength), *seeds(MORE_SEEDS)]
+    return [main_py("train", method, setup, *variant), main_py("eval", method, setup, *variant)]
+
+
+def figure_commands(setup):
+    return [main_py("vis", method, setup) for method in STRENGTHS]
+
+
+def study(setup):
+    for command in first_commands(setup):
+        run(command)
     for method in STRENGTHS:
         for layer, strength in moved_on_first_seed(setup["results_dir"], method):
-            variant = ["--no-baseline", "--layers", layer, "--strength", str(strength), *seeds(MORE_SEEDS)]
-            run(main_py("train", method, setup, *variant))
-            run(main_py("eval", method, setup, *variant))
-    for method in STRENGTHS:
-        run(main_py("vis", method, setup))
+            for command in more_seeds_commands(setup, method, layer, strength):
+                run(command)
+    for command in figure_commands(setup):
+        run(command)
 
 
 def copy_figures(results_dir):

@@ -1,0 +1,59 @@
+"""experiments/fashion_mnist.py: every command it would run is one main.py accepts, and the seeds it adds follow
+seed 0's paired eps* only."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from evaluation.records import write_record
+from main import build_parser, eval_config_from_args, recipe_from_args, variants_from_args
+from sparsity.variants import Variant
+from vis_fixture import minimal_from, result_document
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC = importlib.util.spec_from_file_location("fashion_mnist_study", ROOT / "experiments" / "fashion_mnist.py")
+study = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(study)
+
+
+def every_command(setup):
+    return (study.first_commands(setup) + study.more_seeds_commands(setup, "kwta", "fc1", 0.05)
+            + study.figure_commands(setup))
+
+
+@pytest.mark.parametrize("setup", [study.CPU, study.GPU], ids=["cpu", "gpu"])
+def test_every_step_is_a_valid_main_py_command(setup):
+    commands = every_command(setup)
+    assert all(command[0] == "main.py" for command in commands)
+    trained = set()
+    for command in commands:
+        argv = command[1:]
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        parser.reject_other_modes(argv, args.mode)
+        variants = variants_from_args(args)
+        if args.mode == "train":
+            assert recipe_from_args(args, "cpu").dataset == "fashion-mnist"
+            trained |= {(variant.method, variant.name) for variant in variants}
+        elif args.mode == "eval":
+            config = eval_config_from_args(args, "fashion-mnist")
+            assert config.eps == 0.1 and "autoattack" in config.attacks and config.minimal_norms
+            assert {(variant.method, variant.name) for variant in variants} <= trained  # nothing evaluated that was not trained
+    assert {("standard", "standard_seed2"), ("l1", "conv1_s0.01_seed0"), ("dropout", "fc1_s0.6_seed0"),
+            ("kwta", "conv4_s0.05_seed0"), ("kwta", "fc1_s0.05_seed2")} <= trained
+    assert len([name for _, name in trained if name.endswith("_seed0")]) == 1 + 3 * 3 * 2
+
+
+def write(results_dir, method, variant, eps_star):
+    document = result_document(method, variant, 0.9, {"conv1": 0.5}, {}, minimal={"linf": minimal_from(eps_star, 0.4)})
+    write_record(variant.results_path(results_dir / "fashion-mnist", method), {**document, "dataset": "fashion-mnist"})
+
+
+def test_more_seeds_go_to_variants_whose_seed0_eps_star_moved(tmp_path):
+    base = [0.02 + 0.001 * i for i in range(60)]
+    for seed in (0, 1):
+        write(tmp_path, "l1", Variant.baseline(seed), base)
+    write(tmp_path, "l1", Variant("l1", "conv1", 0.01, 0), [2 * v for v in base])  # moved
+    write(tmp_path, "l1", Variant("l1", "fc1", 0.01, 0), base)  # did not move on seed 0 ...
+    write(tmp_path, "l1", Variant("l1", "fc1", 0.01, 1), [3 * v for v in base])  # ... whatever seed 1 says
+    assert study.moved_on_first_seed(tmp_path, "l1") == [("conv1", 0.01)]
