@@ -164,7 +164,11 @@ def main():
         return
     setup = GPU if args.gpu else CPU
     started = time.perf_counter()
-    study(setup)
+    try:
+        study(setup)
+    except KeyboardInterrupt:
+        print("study interrupted: what finished is kept; rerun the same command to continue", file=sys.stderr)
+        sys.exit(130)
     if not args.gpu:
         copy_figures(setup["results_dir"])
     print(tables(setup["results_dir"]))
