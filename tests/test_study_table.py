@@ -3,7 +3,7 @@ import pytest
 
 from common.stats import wilson_interval
 from sparsity.variants import Variant
-from vis.study import accuracy_table, black_box_table, load_study, moved, study_markdown
+from vis.study import accuracy_table, black_box_table, load_study, outside_baseline
 from vis_fixture import attack_entry, minimal_from, write_result
 
 SPARSITY = {"conv1": 0.4, "fc1": 0.7}
@@ -44,18 +44,21 @@ def test_wilson_interval_matches_known_values():
     assert wilson_interval(0, 0) == (0.0, 1.0)
 
 
-def test_tables_pool_seeds_show_intervals_and_flag_only_what_moved(study):
+def test_tables_pool_seeds_show_intervals_and_mark_medians_outside_the_baselines_interval(study):
     l1, dropout = study
-    assert moved(next(v for v in l1.variants if not v.is_baseline).eps_star["linf"])
-    assert not moved(next(v for v in dropout.variants if not v.is_baseline).eps_star["linf"])
+    baseline = l1.baseline.eps_star["linf"]
+    assert outside_baseline(next(v for v in l1.variants if not v.is_baseline).eps_star["linf"], baseline)
+    assert not outside_baseline(next(v for v in dropout.variants if not v.is_baseline).eps_star["linf"], baseline)
+    assert not outside_baseline(baseline, baseline)
     rows = accuracy_table(study)[2:]
     assert len(rows) == 3 and sum(row.startswith("| standard |") for row in rows) == 1
     base, conv1, fc1 = rows
     low, high = wilson_interval(15, 300)
     assert f"| 15/300 = 5.0 [{100 * low:.1f}, {100 * high:.1f}] |" in base  # 3 seeds pooled
-    assert "| 0, 1, 2 |" in base and "| 90.0 ± 0.0 |" in base
-    assert "| 12/100 = 12.0 [" in conv1 and "; moved |" in conv1 and "| 90.0 / 40.0 ± 0.0 |" in conv1
-    assert "moved" not in fc1 and "| +0/255 [+0/255, +0/255] (n = 100) |" in fc1
+    assert "| 0, 1, 2 |" in base and "| 90.0 ± 0.0 |" in base and "(n = 300) |" in base
+    assert "| 12/100 = 12.0 [" in conv1 and "(n = 100); outside standard's interval |" in conv1
+    assert "| 90.0 / 40.0 ± 0.0 |" in conv1 and "| +15.2/255 [" in conv1  # paired with seed 0 of the baseline
+    assert "outside" not in fc1 and "| +0/255 [+0/255, +0/255] (n = 100) |" in fc1
     black_box = black_box_table(study)
     assert "Square: robust k/n (median queries)" in black_box[0]
     assert "| 3/60 (300) |" in black_box[2] and "| 2/20 (600) |" in black_box[3] and "| — |" in black_box[4]
