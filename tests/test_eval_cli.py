@@ -105,9 +105,6 @@ def test_a_baseline_evaluated_for_one_method_is_copied_for_another(evaluated, ci
     original, copy = (json.loads((tmp_path / "cifar10" / method / "standard_seed0.json").read_text())
                       for method in ("l1", "dropout"))
     assert copy.pop("method") == "dropout" and original.pop("method") == "l1" and copy == original
-    code, out, _ = run(["--mode", "eval", *EVAL, *MINIMAL, "--dropout", "--baseline-only", "--force",
-                        *dirs(cifar_dir, models_dir, tmp_path)], capsys)
-    assert code == 0 and "copied" not in out  # --force redoes the evaluation
 
 
 def test_eval_is_reproducible_under_a_seed(cifar_dir, models_dir, tmp_path, capsys):
