@@ -2,16 +2,15 @@
 
 One results folder per method (``{results_dir}/{dataset}/{method}/``, as ``main.py --mode eval`` writes them);
 the baseline is shared (each folder holds the same copy), so it is one row. Every number is read from the
-records through ``vis.results``; nothing here is typed by hand, and ``tests/test_study_table.py`` checks that the
-README holds exactly what ``study_markdown`` makes of the committed files.
+records through ``vis.results``; nothing here is typed by hand (``python experiments/fashion_mnist.py
+--tables`` prints them for the README).
 """
 from common import stats
 from sparsity.methods import METHODS, get_method
 from vis.eps_star import eps_text
-from vis.summary_table import interval_text, paired_text
+from vis.summary_table import DASH, interval_text, markdown_table, paired_text, percent_text
 from vis.results import load_method_results
 
-DASH = "—"
 EPS_STAR_NORM = "linf"
 WORST_CASE_NOTE = "worst case over every attack run and eps*"
 
@@ -25,12 +24,6 @@ def load_study(results_dir, dataset, methods=None):
 
 def _percent(value):
     return DASH if value is None else f"{100 * value:.1f}"
-
-
-def _spread(stat):
-    if stat.mean is None:
-        return DASH
-    return f"{100 * stat.mean:.1f}" + (f" ± {100 * stat.std:.1f}" if stat.std is not None else "")
 
 
 def robust_count(summary):
@@ -96,11 +89,6 @@ def _notes(variant):
     return notes
 
 
-def _table(header, rows):
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows]
-
-
 def accuracy_table(studies):
     """Clean accuracy, sparsity, eps* and AutoAttack per variant."""
     header = ["method", "layer", "strength", "seeds", "clean acc (%)", "zeros at the layer (%): variant / standard",
@@ -115,13 +103,13 @@ def accuracy_table(studies):
         zeros = DASH
         if not variant.is_baseline:
             base = baseline.sparsity.get(variant.layer) if baseline else None
-            zeros = f"{_spread(variant.own_sparsity)} / {_spread(base) if base else DASH}"
+            zeros = f"{percent_text(variant.own_sparsity)} / {percent_text(base)}"
         rows.append(_variant_cells(results, variant) + [
-            _spread(variant.clean_acc), zeros, _eps_star(results.dataset, summary, base_eps_star),
+            percent_text(variant.clean_acc), zeros, _eps_star(results.dataset, summary, base_eps_star),
             DASH if variant.is_baseline else _paired(results.dataset, summary),
-            _proportion(*robust_count(aa)) if aa else DASH, _spread(variant.worst_case),
+            _proportion(*robust_count(aa)) if aa else DASH, percent_text(variant.worst_case),
             "; ".join(_notes(variant))])
-    return _table(header, rows)
+    return markdown_table(header, rows)
 
 
 def black_box_table(studies):
@@ -141,7 +129,7 @@ def black_box_table(studies):
             k, n = robust_count(summary)
             cells.append(f"{k}/{n} ({_queries(summary)})")
         rows.append(_variant_cells(results, variant) + cells + ["; ".join(variant.failed_checks) or "none"])
-    return _table(header, rows)
+    return markdown_table(header, rows)
 
 
 def study_markdown(studies):

@@ -11,7 +11,7 @@ QUERY_HEADERS = (("median_queries_correct", "median queries (fooled & correct)")
                  ("median_queries_all", "median queries (all n)"))
 
 
-def _percent(stat):
+def percent_text(stat):
     if stat is None or stat.mean is None:
         return DASH
     return f"{100 * stat.mean:.1f}" + (f" ± {100 * stat.std:.1f}" if stat.std is not None else "")
@@ -30,7 +30,7 @@ def _counts(values):
     return str(values[0]) if len(set(values)) == 1 else ", ".join(map(str, values))
 
 
-def _table(header, rows):
+def markdown_table(header, rows):
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return lines
@@ -54,10 +54,10 @@ def _overview(results):
     rows = []
     for v in results.variants:
         base_at_layer = baseline.sparsity.get(v.layer) if baseline and not v.is_baseline else None
-        rows.append([v.label, _seeds(v.seeds), _counts(v.n_test), _percent(v.clean_acc), _counts(v.worst_case_n),
-                     _percent(v.worst_case), _percent(v.own_sparsity),
-                     _percent(base_at_layer) if not v.is_baseline else DASH, "; ".join(_notes(v))])
-    return _table(["variant", "seeds", "n_test", "clean acc (%)", "n attacked",
+        rows.append([v.label, _seeds(v.seeds), _counts(v.n_test), percent_text(v.clean_acc), _counts(v.worst_case_n),
+                     percent_text(v.worst_case), percent_text(v.own_sparsity),
+                     percent_text(base_at_layer) if not v.is_baseline else DASH, "; ".join(_notes(v))])
+    return markdown_table(["variant", "seeds", "n_test", "clean acc (%)", "n attacked",
                    "robust acc, worst case over every attack (%)", "sparsity of regularised layer (%)",
                    "standard's sparsity at that layer (%)", "notes"], rows)
 
@@ -74,8 +74,8 @@ def _attack_section(results, key):
     for v in have:
         run = v.attacks[key]
         row = [v.label, _seeds(run.seeds), _counts(run.n), _counts(run.n_correct),
-               _percent(run.get("robust_acc")), _percent(run.get("success_rate_correct")),
-               _percent(run.get("success_rate_all"))]
+               percent_text(run.get("robust_acc")), percent_text(run.get("success_rate_correct")),
+               percent_text(run.get("success_rate_all"))]
         if info.counts_queries:
             fooled = DASH if None in run.n_fooled_correct else f"{sum(run.n_fooled_correct)}/{sum(run.n_correct)}"
             row += [fooled] + [_queries(run.get(f)) for f, _ in query_fields]
@@ -90,7 +90,7 @@ def _attack_section(results, key):
                   "and then fooled (the figures' number); *fooled, all*: over every fooled image, initially "
                   "misclassified ones at 1 query; *all n*: over every attacked image (an image not fooled counts "
                   "the queries it used).", ""]
-    lines += _table(header, rows)
+    lines += markdown_table(header, rows)
     lacking = [v.label for v in results.variants if key not in v.attacks and v.learned]
     if lacking:
         lines += ["", f"Not evaluated with this attack: {', '.join(lacking)}."]
@@ -102,11 +102,11 @@ def _curves_section(results):
     lines = []
     for key in keys:
         eps_values = sorted({eps for v in results.variants for eps in v.curves.get(key, {})})
-        rows = [[v.label] + [_percent(v.curves[key].get(eps)) for eps in eps_values]
+        rows = [[v.label] + [percent_text(v.curves[key].get(eps)) for eps in eps_values]
                 for v in results.variants if key in v.curves]
         lines += [f"## Robustness curve: {results.attack_info[key].title}", "",
                   "Robust accuracy (%) over all n attacked images at each eps.", ""]
-        lines += _table(["variant"] + [f"eps {results.dataset.format_eps(eps)}" for eps in eps_values], rows) + [""]
+        lines += markdown_table(["variant"] + [f"eps {results.dataset.format_eps(eps)}" for eps in eps_values], rows) + [""]
     return lines
 
 
@@ -175,21 +175,21 @@ def _eps_star_section(results):
             header.append(f"robust acc at eps {eps_text(dataset, eps[0], norm)} (%)")
         lines += [f"### {'L-inf' if norm == 'linf' else 'L2'} (search limit "
                   f"{', '.join(eps_text(dataset, limit, norm) for limit in limits)})", ""]
-        lines += _table(header + ["paired difference to standard [95% interval]"], rows) + [""]
+        lines += markdown_table(header + ["paired difference to standard [95% interval]"], rows) + [""]
     return lines
 
 
 def _sparsity_table(results):
     layers = [layer for layer in results.layer_names if any(layer in v.sparsity for v in results.variants)]
-    rows = [[v.label] + [_percent(v.sparsity.get(layer)) for layer in layers] for v in results.variants]
-    return _table(["variant"] + [f"{layer} (%)" for layer in layers], rows)
+    rows = [[v.label] + [percent_text(v.sparsity.get(layer)) for layer in layers] for v in results.variants]
+    return markdown_table(["variant"] + [f"{layer} (%)" for layer in layers], rows)
 
 
 def _checks_table(records):
     names = list(dict.fromkeys(check["name"] for record in records for check in record.checks))
     rows = [[record.variant.name] + [next((c["status"] for c in record.checks if c["name"] == name), DASH)
                                      for name in names] for record in records]
-    return _table(["result file"] + names, rows) if names else ["No sanity check was recorded."]
+    return markdown_table(["result file"] + names, rows) if names else ["No sanity check was recorded."]
 
 
 def summary_markdown(results, records, notes=()):
