@@ -1,8 +1,11 @@
 """The study tables (vis/study.py): counts with Wilson intervals, the paired eps* verdict, one baseline row."""
+import statistics
+
 import pytest
 
 from common.stats import wilson_interval
 from sparsity.variants import Variant
+from vis.eps_star import eps_text
 from vis.study import accuracy_table, black_box_table, load_study, outside_baseline
 from vis_fixture import attack_entry, minimal_from, write_result
 
@@ -22,9 +25,12 @@ def eps_star(values):
     return {"linf": minimal_from(values, LIMIT)}
 
 
+BASE = [0.0] * 10 + [0.02 + 0.001 * i for i in range(90)]
+
+
 @pytest.fixture
 def study(tmp_path):
-    base = [0.0] * 10 + [0.02 + 0.001 * i for i in range(90)]
+    base = BASE
     results = tmp_path / "cifar10"
     for method in ("l1", "dropout"):
         for seed in (0, 1, 2):
@@ -58,6 +64,9 @@ def test_tables_pool_seeds_show_intervals_and_mark_medians_outside_the_baselines
     assert "| 0, 1, 2 |" in base and "| 90.0 ± 0.0 |" in base and "(n = 300) |" in base
     assert "| 12/100 = 12.0 [" in conv1 and "(n = 100); outside standard's interval |" in conv1
     assert "| 90.0 / 40.0 ± 0.0 |" in conv1 and "| +15.2/255 [" in conv1  # paired with seed 0 of the baseline
+    median = statistics.median(BASE)
+    each, doubled = eps_text(l1.dataset, median, "linf"), eps_text(l1.dataset, 2 * median, "linf")
+    assert f"| {each} / {each} / {each} |" in base and f"| {doubled} |" in conv1  # each seed's own median
     assert "outside" not in fc1 and "| +0/255 [+0/255, +0/255] (n = 100) |" in fc1
     black_box = black_box_table(study)
     assert "Square: robust k/n (median queries)" in black_box[0]

@@ -45,6 +45,14 @@ def _eps_star(dataset, summary, baseline):
             + ("; outside standard's interval" if outside_baseline(summary, baseline) else ""))
 
 
+def seed_medians(dataset, variant):
+    """Each seed's own median eps* (L-inf), in seed order: how far the seeds agree, which the pooled interval
+    (over images) does not show."""
+    entries = variant.minimal.get(EPS_STAR_NORM)
+    return DASH if not entries else " / ".join(eps_text(dataset, entry["median"], EPS_STAR_NORM)
+                                                for _, entry in entries)
+
+
 def _paired(dataset, summary):
     return DASH if summary is None else paired_text(dataset, summary, EPS_STAR_NORM)
 
@@ -92,7 +100,7 @@ def _notes(variant):
 def accuracy_table(studies):
     """Clean accuracy, sparsity, eps* and AutoAttack per variant."""
     header = ["method", "layer", "strength", "seeds", "clean acc (%)", "zeros at the layer (%): variant / standard",
-              "median eps* L-inf [95% CI] (n)", "paired difference to standard [95% CI]",
+              "median eps* L-inf [95% CI] (n)", "median eps* per seed", "paired difference to standard [95% CI]",
               "AutoAttack robust: k/n = % [95% CI]", f"{WORST_CASE_NOTE} (%)", "notes"]
     baseline = studies[0].baseline if studies else None
     base_eps_star = baseline.eps_star.get(EPS_STAR_NORM) if baseline else None
@@ -106,6 +114,7 @@ def accuracy_table(studies):
             zeros = f"{percent_text(variant.own_sparsity)} / {percent_text(base)}"
         rows.append(_variant_cells(results, variant) + [
             percent_text(variant.clean_acc), zeros, _eps_star(results.dataset, summary, base_eps_star),
+            seed_medians(results.dataset, variant),
             DASH if variant.is_baseline else _paired(results.dataset, summary),
             _proportion(*robust_count(aa)) if aa else DASH, percent_text(variant.worst_case),
             "; ".join(_notes(variant))])
