@@ -1,14 +1,17 @@
 """The study tables (vis/study.py): counts with Wilson intervals, the paired eps* verdict, one baseline row."""
+import re
 import statistics
+from pathlib import Path
 
 import pytest
 
 from common.stats import wilson_interval
 from sparsity.variants import Variant
 from vis.eps_star import eps_text
-from vis.study import accuracy_table, black_box_table, load_study, outside_baseline
+from vis.study import accuracy_table, black_box_table, load_study, outside_baseline, study_markdown
 from vis_fixture import attack_entry, minimal_from, write_result
 
+ROOT = Path(__file__).resolve().parents[1]
 SPARSITY = {"conv1": 0.4, "fc1": 0.7}
 LIMIT = 0.4
 
@@ -71,3 +74,14 @@ def test_tables_pool_seeds_show_intervals_and_mark_medians_outside_the_baselines
     black_box = black_box_table(study)
     assert "Square: robust k/n (median queries)" in black_box[0]
     assert "| 3/60 (300) |" in black_box[2] and "| 2/20 (600) |" in black_box[3] and "| — |" in black_box[4]
+
+
+def test_readme_tables_are_generated_from_the_committed_fashion_mnist_results():
+    readme = (ROOT / "README.md").read_text()
+    found = re.search(r"<!-- study tables: begin[^\n]*-->\n(.*?)<!-- study tables: end -->", readme, re.S)
+    assert found, "README.md lost its study-table markers"
+    committed = load_study(ROOT / "docs" / "results", "fashion-mnist", ["l1", "dropout", "kwta"])
+    assert len(committed) == 3, "docs/results/fashion-mnist/ should hold the study's l1, dropout and kwta folders"
+    assert found.group(1) == study_markdown(committed), (
+        "README.md's study tables differ from the committed results; paste the output of "
+        "python experiments/fashion_mnist.py --tables between the markers")
