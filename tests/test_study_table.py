@@ -33,17 +33,16 @@ BASE = [0.0] * 10 + [0.02 + 0.001 * i for i in range(90)]
 
 @pytest.fixture
 def study(tmp_path):
-    base = BASE
     results = tmp_path / "cifar10"
     for method in ("l1", "dropout"):
         for seed in (0, 1, 2):
             write_result(results, method, Variant.baseline(seed), 0.9, SPARSITY, attacks(5, queries=300),
-                         minimal=eps_star(base))
+                         minimal=eps_star(BASE))
     # L1 at conv1 doubles every image's eps*; dropout at fc1 changes nothing
     write_result(results, "l1", Variant("l1", "conv1", 0.01, 0), 0.88, {**SPARSITY, "conv1": 0.9},
-                 attacks(12, queries=600), minimal=eps_star([2 * v for v in base]))
+                 attacks(12, queries=600), minimal=eps_star([2 * v for v in BASE]))
     write_result(results, "dropout", Variant("dropout", "fc1", 0.3, 0), 0.9, SPARSITY, attacks(5),
-                 minimal=eps_star(base))
+                 minimal=eps_star(BASE))
     return load_study(tmp_path, "cifar10", ["l1", "dropout"])
 
 

@@ -3,7 +3,7 @@
 One results folder per method (``{results_dir}/{dataset}/{method}/``, as ``main.py --mode eval`` writes them);
 the baseline is shared (each folder holds the same copy), so it is one row. Every number is read from the
 records through ``vis.results``; nothing here is typed by hand (``python experiments/fashion_mnist.py
---tables`` prints them for the README).
+--tables`` prints them for the README, and ``tests/test_study_table.py`` checks that the README holds exactly that).
 """
 from common import stats
 from sparsity.methods import METHODS, get_method
