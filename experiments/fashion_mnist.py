@@ -32,6 +32,7 @@ from vis.study import EPS_STAR_NORM, load_study, outside_baseline, study_markdow
 DATASET = "fashion-mnist"
 LAYERS = ("conv1", "conv4", "fc1")
 STRENGTHS = {"l1": (0.01, 0.1), "dropout": (0.3, 0.6), "kwta": (0.1, 0.05)}  # (default, stronger)
+DESIGN_SEEDS = 6
 BASELINE_SEEDS = (0, 1, 2)
 FIRST_SEED = 0
 MORE_SEEDS = (1, 2)
