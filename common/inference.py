@@ -66,6 +66,10 @@ def compare(arm, base, margin, seed=0):
             above = stats.ttest_ind(arm + margin, base, axis=-1, equal_var=False, alternative="greater").pvalue
             below = stats.ttest_ind(arm - margin, base, axis=-1, equal_var=False, alternative="less").pvalue
             p_tost = np.maximum(above, below)
+        # no spread on either side (every seed 0% robust): Welch's t is 0/0 or x/0, neither an interval nor an
+        # equivalence; the permutation p stays (1: nothing differs)
+        flat = (np.var(arm, axis=-1) == 0) & (np.var(base, axis=-1) == 0)
+        low, high, p_tost = (np.where(flat, np.nan, value) for value in (low, high, p_tost))
     return {"effect": effect, "ci_low": np.asarray(low), "ci_high": np.asarray(high),
             "p": np.asarray(p), "p_tost": np.asarray(p_tost), "n_arm": n_arm, "n_base": n_base}
 
