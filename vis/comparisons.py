@@ -134,6 +134,8 @@ def comparisons(baseline, arms):
     """Every row of ``comparisons.csv``: per statistic, the baseline-against-baseline rows (their own Holm family),
     then every arm against the whole baseline (Holm over all arms); each row judged (``common.inference``)."""
     rows = []
+    if baseline is None:  # nothing to compare with (the tables still show each arm's seeds)
+        return rows
     for statistic in STATISTICS:
         nulls = [_compare(baseline.subset(a), baseline.subset(b), statistic,
                           f"{BASELINE} seeds {', '.join(map(str, a))} vs {', '.join(map(str, b))}")
