@@ -1,17 +1,22 @@
-"""The study tables (vis/study.py): counts with Wilson intervals, the paired eps* verdict, one baseline row."""
+"""The study tables (vis/study.py, vis/comparisons.py): per-seed values over correctly classified images, seed-level
+comparisons with baseline-against-baseline rows, and the README's study section checked against the committed files
+(its tables, comparisons.csv and each claim's verdict)."""
+import csv
+import io
 import re
-import statistics
 from pathlib import Path
 
 import pytest
 
 from common.stats import wilson_interval
 from sparsity.variants import Variant
+from vis import comparisons
 from vis.eps_star import eps_text
-from vis.study import accuracy_table, black_box_table, load_study, outside_baseline, study_markdown
+from vis.study import load_study_tables, study_markdown
 from vis_fixture import attack_entry, minimal_from, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
+STUDY = ROOT / "docs" / "results"
 SPARSITY = {"conv1": 0.4, "fc1": 0.7}
 LIMIT = 0.4
 
@@ -28,22 +33,26 @@ def eps_star(values):
     return {"linf": minimal_from(values, LIMIT)}
 
 
-BASE = [0.0] * 10 + [0.02 + 0.001 * i for i in range(90)]
+def images(shift):
+    """10 images misclassified clean (eps* 0), 90 whose eps* starts at 0.02 + shift."""
+    return [0.0] * 10 + [0.02 + shift + 0.001 * i for i in range(90)]
 
 
-@pytest.fixture
-def study(tmp_path):
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("study")
     results = tmp_path / "cifar10"
     for method in ("l1", "dropout"):
         for seed in (0, 1, 2):
-            write_result(results, method, Variant.baseline(seed), 0.9, SPARSITY, attacks(5, queries=300),
-                         minimal=eps_star(BASE))
-    # L1 at conv1 doubles every image's eps*; dropout at fc1 changes nothing
-    write_result(results, "l1", Variant("l1", "conv1", 0.01, 0), 0.88, {**SPARSITY, "conv1": 0.9},
-                 attacks(12, queries=600), minimal=eps_star([2 * v for v in BASE]))
+            write_result(results, method, Variant.baseline(seed), 0.9, SPARSITY, attacks(5 + 5 * seed, queries=300),
+                         minimal=eps_star(images(0.002 * seed)))
+    # L1 at conv1 (3 seeds) moves every correctly classified image up by 0.05; dropout at fc1 (1 seed) by nothing
+    for seed in (0, 1, 2):
+        write_result(results, "l1", Variant("l1", "conv1", 0.01, seed), 0.88, {**SPARSITY, "conv1": 0.9},
+                     attacks(12, queries=600), minimal=eps_star(images(0.05 + 0.001 * seed)))
     write_result(results, "dropout", Variant("dropout", "fc1", 0.3, 0), 0.9, SPARSITY, attacks(5),
-                 minimal=eps_star(BASE))
-    return load_study(tmp_path, "cifar10", ["l1", "dropout"])
+                 minimal=eps_star(images(0.0)))
+    return load_study_tables(tmp_path, "cifar10", ["l1", "dropout"])
 
 
 def test_wilson_interval_matches_known_values():
@@ -52,35 +61,76 @@ def test_wilson_interval_matches_known_values():
     assert wilson_interval(0, 0) == (0.0, 1.0)
 
 
-def test_tables_pool_seeds_show_intervals_and_mark_medians_outside_the_baselines_interval(study):
-    l1, dropout = study
-    baseline = l1.baseline.eps_star["linf"]
-    assert outside_baseline(next(v for v in l1.variants if not v.is_baseline).eps_star["linf"], baseline)
-    assert not outside_baseline(next(v for v in dropout.variants if not v.is_baseline).eps_star["linf"], baseline)
-    assert not outside_baseline(baseline, baseline)
-    rows = accuracy_table(study)[2:]
-    assert len(rows) == 3 and sum(row.startswith("| standard |") for row in rows) == 1
-    base, conv1, fc1 = rows
-    low, high = wilson_interval(15, 300)
-    assert f"| 15/300 = 5.0 [{100 * low:.1f}, {100 * high:.1f}] |" in base  # 3 seeds pooled
-    assert "| 0, 1, 2 |" in base and "| 90.0 ± 0.0 |" in base and "(n = 300) |" in base
-    assert "| 12/100 = 12.0 [" in conv1 and "(n = 100); outside standard's interval |" in conv1
-    assert "| 90.0 / 40.0 ± 0.0 |" in conv1 and "| +15.2/255 [" in conv1  # paired with seed 0 of the baseline
-    median = statistics.median(BASE)
-    each, doubled = eps_text(l1.dataset, median, "linf"), eps_text(l1.dataset, 2 * median, "linf")
-    assert f"| {each} / {each} / {each} |" in base and f"| {doubled} |" in conv1  # each seed's own median
-    assert "outside" not in fc1 and "| +0/255 [+0/255, +0/255] (n = 100) |" in fc1
-    black_box = black_box_table(study)
-    assert "Square: robust k/n (median queries)" in black_box[0]
-    assert "| 3/60 (300) |" in black_box[2] and "| 2/20 (600) |" in black_box[3] and "| — |" in black_box[4]
+def test_each_seed_is_one_value_over_its_correctly_classified_images(study):
+    base = study.baseline
+    assert base.seeds == (0, 1, 2)
+    # the median of 0.02 + shift + 0.001 * (0..89): over the 90 correct images, not the 100 with the ten zeros
+    assert base.values["eps_star_correct"] == pytest.approx([0.0645, 0.0665, 0.0685])
+    assert base.values["eps_star_all"] == pytest.approx([0.0595, 0.0615, 0.0635])
+    assert base.values["robust_acc"] == pytest.approx([0.05, 0.1, 0.15])  # AutoAttack, per seed
+    rows = study_markdown(study).split("\n")
+    first = next(row for row in rows if row.startswith("| standard | — |"))
+    each = " / ".join(eps_text(study.dataset, v, "linf") for v in (0.0645, 0.0665, 0.0685))
+    assert "| 5 / 10 / 15 of 100 |" in first and f"| {each} |" in first
+    assert "| 10.0 [" in first  # mean over seeds with its cluster bootstrap interval, no pooled k/n
+    one = next(row for row in rows if row.startswith("| dropout | fc1 |"))
+    low, high = wilson_interval(5, 100)
+    assert f"| 5.0 [{100 * low:.1f}, {100 * high:.1f}] (Wilson, one model) |" in one
+    assert not any("/300" in row or "n = 300" in row for row in rows)  # nothing pooled over seeds
 
 
-def test_readme_tables_are_generated_from_the_committed_fashion_mnist_results():
+def test_comparisons_carry_the_baselines_own_rows_and_never_judge_one_or_three_seeds(study):
+    rows = [r for r in study.rows if r["statistic"] == "eps_star_correct"]
+    nulls = [r for r in rows if r["method"] == "standard"]
+    assert [r["arm"] for r in nulls] == ["standard seeds 0 vs 1, 2", "standard seeds 1 vs 0, 2",
+                                         "standard seeds 2 vs 0, 1"]
+    assert nulls[0]["effect"] == pytest.approx(0.0645 - (0.0665 + 0.0685) / 2)
+    l1 = next(r for r in rows if r["method"] == "l1")
+    assert l1["effect"] == pytest.approx(0.049) and l1["ci_low"] > 0
+    assert l1["p"] == pytest.approx(0.1)  # 3 vs 3 seeds: 20 arrangements, however large the difference
+    one = next(r for r in rows if r["method"] == "dropout")
+    assert one["n_seeds"] == 1 and one["p"] != one["p"]  # nan: no seed-level test of one seed
+    assert {r["verdict"] for r in study.rows} == {"inconclusive"}
+    table = study_markdown(study)
+    assert f"| standard seeds 0 vs 1, 2 | 1 / 2 | -{eps_text(study.dataset, 0.003, 'linf')} |" in table
+    assert f"| l1 conv1 λ=0.01 | 3 / 3 | +{eps_text(study.dataset, 0.049, 'linf')} [" in table
+
+
+def test_comparisons_csv_has_the_issue_columns(study, tmp_path):
+    path = comparisons.write_csv(tmp_path, study.rows)
+    table = list(csv.DictReader(path.open()))
+    assert {"arm", "method", "layer", "strength", "n_seeds", "statistic", "effect", "ci_low", "ci_high", "p",
+            "p_holm", "verdict"} <= set(table[0])
+    assert len(table) == len(comparisons.STATISTICS) * (3 + 2)  # 3 baseline splits and 2 arms per statistic
+
+
+def committed():
+    return load_study_tables(STUDY, "fashion-mnist", ["l1", "dropout", "kwta"])
+
+
+def test_readme_tables_and_comparisons_csv_are_generated_from_the_committed_fashion_mnist_results():
     readme = (ROOT / "README.md").read_text()
     found = re.search(r"<!-- study tables: begin[^\n]*-->\n(.*?)<!-- study tables: end -->", readme, re.S)
     assert found, "README.md lost its study-table markers"
-    committed = load_study(ROOT / "docs" / "results", "fashion-mnist", ["l1", "dropout", "kwta"])
-    assert len(committed) == 3, "docs/results/fashion-mnist/ should hold the study's l1, dropout and kwta folders"
-    assert found.group(1) == study_markdown(committed), (
-        "README.md's study tables differ from the committed results; paste the output of "
-        "python experiments/fashion_mnist.py --tables between the markers")
+    study = committed()
+    assert study is not None and len(study.results) == 3, "docs/results/fashion-mnist/ should hold l1, dropout, kwta"
+    regenerate = "; run python experiments/fashion_mnist.py --tables and paste its output between the markers"
+    assert found.group(1) == study_markdown(study), "README.md's study tables differ from the committed results" \
+        + regenerate
+    written = (STUDY / "fashion-mnist" / comparisons.CSV_NAME).read_text()
+    assert written == comparisons.csv_text(study.rows), "comparisons.csv differs from the committed results" \
+        + regenerate
+
+
+def test_every_readme_claim_has_the_verdict_comparisons_csv_gives():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Fashion-MNIST study"):readme.index("### Fashion-MNIST, `--quick`")]
+    claims = re.findall(r"^\| [^|]+ \| `([^`]+)` \| `([^`]+)` \| ([a-z ]+) \|$", section, re.M)
+    assert len(claims) >= 10, "the study section lost its table of claims and verdicts"
+    table = list(csv.DictReader(io.StringIO((STUDY / "fashion-mnist" / comparisons.CSV_NAME).read_text())))
+    verdicts = {(row["arm"], row["statistic"]): row["verdict"] for row in table}
+    for arm, statistic, verdict in claims:
+        assert verdicts.get((arm, statistic)) == verdict, f"README says {arm} {statistic}: {verdict}"
+    # the study's own guarantees: the null is never an effect, one seed is never judged
+    assert all(row["verdict"] != "effect" for row in table if row["method"] == "standard")
+    assert all(row["verdict"] == "inconclusive" for row in table if row["n_seeds"] == "1")

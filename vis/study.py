@@ -1,17 +1,23 @@
 """A study's tables across methods, read from its result files: what the README's Results section shows.
 
 One results folder per method (``{results_dir}/{dataset}/{method}/``, as ``main.py --mode eval`` writes them);
-the baseline is shared (each folder holds the same copy), so it is one row. Every number is read from the
-records through ``vis.results``; nothing here is typed by hand (``python experiments/fashion_mnist.py
---tables`` prints them for the README, and ``tests/test_study_table.py`` checks that the README holds exactly that).
+the baseline is shared (each folder holds the same copy), so it is one row. The trained model (seed) is the unit:
+every number is per seed or a seed-level summary, never images pooled over seeds; the comparisons with the baseline
+come from ``vis.comparisons`` (seed-level tests, Holm, baseline-against-baseline rows). Nothing here is typed by
+hand (``python experiments/fashion_mnist.py --tables`` prints them for the README and writes ``comparisons.csv``,
+and ``tests/test_study_table.py`` checks that the README holds exactly that).
 """
-from common import stats
-from sparsity.methods import METHODS, get_method
-from vis.eps_star import eps_text
-from vis.summary_table import DASH, interval_text, markdown_table, paired_text, percent_text
-from vis.results import load_method_results
+import math
+from dataclasses import dataclass
 
-EPS_STAR_NORM = "linf"
+from common import inference, stats
+from sparsity.methods import METHODS, get_method
+from vis import comparisons
+from vis.eps_star import eps_text
+from vis.results import load_method_results
+from vis.summary_table import DASH, markdown_table, percent_text
+
+EPS_STAR_NORM = comparisons.NORM
 WORST_CASE_NOTE = "worst case over every attack run and eps*"
 
 
@@ -22,54 +28,81 @@ def load_study(results_dir, dataset, methods=None):
             for method in (methods or METHODS) if (folder / method).is_dir()]
 
 
-def _percent(value):
-    return DASH if value is None else f"{100 * value:.1f}"
+@dataclass(frozen=True)
+class Study:
+    """A study's merged results per method, its arms' per-seed values and every comparison row."""
+
+    results: list  # [vis.results.MethodResults]
+    baseline: comparisons.Arm
+    arms: list  # [comparisons.Arm], table order
+    rows: list  # comparisons.comparisons(baseline, arms)
+
+    @property
+    def dataset(self):
+        return self.results[0].dataset
 
 
-def robust_count(summary):
-    """``(k, n)`` of an AttackSummary pooled over its seeds: images still correctly classified after the attack,
-    of all images it attacked."""
-    return sum(summary.n_robust), sum(summary.n)
+def load_study_tables(results_dir, dataset, methods=None):
+    """``Study`` of ``results_dir/dataset``; None where it has no results folder."""
+    methods = [m for m in (methods or METHODS) if (results_dir / dataset / m).is_dir()]
+    results = load_study(results_dir, dataset, methods)
+    if not results:
+        return None
+    baseline, arms = comparisons.load_arms(results_dir, dataset, methods)
+    return Study(results, baseline, arms, comparisons.comparisons(baseline, arms))
 
 
-def _proportion(k, n):
-    low, high = stats.wilson_interval(k, n)
-    return f"{k}/{n} = {_percent(k / n)} [{_percent(low)}, {_percent(high)}]" if n else DASH
-
-
-def _eps_star(dataset, summary, baseline):
-    if summary is None:
+def _signed(dataset, value, percent=False):
+    """A difference with its sign, at a fixed precision (never 7.45e-09: a zero prints as 0)."""
+    if value is None or math.isnan(value):
         return DASH
-    interval = interval_text(dataset, summary.low, summary.high, EPS_STAR_NORM, summary.limit)
-    return (f"{eps_text(dataset, summary.median, EPS_STAR_NORM)} {interval} (n = {summary.n})"
-            + ("; outside standard's interval" if outside_baseline(summary, baseline) else ""))
+    if percent:
+        text = f"{100 * abs(value):.1f}"
+    elif dataset.eps_denominator:
+        text = eps_text(dataset, abs(value), EPS_STAR_NORM)
+    else:
+        text = f"{abs(value):.4f}"
+    if not text.strip("0./"):
+        return text
+    return ("-" if value < 0 else "+") + text
 
 
-def seed_medians(dataset, variant):
-    """Each seed's own median eps* (L-inf), in seed order: how far the seeds agree, which the pooled interval
-    (over images) does not show."""
-    entries = variant.minimal.get(EPS_STAR_NORM)
-    return DASH if not entries else " / ".join(eps_text(dataset, entry["median"], EPS_STAR_NORM)
-                                                for _, entry in entries)
+def _interval(dataset, row, percent=False):
+    if math.isnan(row["ci_low"]):
+        return ""
+    return f" [{_signed(dataset, row['ci_low'], percent)}, {_signed(dataset, row['ci_high'], percent)}]"
 
 
-def _paired(dataset, summary):
-    return DASH if summary is None else paired_text(dataset, summary, EPS_STAR_NORM)
+def _p(value):
+    return DASH if value is None or math.isnan(value) else f"{value:.2g}"
 
 
-def outside_baseline(summary, baseline):
-    """Whether a variant's median eps* (``vis.eps_star.EpsStar``) lies outside the 95% interval of the baseline's
-    median (its seeds pooled): the study's rule for giving a variant more seeds, and the tables' mark. The
-    interval is over images; between seeds the baseline's median moves more than that (README > Results), which
-    is why a difference on one seed is never read as a finding."""
-    if summary is None or baseline is None or summary is baseline:
-        return False
-    return summary.median < baseline.low or summary.median > baseline.high
+def _per_seed(dataset, values):
+    return " / ".join(eps_text(dataset, value, EPS_STAR_NORM) for value in values) if values else DASH
 
 
-def _queries(summary):
-    median = summary.get("median_queries_correct").mean
-    return DASH if median is None else f"{median:.0f}"
+def _mean_sd(dataset, values):
+    if not values or any(v is None or math.isinf(v) for v in values):
+        return DASH
+    sd = stats.sample_std(values)
+    text = eps_text(dataset, stats.mean(values), EPS_STAR_NORM)
+    return text + (f" ± {eps_text(dataset, sd, EPS_STAR_NORM)}" if sd is not None else "")
+
+
+def _robust(arm, summary):
+    """Per-seed robust counts, then the mean over seeds with its 95% cluster bootstrap interval over seeds (the
+    Wilson interval of the one model where there is one seed)."""
+    if summary is None:
+        return DASH, DASH
+    n = set(summary.n)
+    counts = " / ".join(map(str, summary.n_robust)) + (f" of {summary.n[0]}" if len(n) == 1 else
+                                                       f" of {' / '.join(map(str, summary.n))}")
+    values = arm.values["robust_acc"]
+    if len(values) == 1:
+        low, high = stats.wilson_interval(summary.n_robust[0], summary.n[0])
+        return counts, f"{100 * values[0]:.1f} [{100 * low:.1f}, {100 * high:.1f}] (Wilson, one model)"
+    low, high = inference.seed_interval(values)
+    return counts, f"{100 * stats.mean(values):.1f} [{100 * low:.1f}, {100 * high:.1f}]"
 
 
 def _variant_cells(results, variant):
@@ -86,6 +119,13 @@ def _rows(studies):
     return rows
 
 
+def _arm(study, variant):
+    if variant.is_baseline:
+        return study.baseline
+    return next(a for a in study.arms if (a.method, a.layer, a.strength) == (variant.method, variant.layer,
+                                                                               variant.strength))
+
+
 def _notes(variant):
     notes = []
     if not variant.learned:
@@ -97,36 +137,69 @@ def _notes(variant):
     return notes
 
 
-def accuracy_table(studies):
-    """Clean accuracy, sparsity, eps* and AutoAttack per variant."""
+def accuracy_table(study):
+    """Per arm, seed by seed: clean accuracy, sparsity, eps* over the correctly classified images (and over all
+    images, secondary), AutoAttack's robust counts with an interval across seeds, the worst case."""
+    eps = sorted({c["eps"] for r in study.results for c in r.eval_configs if c.get("eps")})
+    at = f" at eps {', '.join(study.dataset.format_eps(e) for e in eps)}" if eps else ""
     header = ["method", "layer", "strength", "seeds", "clean acc (%)", "zeros at the layer (%): variant / standard",
-              "median eps* L-inf [95% CI] (n)", "median eps* per seed", "paired difference to standard [95% CI]",
-              "AutoAttack robust: k/n = % [95% CI]", f"{WORST_CASE_NOTE} (%)", "notes"]
-    baseline = studies[0].baseline if studies else None
-    base_eps_star = baseline.eps_star.get(EPS_STAR_NORM) if baseline else None
+              "median eps* L-inf over correctly classified images, per seed", "mean ± SD over seeds",
+              "all-image median eps* per seed (secondary: 0 for misclassified images)",
+              f"AutoAttack robust{at}, per seed (k of n)",
+              "AutoAttack robust (%): mean over seeds [95% cluster bootstrap over seeds]",
+              f"{WORST_CASE_NOTE} (%)", "notes"]
+    baseline = study.results[0].baseline
     rows = []
-    for results, variant in _rows(studies):
-        summary = variant.eps_star.get(EPS_STAR_NORM)
-        aa = variant.attacks.get("autoattack")
+    for results, variant in _rows(study.results):
+        arm = _arm(study, variant)
         zeros = DASH
         if not variant.is_baseline:
             base = baseline.sparsity.get(variant.layer) if baseline else None
             zeros = f"{percent_text(variant.own_sparsity)} / {percent_text(base)}"
+        counts, robust = _robust(arm, variant.attacks.get(comparisons.ROBUST_ATTACK))
         rows.append(_variant_cells(results, variant) + [
-            percent_text(variant.clean_acc), zeros, _eps_star(results.dataset, summary, base_eps_star),
-            seed_medians(results.dataset, variant),
-            DASH if variant.is_baseline else _paired(results.dataset, summary),
-            _proportion(*robust_count(aa)) if aa else DASH, percent_text(variant.worst_case),
+            percent_text(variant.clean_acc), zeros, _per_seed(study.dataset, arm.values["eps_star_correct"]),
+            _mean_sd(study.dataset, arm.values["eps_star_correct"]),
+            _per_seed(study.dataset, arm.values["eps_star_all"]), counts, robust, percent_text(variant.worst_case),
             "; ".join(_notes(variant))])
     return markdown_table(header, rows)
 
 
+def comparison_table(study):
+    """One row per comparison (the baseline's own first), each statistic's effect, interval, p and verdict."""
+    header = ["comparison", "seeds: arm / standard",
+              "median eps* (correct images): difference of seed means [95% CI]", "p", "p Holm",
+              "equivalence (±10%): p Holm", "verdict", "clean acc (points) [95% CI]", "verdict",
+              "all-image median eps* [95% CI]", "verdict", "AutoAttack robust (points) [95% CI]", "verdict"]
+    by_arm = {}
+    for row in study.rows:
+        by_arm.setdefault(row["arm"], {})[row["statistic"]] = row
+    dataset, lines = study.dataset, []
+    for label, rows in by_arm.items():
+        eps, every, clean, robust = (rows[s] for s in ("eps_star_correct", "eps_star_all", "clean_acc",
+                                                        "robust_acc"))
+        lines.append([label, f"{eps['n_seeds']} / {eps['n_baseline_seeds']}",
+                      _signed(dataset, eps["effect"]) + _interval(dataset, eps), _p(eps["p"]), _p(eps["p_holm"]),
+                      _p(eps["p_tost_holm"]), f"**{eps['verdict']}**",
+                      _signed(dataset, clean["effect"], True) + _interval(dataset, clean, True), clean["verdict"],
+                      _signed(dataset, every["effect"]) + _interval(dataset, every), every["verdict"],
+                      _signed(dataset, robust["effect"], True) + _interval(dataset, robust, True),
+                      robust["verdict"]])
+    return markdown_table(header, lines)
+
+
+def _queries(summary):
+    median = summary.get("median_queries_correct").mean
+    return DASH if median is None else f"{median:.0f}"
+
+
 def black_box_table(studies):
-    """Each query-based attack's robust accuracy and median queries, and the checks that failed."""
+    """Each query-based attack's robust count per seed and median queries, and the checks that failed."""
     keys = list(dict.fromkeys(key for results in studies for key in results.attacks_where(counts_queries=True)))
     titles = {key: info.title for results in studies for key, info in results.attack_info.items()}
     header = (["method", "layer", "strength", "seeds"]
-              + [f"{titles[key]}: robust k/n (median queries)" for key in keys] + ["failed checks"])
+              + [f"{titles[key]}: robust per seed of n (median queries, mean over seeds)" for key in keys]
+              + ["failed checks"])
     rows = []
     for results, variant in _rows(studies):
         cells = []
@@ -135,12 +208,13 @@ def black_box_table(studies):
             if summary is None:
                 cells.append(DASH)
                 continue
-            k, n = robust_count(summary)
-            cells.append(f"{k}/{n} ({_queries(summary)})")
+            n = "/".join(map(str, sorted(set(summary.n))))
+            cells.append(f"{' / '.join(map(str, summary.n_robust))} of {n} ({_queries(summary)})")
         rows.append(_variant_cells(results, variant) + cells + ["; ".join(variant.failed_checks) or "none"])
     return markdown_table(header, rows)
 
 
-def study_markdown(studies):
+def study_markdown(study):
     """The README's study tables (deterministic: the same files give the same text)."""
-    return "\n".join(accuracy_table(studies) + [""] + black_box_table(studies)) + "\n"
+    return "\n".join(accuracy_table(study) + [""] + comparison_table(study) + [""]
+                     + black_box_table(study.results)) + "\n"

@@ -130,9 +130,16 @@ def paired_text(dataset, summary, norm):
     return f"{median} {interval} (n = {paired.n}{unknown})"
 
 
+# eps* is found on float32 images, so differences below this are rounding (a bound of -7.45e-09 printed as such
+# read as a real negative shift)
+ROUNDING = 1e-6
+
+
 def _signed(dataset, value, norm):
     if math.isinf(value):
         return "+inf" if value > 0 else "-inf"
+    if abs(value) < ROUNDING:
+        return "0"
     text = eps_text(dataset, abs(value), norm)
     return ("-" if value < 0 else "+") + text
 

@@ -1,0 +1,168 @@
+"""A study's arms compared with its baseline seed by seed (``common.inference``), and baseline against baseline.
+
+Per seed (one trained model, one result record): its clean accuracy (all test images), its AutoAttack robust accuracy
+at the study's eps (on the record's attacked images; an upper bound set by AutoAttack standard), its median eps* (L-inf)
+over the images it classifies correctly (the primary statistic: eps* is 0 for a misclassified image, so an all-image
+median mixes clean error into robustness and compares arms of different accuracy at different quantiles), and the
+all-image median as a labelled secondary statistic. An arm is a (method, layer, strength) with its learned seeds; it
+is compared with the baseline's seeds on each statistic, Holm over all arms of the study per statistic. The baseline
+is also compared with itself (disjoint seed sets, the same code) in rows of their own Holm family: the null every
+table carries. ``comparisons.csv`` holds every row; the README's study section prints them.
+"""
+import csv
+import io
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from common import inference, stats
+from common.io import atomic_write_text
+from evaluation.minimal import CLEAN
+from evaluation.records import load_records, record_order
+from sparsity.methods import BASELINE, get_method
+
+NORM = "linf"
+ROBUST_ATTACK = "autoattack"
+STATISTICS = ("eps_star_correct", "eps_star_all", "clean_acc", "robust_acc")  # the first is the primary one
+CSV_NAME = "comparisons.csv"
+CSV_COLUMNS = ("arm", "method", "layer", "strength", "seeds", "n_seeds", "baseline_seeds", "n_baseline_seeds",
+               "statistic", "arm_mean", "baseline_mean", "effect", "ci_low", "ci_high", "p", "p_holm", "margin",
+               "p_tost", "p_tost_holm", "verdict")
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One (method, layer, strength) of a study with the per-seed values of its learned seeds."""
+
+    method: str
+    layer: str | None
+    strength: float
+    seeds: tuple
+    values: dict  # statistic -> tuple of per-seed values (seed order); None where a seed lacks it
+    not_learned_seeds: tuple
+
+    @property
+    def is_baseline(self):
+        return self.method == BASELINE
+
+    def subset(self, seeds):
+        keep = [self.seeds.index(seed) for seed in seeds]
+        return Arm(self.method, self.layer, self.strength, tuple(seeds),
+                   {key: tuple(values[i] for i in keep) for key, values in self.values.items()}, ())
+
+
+def _eps_star(entry, correct_only):
+    values = [math.inf if value is None else value for value, method in zip(entry["eps_star"], entry["method"])
+              if not (correct_only and method == CLEAN)]
+    return stats.median(values)  # inf where the median is censored (past the search limit)
+
+
+def seed_values(record):
+    """``{statistic: value}`` of one record (None where it did not measure it)."""
+    entry = record.minimal.get(NORM)
+    attack = record.attacks.get(ROBUST_ATTACK)
+    return {"eps_star_correct": _eps_star(entry, True) if entry else None,
+            "eps_star_all": _eps_star(entry, False) if entry else None,
+            "clean_acc": record.clean_acc,
+            "robust_acc": attack["robust_acc"] if attack and attack["n"] else None}
+
+
+def load_arms(results_dir, dataset, methods):
+    """``(baseline, [Arm])`` of the study in ``results_dir/dataset/{method}/`` (the baseline from the first
+    method's folder: each holds the same copy), in table order; seeds that did not learn are left out and named."""
+    baseline, arms = None, []
+    for method in methods:
+        folder = results_dir / dataset / method
+        if not folder.is_dir():
+            continue
+        records = sorted(load_records(folder, method, dataset=dataset), key=record_order)
+        groups = {}
+        for record in records:
+            variant = record.variant
+            groups.setdefault((variant.method, variant.layer, variant.strength), []).append(record)
+        for (name, layer, strength), group in groups.items():
+            learned = [r for r in group if r.learned is not False]
+            values = [seed_values(r) for r in learned]
+            arm = Arm(name, layer, strength, tuple(r.variant.seed for r in learned),
+                      {key: tuple(v[key] for v in values) for key in STATISTICS},
+                      tuple(r.variant.seed for r in group if r.learned is False))
+            if arm.is_baseline:
+                baseline = baseline or arm
+            else:
+                arms.append(arm)
+    return baseline, arms
+
+
+def null_splits(seeds):
+    """Disjoint halves of the baseline's seeds, each compared as arm against baseline: the first half of every
+    rotation of the seed order (3 seeds: 0 | 1, 2, then 1 | 2, 0, then 2 | 0, 1), mirrors dropped."""
+    seeds, half, splits = tuple(seeds), len(seeds) // 2, []
+    for shift in range(len(seeds)):
+        rotated = seeds[shift:] + seeds[:shift]
+        split = (tuple(sorted(rotated[:half])), tuple(sorted(rotated[half:])))
+        if half and split not in splits and split[::-1] not in splits:
+            splits.append(split)
+    return splits
+
+
+def _usable(values):
+    return len(values) > 0 and all(v is not None and math.isfinite(v) for v in values)
+
+
+def _compare(arm, base, statistic, label):
+    row = {"arm": label, "method": arm.method, "layer": arm.layer, "strength": None if arm.is_baseline else arm.strength,
+           "seeds": " ".join(map(str, arm.seeds)), "n_seeds": len(arm.seeds),
+           "baseline_seeds": " ".join(map(str, base.seeds)), "n_baseline_seeds": len(base.seeds),
+           "statistic": statistic}
+    mine, theirs = arm.values[statistic], base.values[statistic]
+    if not (_usable(mine) and _usable(theirs)):  # not measured, or a censored median: no difference to take
+        nan = float("nan")
+        return {**row, "arm_mean": None, "baseline_mean": None, "effect": nan, "ci_low": nan, "ci_high": nan,
+                "p": nan, "p_tost": nan, "margin": None, "n_arm": len(mine), "n_base": len(theirs)}
+    margin = float(inference.margin_of(statistic, np.array(theirs)))
+    result = inference.compare(np.array(mine), np.array(theirs), margin)
+    return {**row, "arm_mean": float(np.mean(mine)), "baseline_mean": float(np.mean(theirs)), "margin": margin,
+            **{key: float(value) if key not in ("n_arm", "n_base") else value for key, value in result.items()}}
+
+
+def arm_label(arm):
+    return BASELINE if arm.is_baseline else f"{arm.method} {arm.layer} {get_method(arm.method).strength_text(arm.strength)}"
+
+
+def comparisons(baseline, arms):
+    """Every row of ``comparisons.csv``: per statistic, the baseline-against-baseline rows (their own Holm family),
+    then every arm against the whole baseline (Holm over all arms); each row judged (``common.inference``)."""
+    rows = []
+    if baseline is None:  # nothing to compare with (the tables still show each arm's seeds)
+        return rows
+    for statistic in STATISTICS:
+        nulls = [_compare(baseline.subset(a), baseline.subset(b), statistic,
+                          f"{BASELINE} seeds {', '.join(map(str, a))} vs {', '.join(map(str, b))}")
+                 for a, b in null_splits(baseline.seeds)]
+        rows += inference.judge(nulls)
+        rows += inference.judge([_compare(arm, baseline, statistic, arm_label(arm)) for arm in arms])
+    return rows
+
+
+def _cell(value):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return f"{value:.6g}" if isinstance(value, float) else value
+
+
+def csv_text(rows):
+    """``comparisons.csv``: one row per comparison and statistic; empty cells: not defined (one seed a side, no
+    spread, or not measured)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        writer.writerow([_cell(row[column]) for column in CSV_COLUMNS])
+    return buffer.getvalue()
+
+
+def write_csv(folder, rows):
+    path = folder / CSV_NAME
+    atomic_write_text(path, csv_text(rows), location="results_dir")
+    return path
