@@ -72,7 +72,11 @@ def test_every_run_trains_to_the_same_fit(trained):
     batch, outcome = trained
     stats = final_statistics(outcome.net, batch.x, batch.y, batch.l1)
     assert outcome.stop_reasons == ["target"] * 4 and outcome.converged == [True] * 4
-    assert stats["train_acc"].eq(1).all() and stats["final_loss"].max() < 1e-7
+    # Each run stopped at the first iterate whose data loss, tracked on incrementally updated pre-activations, was
+    # below the target; recomputed here from the weights it rounds differently (the L1 run: 9.9997e-08 on an AMD
+    # EPYC, 1.0000e-07 printed on an Intel Xeon, issue 25), so the check allows a stated 1% margin above the target.
+    target = TrainSettings().loss_target
+    assert stats["train_acc"].eq(1).all() and stats["final_loss"].max() < target * 1.01
     # the L1 run gets there later, with most units dead
     assert outcome.steps[2] > 2 * outcome.steps[0]
     assert stats["dead_units"][2] > WIDTH / 2 and stats["dead_units"][0] < WIDTH / 10

@@ -1,0 +1,230 @@
+"""Training precision and memory layout, chosen by measuring this machine (``choose_training_mode``).
+
+A CPU flag does not predict which setting trains fastest (an AVX-512 BF16 Xeon ran bf16 + channels_last at 0.65x
+of fp32 channels_last, an AVX-512 BF16 EPYC at 2.4x fp32), so where the user chooses neither ``amp`` nor
+``channels_last``, a few training steps of the actual model on its input shape are timed in each candidate and
+the fastest is used. The result is cached per device type, hardware name, torch version, torch threads, model and
+input shape in a small JSON file under the user's cache folder (``$XDG_CACHE_HOME`` or ``~/.cache``, then
+``sparsity-robustness/``), so the probe runs once per machine and setting; a missing or corrupt file is rebuilt.
+
+Accuracy: every candidate is one the project accepts for training. bf16 autocast (with fp32 master weights and
+fp32 evaluation) reached fp32's test accuracy within the run-to-run spread in ``bench/amp_accuracy.py``; the
+probe then picks among the candidates by speed only. The choice never changes the recipe's identity beyond its
+``amp`` field (as when the user passes --amp / --no-amp); the memory layout only changes rounding, and is kept
+out of the recipe (see ``TrainingMode``).
+
+``PIN_ENV`` set to a mode's key (``fp32``, ``fp32-cl``, ``bf16``, ``bf16-cl``) pins the choice without measuring:
+the test suite sets it so that no test depends on the CPU it runs on or on timing.
+"""
+import json
+import math
+import os
+import platform
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from common.errors import ConfigError, FileProblem
+from common.io import atomic_write_text
+from models import build_model
+from training.loop import train_step
+
+PROJECT = "sparsity-robustness"
+CACHE_NAME = "training-mode.json"
+CACHE_FORMAT = "sparsity-robustness/training-mode-probe/1"
+PIN_ENV = "SPARSITY_ROBUSTNESS_TRAINING_MODE"
+# The probe's batch: small, because emulated bf16 (a CPU without a bf16 matrix unit) runs about 10x slower than
+# fp32, and one warm-up plus PROBE_STEPS timed steps of each candidate must fit in a few seconds on one slow core.
+PROBE_BATCH = 16
+PROBE_STEPS = 3
+CANDIDATE_BUDGET_S = 0.5  # a candidate stops after this much timed stepping (it still gets one timed step)
+# A candidate whose warm-up step alone takes this many times the fastest timed step so far is not timed further
+SLOW_FACTOR = 4
+
+
+@dataclass(frozen=True)
+class TrainingMode:
+    """How training computes: ``amp`` (bf16 autocast; a recipe field, since it changes the trained weights beyond
+    rounding and checkpoints of either kind must not be continued in the other) and ``channels_last`` (the model
+    and its batches in channels-last memory layout). The layout is not a recipe field: it changes only which
+    kernels run, and a recipe field would make every existing checkpoint's recipe differ from the current one
+    (its record lacks the field) and refuse to resume. It is recorded in the checkpoint's metadata instead, and a
+    resumed run keeps the layout it began with, so it ends with an uninterrupted run's weights."""
+
+    amp: bool
+    channels_last: bool
+
+    @property
+    def key(self):
+        return ("bf16" if self.amp else "fp32") + ("-cl" if self.channels_last else "")
+
+    @property
+    def name(self):
+        return ("bf16 autocast" if self.amp else "fp32") + (" + channels_last" if self.channels_last else " contiguous")
+
+
+FP32, FP32_CL, BF16, BF16_CL = (TrainingMode(amp, cl) for amp in (False, True) for cl in (False, True))
+MODES = {mode.key: mode for mode in (FP32, FP32_CL, BF16, BF16_CL)}
+# Issue 25's three; bf16 contiguous measured slower than bf16 + channels_last there (212 against 236 images/s)
+CANDIDATES = (FP32, FP32_CL, BF16_CL)
+# Where the device cannot be timed here (a Slurm task's GPU on a login node) or has no candidates to compare
+UNMEASURED = {"cuda": BF16_CL, "cpu": FP32, "mps": FP32}
+
+
+@dataclass(frozen=True)
+class Choice:
+    mode: TrainingMode
+    how: str  # how it was chosen, for the printed line
+    images_per_second: dict | None = None  # candidate key -> measured speed, where measured
+
+    def line(self):
+        """The one line a training run prints about its precision."""
+        text = f"training precision: {self.mode.name} ({self.how}"
+        if self.images_per_second:
+            speeds = ", ".join(f"{MODES[key].name} {value:.0f}" for key, value in self.images_per_second.items())
+            text += f"; images/s at batch {PROBE_BATCH}: {speeds}"
+        return text + "; --amp/--no-amp and --channels-last/--no-channels-last choose)"
+
+
+def choose_training_mode(device, model, input_shape, num_classes, amp=None, channels_last=None, cache_dir=None,
+                         measure=True):
+    """The Choice for training ``model`` on images of ``input_shape`` on ``device``: what the user gave
+    (``amp``/``channels_last`` None: not given), the rest from ``PIN_ENV`` where set, else the fastest measured
+    candidate among those that agree with what was given. ``measure`` False, or a device that cannot be timed
+    here: the device type's default (``UNMEASURED``) where it agrees with what was given."""
+    device = torch.device(device)
+    if amp is not None and channels_last is not None:
+        return Choice(TrainingMode(amp, channels_last), "as given")
+    mode = pinned_mode()
+    if mode is not None:
+        return Choice(TrainingMode(mode.amp if amp is None else amp,
+                                   mode.channels_last if channels_last is None else channels_last),
+                      f"pinned by {PIN_ENV}={mode.key}")
+    def agrees(mode):
+        return (amp is None or mode.amp == amp) and (channels_last is None or mode.channels_last == channels_last)
+
+    candidates = [mode for mode in CANDIDATES if agrees(mode)]  # never empty: at most one of the two is given
+    if not measure or device.type not in ("cpu", "cuda") or (device.type == "cuda" and not torch.cuda.is_available()):
+        default = UNMEASURED.get(device.type, FP32)
+        return Choice(default if agrees(default) else candidates[0], f"the {device.type} default, not measured")
+    if len(candidates) == 1:
+        return Choice(candidates[0], "the only candidate with the options given")
+    speeds, cached = probe_speeds(device, model, input_shape, num_classes, cache_dir)
+    fastest = max(candidates, key=lambda mode: speeds[mode.key])
+    where = f"cached in {cache_file(cache_dir)}" if cached else f"measured now, saved to {cache_file(cache_dir)}"
+    return Choice(fastest, f"fastest here of {len(candidates)}, {where}", {m.key: speeds[m.key] for m in candidates})
+
+
+def pinned_mode():
+    """The TrainingMode ``PIN_ENV`` pins, or None where it is unset or empty; a ConfigError for another value."""
+    pinned = os.environ.get(PIN_ENV)
+    if not pinned:
+        return None
+    if pinned not in MODES:
+        raise ConfigError(PIN_ENV, f"(environment) is {pinned!r}, not one of {', '.join(MODES)}; unset it to "
+                                   f"measure, or choose one")
+    return MODES[pinned]
+
+
+def cache_file(cache_dir=None):
+    """The probe's cache: ``cache_dir``, else ``$XDG_CACHE_HOME`` (where absolute, as the XDG spec says), else
+    ``~/.cache``; then the project's folder."""
+    if cache_dir is None:
+        xdg = os.environ.get("XDG_CACHE_HOME", "")
+        cache_dir = (Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache") / PROJECT
+    return Path(cache_dir) / CACHE_NAME
+
+
+def hardware_name(device):
+    """The CPU's model name (Linux /proc/cpuinfo; elsewhere what Python knows) or the GPU's."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def cache_key(device, model, input_shape):
+    shape = "x".join(map(str, input_shape))
+    return (f"{device.type} | {hardware_name(device)} | torch {torch.__version__} | {torch.get_num_threads()} threads"
+            f" | {model} | {shape}")
+
+
+def probe_speeds(device, model, input_shape, num_classes, cache_dir=None):
+    """``({candidate key: images/s}, whether it came from the cache)``; measured and saved where the cache has
+    no valid entry (a missing, unreadable or corrupt file is rebuilt)."""
+    path, key = cache_file(cache_dir), cache_key(device, model, input_shape)
+    entries = read_cache(path)
+    speeds = entries.get(key)
+    if valid_speeds(speeds):
+        return speeds, True
+    speeds = measure_candidates(device, model, input_shape, num_classes, CANDIDATES)
+    entries[key] = speeds
+    try:
+        atomic_write_text(path, json.dumps({"format": CACHE_FORMAT, "entries": entries}, indent=2) + "\n")
+    except FileProblem as err:  # the choice holds for this run; the next one measures again
+        warnings.warn(f"the training-precision probe's cache was not saved: {err}")
+    return speeds, False
+
+
+def valid_speeds(speeds):
+    return (isinstance(speeds, dict) and all(
+        isinstance(speeds.get(mode.key), (int, float)) and math.isfinite(speeds[mode.key]) and speeds[mode.key] > 0
+        for mode in CANDIDATES))
+
+
+def read_cache(path):
+    """The cache's entries; {} where the file is missing, unreadable or not one of ours (it is then rebuilt)."""
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(record, dict) or record.get("format") != CACHE_FORMAT or not isinstance(record.get("entries"), dict):
+        return {}
+    return record["entries"]
+
+
+def measure_candidates(device, model, input_shape, num_classes, candidates):
+    """images/s of a training step (forward, loss, backward, SGD update) of ``model`` in each candidate, at batch
+    ``PROBE_BATCH``: one warm-up step, then up to ``PROBE_STEPS`` timed ones within ``CANDIDATE_BUDGET_S``; the
+    fastest step counts (the least disturbed by other work on the machine). A candidate whose warm-up step is
+    ``SLOW_FACTOR`` times slower than the fastest timed step so far is rated by that step alone (it loses either
+    way). torch's RNG is left as it was."""
+    speeds = {}
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(0)
+        for mode in candidates:
+            network = build_model(model, input_shape, num_classes).to(device)
+            x = torch.rand(PROBE_BATCH, *input_shape, device=device)
+            if mode.channels_last:
+                network = network.to(memory_format=torch.channels_last)
+                x = x.contiguous(memory_format=torch.channels_last)
+            y = torch.randint(num_classes, (PROBE_BATCH,), device=device)
+            optimizer = torch.optim.SGD(network.parameters(), lr=1e-3, momentum=0.9)
+            warm_up = timed_step(network, optimizer, x, y, mode.amp, device)  # kernel selection, allocation
+            if speeds and warm_up > SLOW_FACTOR * PROBE_BATCH / max(speeds.values()):
+                # far behind a candidate already timed (emulated bf16: about 10x): its warm-up step stands for it
+                speeds[mode.key] = PROBE_BATCH / warm_up
+                continue
+            times = []
+            while len(times) < PROBE_STEPS and sum(times) < CANDIDATE_BUDGET_S:
+                times.append(timed_step(network, optimizer, x, y, mode.amp, device))
+            speeds[mode.key] = PROBE_BATCH / max(min(times), 1e-9)
+    return speeds
+
+
+def timed_step(network, optimizer, x, y, amp, device):
+    """Seconds of one training step as training.loop.train_step runs it."""
+    started = time.perf_counter()
+    train_step(network, optimizer, x, y, F.cross_entropy, amp)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - started
