@@ -41,7 +41,7 @@ PIN_ENV = "SPARSITY_ROBUSTNESS_TRAINING_MODE"
 # fp32, and one warm-up plus PROBE_STEPS timed steps of each candidate must fit in a few seconds on one slow core.
 PROBE_BATCH = 16
 PROBE_STEPS = 3
-CANDIDATE_BUDGET_S = 0.5  # a candidate stops after this much timed stepping (it still gets one timed step)
+PROBE_BUDGET_S = 1.5  # the rounds stop after this much timed stepping (each candidate still gets one timed step)
 # A candidate whose warm-up step alone takes this many times the fastest timed step so far is not timed further
 SLOW_FACTOR = 4
 
@@ -91,11 +91,12 @@ class Choice:
 
 
 def choose_training_mode(device, model, input_shape, num_classes, amp=None, channels_last=None, cache_dir=None,
-                         measure=True):
+                         measure=True, remeasure=False):
     """The Choice for training ``model`` on images of ``input_shape`` on ``device``: what the user gave
     (``amp``/``channels_last`` None: not given), the rest from ``PIN_ENV`` where set, else the fastest measured
     candidate among those that agree with what was given. ``measure`` False, or a device that cannot be timed
-    here: the device type's default (``UNMEASURED``) where it agrees with what was given."""
+    here: the device type's default (``UNMEASURED``) where it agrees with what was given. ``remeasure``: probe
+    again even where the cache has an entry (and replace it)."""
     device = torch.device(device)
     if amp is not None and channels_last is not None:
         return Choice(TrainingMode(amp, channels_last), "as given")
@@ -113,7 +114,7 @@ def choose_training_mode(device, model, input_shape, num_classes, amp=None, chan
         return Choice(default if agrees(default) else candidates[0], f"the {device.type} default, not measured")
     if len(candidates) == 1:
         return Choice(candidates[0], "the only candidate with the options given")
-    speeds, cached = probe_speeds(device, model, input_shape, num_classes, cache_dir)
+    speeds, cached = probe_speeds(device, model, input_shape, num_classes, cache_dir, remeasure)
     fastest = max(candidates, key=lambda mode: speeds[mode.key])
     where = f"cached in {cache_file(cache_dir)}" if cached else f"measured now, saved to {cache_file(cache_dir)}"
     return Choice(fastest, f"fastest here of {len(candidates)}, {where}", {m.key: speeds[m.key] for m in candidates})
@@ -158,13 +159,13 @@ def cache_key(device, model, input_shape):
             f" | {model} | {shape}")
 
 
-def probe_speeds(device, model, input_shape, num_classes, cache_dir=None):
+def probe_speeds(device, model, input_shape, num_classes, cache_dir=None, remeasure=False):
     """``({candidate key: images/s}, whether it came from the cache)``; measured and saved where the cache has
     no valid entry (a missing, unreadable or corrupt file is rebuilt)."""
     path, key = cache_file(cache_dir), cache_key(device, model, input_shape)
     entries = read_cache(path)
     speeds = entries.get(key)
-    if valid_speeds(speeds):
+    if valid_speeds(speeds) and not remeasure:
         return speeds, True
     speeds = measure_candidates(device, model, input_shape, num_classes, CANDIDATES)
     entries[key] = speeds
@@ -194,31 +195,47 @@ def read_cache(path):
 
 def measure_candidates(device, model, input_shape, num_classes, candidates):
     """images/s of a training step (forward, loss, backward, SGD update) of ``model`` in each candidate, at batch
-    ``PROBE_BATCH``: one warm-up step, then up to ``PROBE_STEPS`` timed ones within ``CANDIDATE_BUDGET_S``; the
-    fastest step counts (the least disturbed by other work on the machine). A candidate whose warm-up step is
-    ``SLOW_FACTOR`` times slower than the fastest timed step so far is rated by that step alone (it loses either
-    way). torch's RNG is left as it was."""
-    speeds = {}
+    ``PROBE_BATCH``: one warm-up step each, then up to ``PROBE_STEPS`` rounds of one timed step per candidate
+    (interleaved, so that a slow patch of a shared machine hits every candidate alike) until ``PROBE_BUDGET_S`` of
+    timed steps; a candidate's fastest step counts (the least disturbed by other work). A candidate whose warm-up
+    step is ``SLOW_FACTOR`` times slower than the fastest step timed before it is rated by its warm-up step alone
+    (it loses either way, and emulated bf16 would take seconds more). torch's RNG is left as it was."""
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(0)
-        for mode in candidates:
-            network = build_model(model, input_shape, num_classes).to(device)
-            x = torch.rand(PROBE_BATCH, *input_shape, device=device)
-            if mode.channels_last:
-                network = network.to(memory_format=torch.channels_last)
-                x = x.contiguous(memory_format=torch.channels_last)
-            y = torch.randint(num_classes, (PROBE_BATCH,), device=device)
-            optimizer = torch.optim.SGD(network.parameters(), lr=1e-3, momentum=0.9)
-            warm_up = timed_step(network, optimizer, x, y, mode.amp, device)  # kernel selection, allocation
-            if speeds and warm_up > SLOW_FACTOR * PROBE_BATCH / max(speeds.values()):
-                # far behind a candidate already timed (emulated bf16: about 10x): its warm-up step stands for it
-                speeds[mode.key] = PROBE_BATCH / warm_up
+        return timed_rounds(device, {mode: probe_setup(device, model, input_shape, num_classes, mode)
+                                     for mode in candidates})
+
+
+def timed_rounds(device, setups):
+    """``measure_candidates``'s timing of the candidates' ``setups`` ({mode: (network, optimizer, x, y)})."""
+    candidates = list(setups)
+    warm_up = {mode: timed_step(*setup, mode.amp, device) for mode, setup in setups.items()}  # kernels, allocation
+    times = {mode: [] for mode in candidates}
+    rated_by_warm_up = set()
+    for _ in range(PROBE_STEPS):
+        for mode, setup in setups.items():
+            if mode in rated_by_warm_up:
                 continue
-            times = []
-            while len(times) < PROBE_STEPS and sum(times) < CANDIDATE_BUDGET_S:
-                times.append(timed_step(network, optimizer, x, y, mode.amp, device))
-            speeds[mode.key] = PROBE_BATCH / max(min(times), 1e-9)
-    return speeds
+            timed = [t for mode_times in times.values() for t in mode_times]
+            if not times[mode] and timed and warm_up[mode] > SLOW_FACTOR * min(timed):
+                rated_by_warm_up.add(mode)
+                continue
+            times[mode].append(timed_step(*setup, mode.amp, device))
+        if sum(sum(mode_times) for mode_times in times.values()) >= PROBE_BUDGET_S:
+            break
+    return {mode.key: PROBE_BATCH / max(min(times[mode]) if times[mode] else warm_up[mode], 1e-9)
+            for mode in candidates}
+
+
+def probe_setup(device, model, input_shape, num_classes, mode):
+    """(network, optimizer, x, y) of one candidate: the model in the candidate's layout and a random batch."""
+    network = build_model(model, input_shape, num_classes).to(device)
+    x = torch.rand(PROBE_BATCH, *input_shape, device=device)
+    if mode.channels_last:
+        network = network.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    y = torch.randint(num_classes, (PROBE_BATCH,), device=device)
+    return network, torch.optim.SGD(network.parameters(), lr=1e-3, momentum=0.9), x, y
 
 
 def timed_step(network, optimizer, x, y, amp, device):
