@@ -7,9 +7,10 @@ the fastest is used. The result is cached per device type, hardware name, torch 
 input shape in a small JSON file under the user's cache folder (``$XDG_CACHE_HOME`` or ``~/.cache``, then
 ``sparsity-robustness/``), so the probe runs once per machine and setting; a missing or corrupt file is rebuilt.
 
-Accuracy: every candidate is one the project accepts for training. bf16 autocast (with fp32 master weights and
-fp32 evaluation) reached fp32's test accuracy within the run-to-run spread in ``bench/amp_accuracy.py``; the
-probe then picks among the candidates by speed only. The choice never changes the recipe's identity beyond its
+Accuracy: the probe picks by speed only, among candidates the project accepts for training: fp32 in either layout
+(the layout changes only rounding), and bf16 autocast with fp32 master weights, fp32 loss reductions and fp32
+evaluation, accepted on the condition ``bench/amp_accuracy.py`` tests (bf16's mean test accuracy over seeds within
+the seed spread of fp32's); run it on a machine where the probe picks bf16. The choice never changes the recipe's identity beyond its
 ``amp`` field (as when the user passes --amp / --no-amp); the memory layout only changes rounding, and is kept
 out of the recipe (see ``TrainingMode``).
 
