@@ -169,8 +169,8 @@ def add_train_options(parser):
                                  "channels_last trains fastest here, measured once per machine and model and "
                                  "cached); the checkpoint's recipe records it; evaluation is always fp32")
     parser.add_mode_options(group, (TRAIN,), "--channels-last", action=argparse.BooleanOptionalAction, default=None,
-                            help="the model and its batches in channels-last memory layout (default: as measured, "
-                                 "with --amp; a resumed run keeps its checkpoint's layout)")
+                            help="the model and its batches in channels-last memory layout (default: measured, as "
+                                 "--amp; a resumed run keeps its checkpoint's layout)")
     parser.add_mode_options(group, (TRAIN,), "--compile", action="store_true",
                             help="torch.compile the model for training (off by default: not yet measured on a GPU)")
 

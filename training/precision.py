@@ -106,6 +106,7 @@ def choose_training_mode(device, model, input_shape, num_classes, amp=None, chan
         return Choice(TrainingMode(mode.amp if amp is None else amp,
                                    mode.channels_last if channels_last is None else channels_last),
                       f"pinned by {PIN_ENV}={mode.key}")
+
     def agrees(mode):
         return (amp is None or mode.amp == amp) and (channels_last is None or mode.channels_last == channels_last)
 
@@ -115,9 +116,10 @@ def choose_training_mode(device, model, input_shape, num_classes, amp=None, chan
         return Choice(default if agrees(default) else candidates[0], f"the {device.type} default, not measured")
     if len(candidates) == 1:
         return Choice(candidates[0], "the only candidate with the options given")
-    speeds, cached = probe_speeds(device, model, input_shape, num_classes, cache_dir, remeasure)
+    speeds, source = probe_speeds(device, model, input_shape, num_classes, cache_dir, remeasure)
     fastest = max(candidates, key=lambda mode: speeds[mode.key])
-    where = f"cached in {cache_file(cache_dir)}" if cached else f"measured now, saved to {cache_file(cache_dir)}"
+    where = {"cached": f"cached in {cache_file(cache_dir)}", "saved": f"measured now, saved to {cache_file(cache_dir)}",
+             "unsaved": "measured now, not saved"}[source]
     return Choice(fastest, f"fastest here of {len(candidates)}, {where}", {m.key: speeds[m.key] for m in candidates})
 
 
@@ -161,20 +163,21 @@ def cache_key(device, model, input_shape):
 
 
 def probe_speeds(device, model, input_shape, num_classes, cache_dir=None, remeasure=False):
-    """``({candidate key: images/s}, whether it came from the cache)``; measured and saved where the cache has
-    no valid entry (a missing, unreadable or corrupt file is rebuilt)."""
+    """``({candidate key: images/s}, "cached", "saved" or "unsaved")``: from the cache, else measured and saved (a
+    missing, unreadable or corrupt file is rebuilt; one that cannot be written is a warning)."""
     path, key = cache_file(cache_dir), cache_key(device, model, input_shape)
     entries = read_cache(path)
     speeds = entries.get(key)
     if valid_speeds(speeds) and not remeasure:
-        return speeds, True
+        return speeds, "cached"
     speeds = measure_candidates(device, model, input_shape, num_classes, CANDIDATES)
     entries[key] = speeds
     try:
         atomic_write_text(path, json.dumps({"format": CACHE_FORMAT, "entries": entries}, indent=2) + "\n")
     except FileProblem as err:  # the choice holds for this run; the next one measures again
         warnings.warn(f"the training-precision probe's cache was not saved: {err}")
-    return speeds, False
+        return speeds, "unsaved"
+    return speeds, "saved"
 
 
 def valid_speeds(speeds):
