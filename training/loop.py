@@ -115,9 +115,9 @@ def train_variants(variants, recipe, data_dir, models_dir, device, force=False, 
 
     ``channels_last`` (default: where bf16 autocast is on, and on CUDA; main.py passes the measured choice of
     training.precision) keeps the model and its batches in channels-last memory layout. The checkpoint records
-    the layout, and a resumed run keeps the one it began with, so that it ends with an uninterrupted run's weights
-    (a checkpoint from before the record: the default rule, which it was trained under). ``compile`` runs the training forward and backward through ``torch.compile`` (off by default: not yet
-    measured on a GPU). The data set is copied to the device once for all variants, and cuDNN picks its
+    the layout, and a resumed run keeps the one it began with, so that it ends with an uninterrupted run's
+    weights (a checkpoint from before the record: the default rule, which it was trained under). ``compile`` runs
+    the training forward and backward through ``torch.compile`` (off by default: not yet measured on a GPU). The data set is copied to the device once for all variants, and cuDNN picks its
     fastest kernels for training's fixed batch shapes (``cudnn.benchmark``).
     """
     plan = plan_variants(variants, recipe, models_dir, force)
