@@ -13,8 +13,7 @@ from attacks.base import LOSSES
 from attacks.nes import MODES as NES_MODES
 from attacks.nes import schedule_text
 from common.cli import ArgumentParser, Interrupted, fraction, run_main
-from common.device import (DEFAULT_THREADS, DEVICE_CHOICES, cpu_threads, default_threads, fast_training,
-                           resolve_device)
+from common.device import DEFAULT_THREADS, DEVICE_CHOICES, cpu_threads, default_threads, resolve_device
 from common.errors import UsageError
 from common.io import ensure_writable_dir
 from data.augment import AUGMENTATIONS
@@ -32,6 +31,7 @@ from models import DEFAULT_MODEL, MODELS, layer_names
 from sparsity.methods import DEFAULT_METHOD, METHODS
 from sparsity.variants import select_variants, validate_layers
 from training.loop import train_variants, training_summary_line
+from training.precision import choose_training_mode, pinned_mode
 from training.recipe import QUICK as TRAIN_QUICK
 from training.recipe import QUICK_STEPS, Recipe
 from vis.report import make_figures
@@ -165,18 +165,30 @@ def add_train_options(parser):
     parser.add_mode_options(group, (TRAIN,), "--classes", type=int, nargs="+", metavar="INDEX",
                             help="the data set's class indices to use, relabelled 0..k-1 in this order (default: all)")
     parser.add_mode_options(group, (TRAIN,), "--amp", action=argparse.BooleanOptionalAction, default=None,
-                            help="bf16 autocast, with channels_last (default: on for CUDA and CPUs with native bf16, "
-                                 "off otherwise); evaluation is always fp32")
+                            help="bf16 autocast (default: whichever of fp32, fp32 + channels_last and bf16 + "
+                                 "channels_last trains fastest here, measured once per machine and model and "
+                                 "cached); the checkpoint's recipe records it; evaluation is always fp32")
+    parser.add_mode_options(group, (TRAIN,), "--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                            help="the model and its batches in channels-last memory layout (default: measured, as "
+                                 "--amp; a resumed run keeps its checkpoint's layout)")
     parser.add_mode_options(group, (TRAIN,), "--compile", action="store_true",
                             help="torch.compile the model for training (off by default: not yet measured on a GPU)")
 
 
-def recipe_from_args(args, device):
+def recipe_from_args(args, amp=None):
+    """The recipe the options give; ``amp``: the precision chosen where --amp/--no-amp is not given."""
     return Recipe.from_options(
         quick=args.quick, dataset=args.dataset, classes=args.classes,
-        amp=args.amp if args.amp is not None else fast_training(device),
+        amp=args.amp if args.amp is not None else amp,
         model=args.model,
         **{field: getattr(args, field) for field in RECIPE_FLAGS})
+
+
+def training_mode_from_args(args, device, recipe, measure=True):
+    """--amp and --channels-last as given, the rest measured (training.precision); ``measure`` False (a Slurm
+    submission, whose tasks train elsewhere): the device's default."""
+    return choose_training_mode(device, recipe.model, get_dataset(recipe.dataset).input_shape, len(recipe.classes),
+                                amp=args.amp, channels_last=args.channels_last, measure=measure)
 
 
 def train_hint(variant, recipe, data_dir, models_dir, force=False):
@@ -212,17 +224,24 @@ def train_hint(variant, recipe, data_dir, models_dir, force=False):
 def run_train(args):
     slurm = slurm_config_from_args(args)
     device = device_from_args(args, slurm)
-    recipe = recipe_from_args(args, device)
+    recipe = recipe_from_args(args)  # checked, like the pin, before anything is measured
+    pinned_mode()
     variants = variants_from_args(args)
     models_dir = dataset_folder(args.models_dir, recipe.dataset)
     if args.launcher == SLURM:
-        args.amp = recipe.amp  # the tasks train in the precision planned here, whatever their nodes' CPUs have
+        # every task trains in the precision planned here (one recipe for the sweep); each task's node measures
+        # the memory layout for itself where the user did not choose it
+        args.amp = training_mode_from_args(args, device, recipe, measure=False).mode.amp
+        recipe = recipe_from_args(args)
         return submit_training(variants, recipe, args.data_dir, models_dir, slurm,
                                task_command(args, device, recipe.dataset), ROOT, force=args.force)
     for folder in sorted({variant.checkpoint_path(models_dir).parent for variant in variants}):
         ensure_writable_dir(folder, "models_dir")
+    choice = training_mode_from_args(args, device, recipe)
+    print(choice.line(), flush=True)
+    recipe = recipe_from_args(args, amp=choice.mode.amp)
     outcomes = train_variants(variants, recipe, args.data_dir, models_dir, device, force=args.force,
-                              compile=args.compile)
+                              channels_last=choice.mode.channels_last, compile=args.compile)
     print(training_summary_line(outcomes, models_dir))
     return EXIT_DIVERGED if any(o.metadata["status"] == "diverged" for o in outcomes) else 0
 

@@ -2,9 +2,11 @@
 
 Trains the ``--quick`` baseline once per seed in each precision through ``main.py`` (the real training path) and
 prints every seed's test accuracy (the checkpoint's, on --quick's 1,000 test images), each precision's mean and
-sample standard deviation, and the difference of the means against the larger of the two spreads. bf16 is the
-training default on CUDA and on CPUs with native bf16 only if the two agree within their seed spread. On a CPU
-without native bf16 (no AVX-512 BF16 or AMX) bf16 is emulated: the numbers are the same, the time much longer.
+sample standard deviation, and the difference of the means against the larger of the two spreads. bf16 is one of
+the candidates training's probe (training/precision.py) picks among by speed on the condition this tests: the two
+agree within their seed spread; run it on a machine where the probe picks bf16 (its `training precision:` line
+says so). On a CPU without native bf16 (no AVX-512 BF16 or AMX) bf16 is emulated: the numbers are the same, the
+time much longer (about 10x), so the probe does not pick it there.
 Not a test.
 
     python bench/amp_accuracy.py [--device auto] [--seeds 0 1 2] [--threads N] [--data-dir datasets]

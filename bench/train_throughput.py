@@ -6,19 +6,22 @@
 (c) reference: torchvision.transforms (RandomCrop(32, padding=4), RandomHorizontalFlip,
     ToTensor) on PIL images through a DataLoader, as torchvision's CIFAR10 data set does,
     feeding the same train_step;
-all three in the device's training default (bf16 autocast with channels_last on CUDA and on
-CPUs with native bf16, else fp32 contiguous; --amp/--no-amp override), and, compute only,
-(d) fp32 contiguous against (e) bf16 autocast with channels_last; with --compile, (f) is (b)
-through torch.compile, and on CUDA (g) is (b) without cuDNN autotuning (training turns
-``cudnn.benchmark`` on).
+all three in the training default: the precision and memory layout training.precision picks on
+this machine (its measured probe, cached as training uses it; --remeasure probes again;
+--amp/--no-amp and --channels-last/--no-channels-last override, as in training); then, compute
+only, each candidate the probe chooses among (fp32 contiguous, fp32 + channels_last, bf16
+autocast + channels_last) on the same images, and the default's candidate against the fastest;
+with --compile, (f) is (b) through torch.compile, and on CUDA (g) is (b) without cuDNN
+autotuning (training turns ``cudnn.benchmark`` on).
 
 Data is random uint8 of CIFAR shape (no download). Targets: (a)/(b) >= 0.9 on CPU;
-(a)/(c) >= 1 on CPU, >= 5 on CUDA with a full 50,000-image epoch under 3 s; (e)/(d) >= 2 on
-a CPU with native bf16 (the default there). (f)/(b) and (b)/(g) are measured on a GPU by
-bench/gpu_check.sh before --compile becomes a default.
+(a)/(c) >= 1 on CPU, >= 5 on CUDA with a full 50,000-image epoch under 3 s; the default within
+5% of the fastest candidate (default/fastest >= 0.95) on any CPU. (f)/(b) and (b)/(g) are
+measured on a GPU by bench/gpu_check.sh before --compile becomes a default.
 
     python bench/train_throughput.py [--images N] [--repeats R] [--device auto] [--workers W] [--threads T]
-                                     [--amp/--no-amp] [--compile]
+                                     [--amp/--no-amp] [--channels-last/--no-channels-last] [--remeasure]
+                                     [--compile]
 """
 import argparse
 import sys
@@ -31,11 +34,12 @@ from torchvision import transforms
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common.device import DEVICE_CHOICES, cpu_has_native_bf16, fast_training, resolve_device  # noqa: E402
+from common.device import DEVICE_CHOICES, cpu_has_native_bf16, resolve_device  # noqa: E402
 from data.loader import TensorLoader  # noqa: E402
 from sparsity.variants import Variant  # noqa: E402
 from training.checkpoint import build_variant_model  # noqa: E402
 from training.loop import TrainingObjective, cudnn_benchmark, train_epoch, train_step  # noqa: E402
+from training.precision import CANDIDATES, choose_training_mode, hardware_name  # noqa: E402
 from timing import load_average, timed  # noqa: E402
 
 BATCH = 128
@@ -121,38 +125,46 @@ def main():
     parser.add_argument("--workers", type=int, help="DataLoader workers of (c) (default: 0 on CPU, 8 on CUDA)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--amp", action=argparse.BooleanOptionalAction,
-                        help="bf16 autocast with channels_last in (a)-(c) (default: the device's training default)")
+                        help="bf16 autocast in (a)-(c) (default: the training default, measured)")
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction,
+                        help="channels_last in (a)-(c) (default: the training default, measured)")
+    parser.add_argument("--remeasure", action="store_true",
+                        help="run the training default's probe again instead of reading its cache (and save it)")
     parser.add_argument("--compile", action="store_true", help="also (f): (b) through torch.compile")
     args = parser.parse_args()
     device = resolve_device(args.device)
     if args.threads:
-        torch.set_num_threads(args.threads)
+        torch.set_num_threads(args.threads)  # before the probe: its cache entry is per thread count
     on_cuda = device.type == "cuda"
     images = args.images or (CIFAR_TRAIN_SIZE if on_cuda else 2048)
     workers = args.workers if args.workers is not None else (8 if on_cuda else 0)
-    amp = args.amp if args.amp is not None else fast_training(device)
-    channels_last = amp or on_cuda  # as training.loop.train_variant
+    choice = choose_training_mode(device, "simple_cnn", (3, 32, 32), 10, amp=args.amp,
+                                  channels_last=args.channels_last, remeasure=args.remeasure)
+    amp, channels_last = choice.mode.amp, choice.mode.channels_last
+    print(f"default: {choice.line()}", flush=True)
 
     generator = torch.Generator().manual_seed(0)
     x_uint8 = torch.randint(0, 256, (images, 3, 32, 32), dtype=torch.uint8, generator=generator)
     y = torch.randint(0, 10, (images,), generator=generator)
-    # (d) and (e) on fewer images on a CPU: without native bf16, (e) runs at a tenth of fp32's speed
-    compared = images if on_cuda else min(images, 512)
+    # the candidates on fewer images on a CPU: without native bf16, bf16 runs at a tenth of fp32's speed
+    compared = images if on_cuda else min(images, 256)
     loops = {  # name -> (timed pass, images in it)
         "(a) project loop": (project_loop(x_uint8, y, device, amp, channels_last, args.compile), images),
         "(b) compute only": (compute_only(x_uint8, y, device, amp, channels_last, args.compile), images),
         "(c) torchvision": (torchvision_reference(x_uint8, y, device, amp, channels_last, workers), images),
-        "(d) fp32 contiguous": (compute_only(x_uint8[:compared], y[:compared], device, False, False), compared),
-        "(e) bf16 + channels_last": (compute_only(x_uint8[:compared], y[:compared], device, True, True), compared),
     }
+    for mode in CANDIDATES:
+        loops[f"candidate {mode.name}"] = (compute_only(x_uint8[:compared], y[:compared], device, mode.amp,
+                                                        mode.channels_last), compared)
     if args.compile:
         loops["(f) (b) compiled"] = (compute_only(x_uint8, y, device, amp, channels_last, compile=True), images)
     if on_cuda:
         loops["(g) (b) without cudnn.benchmark"] = (without_autotuning(loops["(b) compute only"][0]), images)
-    native = f"; native bf16 {cpu_has_native_bf16()}" if device.type == "cpu" else ""
-    print(f"device {device}, threads {torch.get_num_threads()}, batch {BATCH}, {images} images per pass "
-          f"((d), (e): {compared}); (a)-(c): amp {amp}, channels_last {channels_last}, cudnn.benchmark {on_cuda}; "
-          f"(c) workers {workers}; best of {args.repeats}{native}; load average {load_average()}", flush=True)
+    native = f"; native bf16 flags {cpu_has_native_bf16()}" if device.type == "cpu" else ""
+    print(f"device {device} ({hardware_name(device)}), torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"batch {BATCH}, {images} images per pass (candidates: {compared}); (a)-(c): {choice.mode.name}, "
+          f"cudnn.benchmark {on_cuda}; (c) workers {workers}; best of {args.repeats}{native}; "
+          f"load average {load_average()}", flush=True)
     best = {name: 0.0 for name in loops}
     with cudnn_benchmark(on_cuda):  # as training sets it
         for run, _ in loops.values():  # warm-up: kernels, allocator, worker start-up, compilation
@@ -162,11 +174,16 @@ def main():
                 best[name] = max(best[name], count / timed(device, run)[0])
     for name, rate in best.items():
         print(f"{name}: {rate:8.0f} images/s")
-    a, b, c, d, e = list(best.values())[:5]
+    a, b, c = list(best.values())[:3]
     print(f"(a)/(b) = {a / b:.2f}  (target >= 0.9 on CPU)")
     print(f"(a)/(c) = {a / c:.2f}  (target >= 1.0 on CPU, >= 5 on CUDA)")
-    print(f"(e)/(d) = {e / d:.2f}  (bf16 autocast + channels_last against fp32 contiguous; target >= 2.0 on a CPU "
-          f"with native bf16, where it is the default)")
+    rates = {mode: best[f"candidate {mode.name}"] for mode in CANDIDATES}
+    fastest = max(rates, key=rates.get)
+    if choice.mode in rates:
+        print(f"default/fastest = {rates[choice.mode] / rates[fastest]:.2f}  (default {choice.mode.name}, fastest "
+              f"{fastest.name}; target >= 0.95: the default within 5% of the fastest candidate)")
+    else:
+        print(f"default {choice.mode.name} is not a candidate (given by flags); fastest: {fastest.name}")
     if args.compile:
         print(f"(f)/(b) = {best['(f) (b) compiled'] / b:.2f}  (torch.compile: worth a default if clearly > 1 on a "
               f"GPU)")

@@ -1,4 +1,4 @@
-"""Device choice, CPU threads, and what the hardware does fast (the training defaults follow from it)."""
+"""Device choice, CPU threads, and what the CPU reports (training's precision is measured: training.precision)."""
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,7 +12,8 @@ DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 # torch CPU threads of main.py and synthetic_run.py. One: on a small CPU that other work shares, a second thread
 # mostly waits for a busy core (bench/attack_throughput.py, README "Run times and benchmarks").
 DEFAULT_THREADS = 1
-# CPU flags of native bf16 arithmetic (AVX-512 BF16, AMX); without them oneDNN emulates bf16, slower than fp32
+# CPU flags of native bf16 arithmetic (AVX-512 BF16, AMX); without them oneDNN emulates bf16, slower than fp32.
+# Reported by the benchmarks, never used to choose: with them bf16 still ran slower than fp32 on one Xeon (issue 25)
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
@@ -62,9 +63,3 @@ def cpu_has_native_bf16(cpuinfo=Path("/proc/cpuinfo")):
     flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
     return any(flag in flags for flag in NATIVE_BF16_FLAGS)
 
-
-def fast_training(device):
-    """Whether training on ``device`` runs fastest in bf16 autocast with channels_last: on CUDA, and on CPUs with
-    native bf16 (measured on an AVX-512 BF16 EPYC: about 2.4x fp32 contiguous). Elsewhere fp32, contiguous."""
-    device = torch.device(device)
-    return device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())

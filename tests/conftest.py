@@ -1,9 +1,21 @@
 import pytest
 
 from cifar_fixture import make_cifar_fixture
+from training.precision import PIN_ENV
 
 
 @pytest.fixture(scope="session")
 def cifar_dir(tmp_path_factory):
     """A --data-dir holding the generated stand-in for CIFAR-10 (official layout, 500 train / 200 test images)."""
     return make_cifar_fixture(tmp_path_factory.mktemp("cifar"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def pinned_training_mode(tmp_path_factory):
+    """No test depends on the CPU it runs on or on timing: training's precision and layout are pinned to fp32
+    contiguous (in this process and the commands it starts), so the measuring probe never runs; a test that
+    exercises the choice unsets the pin. Any cache a test writes goes to a temporary folder, never the user's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(PIN_ENV, "fp32")
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+        yield

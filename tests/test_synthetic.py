@@ -72,7 +72,11 @@ def test_every_run_trains_to_the_same_fit(trained):
     batch, outcome = trained
     stats = final_statistics(outcome.net, batch.x, batch.y, batch.l1)
     assert outcome.stop_reasons == ["target"] * 4 and outcome.converged == [True] * 4
-    assert stats["train_acc"].eq(1).all() and stats["final_loss"].max() < 1e-7
+    # Each run stopped at the first iterate whose data loss, tracked on incrementally updated pre-activations, was
+    # below the target; recomputed here from the weights it rounds differently (the L1 run: 9.9997e-08 on an AMD
+    # EPYC, 1.0000e-07 printed on an Intel Xeon, issue 25), so the check allows a stated 1% margin above the target.
+    target = TrainSettings().loss_target
+    assert stats["train_acc"].eq(1).all() and stats["final_loss"].max() < target * 1.01
     # the L1 run gets there later, with most units dead
     assert outcome.steps[2] > 2 * outcome.steps[0]
     assert stats["dead_units"][2] > WIDTH / 2 and stats["dead_units"][0] < WIDTH / 10
@@ -89,13 +93,16 @@ def test_a_run_stopped_by_the_step_cap_is_not_converged():
 
 def test_dropout_runs_stop_on_the_loss_of_the_network_without_dropout():
     batch = prepare_runs([RunSpec(0, dropout=0.5)], D, M, WIDTH)
-    outcome = train_stacked(batch, TrainSettings(steps=3000, loss_target=1e-4), progress=False)
+    target = 1e-4
+    outcome = train_stacked(batch, TrainSettings(steps=3000, loss_target=target), progress=False)
     assert outcome.stop_reasons == ["target"]
     net, x, y = outcome.net, batch.x, batch.y
-    assert final_statistics(net, x, y, batch.l1)["final_loss"][0] < 1e-4
+    # recomputed from the weights, the stopping loss rounds differently: a stated 1% margin (as above)
+    assert final_statistics(net, x, y, batch.l1)["final_loss"][0] < target * 1.01
     mask = dropout_masks([0.5], [torch.Generator().manual_seed(1)], (M, WIDTH), "cpu")
     fit_loss, objective, _ = objective_and_gradients(net, x, y, batch.l1, mask)
-    assert fit_loss[0] < 1e-4 < objective[0]  # while the loss under dropout is larger
+    # while the loss under dropout is larger (here 8.5e-5 against 1.9e-4)
+    assert fit_loss[0] < target * 1.01 < objective[0]
 
 
 @pytest.mark.parametrize("steps", [40, 250])

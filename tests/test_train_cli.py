@@ -13,6 +13,7 @@ from cli_support import assert_usage_error, run_cli
 from main import main
 from sparsity.variants import Variant
 from training import loop as train_module
+from training import precision
 from training.checkpoint import build_variant_model, load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,23 +74,113 @@ def test_threads_default_to_the_environments_then_to_one(monkeypatch):
     assert device_module.default_threads() == device_module.DEFAULT_THREADS == 1
 
 
-@pytest.mark.parametrize("native_bf16", [False, True])
-def test_bf16_training_is_the_default_only_where_the_cpu_has_it(native_bf16, cifar_dir, tmp_path, capsys, monkeypatch):
-    """Detected from the CPU's flags; --amp / --no-amp override; the checkpoint's recipe says which ran."""
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f" + (" avx512_bf16" if native_bf16 else "")
-                       + " fma\n")
-    assert device_module.cpu_has_native_bf16(cpuinfo) is native_bf16
+def test_native_bf16_flags_are_read_from_cpuinfo(tmp_path):
+    """Reported by the benchmarks beside the measured choice; the choice itself never reads them."""
+    for native_bf16 in (False, True):
+        cpuinfo = tmp_path / "cpuinfo"
+        cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f" + (" avx512_bf16" if native_bf16 else "")
+                           + " fma\n")
+        assert device_module.cpu_has_native_bf16(cpuinfo) is native_bf16
     assert device_module.cpu_has_native_bf16(tmp_path / "missing") is False
-    monkeypatch.setattr(device_module, "cpu_has_native_bf16", lambda: native_bf16)
-    argv = [*TINY, "--baseline-only", "--epochs", "1", "--train-per-class", "2", "--batch-size", "4",
-            "--data-dir", str(cifar_dir)]
-    for flags, amp in (([], native_bf16), (["--no-amp" if native_bf16 else "--amp"], not native_bf16)):
-        models = tmp_path / f"models{len(flags)}"
-        status, _, _ = run([*argv, "--models-dir", str(models), *flags], capsys)
+
+
+def machine_prefers(monkeypatch, tmp_path, fastest):
+    """This machine's probe, forced: the candidate ``fastest`` (a key of precision.MODES) times 5x faster than
+    the others, whatever the CPU; the suite's pin is lifted and the cache lives under ``tmp_path``. Returns the
+    list of timed (amp, channels_last) steps."""
+    monkeypatch.delenv(precision.PIN_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    steps = []
+
+    def fake_step(network, optimizer, x, y, amp, device):
+        mode = precision.TrainingMode(amp, x.is_contiguous(memory_format=torch.channels_last))
+        steps.append(mode)
+        return 0.01 if mode == precision.MODES[fastest] else 0.05
+
+    monkeypatch.setattr(precision, "timed_step", fake_step)
+    return steps
+
+
+BF16_TINY = ["--baseline-only", "--train-per-class", "2", "--batch-size", "4"]  # bf16 is emulated on many CPUs
+
+
+@pytest.mark.parametrize("fastest", ["fp32", "fp32-cl", "bf16-cl"])
+def test_training_runs_in_the_measured_fastest_mode_and_flags_override_it(fastest, cifar_dir, tmp_path, capsys,
+                                                                        monkeypatch):
+    """The choice is printed once and recorded (the recipe's amp, the metadata's channels_last); the second run
+    reads the cache instead of measuring; --amp/--no-amp and --channels-last/--no-channels-last override it."""
+    steps = machine_prefers(monkeypatch, tmp_path, fastest)
+    mode = precision.MODES[fastest]
+    argv = [*TINY, *BF16_TINY, "--data-dir", str(cifar_dir)]
+
+    def trained(models, *flags):
+        status, out, _ = run([*argv, "--models-dir", str(tmp_path / models), *flags], capsys)
         assert status == 0
-        assert load_checkpoint(Variant.baseline(0).checkpoint_path(models / "cifar10"))["metadata"]["recipe"]["amp"] \
-            is amp
+        metadata = load_checkpoint(Variant.baseline(0).checkpoint_path(tmp_path / models / "cifar10"))["metadata"]
+        return precision.TrainingMode(metadata["recipe"]["amp"], metadata["channels_last"]), out
+
+    chosen, out = trained("measured")
+    assert chosen == mode and steps
+    printed = [line for line in out.splitlines() if line.startswith("training precision:")]
+    assert len(printed) == 1 and printed[0].startswith(f"training precision: {mode.name} (fastest here of 3, "
+                                                       f"measured now")
+    measured = len(steps)
+    chosen, out = trained("cached")
+    assert chosen == mode and len(steps) == measured and "cached in" in out
+
+    flipped, out = trained("flipped", "--no-amp" if mode.amp else "--amp")
+    assert flipped.amp is not mode.amp and len(steps) == measured
+    # --no-amp: the faster fp32 candidate (fp32 when bf16 was fastest: the others tie and the first wins)
+    assert flipped == (precision.BF16_CL if not mode.amp else precision.FP32)
+    layout, _ = trained("layout", "--no-channels-last" if mode.channels_last else "--channels-last")
+    assert layout.channels_last is not mode.channels_last
+    given, out = trained("given", "--amp", "--no-channels-last")
+    assert given == precision.BF16 and f"training precision: {precision.BF16.name} (as given" in out
+
+
+@pytest.mark.parametrize("first, later", [("bf16-cl", "bf16-cl"), ("fp32-cl", "fp32")])
+def test_an_interrupted_run_resumes_in_the_mode_it_began_with(first, later, cifar_dir, tmp_path, capsys,
+                                                             monkeypatch):
+    """The machine's choice forced each way, so a CPU without native bf16 still runs the bf16 branch: hints say
+    the recorded precision, a resumed run keeps its checkpoint's memory layout even where the probe now picks
+    another, and a checkpoint trained in bf16 is not continued in fp32."""
+    import main as main_module
+
+    machine_prefers(monkeypatch, tmp_path, first)
+    argv = [*TINY, *BF16_TINY, "--epochs", "2", "--data-dir", str(cifar_dir), "--models-dir", str(tmp_path)]
+    real_epoch, calls = train_module.train_epoch, []
+
+    def interrupted_epoch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_epoch", interrupted_epoch)
+    assert run(argv, capsys)[0] == 130
+    path = Variant.baseline(0).checkpoint_path(tmp_path / "cifar10")
+    partial = load_checkpoint(path)["metadata"]
+    mode = precision.MODES[first]
+    assert (partial["epochs_done"], partial["recipe"]["amp"], partial["channels_last"]) == (1, mode.amp,
+                                                                                        mode.channels_last)
+    hint = main_module.train_hint(Variant.baseline(0), partial["recipe"], cifar_dir, tmp_path)
+    assert ("--amp" if mode.amp else "--no-amp") in hint.split()
+
+    monkeypatch.setattr(train_module, "train_epoch", real_epoch)
+    machine_prefers(monkeypatch, tmp_path / "later", "fp32")  # the probe now picks fp32 contiguous
+    if mode.amp:  # another precision is another recipe: refused, nothing overwritten
+        before = path.read_bytes()
+        status, _, err = run(argv, capsys)
+        assert_usage_error(status, err, "different recipe", "amp: True -> False", "--force")
+        assert path.read_bytes() == before
+        argv.append("--amp")
+    status, out, _ = run(argv, capsys)
+    assert status == 0 and "resumed" in out
+    metadata = load_checkpoint(path)["metadata"]
+    assert (metadata["epochs_done"], metadata["recipe"]["amp"], metadata["channels_last"]) == (2, mode.amp,
+                                                                                           mode.channels_last)
+    if mode.channels_last != precision.MODES[later].channels_last:
+        assert "resuming with channels_last True, the layout it began with" in out
 
 
 @pytest.mark.parametrize("argv, fragments", [

@@ -148,8 +148,12 @@ def test_resumed_training_ends_with_the_weights_of_an_uninterrupted_run(cifar_di
     monkeypatch.setattr(train_module, "train_epoch", interrupted_epoch)
     with pytest.raises(KeyboardInterrupt):
         train_variants([variant], recipe, cifar_dir, tmp_path / "resumed", CPU)
-    partial = load_checkpoint(variant.checkpoint_path(tmp_path / "resumed"))["metadata"]
-    assert (partial["status"], partial["epochs_done"]) == ("in_progress", 1)
+    checkpoint = load_checkpoint(variant.checkpoint_path(tmp_path / "resumed"))
+    partial = checkpoint["metadata"]
+    assert (partial["status"], partial["epochs_done"], partial["channels_last"]) == ("in_progress", 1, amp)
+    # as a file from before the layout was recorded: resumed by the default rule it was trained under
+    del partial["channels_last"]
+    torch.save(checkpoint, variant.checkpoint_path(tmp_path / "resumed"))
 
     monkeypatch.setattr(train_module, "train_epoch", real_epoch)
     outcome, = train_variants([variant], recipe, cifar_dir, tmp_path / "resumed", CPU)
@@ -158,7 +162,7 @@ def test_resumed_training_ends_with_the_weights_of_an_uninterrupted_run(cifar_di
     resumed = load_checkpoint(variant.checkpoint_path(tmp_path / "resumed"))
     for name, tensor in straight["state_dict"].items():
         assert torch.equal(tensor, resumed["state_dict"][name]), name
-    assert resumed["metadata"]["epochs_done"] == 3
+    assert resumed["metadata"]["epochs_done"] == 3 and resumed["metadata"]["channels_last"] is amp
 
 
 def test_the_cuda_configuration_runs_on_a_cpu(cifar_dir, tmp_path):

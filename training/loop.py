@@ -113,10 +113,11 @@ def variants_to_train(variants, recipe, models_dir, force=False):
 def train_variants(variants, recipe, data_dir, models_dir, device, force=False, channels_last=None, compile=False):
     """Train (or resume, or skip) each variant in turn; returns one Outcome per variant.
 
-    ``channels_last`` (default: where bf16 autocast is on, and on CUDA) keeps the model and its batches in
-    channels-last memory layout; following the recipe's ``amp`` on a CPU, a resumed run keeps the layout it began
-    with. ``compile`` runs the training forward and backward through ``torch.compile`` (off by default: not yet
-    measured on a GPU). The data set is copied to the device once for all variants, and cuDNN picks its
+    ``channels_last`` (default: where bf16 autocast is on, and on CUDA; main.py passes the measured choice of
+    training.precision) keeps the model and its batches in channels-last memory layout. The checkpoint records
+    the layout, and a resumed run keeps the one it began with, so that it ends with an uninterrupted run's
+    weights (a checkpoint from before the record: the default rule, which it was trained under). ``compile`` runs
+    the training forward and backward through ``torch.compile`` (off by default: not yet measured on a GPU). The data set is copied to the device once for all variants, and cuDNN picks its
     fastest kernels for training's fixed batch shapes (``cudnn.benchmark``).
     """
     plan = plan_variants(variants, recipe, models_dir, force)
@@ -149,7 +150,12 @@ def cudnn_benchmark(on):
 
 def train_variant(variant, recipe, data, device, path, resume_from=None, channels_last=None, compile=False):
     """Run the remaining epochs of ``variant``, checkpointing each; then evaluate on the test set. Returns metadata."""
-    channels_last = (recipe.amp or device.type == "cuda") if channels_last is None else channels_last
+    default = recipe.amp or device.type == "cuda"
+    asked = default if channels_last is None else channels_last
+    channels_last = asked if resume_from is None else resume_from["metadata"].get("channels_last", default)
+    if channels_last != asked:
+        print(f"{variant.name}: resuming with channels_last {channels_last}, the layout it began with "
+              f"(--force retrains it from scratch in the one chosen now)", flush=True)
     torch.manual_seed(variant.seed)
     model = build_variant_model(variant, recipe.model, data.input_shape, data.num_classes).to(device)
     if channels_last:
@@ -166,7 +172,7 @@ def train_variant(variant, recipe, data, device, path, resume_from=None, channel
         scheduler.load_state_dict(resume_from["scheduler"])
         set_rng_state(resume_from["rng"], device)
         metadata = resume_from["metadata"]
-    metadata.update(device=str(device), versions=library_versions())
+    metadata.update(device=str(device), versions=library_versions(), channels_last=channels_last)
     loader = TensorLoader(data.train_x, data.train_y, recipe.batch_size, shuffle=True, augment=recipe.augment,
                           device=device, seed=variant.seed, channels_last=channels_last)
 
