@@ -59,3 +59,19 @@ def test_more_seeds_go_to_variants_whose_seed0_median_is_outside_the_baselines_i
     write(tmp_path, "l1", Variant("l1", "fc1", 0.01, 0), [0.03 + 0.001 * i for i in range(60)])  # inside on seed 0 ...
     write(tmp_path, "l1", Variant("l1", "fc1", 0.01, 1), [0.2 + 0.001 * i for i in range(60)])  # ... whatever seed 1 says
     assert study.differ_on_first_seed(tmp_path, "l1") == [("conv1", 0.01)]
+
+
+def test_the_gpu_study_runs_on_the_cifar10_jpeg_copy_with_its_archive():
+    setup = {**study.GPU, "dataset": "cifar10-jpeg", "data_dir": Path("/data/cifar10-jpeg.tar.gz")}
+    for command in every_command(setup):
+        argv = command[1:]
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        parser.reject_other_modes(argv, args.mode)
+        assert args.dataset == "cifar10-jpeg"  # every mode names it: the GPU folders may hold both data sets
+        if args.mode != "vis":
+            assert args.data_dir == Path("/data/cifar10-jpeg.tar.gz")
+        if args.mode == "train":
+            assert recipe_from_args(args, "cpu").epochs == 100  # the original recipe
+        elif args.mode == "eval":
+            assert eval_config_from_args(args, "cifar10-jpeg").eps == 8 / 255
