@@ -47,6 +47,19 @@ def test_the_record_is_cifar10s_protocol_under_its_own_name():
         class_folder.ClassFolders("x", "X", ("dog", "cat"), (3, 32, 32))
 
 
+def test_a_new_class_folder_data_set_is_one_record(tmp_path):
+    pets = class_folder.class_folder_dataset(
+        "pets", "Pets", ("cat", "dog"), (1, 32, 32), eps=0.1, step=0.01, eps_sweep=(0.1,), eps_denominator=None,
+        augment="standard", augment_reason="a mirrored pet is one", train_per_class=2)
+    folder, written = make_class_folders(tmp_path / "pets", n_train_per_class=2, n_test_per_class=1)
+    for name in set(CIFAR10_JPEG.class_names) - {"cat", "dog"}:
+        for split in ("train", "test"):
+            shutil.rmtree(folder / split / name)
+    data = pets.read(tmp_path)  # finds pets/ in the --data-dir
+    assert data.train_x.shape == (4, 1, 32, 32) and data.train_y.tolist() == [0, 0, 1, 1]
+    assert data.classes == ["cat", "dog"] and "train/<class>/" in pets.source
+
+
 def test_a_folder_and_its_archives_read_the_same_images_in_imagefolder_order(tmp_path):
     folder, written = make_class_folders(tmp_path / "cifar10-jpeg")
     for source in (folder, make_archive(folder, tmp_path / "a.tar.gz"), make_archive(folder, tmp_path / "a.tar"),
