@@ -93,7 +93,8 @@ def add_run_options(parser):
     parser.add_mode_options(group, (TRAIN, EVAL), "--data-dir", type=Path, default=DEFAULT_DIRS["data_dir"],
                             help="the data sets' files (default datasets/): cifar-10-batches-py/ or "
                                  "cifar-10-python.tar.gz; Fashion-MNIST's and MNIST's idx files in fashion-mnist/ "
-                                 "and mnist/ (Fashion-MNIST also from /usr/share/datasets/fashion-mnist/)")
+                                 "and mnist/ (Fashion-MNIST also from /usr/share/datasets/fashion-mnist/); "
+                                 "cifar10-jpeg: its archive itself, or a folder with train/<class>/ and test/<class>/")
     parser.add_mode_options(group, (TRAIN, EVAL), "--models-dir", type=Path, default=DEFAULT_DIRS["models_dir"],
                             help="checkpoints, one folder per data set (default trained-models/)")
     parser.add_mode_options(group, (EVAL, VIS), "--results-dir", type=Path, default=DEFAULT_DIRS["results_dir"],

@@ -1,17 +1,21 @@
 """The registered data sets, and the folders of a results or models tree that belong to each.
 
-Adding a data set: a new file in ``data/`` with its ``Dataset`` record, and one line in DATASETS.
+Adding a data set: a new file in ``data/`` with its ``Dataset`` record, and one line in DATASETS; a data set of
+class folders (train/<class>/, test/<class>/, or a tar of them) is the line alone (data.class_folder).
 """
 from pathlib import Path
 
 from common.errors import ConfigError
 from data.cifar import CIFAR10
+from data.class_folder import class_folder_dataset
 from data.fashion_mnist import FASHION_MNIST
 from data.mnist import MNIST
 from sparsity.methods import METHODS
 
 DATASETS = {
     "cifar10": CIFAR10,
+    # CIFAR-10's 60,000 images re-encoded as JPEG (quality 75): CIFAR-10's protocol, never mixed with cifar10
+    "cifar10-jpeg": class_folder_dataset("cifar10-jpeg", "CIFAR-10 (JPEG copy)", like=CIFAR10),
     "fashion-mnist": FASHION_MNIST,
     "mnist": MNIST,
 }

@@ -4,6 +4,8 @@ tables and total time and write its seed-level comparisons (``comparisons.csv``)
     python experiments/fashion_mnist.py          # the CPU study: results in docs/results/fashion-mnist/
     python experiments/fashion_mnist.py --gpu    # the full protocol: results in results/study-gpu/fashion-mnist/
     python experiments/fashion_mnist.py --tables # only the tables and comparisons.csv of the committed results
+    python experiments/fashion_mnist.py --gpu --dataset cifar10-jpeg --data-dir datasets/cifar10-jpeg.tar.gz
+                                                 # the same design on CIFAR-10's images (the JPEG copy), full protocol
 
 Every step is a ``main.py`` command, printed before it runs, so each can be rerun or changed by hand. The study
 is resumable: a finished checkpoint of the same recipe and an up-to-date result are skipped, so stopping it and
@@ -31,6 +33,9 @@ from vis.comparisons import write_csv  # noqa: E402
 from vis.study import load_study_tables, study_markdown  # noqa: E402
 
 DATASET = "fashion-mnist"
+# Data sets the design runs on: the CPU study is sized for Fashion-MNIST; --gpu also runs it on the CIFAR-10 JPEG
+# copy (--data-dir: the archive; on a device machine, carried as datasets/cifar10-jpeg.tar.gz, see bench/gpu_check.sh).
+GPU_DATASETS = (DATASET, "cifar10-jpeg")
 LAYERS = ("conv1", "conv4", "fc1")
 STRENGTHS = {"l1": (0.01, 0.1), "dropout": (0.3, 0.6), "kwta": (0.1, 0.05)}  # (default, stronger)
 # Seeds per arm, the same for every arm and the baseline. The seed SD of the median eps* is about 0.004 (0.005 and
@@ -72,15 +77,19 @@ FIGURES = ("fig6_eps_star_per_layer", "fig5_robustness_curves")
 
 
 def main_py(mode, method, setup, *flags):
-    """The ``main.py`` command line of one step."""
-    common = ["--mode", mode, "--method", method]
+    """The ``main.py`` command line of one step (every mode names the data set: the GPU folders may hold two)."""
+    common = ["--mode", mode, "--method", method, "--dataset", dataset_of(setup)]
     if mode == "vis":
         return ["main.py", *common, "--results-dir", setup["results_dir"], *flags]
     threads = ["--threads", str(setup["threads"])] if setup["threads"] else []
     own = setup["recipe"] if mode == "train" else setup["eval"]
-    dataset = ["--dataset", DATASET] if mode == "train" else []
-    return ["main.py", *common, *dataset, *flags, *own, *threads,
+    data_dir = ["--data-dir", str(setup["data_dir"])] if setup.get("data_dir") else []
+    return ["main.py", *common, *flags, *own, *threads, *data_dir,
             "--models-dir", setup["models_dir"]] + (["--results-dir", setup["results_dir"]] if mode == "eval" else [])
+
+
+def dataset_of(setup):
+    return setup.get("dataset", DATASET)
 
 
 def run(command):
@@ -129,14 +138,14 @@ def copy_figures(results_dir):
                 shutil.copyfile(source, ROOT / "docs" / "figures" / f"fashion_study_{method}_{stem}.png")
 
 
-def tables(results_dir):
+def tables(results_dir, dataset=DATASET):
     """The README's study tables of ``results_dir``; writes its ``comparisons.csv`` beside the method folders."""
-    study = load_study_tables(ROOT / results_dir, DATASET, list(STRENGTHS))
+    study = load_study_tables(ROOT / results_dir, dataset, list(STRENGTHS))
     if study is None:
-        print(f"no study results in {results_dir}/{DATASET}/; run python experiments/fashion_mnist.py first",
+        print(f"no study results in {results_dir}/{dataset}/; run python experiments/fashion_mnist.py first",
               file=sys.stderr)
         sys.exit(2)
-    path = write_csv(ROOT / results_dir / DATASET, study.rows)
+    path = write_csv(ROOT / results_dir / dataset, study.rows)
     verdicts = [row["verdict"] for row in study.rows if row["statistic"] == "eps_star_correct"
                 and row["method"] != "standard"]
     counts = ", ".join(f"{verdicts.count(v)} {v}" for v in dict.fromkeys(sorted(verdicts)))
@@ -152,11 +161,18 @@ def main():
     choice = parser.add_mutually_exclusive_group()
     choice.add_argument("--gpu", action="store_true", help="the full protocol (needs a GPU: days on a CPU)")
     choice.add_argument("--tables", action="store_true", help="only print the tables of the CPU study's results")
+    parser.add_argument("--dataset", choices=GPU_DATASETS, default=DATASET,
+                        help=f"with --gpu: the data set (default {DATASET}; the CPU study is sized for it alone)")
+    parser.add_argument("--data-dir", type=Path,
+                        help="main.py's --data-dir (cifar10-jpeg: its archive, e.g. datasets/cifar10-jpeg.tar.gz)")
     args = parser.parse_args()
+    if args.dataset != DATASET and not args.gpu:
+        parser.error(f"--dataset {args.dataset} needs --gpu: the CPU study's recipe is sized for {DATASET}")
     if args.tables:
         print(tables(CPU["results_dir"]), end="")
         return
-    setup = GPU if args.gpu else CPU
+    setup = {**(GPU if args.gpu else CPU), "dataset": args.dataset,
+             "data_dir": args.data_dir.resolve() if args.data_dir else None}
     started = time.perf_counter()
     try:
         study(setup)
@@ -165,9 +181,9 @@ def main():
         sys.exit(130)
     if not args.gpu:
         copy_figures(setup["results_dir"])
-    print(tables(setup["results_dir"]))
+    print(tables(setup["results_dir"], args.dataset))
     print(f"study: done in {(time.perf_counter() - started) / 60:.1f} min; results in "
-          f"{setup['results_dir']}/{DATASET}/ (one folder per method), checkpoints in {setup['models_dir']}/")
+          f"{setup['results_dir']}/{args.dataset}/ (one folder per method), checkpoints in {setup['models_dir']}/")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ def test_every_step_is_a_valid_main_py_command(setup):
         parser.reject_other_modes(argv, args.mode)
         variants = variants_from_args(args)
         if args.mode == "train":
-            assert recipe_from_args(args, "cpu").dataset == "fashion-mnist"
+            assert recipe_from_args(args).dataset == "fashion-mnist"
             trained |= {(variant.method, variant.name) for variant in variants}
         elif args.mode == "eval":
             config = eval_config_from_args(args, "fashion-mnist")
@@ -45,3 +45,19 @@ def test_every_step_is_a_valid_main_py_command(setup):
         arms.setdefault((method, arm), set()).add(int(seed))
     assert len(arms) == 1 + 3 * 3 * 2 and study.DESIGN_SEEDS >= 5
     assert all(seeds == set(range(study.DESIGN_SEEDS)) for seeds in arms.values())
+
+
+def test_the_gpu_study_runs_on_the_cifar10_jpeg_copy_with_its_archive():
+    setup = {**study.GPU, "dataset": "cifar10-jpeg", "data_dir": Path("/data/cifar10-jpeg.tar.gz")}
+    for command in every_command(setup):
+        argv = command[1:]
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        parser.reject_other_modes(argv, args.mode)
+        assert args.dataset == "cifar10-jpeg"  # every mode names it: the GPU folders may hold both data sets
+        if args.mode != "vis":
+            assert args.data_dir == Path("/data/cifar10-jpeg.tar.gz")
+        if args.mode == "train":
+            assert recipe_from_args(args).epochs == 100  # the original recipe
+        elif args.mode == "eval":
+            assert eval_config_from_args(args, "cifar10-jpeg").eps == 8 / 255
