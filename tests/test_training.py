@@ -112,7 +112,8 @@ def test_checkpoint_round_trip_keeps_weights_and_metadata(trained, cifar_dir):
 
     checkpoint = load_checkpoint(path)
     metadata = checkpoint["metadata"]
-    assert metadata["variant"] == {"method": "l1", "layer": "fc1", "strength": 2.0, "seed": 0, "name": "fc1_s2_seed0"}
+    assert metadata["variant"] == {"method": "l1", "layer": "fc1", "strength": 2.0, "seed": 0, "adv": None,
+                                   "adv_eps": None, "name": "fc1_s2_seed0"}
     assert metadata["status"] == "complete" and metadata["epochs_done"] == 2
     assert metadata["recipe"] == Recipe.from_options(**SMALL).to_dict()
     assert metadata["num_classes"] == 4 and metadata["classes"] == ["airplane", "automobile", "bird", "cat"]
