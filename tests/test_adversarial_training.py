@@ -6,6 +6,7 @@ from torch import nn
 
 from attacks.pgd import PGD
 from cli_support import assert_usage_error, run_cli
+from common.device import cpu_threads
 from data.loader import TensorLoader
 from evaluation.minimal import pgd_bisection
 from main import main, train_hint
@@ -68,8 +69,15 @@ def fit(adv):
     return model.eval()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models: a second thread only waits for a busy core (on a shared CPU it slows these tests tenfold)."""
+    with cpu_threads(1):
+        yield
+
+
 @pytest.fixture(scope="module")
-def models():
+def models(one_thread):
     return {adv: fit(adv) for adv in (None, "fgsm-rs", "pgd")}
 
 
