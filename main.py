@@ -226,9 +226,11 @@ def train_hint(variant, recipe, data_dir, models_dir, force=False):
     flags += ["--seed", str(variant.seed)]
     if recipe.get("model", DEFAULT_MODEL) != DEFAULT_MODEL:
         flags += ["--model", recipe["model"]]
+    legacy = Recipe().to_dict()  # a checkpoint's recipe from before a knob existed had the knob's default
     for field, flag in RECIPE_FLAGS.items():
-        if recipe.get(field) != base[field] and recipe.get(field) is not None:
-            flags += [flag, str(recipe[field])]
+        value = recipe.get(field, legacy[field])
+        if value != base[field] and value is not None:
+            flags += [flag, str(value)]
     if list(recipe.get("classes", base["classes"])) != list(base["classes"]):
         flags += ["--classes", *map(str, recipe["classes"])]
     if from_checkpoint:
