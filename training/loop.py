@@ -25,9 +25,9 @@ from sparsity.measure import evaluate_clean, learned
 from sparsity.methods import get_method
 from training.adversarial import AdversarialExamples
 from training.adversarial import settings as adversarial_settings
-from training.schedule import Schedule
 from training.checkpoint import (build_variant_model, checkpoint_variant, library_versions, load_checkpoint,
                                  require_dataset, save_checkpoint)
+from training.schedule import Schedule
 
 SYNC_EVERY = 25  # steps between host syncs: progress bar update and the non-finite-loss check
 
