@@ -31,8 +31,10 @@ from models import DEFAULT_MODEL, MODELS, layer_names
 from sparsity.methods import DEFAULT_METHOD, METHODS
 from sparsity.variants import select_variants, validate_layers
 from training.loop import train_variants, training_summary_line
+from training.adversarial import ADV_TRAININGS, DEFAULT_ADV_STEPS
 from training.precision import choose_training_mode, pinned_mode
 from training.recipe import QUICK as TRAIN_QUICK
+from training.schedule import SCHEDULES
 from training.recipe import QUICK_STEPS, Recipe
 from vis.report import make_figures
 
@@ -78,6 +80,12 @@ def add_variant_options(parser):
     baseline.add_argument("--no-baseline", action="store_true", help="leave out the unregularised 'standard' baseline")
     parser.add_mode_options(baseline, (TRAIN, EVAL), "--baseline-only", action="store_true",
                             help="only the 'standard' baseline (e.g. one job of a job array)")
+    parser.add_mode_options(group, (TRAIN, EVAL), "--adv-train", choices=ADV_TRAININGS, default=None,
+                            help="adversarial training of every selected variant, part of its identity and file "
+                                 "names: pgd (Madry et al. 2018) or fgsm-rs (FGSM from a random start, Wong et al. "
+                                 "2020); needs --adv-eps (default: standard training)")
+    parser.add_mode_options(group, (TRAIN, EVAL), "--adv-eps", type=fraction, default=None, metavar="EPS",
+                            help="L-inf budget of --adv-train, in (0, 1], e.g. 0.1 or 8/255")
 
 
 def add_run_options(parser):
@@ -128,9 +136,13 @@ def variants_from_args(args):
     else:
         strengths = args.strengths or [args.strength if args.strength is not None else method.default_strength]
     seeds = args.seeds if args.seeds is not None else [args.seed]
+    if args.adv_eps is not None and args.adv_train is None:
+        raise UsageError(f"--adv-eps is the budget of adversarial training; add --adv-train "
+                         f"{' or '.join(ADV_TRAININGS)}, or leave --adv-eps out")
     variants = select_variants(method.name, layers_from_args(args), strengths, seeds,
                                include_baseline=not args.no_baseline,
-                               model=(args.model or DEFAULT_MODEL) if args.mode == TRAIN else None)
+                               model=(args.model or DEFAULT_MODEL) if args.mode == TRAIN else None,
+                               adv=args.adv_train, adv_eps=args.adv_eps)
     return [v for v in variants if v.is_baseline] if args.baseline_only else variants
 
 
@@ -138,7 +150,8 @@ def variants_from_args(args):
 
 RECIPE_FLAGS = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "momentum": "--momentum",
                 "weight_decay": "--weight-decay", "lr_step": "--lr-step", "lr_gamma": "--lr-gamma",
-                "augment": "--augment", "train_per_class": "--train-per-class", "test_per_class": "--test-per-class"}
+                "augment": "--augment", "train_per_class": "--train-per-class", "test_per_class": "--test-per-class",
+                "schedule": "--schedule", "adv_steps": "--adv-steps", "adv_step_size": "--adv-step-size"}
 
 
 def add_train_options(parser):
@@ -155,6 +168,14 @@ def add_train_options(parser):
     option("weight_decay", float, f"default {defaults.weight_decay:g}")
     option("lr_step", int, f"StepLR step in epochs, default {defaults.lr_step}")
     option("lr_gamma", float, f"StepLR factor, default {defaults.lr_gamma:g}")
+    recipes = "; ".join(f"{d.name} {dict(d.recipe).get('schedule', defaults.schedule)}" for d in DATASETS.values())
+    parser.add_mode_options(group, (TRAIN,), "--schedule", choices=SCHEDULES,
+                            help=f"learning rate: step (StepLR, --lr-step/--lr-gamma), onecycle (warm-up to --lr, "
+                                 f"then cosine annealing, per SGD step) or cosine (from --lr, per SGD step) "
+                                 f"(default: the data set's recipe: {recipes})")
+    option("adv_steps", int, f"PGD steps of --adv-train pgd (default {DEFAULT_ADV_STEPS})")
+    parser.add_mode_options(group, (TRAIN,), "--adv-step-size", type=fraction, metavar="STEP",
+                            help="step of --adv-train (default: pgd 2.5 x eps / steps, fgsm-rs 1.25 x eps)")
     option("train_per_class", int, "train on the first N images of each class (default: all)")
     option("test_per_class", int, "measure on the first N test images per class (default: all)")
     parser.add_mode_options(group, (TRAIN,), "--model", choices=list(MODELS),
@@ -178,6 +199,11 @@ def add_train_options(parser):
 
 def recipe_from_args(args, amp=None):
     """The recipe the options give; ``amp``: the precision chosen where --amp/--no-amp is not given."""
+    if args.adv_train is None and (args.adv_steps is not None or args.adv_step_size is not None):
+        raise UsageError("--adv-steps and --adv-step-size shape adversarial training; add --adv-train and "
+                         "--adv-eps, or leave them out")
+    if args.adv_train == "fgsm-rs" and args.adv_steps is not None:
+        raise UsageError("--adv-steps is for --adv-train pgd; fgsm-rs takes one step (leave --adv-steps out)")
     return Recipe.from_options(
         quick=args.quick, dataset=args.dataset, classes=args.classes,
         amp=args.amp if args.amp is not None else amp,
@@ -208,12 +234,16 @@ def train_hint(variant, recipe, data_dir, models_dir, force=False):
     else:
         flags += ([] if variant.method == DEFAULT_METHOD else ["--method", variant.method])
         flags += ["--layers", variant.layer, "--strength", repr(variant.strength), "--no-baseline"]
+    if variant.adv is not None:
+        flags += ["--adv-train", variant.adv, "--adv-eps", repr(variant.adv_eps)]
     flags += ["--seed", str(variant.seed)]
     if recipe.get("model", DEFAULT_MODEL) != DEFAULT_MODEL:
         flags += ["--model", recipe["model"]]
+    legacy = Recipe().to_dict()  # a checkpoint's recipe from before a knob existed had the knob's default
     for field, flag in RECIPE_FLAGS.items():
-        if recipe.get(field) != base[field] and recipe.get(field) is not None:
-            flags += [flag, str(recipe[field])]
+        value = recipe.get(field, legacy[field])
+        if value != base[field] and value is not None:
+            flags += [flag, str(value)]
     if list(recipe.get("classes", base["classes"])) != list(base["classes"]):
         flags += ["--classes", *map(str, recipe["classes"])]
     if from_checkpoint:

@@ -1,4 +1,6 @@
 """White-box projected gradient descent (L-inf and L2), batched over samples."""
+import contextlib
+
 import torch
 
 from attacks.base import (ALL_IMAGES, DEFAULT_EPS, DEFAULT_STEP, TINY, Attack, AttackRun, attack_objective,
@@ -25,6 +27,12 @@ class PGD(Attack):
     sample keeps its successful point or else its highest-loss end point.
     Gradients are taken with respect to the input only, so parameter ``.grad``
     is untouched; the model runs in eval mode and gets its mode back.
+
+    Adversarial training (training.adversarial) uses two switches: ``stop_on_success=False``
+    runs every step on every sample (Madry et al.'s inner maximisation: the highest
+    loss, not the first misclassified point; also for samples misclassified at x),
+    and ``keep_mode=True`` attacks the model in the mode it is in (train mode
+    during training, so that a dropout arm's attack ascends the loss it is trained on).
     The host reads the successes every ``sync_every`` steps (default: every
     step on a CPU, every 10 on an accelerator; ``attacks.base.SYNC_EVERY``);
     in between, frozen samples stay in the batch without moving. The result is
@@ -34,7 +42,7 @@ class PGD(Attack):
     name = "pgd"
 
     def __init__(self, model, eps=DEFAULT_EPS, alpha=DEFAULT_STEP, steps=50, random_start=True, restarts=1,
-                 norm="linf", seed=None, bounds=(0.0, 1.0), sync_every=None):
+                 norm="linf", seed=None, bounds=(0.0, 1.0), sync_every=None, stop_on_success=True, keep_mode=False):
         super().__init__(model, seed)
         self.sync_every = sync_every
         self.norm = validation.choice(norm, "norm", NORMS)
@@ -44,6 +52,8 @@ class PGD(Attack):
         self.restarts = validation.integer(restarts, "restarts", minimum=1)
         self.random_start = random_start
         self.bounds = bounds
+        self.stop_on_success = stop_on_success
+        self.keep_mode = keep_mode
 
     def settings(self):
         return {"norm": self.norm, "eps": self.eps, "alpha": self.alpha, "steps": self.steps,
@@ -61,7 +71,7 @@ class PGD(Attack):
         generator = self._generators.get(x.device)
         result = x.clone()
         best_loss = torch.full((x.shape[0],), -float("inf"), device=x.device, dtype=x.dtype)
-        with eval_mode(self.model):
+        with contextlib.nullcontext() if self.keep_mode else eval_mode(self.model):
             pending = self._not_yet_adversarial(x, y, targeted)
             for _ in range(self.restarts):
                 if pending.numel() == 0:
@@ -81,7 +91,7 @@ class PGD(Attack):
     def _not_yet_adversarial(self, x, y, targeted):
         """Indices of samples to attack. A random start would move an already adversarial x away
         from its successful point, so x itself is checked first; without one, the first step checks it."""
-        if not self.random_start:
+        if not self.random_start or not self.stop_on_success:
             return torch.arange(x.shape[0], device=x.device)
         with torch.no_grad():
             _, success = attack_objective(self.model(x), y, targeted)
@@ -106,7 +116,8 @@ class PGD(Attack):
                 loss, success = attack_objective(self.model(x_adv), work["y"], targeted)
                 (grad,) = torch.autograd.grad(loss.sum(), x_adv)
             x_adv = x_adv.detach()
-            work["done"] = work["done"] | success
+            if self.stop_on_success:
+                work["done"] = work["done"] | success
             work["x_adv"] = torch.where(row_mask(work["done"], x_adv), x_adv, self._step(x_adv, grad, work))
             if step % every == 0:
                 work = self._settle(work, result, succeeded)

@@ -40,6 +40,8 @@ class Dataset:
     train_per_class: int  # training images per class (sizes --quick's epochs)
     read: Callable  # read(data_dir: Path, download: bool) -> ImageData, or FileProblem naming what to fix
     quick: tuple = ()  # (field, value) pairs of the training --quick preset that differ for this data set
+    recipe: tuple = ()  # (field, value) pairs of its default training recipe (without --quick) that differ from
+    #                     training.recipe.Recipe's, the original repository's CIFAR-10 recipe
 
     @property
     def num_classes(self):

@@ -21,6 +21,7 @@ from models import layer_names, model_class
 from evaluation.minimal import CENSORED, CLEAN, FAB_METHOD, NORMS, PGD_METHOD
 from sparsity.methods import BASELINE
 from sparsity.variants import Variant
+from training.adversarial import ADV_TRAININGS
 
 FORMAT = "sparsity-robustness/result"
 SCHEMA_VERSION = 3  # 2: format tag, check status, query_indices, eval_config without nes_eps/nes_alpha; 3: dataset
@@ -125,8 +126,12 @@ class _Reader:
         else:
             known = layer_names(model)
             self.require(layer in known, f"variant layer {layer!r} is not one of {' '.join(known)}")
+        adv, adv_eps = raw.get("adv"), raw.get("adv_eps")
+        self.require(adv is None or (adv in ADV_TRAININGS and isinstance(adv_eps, float) and 0 < adv_eps <= 1),
+                     f"variant adversarial training {adv!r} at eps {adv_eps!r} is not one of "
+                     f"{' '.join(ADV_TRAININGS)} at an eps in (0, 1]")
         variant = Variant(method, layer, self.number(raw.get("strength"), "variant.strength", low=0),
-                          self.count(raw.get("seed"), "variant.seed"))
+                          self.count(raw.get("seed"), "variant.seed"), adv, adv_eps if adv else None)
         # The file name is the identity: two files claiming one variant would be averaged twice as seeds.
         self.require(self.path.stem == variant.name,
                      f"it holds variant {variant.name} but is named {self.path.name}")

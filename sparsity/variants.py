@@ -1,4 +1,4 @@
-"""A trained variant's identity (method, layer, strength, seed) and the file names derived from it.
+"""A trained variant's identity (method, layer, strength, seed, adversarial training) and its file names.
 
 Checkpoints and results have deterministic, collision-free paths so that
 variants trained or evaluated in separate processes (a cluster job array)
@@ -26,33 +26,44 @@ class Variant:
     layer: str | None  # None for the standard baseline
     strength: float
     seed: int
+    adv: str | None = None  # adversarial training (training.adversarial: pgd, fgsm-rs), or None: standard training
+    adv_eps: float | None = None  # its L-inf budget; None without adversarial training
 
     @classmethod
-    def baseline(cls, seed):
-        return cls(BASELINE, None, 0.0, seed)
+    def baseline(cls, seed, adv=None, adv_eps=None):
+        return cls(BASELINE, None, 0.0, seed, adv, adv_eps)
 
     @classmethod
     def from_record(cls, record):
-        """The variant of a ``to_record()`` dict (checkpoint metadata, result files)."""
-        return cls(record["method"], record["layer"], record["strength"], record["seed"])
+        """The variant of a ``to_record()`` dict (checkpoint metadata, result files); records from before
+        adversarial training have none."""
+        return cls(record["method"], record["layer"], record["strength"], record["seed"], record.get("adv"),
+                   record.get("adv_eps"))
 
     @property
     def is_baseline(self):
         return self.method == BASELINE
 
     @property
+    def adv_tag(self):
+        """``_at-pgd-e0.1`` for an adversarially trained variant, else empty."""
+        return "" if self.adv is None else f"_at-{self.adv}-e{strength_name(self.adv_eps)}"
+
+    @property
     def name(self):
-        """File stem: ``conv3_s0.01_seed0`` or ``standard_seed0``; distinct variants have distinct names."""
+        """File stem: ``conv3_s0.01_seed0`` or ``standard_seed0``, adversarially trained ``standard_at-pgd-e0.1_seed0``;
+        distinct variants have distinct names."""
         if self.is_baseline:
-            return f"{BASELINE}_seed{self.seed}"
-        return f"{self.layer}_s{strength_name(self.strength)}_seed{self.seed}"
+            return f"{BASELINE}{self.adv_tag}_seed{self.seed}"
+        return f"{self.layer}_s{strength_name(self.strength)}{self.adv_tag}_seed{self.seed}"
 
     @property
     def label(self):
-        """Short label for tables and plots: ``conv3 (λ=0.01)`` or ``standard``."""
+        """Short label for tables and plots: ``conv3 (λ=0.01)`` or ``standard``, with ``, PGD-AT ε=0.1``."""
+        adv = "" if self.adv is None else f"{self.adv.upper()}-AT ε={self.adv_eps:g}"
         if self.is_baseline:
-            return BASELINE
-        return f"{self.layer} ({get_method(self.method).strength_text(self.strength)})"
+            return f"{BASELINE} ({adv})" if adv else BASELINE
+        return f"{self.layer} ({get_method(self.method).strength_text(self.strength)}{', ' + adv if adv else ''})"
 
     def checkpoint_path(self, models_dir):
         """``trained-models/l1/conv3_s0.01_seed0.pt``; the baseline is shared: ``trained-models/standard_seed0.pt``."""
@@ -81,13 +92,18 @@ def validate_layers(layers, model=None, field="layers"):
     return validation.distinct(layers, field)
 
 
-def select_variants(method, layers, strengths, seeds, include_baseline, model=None):
-    """The variants one command acts on: every (layer, strength, seed), baselines first."""
+def select_variants(method, layers, strengths, seeds, include_baseline, model=None, adv=None, adv_eps=None):
+    """The variants one command acts on: every (layer, strength, seed), baselines first; all with the adversarial
+    training ``adv`` at ``adv_eps`` (None: standard training)."""
+    from training.adversarial import validate_adversarial  # training imports this module
+
+    validate_adversarial(adv, adv_eps)
+    adv_eps = None if adv is None else float(adv_eps)
     sparsity = get_method(method)
     layers = validate_layers(layers, model)
     strengths = validation.distinct([sparsity.validate_strength(s, "strengths") for s in strengths], "strengths")
     seeds = validation.seeds(seeds)
-    variants = [Variant.baseline(seed) for seed in seeds] if include_baseline else []
-    variants += [Variant(method, layer, strength, seed)
+    variants = [Variant.baseline(seed, adv, adv_eps) for seed in seeds] if include_baseline else []
+    variants += [Variant(method, layer, strength, seed, adv, adv_eps)
                  for seed in seeds for layer in layers for strength in strengths]
     return variants

@@ -112,7 +112,8 @@ def test_checkpoint_round_trip_keeps_weights_and_metadata(trained, cifar_dir):
 
     checkpoint = load_checkpoint(path)
     metadata = checkpoint["metadata"]
-    assert metadata["variant"] == {"method": "l1", "layer": "fc1", "strength": 2.0, "seed": 0, "name": "fc1_s2_seed0"}
+    assert metadata["variant"] == {"method": "l1", "layer": "fc1", "strength": 2.0, "seed": 0, "adv": None,
+                                   "adv_eps": None, "name": "fc1_s2_seed0"}
     assert metadata["status"] == "complete" and metadata["epochs_done"] == 2
     assert metadata["recipe"] == Recipe.from_options(**SMALL).to_dict()
     assert metadata["num_classes"] == 4 and metadata["classes"] == ["airplane", "automobile", "bird", "cat"]
@@ -128,12 +129,13 @@ def test_checkpoint_round_trip_keeps_weights_and_metadata(trained, cifar_dir):
     assert again["activation_sparsity"] == metadata["activation_sparsity"]
 
 
-@pytest.mark.parametrize("amp", [False, True])
-def test_resumed_training_ends_with_the_weights_of_an_uninterrupted_run(cifar_dir, tmp_path, monkeypatch, amp):
-    """In fp32 and in the fast setting (bf16 autocast with channels_last). Dropout and augmentation both draw
-    random numbers, so both must be restored to match."""
+@pytest.mark.parametrize("amp, schedule", [(False, "step"), (True, "step"), (False, "onecycle")])
+def test_resumed_training_ends_with_the_weights_of_an_uninterrupted_run(cifar_dir, tmp_path, monkeypatch, amp,
+                                                                       schedule):
+    """In fp32 and in the fast setting (bf16 autocast with channels_last), and under a per-step schedule (its state
+    is checkpointed). Dropout and augmentation both draw random numbers, so both must be restored to match."""
     recipe = Recipe.from_options(classes=(0, 1), epochs=3, batch_size=4, train_per_class=4, test_per_class=5,
-                                 amp=amp)  # small: bf16 is emulated, and slow, on CPUs without it
+                                 amp=amp, schedule=schedule)  # small: bf16 is emulated, and slow, on CPUs without it
     variant = Variant("dropout", "fc1", 0.5, 3)
     train_variants([variant], recipe, cifar_dir, tmp_path / "straight", CPU)
 
@@ -217,3 +219,18 @@ def test_quick_preset_is_sized_in_sgd_steps_past_the_initial_plateau(classes):
     assert recipe.epochs * recipe.steps_per_epoch >= 900 and recipe.batch_size == 32
     assert Recipe.from_options(quick=True, classes=classes, epochs=2).epochs == 2
     assert Recipe.from_options(quick=False).epochs == 100
+
+
+def test_fashion_mnist_defaults_to_its_converged_recipe_and_cifar10_keeps_the_original():
+    fashion = Recipe.from_options(dataset="fashion-mnist")
+    assert (fashion.epochs, fashion.batch_size, fashion.lr, fashion.schedule, fashion.augment) == (
+        3, 64, 0.06, "onecycle", "none")
+    assert fashion.train_per_class is None and fashion.test_per_class is None  # all 60,000 and 10,000 images
+    assert Recipe.from_options(dataset="fashion-mnist", schedule="step", epochs=2).schedule == "step"
+    assert Recipe.from_options() == Recipe() and Recipe().schedule == "step" and Recipe().epochs == 100
+    assert Recipe.from_options(dataset="fashion-mnist", quick=True).schedule == "step"  # --quick is unchanged
+    # a checkpoint's recipe from before the schedule and adversarial knobs compares equal to the step schedule
+    stored = {key: value for key, value in Recipe().to_dict().items()
+              if key not in ("schedule", "adv_steps", "adv_step_size")}
+    assert Recipe().differences(stored) == []
+    assert Recipe(schedule="onecycle").differences(stored) == ["schedule: 'step' -> 'onecycle'"]

@@ -23,8 +23,11 @@ from data.subsets import first_per_class, select_classes
 from sparsity.hooks import record_activations
 from sparsity.measure import evaluate_clean, learned
 from sparsity.methods import get_method
+from training.adversarial import AdversarialExamples
+from training.adversarial import settings as adversarial_settings
 from training.checkpoint import (build_variant_model, checkpoint_variant, library_versions, load_checkpoint,
                                  require_dataset, save_checkpoint)
+from training.schedule import Schedule
 
 SYNC_EVERY = 25  # steps between host syncs: progress bar update and the non-finite-loss check
 
@@ -164,7 +167,9 @@ def train_variant(variant, recipe, data, device, path, resume_from=None, channel
     trained = torch.compile(model) if compile else model
     optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                                 weight_decay=recipe.weight_decay)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=recipe.lr_step, gamma=recipe.lr_gamma)
+    loader = TensorLoader(data.train_x, data.train_y, recipe.batch_size, shuffle=True, augment=recipe.augment,
+                          device=device, seed=variant.seed, channels_last=channels_last)
+    scheduler = Schedule(optimizer, recipe, len(loader))
     metadata = new_metadata(variant, recipe, data)
     if resume_from is not None:
         model.load_state_dict(resume_from["state_dict"])
@@ -173,8 +178,8 @@ def train_variant(variant, recipe, data, device, path, resume_from=None, channel
         set_rng_state(resume_from["rng"], device)
         metadata = resume_from["metadata"]
     metadata.update(device=str(device), versions=library_versions(), channels_last=channels_last)
-    loader = TensorLoader(data.train_x, data.train_y, recipe.batch_size, shuffle=True, augment=recipe.augment,
-                          device=device, seed=variant.seed, channels_last=channels_last)
+    attack = adversarial_settings(variant, recipe)
+    adversarial = None if attack is None else AdversarialExamples(attack, variant.seed)
 
     def checkpoint():
         save_checkpoint(path, model, optimizer, scheduler, rng_state(device), metadata)
@@ -182,15 +187,18 @@ def train_variant(variant, recipe, data, device, path, resume_from=None, channel
     with TrainingObjective(model, variant) as objective:
         for epoch in range(metadata["epochs_done"], recipe.epochs):
             loader.set_epoch(epoch)
+            if adversarial is not None:
+                adversarial.set_epoch(epoch)
             started = time.perf_counter()
             stats = train_epoch(trained, optimizer, loader, objective, recipe.amp,
-                                desc=f"{variant.name} epoch {epoch + 1}/{recipe.epochs}")
+                                desc=f"{variant.name} epoch {epoch + 1}/{recipe.epochs}", schedule=scheduler,
+                                adversarial=adversarial)
             metadata["train_seconds"] += time.perf_counter() - started
             if not math.isfinite(stats["loss"]):
                 metadata.update(status="diverged", diverged_in_epoch=epoch + 1)
                 checkpoint()
                 return metadata
-            scheduler.step()
+            scheduler.after_epoch()
             metadata.update(epochs_done=epoch + 1, final_train_loss=stats["loss"], final_train_acc=stats["accuracy"])
             checkpoint()
 
@@ -209,6 +217,8 @@ def new_metadata(variant, recipe, data):
         "status": "in_progress",
         "epochs_done": 0,
         "recipe": recipe.to_dict(),
+        # the resolved attack of adversarial training (None: standard); final_train_* are then on attacked images
+        "adversarial_training": adversarial_settings(variant, recipe),
         "input_shape": list(data.input_shape),
         "num_classes": data.num_classes,
         "classes": data.class_names,
@@ -253,8 +263,10 @@ class TrainingObjective:
         self.close()
 
 
-def train_epoch(model, optimizer, loader, objective, amp, desc=None):
-    """One pass over ``loader``: ``{"loss", "accuracy", "images_per_second"}``; loss is inf/nan if it diverged."""
+def train_epoch(model, optimizer, loader, objective, amp, desc=None, schedule=None, adversarial=None):
+    """One pass over ``loader``: ``{"loss", "accuracy", "images_per_second"}``; loss is inf/nan if it diverged.
+    ``schedule`` (training.schedule.Schedule) steps after every SGD step where it is per step; ``adversarial``
+    (training.adversarial.AdversarialExamples) replaces each batch by its attacked images."""
     model.train()
     loss_sum = torch.zeros((), device=loader.device)
     correct = torch.zeros((), dtype=torch.int64, device=loader.device)
@@ -262,7 +274,9 @@ def train_epoch(model, optimizer, loader, objective, amp, desc=None):
     started = time.perf_counter()
     bar = tqdm(loader, desc=desc, leave=False, unit="batch", dynamic_ncols=True)
     for step, (x, y) in enumerate(bar, start=1):
-        loss, batch_correct = train_step(model, optimizer, x, y, objective, amp)
+        loss, batch_correct = train_step(model, optimizer, x, y, objective, amp, adversarial)
+        if schedule is not None:
+            schedule.after_step()
         loss_sum += loss * len(y)
         correct += batch_correct
         seen += len(y)
@@ -277,8 +291,11 @@ def train_epoch(model, optimizer, loader, objective, amp, desc=None):
     return {"loss": mean_loss, "accuracy": correct.item() / seen, "images_per_second": images_per_second}
 
 
-def train_step(model, optimizer, x, y, objective, amp=False):
-    """One SGD step on ``objective`` (a TrainingObjective); returns (loss, n correct) as tensors."""
+def train_step(model, optimizer, x, y, objective, amp=False, adversarial=None):
+    """One SGD step on ``objective`` (a TrainingObjective); returns (loss, n correct) as tensors. With
+    ``adversarial`` the step trains on ``adversarial(model, x, y)`` instead of x (the attack runs in fp32)."""
+    if adversarial is not None:
+        x = adversarial(model, x, y)
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
         logits = model(x)
         loss = objective(logits, y)

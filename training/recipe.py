@@ -12,6 +12,7 @@ from data.augment import AUGMENTATIONS
 from data.registry import DATASETS, DEFAULT_DATASET, get_dataset
 from data.subsets import validate_classes
 from models import DEFAULT_MODEL, model_class
+from training.schedule import SCHEDULES
 
 # --quick: a CPU-sized run of the whole pipeline in minutes, sized in SGD steps. The original recipe
 # (SGD 0.01, momentum 0.9, default init, no normalisation) sits on a loss plateau at ln(10) for about
@@ -35,14 +36,19 @@ class Recipe:
     lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 0.0
-    lr_step: int = 20
-    lr_gamma: float = 0.5
+    lr_step: int = 20  # schedule "step" only
+    lr_gamma: float = 0.5  # schedule "step" only
+    schedule: str = "step"  # training.schedule: step (StepLR per epoch), onecycle or cosine (per SGD step)
     augment: str | None = None  # None: the data set's default (Dataset.augment)
     classes: tuple | None = None  # the data set's class indices, relabelled 0..k-1 in this order; None: all
     train_per_class: int | None = None  # None: every training image of the chosen classes
     test_per_class: int | None = None  # None: the whole test set
     amp: bool = False  # bf16 autocast
     quick: bool = False
+    # Adversarial training's attack settings (training.adversarial). Which attack and its eps are part of the
+    # variant's identity (sparsity.variants.Variant: adv, adv_eps); these only shape the attack. None: its default.
+    adv_steps: int | None = None
+    adv_step_size: float | None = None
 
     def __post_init__(self):
         # The data set's defaults are written into the recipe, so a checkpoint states what it was trained with.
@@ -58,9 +64,9 @@ class Recipe:
     @classmethod
     def from_options(cls, quick=False, dataset=None, **options):
         """Recipe from options where None means "not given": the --quick preset if on (with the data set's own
-        changes), else the default."""
+        changes), else the data set's default recipe (Dataset.recipe; CIFAR-10's is the original repository's)."""
         dataset = get_dataset(dataset or DEFAULT_DATASET).name
-        preset = {**QUICK, **dict(get_dataset(dataset).quick)} if quick else {}
+        preset = {**QUICK, **dict(get_dataset(dataset).quick)} if quick else dict(get_dataset(dataset).recipe)
         given = {key: value for key, value in options.items() if value is not None}
         recipe = cls(**{**preset, **given, "dataset": dataset, "quick": quick})
         recipe.validate()
@@ -86,6 +92,11 @@ class Recipe:
         validation.number(self.weight_decay, "weight_decay", minimum=0)
         validation.integer(self.lr_step, "lr_step", minimum=1)
         validation.number(self.lr_gamma, "lr_gamma", above=0)
+        validation.choice(self.schedule, "schedule", SCHEDULES)
+        if self.adv_steps is not None:
+            validation.integer(self.adv_steps, "adv_steps", minimum=1)
+        if self.adv_step_size is not None:
+            validation.number(self.adv_step_size, "adv_step_size", above=0)
         validation.choice(self.augment, "augment", AUGMENTATIONS)
         validate_classes(self.classes, self.dataset)
         for field in ("train_per_class", "test_per_class"):
@@ -100,7 +111,8 @@ class Recipe:
         return record
 
     def differences(self, stored):
-        """``key: stored -> ours`` for every knob where a checkpoint's recipe dict differs from this one."""
+        """``key: stored -> ours`` for every knob where a checkpoint's recipe dict differs from this one. A knob
+        the stored recipe predates had its default then (the step schedule, no adversarial training)."""
         ours = self.to_dict()
-        return [f"{field.name}: {stored.get(field.name)!r} -> {ours[field.name]!r}"
-                for field in fields(self) if stored.get(field.name) != ours[field.name]]
+        return [f"{field.name}: {stored.get(field.name, field.default)!r} -> {ours[field.name]!r}"
+                for field in fields(self) if stored.get(field.name, field.default) != ours[field.name]]

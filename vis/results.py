@@ -5,6 +5,7 @@ Seeds of a variant that did not learn (clean accuracy near chance) are left
 out of every mean and named instead: their robustness numbers compare noise.
 """
 import math
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -252,6 +253,13 @@ def load_method_results(results_dir, method, layers, include_baseline, warn=None
     folder = Path(results_dir) / method
     records = [r for r in load_records(folder, method, warn, dataset)
                if (include_baseline if r.variant.is_baseline else layers is None or r.variant.layer in layers)]
+    # The figures and tables compare sparsity arms under standard training: an adversarially trained model (the
+    # positive control) would otherwise be merged with its standard namesake as one more seed.
+    adversarial = [r.variant.name for r in records if r.variant.adv is not None]
+    if adversarial:
+        (warn or warnings.warn)(f"{folder}: left out {len(adversarial)} adversarially trained result(s) "
+                                f"({', '.join(adversarial)}): figures and tables compare standard training")
+        records = [r for r in records if r.variant.adv is None]
     models = sorted({r.model for r in records})
     if len(models) > 1:
         # variants of different architectures are not comparable, and their baselines share a file name
