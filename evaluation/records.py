@@ -189,9 +189,9 @@ class _Reader:
                 for index, size in enumerate(sizes):
                     size = self.number(size, f"{where}.attack_eps.{key}.size[]", low=0, high=within, nullable=True)
                     # the invariant: no attack the evaluation ran undercuts eps*
-                    self.require(size is None or eps_star[index] <= size * (1 + LIMIT_SLACK),
-                                 f"{where}.eps_star[{index}] = {eps_star[index]:g} exceeds the size {size:g} of the "
-                                 f"example by which {key} fooled that image")
+                    if size is not None and eps_star[index] > size * (1 + LIMIT_SLACK):
+                        self.fail(f"{where}.eps_star[{index}] = {eps_star[index]:g} exceeds the size {size:g} of "
+                                  f"the example by which {key} fooled that image")
             self.require(entry.get("n_censored") == methods.count(CENSORED) == entry["eps_star"].count(None),
                          f"{where}.n_censored disagrees with its per-image values")
             self.require(entry.get("n_clean_misclassified") == methods.count(CLEAN),

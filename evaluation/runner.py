@@ -250,7 +250,7 @@ def robustness_curves(model, config, x, y, clean_pred, device, completed, eviden
                                    desc=f" eps={eps:.4g}", keep_all=evidence is not None)
             still_correct = {key: outcome["adv_pred"] == y for key, outcome in outcomes.items()}
             if evidence is not None:
-                evidence += [(f"{key}@{eps:.4g}", eps, everything, outcome.pop("adversarial"))
+                evidence += [(f"{key}@{eps:.4g}", eps, everything[ALL_IMAGES], outcome.pop("adversarial"))
                              for key, outcome in outcomes.items()]
         for run in runs:
             swept[run.key, eps] = still_correct[run.key]
