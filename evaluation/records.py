@@ -269,7 +269,7 @@ class _Reader:
         self.version = data.get("schema_version")
         self.require(data.get("schema_version") in READABLE_VERSIONS,
                      f"schema_version {data.get('schema_version')!r}, this code reads "
-                     f"{' and '.join(map(str, READABLE_VERSIONS))}")
+                     f"{', '.join(map(str, READABLE_VERSIONS))}")
         self.require(data.get("method") == self.folder_method,
                      f"method {data.get('method')!r} but it sits in a {self.folder_method} results folder")
         checkpoint = self.mapping(data.get("checkpoint"), "checkpoint")

@@ -19,7 +19,7 @@ TRAIN = ["--classes", "0", "1", "--epochs", "1", "--batch-size", "16", "--train-
 EVAL = ["--device", "cpu", "--n-eval", "12", "--steps", "5", "--query-n", "4", "--square-queries", "50",
         "--nes-steps", "3", "--nes-samples", "5", "--check-n", "8", "--minimal-norms", "none"]
 # the one evaluation that also measures eps* (L-inf; FAB shortened as the attacks are)
-MINIMAL = ["--minimal-norms", "linf", "--fab-steps", "3"]
+MINIMAL = ["--minimal-norms", "linf", "--fab-steps", "3", "--audit-radii", "none"]  # the audit: test_eps_star.py
 ATTACK_KEYS = ("pgd", "autoattack", "square", "nes_untargeted_m0", "nes_untargeted_m0.9", "nes_targeted_m0",
                "nes_targeted_m0.9")
 
@@ -73,7 +73,9 @@ def test_eval_writes_one_result_per_variant_and_a_summary(evaluated):
             assert queried["n"] == 4 and "median_queries_correct" in queried and "mean_queries_all" in queried
         assert [check["name"] for check in record["checks"]] == [
             "pgd_eps1_success", "robust_acc_monotone_in_eps", "black_box_not_stronger_than_white_box",
-            "white_box_attacks_agree", "zero_input_gradients", "minimal_perturbation_methods_agree"]
+            "white_box_attacks_agree", "zero_input_gradients", "minimal_perturbation_methods_agree",
+            "eps_star_matches_autoattack"]
+        assert record["schema_version"] == 4 and record["audit"]["radii"] == []  # --audit-radii none
         assert record["checkpoint"]["metadata"]["status"] == "complete"
         minimal = record["minimal_perturbation"]["linf"]
         assert minimal["n"] == 12 and len(minimal["eps_star"]) == 12 and minimal["limit"] == pytest.approx(4 * 8 / 255)
