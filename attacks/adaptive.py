@@ -17,6 +17,8 @@ from attacks.base import ALL_IMAGES, BLACK_BOX, QUERY_SUBSET, WHITE_BOX, Attack,
 from attacks.nes_adaptive import NESAdaptive
 from sparsity.kwta import straight_through
 
+APGD_ITERATIONS = None  # the white-box and transfer attacks' APGD iterations; None: AutoAttack's 100
+
 
 class StraightThrough(APGD):
     """APGD through the k-WTA layers with a straight-through backward pass (``backward_as``: identity or relu)."""
@@ -24,8 +26,8 @@ class StraightThrough(APGD):
     name = "bpda"
     title = "APGD through k-WTA (BPDA)"
 
-    def __init__(self, model, eps, backward_as, seed=0):
-        super().__init__(model, eps=eps, seed=seed)
+    def __init__(self, model, eps, backward_as, seed=0, iterations=None):
+        super().__init__(model, eps=eps, seed=seed, iterations=iterations)
         self.backward_as = backward_as
 
     def settings(self):
@@ -43,10 +45,10 @@ class Transfer(Attack):
     name = "transfer"
     threat_model = BLACK_BOX
 
-    def __init__(self, model, source, eps, seed=0):
+    def __init__(self, model, source, eps, seed=0, iterations=None):
         super().__init__(model, seed)
         self.source = source
-        self.apgd = APGD(source, eps=eps, seed=seed)
+        self.apgd = APGD(source, eps=eps, seed=seed, iterations=iterations)
 
     def settings(self):
         return {"eps": self.apgd.eps, "source_attack": "apgd-ce apgd-t", "package": "pyautoattack"}
@@ -59,7 +61,8 @@ class Transfer(Attack):
 
 def _bpda(backward_as):
     def build(model, eps, config, source):
-        return StraightThrough(model, eps, backward_as, seed=config.seed), WHITE_BOX, ALL_IMAGES
+        return (StraightThrough(model, eps, backward_as, seed=config.seed, iterations=APGD_ITERATIONS), WHITE_BOX,
+                ALL_IMAGES)
     return build
 
 
@@ -72,7 +75,7 @@ def _nes(model, eps, config, source):
 def _transfer(model, eps, config, source):
     if source is None:
         return None  # no same-seed baseline checkpoint to transfer from
-    return Transfer(model, source, eps, seed=config.seed), BLACK_BOX, ALL_IMAGES
+    return Transfer(model, source, eps, seed=config.seed, iterations=APGD_ITERATIONS), BLACK_BOX, ALL_IMAGES
 
 
 # name -> builder(model, eps, config, source model or None) -> (attack, threat model, images) or None (cannot run)

@@ -43,17 +43,20 @@ class AutoAttack(Attack):
     # Square on the images APGD left correct give what the whole ensemble gives.
     continues = "apgd"
 
-    def __init__(self, model, eps=DEFAULT_EPS, seed=0):
+    def __init__(self, model, eps=DEFAULT_EPS, seed=0, iterations=None):
         super().__init__(model, seed if seed is not None else 0)
         self.eps = validation.number(eps, "eps", minimum=0, maximum=1)
+        # APGD's iterations; None: the standard version's 100
+        self.iterations = None if iterations is None else validation.integer(iterations, "iterations", minimum=1)
         self.parts_run = None  # what the last call ran: fewer classes leave out APGD-T
         self._num_classes = None
         self._packages = {}  # (device, parts) -> the package's configured AutoAttack, built once
 
     def settings(self):
         parts = self.parts_run or self.parts
-        return {"eps": self.eps, "version": "standard" if parts == AutoAttack.parts else "custom",
-                "attacks": " ".join(parts), "package": "pyautoattack"}
+        standard = parts == AutoAttack.parts and self.iterations is None
+        return {"eps": self.eps, "version": "standard" if standard else "custom", "attacks": " ".join(parts),
+                "package": "pyautoattack", **({"iterations": self.iterations} if self.iterations else {})}
 
     @classmethod
     def evaluation_runs(cls, model, config):
@@ -81,6 +84,8 @@ class AutoAttack(Attack):
             attack.apgd_targeted.n_target_classes = min(STANDARD_TARGETS, self._num_classes - 1)
             attack.fab.n_target_classes = min(STANDARD_TARGETS, self._num_classes - 1)
             attack.verbose = False
+            if self.iterations is not None:
+                attack.apgd.n_iter = attack.apgd_targeted.n_iter = self.iterations
             self._packages[key] = attack
         return self._packages[key]
 

@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+import attacks.adaptive as adaptive_module
 from cli_support import assert_usage_error, run_cli
 from evaluation.config import EvalConfig
 from evaluation.runner import evaluate_model
@@ -96,9 +97,20 @@ MASKING = EvalConfig(attacks=("pgd", "nes_adaptive"), eps=EPS, alpha=EPS / 8, st
                      adaptive_schedule=((0, 10), (5, 50), (10, 200)), check_n=32, minimal_norms=())
 
 
-def test_pgd_overstating_a_kwta_models_robustness_fails_a_check_naming_it():
+@pytest.fixture(scope="module")
+def kwta_model():
+    torch.manual_seed(0)  # the initial weights
+    return trained(KWinnersMLP(), steps=300, lr=3e-3)
+
+
+@pytest.fixture(scope="module")
+def ordinary_model():
     torch.manual_seed(0)
-    model = trained(KWinnersMLP(), steps=300, lr=3e-3)
+    return trained(MLP(), steps=200, lr=1e-2)
+
+
+def test_pgd_overstating_a_kwta_models_robustness_fails_a_check_naming_it(kwta_model):
+    model = kwta_model
     x, y = coloured_images(32, seed=2)
     with pytest.warns(UserWarning, match="white_box_attacks_agree"):
         report = evaluate_model(model, x, y, CLASSES, torch.device("cpu"), MASKING)
@@ -110,9 +122,8 @@ def test_pgd_overstating_a_kwta_models_robustness_fails_a_check_naming_it():
     assert report["worst_case"]["robust_acc"] <= adaptive
 
 
-def test_an_ordinary_model_under_the_same_attacks_fails_no_check():
-    torch.manual_seed(0)
-    model = trained(MLP(), steps=200, lr=1e-2)
+def test_an_ordinary_model_under_the_same_attacks_fails_no_check(ordinary_model):
+    model = ordinary_model
     x, y = coloured_images(32, seed=2)
     report = evaluate_model(model, x, y, CLASSES, torch.device("cpu"), MASKING)
     statuses = {check["name"]: check["status"] for check in report["checks"]}
@@ -134,9 +145,9 @@ def test_straight_through_keeps_the_forward_pass_and_passes_gradients_through_th
     assert layer.backward_as is None  # restored
 
 
-def test_adaptive_attacks_run_on_a_kwta_model_and_bound_its_eps_star():
-    model = trained(KWinnersMLP(), steps=300, lr=3e-3)
-    source = trained(MLP(), steps=200, lr=1e-2)  # stands in for the same-seed baseline
+def test_adaptive_attacks_run_on_a_kwta_model_and_bound_its_eps_star(kwta_model, ordinary_model, monkeypatch):
+    model, source = kwta_model, ordinary_model  # the ordinary MLP stands in for the same-seed baseline
+    monkeypatch.setattr(adaptive_module, "APGD_ITERATIONS", 20)  # AutoAttack's 100 are for evaluations
     x, y = coloured_images(12, seed=2)
     config = EvalConfig(attacks=("pgd",), eps=EPS, alpha=EPS / 8, steps=10, query_n=6, check_n=0,
                         minimal_norms=("linf",), fab_steps=2, fab_restarts=1, minimal_targets=0,
