@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from attacks import ATTACKS
+from attacks.adaptive import ADAPTIVE
 from attacks.base import LOSSES
 from attacks.nes import MODES as NES_MODES
 from attacks.nes import schedule_text
@@ -281,7 +282,8 @@ def run_train(args):
 
 EVAL_FLAGS = {"steps": "--steps", "restarts": "--restarts", "n_eval": "--n-eval", "query_n": "--query-n",
               "square_queries": "--square-queries", "nes_steps": "--nes-steps", "nes_samples": "--nes-samples",
-              "adaptive_steps": "--adaptive-steps", "fab_steps": "--fab-steps", "query_batch": "--query-batch",
+              "adaptive_steps": "--adaptive-steps", "fab_steps": "--fab-steps", "fab_restarts": "--fab-restarts",
+              "minimal_targets": "--minimal-targets", "query_batch": "--query-batch",
               "batch_size": "--eval-batch-size", "check_n": "--check-n"}
 
 
@@ -333,12 +335,21 @@ def add_eval_options(parser):
            help="nes_adaptive's antithetic pairs per estimate from each step on, increasing (default "
                 f"{schedule_text(defaults.adaptive_schedule)}, Tramer et al. 2020; --quick: "
                 f"{schedule_text(EVAL_QUICK['adaptive_schedule'])})")
+    option("--audit-radii", nargs="+", metavar="EPS|Mx",
+           help="AutoAttack (standard) at these L-inf radii, checked against the eps* curve: eps values (0.03) or "
+                "multiples of the same-seed baseline's median eps* (1.5x; the model's own where the baseline has no "
+                f"record yet), or none (default: {' '.join(defaults.audit_radii)})")
+    option("--adaptive-attacks", nargs="+", metavar="NAME",
+           help="adaptive attacks run on models with a k-WTA layer, at the audit radii, inside eps*: of "
+                f"{' '.join(ADAPTIVE)}, or none (default: all)")
     helps = {"steps": "PGD steps", "restarts": "PGD random restarts",
              "n_eval": "attack the first N test images (default: all)",
              "query_n": "query-based attacks (NES, Square) on a seeded subset of N of them",
              "square_queries": "Square's query budget per image", "nes_steps": "NES iterations",
              "nes_samples": "antithetic pairs per NES gradient estimate",
              "adaptive_steps": "nes_adaptive's signed steps", "fab_steps": "FAB's iterations for eps*",
+             "fab_restarts": "FAB's untargeted runs for eps* (the first from the clean image, then random starts)",
+             "minimal_targets": "top classes of FAB-T and of the eps* bisection's APGD-T",
              "query_batch": "images per NES forward pass, even (default 4096 on CUDA, 64 otherwise)",
              "batch_size": "images per white-box attack batch", "check_n": "images for the sanity checks"}
     for field, flag in EVAL_FLAGS.items():
@@ -355,6 +366,9 @@ def eval_config_from_args(args, dataset):
         nes_sigma=args.nes_sigma, nes_momenta=args.nes_momenta, nes_modes=args.nes_modes, nes_loss=args.nes_loss,
         adaptive_schedule=args.adaptive_schedule and list(map(samples_at_step, args.adaptive_schedule)),
         minimal_limit=args.minimal_limit,
+        audit_radii=None if args.audit_radii is None else none_or(args.audit_radii, "--audit-radii"),
+        adaptive_attacks=None if args.adaptive_attacks is None else none_or(args.adaptive_attacks,
+                                                                            "--adaptive-attacks"),
         minimal_norms=None if args.minimal_norms is None else minimal_norms(args.minimal_norms),
         **{field: getattr(args, field if field != "batch_size" else "eval_batch_size") for field in EVAL_FLAGS})
 
@@ -369,6 +383,13 @@ def chosen_dataset(args, root, holds, what):
         raise UsageError(f"{root} holds {what} of several data sets ({', '.join(found)}); choose one with "
                          f"--dataset {found[0]}")
     return found[0] if found else DEFAULT_DATASET
+
+
+def none_or(values, flag):
+    """A list option that ``none`` (alone) turns off: the values, or ()."""
+    if "none" in values and len(values) > 1:
+        raise UsageError(f"{flag} none turns it off; give it alone")
+    return () if values == ["none"] else tuple(values)
 
 
 def minimal_norms(values):

@@ -14,8 +14,9 @@ import contextlib
 
 import torch
 from pyautoattack import AutoAttack as OfficialAutoAttack
+from pyautoattack.autopgd_base import APGDAttack, APGDAttack_targeted
 
-from attacks.base import ALL_IMAGES, DEFAULT_EPS, Attack, AttackRun, check_inputs, eval_mode
+from attacks.base import ALL_IMAGES, DEFAULT_EPS, Attack, AttackRun, check_inputs, eval_mode, per_sample
 from common import validation
 
 STANDARD_TARGETS = 9  # target classes of APGD-T and FAB-T in the standard version
@@ -42,17 +43,20 @@ class AutoAttack(Attack):
     # Square on the images APGD left correct give what the whole ensemble gives.
     continues = "apgd"
 
-    def __init__(self, model, eps=DEFAULT_EPS, seed=0):
+    def __init__(self, model, eps=DEFAULT_EPS, seed=0, iterations=None):
         super().__init__(model, seed if seed is not None else 0)
         self.eps = validation.number(eps, "eps", minimum=0, maximum=1)
+        # APGD's iterations; None: the standard version's 100
+        self.iterations = None if iterations is None else validation.integer(iterations, "iterations", minimum=1)
         self.parts_run = None  # what the last call ran: fewer classes leave out APGD-T
         self._num_classes = None
         self._packages = {}  # (device, parts) -> the package's configured AutoAttack, built once
 
     def settings(self):
         parts = self.parts_run or self.parts
-        return {"eps": self.eps, "version": "standard" if parts == AutoAttack.parts else "custom",
-                "attacks": " ".join(parts), "package": "pyautoattack"}
+        standard = parts == AutoAttack.parts and self.iterations is None
+        return {"eps": self.eps, "version": "standard" if standard else "custom", "attacks": " ".join(parts),
+                "package": "pyautoattack", **({"iterations": self.iterations} if self.iterations else {})}
 
     @classmethod
     def evaluation_runs(cls, model, config):
@@ -80,6 +84,8 @@ class AutoAttack(Attack):
             attack.apgd_targeted.n_target_classes = min(STANDARD_TARGETS, self._num_classes - 1)
             attack.fab.n_target_classes = min(STANDARD_TARGETS, self._num_classes - 1)
             attack.verbose = False
+            if self.iterations is not None:
+                attack.apgd.n_iter = attack.apgd_targeted.n_iter = self.iterations
             self._packages[key] = attack
         return self._packages[key]
 
@@ -117,3 +123,54 @@ class APGD(AutoAttack):
     parts = ("apgd-ce", "apgd-t")
     title = "APGD-CE + APGD-T"
     continues = None
+
+
+PACKAGE_NORMS = {"linf": "Linf", "l2": "L2"}
+
+
+def apgd_per_image(model, x, y, eps, norm="linf", steps=100, targets=1, seed=0):
+    """``(x_adv, fooled)``: APGD-CE, then APGD-T (the targeted DLR loss) towards each of the ``targets`` classes
+    the model ranks highest after the true one on the images still correct, each from a seeded random start,
+    at a per-image budget ``eps`` (a float or a tensor of shape (N,)): the package's single runs
+    (``attack_single_run``), which take a per-image budget as they are, batched over every image. ``x_adv`` is the
+    fooling point where one was found (the last attempt's best-loss point elsewhere); ``fooled`` is checked here
+    by a forward pass. Models with fewer than four classes skip APGD-T (its DLR loss needs them)."""
+    x, y = check_inputs(model, x, y)
+    eps = per_sample(eps if isinstance(eps, torch.Tensor) else torch.full((len(x),), float(eps)), x, "eps")
+    x_adv, fooled = x.clone(), torch.zeros(len(x), dtype=torch.bool, device=x.device)
+    # The package's random start (uniform in the L-inf ball, a random direction on the L2 sphere), drawn once and
+    # shared by every image: each image's outcome then depends on that image and eps alone, not on which others
+    # share its batch, so that a bisection's "fails at 0.99 eps*" can be checked again on that image by itself.
+    generator = torch.Generator(device=x.device).manual_seed(seed)
+    if norm == "linf":
+        pattern = torch.rand(x.shape[1:], generator=generator, device=x.device, dtype=x.dtype) * 2 - 1
+        pattern = pattern / pattern.abs().max()
+    else:
+        pattern = torch.randn(x.shape[1:], generator=generator, device=x.device, dtype=x.dtype)
+        pattern = pattern / pattern.norm()
+    with eval_mode(model), private_rng(x.device):
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            logits = model(x)
+        fooled = logits.argmax(1) != y
+        ranked = logits.sort(dim=1)[1]
+        num_classes = logits.shape[1]
+        parts = [None] + (list(range(2, min(targets, num_classes - 1) + 2))
+                          if num_classes >= DLR_TARGETED_MIN_CLASSES else [])
+        for rank in parts:
+            todo = (~fooled).nonzero().squeeze(1)
+            if not len(todo):
+                break
+            kind = APGDAttack if rank is None else APGDAttack_targeted
+            attack = kind(model, n_iter=steps, norm=PACKAGE_NORMS[norm], eps=eps[todo], seed=seed, device=x.device)
+            attack.init_hyperparam(x[todo])
+            if rank is not None:
+                attack.y_target = ranked[todo, -rank]
+            start = (x[todo] + eps[todo] * pattern).clamp(0.0, 1.0)
+            _, _, _, found = attack.attack_single_run(x[todo], y[todo], x_init=start)
+            found = found.detach().to(x.dtype)
+            with torch.no_grad():
+                now = model(found).argmax(1) != y[todo]
+            x_adv[todo] = found
+            fooled[todo] = now
+    return x_adv, fooled

@@ -35,7 +35,7 @@ from common.cli import ArgumentParser, fraction, run_main  # noqa: E402
 from common.device import DEVICE_CHOICES, cpu_threads, resolve_device  # noqa: E402
 from evaluation.config import EvalConfig  # noqa: E402
 from evaluation.metrics import make_targets  # noqa: E402
-from evaluation.minimal import NORMS, minimal_perturbations  # noqa: E402
+from evaluation.minimal import NORMS, Search, minimal_perturbations  # noqa: E402
 from evaluation.runner import evaluate_model, query_subset  # noqa: E402
 from models.simple_cnn import SimpleCNN  # noqa: E402
 from timing import load_average, timed  # noqa: E402
@@ -75,8 +75,9 @@ def direct(model, x, y, config, device):
                 if run.attack.threat_model == WHITE_BOX and not run.targeted and run.images == ALL_IMAGES:
                     attack_batches(model, run.attack, x, y, config.batch_size)
     for norm in config.minimal_norms:
-        minimal_perturbations(model, x, y, device, norm, config.minimal_limit, config.steps, config.fab_steps,
-                              config.batch_size, config.seed)
+        search = Search(fab_steps=config.fab_steps, fab_restarts=config.fab_restarts, targets=config.minimal_targets,
+                        bisection_steps=config.steps, seed=config.seed)
+        minimal_perturbations(model, x, y, device, norm, config.minimal_limit, search, config.batch_size)
     n = min(config.check_n, len(x))
     attack_batches(model, PGD(model, eps=1.0, alpha=2.5 / config.steps, steps=config.steps, seed=config.seed),
                    x[:n], y[:n], config.batch_size)
@@ -114,7 +115,8 @@ def main(argv=None):
     config = EvalConfig(attacks=tuple(args.attacks), eps=args.eps, n_eval=args.n_eval, steps=args.steps,
                         query_n=args.query_n, square_queries=args.square_queries, nes_steps=args.nes_steps,
                         nes_samples=args.nes_samples, eps_sweep=tuple(args.eps_sweep), check_n=args.n_eval,
-                        minimal_norms=tuple(args.minimal_norms), fab_steps=args.fab_steps)
+                        minimal_norms=tuple(args.minimal_norms), fab_steps=args.fab_steps, fab_restarts=1,
+                        minimal_targets=1, audit_radii=())  # the audit (AutoAttack at eps* scale) aside
     config.validate()
     with cpu_threads(args.threads):
         torch.manual_seed(0)

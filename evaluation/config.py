@@ -6,6 +6,7 @@ from attacks.base import LOSSES
 from attacks.nes import MODES as NES_MODES
 from attacks.nes import default_query_batch, sample_schedule, validate_query_batch
 from attacks.nes_adaptive import PAPER_SCHEDULE, PAPER_STEPS
+from attacks.adaptive import ADAPTIVE
 from evaluation.minimal import LIMIT_PER_EPS
 from evaluation.minimal import NORMS as MINIMAL_NORMS
 from common import validation
@@ -16,7 +17,25 @@ from data.registry import DEFAULT_DATASET, get_dataset
 # Explicit options still override these (the training preset is training.recipe.QUICK).
 QUICK = {"attacks": ("pgd", "apgd", "square", "nes", "nes_adaptive"), "n_eval": 100, "steps": 20, "query_n": 20,
          "nes_samples": 20, "nes_steps": 20, "adaptive_steps": 20, "adaptive_schedule": ((0, 10), (5, 50), (10, 200)),
-         "minimal_norms": ("linf",), "fab_steps": 20, "check_n": 100}
+         "minimal_norms": ("linf",), "fab_steps": 50, "fab_restarts": 1, "minimal_targets": 2, "check_n": 100}
+AUDIT_MULTIPLES = ("0.5x", "1x", "1.5x")  # default audit radii: multiples of the reference median eps*
+
+
+def audit_radius(value, field="audit_radii"):
+    """``(number, is_multiple)`` of one audit radius: ``0.03`` (an L-inf eps in [0, 1]) or ``1.5x`` (a multiple of
+    the reference median eps*), positive."""
+    text = str(value).strip()
+    multiple = text.endswith("x")
+    try:
+        number = float(text[:-1] if multiple else text)
+    except ValueError:
+        raise ConfigError(field, f"has {value!r}, which is neither an eps (0.03) nor a multiple of the median eps* "
+                                 "(1.5x)") from None
+    if not number > 0 or number != number or number == float("inf"):
+        raise ConfigError(field, f"must be positive, got {value!r}; e.g. 0.5x 1x 1.5x or 0.015 0.03 0.045")
+    if not multiple and number > 1:
+        raise ConfigError(field, f"has the eps {value!r} > 1 (images live in [0, 1]); a multiple is written 1.5x")
+    return number, multiple
 DEFAULT = get_dataset(DEFAULT_DATASET)  # the budget of a config made without a data set
 
 
@@ -45,6 +64,12 @@ class EvalConfig:
     minimal_norms: tuple = MINIMAL_NORMS  # per-image minimal perturbation (eps*) in these norms; () = not measured
     minimal_limit: float | None = None  # its L-inf search limit (L2: x sqrt(d)); None = LIMIT_PER_EPS x eps
     fab_steps: int = 100  # FAB's iterations (the package's default)
+    fab_restarts: int = 2  # FAB's untargeted runs for eps*: from the clean image, then from random starts
+    minimal_targets: int = 3  # top classes of FAB-T and of the bisection's APGD-T
+    # AutoAttack (standard) at these L-inf radii, checked against the eps* curve: eps values or multiples "1.5x" of
+    # the reference median eps* (correct images; the same-seed baseline's where its record exists, else the model's)
+    audit_radii: tuple = AUDIT_MULTIPLES
+    adaptive_attacks: tuple = tuple(ADAPTIVE)  # on models with a k-WTA layer, at the audit radii, folded into eps*
     query_batch: int | None = None  # images per NES forward pass; None = the device's default
     batch_size: int = 256  # images per attack call for white-box attacks and clean evaluation
     black_box_batch_size: int = 100  # images per call of a query-based attack
@@ -98,6 +123,14 @@ class EvalConfig:
         if self.minimal_limit is not None:
             validation.number(self.minimal_limit, "minimal_limit", above=0, maximum=1)
         validation.integer(self.fab_steps, "fab_steps", minimum=1)
+        validation.integer(self.fab_restarts, "fab_restarts", minimum=1)
+        validation.integer(self.minimal_targets, "minimal_targets", minimum=0)
+        for radius in validation.distinct(self.audit_radii, "audit_radii") if self.audit_radii else ():
+            audit_radius(radius)
+        for name in validation.distinct(self.adaptive_attacks, "adaptive_attacks") if self.adaptive_attacks else ():
+            if name not in ADAPTIVE:
+                raise ConfigError("adaptive_attacks", f"has unknown adaptive attack {name!r}; choose from "
+                                                      f"{', '.join(ADAPTIVE)}")
         if self.query_batch is not None:
             validate_query_batch(self.query_batch)
         validation.integer(self.batch_size, "batch_size", minimum=1)

@@ -1,34 +1,59 @@
-"""The smallest perturbation that fools each image (eps*), found two ways and combined.
+"""The smallest perturbation that fools each image (eps*): the minimum over every piece of evidence the evaluation has.
 
-- **FAB** (``attacks.fab``), the minimum-norm attack of the official AutoAttack package;
-- **PGD bisection**: per image, a bisection over eps with the project's PGD (per-sample eps tensors, the
-  protocol's steps, step 2.5 eps / steps, early stop), which gives an upper bound: it keeps the smallest
-  perturbation PGD found to fool, and stops once PGD has failed at (1 - TOLERANCE) times it. PGD starts from the
-  clean image here (no random start): a bisection needs an oracle that answers the same question the same way,
-  so that "PGD fails at 0.99 eps*" can be checked again by anyone.
+- **FAB** (``attacks.fab``), the minimum-norm attack of the official AutoAttack package, as AutoAttack runs it for
+  a minimum norm: untargeted from the clean image, restarts from random points, and FAB-T towards the top classes;
+- **APGD bisection**: per image, a bisection over eps whose oracle is APGD-CE then APGD-T (targeted DLR loss, the
+  top classes), each from the package's random start, with a fixed seed (``attacks.autoattack.apgd_per_image``,
+  per-image eps, batched). It keeps the smallest perturbation APGD found to fool, and certifies it: it stops once
+  the oracle has failed at (1 - TOLERANCE) times it. The seeded oracle answers the same question the same way, so
+  "APGD fails at 0.99 eps*" can be checked again by anyone;
+- **every attack the evaluation ran at a fixed eps** (the protocol's attacks, the robustness curves' runs, the
+  adaptive attacks and the audit's AutoAttack runs, ``fold``): an image that one of them fooled has eps* at most the
+  size of that fooling example, re-checked here by a forward pass and its norm.
 
-An image's eps* is the smaller of the two, with the example that achieves it checked once more to fool the model;
-0 for an image the model misclassifies clean; inf (censored: at least the search limit) where neither fools it
-within the limit. Censored images are counted, never dropped: the median is censored when a middle value is
-(``common.stats``), and the robust-accuracy curve read off the distribution counts them as robust up to the limit.
+An image's eps* is the smallest of these, with the example that achieves it and the method that set it (``fab``,
+``bisection`` or ``attack:<run key>``); 0 for an image the model misclassifies clean; inf (censored: at least the
+search limit) where nothing fools it within the limit. Censored images are counted, never dropped: the median is
+censored when a middle value is (``common.stats``), and the robust-accuracy curve read off the distribution counts
+them as robust up to the limit.
 """
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from tqdm.auto import tqdm
 
+from attacks.autoattack import apgd_per_image
 from attacks.base import eval_mode
 from attacks.fab import FAB
-from attacks.pgd import PGD
 from common import stats
 
 NORMS = ("linf", "l2")
-CLEAN, FAB_METHOD, PGD_METHOD, CENSORED = "clean", "fab", "pgd", "censored"
+CLEAN, FAB_METHOD, BISECTION_METHOD, CENSORED = "clean", "fab", "bisection", "censored"
+LEGACY_PGD_METHOD = "pgd"  # schema <= 3: the bisection was PGD-driven and named after it
+ATTACK_PREFIX = "attack:"  # method of an eps* set by a fixed-eps attack run: "attack:<run key>"
 BISECTION_ROUNDS = 20  # from the limit down to 1e-6 of it, at least
-TOLERANCE = 0.01  # PGD failed at (1 - TOLERANCE) x eps*: the bound is within 1% of what PGD can find
+TOLERANCE = 0.01  # the oracle failed at (1 - TOLERANCE) x eps*: the bound is within 1% of what APGD can find
 CURVE_POINTS = 101  # robust accuracy read off eps* at 0, limit/100, ..., limit
 LIMIT_PER_EPS = 4  # default search limit: 4 x the protocol's L-inf eps
+
+
+@dataclass(frozen=True)
+class Search:
+    """How hard the search looks: FAB's iterations (0: FAB off), untargeted restarts and the target classes of
+    FAB-T and APGD-T; the bisection oracle's APGD iterations."""
+
+    fab_steps: int = 100
+    fab_restarts: int = 2
+    targets: int = 3
+    bisection_steps: int = 50
+    seed: int = 0
+
+    def settings(self):
+        return {"fab_steps": self.fab_steps, "fab_restarts": self.fab_restarts, "targets": self.targets,
+                "bisection_attack": "apgd-ce + apgd-t (random start, seeded)",
+                "bisection_steps": self.bisection_steps, "bisection_rounds": BISECTION_ROUNDS,
+                "tolerance": TOLERANCE}
 
 
 def search_limit(norm, linf_limit, image_shape):
@@ -43,26 +68,34 @@ def perturbation_size(delta, norm):
 
 
 @torch.no_grad()
-def fools(model, x, y):
+def fools(model, x, y, batch_size=None):
     with eval_mode(model):
-        return model(x).argmax(1) != y
+        if batch_size is None:
+            return model(x).argmax(1) != y
+        return torch.cat([model(x[s:s + batch_size]).argmax(1) != y[s:s + batch_size]
+                          for s in range(0, len(x), batch_size)])
 
 
-def fab_minimal(model, x, y, norm, limit, steps, seed):
-    """``(size, x_adv)``: per image the size of FAB's smallest fooling perturbation (0 where misclassified clean,
-    inf where FAB finds none within ``limit``) and that example (x where none)."""
-    x_adv, _ = FAB(model, norm=norm, steps=steps, seed=seed)(x, y)
-    size = perturbation_size(x_adv - x, norm)
-    found = fools(model, x_adv, y) & (size <= limit)
-    size = torch.where(found, size, math.inf)
+def fab_minimal(model, x, y, norm, limit, search):
+    """``(size, x_adv)``: per image the size of FAB's smallest fooling perturbation over its runs (0 where
+    misclassified clean, inf where none within ``limit`` or FAB is off) and that example (x where none)."""
+    size = torch.full((len(x),), math.inf, dtype=torch.float64, device=x.device)
+    x_adv = x
+    if search.fab_steps:
+        x_adv, _ = FAB(model, norm=norm, steps=search.fab_steps, restarts=search.fab_restarts,
+                       targets=search.targets, limit=limit, seed=search.seed)(x, y)
+        size = perturbation_size(x_adv - x, norm)
+        found = fools(model, x_adv, y) & (size <= limit)
+        size = torch.where(found, size, math.inf)
+        x_adv = torch.where(found.reshape(-1, *[1] * (x.dim() - 1)), x_adv, x)
     size[fools(model, x, y)] = 0.0
-    return size, torch.where(found.reshape(-1, *[1] * (x.dim() - 1)), x_adv, x)
+    return size, x_adv
 
 
-def pgd_bisection(model, x, y, norm, limit, steps, seed):
-    """``(size, x_adv, converged)``: per image the smallest perturbation PGD found to fool (0 where misclassified
-    clean, inf where PGD at ``limit`` does not fool), that example, and whether PGD then failed at exactly
-    (1 - TOLERANCE) x its size within BISECTION_ROUNDS."""
+def apgd_bisection(model, x, y, norm, limit, search):
+    """``(size, x_adv, converged)``: per image the smallest perturbation the APGD oracle found to fool (0 where
+    misclassified clean, inf where it does not fool at ``limit``), that example, and whether the oracle then failed
+    at exactly (1 - TOLERANCE) x its size within BISECTION_ROUNDS."""
     best = torch.where(fools(model, x, y), 0.0, math.inf).double()
     x_best = x.clone()
     lower = torch.zeros_like(best)
@@ -72,10 +105,8 @@ def pgd_bisection(model, x, y, norm, limit, steps, seed):
     for _ in range(BISECTION_ROUNDS + 1):
         if active.numel() == 0:
             break
-        eps = probe[active].to(x.dtype)
-        attack = PGD(model, eps=eps, alpha=2.5 * eps / steps, steps=steps, random_start=False, norm=norm, seed=seed)
-        x_adv, _ = attack(x[active], y[active])
-        fooled = fools(model, x_adv, y[active])
+        x_adv, fooled = apgd_per_image(model, x[active], y[active], probe[active].to(x.dtype), norm=norm,
+                                       steps=search.bisection_steps, targets=search.targets, seed=search.seed)
         size = perturbation_size(x_adv - x[active], norm)
         better = fooled & (size < best[active])
         best[active[better]] = size[better]
@@ -91,27 +122,52 @@ def pgd_bisection(model, x, y, norm, limit, steps, seed):
 
 @dataclass
 class MinimalPerturbation:
-    """Per image (in the order given): eps* and the method that found it, each method's own size, the example."""
+    """Per image (in the order given): eps* and the method that set it, FAB's and the bisection's own sizes,
+    the example achieving eps*, and per fixed-eps attack run the size of its fooling example (inf: not fooled or
+    not attacked) with the eps it ran at."""
 
     norm: str
     limit: float
     eps_star: torch.Tensor  # float64; 0 misclassified clean, inf censored
-    method: list  # CLEAN, FAB_METHOD, PGD_METHOD or CENSORED
+    method: list  # CLEAN, FAB_METHOD, BISECTION_METHOD, ATTACK_PREFIX + run key, or CENSORED
     fab: torch.Tensor
-    pgd: torch.Tensor
-    pgd_converged: torch.Tensor  # bool
+    bisection: torch.Tensor
+    converged: torch.Tensor  # bool: the bisection certified its bound
     x_adv: torch.Tensor  # the example achieving eps* (the clean image where eps* is 0 or censored)
+    attacks: dict = field(default_factory=dict)  # run key -> {"eps": float, "size": float64 tensor}
+
+    def fold(self, model, x, y, key, eps, indices, x_adv, batch_size=256):
+        """Take the evidence of one fixed-eps attack run: its examples ``x_adv`` of the images ``indices`` (of the
+        ones this eps* covers; ``x``, ``y`` are all of them), re-checked here to fool the model by a forward pass,
+        their size measured; an image's eps* drops to that size where it is smaller and within the limit."""
+        indices = torch.as_tensor(indices, dtype=torch.long).to(self.eps_star.device)
+        x_clean = x[indices.to(x.device)]
+        x_adv = x_adv.to(x.device)
+        fooled = fools(model, x_adv, y[indices.to(y.device)].to(x.device), batch_size).cpu()
+        size = perturbation_size(x_adv - x_clean, self.norm).cpu()
+        size = torch.where(fooled & (size <= self.limit), size, math.inf)
+        all_sizes = torch.full_like(self.eps_star, math.inf)
+        all_sizes[indices] = size
+        self.attacks[key] = {"eps": float(eps), "size": all_sizes}
+        better = all_sizes < self.eps_star
+        self.eps_star = torch.where(better, all_sizes, self.eps_star)
+        rows = better.nonzero().squeeze(1)
+        position = torch.full((len(self.eps_star),), -1, dtype=torch.long)
+        position[indices] = torch.arange(len(indices))
+        self.x_adv[rows] = x_adv[position[rows].to(x_adv.device)].to(self.x_adv.device, self.x_adv.dtype)
+        for index in rows.tolist():  # names only; the tensors above did the work
+            self.method[index] = ATTACK_PREFIX + key
 
 
-def combine(model, x, y, fab, pgd):
-    """eps*, method and example per image from both methods' ``(size, x_adv)``: the smaller (FAB's on a tie)
-    whose example fools the model when checked again here, else the other one's, else censored."""
+def combine(model, x, y, fab, bisection):
+    """eps*, method and example per image from both search methods' ``(size, x_adv)``: the smaller (FAB's on a
+    tie) whose example fools the model when checked again here, else the other one's, else censored."""
     eps_star = torch.full_like(fab[0], math.inf)
     method = [CENSORED] * len(x)
     x_star = x.clone()
     clean_wrong = fools(model, x, y)
     eps_star[clean_wrong] = 0.0
-    candidates = [(FAB_METHOD, *fab, fab[0] <= pgd[0]), (PGD_METHOD, *pgd, pgd[0] < fab[0])]
+    candidates = [(FAB_METHOD, *fab, fab[0] <= bisection[0]), (BISECTION_METHOD, *bisection, bisection[0] < fab[0])]
     fooling = {name: fools(model, x_adv, y) for name, _, x_adv, _ in candidates}
     for preferred in (True, False):
         for name, size, x_adv, smaller in candidates:
@@ -124,22 +180,23 @@ def combine(model, x, y, fab, pgd):
     return eps_star, method, x_star
 
 
-def minimal_perturbations(model, x, y, device, norm, linf_limit, pgd_steps, fab_steps, batch_size, seed):
-    """``MinimalPerturbation`` of every image of ``x`` (float in [0, 1], on any device) in ``norm``, searched up
-    to ``search_limit(norm, linf_limit, ...)``; batches of ``batch_size`` move to ``device`` one at a time."""
+def minimal_perturbations(model, x, y, device, norm, linf_limit, search, batch_size):
+    """``MinimalPerturbation`` of every image of ``x`` (float in [0, 1], on any device) in ``norm`` from FAB and
+    the APGD bisection (``search``, a ``Search``), searched up to ``search_limit(norm, linf_limit, ...)``; batches
+    of ``batch_size`` move to ``device`` one at a time. Fixed-eps attack runs join with ``fold``."""
     limit = search_limit(norm, linf_limit, x.shape[1:])
     parts = []
     with tqdm(total=len(x), desc=f"eps* {norm}", unit="img", leave=False) as bar:
         for start in range(0, len(x), batch_size):
             xb, yb = x[start:start + batch_size].to(device), y[start:start + batch_size].to(device)
-            fab = fab_minimal(model, xb, yb, norm, limit, fab_steps, seed)
-            pgd_size, pgd_x, converged = pgd_bisection(model, xb, yb, norm, limit, pgd_steps, seed)
-            eps_star, method, x_star = combine(model, xb, yb, fab, (pgd_size, pgd_x))
-            parts.append((eps_star.cpu(), method, fab[0].cpu(), pgd_size.cpu(), converged.cpu(), x_star.cpu()))
+            fab = fab_minimal(model, xb, yb, norm, limit, search)
+            size, x_bisection, converged = apgd_bisection(model, xb, yb, norm, limit, search)
+            eps_star, method, x_star = combine(model, xb, yb, fab, (size, x_bisection))
+            parts.append((eps_star.cpu(), method, fab[0].cpu(), size.cpu(), converged.cpu(), x_star))
             bar.update(len(xb))
-    eps_star, method, fab, pgd, converged, x_adv = zip(*parts)
+    eps_star, method, fab, bisection, converged, x_adv = zip(*parts)
     return MinimalPerturbation(norm, limit, torch.cat(eps_star), [m for batch in method for m in batch],
-                               torch.cat(fab), torch.cat(pgd), torch.cat(converged), torch.cat(x_adv))
+                               torch.cat(fab), torch.cat(bisection), torch.cat(converged), torch.cat(x_adv))
 
 
 def robust_accuracy_curve(eps_star, limit, points=CURVE_POINTS):
@@ -154,30 +211,54 @@ def json_value(value):
     return float(value) if math.isfinite(value) else None
 
 
+def json_values(values):
+    return [json_value(v) for v in values.tolist()]
+
+
 def median_entry(values):
     """``{median, median_censored}`` of per-image values (inf = censored)."""
     median = stats.median(values.tolist())
     return {"median": json_value(median), "median_censored": math.isinf(median)}
 
 
-def minimal_entry(result, seed, settings):
+def median_correct(eps_star):
+    """Median eps* over the correctly classified images (eps* > 0), inf when censored, None when there are none."""
+    return stats.median(eps_star[eps_star > 0].tolist())
+
+
+def methods_of(result):
+    """``{method: images}`` for every method that set some image's eps*."""
+    return {name: result.method.count(name) for name in dict.fromkeys(result.method)}
+
+
+def minimal_entry(result, seed, settings, before_audit=None):
     """The record's entry for one norm: counts, per-image values (null = censored), medians with the bootstrap
-    interval, the robust-accuracy curve and the settings."""
+    interval, the robust-accuracy curve, each fixed-eps run's per-image fooling sizes (what bounds eps*, so that a
+    reader can check that none undercuts it) and the settings. ``before_audit``: eps* before the audit's runs
+    joined (what the audit checks), where an audit ran."""
     eps_star = result.eps_star
     low, high = stats.bootstrap_median_interval(eps_star, seed=seed)
-    return {
+    correct = median_correct(eps_star)
+    entry = {
         "norm": result.norm, "limit": result.limit, "n": len(eps_star),
         "n_clean_misclassified": result.method.count(CLEAN), "n_censored": result.method.count(CENSORED),
-        "n_by_method": {name: result.method.count(name) for name in (FAB_METHOD, PGD_METHOD)},
-        "pgd_not_converged": int((~result.pgd_converged).sum()),
+        "n_by_method": {name: count for name, count in methods_of(result).items() if name not in (CLEAN, CENSORED)},
+        "pgd_not_converged": int((~result.converged).sum()),
         **median_entry(eps_star),
+        "median_correct": None if correct is None else json_value(correct),
         "interval": {"low": json_value(low), "high": json_value(high), "level": stats.CONFIDENCE,
                      "resamples": stats.BOOTSTRAP_RESAMPLES},
-        "fab": median_entry(result.fab), "pgd": median_entry(result.pgd),
+        # "pgd": the bisection's (the field keeps the name it had when PGD drove the bisection, schema <= 3)
+        "fab": median_entry(result.fab), "pgd": median_entry(result.bisection),
         "curve": robust_accuracy_curve(eps_star, result.limit),
-        "eps_star": [json_value(v) for v in eps_star.tolist()],
+        "eps_star": json_values(eps_star),
         "method": result.method,
-        "fab_eps": [json_value(v) for v in result.fab.tolist()],
-        "pgd_eps": [json_value(v) for v in result.pgd.tolist()],
+        "fab_eps": json_values(result.fab),
+        "pgd_eps": json_values(result.bisection),
+        "attack_eps": {key: {"eps": run["eps"], "size": json_values(run["size"])}
+                       for key, run in result.attacks.items()},
         "settings": settings,
     }
+    if before_audit is not None:
+        entry["eps_star_before_audit"] = json_values(before_audit)
+    return entry

@@ -18,14 +18,17 @@ from common.errors import FileProblem
 from common.io import atomic_write_text
 from data.registry import DATASETS, LEGACY_DATASET
 from models import layer_names, model_class
-from evaluation.minimal import CENSORED, CLEAN, FAB_METHOD, NORMS, PGD_METHOD
+from evaluation.minimal import (ATTACK_PREFIX, BISECTION_METHOD, CENSORED, CLEAN, FAB_METHOD, LEGACY_PGD_METHOD,
+                                NORMS)
 from sparsity.methods import BASELINE
 from sparsity.variants import Variant
 from training.adversarial import ADV_TRAININGS
 
 FORMAT = "sparsity-robustness/result"
-SCHEMA_VERSION = 3  # 2: format tag, check status, query_indices, eval_config without nes_eps/nes_alpha; 3: dataset
-READABLE_VERSIONS = (2, SCHEMA_VERSION)  # version 2 files are CIFAR-10's (the only data set then)
+# 2: format tag, check status, query_indices, eval_config without nes_eps/nes_alpha; 3: dataset; 4: eps* as the
+# minimum over all evidence (methods "bisection" and "attack:<run key>", attack_eps, eps_star_before_audit), audit
+SCHEMA_VERSION = 4
+READABLE_VERSIONS = (2, 3, SCHEMA_VERSION)  # version 2 files are CIFAR-10's (the only data set then)
 SUMMARY_NAME = "summary.csv"
 RATE_FIELDS = ("success_rate_all", "success_rate_correct", "robust_acc")
 COUNT_FIELDS = ("n", "n_correct", "n_success", "n_success_correct")
@@ -37,7 +40,8 @@ IDENTITY_COLUMNS = ("dataset", "variant", "method", "layer", "strength", "seed",
                     "worst_case_all_attacks_n", "worst_case_attacks")
 ATTACK_COLUMNS = ("n", "n_correct", "success_rate_all", "success_rate_correct", "robust_acc")
 QUERY_COLUMNS = ("median_queries", "mean_queries", "median_queries_all", "mean_queries_all")
-MINIMAL_METHODS = (CLEAN, FAB_METHOD, PGD_METHOD, CENSORED)
+MINIMAL_METHODS = (CLEAN, FAB_METHOD, BISECTION_METHOD, CENSORED)
+LEGACY_MINIMAL_METHODS = (CLEAN, FAB_METHOD, LEGACY_PGD_METHOD, CENSORED)  # schema <= 3
 # float slack on "within the search limit": sizes are measured in float64 on float32 images
 LIMIT_SLACK = 1e-5
 
@@ -72,6 +76,7 @@ class ResultRecord:
     worst_case: dict | None  # per-image worst case over every attack run (None in records written before it)
     minimal: dict  # norm -> minimal-perturbation entry (eps* per image, null = censored); {} if not measured
     images_sha256: str | None  # identity of the evaluated images (None in records written before it)
+    audit: dict | None = None  # the audit at eps* scale (schema 4; None before it or where none ran)
 
     @property
     def failed_checks(self):
@@ -173,8 +178,25 @@ class _Reader:
                 for value in values:
                     self.number(value, f"{where}.{field}[]", low=0, high=within, nullable=True)
             methods = entry.get("method")
-            self.require(isinstance(methods, list) and len(methods) == n and set(methods) <= set(MINIMAL_METHODS),
-                         f"{where}.method must list {n} of {', '.join(MINIMAL_METHODS)}")
+            legacy = self.version < 4
+            known = LEGACY_MINIMAL_METHODS if legacy else MINIMAL_METHODS
+            runs = {} if legacy else self.mapping(entry.get("attack_eps"), f"{where}.attack_eps")
+            allowed = set(known) | {ATTACK_PREFIX + key for key in runs}
+            self.require(isinstance(methods, list) and len(methods) == n and set(methods) <= allowed,
+                         f"{where}.method must list {n} of {', '.join(known)} or {ATTACK_PREFIX}<a run of attack_eps>")
+            eps_star = [math.inf if v is None else v for v in entry["eps_star"]]
+            for key, run in runs.items():
+                run = self.mapping(run, f"{where}.attack_eps.{key}")
+                self.number(run.get("eps"), f"{where}.attack_eps.{key}.eps", low=0, high=1)
+                sizes = run.get("size")
+                self.require(isinstance(sizes, list) and len(sizes) == n, f"{where}.attack_eps.{key}.size must list "
+                                                                          f"{n} values")
+                for index, size in enumerate(sizes):
+                    size = self.number(size, f"{where}.attack_eps.{key}.size[]", low=0, high=within, nullable=True)
+                    # the invariant: no attack the evaluation ran undercuts eps*
+                    if size is not None and eps_star[index] > size * (1 + LIMIT_SLACK):
+                        self.fail(f"{where}.eps_star[{index}] = {eps_star[index]:g} exceeds the size {size:g} of "
+                                  f"the example by which {key} fooled that image")
             self.require(entry.get("n_censored") == methods.count(CENSORED) == entry["eps_star"].count(None),
                          f"{where}.n_censored disagrees with its per-image values")
             self.require(entry.get("n_clean_misclassified") == methods.count(CLEAN),
@@ -228,10 +250,31 @@ class _Reader:
         self.require(stored in (None, name), f"dataset {name!r} but its checkpoint was trained on {stored!r}")
         return name
 
+    def audit(self, raw):
+        """The audit at eps* scale: per radius, AutoAttack's per-image outcome and both robust accuracies."""
+        if raw is None:
+            return None
+        raw = self.mapping(raw, "audit")
+        self.require(isinstance(raw.get("radii"), list) and isinstance(raw.get("adaptive"), list),
+                     "audit must hold lists radii and adaptive")
+        for entry in raw["radii"]:
+            entry = self.mapping(entry, "audit.radii[]")
+            self.number(entry.get("eps"), "audit.radii[].eps", low=0, high=1)
+            for field in ("autoattack_robust_acc", "eps_star_robust_acc"):
+                self.number(entry.get(field), f"audit.radii[].{field}", low=0, high=1)
+            outcome = entry.get("autoattack_still_correct")
+            self.require(isinstance(outcome, list) and all(isinstance(v, bool) for v in outcome),
+                         "audit.radii[].autoattack_still_correct must list true/false per image")
+        for entry in raw["adaptive"]:
+            entry = self.mapping(entry, "audit.adaptive[]")
+            self.number(entry.get("robust_acc"), "audit.adaptive[].robust_acc", low=0, high=1)
+        return raw
+
     def record(self, data):
+        self.version = data.get("schema_version")
         self.require(data.get("schema_version") in READABLE_VERSIONS,
                      f"schema_version {data.get('schema_version')!r}, this code reads "
-                     f"{' and '.join(map(str, READABLE_VERSIONS))}")
+                     f"{', '.join(map(str, READABLE_VERSIONS))}")
         self.require(data.get("method") == self.folder_method,
                      f"method {data.get('method')!r} but it sits in a {self.folder_method} results folder")
         checkpoint = self.mapping(data.get("checkpoint"), "checkpoint")
@@ -260,6 +303,7 @@ class _Reader:
             raw=data,
             worst_case=self.worst_case(data.get("worst_case")),
             minimal=self.minimal(data.get("minimal_perturbation")),
+            audit=self.audit(data.get("audit")),
             images_sha256=data.get("eval_images_sha256"),
         )
 

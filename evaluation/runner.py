@@ -16,15 +16,20 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from attacks import ATTACKS
+from attacks import ATTACKS, AutoAttack
+from attacks.adaptive import ADAPTIVE
 from attacks.base import ALL_IMAGES, QUERY_SUBSET, WHITE_BOX
+from common import stats
 from common.errors import FileProblem
 from evaluation.checks import CompletedRun, run_checks
 from evaluation.metrics import attack_metrics, make_targets, run_attack
-from evaluation.minimal import BISECTION_ROUNDS, TOLERANCE, minimal_entry, minimal_perturbations
+from evaluation.config import audit_radius
+from evaluation.minimal import Search, median_correct, minimal_entry, minimal_perturbations
 from evaluation.records import RecordFolder, format_summary_table, read_record
+from sparsity.kwta import has_kwta
 from sparsity.measure import evaluate_clean, learned
 from sparsity.methods import METHODS
+from sparsity.variants import Variant
 from data.registry import DEFAULT_DATASET
 from training.checkpoint import (checkpoint_test_set, checkpoint_variant, load_checkpoint, model_from_checkpoint,
                                  require_dataset)
@@ -36,12 +41,18 @@ def query_subset(n_eval, size, seed):
     return torch.randperm(n_eval, generator=generator)[:size].sort().values
 
 
-def evaluate_model(model, x, y, num_classes, device, config):
-    """Clean accuracy and activation sparsity on all of x, then every configured attack run, then the checks.
+def evaluate_model(model, x, y, num_classes, device, config, audit_reference=None, transfer_source=None):
+    """Clean accuracy and activation sparsity on all of x, then every configured attack run, the robustness curves,
+    eps* (the minimum over FAB, the APGD bisection and every fixed-eps run), the adaptive attacks on a k-WTA model and
+    the audit at eps* scale, then the checks.
+
+    ``audit_reference``: ``(source, median eps*)`` the audit's multiples scale (the same-seed baseline's, where the
+    caller has it), else this model's own median eps* (correct images). ``transfer_source``: the model the
+    ``transfer`` adaptive attack attacks (the same-seed baseline), or None.
 
     Returns the model-dependent part of a result record: ``clean_acc``, ``learned``, ``n_test``,
     ``activation_sparsity``, ``attacks`` (run key -> entry), ``checks``, ``timings``, ``query_indices``
-    (which evaluated images the query-based attacks got) and ``eval_config`` (the settings as run).
+    (which evaluated images the query-based attacks got), ``audit`` and ``eval_config`` (the settings as run).
     Nothing is computed twice: the images move to the device once, the clean pass's predictions serve every
     attack, a run that continues another (``AttackRun.after``) starts from its result, the robustness curves
     reuse the protocol's runs at its eps, and the eps-monotonicity check reuses the curve at 2·eps.
@@ -58,8 +69,9 @@ def evaluate_model(model, x, y, num_classes, device, config):
               QUERY_SUBSET: query_subset(config.n_eval, config.query_n, config.seed)}
     targets = make_targets(y_eval, num_classes, config.seed)
     runs = [run for name in config.attacks for run in ATTACKS[name].evaluation_runs(model, config)]
-    outcomes = run_attacks(model, runs, config, x_eval, y_eval, clean_pred, images, targets, device, timings)
-    attacks, completed = {}, []
+    outcomes = run_attacks(model, runs, config, x_eval, y_eval, clean_pred, images, targets, device, timings,
+                           keep_all=True)
+    attacks, completed, evidence = {}, [], []
     for run in runs:
         indices, outcome = images[run.images], outcomes[run.key]
         attacks[run.key] = {"attack": run.attack.name, "title": run.title, "threat_model": run.attack.threat_model,
@@ -67,35 +79,115 @@ def evaluate_model(model, x, y, num_classes, device, config):
                             **attack_metrics(outcome, y_eval[indices], run.targeted)}
         completed.append(CompletedRun(run.key, run.attack.threat_model, run.targeted, indices,
                                       outcome["adv_pred"] == y_eval[indices]))
-    minimal = {}
+        evidence.append((run.key, config.eps, indices, outcome.pop("adversarial")))
+    started = time.perf_counter()
+    curves, swept = robustness_curves(model, config, x_eval, y_eval, clean_pred, device, completed, evidence)
+    timings["eps_sweep_s"] = time.perf_counter() - started
+    search = Search(fab_steps=config.fab_steps, fab_restarts=config.fab_restarts, targets=config.minimal_targets,
+                    bisection_steps=config.steps, seed=config.seed)
+    results = {}
     for norm in config.minimal_norms:
         started = time.perf_counter()
-        minimal[norm] = minimal_entry(
-            minimal_perturbations(model, x_eval, y_eval, device, norm, config.minimal_limit, config.steps,
-                                  config.fab_steps, config.batch_size, config.seed),
-            config.seed, {"fab_steps": config.fab_steps, "pgd_steps": config.steps, "pgd_step": "2.5 eps / steps",
-                          "pgd_random_start": False, "bisection_rounds": BISECTION_ROUNDS, "tolerance": TOLERANCE})
+        results[norm] = minimal_perturbations(model, x_eval, y_eval, device, norm, config.minimal_limit, search,
+                                              config.batch_size)
+        for key, eps, indices, x_adv in evidence:
+            results[norm].fold(model, x_eval, y_eval, key, eps, indices, x_adv, config.batch_size)
         timings[f"minimal_{norm}_s"] = time.perf_counter() - started
+    evidence.clear()  # the examples are folded into eps*; the memory goes back
+    audit, before_audit = None, None
+    if "linf" in results:
+        audit, before_audit = run_audit(model, config, x_eval, y_eval, clean_pred, images, device, results,
+                                        audit_reference, transfer_source, timings)
+    minimal = {norm: minimal_entry(result, config.seed, search.settings(),
+                                   before_audit if norm == "linf" else None)
+               for norm, result in results.items()}
     started = time.perf_counter()
-    curves, swept = robustness_curves(model, config, x_eval, y_eval, clean_pred, device, completed)
-    timings["eps_sweep_s"] = time.perf_counter() - started
-    started = time.perf_counter()
-    checks = run_checks(model, config, x_eval, y_eval, device, completed, clean_pred, swept, minimal)
+    checks = run_checks(model, config, x_eval, y_eval, device, completed, clean_pred, swept, minimal, audit)
     timings["checks_s"] = time.perf_counter() - started
     used = {run.images for run in runs}
     return {"clean_acc": clean["accuracy"], "learned": learned(clean["accuracy"], num_classes), "n_test": len(x),
             "activation_sparsity": clean["activation_sparsity"],
             "worst_case": worst_case(completed, config.n_eval, minimal.get("linf"), config.eps),
-            "attacks": attacks, "robustness_curves": curves, "minimal_perturbation": minimal,
+            "attacks": attacks, "robustness_curves": curves, "minimal_perturbation": minimal, "audit": audit,
             "eval_images_sha256": images_sha256(x_eval, y_eval), "checks": checks, "timings": timings,
             "query_indices": images[QUERY_SUBSET].tolist() if QUERY_SUBSET in used else [],
             "eval_config": config.to_dict()}
 
 
-def run_attacks(model, runs, config, x, y, clean_pred, images, targets, device, timings=None, desc=""):
+def audit_radii(config, reference):
+    """``[(eps, as given)]``: the audit radii, multiples resolved against the reference median eps*
+    (``(source, value)``), capped at 1; multiples are left out where the reference is censored or missing."""
+    radii = []
+    for given in config.audit_radii:
+        number, multiple = audit_radius(given)
+        if not multiple:
+            radii.append((number, str(given)))
+        elif reference[1] is not None and math.isfinite(reference[1]):
+            radii.append((min(1.0, number * reference[1]), str(given)))
+    return sorted(dict(radii).items()) if radii else []
+
+
+def run_audit(model, config, x, y, clean_pred, images, device, results, reference, source, timings):
+    """``(audit entry, eps* before the audit)``: on a k-WTA model the adaptive attacks at each audit radius (the
+    protocol's eps without an audit), folded into every norm's eps*; then AutoAttack (standard) at each radius on
+    every evaluated image, folded in too. The check compares AutoAttack with eps* as it stood before AutoAttack's
+    runs joined it (the adaptive attacks' included)."""
+    linf = results["linf"]
+    if reference is None:
+        reference = ("own", median_correct(linf.eps_star))
+    radii = audit_radii(config, reference)
+    entry = {"reference": {"source": reference[0], "median_eps_star": None if reference[1] is None
+                           else (reference[1] if math.isfinite(reference[1]) else None)},
+             "radii": [], "adaptive": [], "adaptive_skipped": []}
+    everything = torch.arange(len(y))
+    started = time.perf_counter()
+    if has_kwta(model):
+        for eps in [r for r, _ in radii] or [config.eps]:
+            for name in config.adaptive_attacks:
+                built = ADAPTIVE[name](model, eps, config, source)
+                if built is None:
+                    entry["adaptive_skipped"].append(f"{name}: no same-seed baseline checkpoint to transfer from")
+                    continue
+                attack, threat_model, which = built
+                indices = images[which]
+                batch_size = config.black_box_batch_size if attack.counts_queries else config.batch_size
+                outcome = run_attack(model, attack, x[indices], y[indices], device, batch_size,
+                                     desc=f"{name} eps={eps:.4g}", clean_pred=clean_pred[indices],
+                                     keep_adversarial=True)
+                key = f"{name}@{eps:.4g}"
+                for result in results.values():
+                    result.fold(model, x, y, key, eps, indices, outcome["adversarial"], config.batch_size)
+                entry["adaptive"].append({"attack": name, "key": key, "eps": eps, "threat_model": threat_model,
+                                          "settings": {k: v for k, v in attack.settings().items()
+                                                       if not isinstance(v, torch.Tensor)},
+                                          "n": len(indices), "robust_acc": (outcome["adv_pred"] == y[indices])
+                                          .float().mean().item()})
+        entry["adaptive_skipped"] = list(dict.fromkeys(entry["adaptive_skipped"]))
+    timings["adaptive_s"] = time.perf_counter() - started
+    before = linf.eps_star.clone()
+    started = time.perf_counter()
+    for eps, given in radii:
+        attack = AutoAttack(model, eps=eps, seed=config.seed)
+        outcome = run_attack(model, attack, x, y, device, config.batch_size, desc=f"audit eps={eps:.4g}",
+                             clean_pred=clean_pred, keep_adversarial=True)
+        still_correct = outcome["adv_pred"] == y
+        key = f"audit_autoattack@{eps:.4g}"
+        for result in results.values():
+            result.fold(model, x, y, key, eps, everything, outcome["adversarial"], config.batch_size)
+        entry["radii"].append({"eps": eps, "given": given, "n": len(y),
+                               "autoattack_robust_acc": still_correct.float().mean().item(),
+                               "eps_star_robust_acc": (before > eps).double().mean().item(),
+                               "autoattack_still_correct": still_correct.tolist()})
+    timings["audit_s"] = time.perf_counter() - started
+    return entry, before
+
+
+def run_attacks(model, runs, config, x, y, clean_pred, images, targets, device, timings=None, desc="",
+                keep_all=False):
     """``{run key: run_attack outcome}`` for every AttackRun of ``runs`` over ``x`` (the evaluated images, on the
     device), each on its images; a run that continues another runs after it, from its result. ``timings`` (a
-    dict) gets ``{key}_s`` per run, in the order of ``runs``."""
+    dict) gets ``{key}_s`` per run, in the order of ``runs``. ``keep_all``: every outcome keeps its adversarial
+    images (``adversarial``), which bound eps*."""
     continued = {run.after for run in runs if run.after is not None}
     order = [run for run in runs if run.after is None] + [run for run in runs if run.after is not None]
     outcomes, seconds = {}, {}
@@ -106,11 +198,11 @@ def run_attacks(model, runs, config, x, y, clean_pred, images, targets, device, 
         outcomes[run.key] = run_attack(model, run.attack, x[indices], y[indices], device, batch_size,
                                        targets[indices] if run.targeted else None, desc=run.key + desc,
                                        clean_pred=clean_pred[indices], prior=outcomes.get(run.after),
-                                       keep_adversarial=run.key in continued)
+                                       keep_adversarial=keep_all or run.key in continued)
         seconds[run.key] = time.perf_counter() - started
     if timings is not None:
         timings.update({f"{run.key}_s": seconds[run.key] for run in runs})
-    for outcome in outcomes.values():
+    for outcome in outcomes.values() if not keep_all else ():
         outcome.pop("adversarial", None)  # kept only for the run that continued it
     return outcomes
 
@@ -139,10 +231,11 @@ def worst_case(completed, n, minimal_linf, eps):
             "all_attacks_robust_acc": robust[everyone].float().mean().item() if everyone.any() else None}
 
 
-def robustness_curves(model, config, x, y, clean_pred, device, completed):
+def robustness_curves(model, config, x, y, clean_pred, device, completed, evidence=None):
     """``({run key: [{eps, n, robust_acc}, ...]}, {(run key, eps): still_correct})`` for every untargeted
     white-box run on all evaluated images, at each eps of ``config.eps_sweep`` (the protocol's eps reuses its
-    runs); the second part holds each image's outcome, for the checks."""
+    runs); the second part holds each image's outcome, for the checks. ``evidence`` (a list) gets each new run's
+    ``(key@eps, eps, indices, adversarial images)``, which bound eps*."""
     done = {run.key: run.still_correct for run in completed}
     everything = {ALL_IMAGES: torch.arange(len(y))}
     curves, swept = {}, {}
@@ -154,8 +247,11 @@ def robustness_curves(model, config, x, y, clean_pred, device, completed):
             still_correct = {run.key: done[run.key] for run in runs}
         else:
             outcomes = run_attacks(model, runs, config, x, y, clean_pred, everything, None, device,
-                                   desc=f" eps={eps:.4g}")
+                                   desc=f" eps={eps:.4g}", keep_all=evidence is not None)
             still_correct = {key: outcome["adv_pred"] == y for key, outcome in outcomes.items()}
+            if evidence is not None:
+                evidence += [(f"{key}@{eps:.4g}", eps, everything[ALL_IMAGES], outcome.pop("adversarial"))
+                             for key, outcome in outcomes.items()]
         for run in runs:
             swept[run.key, eps] = still_correct[run.key]
             curves.setdefault(run.key, []).append(
@@ -266,6 +362,35 @@ def baseline_elsewhere(job, method, results_dir, config, device):
     return None
 
 
+def baseline_reference(variant, results_dir, method, folder):
+    """``(source, median eps*)`` of the same-seed baseline's record in this results folder (the audit's radii scale
+    with it, so every variant of a seed is audited at the same radii), or None where there is none yet (the
+    baseline itself, evaluated first in table order)."""
+    if variant.is_baseline:
+        return None
+    path = Variant.baseline(variant.seed).results_path(results_dir, method)
+    record = folder.get(path) if path.is_file() else None
+    entry = record.minimal.get("linf") if record is not None else None
+    if not entry:
+        return None
+    median = stats.median([v if v is not None else math.inf for v in entry["eps_star"] if v != 0])
+    return (f"{Variant.baseline(variant.seed).name} median eps* (correct images)", median)
+
+
+def baseline_model(variant, models_dir, device, model):
+    """The same-seed baseline's model for the transfer attack, where ``model`` has a k-WTA layer and the baseline's
+    finished checkpoint exists; else None."""
+    if variant.is_baseline or not has_kwta(model):
+        return None
+    path = Variant.baseline(variant.seed).checkpoint_path(models_dir)
+    if not path.is_file():
+        return None
+    checkpoint = load_checkpoint(path)
+    if checkpoint["metadata"]["status"] != "complete":
+        return None
+    return model_from_checkpoint(checkpoint, device)
+
+
 def print_warning(message):
     print(f"warning: {message}", file=sys.stderr, flush=True)
 
@@ -313,7 +438,9 @@ def evaluate_variants(variants, method, models_dir, results_dir, data_dir, devic
             test_sets[classes] = x.to(device), y
         x, y = test_sets[classes]
         model = model_from_checkpoint(job.checkpoint, device)
-        evaluation = evaluate_model(model, x, y, metadata["num_classes"], device, variant_config(config, job.variant))
+        evaluation = evaluate_model(model, x, y, metadata["num_classes"], device, variant_config(config, job.variant),
+                                    audit_reference=baseline_reference(job.variant, results_dir, method, folder),
+                                    transfer_source=baseline_model(job.variant, models_dir, device, model))
         eval_config = evaluation.pop("eval_config")
         folder.write(path, {
             "dataset": dataset,

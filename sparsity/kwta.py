@@ -4,6 +4,9 @@ the layer's activation and the rest become zero, in place of the layer's ReLU, a
 The literature's sparsity defence whose robustness was gradient masking: the activation pattern jumps as the
 input moves, so white-box gradients mislead, and gradient-free attacks (Tramer et al., NeurIPS 2020) broke it.
 """
+import contextlib
+
+import torch
 from torch import nn
 
 from common.errors import ConfigError
@@ -18,15 +21,44 @@ class KWinners(nn.Module):
     def __init__(self, gamma):
         super().__init__()
         self.gamma = gamma
+        self.backward_as = None  # None: the true gradient; "identity" or "relu": straight-through (BPDA)
 
     def forward(self, x):
         flat = x.flatten(1)
         k = max(1, int(self.gamma * flat.shape[1]))
         threshold = flat.topk(k, dim=1).values[:, -1:]
-        return (flat * (flat >= threshold)).view_as(x)
+        kept = (flat * (flat >= threshold)).view_as(x)
+        if self.backward_as is None:
+            return kept
+        # BPDA (Athalye et al. 2018): the forward pass is k-WTA's, the backward pass that of a smooth stand-in
+        surrogate = x if self.backward_as == "identity" else torch.relu(x)
+        return kept.detach() + surrogate - surrogate.detach()
 
     def extra_repr(self):
         return f"gamma={self.gamma:g}"
+
+
+STRAIGHT_THROUGH = ("identity", "relu")
+
+
+def has_kwta(model):
+    return any(isinstance(module, KWinners) for module in model.modules())
+
+
+@contextlib.contextmanager
+def straight_through(model, backward_as):
+    """Every k-WTA layer of ``model`` computes its own forward pass but backpropagates as the identity or as a
+    ReLU (the kept-units mask treated as differentiable): the white-box attack through the top-k selection."""
+    if backward_as not in STRAIGHT_THROUGH:
+        raise ValueError(f"backward_as must be one of {', '.join(STRAIGHT_THROUGH)}, got {backward_as!r}")
+    layers = [module for module in model.modules() if isinstance(module, KWinners)]
+    for layer in layers:
+        layer.backward_as = backward_as
+    try:
+        yield model
+    finally:
+        for layer in layers:
+            layer.backward_as = None
 
 
 class KWinnersTakeAll(SparsityMethod):

@@ -32,7 +32,7 @@ from vis.report import make_figures
 TRAIN = ["--mode", "train", "--classes", "0", "5", "--epochs", "6", "--batch-size", "10", "--lr", "0.05",
          "--device", "cpu"]
 EVAL = ["--mode", "eval", "--device", "cpu", "--attacks", "pgd", "--n-eval", "20", "--steps", "5", "--check-n", "8",
-        "--minimal-norms", "linf", "--fab-steps", "3"]
+        "--minimal-norms", "linf", "--fab-steps", "3", "--audit-radii", "none"]
 
 
 def run(argv, capsys):

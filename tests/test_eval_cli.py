@@ -19,7 +19,7 @@ TRAIN = ["--classes", "0", "1", "--epochs", "1", "--batch-size", "16", "--train-
 EVAL = ["--device", "cpu", "--n-eval", "12", "--steps", "5", "--query-n", "4", "--square-queries", "50",
         "--nes-steps", "3", "--nes-samples", "5", "--check-n", "8", "--minimal-norms", "none"]
 # the one evaluation that also measures eps* (L-inf; FAB shortened as the attacks are)
-MINIMAL = ["--minimal-norms", "linf", "--fab-steps", "3"]
+MINIMAL = ["--minimal-norms", "linf", "--fab-steps", "3", "--audit-radii", "none"]  # the audit: test_eps_star.py
 ATTACK_KEYS = ("pgd", "autoattack", "square", "nes_untargeted_m0", "nes_untargeted_m0.9", "nes_targeted_m0",
                "nes_targeted_m0.9")
 
@@ -73,7 +73,9 @@ def test_eval_writes_one_result_per_variant_and_a_summary(evaluated):
             assert queried["n"] == 4 and "median_queries_correct" in queried and "mean_queries_all" in queried
         assert [check["name"] for check in record["checks"]] == [
             "pgd_eps1_success", "robust_acc_monotone_in_eps", "black_box_not_stronger_than_white_box",
-            "white_box_attacks_agree", "zero_input_gradients", "minimal_perturbation_methods_agree"]
+            "white_box_attacks_agree", "zero_input_gradients", "minimal_perturbation_methods_agree",
+            "eps_star_matches_autoattack"]
+        assert record["schema_version"] == 4 and record["audit"]["radii"] == []  # --audit-radii none
         assert record["checkpoint"]["metadata"]["status"] == "complete"
         minimal = record["minimal_perturbation"]["linf"]
         assert minimal["n"] == 12 and len(minimal["eps_star"]) == 12 and minimal["limit"] == pytest.approx(4 * 8 / 255)
@@ -171,6 +173,12 @@ def test_corrupt_checkpoint_exits_2_naming_it_and_is_left_alone(cifar_dir, model
     (["--minimal-norms", "none", "linf"], "--minimal-norms none turns the measure off; give it alone"),
     (["--minimal-norms", "l1"], "invalid choice: 'l1'"),
     (["--fab-steps", "0"], "--fab-steps must be at least 1"),
+    (["--audit-radii", "0"], "--audit-radii must be positive"),
+    (["--audit-radii=-0.5x"], "--audit-radii must be positive"),
+    (["--audit-radii", "wide"], "--audit-radii has 'wide', which is neither an eps"),
+    (["--audit-radii", "none", "1x"], "--audit-radii none turns it off; give it alone"),
+    (["--adaptive-attacks", "bpda_sigmoid"], "--adaptive-attacks has unknown adaptive attack 'bpda_sigmoid'"),
+    (["--fab-restarts", "0"], "--fab-restarts must be at least 1"),
 ])
 def test_bad_eval_input_exits_2(cifar_dir, models_dir, tmp_path, capsys, flags, fragment):
     status, _, err = run(["--mode", "eval", *EVAL, *flags, *dirs(cifar_dir, models_dir, tmp_path)], capsys)

@@ -1,17 +1,19 @@
 """k-winners-take-all as a sparsity method: what the layer keeps, the method through train, eval and vis, and the
 evaluation seeing through the robustness PGD reports for it (gradient masking)."""
 import json
+import math
 
 import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+import attacks.adaptive as adaptive_module
 from cli_support import assert_usage_error, run_cli
 from evaluation.config import EvalConfig
 from evaluation.runner import evaluate_model
 from main import main
-from sparsity.kwta import KWinners
+from sparsity.kwta import KWinners, straight_through
 from sparsity.variants import Variant
 from test_robust_eval import CLASSES, EPS, MLP, coloured_images
 from training.checkpoint import build_variant_model
@@ -95,9 +97,20 @@ MASKING = EvalConfig(attacks=("pgd", "nes_adaptive"), eps=EPS, alpha=EPS / 8, st
                      adaptive_schedule=((0, 10), (5, 50), (10, 200)), check_n=32, minimal_norms=())
 
 
-def test_pgd_overstating_a_kwta_models_robustness_fails_a_check_naming_it():
+@pytest.fixture(scope="module")
+def kwta_model():
+    torch.manual_seed(0)  # the initial weights
+    return trained(KWinnersMLP(), steps=300, lr=3e-3)
+
+
+@pytest.fixture(scope="module")
+def ordinary_model():
     torch.manual_seed(0)
-    model = trained(KWinnersMLP(), steps=300, lr=3e-3)
+    return trained(MLP(), steps=200, lr=1e-2)
+
+
+def test_pgd_overstating_a_kwta_models_robustness_fails_a_check_naming_it(kwta_model):
+    model = kwta_model
     x, y = coloured_images(32, seed=2)
     with pytest.warns(UserWarning, match="white_box_attacks_agree"):
         report = evaluate_model(model, x, y, CLASSES, torch.device("cpu"), MASKING)
@@ -109,11 +122,49 @@ def test_pgd_overstating_a_kwta_models_robustness_fails_a_check_naming_it():
     assert report["worst_case"]["robust_acc"] <= adaptive
 
 
-def test_an_ordinary_model_under_the_same_attacks_fails_no_check():
-    torch.manual_seed(0)
-    model = trained(MLP(), steps=200, lr=1e-2)
+def test_an_ordinary_model_under_the_same_attacks_fails_no_check(ordinary_model):
+    model = ordinary_model
     x, y = coloured_images(32, seed=2)
     report = evaluate_model(model, x, y, CLASSES, torch.device("cpu"), MASKING)
     statuses = {check["name"]: check["status"] for check in report["checks"]}
     assert "failed" not in statuses.values() and statuses["white_box_attacks_agree"] == "passed", report["checks"]
     assert report["worst_case"]["robust_acc"] == min(entry["robust_acc"] for entry in report["attacks"].values())
+
+
+def test_straight_through_keeps_the_forward_pass_and_passes_gradients_through_the_mask():
+    layer = KWinners(0.25)
+    x = torch.tensor([[3.0, -1.0, 0.5, 2.0]], requires_grad=True)
+    with straight_through(layer, "identity"):
+        out = layer(x)
+        (grad,) = torch.autograd.grad((out * torch.tensor([1.0, 2.0, 3.0, 4.0])).sum(), x)
+    assert torch.equal(out.detach(), torch.tensor([[3.0, 0.0, 0.0, 0.0]]))  # k-WTA's own forward pass
+    assert torch.equal(grad, torch.tensor([[1.0, 2.0, 3.0, 4.0]]))  # the identity's backward pass
+    with straight_through(layer, "relu"):
+        (grad,) = torch.autograd.grad(layer(x).sum(), x)
+    assert torch.equal(grad, torch.tensor([[1.0, 0.0, 1.0, 1.0]]))  # ReLU's
+    assert layer.backward_as is None  # restored
+
+
+def test_adaptive_attacks_run_on_a_kwta_model_and_bound_its_eps_star(kwta_model, ordinary_model, monkeypatch):
+    model, source = kwta_model, ordinary_model  # the ordinary MLP stands in for the same-seed baseline
+    monkeypatch.setattr(adaptive_module, "APGD_ITERATIONS", 20)  # AutoAttack's 100 are for evaluations
+    x, y = coloured_images(12, seed=2)
+    config = EvalConfig(attacks=("pgd",), eps=EPS, alpha=EPS / 8, steps=10, query_n=6, check_n=0,
+                        minimal_norms=("linf",), fab_steps=2, fab_restarts=1, minimal_targets=0,
+                        adaptive_attacks=("bpda_identity", "nes_adaptive", "transfer"),  # bpda_relu: the unit test
+                        audit_radii=(), adaptive_steps=8, adaptive_schedule=((0, 10), (4, 40)))  # no audit: at eps
+    with pytest.warns(UserWarning):  # a k-WTA model fails checks (that is what they are for)
+        report = evaluate_model(model, x, y, CLASSES, torch.device("cpu"), config, transfer_source=source)
+    adaptive = {entry["attack"]: entry for entry in report["audit"]["adaptive"]}
+    assert set(adaptive) == {"bpda_identity", "nes_adaptive", "transfer"}
+    assert {entry["eps"] for entry in adaptive.values()} == {EPS} and adaptive["nes_adaptive"]["n"] == 6
+    assert report["audit"]["radii"] == []
+    # through the mask, the white-box attack does what PGD's masked gradients do not
+    assert adaptive["bpda_identity"]["robust_acc"] < report["attacks"]["pgd"]["robust_acc"]
+    entry = report["minimal_perturbation"]["linf"]
+    eps_star = torch.tensor([math.inf if v is None else v for v in entry["eps_star"]])
+    for name, attack in adaptive.items():
+        sizes = entry["attack_eps"][attack["key"]]["size"]
+        fooled = [i for i, size in enumerate(sizes) if size is not None]
+        assert len(fooled) == round((1 - attack["robust_acc"]) * attack["n"])
+        assert all(eps_star[i] <= sizes[i] for i in fooled), name

@@ -45,7 +45,7 @@ def test_the_shortened_converged_recipe_learns_real_fashion_mnist(trained):
 def test_the_real_model_is_attacked_end_to_end(trained, capsys):
     status, out, err = run_cli(main, [
         "--mode", "eval", "--quick", "--baseline-only", "--attacks", "pgd", "square", "--n-eval", "50",
-        "--query-n", "10", "--square-queries", "200", "--fab-steps", "10", "--device", "cpu", "--threads", "2",
+        "--query-n", "10", "--square-queries", "200", "--fab-steps", "10", "--audit-radii", "none", "--device", "cpu", "--threads", "2",
         "--data-dir", str(trained / "data"),
         "--models-dir", str(trained / "models"), "--results-dir", str(trained / "results")], capsys)
     assert status == 0, err

@@ -155,8 +155,10 @@ def test_square_misclassified_image_costs_one_query_and_targeted_reaches_its_tar
     assert (model(x_adv).argmax(1) == wrong[:8]).float().mean() >= 0.75
 
 
+# eps* in L-inf with a short search (tests/test_eps_star.py is about the search and its audit): no audit here
 CHECKED = EvalConfig(attacks=("pgd", "apgd", "square"), eps=EPS, alpha=EPS / 8, steps=20, query_n=32,
-                     square_queries=1000, check_n=64)
+                     square_queries=1000, check_n=64, minimal_norms=("linf",), fab_steps=10, fab_restarts=1,
+                     minimal_targets=1, audit_radii=())
 
 
 def failed_checks(model, x, y):
@@ -166,9 +168,11 @@ def failed_checks(model, x, y):
 
 def test_no_check_fails_on_an_ordinary_trained_model(ordinary):
     checks, _ = failed_checks(*ordinary)
-    assert {name: c["status"] for name, c in checks.items()} == dict.fromkeys(checks, "passed")
+    assert {name: c["status"] for name, c in checks.items()} == {**dict.fromkeys(checks, "passed"),
+                                                                 "eps_star_matches_autoattack": "not_run"}
     assert set(checks) == {"pgd_eps1_success", "robust_acc_monotone_in_eps", "black_box_not_stronger_than_white_box",
-                           "white_box_attacks_agree", "zero_input_gradients", "minimal_perturbation_methods_agree"}
+                           "white_box_attacks_agree", "zero_input_gradients", "minimal_perturbation_methods_agree",
+                           "eps_star_matches_autoattack"}
 
 
 @pytest.mark.parametrize("mask, expected", [

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from evaluation.minimal import CENSORED, CLEAN, FAB_METHOD, PGD_METHOD, MinimalPerturbation, minimal_entry
+from evaluation.minimal import BISECTION_METHOD, CENSORED, CLEAN, FAB_METHOD, MinimalPerturbation, minimal_entry
 from evaluation.records import write_record
 from models import SimpleCNN
 from sparsity.variants import Variant
@@ -63,7 +63,7 @@ def minimal_document(clean_acc, effect, seed, n=100, limit=32 / 255, norm="linf"
     eps = torch.where(eps > limit, math.inf, eps)
     wrong = torch.arange(n) >= round(clean_acc * n)
     eps[wrong] = 0.0
-    methods = [CLEAN if w else CENSORED if math.isinf(e) else (FAB_METHOD if i % 3 else PGD_METHOD)
+    methods = [CLEAN if w else CENSORED if math.isinf(e) else (FAB_METHOD if i % 3 else BISECTION_METHOD)
                for i, (w, e) in enumerate(zip(wrong.tolist(), eps.tolist()))]
     result = MinimalPerturbation(norm, limit, eps, methods, eps * 1.01, eps, torch.ones(n, dtype=torch.bool),
                                  torch.zeros(n, 1))

@@ -1,0 +1,83 @@
+"""Adaptive attacks for k-winners-take-all (Tramer, Carlini, Brendel & Madry, NeurIPS 2020, "On Adaptive Attacks to
+Adversarial Example Defenses", 01_kwta), run by the evaluation wherever a model has a k-WTA layer, at the audit's
+radii, and folded into eps* (``evaluation.minimal``):
+
+- ``bpda_identity``, ``bpda_relu``: APGD-CE + APGD-T (AutoAttack's settings) through the top-k selection, its
+  backward pass that of the identity or of a ReLU (``sparsity.kwta.straight_through``);
+- ``nes_adaptive``: their sampled-gradient attack (``attacks.nes_adaptive``: sigma = eps, margin loss, the
+  evaluation's ``adaptive_steps`` and ``adaptive_schedule``, 100 steps and 100 -> 1,000 -> 20,000 samples by default,
+  each image stopping once fooled), on the query subset;
+- ``transfer``: APGD-CE + APGD-T on the same-seed baseline (where its checkpoint is found), the examples then
+  given to the k-WTA model.
+
+Adding one: a builder here and a line in ADAPTIVE.
+"""
+from attacks.autoattack import APGD
+from attacks.base import ALL_IMAGES, BLACK_BOX, QUERY_SUBSET, WHITE_BOX, Attack, check_inputs, eval_mode
+from attacks.nes_adaptive import NESAdaptive
+from sparsity.kwta import straight_through
+
+APGD_ITERATIONS = None  # the white-box and transfer attacks' APGD iterations; None: AutoAttack's 100
+
+
+class StraightThrough(APGD):
+    """APGD through the k-WTA layers with a straight-through backward pass (``backward_as``: identity or relu)."""
+
+    name = "bpda"
+    title = "APGD through k-WTA (BPDA)"
+
+    def __init__(self, model, eps, backward_as, seed=0, iterations=None):
+        super().__init__(model, eps=eps, seed=seed, iterations=iterations)
+        self.backward_as = backward_as
+
+    def settings(self):
+        return {**super().settings(), "backward_as": self.backward_as}
+
+    def __call__(self, x, y, targeted=False):
+        with straight_through(self.model, self.backward_as):
+            return super().__call__(x, y, targeted)
+
+
+class Transfer(Attack):
+    """APGD-CE + APGD-T against ``source`` (another model of the same data), the examples kept as they are: the
+    target model is used only to be fooled."""
+
+    name = "transfer"
+    threat_model = BLACK_BOX
+
+    def __init__(self, model, source, eps, seed=0, iterations=None):
+        super().__init__(model, seed)
+        self.source = source
+        self.apgd = APGD(source, eps=eps, seed=seed, iterations=iterations)
+
+    def settings(self):
+        return {"eps": self.apgd.eps, "source_attack": "apgd-ce apgd-t", "package": "pyautoattack"}
+
+    def __call__(self, x, y, targeted=False):
+        x, y = check_inputs(self.model, x, y)
+        with eval_mode(self.model):
+            return self.apgd(x, y, targeted)
+
+
+def _bpda(backward_as):
+    def build(model, eps, config, source):
+        return (StraightThrough(model, eps, backward_as, seed=config.seed, iterations=APGD_ITERATIONS), WHITE_BOX,
+                ALL_IMAGES)
+    return build
+
+
+def _nes(model, eps, config, source):
+    attack = NESAdaptive(model, eps=eps, steps=config.adaptive_steps, samples=config.adaptive_schedule,
+                         query_batch=config.query_batch, seed=config.seed)
+    return attack, BLACK_BOX, QUERY_SUBSET
+
+
+def _transfer(model, eps, config, source):
+    if source is None:
+        return None  # no same-seed baseline checkpoint to transfer from
+    return Transfer(model, source, eps, seed=config.seed, iterations=APGD_ITERATIONS), BLACK_BOX, ALL_IMAGES
+
+
+# name -> builder(model, eps, config, source model or None) -> (attack, threat model, images) or None (cannot run)
+ADAPTIVE = {"bpda_identity": _bpda("identity"), "bpda_relu": _bpda("relu"), "nes_adaptive": _nes,
+            "transfer": _transfer}
