@@ -8,7 +8,7 @@ from attacks.pgd import PGD
 from cli_support import assert_usage_error, run_cli
 from common.device import cpu_threads
 from data.loader import TensorLoader
-from evaluation.minimal import pgd_bisection
+from evaluation.minimal import Search, apgd_bisection
 from main import main, train_hint
 from sparsity.variants import Variant
 from training.adversarial import AdversarialExamples, settings
@@ -108,7 +108,8 @@ def test_adversarial_training_raises_robust_accuracy_and_eps_star_over_the_same_
 
     def median_eps_star(model):
         correct = model(x).argmax(1) == y
-        eps_star, _, _ = pgd_bisection(model, x[correct], y[correct], "linf", limit=0.5, steps=10, seed=0)
+        eps_star, _, _ = apgd_bisection(model, x[correct], y[correct], "linf", 0.5,
+                                        Search(fab_steps=0, targets=0, bisection_steps=10))
         return eps_star.median().item()
 
     assert median_eps_star(trained) >= 2 * median_eps_star(standard)
