@@ -19,7 +19,7 @@ from main import main
 CIFAR10_JPEG = get_dataset("cifar10-jpeg")
 TRAIN = ["--mode", "train", "--baseline-only", "--classes", "0", "1", "--epochs", "1", "--batch-size", "4",
          "--device", "cpu"]
-EVAL = ["--mode", "eval", "--baseline-only", "--device", "cpu", "--attacks", "pgd", "--n-eval", "4", "--steps", "2",
+EVAL = ["--mode", "eval", "--audit-radii", "none", "--baseline-only", "--device", "cpu", "--attacks", "pgd", "--n-eval", "4", "--steps", "2",
         "--check-n", "4", "--minimal-norms", "none"]
 
 

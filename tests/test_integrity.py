@@ -20,7 +20,7 @@ from training.checkpoint import checkpoint_test_set, load_checkpoint, load_model
 
 TRAIN = ["--mode", "train", "--classes", "0", "1", "--epochs", "1", "--batch-size", "16", "--train-per-class", "16",
          "--test-per-class", "5", "--device", "cpu"]
-EVAL = ["--mode", "eval", "--device", "cpu", "--attacks", "pgd", "--n-eval", "12", "--steps", "3", "--check-n", "4",
+EVAL = ["--mode", "eval", "--audit-radii", "none", "--device", "cpu", "--attacks", "pgd", "--n-eval", "12", "--steps", "3", "--check-n", "4",
         "--minimal-norms", "none"]
 
 

@@ -51,7 +51,7 @@ def test_kwta_runs_through_train_eval_and_vis(cifar_dir, tmp_path, capsys):
     dirs = ["--data-dir", str(cifar_dir), "--models-dir", str(tmp_path / "models")]
     out = run([*TRAIN, "--method", "kwta", "--layers", "fc1", "--strength", "0.2", *dirs], capsys)
     assert "fc1_s0.2_seed0: trained" in out
-    run(["--mode", "eval", "--method", "kwta", "--layers", "fc1", "--strength", "0.2", "--attacks", "pgd",
+    run(["--mode", "eval", "--audit-radii", "none", "--method", "kwta", "--layers", "fc1", "--strength", "0.2", "--attacks", "pgd",
          "--n-eval", "8", "--steps", "3", "--check-n", "4", "--minimal-norms", "none", "--device", "cpu", *dirs,
          "--results-dir", str(tmp_path / "results")], capsys)
     record = json.loads((tmp_path / "results" / "cifar10" / "kwta" / "fc1_s0.2_seed0.json").read_text())

@@ -42,7 +42,7 @@ needs_slurm = pytest.mark.skipif(SLURM_MISSING is not None, reason=str(SLURM_MIS
 
 # --quick cut to two classes, one SGD step per epoch and a few attack steps: real runs, small budgets.
 TRAIN = ["--quick", "--classes", "0", "1", "--epochs", "2", "--train-per-class", "16", "--test-per-class", "10"]
-EVAL = ["--quick", "--attacks", "pgd", "--n-eval", "10", "--check-n", "10", "--fab-steps", "3"]
+EVAL = ["--quick", "--audit-radii", "none", "--attacks", "pgd", "--n-eval", "10", "--check-n", "10", "--fab-steps", "3"]
 SLURM = ["--launcher", "slurm", "--cpus-per-task", "1"]  # the test cluster's cores are shared
 LAYERS = ["--layers", "conv2", "fc1"]
 VARIANTS = (Variant.baseline(0), Variant("l1", "conv2", 0.01, 0), Variant("l1", "fc1", 0.01, 0))
