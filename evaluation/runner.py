@@ -133,7 +133,10 @@ def run_audit(model, config, x, y, clean_pred, images, device, results, referenc
     every evaluated image, folded in too. The check compares AutoAttack with eps* as it stood before AutoAttack's
     runs joined it (the adaptive attacks' included)."""
     linf = results["linf"]
-    if reference is None:
+    if not any(audit_radius(given)[1] for given in config.audit_radii or ()):
+        # no multiple to scale: no reference, so the record does not depend on which records existed when it ran
+        reference = (None, None)
+    elif reference is None:
         reference = ("own", median_correct(linf.eps_star))
     radii = audit_radii(config, reference)
     entry = {"reference": {"source": reference[0], "median_eps_star": None if reference[1] is None
