@@ -19,3 +19,19 @@ def pinned_training_mode(tmp_path_factory):
         patch.setenv(PIN_ENV, "fp32")
         patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
         yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread_per_worker():
+    """Under pytest-xdist (pytest.ini: one worker per core) each worker computes on one thread, so that the workers
+    do not oversubscribe the cores they share; a test that needs another count sets it itself."""
+    import os
+
+    import torch
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
