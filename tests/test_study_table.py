@@ -134,3 +134,27 @@ def test_every_readme_claim_has_the_verdict_comparisons_csv_gives():
     # the study's own guarantees: the null is never an effect, one seed is never judged
     assert all(row["verdict"] != "effect" for row in table if row["method"] == "standard")
     assert all(row["verdict"] == "inconclusive" for row in table if row["n_seeds"] == "1")
+
+
+def test_adversarially_trained_arms_are_compared_with_the_baseline_trained_the_same_way(tmp_path):
+    """The positive control (the adversarially trained baseline) against the standard baseline; sparsity on top of
+    adversarial training against the adversarially trained baseline, never pooled with standard training."""
+    results = tmp_path / "cifar10"
+    for seed in (0, 1, 2):
+        write_result(results, "l1", Variant.baseline(seed), 0.9, SPARSITY, attacks(5), minimal=eps_star(images(0.0)))
+        write_result(results, "l1", Variant.baseline(seed, "fgsm-rs", 0.1), 0.85, SPARSITY, attacks(60),
+                     minimal=eps_star(images(0.1 + 0.001 * seed)))
+        write_result(results, "l1", Variant("l1", "conv1", 1.0, seed, "fgsm-rs", 0.1), 0.84, SPARSITY, attacks(60),
+                     minimal=eps_star(images(0.1 + 0.002 * seed)))
+        write_result(results, "l1", Variant("l1", "conv1", 1.0, seed), 0.9, SPARSITY, attacks(5),
+                     minimal=eps_star(images(0.001 * seed)))
+    study = load_study_tables(tmp_path, "cifar10", ["l1"])
+    rows = {r["arm"]: r for r in study.rows if r["statistic"] == "eps_star_correct"}
+    control = rows["standard + FGSM-RS-AT eps=0.1"]
+    assert control["reference"] == "standard" and control["training"] == "fgsm-rs eps=0.1"
+    assert control["effect"] == pytest.approx(0.101)
+    on_top = rows["l1 conv1 λ=1 + FGSM-RS-AT eps=0.1"]
+    assert on_top["reference"] == "standard + FGSM-RS-AT eps=0.1"
+    assert on_top["effect"] == pytest.approx(0.001)
+    plain = rows["l1 conv1 λ=1"]  # standard training: its own three seeds, none of the adversarial ones
+    assert plain["reference"] == "standard" and plain["seeds"] == "0 1 2" and plain["effect"] == pytest.approx(0.001)

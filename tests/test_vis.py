@@ -281,3 +281,28 @@ def test_eps_star_medians_intervals_and_paired_differences_in_the_table_and_csv(
     assert fc1["paired_n_unknown"] == "1" and fc1["paired_high"] == ""  # reaches past the limit
     assert (tmp_path / "l1" / "fig6_eps_star_per_layer.png").exists()
     assert (tmp_path / "l1" / "fig5_robustness_curves.png").exists()  # from eps*, without --eps-sweep
+
+
+def test_dose_response_plots_one_point_per_seed_at_its_measured_sparsity(tmp_path):
+    """Figure 7: each model is a point (its layer's sparsity, its median eps* over correct images); the baseline's
+    seeds give the band. Values are hand-picked so every point is known."""
+    limit = 0.4
+    pgd = {"pgd": attack_entry("pgd", 5, 4, 4)}
+    for seed, (base, strong) in enumerate([([0, 0.02, 0.03, 0.04, 0.05], [0, 0.05, 0.06, 0.07, None]),
+                                           ([0.02, 0.03, 0.03, 0.05, 0.06], [0.04, 0.05, 0.08, 0.09, 0.1])]):
+        write_result(tmp_path, "l1", Variant.baseline(seed), 0.8, {**SPARSITY, "conv1": 0.40 + seed / 100}, pgd,
+                     minimal={"linf": minimal_from(base, limit)})
+        write_result(tmp_path, "l1", Variant("l1", "conv1", 3.0, seed), 0.8, {**SPARSITY, "conv1": 0.95 + seed / 100},
+                     pgd, minimal={"linf": minimal_from(strong, limit)})
+    results = merged(tmp_path)
+    baseline, variant = results.variants
+    # baseline seed 0: correct images 0.02..0.05 -> median 0.035; seed 1: all five correct -> 0.03
+    def flat(points):
+        return [value for point in points for value in point]
+
+    assert flat(figures._seed_points(baseline, "conv1", "linf")) == pytest.approx([0.40, 0.035, 0.41, 0.03])
+    # variant seed 0: correct 0.05, 0.06, 0.07, censored -> median 0.065; seed 1: 0.04..0.1 -> 0.08
+    assert flat(figures._seed_points(variant, "conv1", "linf")) == pytest.approx([0.95, 0.065, 0.96, 0.08])
+    paths = make_figures(tmp_path, "l1")
+    assert tmp_path / "l1" / "fig7_eps_star_vs_sparsity.png" in paths
+    assert (tmp_path / "l1" / "fig7_eps_star_vs_sparsity.png").read_bytes().startswith(PNG_MAGIC)

@@ -4,8 +4,11 @@ Per seed (one trained model, one result record): its clean accuracy (all test im
 at the study's eps (on the record's attacked images; an upper bound set by AutoAttack standard), its median eps* (L-inf)
 over the images it classifies correctly (the primary statistic: eps* is 0 for a misclassified image, so an all-image
 median mixes clean error into robustness and compares arms of different accuracy at different quantiles), and the
-all-image median as a labelled secondary statistic. An arm is a (method, layer, strength) with its learned seeds; it
-is compared with the baseline's seeds on each statistic, Holm over all arms of the study per statistic. The baseline
+all-image median as a labelled secondary statistic. An arm is a (method, layer, strength, adversarial training) with
+its learned seeds; it is compared with the baseline's seeds on each statistic, Holm over all arms of the study per
+statistic. The baseline of an arm is the standard model trained the same way: the adversarially trained baseline (the
+positive control) is compared with the standard baseline, and a sparse arm on top of adversarial training with the
+adversarially trained baseline (does sparsity add robustness where robustness exists?). The baseline
 is also compared with itself (disjoint seed sets, the same code) in rows of their own Holm family: the null every
 table carries. ``comparisons.csv`` holds every row; the README's study section prints them.
 """
@@ -26,14 +29,15 @@ NORM = "linf"
 ROBUST_ATTACK = "autoattack"
 STATISTICS = ("eps_star_correct", "eps_star_all", "clean_acc", "robust_acc")  # the first is the primary one
 CSV_NAME = "comparisons.csv"
-CSV_COLUMNS = ("arm", "method", "layer", "strength", "seeds", "n_seeds", "baseline_seeds", "n_baseline_seeds",
+CSV_COLUMNS = ("arm", "method", "layer", "strength", "training", "reference", "seeds", "n_seeds", "baseline_seeds", "n_baseline_seeds",
                "statistic", "arm_mean", "baseline_mean", "effect", "ci_low", "ci_high", "p", "p_holm", "margin",
                "p_tost", "p_tost_holm", "verdict")
 
 
 @dataclass(frozen=True)
 class Arm:
-    """One (method, layer, strength) of a study with the per-seed values of its learned seeds."""
+    """One (method, layer, strength, adversarial training) of a study with the per-seed values of its learned
+    seeds."""
 
     method: str
     layer: str | None
@@ -41,18 +45,27 @@ class Arm:
     seeds: tuple
     values: dict  # statistic -> tuple of per-seed values (seed order); None where a seed lacks it
     not_learned_seeds: tuple
+    adv: str | None = None  # adversarial training (training.adversarial), None: standard training
+    adv_eps: float | None = None
 
     @property
     def is_baseline(self):
         return self.method == BASELINE
 
+    @property
+    def training(self):
+        """``standard`` or e.g. ``fgsm-rs eps=0.1``: how the arm's models were trained."""
+        return "standard" if self.adv is None else f"{self.adv} eps={self.adv_eps:g}"
+
     def subset(self, seeds):
         keep = [self.seeds.index(seed) for seed in seeds]
         return Arm(self.method, self.layer, self.strength, tuple(seeds),
-                   {key: tuple(values[i] for i in keep) for key, values in self.values.items()}, ())
+                   {key: tuple(values[i] for i in keep) for key, values in self.values.items()}, (), self.adv,
+                   self.adv_eps)
 
 
-def _eps_star(entry, correct_only):
+def median_eps_star(entry, correct_only):
+    """One seed's median eps* (inf where censored) over its images, or its correctly classified ones."""
     values = [math.inf if value is None else value for value, method in zip(entry["eps_star"], entry["method"])
               if not (correct_only and method == CLEAN)]
     return stats.median(values)  # inf where the median is censored (past the search limit)
@@ -62,8 +75,8 @@ def seed_values(record):
     """``{statistic: value}`` of one record (None where it did not measure it)."""
     entry = record.minimal.get(NORM)
     attack = record.attacks.get(ROBUST_ATTACK)
-    return {"eps_star_correct": _eps_star(entry, True) if entry else None,
-            "eps_star_all": _eps_star(entry, False) if entry else None,
+    return {"eps_star_correct": median_eps_star(entry, True) if entry else None,
+            "eps_star_all": median_eps_star(entry, False) if entry else None,
             "clean_acc": record.clean_acc,
             "robust_acc": attack["robust_acc"] if attack and attack["n"] else None}
 
@@ -79,18 +92,20 @@ def load_arms(results_dir, dataset, methods):
         records = sorted(load_records(folder, method, dataset=dataset), key=record_order)
         groups = {}
         for record in records:
-            variant = record.variant
-            groups.setdefault((variant.method, variant.layer, variant.strength), []).append(record)
-        for (name, layer, strength), group in groups.items():
+            v = record.variant
+            groups.setdefault((v.method, v.layer, v.strength, v.adv, v.adv_eps), []).append(record)
+        for (name, layer, strength, adv, adv_eps), group in groups.items():
             learned = [r for r in group if r.learned is not False]
             values = [seed_values(r) for r in learned]
             arm = Arm(name, layer, strength, tuple(r.variant.seed for r in learned),
                       {key: tuple(v[key] for v in values) for key in STATISTICS},
-                      tuple(r.variant.seed for r in group if r.learned is False))
-            if arm.is_baseline:
+                      tuple(r.variant.seed for r in group if r.learned is False), adv, adv_eps)
+            if arm.is_baseline and arm.adv is None:
                 baseline = baseline or arm
-            else:
-                arms.append(arm)
+            elif arm not in arms and not (arm.is_baseline and any(a.is_baseline and a.adv == arm.adv
+                                                                  and a.adv_eps == arm.adv_eps for a in arms)):
+                arms.append(arm)  # an adversarially trained baseline sits in every method's folder: once
+    arms.sort(key=lambda a: (a.adv is not None, not a.is_baseline))  # standard training first, then the control
     return baseline, arms
 
 
@@ -112,6 +127,7 @@ def _usable(values):
 
 def _compare(arm, base, statistic, label):
     row = {"arm": label, "method": arm.method, "layer": arm.layer, "strength": None if arm.is_baseline else arm.strength,
+           "training": arm.training, "reference": arm_label(base),
            "seeds": " ".join(map(str, arm.seeds)), "n_seeds": len(arm.seeds),
            "baseline_seeds": " ".join(map(str, base.seeds)), "n_baseline_seeds": len(base.seeds),
            "statistic": statistic}
@@ -127,7 +143,17 @@ def _compare(arm, base, statistic, label):
 
 
 def arm_label(arm):
-    return BASELINE if arm.is_baseline else f"{arm.method} {arm.layer} {get_method(arm.method).strength_text(arm.strength)}"
+    name = BASELINE if arm.is_baseline else f"{arm.method} {arm.layer} {get_method(arm.method).strength_text(arm.strength)}"
+    return name if arm.adv is None else f"{name} + {arm.adv.upper()}-AT eps={arm.adv_eps:g}"
+
+
+def reference_of(arm, baseline, arms):
+    """The arm's baseline: the standard model trained as it was (the adversarially trained baseline for a sparse arm
+    on top of adversarial training), and the standard baseline for the adversarially trained baseline itself."""
+    if arm.adv is None or arm.is_baseline:
+        return baseline
+    same = [a for a in arms if a.is_baseline and (a.adv, a.adv_eps) == (arm.adv, arm.adv_eps)]
+    return same[0] if same else None
 
 
 def comparisons(baseline, arms):
@@ -141,7 +167,8 @@ def comparisons(baseline, arms):
                           f"{BASELINE} seeds {', '.join(map(str, a))} vs {', '.join(map(str, b))}")
                  for a, b in null_splits(baseline.seeds)]
         rows += inference.judge(nulls)
-        rows += inference.judge([_compare(arm, baseline, statistic, arm_label(arm)) for arm in arms])
+        rows += inference.judge([_compare(arm, reference, statistic, arm_label(arm)) for arm in arms
+                                 if (reference := reference_of(arm, baseline, arms)) is not None])
     return rows
 
 

@@ -13,6 +13,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from attacks.base import WHITE_BOX
+from vis.comparisons import median_eps_star
 from vis.eps_star import eps_axis
 from vis.metrics import CLEAN_ACC, OWN_SPARSITY, WORST_CASE, median_queries, robust_acc, success_correct
 from vis.render import (BASELINE_COLOR, NOT_LEARNED_COLOR, add_footnote, figure_style, layer_style, new_figure,
@@ -653,4 +654,72 @@ def plot_eps_star_per_layer(results, stem):
             "bar without a diamond: images censored in both (unknown differences) could move the median anywhere "
             "in it. Intervals: 95% percentile bootstrap over images (2,000 resamples)."]
             + footnote_lines(results, []))
+        return save_figure(fig, stem)
+
+
+# --------------------------------------------------------------------------- figure 7: dose-response
+
+def _seed_points(variant, layer, norm):
+    """``[(sparsity of layer, median eps* over correct images)]``, one per learned seed that measured both."""
+    entries = dict(variant.minimal.get(norm, ()))
+    return [(sparsity[layer], median_eps_star(entries[seed], correct_only=True))
+            for seed, sparsity in variant.seed_sparsity if seed in entries and layer in sparsity]
+
+
+def _dose_panel(ax, results, layer, variants, norm, limit):
+    factor, unit = eps_axis(results.dataset, norm)
+    baseline = _seed_points(results.baseline, layer, norm) if results.baseline else []
+    shown = lambda value: factor * (limit if math.isinf(value) else value)  # noqa: E731 (censored at the limit)
+    if baseline:
+        values = [shown(eps) for _, eps in baseline]
+        ax.axhspan(min(values), max(values), color=BASELINE_COLOR, alpha=0.12, linewidth=0)
+        ax.plot([100 * s for s, _ in baseline], values, linestyle="none", marker="o", markersize=4,
+                markerfacecolor="white", markeredgecolor=BASELINE_COLOR)
+    color, marker = layer_style(layer, results.layer_names)
+    means = []
+    for variant in sorted(variants, key=lambda v: v.strength):
+        points = _seed_points(variant, layer, norm)
+        if not points:
+            continue
+        ax.plot([100 * s for s, _ in points], [shown(eps) for _, eps in points], linestyle="none", marker=marker,
+                markersize=4, color=color, alpha=0.8)
+        finite = [(s, eps) for s, eps in points if math.isfinite(eps)]
+        if finite:
+            means.append((sum(s for s, _ in finite) / len(finite), sum(e for _, e in finite) / len(finite)))
+        ax.annotate(results.sparsity_method.strength_text(variant.strength), (100 * points[0][0],
+                    shown(points[0][1])), textcoords="offset points", xytext=(4, 4), fontsize=6.5, color=color)
+    if len(means) > 1:
+        ax.plot([100 * s for s, _ in means], [factor * e for _, e in means], color=color, linewidth=0.8)
+    if any(math.isinf(eps) for v in [*variants, results.baseline] if v for _, eps in _seed_points(v, layer, norm)):
+        ax.axhline(factor * limit, color="0.5", linestyle="-.", linewidth=0.8)
+    ax.set_title(f"regularised at {layer}", loc="left")
+    ax.set_xlabel(f"sparsity of {layer} (% exact zeros, test set)")
+    ax.set_ylabel(f"median eps* over correct images ({unit})")
+    ax.set_xlim(-3, 103)
+    ax.set_ylim(bottom=0)
+
+
+def plot_eps_star_vs_sparsity(results, stem, norm="linf"):
+    """Figure 7, the dose-response: per trained model (seed), its median L-inf eps* over the images it classifies
+    correctly against the measured sparsity of the regularised layer; the baseline's seeds (open circles, at their
+    own sparsity of that layer) and their spread (band) are what an effect must leave."""
+    variants = [v for v in results.variants if not v.is_baseline and v.learned and norm in v.minimal]
+    if not variants:
+        return []
+    layers = list(dict.fromkeys(v.layer for v in variants))
+    limit = max(entry["limit"] for v in [*variants, results.baseline] if v and norm in v.minimal
+                for _, entry in v.minimal[norm])
+    with figure_style():
+        fig, axes = _panel_grid(len(layers), 3, (4.2, 3.4), (1.0, 1.8))
+        for ax, layer in zip(axes, layers):
+            _dose_panel(ax, results, layer, [v for v in variants if v.layer == layer], norm, limit)
+        base_seeds = len(results.baseline.seed_sparsity) if results.baseline else 0
+        fig.suptitle(f"{results.sparsity_method.title}: eps* against the sparsity it reached, one point per model "
+                     f"({_seeds_text(results)})", fontsize=10)
+        add_footnote(fig, [
+            f"Filled markers: one trained model (seed) per point, labelled with its strength; line: the mean of each "
+            f"strength's seeds. Open circles and grey band: the standard model's {base_seeds} seed(s), their median "
+            f"eps* spread (min to max), drawn at their own sparsity of the layer. eps*: the minimum over FAB, the "
+            f"APGD bisection and every attack run, per image; a censored median is drawn at the search limit "
+            f"(dash-dot)."] + footnote_lines(results, []))
         return save_figure(fig, stem)

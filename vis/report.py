@@ -8,6 +8,7 @@ Files written in one data set's results folder (``results/{dataset}/``; each fig
 - ``{method}/fig4_robustness_vs_sparsity``  robust accuracy against measured sparsity of the regularised layer
 - ``{method}/fig5_robustness_curves``       robust accuracy against eps read off eps* (and --eps-sweep points)
 - ``{method}/fig6_eps_star_per_layer``      median eps* with intervals per layer, paired difference to standard
+- ``{method}/fig7_eps_star_vs_sparsity``    dose-response: each model's median eps* against its layer's sparsity
 - ``{method}/eps_star.csv``                 median eps* per variant and norm, interval, paired difference
 - ``{method}/summary.md``                   every number as markdown tables
 - ``fig3_queries_by_method``                figure 3 of every method side by side (when several have results)
@@ -19,8 +20,9 @@ from common.errors import FileProblem
 from common.io import atomic_write_text, ensure_writable_dir
 from sparsity.methods import METHODS, get_method
 from sparsity.variants import validate_layers
-from vis.figures import (plot_eps_star_per_layer, plot_per_layer, plot_queries, plot_queries_by_method,
-                         plot_robustness_curves, plot_robustness_vs_sparsity, plot_strength_sweep)
+from vis.figures import (plot_eps_star_per_layer, plot_eps_star_vs_sparsity, plot_per_layer, plot_queries,
+                         plot_queries_by_method, plot_robustness_curves, plot_robustness_vs_sparsity,
+                         plot_strength_sweep)
 from vis.eps_star import csv_text as eps_star_csv
 from vis.results import load_method_results
 from vis.summary_table import summary_markdown
@@ -38,6 +40,7 @@ METHOD_FIGURES = (
     ("fig5_robustness_curves", plot_robustness_curves,
      "no eps* and no --eps-sweep curve (evaluate with --minimal-norms linf or --eps-sweep)"),
     ("fig6_eps_star_per_layer", plot_eps_star_per_layer, "no eps* (evaluate with --minimal-norms linf l2)"),
+    ("fig7_eps_star_vs_sparsity", plot_eps_star_vs_sparsity, "no L-inf eps* of a regularised variant"),
 )
 
 

@@ -78,6 +78,7 @@ class VariantSummary:
     worst_case: Stat  # per-image worst case over every attack run: robust accuracy over all n
     worst_case_n: tuple  # its n, per learned seed that has it
     minimal: dict  # norm -> tuple of (seed, entry): the seeds' minimal-perturbation entries
+    seed_sparsity: tuple  # (seed, {layer: fraction of exact zeros}) of each learned seed
     images_sha256: dict  # seed -> identity of the evaluated images (for pairing with the baseline)
     collapsed_seeds: tuple
     failed_checks: tuple  # "check (seed s)"
@@ -142,6 +143,7 @@ def _merge(group):
         worst_case_n=tuple(r.worst_case["n"] for r in learned if r.worst_case),
         minimal={norm: tuple((r.variant.seed, r.minimal[norm]) for r in learned if norm in r.minimal)
                  for norm in dict.fromkeys(norm for r in learned for norm in r.minimal)},
+        seed_sparsity=tuple((r.variant.seed, dict(r.sparsity)) for r in learned),
         images_sha256={r.variant.seed: r.images_sha256 for r in learned},
         collapsed_seeds=tuple(r.variant.seed for r in group if r.collapsed),
         failed_checks=tuple(f"{name} (seed {r.variant.seed})" for r in group for name in r.failed_checks),

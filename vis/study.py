@@ -122,8 +122,8 @@ def _rows(studies):
 def _arm(study, variant):
     if variant.is_baseline:
         return study.baseline
-    return next(a for a in study.arms if (a.method, a.layer, a.strength) == (variant.method, variant.layer,
-                                                                               variant.strength))
+    return next(a for a in study.arms if (a.method, a.layer, a.strength, a.adv) == (variant.method, variant.layer,
+                                                                                      variant.strength, None))
 
 
 def _notes(variant):
