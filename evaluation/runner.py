@@ -367,9 +367,9 @@ def baseline_elsewhere(job, method, results_dir, config, device):
 
 def baseline_reference(variant, results_dir, method, folder):
     """``(source, median eps*)`` of the same-seed baseline's record in this results folder (the audit's radii scale
-    with it, so every variant of a seed is audited at the same radii), or None where there is none yet (the
-    baseline itself, evaluated first in table order)."""
-    if variant.is_baseline:
+    with it, so every variant of a seed is audited at the same radii, the adversarially trained ones too), or None
+    where there is none yet (the standard baseline itself, evaluated first in table order)."""
+    if variant.is_baseline and variant.adv is None:
         return None
     path = Variant.baseline(variant.seed).results_path(results_dir, method)
     record = folder.get(path) if path.is_file() else None

@@ -17,47 +17,74 @@ def every_command(setup):
     return study.study_commands(setup) + study.figure_commands(setup)
 
 
+
+def parsed(command):
+    argv = command[1:]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    parser.reject_other_modes(argv, args.mode)
+    return args
+
+
 @pytest.mark.parametrize("setup", [study.CPU, study.GPU], ids=["cpu", "gpu"])
-def test_every_step_is_a_valid_main_py_command(setup):
-    commands = every_command(setup)
-    assert all(command[0] == "main.py" for command in commands)
-    trained = set()
-    for command in commands:
-        argv = command[1:]
-        parser = build_parser()
-        args = parser.parse_args(argv)
-        parser.reject_other_modes(argv, args.mode)
-        variants = variants_from_args(args)
+def test_every_step_is_a_valid_main_py_command_of_the_declared_design(setup):
+    trained, evaluated = set(), []
+    for command in every_command(setup):
+        assert command[0] == "main.py"
+        args = parsed(command)
+        names = {(variant.method, variant.name) for variant in variants_from_args(args)}
         if args.mode == "train":
-            assert recipe_from_args(args).dataset == "fashion-mnist"
-            trained |= {(variant.method, variant.name) for variant in variants}
+            recipe = recipe_from_args(args)
+            assert recipe.dataset == "fashion-mnist" and recipe.epochs == 3  # the converged recipe, every arm
+            trained |= names
         elif args.mode == "eval":
             config = eval_config_from_args(args, "fashion-mnist")
-            assert config.eps == 0.1 and "autoattack" in config.attacks and config.minimal_norms
-            assert {(variant.method, variant.name) for variant in variants} <= trained  # nothing evaluated that was not trained
-    assert {("standard", "standard_seed2"), ("l1", "conv1_s0.01_seed0"), ("dropout", "fc1_s0.6_seed0"),
-            ("kwta", "conv4_s0.05_seed0"), ("kwta", "fc1_s0.05_seed2")} <= trained
-    assert len([name for _, name in trained if name.endswith("_seed0")]) == 1 + 3 * 3 * 2
-    # the design: every arm and the baseline with the same declared seeds, at least 5 (issue 29)
+            assert config.eps == 0.1 and "autoattack" in config.attacks and "linf" in config.minimal_norms
+            assert config.audit_radii  # eps* audited at its own scale
+            assert names <= trained  # nothing evaluated that was not trained
+            evaluated += [(args.method, name) for _, name in sorted(names)]
     arms = {}
     for method, name in trained:
         arm, seed = name.rsplit("_seed", 1)
         arms.setdefault((method, arm), set()).add(int(seed))
-    assert len(arms) == 1 + 3 * 3 * 2 and study.DESIGN_SEEDS >= 5
-    assert all(seeds == set(range(study.DESIGN_SEEDS)) for seeds in arms.values())
+    assert sorted(arms) == sorted([("standard", "standard"), ("standard", "standard_at-fgsm-rs-e0.1"),
+                                   ("l1", "conv1_s2"), ("l1", "fc1_s1"), ("dropout", "conv1_s0.3"),
+                                   ("kwta", "conv1_s0.1"), ("l1", "conv1_s2_at-fgsm-rs-e0.1")])
+    assert len(setup["seeds"]) >= 5 and all(seeds == set(setup["seeds"]) for seeds in arms.values())
+    # each method folder evaluates the standard baseline before its arms (the audit's radii and the transfer attack
+    # read it), and the adversarially trained baseline before the sparse arm built on it
+    for method in ("l1", "dropout", "kwta"):
+        folder = [name for m, name in evaluated if m == method]
+        assert folder[0].startswith("standard_seed")
+    l1 = [name for m, name in evaluated if m == "l1"]
+    assert max(i for i, n in enumerate(l1) if n.startswith("standard_at")) < min(
+        i for i, n in enumerate(l1) if n.startswith("conv1_s2_at"))
+
+
+def test_the_dose_response_reaches_towards_90_95_99_percent_zeros_at_conv1():
+    commands = study.study_commands(study.CPU, study.DOSE_RESPONSE, study.DOSE_SEEDS)
+    trained = {(v.method, v.layer, v.strength) for c in commands if c[2] == "train"
+               for v in variants_from_args(parsed(c))}
+    assert {("kwta", "conv1", 0.1), ("kwta", "conv1", 0.05), ("kwta", "conv1", 0.01)} <= trained  # 1 - gamma zeros
+    assert {s for m, _, s in trained if m == "l1"} == {1.0, 2.0, 3.0}
+    assert ("standard", None, 0.0) in trained
+
+
+def test_the_design_prints_its_smallest_detectable_effect():
+    text = study.design_text(study.CPU, (0.005, 5, "this study's"))
+    assert "7 arms x 5 seeds (35 models)" in text
+    effect = study.detectable_effect(5)
+    assert f"{effect:.1f} seed SDs" in text and f"{effect * 0.005:.4f}" in text
 
 
 def test_the_gpu_study_runs_on_the_cifar10_jpeg_copy_with_its_archive():
     setup = {**study.GPU, "dataset": "cifar10-jpeg", "data_dir": Path("/data/cifar10-jpeg.tar.gz")}
     for command in every_command(setup):
-        argv = command[1:]
-        parser = build_parser()
-        args = parser.parse_args(argv)
-        parser.reject_other_modes(argv, args.mode)
+        args = parsed(command)
         assert args.dataset == "cifar10-jpeg"  # every mode names it: the GPU folders may hold both data sets
         if args.mode != "vis":
             assert args.data_dir == Path("/data/cifar10-jpeg.tar.gz")
         if args.mode == "train":
-            assert recipe_from_args(args).epochs == 100  # the original recipe
+            assert recipe_from_args(args).dataset == "cifar10-jpeg"
         elif args.mode == "eval":
             assert eval_config_from_args(args, "cifar10-jpeg").eps == 8 / 255

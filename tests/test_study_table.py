@@ -16,7 +16,7 @@ from vis.study import load_study_tables, study_markdown
 from vis_fixture import attack_entry, minimal_from, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
-STUDY = ROOT / "docs" / "results"
+STUDY = ROOT / "docs" / "results" / "first-study"  # the first study, withdrawn (issue 29), kept apart
 SPARSITY = {"conv1": 0.4, "fc1": 0.7}
 LIMIT = 0.4
 
@@ -113,8 +113,8 @@ def test_readme_tables_and_comparisons_csv_are_generated_from_the_committed_fash
     found = re.search(r"<!-- study tables: begin[^\n]*-->\n(.*?)<!-- study tables: end -->", readme, re.S)
     assert found, "README.md lost its study-table markers"
     study = committed()
-    assert study is not None and len(study.results) == 3, "docs/results/fashion-mnist/ should hold l1, dropout, kwta"
-    regenerate = "; run python experiments/fashion_mnist.py --tables and paste its output between the markers"
+    assert study is not None and len(study.results) == 3, "docs/results/first-study/fashion-mnist/ should hold l1, dropout, kwta"
+    regenerate = "; run python experiments/fashion_mnist.py --first-study-tables and paste its output between the markers"
     assert found.group(1) == study_markdown(study), "README.md's study tables differ from the committed results" \
         + regenerate
     written = (STUDY / "fashion-mnist" / comparisons.CSV_NAME).read_text()
