@@ -4,8 +4,10 @@
   a minimum norm: untargeted from the clean image, restarts from random points, and FAB-T towards the top classes;
 - **APGD bisection**: per image, a bisection over eps whose oracle is APGD-CE then APGD-T (targeted DLR loss, the
   top classes), each from the package's random start, with a fixed seed (``attacks.autoattack.apgd_per_image``,
-  per-image eps, batched). It keeps the smallest perturbation APGD found to fool, and certifies it: it stops once
-  the oracle has failed at (1 - TOLERANCE) times it. The seeded oracle answers the same question the same way, so
+  per-image eps, batched); on a model with a k-WTA layer the oracle also runs APGD through the top-k selection
+  (BPDA, its backward pass as the identity's), so the search itself is adaptive, not only the evidence folded in.
+  It keeps the smallest perturbation the oracle found to fool, and certifies it: it stops once the oracle has failed
+  at (1 - TOLERANCE) times it. The seeded oracle answers the same question the same way, so
   "APGD fails at 0.99 eps*" can be checked again by anyone;
 - **every attack the evaluation ran at a fixed eps** (the protocol's attacks, the robustness curves' runs, the
   adaptive attacks and the audit's AutoAttack runs, ``fold``): an image that one of them fooled has eps* at most the
@@ -27,6 +29,7 @@ from attacks.autoattack import apgd_per_image
 from attacks.base import eval_mode
 from attacks.fab import FAB
 from common import stats
+from sparsity.kwta import straight_through
 
 NORMS = ("linf", "l2")
 CLEAN, FAB_METHOD, BISECTION_METHOD, CENSORED = "clean", "fab", "bisection", "censored"
@@ -41,17 +44,20 @@ LIMIT_PER_EPS = 4  # default search limit: 4 x the protocol's L-inf eps
 @dataclass(frozen=True)
 class Search:
     """How hard the search looks: FAB's iterations (0: FAB off), untargeted restarts and the target classes of
-    FAB-T and APGD-T; the bisection oracle's APGD iterations."""
+    FAB-T and APGD-T; the bisection oracle's APGD iterations, and the backward passes (``sparsity.kwta``) it also
+    attacks through, where the model has a k-WTA layer."""
 
     fab_steps: int = 100
     fab_restarts: int = 2
     targets: int = 3
     bisection_steps: int = 50
     seed: int = 0
+    straight_through: tuple = ()
 
     def settings(self):
+        through = "".join(f"; then through k-WTA with BPDA ({mode})" for mode in self.straight_through)
         return {"fab_steps": self.fab_steps, "fab_restarts": self.fab_restarts, "targets": self.targets,
-                "bisection_attack": "apgd-ce + apgd-t (random start, seeded)",
+                "bisection_attack": "apgd-ce + apgd-t (random start, seeded)" + through,
                 "bisection_steps": self.bisection_steps, "bisection_rounds": BISECTION_ROUNDS,
                 "tolerance": TOLERANCE}
 
@@ -92,6 +98,23 @@ def fab_minimal(model, x, y, norm, limit, search):
     return size, x_adv
 
 
+def bisection_oracle(model, x, y, eps, norm, search):
+    """``(x_adv, fooled)`` of the bisection's oracle at per-image ``eps``: APGD-CE then APGD-T, then on the images
+    still correct the same through each of ``search.straight_through``'s BPDA backward passes (k-WTA models)."""
+    x_adv, fooled = apgd_per_image(model, x, y, eps, norm=norm, steps=search.bisection_steps, targets=search.targets,
+                                   seed=search.seed)
+    for backward_as in search.straight_through:
+        todo = (~fooled).nonzero().squeeze(1)
+        if not len(todo):
+            break
+        with straight_through(model, backward_as):  # the forward pass is the model's own: "fooled" is real
+            found, now = apgd_per_image(model, x[todo], y[todo], eps[todo], norm=norm, steps=search.bisection_steps,
+                                        targets=search.targets, seed=search.seed)
+        x_adv[todo[now]] = found[now]
+        fooled[todo] = now
+    return x_adv, fooled
+
+
 def apgd_bisection(model, x, y, norm, limit, search):
     """``(size, x_adv, converged)``: per image the smallest perturbation the APGD oracle found to fool (0 where
     misclassified clean, inf where it does not fool at ``limit``), that example, and whether the oracle then failed
@@ -105,8 +128,7 @@ def apgd_bisection(model, x, y, norm, limit, search):
     for _ in range(BISECTION_ROUNDS + 1):
         if active.numel() == 0:
             break
-        x_adv, fooled = apgd_per_image(model, x[active], y[active], probe[active].to(x.dtype), norm=norm,
-                                       steps=search.bisection_steps, targets=search.targets, seed=search.seed)
+        x_adv, fooled = bisection_oracle(model, x[active], y[active], probe[active].to(x.dtype), norm, search)
         size = perturbation_size(x_adv - x[active], norm)
         better = fooled & (size < best[active])
         best[active[better]] = size[better]

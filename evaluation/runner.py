@@ -84,7 +84,8 @@ def evaluate_model(model, x, y, num_classes, device, config, audit_reference=Non
     curves, swept = robustness_curves(model, config, x_eval, y_eval, clean_pred, device, completed, evidence)
     timings["eps_sweep_s"] = time.perf_counter() - started
     search = Search(fab_steps=config.fab_steps, fab_restarts=config.fab_restarts, targets=config.minimal_targets,
-                    bisection_steps=config.steps, seed=config.seed)
+                    bisection_steps=config.steps, seed=config.seed,
+                    straight_through=("identity",) if has_kwta(model) else ())
     results = {}
     for norm in config.minimal_norms:
         started = time.perf_counter()

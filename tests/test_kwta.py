@@ -168,3 +168,20 @@ def test_adaptive_attacks_run_on_a_kwta_model_and_bound_its_eps_star(kwta_model,
         fooled = [i for i, size in enumerate(sizes) if size is not None]
         assert len(fooled) == round((1 - attack["robust_acc"]) * attack["n"])
         assert all(eps_star[i] <= sizes[i] for i in fooled), name
+
+
+def test_the_eps_star_bisection_attacks_through_the_top_k_on_a_kwta_model(kwta_model):
+    """Inside the eps* search itself (not only folded in from the adaptive attacks): on a k-WTA model the bisection's
+    oracle also runs APGD through BPDA, so its bound can only drop, and on this masked model it does."""
+    from evaluation.minimal import Search, apgd_bisection
+
+    x, y = coloured_images(16, seed=2)
+    plain = Search(fab_steps=0, targets=0, bisection_steps=10)
+    adaptive = Search(fab_steps=0, targets=0, bisection_steps=10, straight_through=("identity",))
+    alone, _, _ = apgd_bisection(kwta_model, x, y, "linf", 0.5, plain)
+    through, x_adv, _ = apgd_bisection(kwta_model, x, y, "linf", 0.5, adaptive)
+    assert "BPDA (identity)" in adaptive.settings()["bisection_attack"]
+    assert bool((through <= alone).all()) and bool((through < 0.9 * alone).any())
+    found = torch.isfinite(through) & (through > 0)
+    assert bool((kwta_model(x_adv[found]).argmax(1) != y[found]).all())  # each bound is a real fooling example
+    assert all(m.backward_as is None for m in kwta_model.modules() if isinstance(m, KWinners))  # restored
