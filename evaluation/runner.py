@@ -115,6 +115,11 @@ def evaluate_model(model, x, y, num_classes, device, config, audit_reference=Non
             "eval_config": config.to_dict()}
 
 
+def audit_scales_with_baseline(config):
+    """Whether some audit radius is a multiple of the same-seed baseline's median eps* (read from its record)."""
+    return "linf" in (config.minimal_norms or ()) and any(audit_radius(given)[1] for given in config.audit_radii or ())
+
+
 def audit_radii(config, reference):
     """``[(eps, as given)]``: the audit radii, multiples resolved against the reference median eps*
     (``(source, value)``), capped at 1; multiples are left out where the reference is censored or missing."""

@@ -14,7 +14,8 @@ from common.errors import SchedulerError
 from common.io import ensure_writable_dir
 from data.registry import DEFAULT_DATASET
 from evaluation.records import load_records, write_summary_csv
-from evaluation.runner import find_checkpoints, needs_evaluation, no_checkpoint_error, print_warning
+from evaluation.runner import (audit_scales_with_baseline, find_checkpoints, needs_evaluation, no_checkpoint_error,
+                               print_warning)
 from launch import slurm
 from launch.array import DONE, FAILED, FOLDER, PENDING, RUNNING, ArrayJob, Task, queued_arrays
 from training.checkpoint import checkpoint_test_set
@@ -61,8 +62,26 @@ def submit_evaluation(variants, method, models_dir, results_dir, data_dir, devic
         checkpoint_test_set(metadata, data_dir)  # the tasks' data must be there before any of them starts
     todo = [v for v in variants if (v in training or v in {job.variant for job in stale}) and v not in queued]
     after = waits_for([training[variant] for variant in todo if variant in training], training.values())
+    first = None
+    if audit_scales_with_baseline(eval_config):
+        # The audit's radii are multiples of the same-seed baseline's median eps*, read from its record when a
+        # variant is evaluated: the baselines' tasks go first, as their own array, and the other variants' tasks
+        # wait for them (and for baseline tasks already queued), as the local launcher's order has it.
+        baselines = [v for v in todo if v.is_baseline and v.adv is None]
+        if baselines and len(baselines) < len(todo):
+            base_after = waits_for([training[v] for v in baselines if v in training], training.values())
+            first = submit_array(EVAL, baselines, method_dir / FOLDER, "results_dir", command, config, workdir,
+                                 base_after)
+            log(submission_line(EVAL, first, [], "the other variants wait for it (the audit reads its records)",
+                                base_after))
+            todo = [v for v in todo if v not in baselines]
+        seeds = {v.seed for v in todo}
+        waiting = [queued[v] for v in queued if v.is_baseline and v.adv is None and v.seed in seeds]
+        after = list(dict.fromkeys([*after, *([first.job_id] if first else []),
+                                    *waits_for(waiting, list(queued.values()))]))
     status = run_array(EVAL, todo, [queued[v] for v in variants if v in queued], method_dir / FOLDER, "results_dir",
-                       command, config, workdir, f"{len(ready) - len(stale)} up to date", after=after, log=log)
+                       command, config, workdir, f"{len(ready) - len(stale)} up to date", after=after, log=log,
+                       before=first)
     if config.wait:
         # tasks that end together each rebuild summary.csv and may miss each other's record: rebuild it once more
         path, _ = write_summary_csv(method_dir, method, lambda message: None, dataset)
@@ -82,24 +101,32 @@ def waits_for(needed, queued):
     return after
 
 
-def run_array(mode, todo, queued, folder, location, command, config, workdir, skipped, after=(), log=print):
+def submit_array(mode, todo, folder, location, command, config, workdir, after=()):
+    """Submit one task per variant of ``todo`` as a job array that waits for the task ids ``after``; the
+    ``ArrayJob``, or None when ``todo`` is empty. ``location`` names the setting that chose ``folder``."""
+    if not todo:
+        return None
+    ensure_writable_dir(folder, location)
+    array = ArrayJob(mode, folder, [Task(index, variant, tuple(command(variant))) for index, variant in enumerate(todo)])
+    script = array.script(workdir)
+    options = array.sbatch_options(f"sparsity-{mode}", config, after)
+    array.job_id = slurm.submit(script, options)
+    try:
+        array.save(script, ["sbatch", "--parsable", *options])
+    except BaseException:
+        slurm.cancel(array.job_id)  # an array without its record could not be followed or skipped
+        raise
+    return array
+
+
+def run_array(mode, todo, queued, folder, location, command, config, workdir, skipped, after=(), log=print,
+              before=None):
     """Submit one task per variant of ``todo`` (nothing when empty), then wait for it and for ``queued`` (the
     ``(array, task)`` pairs already in the queue) if ``config.wait``. ``location`` names the setting that chose
-    ``folder``; ``skipped`` says what needs no task; ``after``: task ids the array waits for."""
-    array = None
-    if todo:
-        ensure_writable_dir(folder, location)
-        array = ArrayJob(mode, folder, [Task(index, variant, tuple(command(variant)))
-                                        for index, variant in enumerate(todo)])
-        script = array.script(workdir)
-        options = array.sbatch_options(f"sparsity-{mode}", config, after)
-        array.job_id = slurm.submit(script, options)
-        try:
-            array.save(script, ["sbatch", "--parsable", *options])
-        except BaseException:
-            slurm.cancel(array.job_id)  # an array without its record could not be followed or skipped
-            raise
-    watched = [(array, task) for task in array.tasks] if array else []
+    ``folder``; ``skipped`` says what needs no task; ``after``: task ids the array waits for. ``before``: an array
+    submitted just before this one by the same command (its tasks are followed too)."""
+    array = submit_array(mode, todo, folder, location, command, config, workdir, after)
+    watched = [(a, task) for a in (before, array) if a for task in a.tasks]
     watched += queued
     log(submission_line(mode, array, queued, skipped, after))
     if not watched:
@@ -118,7 +145,7 @@ def submission_line(mode, array, queued, skipped, after):
     if array:
         names = " ".join(task.variant.name for task in array.tasks)
         parts.append(f"submitted job array {array.job_id}: {len(array.tasks)} {mode} tasks ({names})"
-                     + (f", to start once training {' '.join(after)} has ended" if after else ""))
+                     + (f", to start once {' '.join(after)} has ended" if after else ""))
     else:
         parts.append("nothing to submit")
     if queued:

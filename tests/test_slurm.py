@@ -42,7 +42,8 @@ needs_slurm = pytest.mark.skipif(SLURM_MISSING is not None, reason=str(SLURM_MIS
 
 # --quick cut to two classes, one SGD step per epoch and a few attack steps: real runs, small budgets.
 TRAIN = ["--quick", "--classes", "0", "1", "--epochs", "2", "--train-per-class", "16", "--test-per-class", "10"]
-EVAL = ["--quick", "--audit-radii", "none", "--attacks", "pgd", "--n-eval", "10", "--check-n", "10", "--fab-steps", "3"]
+# the audit at the same-seed baseline's median eps*: the baselines' tasks run first (the local launcher's order)
+EVAL = ["--quick", "--audit-radii", "1x", "--attacks", "pgd", "--n-eval", "10", "--check-n", "10", "--fab-steps", "3"]
 SLURM = ["--launcher", "slurm", "--cpus-per-task", "1"]  # the test cluster's cores are shared
 LAYERS = ["--layers", "conv2", "fc1"]
 VARIANTS = (Variant.baseline(0), Variant("l1", "conv2", 0.01, 0), Variant("l1", "fc1", 0.01, 0))
@@ -117,10 +118,16 @@ def test_a_study_queued_in_one_go_runs_one_task_per_variant_and_vis_merges_it(st
     status, out, _ = runs["eval"]
     assert status == 0, out
     lines = out.strip().splitlines()
-    assert lines[0].endswith(f": 3 eval tasks ({NAMES}), to start once training {train_job} has ended; 0 up to date")
-    eval_job = lines[0].split()[4].rstrip(":")
-    assert lines[1:4] == [f"{variant.name}: done (task {eval_job}_{index})" for index, variant in enumerate(VARIANTS)]
-    assert lines[4] == f"slurm: 3 done, 0 failed, 0 still queued or running; logs in {results / 'l1' / FOLDER}"
+    # the baseline's evaluation first, then the variants' (their audit radii scale with its median eps*)
+    assert lines[0].endswith(f": 1 eval tasks (standard_seed0), to start once {train_job}_0 has ended; the other "
+                             f"variants wait for it (the audit reads its records)")
+    base_job = lines[0].split()[4].rstrip(":")
+    assert lines[1].endswith(f": 2 eval tasks ({NAMES.split(' ', 1)[1]}), to start once {train_job} {base_job} "
+                             f"has ended; 0 up to date")
+    eval_job = lines[1].split()[4].rstrip(":")
+    tasks = [f"{base_job}_0", f"{eval_job}_0", f"{eval_job}_1"]
+    assert lines[2:5] == [f"{variant.name}: done (task {task})" for variant, task in zip(VARIANTS, tasks)]
+    assert lines[5] == f"slurm: 3 done, 0 failed, 0 still queued or running; logs in {results / 'l1' / FOLDER}"
 
     for variant in VARIANTS:
         assert load_checkpoint(variant.checkpoint_path(models))["metadata"]["status"] == "complete"
@@ -128,7 +135,8 @@ def test_a_study_queued_in_one_go_runs_one_task_per_variant_and_vis_merges_it(st
         assert record["variant"]["name"] == variant.name and record["eval_config"]["device"] == "cpu"
     # beside the files each task wrote: the array's script and record, and one log per task ending in its marker
     assert array_records(models / FOLDER) == [f"train-{train_job}.json", f"train-{train_job}.sh"]
-    assert array_records(results / "l1" / FOLDER) == [f"eval-{eval_job}.json", f"eval-{eval_job}.sh"]
+    assert array_records(results / "l1" / FOLDER) == sorted([f"eval-{job}.{ext}" for job in (base_job, eval_job)
+                                                             for ext in ("json", "sh")])
     for index, variant in enumerate(VARIANTS):
         log = (models / FOLDER / f"train-{train_job}_{index}.log").read_text()
         assert f"{variant.name}: trained, 2 epochs" in log and log.endswith("[slurm] exit status 0\n")
