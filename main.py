@@ -284,7 +284,7 @@ EVAL_FLAGS = {"steps": "--steps", "restarts": "--restarts", "n_eval": "--n-eval"
               "square_queries": "--square-queries", "nes_steps": "--nes-steps", "nes_samples": "--nes-samples",
               "adaptive_steps": "--adaptive-steps", "fab_steps": "--fab-steps", "fab_restarts": "--fab-restarts",
               "minimal_targets": "--minimal-targets", "query_batch": "--query-batch",
-              "batch_size": "--eval-batch-size", "check_n": "--check-n"}
+              "batch_size": "--eval-batch-size", "check_n": "--check-n", "audit_n": "--audit-n"}
 
 
 def samples_at_step(text):
@@ -351,7 +351,9 @@ def add_eval_options(parser):
              "fab_restarts": "FAB's untargeted runs for eps* (the first from the clean image, then random starts)",
              "minimal_targets": "top classes of FAB-T and of the eps* bisection's APGD-T",
              "query_batch": "images per NES forward pass, even (default 4096 on CUDA, 64 otherwise)",
-             "batch_size": "images per white-box attack batch", "check_n": "images for the sanity checks"}
+             "batch_size": "images per white-box attack batch", "check_n": "images for the sanity checks",
+             "audit_n": "the audit's AutoAttack on the first N evaluated images (default: all; each radius costs "
+                        "AutoAttack on every image still robust there)"}
     for field, flag in EVAL_FLAGS.items():
         default = getattr(defaults, field)
         aliases = ("--nes-n",) if field == "query_n" else ()  # the flag's earlier name

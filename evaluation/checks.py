@@ -245,11 +245,11 @@ def check_eps_star_matches_autoattack(minimal, audit):
     for entry in audit["radii"]:
         radius = entry["eps"]
         autoattack = torch.tensor(entry["autoattack_still_correct"], dtype=torch.bool)
-        claimed = before > radius
+        claimed = before[:len(autoattack)] > radius  # the audit ran on the first n evaluated images
         more, fewer = discordant(claimed, autoattack)
         p_values.append(excess_p_value(more, fewer))
         details.append(f"radius {radius:.4g}: eps* curve robust_acc {claimed.float().mean().item():.4f}, AutoAttack "
-                       f"{autoattack.float().mean().item():.4f} on {len(before)} images ({more} robust by eps* only, "
+                       f"{autoattack.float().mean().item():.4f} on {len(autoattack)} images ({more} robust by eps* only, "
                        f"{fewer} by AutoAttack only)")
     adjusted = holm(p_values)
     failing = [f"{entry['eps']:.4g}" for entry, p in zip(audit["radii"], adjusted) if p < SIGNIFICANCE]

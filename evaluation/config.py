@@ -17,7 +17,8 @@ from data.registry import DEFAULT_DATASET, get_dataset
 # Explicit options still override these (the training preset is training.recipe.QUICK).
 QUICK = {"attacks": ("pgd", "apgd", "square", "nes", "nes_adaptive"), "n_eval": 100, "steps": 20, "query_n": 20,
          "nes_samples": 20, "nes_steps": 20, "adaptive_steps": 20, "adaptive_schedule": ((0, 10), (5, 50), (10, 200)),
-         "minimal_norms": ("linf",), "fab_steps": 50, "fab_restarts": 1, "minimal_targets": 2, "check_n": 100}
+         "minimal_norms": ("linf",), "fab_steps": 50, "fab_restarts": 1, "minimal_targets": 2, "check_n": 100,
+         "audit_n": 20}
 AUDIT_MULTIPLES = ("0.5x", "1x", "1.5x")  # default audit radii: multiples of the reference median eps*
 
 
@@ -69,6 +70,7 @@ class EvalConfig:
     # AutoAttack (standard) at these L-inf radii, checked against the eps* curve: eps values or multiples "1.5x" of
     # the reference median eps* (correct images; the same-seed baseline's where its record exists, else the model's)
     audit_radii: tuple = AUDIT_MULTIPLES
+    audit_n: int | None = None  # the audit's AutoAttack on the first audit_n evaluated images; None = all of them
     adaptive_attacks: tuple = tuple(ADAPTIVE)  # on models with a k-WTA layer, at the audit radii, folded into eps*
     query_batch: int | None = None  # images per NES forward pass; None = the device's default
     batch_size: int = 256  # images per attack call for white-box attacks and clean evaluation
@@ -127,6 +129,8 @@ class EvalConfig:
         validation.integer(self.minimal_targets, "minimal_targets", minimum=0)
         for radius in validation.distinct(self.audit_radii, "audit_radii") if self.audit_radii else ():
             audit_radius(radius)
+        if self.audit_n is not None:
+            validation.integer(self.audit_n, "audit_n", minimum=1)
         for name in validation.distinct(self.adaptive_attacks, "adaptive_attacks") if self.adaptive_attacks else ():
             if name not in ADAPTIVE:
                 raise ConfigError("adaptive_attacks", f"has unknown adaptive attack {name!r}; choose from "
@@ -145,6 +149,7 @@ class EvalConfig:
         n_eval = n_test if self.n_eval is None else min(self.n_eval, n_test)
         limit = self.minimal_limit or (min(1.0, LIMIT_PER_EPS * self.eps) if self.eps > 0 else 1.0)
         return replace(self, n_eval=n_eval, query_n=min(self.query_n, n_eval),
+                       audit_n=n_eval if self.audit_n is None else min(self.audit_n, n_eval),
                        query_batch=self.query_batch or default_query_batch(device), minimal_limit=limit)
 
     def to_dict(self):

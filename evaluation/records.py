@@ -263,8 +263,9 @@ class _Reader:
             for field in ("autoattack_robust_acc", "eps_star_robust_acc"):
                 self.number(entry.get(field), f"audit.radii[].{field}", low=0, high=1)
             outcome = entry.get("autoattack_still_correct")
-            self.require(isinstance(outcome, list) and all(isinstance(v, bool) for v in outcome),
-                         "audit.radii[].autoattack_still_correct must list true/false per image")
+            self.require(isinstance(outcome, list) and all(isinstance(v, bool) for v in outcome)
+                         and len(outcome) == entry.get("n"),
+                         "audit.radii[].autoattack_still_correct must list true/false per audited image (n of them)")
         for entry in raw["adaptive"]:
             entry = self.mapping(entry, "audit.adaptive[]")
             self.number(entry.get("robust_acc"), "audit.adaptive[].robust_acc", low=0, high=1)

@@ -148,7 +148,6 @@ def run_audit(model, config, x, y, clean_pred, images, device, results, referenc
     entry = {"reference": {"source": reference[0], "median_eps_star": None if reference[1] is None
                            else (reference[1] if math.isfinite(reference[1]) else None)},
              "radii": [], "adaptive": [], "adaptive_skipped": []}
-    everything = torch.arange(len(y))
     started = time.perf_counter()
     if has_kwta(model):
         for eps in [r for r, _ in radii] or [config.eps]:
@@ -175,17 +174,18 @@ def run_audit(model, config, x, y, clean_pred, images, device, results, referenc
     timings["adaptive_s"] = time.perf_counter() - started
     before = linf.eps_star.clone()
     started = time.perf_counter()
+    audited = torch.arange(min(config.audit_n or len(y), len(y)))  # the first audit_n evaluated images
     for eps, given in radii:
         attack = AutoAttack(model, eps=eps, seed=config.seed)
-        outcome = run_attack(model, attack, x, y, device, config.batch_size, desc=f"audit eps={eps:.4g}",
-                             clean_pred=clean_pred, keep_adversarial=True)
-        still_correct = outcome["adv_pred"] == y
+        outcome = run_attack(model, attack, x[audited], y[audited], device, config.batch_size,
+                             desc=f"audit eps={eps:.4g}", clean_pred=clean_pred[audited], keep_adversarial=True)
+        still_correct = outcome["adv_pred"] == y[audited]
         key = f"audit_autoattack@{eps:.4g}"
         for result in results.values():
-            result.fold(model, x, y, key, eps, everything, outcome["adversarial"], config.batch_size)
-        entry["radii"].append({"eps": eps, "given": given, "n": len(y),
+            result.fold(model, x, y, key, eps, audited, outcome["adversarial"], config.batch_size)
+        entry["radii"].append({"eps": eps, "given": given, "n": len(audited),
                                "autoattack_robust_acc": still_correct.float().mean().item(),
-                               "eps_star_robust_acc": (before > eps).double().mean().item(),
+                               "eps_star_robust_acc": (before[audited] > eps).double().mean().item(),
                                "autoattack_still_correct": still_correct.tolist()})
     timings["audit_s"] = time.perf_counter() - started
     return entry, before

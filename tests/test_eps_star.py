@@ -104,3 +104,23 @@ def test_audit_fails_on_a_weakened_eps_star_and_passes_on_the_full_search(ordina
     fooled = ~torch.tensor(audit["radii"][2]["autoattack_still_correct"])
     assert (weak.eps_star[fooled] <= radius * (1 + 1e-5)).all()
     assert any(method == ATTACK_PREFIX + "audit" for method in weak.method)
+
+
+def test_the_audit_can_run_on_the_first_images_only(ordinary):  # noqa: F811
+    """--audit-n: AutoAttack at each radius on the first N evaluated images (its cost is AutoAttack on every image
+    still robust there); the check and both robust accuracies are read on those N, and only they gain evidence."""
+    model, x, y = ordinary
+    config = EvalConfig(attacks=("pgd",), eps=EPS, alpha=EPS / 4, check_n=0, minimal_norms=("linf",),
+                        audit_radii=(f"{EPS:g}",), audit_n=12, batch_size=32, **SHORT)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(runner, "AutoAttack", APGD)
+        report = evaluate_model(model, x[:32], y[:32], CLASSES, CPU, config)
+    audit = report["audit"]["radii"][0]
+    assert audit["n"] == 12 and len(audit["autoattack_still_correct"]) == 12
+    before = values(report["minimal_perturbation"]["linf"]["eps_star_before_audit"])
+    assert audit["eps_star_robust_acc"] == pytest.approx((before[:12] > audit["eps"]).double().mean().item())
+    sizes = report["minimal_perturbation"]["linf"]["attack_eps"][f"audit_autoattack@{EPS:.4g}"]["size"]
+    assert all(size is None for size in sizes[12:])
+    assert report["eval_config"]["audit_n"] == 12
+    check = next(c for c in report["checks"] if c["name"] == "eps_star_matches_autoattack")
+    assert check["status"] == "passed" and "on 12 images" in check["detail"]

@@ -179,6 +179,7 @@ def test_corrupt_checkpoint_exits_2_naming_it_and_is_left_alone(cifar_dir, model
     (["--audit-radii", "none", "1x"], "--audit-radii none turns it off; give it alone"),
     (["--adaptive-attacks", "bpda_sigmoid"], "--adaptive-attacks has unknown adaptive attack 'bpda_sigmoid'"),
     (["--fab-restarts", "0"], "--fab-restarts must be at least 1"),
+    (["--audit-n", "0"], "--audit-n must be at least 1"),
 ])
 def test_bad_eval_input_exits_2(cifar_dir, models_dir, tmp_path, capsys, flags, fragment):
     status, _, err = run(["--mode", "eval", *EVAL, *flags, *dirs(cifar_dir, models_dir, tmp_path)], capsys)
