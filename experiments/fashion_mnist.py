@@ -234,8 +234,10 @@ def design_text(setup, spread=None):
         sd, n, source = spread
         where = (f"; in eps: {effect * sd:.4f} and {holm * sd:.4f}, from the seed SD {sd:.4f} of {source} {n} "
                  f"baseline seeds")
-    lines.append(f"smallest detectable effect on the median eps* (80% power, 5%): {effect:.1f} seed SDs for one "
-                 f"comparison, {holm:.1f} under Holm over {len(ARMS) - 1} arms{where}")
+    lines.append(f"smallest detectable effect on the median eps* (80% power, 5%, t-test): {effect:.1f} seed SDs for "
+                 f"one comparison, {holm:.1f} under Holm over {len(ARMS) - 1} arms{where}; the procedure itself "
+                 f"(permutation p and interval, simulated in tests/test_inference.py at 5 seeds) detects 2.4 seed "
+                 f"SDs in 81% of studies and 2.0 in 68%")
     return "\n".join(lines)
 
 

@@ -25,7 +25,7 @@ from vis_fixture import attack_entry, minimal_from, realistic_results, write_res
 LAYER_NAMES = SimpleCNN.LAYER_NAMES
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 METHOD_STEMS = ("fig1_per_layer", "fig2_strength_sweep", "fig3_queries", "fig4_robustness_vs_sparsity",
-                "fig5_robustness_curves", "fig6_eps_star_per_layer")
+                "fig5_robustness_curves", "fig6_eps_star_per_layer", "fig7_eps_star_vs_sparsity")
 SPARSITY = {"conv1": 0.4, "conv2": 0.5, "conv3": 0.6, "conv4": 0.6, "fc1": 0.7, "fc2": 0.6, "fc3": 0.0}
 
 
