@@ -102,9 +102,9 @@ def load_arms(results_dir, dataset, methods):
                       tuple(r.variant.seed for r in group if r.learned is False), adv, adv_eps)
             if arm.is_baseline and arm.adv is None:
                 baseline = baseline or arm
-            elif arm not in arms and not (arm.is_baseline and any(a.is_baseline and a.adv == arm.adv
-                                                                  and a.adv_eps == arm.adv_eps for a in arms)):
-                arms.append(arm)  # an adversarially trained baseline sits in every method's folder: once
+            elif (name, layer, strength, adv, adv_eps) not in {(a.method, a.layer, a.strength, a.adv, a.adv_eps)
+                                                               for a in arms}:
+                arms.append(arm)  # an adversarially trained baseline may sit in several method folders: once
     arms.sort(key=lambda a: (a.adv is not None, not a.is_baseline))  # standard training first, then the control
     return baseline, arms
 
