@@ -511,9 +511,12 @@ def run_vis(args):
 MODES = {TRAIN: run_train, EVAL: run_eval, VIS: run_vis}
 
 
-def build_parser():
-    parser = ArgumentParser(prog="main.py", description=__doc__.splitlines()[0],
-                            epilog="Layout and data flow: docs/DESIGN.md. Every flag and output file: README.md.")
+def build_parser(help_mode=None):
+    """The command line; ``help_mode``: a parser holding only that mode's options, for its --help."""
+    epilog = ("Only the options of --mode {0} are listed; python main.py --help lists every mode's."
+              if help_mode else "python main.py --mode MODE --help lists only that mode's options.")
+    parser = ArgumentParser(prog="main.py", description=__doc__.splitlines()[0], help_mode=help_mode,
+                            epilog=epilog.format(help_mode) + " Layout and data flow: docs/DESIGN.md.")
     parser.add_argument("--mode", required=True, choices=list(MODES))
     add_variant_options(parser)
     add_run_options(parser)
@@ -533,9 +536,20 @@ def config_aliases(args):
     return aliases
 
 
+def mode_asking_for_help(argv):
+    """The mode of ``--mode MODE --help`` (its help lists that mode's options only), else None."""
+    if not {"-h", "--help"} & set(argv):
+        return None
+    for token, following in zip(argv, [*argv[1:], None]):
+        mode = token.split("=", 1)[1] if token.startswith("--mode=") else following if token == "--mode" else None
+        if mode in MODES:
+            return mode
+    return None
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser()
+    parser = build_parser(help_mode=mode_asking_for_help(argv))
     args = parser.parse_args(argv)
     parser.reject_other_modes(argv, args.mode)
     with parser.errors_as_flags(config_aliases(args)):

@@ -26,12 +26,17 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse that raises UsageError instead of printing usage, maps settings back to flags, and knows
     which options apply to which ``--mode`` (``add_mode_options``)."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, help_mode=None, **kwargs):
         super().__init__(*args, allow_abbrev=False, **kwargs)
         self.option_modes = {}  # option string -> the modes it applies to
+        # A parser built to show one mode's --help holds only the options that mode takes; None: every option.
+        self.help_mode = help_mode
 
     def add_mode_options(self, group, modes, *flags, **kwargs):
-        """``group.add_argument(*flags, **kwargs)`` for an option that only ``modes`` use."""
+        """``group.add_argument(*flags, **kwargs)`` for an option that only ``modes`` use (left out of a parser
+        built for another mode's --help)."""
+        if self.help_mode is not None and self.help_mode not in modes:
+            return None
         action = group.add_argument(*flags, **kwargs)
         for flag in action.option_strings:
             self.option_modes[flag] = tuple(modes)
@@ -45,6 +50,16 @@ class ArgumentParser(argparse.ArgumentParser):
             if modes is not None and mode not in modes:
                 raise UsageError(f"{flag} applies to --mode {' and '.join(modes)}, not --mode {mode}; "
                                  f"leave it out (see {self.prog} --help)")
+
+    def format_help(self):
+        # argparse cannot draw an empty mutually exclusive group, which a mode's --help leaves where every option
+        # of the group belongs to other modes
+        groups, self._mutually_exclusive_groups = self._mutually_exclusive_groups, [
+            group for group in self._mutually_exclusive_groups if group._group_actions]
+        try:
+            return super().format_help()
+        finally:
+            self._mutually_exclusive_groups = groups
 
     def error(self, message):
         raise UsageError(f"{message} (see {self.prog} --help)")

@@ -1,4 +1,5 @@
 """python main.py --mode train: variants in turn, skipping, divergence, and exit 2 on every bad input."""
+import re
 import subprocess
 import sys
 import urllib.error
@@ -10,7 +11,7 @@ import torchvision.datasets.utils
 
 import common.device as device_module
 from cli_support import assert_usage_error, run_cli
-from main import main
+from main import build_parser, main
 from sparsity.variants import Variant
 from training import loop as train_module
 from training import precision
@@ -244,3 +245,31 @@ def test_command_line_exits_2_without_traceback(argv, fragment, tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and fragment in result.stderr
+
+
+def help_flags(text):
+    """The long options --help lists (each option line: its flags, then its help after two spaces)."""
+    heads = re.findall(r"^  (-.*?)(?:  |$)", text, flags=re.MULTILINE)
+    return {flag for head in heads for flag in re.findall(r"--[a-z][a-z-]*", head)}
+
+
+@pytest.mark.parametrize("mode, theirs, others", [
+    ("train", ["--epochs", "--adv-train", "--launcher", "--data-dir"], ["--attacks", "--n-eval", "--results-dir"]),
+    ("eval", ["--attacks", "--n-eval", "--audit-radii", "--results-dir"], ["--epochs", "--lr", "--schedule"]),
+    ("vis", ["--layers", "--results-dir"], ["--epochs", "--attacks", "--launcher", "--data-dir", "--threads"]),
+])
+def test_a_modes_help_lists_only_the_options_that_mode_takes(mode, theirs, others, capsys):
+    for argv in (["--mode", mode, "--help"], ["--help", f"--mode={mode}"]):
+        status, out, _ = run_cli(main, argv, capsys)
+        listed = help_flags(out)
+        assert status == 0 and set(theirs) <= listed and not set(others) & listed, out
+        assert f"Only the options of --mode {mode} are listed" in " ".join(out.split())
+    # every option a mode's help lists is one that mode accepts, and nothing it accepts is missing from it
+    parser = build_parser()
+    accepted = {flag for flag, modes in parser.option_modes.items() if mode in modes}
+    gated = set(parser.option_modes)
+    everything = {flag for action in parser._actions for flag in action.option_strings if flag.startswith("--")}
+    assert listed == (everything - gated) | {flag for flag in accepted if flag.startswith("--")}
+    status, out, _ = run_cli(main, ["--help"], capsys)  # without a mode: every option, and how to see fewer
+    assert status == 0 and {*theirs, *others} <= help_flags(out)
+    assert "--mode MODE --help lists only that mode's options" in " ".join(out.split())
