@@ -206,7 +206,7 @@ def recipe_from_args(args, amp=None):
     if args.adv_train == "fgsm-rs" and args.adv_steps is not None:
         raise UsageError("--adv-steps is for --adv-train pgd; fgsm-rs takes one step (leave --adv-steps out)")
     return Recipe.from_options(
-        quick=args.quick, dataset=args.dataset, classes=args.classes,
+        quick=args.quick, dataset=args.dataset or DEFAULT_DATASET, classes=args.classes,
         amp=args.amp if args.amp is not None else amp,
         model=args.model,
         **{field: getattr(args, field) for field in RECIPE_FLAGS})
@@ -478,7 +478,7 @@ def task_command(args, device, dataset):
 
 # ---- vis -------------------------------------------------------------------------------------
 
-def eval_hint(method, layers, results_dir, dataset=DEFAULT_DATASET):
+def eval_hint(method, layers, results_dir, dataset):
     """The eval command that produces results vis is missing (``layers`` None: the default ones)."""
     parts = ["python main.py --mode eval"]
     if dataset != DEFAULT_DATASET:

@@ -43,7 +43,8 @@ DEFAULT = get_dataset(DEFAULT_DATASET)  # the budget of a config made without a 
 @dataclass(frozen=True)
 class EvalConfig:
     """Defaults are the protocol of docs/DESIGN.md; ``to_dict()`` is the result file's ``eval_config``.
-    The budget and step are the data set's (``from_options(dataset=...)``); CIFAR-10's without one."""
+    The budget and step are the data set's (``from_options(dataset=...)``, which requires one); CIFAR-10's for a bare
+    ``EvalConfig()``."""
 
     attacks: tuple = ("pgd", "autoattack", "square", "nes")
     eps: float = DEFAULT.eps  # L-inf budget of every attack
@@ -80,7 +81,7 @@ class EvalConfig:
     quick: bool = False
 
     @classmethod
-    def from_options(cls, quick=False, dataset=DEFAULT_DATASET, **options):
+    def from_options(cls, quick=False, *, dataset, **options):
         """EvalConfig from options where None means "not given": the --quick preset if on, else the default, with
         ``dataset``'s standard budget and step."""
         dataset = get_dataset(dataset)

@@ -30,7 +30,6 @@ from sparsity.kwta import has_kwta
 from sparsity.measure import evaluate_clean, learned
 from sparsity.methods import METHODS
 from sparsity.variants import Variant
-from data.registry import DEFAULT_DATASET
 from training.checkpoint import (checkpoint_test_set, checkpoint_variant, load_checkpoint, model_from_checkpoint,
                                  require_dataset)
 
@@ -299,7 +298,7 @@ class Job:
         return self.checkpoint["metadata"]
 
 
-def find_checkpoints(variants, models_dir, train_hint, dataset=DEFAULT_DATASET):
+def find_checkpoints(variants, models_dir, train_hint, dataset):
     """``(ready, warnings)``: the variants with a finished checkpoint of exactly that identity, and why the
     others are left out. Every checkpoint is read here, before any attack runs, so a corrupt file or one that
     holds another variant or another data set's model stops the run before hours of work."""
@@ -405,7 +404,7 @@ def print_warning(message):
 
 
 def evaluate_variants(variants, method, models_dir, results_dir, data_dir, device, config, train_hint, force=False,
-                      log=print, warn=print_warning, dataset=DEFAULT_DATASET):
+                      log=print, warn=print_warning, *, dataset):
     """Evaluate the variants of ``method`` (and the baseline) that have finished ``dataset`` checkpoints in
     ``models_dir``, writing to ``results_dir/method`` (both folders of that data set: ``data.registry``).
 

@@ -12,7 +12,6 @@ from tqdm import tqdm
 from common.cli import Interrupted
 from common.errors import SchedulerError
 from common.io import ensure_writable_dir
-from data.registry import DEFAULT_DATASET
 from evaluation.records import load_records, write_summary_csv
 from evaluation.runner import (audit_scales_with_baseline, find_checkpoints, needs_evaluation, no_checkpoint_error,
                                print_warning)
@@ -42,7 +41,7 @@ def submit_training(variants, recipe, data_dir, models_dir, config, command, wor
 
 
 def submit_evaluation(variants, method, models_dir, results_dir, data_dir, device, eval_config, train_hint, config,
-                      command, workdir, force=False, log=print, warn=print_warning, dataset=DEFAULT_DATASET):
+                      command, workdir, force=False, log=print, warn=print_warning, *, dataset):
     """Evaluate ``variants`` of ``dataset`` (its folders: ``models_dir``, ``results_dir``) as one array, one task per
     variant whose result is missing or stale, including those whose training task is still queued or running:
     the array then waits for those tasks."""

@@ -185,7 +185,7 @@ def test_bad_adversarial_training_settings_exit_2_with_one_line_before_any_work(
 
 
 def test_a_standard_checkpoint_never_stands_in_for_an_adversarial_one(cifar_dir, tmp_path):
-    recipe = Recipe.from_options(classes=(0, 1), epochs=1, batch_size=16, train_per_class=8, test_per_class=4)
+    recipe = Recipe.from_options(dataset="cifar10", classes=(0, 1), epochs=1, batch_size=16, train_per_class=8, test_per_class=4)
     standard, = train_variants([Variant.baseline(0)], recipe, cifar_dir, tmp_path, CPU)
     adversarial, = train_variants([Variant.baseline(0, "fgsm-rs", 0.1)], recipe, cifar_dir, tmp_path, CPU)
     assert standard.action == adversarial.action == "trained"  # not "skipped": two files

@@ -75,7 +75,7 @@ def test_defaults_follow_the_data_set_and_explicit_options_win():
     config = EvalConfig.from_options(dataset="fashion-mnist")
     assert (config.eps, config.alpha) == (0.1, 0.01)
     assert EvalConfig.from_options(dataset="fashion-mnist", eps=0.2).eps == 0.2
-    assert EvalConfig.from_options().eps == 8 / 255
+    assert EvalConfig.from_options(dataset="cifar10").eps == 8 / 255
     recipe = Recipe.from_options(dataset="mnist", quick=True)
     assert recipe.classes == tuple(range(10)) and recipe.augment == "crop" and recipe.dataset == "mnist"
     assert Recipe.from_options(dataset="mnist", augment="none").augment == "none"

@@ -85,7 +85,7 @@ def trained(cifar_dir, tmp_path_factory):
     """The baseline and a strong L1 penalty on fc1, trained briefly; returns (models_dir, outcomes)."""
     models_dir = tmp_path_factory.mktemp("models")
     variants = [Variant.baseline(0), Variant("l1", "fc1", 2.0, 0)]
-    outcomes = train_variants(variants, Recipe.from_options(**SMALL), cifar_dir, models_dir, CPU)
+    outcomes = train_variants(variants, Recipe.from_options(**SMALL, dataset="cifar10"), cifar_dir, models_dir, CPU)
     return models_dir, {o.variant.method: o for o in outcomes}
 
 
@@ -115,7 +115,7 @@ def test_checkpoint_round_trip_keeps_weights_and_metadata(trained, cifar_dir):
     assert metadata["variant"] == {"method": "l1", "layer": "fc1", "strength": 2.0, "seed": 0, "adv": None,
                                    "adv_eps": None, "name": "fc1_s2_seed0"}
     assert metadata["status"] == "complete" and metadata["epochs_done"] == 2
-    assert metadata["recipe"] == Recipe.from_options(**SMALL).to_dict()
+    assert metadata["recipe"] == Recipe.from_options(**SMALL, dataset="cifar10").to_dict()
     assert metadata["num_classes"] == 4 and metadata["classes"] == ["airplane", "automobile", "bird", "cat"]
     assert set(metadata["activation_sparsity"]) == set(LAYER_NAMES)
     assert metadata["collapsed"] in (True, False)
@@ -123,7 +123,7 @@ def test_checkpoint_round_trip_keeps_weights_and_metadata(trained, cifar_dir):
 
     model = model_from_checkpoint(checkpoint, CPU)
     assert not model.training
-    data = load_training_data(cifar_dir, Recipe.from_options(**SMALL))
+    data = load_training_data(cifar_dir, Recipe.from_options(**SMALL, dataset="cifar10"))
     again = evaluate_clean(model, data.test_x, data.test_y)
     assert again["accuracy"] == metadata["clean_test_acc"]
     assert again["activation_sparsity"] == metadata["activation_sparsity"]
@@ -134,7 +134,7 @@ def test_resumed_training_ends_with_the_weights_of_an_uninterrupted_run(cifar_di
                                                                        schedule):
     """In fp32 and in the fast setting (bf16 autocast with channels_last), and under a per-step schedule (its state
     is checkpointed). Dropout and augmentation both draw random numbers, so both must be restored to match."""
-    recipe = Recipe.from_options(classes=(0, 1), epochs=3, batch_size=4, train_per_class=4, test_per_class=5,
+    recipe = Recipe.from_options(dataset="cifar10", classes=(0, 1), epochs=3, batch_size=4, train_per_class=4, test_per_class=5,
                                  amp=amp, schedule=schedule)  # small: bf16 is emulated, and slow, on CPUs without it
     variant = Variant("dropout", "fc1", 0.5, 3)
     train_variants([variant], recipe, cifar_dir, tmp_path / "straight", CPU)
@@ -172,7 +172,7 @@ def test_the_cuda_configuration_runs_on_a_cpu(cifar_dir, tmp_path):
     does, here on the CPU, so that a crash of that path is caught without a GPU."""
     from attacks import NES, PGD
 
-    recipe = Recipe.from_options(classes=(0, 1), epochs=1, batch_size=16, train_per_class=16, test_per_class=5,
+    recipe = Recipe.from_options(dataset="cifar10", classes=(0, 1), epochs=1, batch_size=16, train_per_class=16, test_per_class=5,
                                  amp=True)
     variants = [Variant("dropout", "fc1", 0.3, 0), Variant("l1", "conv3", 0.01, 0)]
     outcomes = train_variants(variants, recipe, cifar_dir, tmp_path, CPU, channels_last=True)
@@ -190,7 +190,7 @@ def test_compiled_training_learns_the_same_weights_and_the_data_moves_to_the_dev
                                                                                           monkeypatch):
     """--compile: the model's own weights are checkpointed (not the compiled wrapper's), the sparsity hook still
     feeds the penalty. Dynamo's eager backend stands in for Inductor, which would take minutes to build here."""
-    recipe = Recipe.from_options(classes=(0, 1), epochs=1, batch_size=16, train_per_class=16, test_per_class=5)
+    recipe = Recipe.from_options(dataset="cifar10", classes=(0, 1), epochs=1, batch_size=16, train_per_class=16, test_per_class=5)
     variants = [Variant("l1", "conv3", 0.5, 0), Variant("dropout", "fc1", 0.3, 0)]
     moved = []
     to_device = train_module.TrainingData.to
@@ -215,10 +215,10 @@ def test_compiled_training_learns_the_same_weights_and_the_data_moves_to_the_dev
 def test_quick_preset_is_sized_in_sgd_steps_past_the_initial_plateau(classes):
     """The original recipe plateaus at ln(10) for about 200 SGD steps on real images: --quick makes several
     times that many, whatever the classes, and an explicit --epochs still wins."""
-    recipe = Recipe.from_options(quick=True, classes=classes)
+    recipe = Recipe.from_options(quick=True, dataset="cifar10", classes=classes)
     assert recipe.epochs * recipe.steps_per_epoch >= 900 and recipe.batch_size == 32
-    assert Recipe.from_options(quick=True, classes=classes, epochs=2).epochs == 2
-    assert Recipe.from_options(quick=False).epochs == 100
+    assert Recipe.from_options(quick=True, dataset="cifar10", classes=classes, epochs=2).epochs == 2
+    assert Recipe.from_options(quick=False, dataset="cifar10").epochs == 100
 
 
 def test_fashion_mnist_defaults_to_its_converged_recipe_and_cifar10_keeps_the_original():
@@ -227,7 +227,7 @@ def test_fashion_mnist_defaults_to_its_converged_recipe_and_cifar10_keeps_the_or
         3, 64, 0.06, "onecycle", "none")
     assert fashion.train_per_class is None and fashion.test_per_class is None  # all 60,000 and 10,000 images
     assert Recipe.from_options(dataset="fashion-mnist", schedule="step", epochs=2).schedule == "step"
-    assert Recipe.from_options() == Recipe() and Recipe().schedule == "step" and Recipe().epochs == 100
+    assert Recipe.from_options(dataset="cifar10") == Recipe() and Recipe().schedule == "step" and Recipe().epochs == 100
     assert Recipe.from_options(dataset="fashion-mnist", quick=True).schedule == "step"  # --quick is unchanged
     # a checkpoint's recipe from before the schedule and adversarial knobs compares equal to the step schedule
     stored = {key: value for key, value in Recipe().to_dict().items()

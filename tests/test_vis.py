@@ -202,7 +202,7 @@ def test_layer_filter_and_one_warning_for_requested_variants_without_results(tmp
     root = exact_results(tmp_path / "results")
     with caplog.at_level(logging.WARNING, logger="vis.report"):
         make_figures(root, "l1", layers=("conv3", "fc2", "conv4"),
-                     eval_hint=lambda method, layers: eval_hint(method, layers, root))
+                     eval_hint=lambda method, layers: eval_hint(method, layers, root, "cifar10"))
     assert len(caplog.records) == 1
     message = caplog.records[0].getMessage()
     assert "fc2, conv4" in message and "python main.py --mode eval --layers fc2 conv4" in message
@@ -212,9 +212,10 @@ def test_layer_filter_and_one_warning_for_requested_variants_without_results(tmp
 
 def test_no_results_names_the_eval_command(tmp_path):
     def hint(method, layers):
-        return eval_hint(method, layers, tmp_path)
+        return eval_hint(method, layers, tmp_path, "cifar10")
 
-    assert eval_hint("l1", LAYER_NAMES, DEFAULT_DIRS["results_dir"]) == "python main.py --mode eval"
+    assert eval_hint("l1", LAYER_NAMES, DEFAULT_DIRS["results_dir"], "cifar10") == "python main.py --mode eval"
+    assert eval_hint("l1", None, DEFAULT_DIRS["results_dir"], "mnist") == "python main.py --mode eval --dataset mnist"
     with pytest.raises(FileProblem, match=r"no results for dropout in .*; run python main.py --mode eval --method "
                                           r"dropout --results-dir .*"):
         make_figures(tmp_path, "dropout", eval_hint=hint)

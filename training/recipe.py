@@ -62,10 +62,10 @@ class Recipe:
             object.__setattr__(self, "classes", tuple(self.classes))
 
     @classmethod
-    def from_options(cls, quick=False, dataset=None, **options):
+    def from_options(cls, quick=False, *, dataset, **options):
         """Recipe from options where None means "not given": the --quick preset if on (with the data set's own
         changes), else the data set's default recipe (Dataset.recipe; CIFAR-10's is the original repository's)."""
-        dataset = get_dataset(dataset or DEFAULT_DATASET).name
+        dataset = get_dataset(dataset).name
         preset = {**QUICK, **dict(get_dataset(dataset).quick)} if quick else dict(get_dataset(dataset).recipe)
         given = {key: value for key, value in options.items() if value is not None}
         recipe = cls(**{**preset, **given, "dataset": dataset, "quick": quick})
