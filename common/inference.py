@@ -31,9 +31,10 @@ CONFIDENCE = 0.95
 PERMUTATIONS = 100_000  # exact test up to this many arrangements (8 vs 8 seeds: 12,870)
 EFFECT, NO_EFFECT, INCONCLUSIVE = "effect", "no effect", "inconclusive"
 # Equivalence margins, fixed before any result was read: (kind, size). "relative": a share of the baseline's mean
-# (eps* medians: +-10%); "absolute": in the statistic's own unit (accuracies: +-1 percentage point).
+# (eps* medians and the final training loss: +-10%); "absolute": in the statistic's own unit (accuracies: +-1
+# percentage point).
 MARGINS = {"eps_star_correct": ("relative", 0.10), "eps_star_all": ("relative", 0.10),
-           "clean_acc": ("absolute", 0.01), "robust_acc": ("absolute", 0.01)}
+           "clean_acc": ("absolute", 0.01), "robust_acc": ("absolute", 0.01), "train_loss": ("relative", 0.10)}
 
 
 def margin_of(statistic, base_values):

@@ -45,11 +45,11 @@ def study(tmp_path_factory):
     for method in ("l1", "dropout"):
         for seed in (0, 1, 2):
             write_result(results, method, Variant.baseline(seed), 0.9, SPARSITY, attacks(5 + 5 * seed, queries=300),
-                         minimal=eps_star(images(0.002 * seed)))
+                         minimal=eps_star(images(0.002 * seed)), train_loss=0.30 + 0.01 * seed)
     # L1 at conv1 (3 seeds) moves every correctly classified image up by 0.05; dropout at fc1 (1 seed) by nothing
     for seed in (0, 1, 2):
         write_result(results, "l1", Variant("l1", "conv1", 0.01, seed), 0.88, {**SPARSITY, "conv1": 0.9},
-                     attacks(12, queries=600), minimal=eps_star(images(0.05 + 0.001 * seed)))
+                     attacks(12, queries=600), minimal=eps_star(images(0.05 + 0.001 * seed)), train_loss=0.40 + 0.01 * seed)
     write_result(results, "dropout", Variant("dropout", "fc1", 0.3, 0), 0.9, SPARSITY, attacks(5),
                  minimal=eps_star(images(0.0)))
     return load_study_tables(tmp_path, "cifar10", ["l1", "dropout"])
@@ -94,6 +94,16 @@ def test_comparisons_carry_the_baselines_own_rows_and_never_judge_one_or_three_s
     table = study_markdown(study)
     assert f"| standard seeds 0 vs 1, 2 | 1 / 2 | -{eps_text(study.dataset, 0.003, 'linf')} |" in table
     assert f"| l1 conv1 λ=0.01 | 3 / 3 | +{eps_text(study.dataset, 0.049, 'linf')} [" in table
+
+
+def test_each_arms_fit_is_compared_with_its_baselines_final_training_loss(study):
+    rows = {r["arm"]: r for r in study.rows if r["statistic"] == "train_loss"}
+    fitted_less = rows["l1 conv1 λ=0.01"]  # seeds 0.40, 0.41, 0.42 against the baseline's 0.30, 0.31, 0.32
+    assert (fitted_less["arm_mean"], fitted_less["baseline_mean"]) == pytest.approx((0.41, 0.31))
+    assert fitted_less["effect"] == pytest.approx(0.10) and fitted_less["ci_low"] > 0
+    assert rows["dropout fc1 p=0.3"]["arm_mean"] is None  # its record names no training loss: not compared
+    table = study_markdown(study)
+    assert "final training loss: arm / reference" in table and "| 0.410 / 0.310, +0.100 [" in table
 
 
 def test_comparisons_csv_has_the_issue_columns(study, tmp_path):

@@ -80,14 +80,15 @@ def minimal_from(values, limit, norm="linf", seed=0):
 
 
 def result_document(method, variant, clean_acc, sparsity, attacks, learned=True, curves=None, quick=False,
-                    minimal=None):
+                    minimal=None, train_loss=None):
     document = {
         "dataset": "cifar10",
         "method": method,
         "variant": variant.to_record(),
         "checkpoint": {"path": str(variant.checkpoint_path("trained-models")), "sha256": "0" * 64,
                        "metadata": {"status": "complete", "collapsed": clean_acc < 0.15,
-                                    "recipe": {"model": "simple_cnn"}}},
+                                    "recipe": {"model": "simple_cnn"},
+                                    **({} if train_loss is None else {"final_train_loss": train_loss})}},
         "clean_acc": clean_acc,
         "learned": learned,
         "n_test": 10000,

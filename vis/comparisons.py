@@ -27,7 +27,10 @@ from sparsity.methods import BASELINE, get_method
 
 NORM = "linf"
 ROBUST_ATTACK = "autoattack"
-STATISTICS = ("eps_star_correct", "eps_star_all", "clean_acc", "robust_acc")  # the first is the primary one
+# The first is the primary one. train_loss, the model's final training loss (the loss it was trained on: adversarial
+# for adversarial training), says how far an arm's fit is from its baseline's: a regulariser that fits less can look
+# more robust for that reason alone.
+STATISTICS = ("eps_star_correct", "eps_star_all", "clean_acc", "robust_acc", "train_loss")
 CSV_NAME = "comparisons.csv"
 CSV_COLUMNS = ("arm", "method", "layer", "strength", "training", "reference", "seeds", "n_seeds", "baseline_seeds", "n_baseline_seeds",
                "statistic", "arm_mean", "baseline_mean", "effect", "ci_low", "ci_high", "p", "p_holm", "margin",
@@ -78,7 +81,8 @@ def seed_values(record):
     return {"eps_star_correct": median_eps_star(entry, True) if entry else None,
             "eps_star_all": median_eps_star(entry, False) if entry else None,
             "clean_acc": record.clean_acc,
-            "robust_acc": attack["robust_acc"] if attack and attack["n"] else None}
+            "robust_acc": attack["robust_acc"] if attack and attack["n"] else None,
+            "train_loss": (record.checkpoint.get("metadata") or {}).get("final_train_loss")}
 
 
 def load_arms(results_dir, dataset, methods):

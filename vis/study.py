@@ -52,12 +52,15 @@ def load_study_tables(results_dir, dataset, methods=None):
     return Study(results, baseline, arms, comparisons.comparisons(baseline, arms))
 
 
-def _signed(dataset, value, percent=False):
-    """A difference with its sign, at a fixed precision (never 7.45e-09: a zero prints as 0)."""
+def _signed(dataset, value, percent=False, plain=False):
+    """A difference with its sign, at a fixed precision (never 7.45e-09: a zero prints as 0); ``percent``: of
+    accuracies, in points; ``plain``: a number in no unit (a loss); else in eps units."""
     if value is None or math.isnan(value):
         return DASH
     if percent:
         text = f"{100 * abs(value):.1f}"
+    elif plain:
+        text = f"{abs(value):.3f}"
     elif dataset.eps_denominator:
         text = eps_text(dataset, abs(value), EPS_STAR_NORM)
     else:
@@ -67,10 +70,10 @@ def _signed(dataset, value, percent=False):
     return ("-" if value < 0 else "+") + text
 
 
-def _interval(dataset, row, percent=False):
+def _interval(dataset, row, percent=False, plain=False):
     if math.isnan(row["ci_low"]):
         return ""
-    return f" [{_signed(dataset, row['ci_low'], percent)}, {_signed(dataset, row['ci_high'], percent)}]"
+    return f" [{_signed(dataset, row['ci_low'], percent, plain)}, {_signed(dataset, row['ci_high'], percent, plain)}]"
 
 
 def _p(value):
@@ -170,22 +173,31 @@ def comparison_table(study):
     header = ["comparison", "seeds: arm / standard",
               "median eps* (correct images): difference of seed means [95% CI]", "p", "p Holm",
               "equivalence (±10%): p Holm", "verdict", "clean acc (points) [95% CI]", "verdict",
-              "all-image median eps* [95% CI]", "verdict", "AutoAttack robust (points) [95% CI]", "verdict"]
+              "all-image median eps* [95% CI]", "verdict", "AutoAttack robust (points) [95% CI]", "verdict",
+              "final training loss: arm / reference (mean over seeds), difference [95% CI]", "verdict"]
     by_arm = {}
     for row in study.rows:
         by_arm.setdefault(row["arm"], {})[row["statistic"]] = row
     dataset, lines = study.dataset, []
     for label, rows in by_arm.items():
-        eps, every, clean, robust = (rows[s] for s in ("eps_star_correct", "eps_star_all", "clean_acc",
-                                                        "robust_acc"))
+        eps, every, clean, robust, loss = (rows[s] for s in ("eps_star_correct", "eps_star_all", "clean_acc",
+                                                              "robust_acc", "train_loss"))
         lines.append([label, f"{eps['n_seeds']} / {eps['n_baseline_seeds']}",
                       _signed(dataset, eps["effect"]) + _interval(dataset, eps), _p(eps["p"]), _p(eps["p_holm"]),
                       _p(eps["p_tost_holm"]), f"**{eps['verdict']}**",
                       _signed(dataset, clean["effect"], True) + _interval(dataset, clean, True), clean["verdict"],
                       _signed(dataset, every["effect"]) + _interval(dataset, every), every["verdict"],
                       _signed(dataset, robust["effect"], True) + _interval(dataset, robust, True),
-                      robust["verdict"]])
+                      robust["verdict"], _fit(dataset, loss), loss["verdict"]])
     return markdown_table(header, lines)
+
+
+def _fit(dataset, row):
+    """How far an arm's final training loss is from its reference's: both means and their difference."""
+    if row["arm_mean"] is None:
+        return DASH
+    return (f"{row['arm_mean']:.3f} / {row['baseline_mean']:.3f}, {_signed(dataset, row['effect'], plain=True)}"
+            f"{_interval(dataset, row, plain=True)}")
 
 
 def _queries(summary):
