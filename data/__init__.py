@@ -1,1 +1,2 @@
-"""CIFAR-10 reading, class subsets, batched augmentation and the on-device loader."""
+"""The data sets: their registry and readers (CIFAR-10, its JPEG copy, Fashion-MNIST, MNIST), class subsets, batched
+augmentation and the on-device loader."""
