@@ -304,7 +304,7 @@ def schedule_entry(text):
 
 
 def add_eval_options(parser):
-    group = parser.add_argument_group("evaluation (--mode eval; defaults follow docs/DESIGN.md)")
+    group = parser.add_argument_group("evaluation (--mode eval; defaults: the protocol of docs/usage.md)")
     defaults = EvalConfig()
 
     def option(*flags, **kwargs):
@@ -431,7 +431,7 @@ VARIANT_DESTS = ("layers", "strength", "strengths", "sweep", "seed", "seeds", "n
 
 
 def add_launcher_options(parser):
-    group = parser.add_argument_group("launcher (--mode train and eval; README: Running on a cluster)")
+    group = parser.add_argument_group("launcher (--mode train and eval; docs/cluster.md)")
 
     def option(*flags, **kwargs):
         parser.add_mode_options(group, (TRAIN, EVAL), *flags, **kwargs)

@@ -5,7 +5,7 @@ depth-2 ReLU network move the smallest l2 perturbation that flips its prediction
     python synthetic_run.py --mode dropout
 
 Writes results/synthetic/{mode}.json, .png and .pdf (a non-default configuration: {mode}_{settings}.*, see
-the README) and prints a summary table. The work lives in the synthetic package.
+docs/synthetic.md) and prints a summary table. The work lives in the synthetic package.
 """
 from pathlib import Path
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Everything the README's GPU column needs, in one command on a CUDA machine (the `device` tool):
+# Everything docs/benchmarks.md's GPU column needs, in one command on a CUDA machine (the `device` tool):
 #   bash bench/gpu_check.sh
 # 1. the test suite; 2. training throughput, including one full-size (50,000-image) epoch on random
 # CIFAR-shaped data, torch.compile against eager (f) and cuDNN autotuning against none (g); 3. attack

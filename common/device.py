@@ -10,7 +10,7 @@ from common.errors import ConfigError
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 # torch CPU threads of main.py and synthetic_run.py. One: on a small CPU that other work shares, a second thread
-# mostly waits for a busy core (bench/attack_throughput.py, README "Run times and benchmarks").
+# mostly waits for a busy core (bench/attack_throughput.py, docs/benchmarks.md).
 DEFAULT_THREADS = 1
 # CPU flags of native bf16 arithmetic (AVX-512 BF16, AMX); without them oneDNN emulates bf16, slower than fp32.
 # Reported by the benchmarks, never used to choose: with them bf16 still ran slower than fp32 on one Xeon (issue 25)

@@ -30,7 +30,7 @@ class Dataset:
     title: str  # figures and tables
     input_shape: tuple  # (channels, height, width)
     class_names: tuple  # index = label
-    source: str  # the files it reads and how to obtain them (README, --help, error messages)
+    source: str  # the files it reads and how to obtain them (docs/data.md, --help, error messages)
     eps: float  # the standard L-inf budget of the literature on this data set
     step: float  # PGD and NES step at that budget
     eps_sweep: tuple  # --eps-sweep given without values

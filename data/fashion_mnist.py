@@ -52,6 +52,6 @@ FASHION_MNIST = Dataset(
     quick=(("train_per_class", 1000), ("batch_size", 16), ("epochs", 4)),
     # The converged recipe (issue 26): all 60,000 images, 3 epochs at batch 64 under a one-cycle learning rate
     # peaking at 0.06, no augmentation (a mirrored or shifted garment only slows a 3-epoch fit). Sized to the
-    # 10-minute budget of a 2-core CPU: the README gives its measured accuracy and time.
+    # 10-minute budget of a 2-core CPU: docs/data.md gives its measured accuracy and time.
     recipe=(("epochs", 3), ("batch_size", 64), ("lr", 0.06), ("schedule", "onecycle"), ("augment", "none")),
 )

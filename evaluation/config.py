@@ -42,7 +42,7 @@ DEFAULT = get_dataset(DEFAULT_DATASET)  # the budget of a config made without a 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Defaults are the protocol of docs/DESIGN.md; ``to_dict()`` is the result file's ``eval_config``.
+    """Defaults are the protocol of docs/usage.md (Evaluate); ``to_dict()`` is the result file's ``eval_config``.
     The budget and step are the data set's (``from_options(dataset=...)``, which requires one); CIFAR-10's for a bare
     ``EvalConfig()``."""
 

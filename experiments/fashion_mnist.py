@@ -1,4 +1,4 @@
-"""The Fashion-MNIST sparsity study (README > Results): train, evaluate and plot every arm of the declared design,
+"""The Fashion-MNIST sparsity study (docs/studies/fashion-mnist.md): train, evaluate and plot every arm of the declared design,
 then print the study's tables and total time and write its seed-level comparisons (``comparisons.csv``).
 
     python experiments/fashion_mnist.py          # the CPU study: results in docs/results/fashion-mnist/
@@ -24,7 +24,7 @@ one-cycle; data/fashion_mnist.py) and the same seeds:
   protocol's eps. The instrument must report it robust; if it cannot, the evaluation is broken. FGSM-RS, not PGD-10:
   on this CPU one PGD-10 step costs 7.9x a standard one, FGSM-RS 1.8x (bench/adv_train_throughput.py);
 - L1 at conv1 and at fc1, each at the strength that reached about 95% zeros at that layer in short calibration runs
-  (README > Results: strengths are chosen by the sparsity they reach, never by robustness);
+  (docs/studies/fashion-mnist.md: strengths are chosen by the sparsity they reach, never by robustness);
 - dropout p = 0.3 at conv1 (the one gain the first study reported);
 - k-WTA gamma = 0.1 at conv1 (90% zeros by construction), attacked with its adaptive attacks (BPDA through the top-k,
   Tramer et al.'s sampled gradients, transfer from the same-seed baseline) inside eps*;
@@ -110,7 +110,7 @@ GPU_SEEDS = tuple(range(20))
 # (L-inf: FAB as AutoAttack runs it for a minimum norm, 100 iterations, 2 restarts, FAB-T on the top 3 classes, and
 # the APGD-20 bisection, every attack run folded in) on the first 100; the audit (AutoAttack at 0.5x, 1x and 1.5x the
 # same-seed baseline's median eps*) on the first 20 of those; Square, NES and the adaptive NES on a seeded 20 with
-# reduced query budgets. Sizes come from measured costs (README > Run times): the audit costs the whole AutoAttack
+# reduced query budgets. Sizes come from measured costs (docs/benchmarks.md): the audit costs the whole AutoAttack
 # ensemble on every image still robust at a radius (35 min for 100 images at three radii on one --quick model, one
 # loaded thread), hence 20 images; an adversarially trained model is robust on most images at every radius.
 CPU = {
@@ -124,7 +124,7 @@ CPU = {
     "threads": 2,
     "seeds": CPU_SEEDS,
 }
-# The full protocol on a GPU: the same design and recipe, 20 seeds per arm, docs/DESIGN.md's evaluation on the whole
+# The full protocol on a GPU: the same design and recipe, 20 seeds per arm, docs/usage.md's evaluation on the whole
 # test set (AutoAttack standard on all of it, Square and NES on 1,000 images at full budgets, eps* in L-inf and L2
 # with the full search and the adaptive attacks at Tramer et al.'s settings).
 GPU = {
@@ -135,7 +135,7 @@ GPU = {
     "threads": None,
     "seeds": GPU_SEEDS,
 }
-# The first study (2 epochs on half the images, 1-3 seeds per arm; its claims are withdrawn, README > Results), kept
+# The first study (2 epochs on half the images, 1-3 seeds per arm; its claims are withdrawn, docs/studies/first-study.md), kept
 # apart so that nothing mixes the two.
 FIRST_STUDY = "docs/results/first-study"
 FIGURES = ("fig6_eps_star_per_layer", "fig5_robustness_curves", "fig7_eps_star_vs_sparsity")
@@ -200,7 +200,7 @@ def study(setup, arms=ARMS, seeds=None):
 
 
 def copy_figures(results_dir, arms=ARMS):
-    """The README's figures of the CPU study, into docs/figures (the results folder's figures are not committed)."""
+    """The study page's figures of the CPU study, into docs/figures (the results folder's figures are not committed)."""
     for method in methods_of(arms):
         for stem in FIGURES:
             source = ROOT / results_dir / DATASET / method / f"{stem}.png"
@@ -242,7 +242,7 @@ def design_text(setup, spread=None):
 
 
 def tables(results_dir, dataset=DATASET):
-    """The README's study tables of ``results_dir``; writes its ``comparisons.csv`` beside the method folders."""
+    """The study tables of ``results_dir``; writes its ``comparisons.csv`` beside the method folders."""
     study = load_study_tables(ROOT / results_dir, dataset, ["l1", "dropout", "kwta"])
     if study is None:
         print(f"no study results in {results_dir}/{dataset}/; run python experiments/fashion_mnist.py first",

@@ -1,4 +1,4 @@
-"""The real-data model of docs/DESIGN.md: conv1..conv4, fc1..fc3 on images in [0, 1], sized by their shape."""
+"""The real-data model (docs/usage.md, Train): conv1..conv4, fc1..fc3 on images in [0, 1], sized by their shape."""
 import torch.nn as nn
 
 

@@ -71,7 +71,7 @@ def test_no_effect_studies_are_called_effects_at_most_7_percent_of_the_time():
 def test_the_design_seed_count_detects_an_effect_of_2_4_seed_sds():
     """The procedure as the study runs it (permutation p, Welch interval, TOST), at the design's 5 seeds a side:
     measured 81% of 400 simulated studies at 2.4 seed SDs (68% at 2.0, where the t-test's power formula,
-    ``detectable_effect``, promises 80%: the README and --design state both)."""
+    ``detectable_effect``, promises 80%: docs/studies/fashion-mnist.md and --design state both)."""
     base, arm = simulate(np.random.default_rng(3), DESIGN_SEEDS, shift=2.4 * SEED_SD)
     assert (run_procedure(base, arm) == inference.EFFECT).mean() >= 0.78
     assert DESIGN_SEEDS >= 5 and inference.detectable_effect(DESIGN_SEEDS) < 2.4

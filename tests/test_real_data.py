@@ -22,7 +22,7 @@ def trained(tmp_path_factory):
     """Fashion-MNIST's converged recipe (batch 64, one-cycle learning rate to 0.06, no augmentation), shortened to
     500 images per class for 2 epochs (158 SGD steps instead of 2,814) and 100 test images per class (the data folder
     is empty: the files come from the system). Measured: 72.8% test accuracy, train loss 0.78 (1 thread, 182 s
-    under a load of about 8); the threshold is 60% (chance is 10%). The full recipe's accuracy is in the README."""
+    under a load of about 8); the threshold is 60% (chance is 10%). The full recipe's accuracy is in docs/data.md."""
     root = tmp_path_factory.mktemp("real-fashion")
     with pytest.raises(SystemExit) as exit_info:
         run_main(main, ["--mode", "train", "--dataset", "fashion-mnist", "--baseline-only", "--device", "cpu",

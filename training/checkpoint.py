@@ -7,7 +7,7 @@ Layout (a plain dict of tensors and JSON-able values)::
 
 ``metadata`` carries the variant, the recipe (with the data set's and the
 model's registry names), ``input_shape`` and ``num_classes``, so a checkpoint
-rebuilds its own model; the keys are described in the README (train section).
+rebuilds its own model; the keys are described in docs/file-formats.md.
 ``FORMAT`` marks our files.
 """
 import importlib.metadata

@@ -10,7 +10,7 @@ statistic. The baseline of an arm is the standard model trained the same way: th
 positive control) is compared with the standard baseline, and a sparse arm on top of adversarial training with the
 adversarially trained baseline (does sparsity add robustness where robustness exists?). The baseline
 is also compared with itself (disjoint seed sets, the same code) in rows of their own Holm family: the null every
-table carries. ``comparisons.csv`` holds every row; the README's study section prints them.
+table carries. ``comparisons.csv`` holds every row; the study pages (docs/studies/) print them.
 """
 import csv
 import io

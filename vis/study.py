@@ -1,11 +1,11 @@
-"""A study's tables across methods, read from its result files: what the README's Results section shows.
+"""A study's tables across methods, read from its result files: what the study pages (docs/studies/) show.
 
 One results folder per method (``{results_dir}/{dataset}/{method}/``, as ``main.py --mode eval`` writes them);
 the baseline is shared (each folder holds the same copy), so it is one row. The trained model (seed) is the unit:
 every number is per seed or a seed-level summary, never images pooled over seeds; the comparisons with the baseline
 come from ``vis.comparisons`` (seed-level tests, Holm, baseline-against-baseline rows). Nothing here is typed by
-hand (``python experiments/fashion_mnist.py --tables`` prints them for the README and writes ``comparisons.csv``,
-and ``tests/test_study_table.py`` checks that the README holds exactly that).
+hand (``python experiments/fashion_mnist.py --tables`` prints them for the study pages and writes ``comparisons.csv``,
+and ``tests/test_study_table.py`` checks that the first study's page holds exactly that).
 """
 import math
 from dataclasses import dataclass
@@ -227,6 +227,6 @@ def black_box_table(studies):
 
 
 def study_markdown(study):
-    """The README's study tables (deterministic: the same files give the same text)."""
+    """A study page's tables (deterministic: the same files give the same text)."""
     return "\n".join(accuracy_table(study) + [""] + comparison_table(study) + [""]
                      + black_box_table(study.results)) + "\n"
