@@ -5,11 +5,12 @@ import torch
 from torch import nn
 
 from attacks.pgd import PGD
+from cli.train import train_hint
 from cli_support import assert_usage_error, run_cli
 from common.device import cpu_threads
 from data.loader import TensorLoader
 from evaluation.minimal import Search, apgd_bisection
-from main import main, train_hint
+from main import main
 from sparsity.variants import Variant
 from training.adversarial import AdversarialExamples, settings
 from training.loop import TrainingObjective, train_epoch, train_variants

@@ -13,8 +13,12 @@ from pathlib import Path
 import pytest
 
 import synthetic_run
-from main import (build_parser, config_aliases, eval_config_from_args, layers_from_args, method_from_args,
-                  recipe_from_args, slurm_config_from_args, validate_layers, variants_from_args)
+from cli.eval import eval_config_from_args
+from cli.launcher import slurm_config_from_args
+from cli.train import recipe_from_args
+from cli.variants import layers_from_args, method_from_args, variants_from_args
+from main import build_parser, config_aliases
+from sparsity.variants import validate_layers
 from synthetic.config import SyntheticConfig
 
 ROOT = Path(__file__).resolve().parents[1]

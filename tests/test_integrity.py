@@ -7,7 +7,8 @@ import stat
 import pytest
 import torch
 
-import main as main_module
+import cli.eval
+import cli.train
 from attacks import NES, PGD
 from cli_support import assert_usage_error, run_cli
 from common.cli import run_main
@@ -184,8 +185,8 @@ def test_written_files_honour_the_umask(cifar_dir, tmp_path, capsys):
     ([*EVAL, "--query-batch", "3"], "--query-batch must be even"),
 ])
 def test_bad_input_exits_2_with_one_line_before_any_work(argv, fragment, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(main_module, "train_variants", lambda *a, **k: pytest.fail("training started"))
-    monkeypatch.setattr(main_module, "evaluate_variants", lambda *a, **k: pytest.fail("evaluation started"))
+    monkeypatch.setattr(cli.train, "train_variants", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr(cli.eval, "evaluate_variants", lambda *a, **k: pytest.fail("evaluation started"))
     status, _, err = run([*argv, "--data-dir", str(tmp_path)] if argv[1] != "vis" else argv, capsys)
     assert_usage_error(status, err, fragment)
 

@@ -5,7 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from main import build_parser, eval_config_from_args, recipe_from_args, variants_from_args
+from cli.eval import eval_config_from_args
+from cli.train import recipe_from_args
+from cli.variants import variants_from_args
+from main import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = importlib.util.spec_from_file_location("fashion_mnist_study", ROOT / "experiments" / "fashion_mnist.py")

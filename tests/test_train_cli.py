@@ -10,6 +10,7 @@ import torch
 import torchvision.datasets.utils
 
 import common.device as device_module
+from cli.train import train_hint
 from cli_support import assert_usage_error, run_cli
 from main import build_parser, main
 from sparsity.variants import Variant
@@ -145,8 +146,6 @@ def test_an_interrupted_run_resumes_in_the_mode_it_began_with(first, later, cifa
     """The machine's choice forced each way, so a CPU without native bf16 still runs the bf16 branch: hints say
     the recorded precision, a resumed run keeps its checkpoint's memory layout even where the probe now picks
     another, and a checkpoint trained in bf16 is not continued in fp32."""
-    import main as main_module
-
     machine_prefers(monkeypatch, tmp_path, first)
     argv = [*TINY, *BF16_TINY, "--epochs", "2", "--data-dir", str(cifar_dir), "--models-dir", str(tmp_path)]
     real_epoch, calls = train_module.train_epoch, []
@@ -164,7 +163,7 @@ def test_an_interrupted_run_resumes_in_the_mode_it_began_with(first, later, cifa
     mode = precision.MODES[first]
     assert (partial["epochs_done"], partial["recipe"]["amp"], partial["channels_last"]) == (1, mode.amp,
                                                                                         mode.channels_last)
-    hint = main_module.train_hint(Variant.baseline(0), partial["recipe"], cifar_dir, tmp_path)
+    hint = train_hint(Variant.baseline(0), partial["recipe"], cifar_dir, tmp_path)
     assert ("--amp" if mode.amp else "--no-amp") in hint.split()
 
     monkeypatch.setattr(train_module, "train_epoch", real_epoch)

@@ -10,6 +10,8 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image
 
+from cli.run_options import DEFAULT_DIRS
+from cli.vis import eval_hint
 from common.errors import ConfigError, FileProblem
 from evaluation.metrics import attack_metrics
 from evaluation.records import load_records
@@ -17,7 +19,6 @@ from models import SimpleCNN
 from sparsity.variants import Variant
 from vis import figures
 from vis.metrics import CLEAN_ACC, median_queries, robust_acc
-from main import DEFAULT_DIRS, eval_hint
 from vis.report import make_figures
 from vis.results import merge_seeds
 from vis_fixture import attack_entry, minimal_from, realistic_results, write_result

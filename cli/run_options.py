@@ -1,0 +1,52 @@
+"""The options of where a command runs: the data set, the folders it reads and writes, the device and threads,
+--quick and --force; and the data set a command acts on where --dataset is not given."""
+from pathlib import Path
+
+from cli import EVAL, ROOT, TRAIN, VIS
+from common.device import DEFAULT_THREADS, DEVICE_CHOICES
+from common.errors import UsageError
+from data.registry import DATASETS, DEFAULT_DATASET, datasets_in
+from evaluation.config import QUICK as EVAL_QUICK
+from training.recipe import QUICK as TRAIN_QUICK
+from training.recipe import QUICK_STEPS
+
+DEFAULT_DIRS = {"data_dir": ROOT / "datasets", "models_dir": ROOT / "trained-models", "results_dir": ROOT / "results"}
+
+
+def add_run_options(parser):
+    group = parser.add_argument_group("data, files and device")
+    group.add_argument("--dataset", choices=list(DATASETS), default=None,
+                       help=f"train: the data set (default {DEFAULT_DATASET}); eval and vis read it from the "
+                            f"checkpoints and results, and need it only to choose when the folders hold several")
+    parser.add_mode_options(group, (TRAIN, EVAL), "--device", choices=DEVICE_CHOICES, default="auto",
+                            help="auto: cuda, then mps, then cpu")
+    parser.add_mode_options(group, (TRAIN, EVAL), "--threads", type=int,
+                            help=f"torch CPU threads (default: OMP_NUM_THREADS where set, as in a Slurm task, else "
+                                 f"{DEFAULT_THREADS}: on a small shared CPU more threads wait for busy cores)")
+    parser.add_mode_options(group, (TRAIN, EVAL), "--data-dir", type=Path, default=DEFAULT_DIRS["data_dir"],
+                            help="the data sets' files (default datasets/): cifar-10-batches-py/ or "
+                                 "cifar-10-python.tar.gz; Fashion-MNIST's and MNIST's idx files in fashion-mnist/ "
+                                 "and mnist/ (Fashion-MNIST also from /usr/share/datasets/fashion-mnist/); "
+                                 "cifar10-jpeg: its archive itself, or a folder with train/<class>/ and test/<class>/")
+    parser.add_mode_options(group, (TRAIN, EVAL), "--models-dir", type=Path, default=DEFAULT_DIRS["models_dir"],
+                            help="checkpoints, one folder per data set (default trained-models/)")
+    parser.add_mode_options(group, (EVAL, VIS), "--results-dir", type=Path, default=DEFAULT_DIRS["results_dir"],
+                            help="results, one folder per data set (default results/)")
+    parser.add_mode_options(group, (TRAIN, EVAL), "--quick", action="store_true",
+                            help=f"CPU-sized presets to run the pipeline end to end in minutes, not for findings "
+                                 f"(training: {TRAIN_QUICK} and at least {QUICK_STEPS} SGD steps; eval: {EVAL_QUICK});"
+                                 f" flags override them")
+    parser.add_mode_options(group, (TRAIN, EVAL), "--force", action="store_true",
+                            help="redo variants that already have a checkpoint (train) or an up-to-date result (eval)")
+
+
+def chosen_dataset(args, root, holds, what):
+    """--dataset, else the one data set whose folder under ``root`` ``holds`` what the command needs (the default
+    data set when none does); a UsageError when several do."""
+    if args.dataset:
+        return args.dataset
+    found = datasets_in(root, holds)
+    if len(found) > 1:
+        raise UsageError(f"{root} holds {what} of several data sets ({', '.join(found)}); choose one with "
+                         f"--dataset {found[0]}")
+    return found[0] if found else DEFAULT_DATASET
