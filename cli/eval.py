@@ -114,24 +114,18 @@ def eval_config_from_args(args, dataset):
         nes_sigma=args.nes_sigma, nes_momenta=args.nes_momenta, nes_modes=args.nes_modes, nes_loss=args.nes_loss,
         adaptive_schedule=args.adaptive_schedule and list(map(samples_at_step, args.adaptive_schedule)),
         minimal_limit=args.minimal_limit,
-        audit_radii=None if args.audit_radii is None else none_or(args.audit_radii, "--audit-radii"),
-        adaptive_attacks=None if args.adaptive_attacks is None else none_or(args.adaptive_attacks,
-                                                                            "--adaptive-attacks"),
-        minimal_norms=None if args.minimal_norms is None else minimal_norms(args.minimal_norms),
+        audit_radii=none_or(args.audit_radii, "--audit-radii"),
+        adaptive_attacks=none_or(args.adaptive_attacks, "--adaptive-attacks"),
+        minimal_norms=none_or(args.minimal_norms, "--minimal-norms", "the measure"),
         **{field: getattr(args, field if field != "batch_size" else "eval_batch_size") for field in EVAL_FLAGS})
 
 
-def none_or(values, flag):
-    """A list option that ``none`` (alone) turns off: the values, or ()."""
+def none_or(values, flag, what="it"):
+    """A list option that ``none`` (alone) turns ``what`` off: the values, () for ``none``, None where not given."""
+    if values is None:
+        return None
     if "none" in values and len(values) > 1:
-        raise UsageError(f"{flag} none turns it off; give it alone")
-    return () if values == ["none"] else tuple(values)
-
-
-def minimal_norms(values):
-    """--minimal-norms: the norms, or () for ``none`` (alone)."""
-    if "none" in values and len(values) > 1:
-        raise UsageError("--minimal-norms none turns the measure off; give it alone")
+        raise UsageError(f"{flag} none turns {what} off; give it alone")
     return () if values == ["none"] else tuple(values)
 
 
