@@ -1,6 +1,6 @@
 """Fashion-MNIST (Zalando): 60,000 training and 10,000 test 28x28 grey images of clothing, 10 classes."""
-from data.dataset import Dataset, ImageData
-from data.idx import IdxSource, read_idx_dataset
+from data.dataset import Dataset
+from data.idx import IdxSource, idx_reader
 
 FILES = IdxSource(
     title="Fashion-MNIST",
@@ -22,12 +22,7 @@ CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", 
                "Ankle boot")
 
 
-def load_fashion_mnist(data_dir, download=True) -> ImageData:
-    from data.mnist import FILES as MNIST_FILES  # the same file names: MNIST's official files are refused
-
-    data = read_idx_dataset(FILES, data_dir, download, others=(MNIST_FILES,))
-    data.classes = list(CLASS_NAMES)
-    return data
+load_fashion_mnist = idx_reader(FILES, CLASS_NAMES)  # MNIST's official files (the same names) are refused
 
 
 FASHION_MNIST = Dataset(

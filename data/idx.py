@@ -61,6 +61,24 @@ class IdxSource:
                 *map(Path, self.system_folders))
 
 
+SOURCES = []  # every idx data set's files (``idx_reader`` registers them): they share file names
+
+
+def idx_reader(source, class_names):
+    """The ``Dataset.read`` of an idx data set: ``source``'s files, named by ``class_names``; the official files of
+    every other registered idx data set (the same file names; ``data.registry`` imports them all) are refused by
+    content. The data set modules need not know each other."""
+    SOURCES.append(source)
+
+    def read(data_dir, download=True) -> ImageData:
+        data = read_idx_dataset(source, data_dir, download, others=tuple(s for s in SOURCES if s is not source))
+        data.classes = list(class_names)
+        return data
+
+    read.__name__ = f"read_{source.folder.replace('-', '_')}"
+    return read
+
+
 def read_idx_dataset(source, data_dir, download, others=()):
     """Read ``source``'s four files from the first folder that holds any of them, downloading them into
     ``data_dir/<torchvision's folder>/raw`` when none does and ``download`` is on. ``others`` are the sources of

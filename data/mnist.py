@@ -1,6 +1,6 @@
 """MNIST: 60,000 training and 10,000 test 28x28 grey images of handwritten digits, 10 classes."""
-from data.dataset import Dataset, ImageData
-from data.idx import IdxSource, read_idx_dataset
+from data.dataset import Dataset
+from data.idx import IdxSource, idx_reader
 
 FILES = IdxSource(
     title="MNIST",
@@ -12,12 +12,7 @@ FILES = IdxSource(
 CLASS_NAMES = tuple(str(digit) for digit in range(10))
 
 
-def load_mnist(data_dir, download=True) -> ImageData:
-    from data.fashion_mnist import FILES as FASHION_FILES  # the same file names: Fashion-MNIST's are refused
-
-    data = read_idx_dataset(FILES, data_dir, download, others=(FASHION_FILES,))
-    data.classes = list(CLASS_NAMES)
-    return data
+load_mnist = idx_reader(FILES, CLASS_NAMES)  # Fashion-MNIST's official files (the same names) are refused
 
 
 MNIST = Dataset(

@@ -20,8 +20,22 @@ def strength_name(strength):
     return text[:-2] if text.endswith(".0") else text
 
 
+class TrainedAs:
+    """What a variant and a study's arm (vis.comparisons) share: whether it is the baseline, and how it was trained
+    (fields ``method``, ``adv``, ``adv_eps``)."""
+
+    @property
+    def is_baseline(self):
+        return self.method == BASELINE
+
+    @property
+    def training(self):
+        """``standard`` or e.g. ``fgsm-rs eps=0.1``."""
+        return "standard" if self.adv is None else f"{self.adv} eps={self.adv_eps:g}"
+
+
 @dataclass(frozen=True)
-class Variant:
+class Variant(TrainedAs):
     method: str  # a registered sparsity method, or "standard" for the baseline
     layer: str | None  # None for the standard baseline
     strength: float
@@ -39,10 +53,6 @@ class Variant:
         adversarial training have none."""
         return cls(record["method"], record["layer"], record["strength"], record["seed"], record.get("adv"),
                    record.get("adv_eps"))
-
-    @property
-    def is_baseline(self):
-        return self.method == BASELINE
 
     @property
     def adv_tag(self):

@@ -24,6 +24,7 @@ from common.io import atomic_write_text
 from evaluation.minimal import CLEAN
 from evaluation.records import load_records, record_order
 from sparsity.methods import BASELINE, get_method
+from sparsity.variants import TrainedAs
 
 NORM = "linf"
 ROBUST_ATTACK = "autoattack"
@@ -38,7 +39,7 @@ CSV_COLUMNS = ("arm", "method", "layer", "strength", "training", "reference", "s
 
 
 @dataclass(frozen=True)
-class Arm:
+class Arm(TrainedAs):
     """One (method, layer, strength, adversarial training) of a study with the per-seed values of its learned
     seeds."""
 
@@ -50,15 +51,6 @@ class Arm:
     not_learned_seeds: tuple
     adv: str | None = None  # adversarial training (training.adversarial), None: standard training
     adv_eps: float | None = None
-
-    @property
-    def is_baseline(self):
-        return self.method == BASELINE
-
-    @property
-    def training(self):
-        """``standard`` or e.g. ``fgsm-rs eps=0.1``: how the arm's models were trained."""
-        return "standard" if self.adv is None else f"{self.adv} eps={self.adv_eps:g}"
 
     def subset(self, seeds):
         keep = [self.seeds.index(seed) for seed in seeds]
