@@ -56,7 +56,12 @@ def offline(monkeypatch):
         raise urllib.error.URLError("network is unreachable")
 
     monkeypatch.setattr(torchvision.datasets.utils, "download_url", unreachable)
-    monkeypatch.setattr(data.fashion_mnist, "FILES", dataclasses.replace(data.fashion_mnist.FILES, system_folders=()))
+    searched = data.idx.IdxSource.candidate_folders
+
+    def without_system_folders(source, data_dir):  # the readers hold their source: patch where folders are listed
+        return tuple(folder for folder in searched(source, data_dir) if str(folder) not in source.system_folders)
+
+    monkeypatch.setattr(data.idx.IdxSource, "candidate_folders", without_system_folders)
 
 
 # --- the records --------------------------------------------------------------------------------------
