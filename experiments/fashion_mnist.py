@@ -108,17 +108,21 @@ GPU_SEEDS = tuple(range(20))
 
 # The CPU study. Clean accuracy and sparsity on all 10,000 test images; AutoAttack (standard) at eps 0.1 and eps*
 # (L-inf: FAB as AutoAttack runs it for a minimum norm, 100 iterations, 2 restarts, FAB-T on the top 3 classes, and
-# the APGD-20 bisection, every attack run folded in) on the first 100; the audit (AutoAttack at 0.5x, 1x and 1.5x the
-# same-seed baseline's median eps*) on the first 20 of those; Square, NES and the adaptive NES on a seeded 20 with
-# reduced query budgets. Sizes come from measured costs (docs/benchmarks.md): the audit costs the whole AutoAttack
-# ensemble on every image still robust at a radius (35 min for 100 images at three radii on one --quick model, one
-# loaded thread), hence 20 images; an adversarially trained model is robust on most images at every radius.
+# the APGD-20 bisection, every attack run folded in) on the first 50; the audit (AutoAttack at 0.5x, 1x and 1.5x the
+# same-seed baseline's median eps*) on the first 10 of those; Square, NES and the adaptive NES on a seeded 10 with
+# reduced query budgets. The sizes were set from the costs of the study's first evaluation (2026-12-05, standard
+# seed 0 at the earlier sizes 100/20/20, stopped in its audit and redone at these; 2 threads, load 4-7): eps* 6.1 min
+# for 100 images, the other attacks 0.5 min, the audit 15.7 min for its first radius alone (AutoAttack's whole
+# ensemble on the 18 of 20 images still robust there). At those sizes the evaluation would take about 13 h (an
+# adversarially trained model is robust on most images at every radius: about 40 min each) on top of about 6 h of
+# training; halving the images and the audit roughly halves it. The study still exceeds the 8 h on this CPU:
+# its training alone (35 models, the converged recipe) takes about 6 h; docs/benchmarks.md has the measured total.
 CPU = {
     "recipe": [],
-    "eval": ["--attacks", "pgd", "autoattack", "square", "nes", "--n-eval", "100", "--steps", "20",
-             "--audit-n", "20", "--query-n", "20", "--square-queries", "1000", "--nes-modes", "untargeted",
+    "eval": ["--attacks", "pgd", "autoattack", "square", "nes", "--n-eval", "50", "--steps", "20",
+             "--audit-n", "10", "--query-n", "10", "--square-queries", "1000", "--nes-modes", "untargeted",
              "--nes-momenta", "0.9", "--nes-samples", "50", "--nes-steps", "40", "--adaptive-steps", "20",
-             "--adaptive-schedule", "10@0", "50@5", "200@10", "--minimal-norms", "linf", "--check-n", "100"],
+             "--adaptive-schedule", "10@0", "50@5", "200@10", "--minimal-norms", "linf", "--check-n", "50"],
     "models_dir": "trained-models/study-cpu",
     "results_dir": "docs/results",
     "threads": 2,
