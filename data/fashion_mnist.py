@@ -1,6 +1,5 @@
 """Fashion-MNIST (Zalando): 60,000 training and 10,000 test 28x28 grey images of clothing, 10 classes."""
-from data.dataset import Dataset
-from data.idx import IdxSource, idx_reader
+from data.idx import IdxSource, idx_dataset
 
 FILES = IdxSource(
     title="Fashion-MNIST",
@@ -22,26 +21,13 @@ CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", 
                "Ankle boot")
 
 
-load_fashion_mnist = idx_reader(FILES, CLASS_NAMES)  # MNIST's official files (the same names) are refused
-
-
-FASHION_MNIST = Dataset(
-    name="fashion-mnist",
-    title="Fashion-MNIST",
-    input_shape=(1, 28, 28),
-    class_names=CLASS_NAMES,
-    source=("train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and "
-            "t10k-labels-idx1-ubyte.gz (or unpacked) in --data-dir, its fashion-mnist/ or FashionMNIST/raw/ "
-            "folder, or /usr/share/datasets/fashion-mnist/ (apt-get install dataset-fashion-mnist); "
-            "downloaded with torchvision's MD5 check when missing and online"),
+FASHION_MNIST = idx_dataset(
+    FILES, "fashion-mnist", CLASS_NAMES,
     eps=0.1,
     step=0.01,
     eps_sweep=(0.02, 0.05, 0.1, 0.15, 0.2),
-    eps_denominator=None,
     augment="standard",
     augment_reason="a mirrored garment, shoe or bag is still one",
-    train_per_class=6000,
-    read=load_fashion_mnist,
     # The original recipe sits on its loss plateau for about 150 steps here, and 939 steps at batch 32 on 300 or
     # 1,000 images per class end at 72% test accuracy: --quick takes more, smaller steps on more images.
     quick=(("train_per_class", 1000), ("batch_size", 16), ("epochs", 4)),
@@ -50,3 +36,4 @@ FASHION_MNIST = Dataset(
     # 10-minute budget of a 2-core CPU: docs/data.md gives its measured accuracy and time.
     recipe=(("epochs", 3), ("batch_size", 64), ("lr", 0.06), ("schedule", "onecycle"), ("augment", "none")),
 )
+load_fashion_mnist = FASHION_MNIST.read  # MNIST's official files (the same names) are refused

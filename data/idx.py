@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from common.errors import FileProblem
-from data.dataset import ImageData
+from data.dataset import Dataset, ImageData
 
 TRAIN_IMAGES, TRAIN_LABELS = "train-images-idx3-ubyte", "train-labels-idx1-ubyte"
 TEST_IMAGES, TEST_LABELS = "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"
@@ -77,6 +77,21 @@ def idx_reader(source, class_names):
 
     read.__name__ = f"read_{source.folder.replace('-', '_')}"
     return read
+
+
+def idx_dataset(source, name, class_names, **protocol):
+    """The ``Dataset`` of an idx data set: its shape, where its files are found and its reader come from ``source``;
+    ``protocol`` is the rest of the record (eps, step, augmentation, recipes). Both idx data sets have 60,000 training
+    images in balanced classes and budgets written as plain numbers, the defaults here."""
+    protocol = {"train_per_class": 60_000 // source.num_classes, "eps_denominator": None, **protocol}
+    system = "".join(f", or {folder}/" + (f" ({source.install_hint.split(': ')[-1]})" if source.install_hint else "")
+                     for folder in source.system_folders)
+    return Dataset(
+        name=name, title=source.title, input_shape=(1, *source.image_size), class_names=tuple(class_names),
+        source=(f"{', '.join(f + '.gz' for f in FILES[:3])} and {FILES[3]}.gz (or unpacked) in --data-dir, its "
+                f"{source.folder}/ or {source.torchvision_folder}/raw/ folder{system}; downloaded with "
+                "torchvision's MD5 check when missing and online"),
+        read=idx_reader(source, class_names), **protocol)
 
 
 def read_idx_dataset(source, data_dir, download, others=()):
