@@ -133,8 +133,8 @@ def main(argv=None):
             best_evaluation = min(best_evaluation, seconds)
             direct_seconds, _ = timed(device, lambda: direct(model, x, y, config, device))
             best_direct = min(best_direct, direct_seconds)
-        print("robust accuracy: " + ", ".join(f"{key} {entry['robust_acc']:.2f}"
-                                              for key, entry in evaluation["attacks"].items()))
+        print("robust accuracy: " + ", ".join(f"{key} {entry.robust_acc:.2f}"
+                                              for key, entry in evaluation.attacks.items()))
         print(f"(a) evaluate_model {best_evaluation:.2f} s, (b) the same attacks called directly {best_direct:.2f} s: "
               f"(a)/(b) = {best_evaluation / best_direct:.3f} (target <= 1.10); load average {load_average()}")
 

@@ -15,6 +15,7 @@ from statsmodels.stats.multitest import multipletests
 from attacks.base import BLACK_BOX, WHITE_BOX, eval_mode
 from attacks.pgd import PGD
 from evaluation.metrics import run_attack
+from evaluation.records import Check
 
 PASSED, FAILED, NOT_RUN = "passed", "failed", "not_run"
 LARGE_EPS_MIN_SUCCESS = 0.99
@@ -72,7 +73,7 @@ class CompletedRun:
 def check(name, status, detail):
     if status == FAILED:
         warnings.warn(f"sanity check {name} failed: {detail}", stacklevel=2)
-    return {"name": name, "status": status, "detail": detail}
+    return Check(name, status, detail)
 
 
 def check_large_eps(model, config, x, y, device, clean_pred):
@@ -216,19 +217,19 @@ def check_minimal_methods_agree(minimal):
         return check(name, NOT_RUN, "no minimal perturbation was measured")
     details, p_values = [], []
     for norm, entry in minimal.items():
-        fab, bisection = per_image(entry["fab_eps"]), per_image(entry["pgd_eps"])
-        if entry.get("settings", {}).get("fab_steps") == 0:
+        fab, bisection = per_image(entry.fab_eps), per_image(entry.pgd_eps)
+        if entry.settings.get("fab_steps") == 0:
             continue  # FAB off: nothing to compare
         more = int((fab > MINIMAL_AGREEMENT * bisection).sum())
         fewer = int((bisection > MINIMAL_AGREEMENT * fab).sum())
         p_values.append(excess_p_value(more, fewer))
         details.append(f"{norm}: FAB larger on {more} images, the bisection on {fewer} (FAB median "
-                       f"{entry['fab']['median']}, bisection median {entry['pgd']['median']})")
+                       f"{entry.fab.median}, bisection median {entry.pgd.median})")
     if not details:
         return check(name, NOT_RUN, "FAB was off")
     adjusted = holm(p_values)
     return check(name, FAILED if any(p < SIGNIFICANCE for p in adjusted) else PASSED,
-                 f"on the same {next(iter(minimal.values()))['n']} images: {'; '.join(details)} (larger: by more "
+                 f"on the same {next(iter(minimal.values())).n} images: {'; '.join(details)} (larger: by more "
                  f"than {MINIMAL_AGREEMENT - 1:.0%}, inf = censored; exact sign test one-sided, Holm-adjusted p "
                  f"{', '.join(f'{p:.3g}' for p in adjusted)}, fails below {SIGNIFICANCE})")
 
@@ -238,13 +239,13 @@ def check_eps_star_matches_autoattack(minimal, audit):
     robust (eps* > r) than AutoAttack at r leaves, beyond chance: exact McNemar on the images where they disagree,
     Holm over the radii. A failure names the radius: there eps* overstates robustness."""
     name = "eps_star_matches_autoattack"
-    if not audit or not audit.get("radii"):
+    if audit is None or not audit.radii:
         return check(name, NOT_RUN, "no audit ran (--audit-radii none, or no L-inf eps*)")
-    before = per_image(minimal["linf"]["eps_star_before_audit"])
+    before = per_image(minimal["linf"].eps_star_before_audit)
     details, p_values = [], []
-    for entry in audit["radii"]:
-        radius = entry["eps"]
-        autoattack = torch.tensor(entry["autoattack_still_correct"], dtype=torch.bool)
+    for entry in audit.radii:
+        radius = entry.eps
+        autoattack = torch.tensor(entry.autoattack_still_correct, dtype=torch.bool)
         claimed = before[:len(autoattack)] > radius  # the audit ran on the first n evaluated images
         more, fewer = discordant(claimed, autoattack)
         p_values.append(excess_p_value(more, fewer))
@@ -252,7 +253,7 @@ def check_eps_star_matches_autoattack(minimal, audit):
                        f"{autoattack.float().mean().item():.4f} on {len(autoattack)} images ({more} robust by eps* only, "
                        f"{fewer} by AutoAttack only)")
     adjusted = holm(p_values)
-    failing = [f"{entry['eps']:.4g}" for entry, p in zip(audit["radii"], adjusted) if p < SIGNIFICANCE]
+    failing = [f"{entry.eps:.4g}" for entry, p in zip(audit.radii, adjusted) if p < SIGNIFICANCE]
     return check(name, FAILED if failing else PASSED,
                  "; ".join(details) + (f"; eps* overstates robustness at radius {' '.join(failing)}" if failing else "")
                  + f" (exact McNemar one-sided, Holm-adjusted p {', '.join(f'{p:.3g}' for p in adjusted)}; fails "
@@ -262,7 +263,7 @@ def check_eps_star_matches_autoattack(minimal, audit):
 def run_checks(model, config, x, y, device, completed, clean_pred, swept=None, minimal=None, audit=None):
     """Every check, in a fixed order; ``x, y`` are the evaluated images and ``clean_pred`` the model's predictions on
     them, ``completed`` the attack runs, ``swept`` the robustness curves' outcomes ``{(run key, eps): still
-    correct}``, ``minimal`` the record's minimal-perturbation entries (norm -> entry)."""
+    correct}``, ``minimal`` the record's eps* entries (norm -> ``EpsStarEntry``), ``audit`` its ``Audit`` or None."""
     return [check_large_eps(model, config, x, y, device, clean_pred),
             check_eps_monotone(model, config, x, y, device, completed, clean_pred, swept or {}),
             check_black_box_not_stronger(completed),

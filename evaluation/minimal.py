@@ -33,7 +33,6 @@ from sparsity.kwta import straight_through
 
 NORMS = ("linf", "l2")
 CLEAN, FAB_METHOD, BISECTION_METHOD, CENSORED = "clean", "fab", "bisection", "censored"
-LEGACY_PGD_METHOD = "pgd"  # schema <= 3: the bisection was PGD-driven and named after it
 ATTACK_PREFIX = "attack:"  # method of an eps* set by a fixed-eps attack run: "attack:<run key>"
 BISECTION_ROUNDS = 20  # from the limit down to 1e-6 of it, at least
 TOLERANCE = 0.01  # the oracle failed at (1 - TOLERANCE) x eps*: the bound is within 1% of what APGD can find
@@ -237,12 +236,6 @@ def json_values(values):
     return [json_value(v) for v in values.tolist()]
 
 
-def median_entry(values):
-    """``{median, median_censored}`` of per-image values (inf = censored)."""
-    median = stats.median(values.tolist())
-    return {"median": json_value(median), "median_censored": math.isinf(median)}
-
-
 def median_correct(eps_star):
     """Median eps* over the correctly classified images (eps* > 0), inf when censored, None when there are none."""
     return stats.median(eps_star[eps_star > 0].tolist())
@@ -251,36 +244,3 @@ def median_correct(eps_star):
 def methods_of(result):
     """``{method: images}`` for every method that set some image's eps*."""
     return {name: result.method.count(name) for name in dict.fromkeys(result.method)}
-
-
-def minimal_entry(result, seed, settings, before_audit=None):
-    """The record's entry for one norm: counts, per-image values (null = censored), medians with the bootstrap
-    interval, the robust-accuracy curve, each fixed-eps run's per-image fooling sizes (what bounds eps*, so that a
-    reader can check that none undercuts it) and the settings. ``before_audit``: eps* before the audit's runs
-    joined (what the audit checks), where an audit ran."""
-    eps_star = result.eps_star
-    low, high = stats.bootstrap_median_interval(eps_star, seed=seed)
-    correct = median_correct(eps_star)
-    entry = {
-        "norm": result.norm, "limit": result.limit, "n": len(eps_star),
-        "n_clean_misclassified": result.method.count(CLEAN), "n_censored": result.method.count(CENSORED),
-        "n_by_method": {name: count for name, count in methods_of(result).items() if name not in (CLEAN, CENSORED)},
-        "pgd_not_converged": int((~result.converged).sum()),
-        **median_entry(eps_star),
-        "median_correct": None if correct is None else json_value(correct),
-        "interval": {"low": json_value(low), "high": json_value(high), "level": stats.CONFIDENCE,
-                     "resamples": stats.BOOTSTRAP_RESAMPLES},
-        # "pgd": the bisection's (the field keeps the name it had when PGD drove the bisection, schema <= 3)
-        "fab": median_entry(result.fab), "pgd": median_entry(result.bisection),
-        "curve": robust_accuracy_curve(eps_star, result.limit),
-        "eps_star": json_values(eps_star),
-        "method": result.method,
-        "fab_eps": json_values(result.fab),
-        "pgd_eps": json_values(result.bisection),
-        "attack_eps": {key: {"eps": run["eps"], "size": json_values(run["size"])}
-                       for key, run in result.attacks.items()},
-        "settings": settings,
-    }
-    if before_audit is not None:
-        entry["eps_star_before_audit"] = json_values(before_audit)
-    return entry

@@ -24,8 +24,10 @@ from common.errors import FileProblem
 from evaluation.checks import CompletedRun, run_checks
 from evaluation.metrics import attack_metrics, make_targets, run_attack
 from evaluation.config import audit_radius
-from evaluation.minimal import Search, median_correct, minimal_entry, minimal_perturbations
-from evaluation.records import RecordFolder, format_summary_table, read_record
+from evaluation.minimal import Search, median_correct, minimal_perturbations
+from evaluation.records import (AdaptiveRun, Audit, AuditRadius, AuditReference, AttackResult, CheckpointInfo,
+                                CurvePoint, EpsStarEntry, Evaluation, RecordFolder, ResultRecord, WorstCase,
+                                format_summary_table, read_record)
 from sparsity.kwta import has_kwta
 from sparsity.measure import evaluate_clean, learned
 from sparsity.methods import METHODS
@@ -49,9 +51,8 @@ def evaluate_model(model, x, y, num_classes, device, config, audit_reference=Non
     caller has it), else this model's own median eps* (correct images). ``transfer_source``: the model the
     ``transfer`` adaptive attack attacks (the same-seed baseline), or None.
 
-    Returns the model-dependent part of a result record: ``clean_acc``, ``learned``, ``n_test``,
-    ``activation_sparsity``, ``attacks`` (run key -> entry), ``checks``, ``timings``, ``query_indices``
-    (which evaluated images the query-based attacks got), ``audit`` and ``eval_config`` (the settings as run).
+    Returns the model-dependent part of a result record, an ``evaluation.records.Evaluation`` (its
+    ``eval_config``: the settings as run, without the device).
     Nothing is computed twice: the images move to the device once, the clean pass's predictions serve every
     attack, a run that continues another (``AttackRun.after``) starts from its result, the robustness curves
     reuse the protocol's runs at its eps, and the eps-monotonicity check reuses the curve at 2·eps.
@@ -73,9 +74,8 @@ def evaluate_model(model, x, y, num_classes, device, config, audit_reference=Non
     attacks, completed, evidence = {}, [], []
     for run in runs:
         indices, outcome = images[run.images], outcomes[run.key]
-        attacks[run.key] = {"attack": run.attack.name, "title": run.title, "threat_model": run.attack.threat_model,
-                            "reference": run.attack.reference, "settings": run.attack.settings(),
-                            **attack_metrics(outcome, y_eval[indices], run.targeted)}
+        metrics = attack_metrics(outcome, y_eval[indices], run.targeted)
+        attacks[run.key] = AttackResult.of(run.attack, run.title, metrics)
         completed.append(CompletedRun(run.key, run.attack.threat_model, run.targeted, indices,
                                       outcome["adv_pred"] == y_eval[indices]))
         evidence.append((run.key, config.eps, indices, outcome.pop("adversarial")))
@@ -98,20 +98,20 @@ def evaluate_model(model, x, y, num_classes, device, config, audit_reference=Non
     if "linf" in results:
         audit, before_audit = run_audit(model, config, x_eval, y_eval, clean_pred, images, device, results,
                                         audit_reference, transfer_source, timings)
-    minimal = {norm: minimal_entry(result, config.seed, search.settings(),
-                                   before_audit if norm == "linf" else None)
+    minimal = {norm: EpsStarEntry.measured(result, config.seed, search.settings(),
+                                           before_audit if norm == "linf" else None)
                for norm, result in results.items()}
     started = time.perf_counter()
     checks = run_checks(model, config, x_eval, y_eval, device, completed, clean_pred, swept, minimal, audit)
     timings["checks_s"] = time.perf_counter() - started
     used = {run.images for run in runs}
-    return {"clean_acc": clean["accuracy"], "learned": learned(clean["accuracy"], num_classes), "n_test": len(x),
-            "activation_sparsity": clean["activation_sparsity"],
-            "worst_case": worst_case(completed, config.n_eval, minimal.get("linf"), config.eps),
-            "attacks": attacks, "robustness_curves": curves, "minimal_perturbation": minimal, "audit": audit,
-            "eval_images_sha256": images_sha256(x_eval, y_eval), "checks": checks, "timings": timings,
-            "query_indices": images[QUERY_SUBSET].tolist() if QUERY_SUBSET in used else [],
-            "eval_config": config.to_dict()}
+    return Evaluation(clean_acc=clean["accuracy"], learned=learned(clean["accuracy"], num_classes), n_test=len(x),
+                      sparsity=dict(clean["activation_sparsity"]),
+                      worst_case=worst_case(completed, config.n_eval, minimal.get("linf"), config.eps),
+                      attacks=attacks, curves=curves, minimal=minimal, audit=audit,
+                      images_sha256=images_sha256(x_eval, y_eval), checks=tuple(checks), timings=timings,
+                      query_indices=tuple(images[QUERY_SUBSET].tolist()) if QUERY_SUBSET in used else (),
+                      eval_config=config.to_dict())
 
 
 def audit_scales_with_baseline(config):
@@ -133,7 +133,7 @@ def audit_radii(config, reference):
 
 
 def run_audit(model, config, x, y, clean_pred, images, device, results, reference, source, timings):
-    """``(audit entry, eps* before the audit)``: on a k-WTA model the adaptive attacks at each audit radius (the
+    """``(Audit, eps* before the audit)``: on a k-WTA model the adaptive attacks at each audit radius (the
     protocol's eps without an audit), folded into every norm's eps*; then AutoAttack (standard) at each radius on
     every evaluated image, folded in too. The check compares AutoAttack with eps* as it stood before AutoAttack's
     runs joined it (the adaptive attacks' included)."""
@@ -144,16 +144,14 @@ def run_audit(model, config, x, y, clean_pred, images, device, results, referenc
     elif reference is None:
         reference = ("own", median_correct(linf.eps_star))
     radii = audit_radii(config, reference)
-    entry = {"reference": {"source": reference[0], "median_eps_star": None if reference[1] is None
-                           else (reference[1] if math.isfinite(reference[1]) else None)},
-             "radii": [], "adaptive": [], "adaptive_skipped": []}
+    adaptive, skipped, audited_radii = [], [], []
     started = time.perf_counter()
     if has_kwta(model):
         for eps in [r for r, _ in radii] or [config.eps]:
             for name in config.adaptive_attacks:
                 built = ADAPTIVE[name](model, eps, config, source)
                 if built is None:
-                    entry["adaptive_skipped"].append(f"{name}: no same-seed baseline checkpoint to transfer from")
+                    skipped.append(f"{name}: no same-seed baseline checkpoint to transfer from")
                     continue
                 attack, threat_model, which = built
                 indices = images[which]
@@ -164,12 +162,10 @@ def run_audit(model, config, x, y, clean_pred, images, device, results, referenc
                 key = f"{name}@{eps:.4g}"
                 for result in results.values():
                     result.fold(model, x, y, key, eps, indices, outcome["adversarial"], config.batch_size)
-                entry["adaptive"].append({"attack": name, "key": key, "eps": eps, "threat_model": threat_model,
-                                          "settings": {k: v for k, v in attack.settings().items()
-                                                       if not isinstance(v, torch.Tensor)},
-                                          "n": len(indices), "robust_acc": (outcome["adv_pred"] == y[indices])
-                                          .float().mean().item()})
-        entry["adaptive_skipped"] = list(dict.fromkeys(entry["adaptive_skipped"]))
+                adaptive.append(AdaptiveRun(name, key, eps, threat_model,
+                                            {k: v for k, v in attack.settings().items()
+                                             if not isinstance(v, torch.Tensor)},
+                                            len(indices), (outcome["adv_pred"] == y[indices]).float().mean().item()))
     timings["adaptive_s"] = time.perf_counter() - started
     before = linf.eps_star.clone()
     started = time.perf_counter()
@@ -182,12 +178,13 @@ def run_audit(model, config, x, y, clean_pred, images, device, results, referenc
         key = f"audit_autoattack@{eps:.4g}"
         for result in results.values():
             result.fold(model, x, y, key, eps, audited, outcome["adversarial"], config.batch_size)
-        entry["radii"].append({"eps": eps, "given": given, "n": len(audited),
-                               "autoattack_robust_acc": still_correct.float().mean().item(),
-                               "eps_star_robust_acc": (before[audited] > eps).double().mean().item(),
-                               "autoattack_still_correct": still_correct.tolist()})
+        audited_radii.append(AuditRadius(eps, given, len(audited), still_correct.float().mean().item(),
+                                         (before[audited] > eps).double().mean().item(),
+                                         tuple(still_correct.tolist())))
     timings["audit_s"] = time.perf_counter() - started
-    return entry, before
+    median = reference[1] if reference[1] is not None and math.isfinite(reference[1]) else None
+    return Audit(AuditReference(reference[0], median), tuple(audited_radii), tuple(adaptive),
+                 tuple(dict.fromkeys(skipped))), before
 
 
 def run_attacks(model, runs, config, x, y, clean_pred, images, targets, device, timings=None, desc="",
@@ -231,16 +228,15 @@ def worst_case(completed, n, minimal_linf, eps):
         everyone &= attacked
     sources = [run.key for run in completed]
     if minimal_linf is not None:
-        eps_star = torch.tensor([math.inf if v is None else v for v in minimal_linf["eps_star"]], dtype=torch.float64)
+        eps_star = torch.tensor([math.inf if v is None else v for v in minimal_linf.eps_star], dtype=torch.float64)
         robust &= eps_star > eps
         sources.append("eps_star_linf")
-    return {"n": n, "n_robust": int(robust.sum()), "robust_acc": robust.float().mean().item(), "attacks": sources,
-            "all_attacks_n": int(everyone.sum()),
-            "all_attacks_robust_acc": robust[everyone].float().mean().item() if everyone.any() else None}
+    return WorstCase(n, int(robust.sum()), robust.float().mean().item(), tuple(sources), int(everyone.sum()),
+                     robust[everyone].float().mean().item() if everyone.any() else None)
 
 
 def robustness_curves(model, config, x, y, clean_pred, device, completed, evidence=None):
-    """``({run key: [{eps, n, robust_acc}, ...]}, {(run key, eps): still_correct})`` for every untargeted
+    """``({run key: (CurvePoint, ...)}, {(run key, eps): still_correct})`` for every untargeted
     white-box run on all evaluated images, at each eps of ``config.eps_sweep`` (the protocol's eps reuses its
     runs); the second part holds each image's outcome, for the checks. ``evidence`` (a list) gets each new run's
     ``(key@eps, eps, indices, adversarial images)``, which bound eps*."""
@@ -263,8 +259,8 @@ def robustness_curves(model, config, x, y, clean_pred, device, completed, eviden
         for run in runs:
             swept[run.key, eps] = still_correct[run.key]
             curves.setdefault(run.key, []).append(
-                {"eps": eps, "n": len(y), "robust_acc": still_correct[run.key].float().mean().item()})
-    return curves, swept
+                CurvePoint(eps, still_correct[run.key].float().mean().item(), len(y)))
+    return {key: tuple(points) for key, points in curves.items()}, swept
 
 
 def images_sha256(x, y):
@@ -350,7 +346,7 @@ def is_up_to_date(record, job, config, device):
     settings."""
     if record is None:
         return False
-    return (record.checkpoint.get("sha256") == job.sha256
+    return (record.checkpoint.sha256 == job.sha256
             and record.eval_config == {**config.resolved(device, record.n_test).to_dict(), "device": str(device)})
 
 
@@ -381,7 +377,7 @@ def baseline_reference(variant, results_dir, method, folder):
     entry = record.minimal.get("linf") if record is not None else None
     if not entry:
         return None
-    median = stats.median([v if v is not None else math.inf for v in entry["eps_star"] if v != 0])
+    median = stats.median([v if v is not None else math.inf for v in entry.eps_star if v != 0])
     return (f"{Variant.baseline(variant.seed).name} median eps* (correct images)", median)
 
 
@@ -433,7 +429,7 @@ def evaluate_variants(variants, method, models_dir, results_dir, data_dir, devic
         copy = (baseline_elsewhere(job, method, results_dir, config, device)
                 if job.variant.is_baseline and not force else None)
         if copy is not None:
-            folder.write(path, {**copy.raw, "method": method})
+            folder.write(replace(copy, path=path, method=method))
             folder.write_summary()
             done.append(job.variant.name)
             log(f"[{index}/{len(ready)}] {job.variant.name}: the same evaluation of the same checkpoint is in "
@@ -449,15 +445,9 @@ def evaluate_variants(variants, method, models_dir, results_dir, data_dir, devic
         evaluation = evaluate_model(model, x, y, metadata["num_classes"], device, variant_config(config, job.variant),
                                     audit_reference=baseline_reference(job.variant, results_dir, method, folder),
                                     transfer_source=baseline_model(job.variant, models_dir, device, model))
-        eval_config = evaluation.pop("eval_config")
-        folder.write(path, {
-            "dataset": dataset,
-            "method": method,
-            "variant": job.variant.to_record(),
-            "checkpoint": {"path": str(job.checkpoint_path), "sha256": job.sha256, "metadata": metadata},
-            **evaluation,
-            "eval_config": {**eval_config, "device": str(device)},
-        })
+        evaluation = replace(evaluation, eval_config={**evaluation.eval_config, "device": str(device)})
+        folder.write(ResultRecord.of(evaluation, path, dataset, method, job.variant,
+                                     CheckpointInfo(str(job.checkpoint_path), job.sha256, metadata)))
         folder.write_summary()
         done.append(job.variant.name)
         log(variant_line(job.variant, evaluation))
@@ -474,13 +464,13 @@ def evaluate_variants(variants, method, models_dir, results_dir, data_dir, devic
 
 def variant_line(variant, evaluation):
     """One line per evaluated variant: clean accuracy, robust accuracy per attack, failed checks."""
-    failed = [check["name"] for check in evaluation["checks"] if check["status"] == "failed"]
-    return (f"{variant.name}: clean acc {evaluation['clean_acc']:.1%}"
-            + ("" if evaluation["learned"] else " (DID NOT LEARN: near chance)")
-            + (f", worst case over every attack {evaluation['worst_case']['robust_acc']:.1%}"
-               if evaluation["worst_case"] else "")
-            + "".join(f", {key} robust acc {entry['robust_acc']:.1%}" for key, entry in evaluation["attacks"].items())
-            + "".join(f", median eps* {norm} " + (f"{entry['median']:.4g}" if entry["median"] is not None
-                                                   else f">= {entry['limit']:.4g} (censored)")
-                      for norm, entry in evaluation["minimal_perturbation"].items())
+    failed = evaluation.failed_checks
+    return (f"{variant.name}: clean acc {evaluation.clean_acc:.1%}"
+            + ("" if evaluation.learned else " (DID NOT LEARN: near chance)")
+            + (f", worst case over every attack {evaluation.worst_case.robust_acc:.1%}"
+               if evaluation.worst_case else "")
+            + "".join(f", {key} robust acc {entry.robust_acc:.1%}" for key, entry in evaluation.attacks.items())
+            + "".join(f", median eps* {norm} " + (f"{entry.median:.4g}" if entry.median is not None
+                                                   else f">= {entry.limit:.4g} (censored)")
+                      for norm, entry in evaluation.minimal.items())
             + (f"; FAILED checks: {' '.join(failed)}" if failed else ""))

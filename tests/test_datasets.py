@@ -20,6 +20,7 @@ from common.cli import run_main
 from common.errors import FileProblem
 from data.registry import DATASETS, dataset_folder, get_dataset
 from evaluation.config import EvalConfig
+from evaluation import migrate
 from evaluation.records import read_record
 from idx_fixture import IMAGES_MAGIC, NAMES, idx_bytes, make_idx_fixture
 from main import main
@@ -275,6 +276,11 @@ def test_checkpoints_and_results_from_before_data_sets_load_as_cifar10(cifar_dir
     legacy = results / "legacy"
     (legacy / "l1").mkdir(parents=True)
     (legacy / "l1" / "standard_seed0.json").write_text(json.dumps(record))
+    # vis refuses it, naming the command that migrates it once; migrated, it is CIFAR-10's
+    status, _, err = run_cli(main, ["--mode", "vis", "--results-dir", str(legacy)], capsys)
+    assert_usage_error(status, err, "standard_seed0.json is a result file of schema 2",
+                       f"python -m evaluation.migrate {legacy / 'l1'}")
+    assert migrate.main([str(legacy)]) == 0
     assert read_record(legacy / "l1" / "standard_seed0.json", "l1").dataset == "cifar10"
     out = run(["--mode", "vis", "--results-dir", str(legacy)], capsys)
     assert f"files to {legacy / 'l1'} (CIFAR-10)" in out and (legacy / "l1" / "summary.md").exists()

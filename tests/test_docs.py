@@ -1,7 +1,8 @@
-"""The documentation holds to the code: every `python main.py`, `python synthetic_run.py` and
-`python experiments/fashion_mnist.py` command in README.md and docs/ parses with the script's own parser (and passes
-the checks each mode makes before any work), every relative link points to a file and heading that exist, and the
-README stays short. Nothing is trained, read or measured: each command is parsed, not run."""
+"""The documentation holds to the code: every `python main.py`, `python synthetic_run.py`,
+`python experiments/fashion_mnist.py` and `python -m evaluation.migrate` command in README.md and docs/ parses with the
+program's own parser (and passes the checks each mode makes before any work), every relative link points to a file
+and heading that exist, and the README stays short. Nothing is trained, read or measured: each command is parsed,
+not run."""
 import argparse
 import functools
 import importlib.util
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import synthetic_run
+from evaluation import migrate
 from cli.eval import eval_config_from_args
 from cli.launcher import slurm_config_from_args
 from cli.train import recipe_from_args
@@ -25,6 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 PAGES = [README, *sorted((ROOT / "docs").rglob("*.md"))]
 SCRIPTS = ("main.py", "synthetic_run.py", "experiments/fashion_mnist.py")
+MODULES = ("evaluation.migrate",)  # run as `python -m MODULE`
+PROGRAMS = SCRIPTS + tuple(f"-m {module}" for module in MODULES)  # what follows `python` in a command
 README_MAX_LINES = 250
 
 # A metavariable written in a command (`--dataset NAME`) stands for any value of that flag; it is checked with this
@@ -107,9 +111,11 @@ def split_commands(line):
 
 
 def script_command(argv):
-    """(script, arguments) of `python SCRIPT ...`, or None for any other command."""
+    """(program, arguments) of `python SCRIPT ...` or `python -m MODULE ...`, or None for any other command."""
     if len(argv) >= 2 and argv[0] in ("python", "python3") and argv[1] in SCRIPTS:
         return argv[1], argv[2:]
+    if len(argv) >= 3 and argv[0] in ("python", "python3") and argv[1] == "-m" and argv[2] in MODULES:
+        return f"-m {argv[2]}", argv[3:]
     return None
 
 
@@ -123,9 +129,9 @@ def documented_commands():
         lines = [line for language, block in fenced_blocks(text) if language in ("", "bash", "sh", "console")
                  for line in shell_lines(block)]
         inline = [m.group(1).replace("\n", " ") for m in re.finditer(
-            r"`(python3? (?:%s) [^`]+)`" % "|".join(map(re.escape, SCRIPTS)), prose(text))]
+            r"`(python3? (?:%s) [^`]+)`" % "|".join(map(re.escape, PROGRAMS)), prose(text))]
         for line in lines + inline:
-            if not re.search(r"python3? (%s)" % "|".join(map(re.escape, SCRIPTS)), line):
+            if not re.search(r"python3? (%s)" % "|".join(map(re.escape, PROGRAMS)), line):
                 continue  # another tool, or a program's output
             for form in expand_placeholders(line):
                 for argv in split_commands(form):
@@ -212,12 +218,21 @@ def check_study(arguments):
     assert args.dataset == module.DATASET or args.gpu, f"--dataset {args.dataset} needs --gpu"
 
 
-CHECKS = {"main.py": check_main, "synthetic_run.py": check_synthetic, "experiments/fashion_mnist.py": check_study}
+def check_migrate(arguments):
+    """The migration's parse, and the folders it names exist in the repository (its commands are written to run from
+    the repository's root, on results/ and the committed docs/results/ studies)."""
+    args = migrate.build_parser().parse_args(arguments)
+    missing = [folder for folder in args.results_dirs if not (ROOT / folder).is_dir()]
+    assert not missing, f"python -m evaluation.migrate names {missing[0]}, which is not a folder of the repository"
+
+
+CHECKS = {"main.py": check_main, "synthetic_run.py": check_synthetic, "experiments/fashion_mnist.py": check_study,
+          "-m evaluation.migrate": check_migrate}
 
 
 def test_the_readme_and_docs_show_commands_of_every_script():
     scripts = {script for _, script, _, _ in COMMANDS}
-    assert scripts == set(SCRIPTS)
+    assert scripts == set(PROGRAMS)
     readme = [(script, arguments) for page, script, arguments, _ in COMMANDS if page == "README.md"]
     assert ("synthetic_run.py", ["--mode", "l1"]) in readme and ("synthetic_run.py", ["--mode", "dropout"]) in readme
     check_main(["--mode", "train", "--layers", "[conv1,conv2]"])  # the README's "also --layers [conv1,conv2]"
@@ -244,7 +259,9 @@ def test_bad_commands_are_caught():
                               ("main.py", ["--mode", "eval", "--attacks", "pgd", "pgd"]),
                               ("synthetic_run.py", ["--mode", "l1", "--steps", "0"]),
                               ("experiments/fashion_mnist.py", ["--dataset", "cifar10-jpeg"]),
-                              ("experiments/fashion_mnist.py", ["--gpu", "--tables"])]:
+                              ("experiments/fashion_mnist.py", ["--gpu", "--tables"]),
+                              ("-m evaluation.migrate", []),
+                              ("-m evaluation.migrate", ["docs/results/no-such-study/"])]:
         with pytest.raises((Exception, SystemExit)):
             CHECKS[script](arguments)
 

@@ -12,8 +12,8 @@ from common.errors import FileProblem
 from evaluation.checks import check_eps_star_matches_autoattack
 from evaluation.config import EvalConfig
 from evaluation.metrics import run_attack
-from evaluation.minimal import ATTACK_PREFIX, Search, median_correct, minimal_entry, minimal_perturbations
-from evaluation.records import _Reader
+from evaluation.minimal import ATTACK_PREFIX, Search, median_correct, minimal_perturbations
+from evaluation.records import Audit, AuditRadius, AuditReference, EpsStarEntry, _Reader
 from evaluation import runner
 from evaluation.runner import evaluate_model
 from test_robust_eval import CLASSES, EPS, coloured_images, ordinary  # noqa: F401 (the trained-model fixture)
@@ -41,36 +41,35 @@ def report(ordinary):  # noqa: F811
 
 
 def test_no_image_has_an_eps_star_above_an_eps_at_which_any_attack_fooled_it(report):
-    entry = report["minimal_perturbation"]["linf"]
-    eps_star = values(entry["eps_star"])
-    runs = entry["attack_eps"]
+    entry = report.minimal["linf"]
+    eps_star = values(entry.eps_star)
+    runs = entry.attack_eps
     # every fixed-eps run is there: the protocol's, the curve's other eps, the audit's AutoAttack
     assert set(runs) == {"pgd", "square", f"pgd@{EPS / 2:.4g}", f"audit_autoattack@{EPS:.4g}"}
     for key in ("pgd", "square"):  # what each run fooled is what its entry reports (Square: its 8 images)
-        fooled = sum(size is not None for size in runs[key]["size"])
-        attack = report["attacks"][key]
-        assert fooled == round((1 - attack["robust_acc"]) * attack["n"])
+        fooled = sum(size is not None for size in runs[key].size)
+        attack = report.attacks[key]
+        assert fooled == round((1 - attack.robust_acc) * attack.n)
     for key, run in runs.items():
-        size = values(run["size"])
+        size = values(run.size)
         fooled = torch.isfinite(size)
-        assert (fooled.any() or key == "square") and (size[fooled] <= run["eps"] * (1 + 1e-5)).all()
+        assert (fooled.any() or key == "square") and (size[fooled] <= run.eps * (1 + 1e-5)).all()
         assert (eps_star[fooled] <= size[fooled]).all(), key
-    audit = report["audit"]["radii"][0]
-    fooled = ~torch.tensor(audit["autoattack_still_correct"])
-    assert (eps_star[fooled] <= audit["eps"] * (1 + 1e-5)).all()
-    assert report["worst_case"]["robust_acc"] <= min(a["robust_acc"] for a in report["attacks"].values())
+    audit = report.audit.radii[0]
+    fooled = ~torch.tensor(audit.autoattack_still_correct)
+    assert (eps_star[fooled] <= audit.eps * (1 + 1e-5)).all()
+    assert report.worst_case.robust_acc <= min(a.robust_acc for a in report.attacks.values())
 
 
 def test_a_record_whose_eps_star_exceeds_an_attacks_fooling_example_is_refused(report, tmp_path):
     reader = _Reader(tmp_path / "standard_seed0.json", "standard")
-    reader.version = 4
-    entry = report["minimal_perturbation"]["linf"]
-    assert reader.minimal({"linf": entry})  # as written, it reads
-    tampered = copy.deepcopy(entry)
+    entry = report.minimal["linf"]
+    assert EpsStarEntry.read(reader, "linf", entry.to_json()) == entry  # as written, it reads
+    tampered = copy.deepcopy(entry.to_json())
     index = next(i for i, size in enumerate(tampered["attack_eps"]["pgd"]["size"]) if size)
     tampered["eps_star"][index] = min(tampered["limit"], tampered["attack_eps"]["pgd"]["size"][index] * 2)
     with pytest.raises(FileProblem, match=rf"eps_star\[{index}\].*exceeds the size .* by which pgd fooled"):
-        reader.minimal({"linf": tampered})
+        EpsStarEntry.read(reader, "linf", tampered)
 
 
 def test_audit_fails_on_a_weakened_eps_star_and_passes_on_the_full_search(ordinary):  # noqa: F811
@@ -81,27 +80,30 @@ def test_audit_fails_on_a_weakened_eps_star_and_passes_on_the_full_search(ordina
     weak = minimal_perturbations(model, x, y, CPU, "linf", limit, Search(fab_steps=0, bisection_steps=1, targets=0),
                                  batch_size=64)  # FAB off, a one-step untargeted bisection
     median = float(median_correct(full.eps_star))
-    audit, examples = {"radii": []}, {}
+    radii, examples = [], {}
     for multiple in (0.5, 1.0, 1.5):
         radius = multiple * median
         # AutoAttack's gradient parts (APGD-CE, APGD-T) audit here: its Square alone would take the suite's budget
         outcome = run_attack(model, APGD(model, eps=radius, seed=0), x, y, CPU, batch_size=64, keep_adversarial=True)
-        audit["radii"].append({"eps": radius, "autoattack_still_correct": (outcome["adv_pred"] == y).tolist()})
+        still_correct = outcome["adv_pred"] == y
+        radii.append(AuditRadius(radius, f"{multiple}x", len(y), still_correct.float().mean().item(),
+                                 (full.eps_star > radius).double().mean().item(), tuple(still_correct.tolist())))
         examples[radius] = outcome["adversarial"]
+    audit = Audit(AuditReference("own", median), tuple(radii), (), ())
     checks = {}
     for name, result in (("full", full), ("weak", weak)):
-        entry = minimal_entry(result, seed=0, settings={}, before_audit=result.eps_star)
+        entry = EpsStarEntry.measured(result, seed=0, settings={}, before_audit=result.eps_star)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             checks[name] = check_eps_star_matches_autoattack({"linf": entry}, audit)
         assert bool(caught) == (name == "weak")
-    assert checks["full"]["status"] == "passed", checks["full"]["detail"]
-    assert checks["weak"]["status"] == "failed", checks["weak"]["detail"]
-    assert f"eps* overstates robustness at radius {1.5 * median:.4g}" in checks["weak"]["detail"]
+    assert checks["full"].status == "passed", checks["full"].detail
+    assert checks["weak"].status == "failed", checks["weak"].detail
+    assert f"eps* overstates robustness at radius {1.5 * median:.4g}" in checks["weak"].detail
     # the audit's examples then bound eps*: the weak search's overstated values come down to them
     radius = 1.5 * median
     weak.fold(model, x, y, "audit", radius, torch.arange(len(x)), examples[radius])
-    fooled = ~torch.tensor(audit["radii"][2]["autoattack_still_correct"])
+    fooled = ~torch.tensor(audit.radii[2].autoattack_still_correct)
     assert (weak.eps_star[fooled] <= radius * (1 + 1e-5)).all()
     assert any(method == ATTACK_PREFIX + "audit" for method in weak.method)
 
@@ -115,12 +117,12 @@ def test_the_audit_can_run_on_the_first_images_only(ordinary):  # noqa: F811
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(runner, "AutoAttack", APGD)
         report = evaluate_model(model, x[:32], y[:32], CLASSES, CPU, config)
-    audit = report["audit"]["radii"][0]
-    assert audit["n"] == 12 and len(audit["autoattack_still_correct"]) == 12
-    before = values(report["minimal_perturbation"]["linf"]["eps_star_before_audit"])
-    assert audit["eps_star_robust_acc"] == pytest.approx((before[:12] > audit["eps"]).double().mean().item())
-    sizes = report["minimal_perturbation"]["linf"]["attack_eps"][f"audit_autoattack@{EPS:.4g}"]["size"]
+    audit = report.audit.radii[0]
+    assert audit.n == 12 and len(audit.autoattack_still_correct) == 12
+    before = values(report.minimal["linf"].eps_star_before_audit)
+    assert audit.eps_star_robust_acc == pytest.approx((before[:12] > audit.eps).double().mean().item())
+    sizes = report.minimal["linf"].attack_eps[f"audit_autoattack@{EPS:.4g}"].size
     assert all(size is None for size in sizes[12:])
-    assert report["eval_config"]["audit_n"] == 12
-    check = next(c for c in report["checks"] if c["name"] == "eps_star_matches_autoattack")
-    assert check["status"] == "passed" and "on 12 images" in check["detail"]
+    assert report.eval_config["audit_n"] == 12
+    check = next(c for c in report.checks if c.name == "eps_star_matches_autoattack")
+    assert check.status == "passed" and "on 12 images" in check.detail

@@ -2,6 +2,7 @@
 import csv
 import json
 import warnings
+from dataclasses import replace
 
 import pytest
 import torch
@@ -13,8 +14,11 @@ from evaluation.checks import CompletedRun, check_black_box_not_stronger
 from evaluation.config import EvalConfig
 from evaluation.metrics import attack_metrics, make_targets, run_attack
 from evaluation import records as records_module
-from evaluation.records import RecordFolder, format_summary_table, load_records, write_record, write_summary_csv
+from evaluation.records import (Check, CheckpointInfo, RecordFolder, ResultRecord, WorstCase, format_summary_table,
+                                load_records, read_record, write_record, write_summary_csv)
 from evaluation.runner import evaluate_model
+from sparsity.variants import Variant
+from vis_fixture import attack_entry, result_record
 
 DEVICE = torch.device("cpu")
 
@@ -78,7 +82,7 @@ def test_pgd_metrics_on_a_model_with_a_known_margin():
     assert hit["targeted"] and hit["success_rate_all"] == 1.0
 
 
-def test_evaluate_model_reports_every_attack_check_and_timing():
+def test_evaluate_model_reports_every_attack_check_and_timing(tmp_path):
     y = torch.arange(3).repeat(4)
     x = channel_images(y)
     config = EvalConfig(attacks=("pgd", "nes"), steps=5, query_n=6, nes_steps=2, nes_samples=4, check_n=6,
@@ -86,22 +90,28 @@ def test_evaluate_model_reports_every_attack_check_and_timing():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a robust, honest model must pass every check
         report = evaluate_model(ChannelMeans(), x, y, 3, DEVICE, config)
-    assert report["clean_acc"] == 1.0 and report["n_test"] == 12
-    assert list(report["attacks"]) == ["pgd", "nes_untargeted_m0", "nes_untargeted_m0.9", "nes_targeted_m0",
-                                       "nes_targeted_m0.9"]
-    assert report["attacks"]["pgd"]["n"] == 12 and report["attacks"]["nes_targeted_m0.9"]["n"] == 6
-    assert report["attacks"]["nes_untargeted_m0"]["max_queries"] == 2 + 2 * (2 * 4 + 1)
-    assert report["attacks"]["nes_untargeted_m0"]["threat_model"] == "black-box"
-    statuses = {check["name"]: check["status"] for check in report["checks"]}
+    assert report.clean_acc == 1.0 and report.n_test == 12
+    assert list(report.attacks) == ["pgd", "nes_untargeted_m0", "nes_untargeted_m0.9", "nes_targeted_m0",
+                                    "nes_targeted_m0.9"]
+    assert report.attacks["pgd"].n == 12 and report.attacks["nes_targeted_m0.9"].n == 6
+    assert report.attacks["nes_untargeted_m0"].queries.max_queries == 2 + 2 * (2 * 4 + 1)
+    assert report.attacks["nes_untargeted_m0"].threat_model == "black-box"
+    statuses = {check.name: check.status for check in report.checks}
     assert statuses == {"pgd_eps1_success": "passed", "robust_acc_monotone_in_eps": "passed",
                         "black_box_not_stronger_than_white_box": "passed", "white_box_attacks_agree": "passed",
                         "zero_input_gradients": "passed", "minimal_perturbation_methods_agree": "passed",
                         "eps_star_matches_autoattack": "not_run"}  # every eps* is censored: no median to scale radii
-    assert {"clean_s", "pgd_s", "nes_targeted_m0.9_s", "minimal_linf_s", "minimal_l2_s"} <= set(report["timings"])
-    assert report["worst_case"] == {"n": 12, "n_robust": 12, "robust_acc": 1.0, "all_attacks_n": 6,
-                                    "all_attacks_robust_acc": 1.0, "attacks": [*report["attacks"], "eps_star_linf"]}
-    assert report["eval_config"]["query_batch"] == 64 and report["eval_config"]["n_eval"] == 12
-    json.dumps(report, allow_nan=False)  # everything is strict JSON
+    assert {"clean_s", "pgd_s", "nes_targeted_m0.9_s", "minimal_linf_s", "minimal_l2_s"} <= set(report.timings)
+    assert report.worst_case == WorstCase(n=12, n_robust=12, robust_acc=1.0, attacks=(*report.attacks, "eps_star_linf"),
+                                          all_attacks_n=6, all_attacks_robust_acc=1.0)
+    assert report.eval_config["query_batch"] == 64 and report.eval_config["n_eval"] == 12
+    # what eval writes of it is strict JSON and reads back as it was
+    variant = Variant.baseline(0)
+    record = ResultRecord.of(replace(report, eval_config={**report.eval_config, "device": "cpu"}),
+                             variant.results_path(tmp_path, "l1"), "cifar10", "l1", variant,
+                             CheckpointInfo("standard_seed0.pt", "0" * 64, {"recipe": {"model": "simple_cnn"}}))
+    assert write_record(record) == record
+    assert read_record(record.path, "l1") == record
 
 
 def test_run_attack_uses_the_clean_predictions_it_is_given():
@@ -133,38 +143,33 @@ def test_failed_check_is_recorded_and_warned():
     black = CompletedRun("square", "black-box", False, everything, torch.zeros(10, dtype=torch.bool))
     with pytest.warns(UserWarning, match="black_box_not_stronger_than_white_box"):
         record = check_black_box_not_stronger([white, black])
-    assert record["status"] == "failed" and "square robust_acc 0.0000 vs best white-box pgd 1.0000" in record["detail"]
-    assert check_black_box_not_stronger([white])["status"] == "not_run"
+    assert record.status == "failed" and "square robust_acc 0.0000 vs best white-box pgd 1.0000" in record.detail
+    assert check_black_box_not_stronger([white]).status == "not_run"
     # the tolerance comes from n: 4 of 4 images apart is within chance (exact McNemar p = 1/16), 10 of 10 is not
     few = CompletedRun("square", "black-box", False, everything[:4], torch.zeros(4, dtype=torch.bool))
-    assert check_black_box_not_stronger([white, few])["status"] == "passed"
+    assert check_black_box_not_stronger([white, few]).status == "passed"
 
 
-def record(name, method="l1", layer="conv3", strength=0.01, robust=0.1, status="passed"):
-    return {
-        "dataset": "cifar10",
-        "method": "l1",
-        "variant": {"method": method, "layer": layer, "strength": strength, "seed": 0, "name": name},
-        "checkpoint": {"path": f"{name}.pt", "sha256": "0" * 64, "metadata": {"recipe": {"model": "simple_cnn"}}},
-        "clean_acc": 0.7, "learned": True, "n_test": 100, "activation_sparsity": {"conv1": 0.4, "fc3": 0.0},
-        "eval_config": {"eps": 8 / 255},
-        "attacks": {"pgd": {"targeted": False, "n": 100, "n_correct": 70, "success_rate_all": 1 - robust,
-                            "success_rate_correct": 0.9, "robust_acc": robust}},
-        "checks": [{"name": "pgd_eps1_success", "status": status, "detail": "-"}],
-    }
+def record(method_dir, layer="conv3", robust=0.1, status="passed", attacks=None):
+    """A record of the folder ``method_dir`` (its method's variant at ``layer``; None: the baseline)."""
+    method = method_dir.name
+    variant = Variant.baseline(0) if layer is None else Variant(method, layer, 0.01, 0)
+    pgd = {"pgd": attack_entry("pgd", 100, 70, 70 - round(100 * robust), robust=robust)}
+    return result_record(method_dir.parent, method, variant, 0.7, {"conv1": 0.4, "fc3": 0.0}, attacks or pgd,
+                         checks=[Check("pgd_eps1_success", status, "-")])
 
 
 def test_summary_csv_merges_variants_written_separately(tmp_path):
     method_dir = tmp_path / "l1"
-    write_record(method_dir / "conv3_s0.01_seed0.json", record("conv3_s0.01_seed0"))
+    write_record(record(method_dir))
     first_header = write_summary_csv(method_dir, "l1")[0].read_text().splitlines()[0]
-    baseline = record("standard_seed0", method="standard", layer=None, strength=0.0, robust=0.0, status="failed")
-    nes_variant = record("conv1_s0.01_seed0", layer="conv1")
-    nes_variant["attacks"]["nes_untargeted_m0"] = {"targeted": False, "n": 10, "n_correct": 7,
-                                                   "success_rate_all": 0.5, "success_rate_correct": 0.3,
-                                                   "robust_acc": 0.5, "median_queries": 800.0}
-    write_record(method_dir / "standard_seed0.json", baseline)
-    write_record(method_dir / "conv1_s0.01_seed0.json", nes_variant)
+    baseline = record(method_dir, layer=None, robust=0.0, status="failed")
+    nes_variant = record(method_dir, layer="conv1")
+    nes_variant = record(method_dir, layer="conv1", attacks={
+        **nes_variant.attacks, "nes_untargeted_m0": attack_entry("nes_untargeted_m0", 10, 7, 2, robust=0.5,
+                                                                 median=800.0)})
+    write_record(baseline)
+    write_record(nes_variant)
 
     path, records = write_summary_csv(method_dir, "l1")
     with open(path, newline="") as handle:
@@ -184,17 +189,17 @@ def test_summary_csv_is_rebuilt_from_records_in_memory_reading_only_new_files(tm
     """After every variant the summary is rewritten: from the records this process wrote and read before, plus
     the files other processes (a job array's other tasks) added since, read once each."""
     method_dir = tmp_path / "l1"
-    write_record(method_dir / "conv3_s0.01_seed0.json", record("conv3_s0.01_seed0"))
+    write_record(record(method_dir))
     reads = []
     load_json = records_module._load_json
     monkeypatch.setattr(records_module, "_load_json", lambda path, reader: reads.append(path.name) or load_json(
         path, reader))
     folder = RecordFolder(method_dir, "l1")
     assert [r.variant.name for r in folder.records()] == ["conv3_s0.01_seed0"] and reads == ["conv3_s0.01_seed0.json"]
-    for name, layer in (("conv1_s0.01_seed0", "conv1"), ("fc1_s0.01_seed0", "fc1")):
-        folder.write(method_dir / f"{name}.json", record(name, layer=layer))
+    for layer in ("conv1", "fc1"):
+        folder.write(record(method_dir, layer=layer))
         folder.write_summary()
-    write_record(method_dir / "conv2_s0.01_seed0.json", record("conv2_s0.01_seed0", layer="conv2"))  # another process
+    write_record(record(method_dir, layer="conv2"))  # another process
     path, records = folder.write_summary()
     assert reads == ["conv3_s0.01_seed0.json", "conv2_s0.01_seed0.json"]
     with open(path, newline="") as handle:
@@ -206,12 +211,11 @@ def test_summary_csv_is_rebuilt_from_records_in_memory_reading_only_new_files(tm
 
 @pytest.mark.parametrize("content, problem", [
     ("{not json", "malformed JSON"),
-    ('{"format": "sparsity-robustness/result", "schema_version": 2, "variant": [1, 2]}', "method"),
+    ('{"format": "sparsity-robustness/result", "schema_version": 4, "variant": [1, 2]}', "method"),
 ])
 def test_malformed_result_json_of_ours_is_a_file_problem_naming_the_file(tmp_path, content, problem):
     method_dir = tmp_path / "dropout"
-    write_record(method_dir / "standard_seed0.json", {**record("standard_seed0", method="standard", layer=None),
-                                                      "method": "dropout"})
+    write_record(record(method_dir, layer=None))
     (method_dir / "conv2_s0.3_seed0.json").write_text(content)
     with pytest.raises(FileProblem, match="conv2_s0.3_seed0.json") as error:
         write_summary_csv(method_dir, "dropout")
@@ -220,7 +224,7 @@ def test_malformed_result_json_of_ours_is_a_file_problem_naming_the_file(tmp_pat
 
 def test_foreign_json_in_a_results_folder_is_skipped_with_a_warning(tmp_path):
     method_dir = tmp_path / "l1"
-    write_record(method_dir / "conv3_s0.01_seed0.json", record("conv3_s0.01_seed0"))
+    write_record(record(method_dir))
     (method_dir / "notes.json").write_text('{"todo": "rerun conv1"}')
     (method_dir / "list.json").write_text("[1, 2]")
     with pytest.warns(UserWarning, match="list.json, notes.json"):

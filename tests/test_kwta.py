@@ -114,21 +114,21 @@ def test_pgd_overstating_a_kwta_models_robustness_fails_a_check_naming_it(kwta_m
     x, y = coloured_images(32, seed=2)
     with pytest.warns(UserWarning, match="white_box_attacks_agree"):
         report = evaluate_model(model, x, y, CLASSES, torch.device("cpu"), MASKING)
-    pgd, adaptive = (report["attacks"][key]["robust_acc"] for key in ("pgd", "nes_adaptive"))
+    pgd, adaptive = (report.attacks[key].robust_acc for key in ("pgd", "nes_adaptive"))
     assert pgd > adaptive + 0.1  # PGD's gradients mislead on k-WTA; the gradient-free attack sees through
-    checks = {check["name"]: check for check in report["checks"]}
-    assert checks["white_box_attacks_agree"]["status"] == "failed"
-    assert "unreliable for this model: pgd" in checks["white_box_attacks_agree"]["detail"]
-    assert report["worst_case"]["robust_acc"] <= adaptive
+    checks = {check.name: check for check in report.checks}
+    assert checks["white_box_attacks_agree"].status == "failed"
+    assert "unreliable for this model: pgd" in checks["white_box_attacks_agree"].detail
+    assert report.worst_case.robust_acc <= adaptive
 
 
 def test_an_ordinary_model_under_the_same_attacks_fails_no_check(ordinary_model):
     model = ordinary_model
     x, y = coloured_images(32, seed=2)
     report = evaluate_model(model, x, y, CLASSES, torch.device("cpu"), MASKING)
-    statuses = {check["name"]: check["status"] for check in report["checks"]}
-    assert "failed" not in statuses.values() and statuses["white_box_attacks_agree"] == "passed", report["checks"]
-    assert report["worst_case"]["robust_acc"] == min(entry["robust_acc"] for entry in report["attacks"].values())
+    statuses = {check.name: check.status for check in report.checks}
+    assert "failed" not in statuses.values() and statuses["white_box_attacks_agree"] == "passed", report.checks
+    assert report.worst_case.robust_acc == min(entry.robust_acc for entry in report.attacks.values())
 
 
 def test_straight_through_keeps_the_forward_pass_and_passes_gradients_through_the_mask():
@@ -155,18 +155,18 @@ def test_adaptive_attacks_run_on_a_kwta_model_and_bound_its_eps_star(kwta_model,
                         audit_radii=(), adaptive_steps=8, adaptive_schedule=((0, 10), (4, 40)))  # no audit: at eps
     with pytest.warns(UserWarning):  # a k-WTA model fails checks (that is what they are for)
         report = evaluate_model(model, x, y, CLASSES, torch.device("cpu"), config, transfer_source=source)
-    adaptive = {entry["attack"]: entry for entry in report["audit"]["adaptive"]}
+    adaptive = {entry.attack: entry for entry in report.audit.adaptive}
     assert set(adaptive) == {"bpda_identity", "nes_adaptive", "transfer"}
-    assert {entry["eps"] for entry in adaptive.values()} == {EPS} and adaptive["nes_adaptive"]["n"] == 6
-    assert report["audit"]["radii"] == []
+    assert {entry.eps for entry in adaptive.values()} == {EPS} and adaptive["nes_adaptive"].n == 6
+    assert report.audit.radii == ()
     # through the mask, the white-box attack does what PGD's masked gradients do not
-    assert adaptive["bpda_identity"]["robust_acc"] < report["attacks"]["pgd"]["robust_acc"]
-    entry = report["minimal_perturbation"]["linf"]
-    eps_star = torch.tensor([math.inf if v is None else v for v in entry["eps_star"]])
+    assert adaptive["bpda_identity"].robust_acc < report.attacks["pgd"].robust_acc
+    entry = report.minimal["linf"]
+    eps_star = torch.tensor([math.inf if v is None else v for v in entry.eps_star])
     for name, attack in adaptive.items():
-        sizes = entry["attack_eps"][attack["key"]]["size"]
+        sizes = entry.attack_eps[attack.key].size
         fooled = [i for i, size in enumerate(sizes) if size is not None]
-        assert len(fooled) == round((1 - attack["robust_acc"]) * attack["n"])
+        assert len(fooled) == round((1 - attack.robust_acc) * attack.n)
         assert all(eps_star[i] <= sizes[i] for i in fooled), name
 
 

@@ -9,8 +9,9 @@ import torch.nn.functional as F
 from attacks.autoattack import apgd_per_image
 from common import stats
 from evaluation.checks import check_minimal_methods_agree
-from evaluation.minimal import (CENSORED, CLEAN, TOLERANCE, Search, apgd_bisection, minimal_entry,
-                                minimal_perturbations, robust_accuracy_curve)
+from evaluation.minimal import (BISECTION_METHOD, CENSORED, CLEAN, FAB_METHOD, TOLERANCE, MinimalPerturbation,
+                                Search, apgd_bisection, minimal_perturbations, robust_accuracy_curve)
+from evaluation.records import EpsStarEntry
 from test_evaluate import ChannelMeans, channel_images
 from test_robust_eval import MLP, coloured_images
 
@@ -77,10 +78,10 @@ def test_misclassified_images_get_zero_and_images_beyond_the_limit_are_censored_
     result = measure(ChannelMeans(), x, labels, "linf", limit=0.02)  # below every image's gap / 2
     assert result.method[:2] == [CLEAN, CLEAN] and result.eps_star[:2].tolist() == [0.0, 0.0]
     assert result.method[2:] == [CENSORED] * 10 and torch.isinf(result.eps_star[2:]).all()
-    entry = minimal_entry(result, seed=0, settings={})
-    assert (entry["n"], entry["n_clean_misclassified"], entry["n_censored"]) == (12, 2, 10)
-    assert entry["median"] is None and entry["median_censored"] and entry["eps_star"][2] is None
-    assert entry["curve"][0]["robust_acc"] == pytest.approx(10 / 12) == entry["curve"][-1]["robust_acc"]
+    entry = EpsStarEntry.measured(result, seed=0, settings={})
+    assert (entry.n, entry.n_clean_misclassified, entry.n_censored) == (12, 2, 10)
+    assert entry.median is None and entry.median_censored and entry.eps_star[2] is None
+    assert entry.curve[0].robust_acc == pytest.approx(10 / 12) == entry.curve[-1].robust_acc
 
 
 def test_curve_is_the_fraction_of_images_whose_eps_star_exceeds_each_eps():
@@ -103,8 +104,12 @@ def test_median_bounds_and_bootstrap_interval_follow_the_censoring_convention():
 
 
 def entries(fab, bisection):
-    return {"linf": {"n": len(fab), "fab_eps": fab, "pgd_eps": bisection, "fab": {"median": None},
-                     "pgd": {"median": None}, "settings": {"fab_steps": 20}}}
+    """The L-inf entry of FAB's and the bisection's per-image sizes (eps*: the smaller, FAB's on a tie)."""
+    fab, bisection = (torch.tensor(sizes, dtype=torch.float64) for sizes in (fab, bisection))
+    methods = [FAB_METHOD if f <= b else BISECTION_METHOD for f, b in zip(fab.tolist(), bisection.tolist())]
+    result = MinimalPerturbation("linf", 1.0, torch.minimum(fab, bisection), methods, fab, bisection,
+                                 torch.ones(len(fab), dtype=torch.bool), torch.zeros(len(fab), 1))
+    return {"linf": EpsStarEntry.measured(result, seed=0, settings={"fab_steps": 20})}
 
 
 @pytest.mark.parametrize("fab_larger, bisection_larger, status", [
@@ -114,5 +119,5 @@ def test_fab_clearly_above_the_bisection_on_more_images_than_chance_fails_the_ch
     # the tolerance comes from the images that disagree (an exact sign test), not from a fixed factor on medians
     fab = [0.05] * 40 + [0.1] * fab_larger + [0.05] * bisection_larger
     bisection = [0.05] * 40 + [0.05] * fab_larger + [0.1] * bisection_larger
-    assert check_minimal_methods_agree(entries(fab, bisection))["status"] == status
-    assert check_minimal_methods_agree({})["status"] == "not_run"
+    assert check_minimal_methods_agree(entries(fab, bisection)).status == status
+    assert check_minimal_methods_agree({}).status == "not_run"

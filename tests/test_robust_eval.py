@@ -163,12 +163,12 @@ CHECKED = EvalConfig(attacks=("pgd", "apgd", "square"), eps=EPS, alpha=EPS / 8, 
 
 def failed_checks(model, x, y):
     report = evaluate_model(model, x, y, CLASSES, CPU, CHECKED)
-    return {check["name"]: check for check in report["checks"]}, report
+    return {check.name: check for check in report.checks}, report
 
 
 def test_no_check_fails_on_an_ordinary_trained_model(ordinary):
     checks, _ = failed_checks(*ordinary)
-    assert {name: c["status"] for name, c in checks.items()} == {**dict.fromkeys(checks, "passed"),
+    assert {name: c.status for name, c in checks.items()} == {**dict.fromkeys(checks, "passed"),
                                                                  "eps_star_matches_autoattack": "not_run"}
     assert set(checks) == {"pgd_eps1_success", "robust_acc_monotone_in_eps", "black_box_not_stronger_than_white_box",
                            "white_box_attacks_agree", "zero_input_gradients", "minimal_perturbation_methods_agree",
@@ -184,8 +184,8 @@ def test_checks_catch_deliberately_masked_models(ordinary, mask, expected):
     model, x, y = ordinary
     with pytest.warns(UserWarning, match="sanity check"):
         checks, _ = failed_checks(mask(model).eval(), x, y)
-    failed = {name for name, c in checks.items() if c["status"] == "failed"}
-    assert expected <= failed, {name: c["detail"] for name, c in checks.items()}
+    failed = {name for name, c in checks.items() if c.status == "failed"}
+    assert expected <= failed, {name: c.detail for name, c in checks.items()}
 
 
 def test_eps_sweep_gives_a_falling_curve_per_white_box_attack(ordinary):
@@ -193,14 +193,14 @@ def test_eps_sweep_gives_a_falling_curve_per_white_box_attack(ordinary):
     config = EvalConfig(attacks=("pgd", "square"), eps=EPS, alpha=EPS / 8, steps=20, query_n=8, square_queries=50,
                         check_n=0, eps_sweep=(EPS / 4, EPS, 2 * EPS), minimal_norms=())
     report = evaluate_model(model, x, y, CLASSES, CPU, config)
-    curve = report["robustness_curves"]["pgd"]
-    assert set(report["robustness_curves"]) == {"pgd"}  # Square is black-box: no curve
-    assert [point["eps"] for point in curve] == [EPS / 4, EPS, 2 * EPS]
-    accuracies = [point["robust_acc"] for point in curve]
+    curve = report.curves["pgd"]
+    assert set(report.curves) == {"pgd"}  # Square is black-box: no curve
+    assert [point.eps for point in curve] == [EPS / 4, EPS, 2 * EPS]
+    accuracies = [point.robust_acc for point in curve]
     assert accuracies[0] > accuracies[1] >= accuracies[2]
-    assert accuracies[1] == report["attacks"]["pgd"]["robust_acc"]
+    assert accuracies[1] == report.attacks["pgd"].robust_acc
     compared = {"black_box_not_stronger_than_white_box", "white_box_attacks_agree"}  # PGD and Square, on 8 images
-    assert {check["status"] for check in report["checks"] if check["name"] not in compared} == {"not_run"}
+    assert {check.status for check in report.checks if check.name not in compared} == {"not_run"}
 
 
 @pytest.mark.filterwarnings("ignore:sanity check white_box_attacks_agree failed")  # PGD-10 is weaker than APGD here
@@ -229,10 +229,10 @@ def test_an_evaluation_does_no_attack_twice(ordinary, monkeypatch):
     assert sorted(apgd_ce) == [EPS] * 2 + [2 * EPS] * 2
     # per eps: APGD's parts, and AutoAttack's rest; each configured once however many batches
     assert built == [["apgd-ce", "apgd-t"], ["fab-t", "square"]] * 2
-    checks = {check["name"]: check for check in report["checks"]}
-    assert f"{report['robustness_curves']['pgd'][1]['robust_acc']:.4f} at eps={2 * EPS:.5g}" \
-        in checks["robust_acc_monotone_in_eps"]["detail"]
+    checks = {check.name: check for check in report.checks}
+    assert f"{report.curves['pgd'][1].robust_acc:.4f} at eps={2 * EPS:.5g}" \
+        in checks["robust_acc_monotone_in_eps"].detail
     monkeypatch.setattr(APGDAttack, "perturb", perturb)
     alone = run_attack(model, AutoAttack(model, eps=EPS, seed=0), x, y, CPU, batch_size=32)
-    assert report["attacks"]["autoattack"]["robust_acc"] == (alone["adv_pred"] == y).float().mean().item()
-    assert report["attacks"]["autoattack"]["settings"]["version"] == "standard"
+    assert report.attacks["autoattack"].robust_acc == (alone["adv_pred"] == y).float().mean().item()
+    assert report.attacks["autoattack"].settings["version"] == "standard"

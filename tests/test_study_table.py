@@ -4,6 +4,7 @@ against the committed files (its tables, comparisons.csv and each claim's verdic
 import csv
 import io
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,10 +24,10 @@ LIMIT = 0.4
 
 
 def attacks(robust, n=100, queries=None):
-    entries = {"autoattack": {**attack_entry("autoattack", n, 90, 90 - robust), "threat_model": "white-box",
-                              "title": "AutoAttack"}}
+    entries = {"autoattack": replace(attack_entry("autoattack", n, 90, 90 - robust, title="AutoAttack"),
+                                     threat_model="white-box")}
     if queries:
-        entries["square"] = {**attack_entry("square", 20, 18, 18 - robust // 5, median=queries), "title": "Square"}
+        entries["square"] = attack_entry("square", 20, 18, 18 - robust // 5, median=queries, title="Square")
     return entries
 
 

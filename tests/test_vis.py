@@ -3,6 +3,7 @@ import csv
 import hashlib
 import json
 import logging
+from types import SimpleNamespace
 
 import matplotlib.image
 import pytest
@@ -14,7 +15,7 @@ from cli.run_options import DEFAULT_DIRS
 from cli.vis import eval_hint
 from common.errors import ConfigError, FileProblem
 from evaluation.metrics import attack_metrics
-from evaluation.records import load_records
+from evaluation.records import AttackResult, Check, load_records
 from models import SimpleCNN
 from sparsity.variants import Variant
 from vis import figures
@@ -38,13 +39,10 @@ def exact_results(root):
         write_result(root, "l1", Variant("l1", "conv3", 0.01, seed), 0.65, {**SPARSITY, "conv3": 0.83},
                      {"pgd": attack_entry("pgd", 500, 325 + seed, 300 + seed, robust=0.05),
                       "nes_untargeted_m0": attack_entry("nes_untargeted_m0", 200, 130, 52, median=median)})
-        baseline = write_result(root, "l1", Variant.baseline(seed), clean, SPARSITY,
-                                {"pgd": attack_entry("pgd", 500, 350, 350),
-                                 "nes_untargeted_m0": attack_entry("nes_untargeted_m0", 200, 140, 119,
-                                                                   median=600.0)})
-    document = json.loads(baseline.read_text())  # seed 1's baseline failed one of eval's sanity checks
-    document["checks"][0]["status"] = "failed"
-    baseline.write_text(json.dumps(document))
+        write_result(root, "l1", Variant.baseline(seed), clean, SPARSITY,
+                     {"pgd": attack_entry("pgd", 500, 350, 350),
+                      "nes_untargeted_m0": attack_entry("nes_untargeted_m0", 200, 140, 119, median=600.0)},
+                     checks=[Check("pgd_eps1_success", "failed" if seed else "passed", "-")])  # seed 1's failed
     return root
 
 
@@ -114,17 +112,21 @@ def test_reads_the_attack_entries_that_eval_writes(tmp_path):
                "success": torch.tensor([True, False, True, True]), "queries": torch.tensor([400, 20000, 1, 1])}
     fooled_none = {**outcome, "clean_pred": torch.tensor([1, 0, 0, 0]), "adv_pred": torch.tensor([1, 0, 0, 0]),
                    "success": torch.tensor([True] * 4)}
-    info = {"attack": "nes", "threat_model": "black-box", "reference": False, "settings": {}}
-    entries = {"pgd": {"threat_model": "white-box", **attack_metrics(
-                   {k: v for k, v in outcome.items() if k != "queries"}, y, False)},
-               "nes_untargeted_m0": {"title": "NES untargeted, momentum 0", **info, **attack_metrics(outcome, y, False)},
-               "nes_targeted_m0.9": {"title": "NES targeted, momentum 0.9", **info,
-                                     **attack_metrics(fooled_none, y, True)}}
+    pgd = SimpleNamespace(name="pgd", threat_model="white-box", reference=False, settings=lambda: {"eps": 0.1})
+    nes = SimpleNamespace(name="nes", threat_model="black-box", reference=False, settings=dict)
+    entries = {"pgd": AttackResult.of(pgd, "PGD", attack_metrics(
+                   {k: v for k, v in outcome.items() if k != "queries"}, y, False)),
+               "nes_untargeted_m0": AttackResult.of(nes, "NES untargeted, momentum 0",
+                                                    attack_metrics(outcome, y, False)),
+               "nes_targeted_m0.9": AttackResult.of(nes, "NES targeted, momentum 0.9",
+                                                    attack_metrics(fooled_none, y, True))}
     write_result(tmp_path, "l1", Variant("l1", "conv2", 0.01, 3), 0.5, SPARSITY, entries)
     (record,) = load_records(tmp_path / "l1", "l1")
-    assert record.attacks["nes_untargeted_m0"]["median_queries"] == pytest.approx(1.0)
-    assert record.attacks["nes_untargeted_m0"]["median_queries_correct"] == pytest.approx(400.0)
-    assert record.attacks["nes_targeted_m0.9"]["success_rate_correct"] is None  # no initially correct image
+    assert record.attacks == entries  # as eval made them, read back
+    assert not record.attacks["pgd"].counts_queries and record.attacks["pgd"].settings == {"eps": 0.1}
+    assert record.attacks["nes_untargeted_m0"].queries.median_queries == pytest.approx(1.0)
+    assert record.attacks["nes_untargeted_m0"].queries.median_queries_correct == pytest.approx(400.0)
+    assert record.attacks["nes_targeted_m0.9"].success_rate_correct is None  # no initially correct image
     make_figures(tmp_path, "l1", include_baseline=False)
     summary = (tmp_path / "l1" / "summary.md").read_text()
     assert "| conv2 (λ=0.01) | 3 | 4 | 2 | 25.0 | 50.0 | 75.0 | 1/2 | 400 | 400 | 1 | 200 |" in summary

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import torch
 
-from evaluation.minimal import BISECTION_METHOD, CENSORED, CLEAN, FAB_METHOD, MinimalPerturbation, minimal_entry
-from evaluation.records import write_record
+from evaluation.minimal import BISECTION_METHOD, CENSORED, CLEAN, FAB_METHOD, MinimalPerturbation
+from evaluation.records import (AttackResult, Check, CheckpointInfo, CurvePoint, EpsStarEntry, QueryStats, ResultRecord,
+                                WorstCase, write_record)
 from models import SimpleCNN
 from sparsity.variants import Variant
 
@@ -24,33 +25,32 @@ TITLES = {"pgd": "PGD", "square": "Square", "nes_untargeted_m0": "NES untargeted
           "nes_targeted_m0.9": "NES targeted, momentum 0.9"}
 
 
-def attack_entry(key, n, n_correct, fooled_correct, robust=None, median=None, targeted=None):
-    """One attack entry as eval writes it; ``fooled_correct`` of the ``n_correct`` images are fooled."""
+def attack_entry(key, n, n_correct, fooled_correct, robust=None, median=None, targeted=None, title=None):
+    """One attack run's result as eval records it; ``fooled_correct`` of the ``n_correct`` images are fooled."""
     targeted = ("targeted" in key and "untargeted" not in key) if targeted is None else targeted
     wrong = n - n_correct
     successes = fooled_correct + (0 if targeted else wrong)
-    entry = {"attack": key.split("_")[0], "title": TITLES.get(key, key), "threat_model": THREAT.get(key, "black-box"),
-             "reference": False, "settings": {"eps": 8 / 255}, "targeted": targeted, "n": n, "n_correct": n_correct,
-             "n_success": successes, "n_success_correct": fooled_correct,
-             "success_rate_all": successes / n if n else None,
-             "success_rate_correct": fooled_correct / n_correct if n_correct else None,
-             "robust_acc": (n_correct - fooled_correct) / n if robust is None else robust}
-    if median is not None:
-        entry.update({"median_queries": median, "mean_queries": 1.4 * median,
-                      "median_queries_correct": median, "mean_queries_correct": 1.3 * median,
-                      "median_queries_all": 2 * median, "mean_queries_all": 2.5 * median, "max_queries": 5000})
-    return entry
+    queries = None if median is None else QueryStats(
+        median_queries=median, mean_queries=1.4 * median, median_queries_all=2 * median, mean_queries_all=2.5 * median,
+        median_queries_correct=median, mean_queries_correct=1.3 * median, max_queries=5000)
+    return AttackResult(
+        attack=key.split("_")[0], title=title or TITLES.get(key, key), threat_model=THREAT.get(key, "black-box"),
+        reference=False, settings={"eps": 8 / 255}, targeted=targeted, n=n, n_correct=n_correct, n_success=successes,
+        n_success_correct=fooled_correct, success_rate_all=successes / n if n else None,
+        success_rate_correct=fooled_correct / n_correct if n_correct else None,
+        robust_acc=(n_correct - fooled_correct) / n if robust is None else robust, denominators="made up",
+        queries=queries)
 
 
 def worst_case(attacks):
-    """The per-image worst case as eval writes it, for made-up entries: at most the lowest attack's number."""
+    """The per-image worst case as eval records it, for made-up entries: at most the lowest attack's number."""
     if not attacks:
         return None
-    n = max(entry["n"] for entry in attacks.values())
-    lowest = min(entry["robust_acc"] for entry in attacks.values())
-    subset = min(entry["n"] for entry in attacks.values())
-    return {"n": n, "n_robust": round(lowest * n), "robust_acc": round(lowest * n) / n, "attacks": list(attacks),
-            "all_attacks_n": subset, "all_attacks_robust_acc": round(lowest * subset) / subset}
+    n = max(entry.n for entry in attacks.values())
+    lowest = min(entry.robust_acc for entry in attacks.values())
+    subset = min(entry.n for entry in attacks.values())
+    return WorstCase(n, round(lowest * n), round(lowest * n) / n, tuple(attacks), subset,
+                     round(lowest * subset) / subset)
 
 
 def minimal_document(clean_acc, effect, seed, n=100, limit=32 / 255, norm="linf"):
@@ -67,7 +67,7 @@ def minimal_document(clean_acc, effect, seed, n=100, limit=32 / 255, norm="linf"
                for i, (w, e) in enumerate(zip(wrong.tolist(), eps.tolist()))]
     result = MinimalPerturbation(norm, limit, eps, methods, eps * 1.01, eps, torch.ones(n, dtype=torch.bool),
                                  torch.zeros(n, 1))
-    return minimal_entry(result, seed=seed, settings={"fab_steps": 100})
+    return EpsStarEntry.measured(result, seed=seed, settings={"fab_steps": 100})
 
 
 def minimal_from(values, limit, norm="linf", seed=0):
@@ -76,40 +76,27 @@ def minimal_from(values, limit, norm="linf", seed=0):
     methods = [CENSORED if v is None else CLEAN if v == 0 else FAB_METHOD for v in values]
     result = MinimalPerturbation(norm, limit, eps, methods, eps, eps, torch.ones(len(eps), dtype=torch.bool),
                                  torch.zeros(len(eps), 1))
-    return minimal_entry(result, seed=seed, settings={})
+    return EpsStarEntry.measured(result, seed=seed, settings={})
 
 
-def result_document(method, variant, clean_acc, sparsity, attacks, learned=True, curves=None, quick=False,
-                    minimal=None, train_loss=None):
-    document = {
-        "dataset": "cifar10",
-        "method": method,
-        "variant": variant.to_record(),
-        "checkpoint": {"path": str(variant.checkpoint_path("trained-models")), "sha256": "0" * 64,
-                       "metadata": {"status": "complete", "collapsed": clean_acc < 0.15,
-                                    "recipe": {"model": "simple_cnn"},
-                                    **({} if train_loss is None else {"final_train_loss": train_loss})}},
-        "clean_acc": clean_acc,
-        "learned": learned,
-        "n_test": 10000,
-        "activation_sparsity": sparsity,
-        "worst_case": worst_case(attacks),
-        "minimal_perturbation": minimal or {},
-        "eval_images_sha256": "1" * 64,
-        "eval_config": {"eps": 8 / 255, "steps": 50, "quick": quick},
-        "attacks": attacks,
-        "checks": [{"name": "pgd_eps1_success", "status": "passed", "detail": "-"}],
-        "timings": {"pgd_s": 1.0},
-    }
-    if curves:
-        document["robustness_curves"] = curves
-    return document
+def result_record(results_dir, method, variant, clean_acc, sparsity, attacks, learned=True, curves=None, quick=False,
+                  minimal=None, train_loss=None, checks=(Check("pgd_eps1_success", "passed", "-"),)):
+    """A record of made-up numbers, in ``results_dir/method``; ``curves``: run key -> [(eps, n, robust_acc)]."""
+    metadata = {"status": "complete", "collapsed": clean_acc < 0.15, "recipe": {"model": "simple_cnn"},
+                **({} if train_loss is None else {"final_train_loss": train_loss})}
+    return ResultRecord(
+        path=variant.results_path(results_dir, method), dataset="cifar10", method=method, variant=variant,
+        checkpoint=CheckpointInfo(str(variant.checkpoint_path("trained-models")), "0" * 64, metadata),
+        clean_acc=clean_acc, learned=learned, n_test=10000, sparsity=dict(sparsity), worst_case=worst_case(attacks),
+        attacks=dict(attacks),
+        curves={key: tuple(CurvePoint(eps, acc, n) for eps, n, acc in points)
+                for key, points in (curves or {}).items()},
+        minimal=dict(minimal or {}), audit=None, images_sha256="1" * 64, checks=tuple(checks),
+        timings={"pgd_s": 1.0}, query_indices=(), eval_config={"eps": 8 / 255, "steps": 50, "quick": quick})
 
 
 def write_result(results_dir, method, variant, clean_acc, sparsity, attacks, **options):
-    path = variant.results_path(results_dir, method)
-    write_record(path, result_document(method, variant, clean_acc, sparsity, attacks, **options))
-    return path
+    return write_record(result_record(results_dir, method, variant, clean_acc, sparsity, attacks, **options)).path
 
 
 def _effect(method, strength):
@@ -143,8 +130,7 @@ def realistic_variant(results_dir, method, variant, attacks=ALL_ATTACKS, n=1000)
                 rate, median = 0.99 - 0.05 * effect, 60 * (1 + effect)
             entries[key] = attack_entry(key, n // 5, n_correct // 5, round(rate * (n_correct // 5)),
                                         median=round(median / 10) * 10 + 40 * variant.seed)
-    curves = {"pgd": [{"eps": eps / 255, "n": n, "robust_acc": max(0.0, clean * (1 - eps / 4) + 0.02 * effect)}
-                      for eps in (1, 2, 4, 8)]}
+    curves = {"pgd": [(eps / 255, n, max(0.0, clean * (1 - eps / 4) + 0.02 * effect)) for eps in (1, 2, 4, 8)]}
     minimal = {norm: minimal_document(clean, effect * (depth + 1) / 7, variant.seed, norm=norm) for norm in ("linf", "l2")}
     return write_result(results_dir, method, variant, round(clean, 4), sparsity, entries, learned=not collapse,
                         curves=curves, minimal=minimal)

@@ -61,7 +61,7 @@ class Arm(TrainedAs):
 
 def median_eps_star(entry, correct_only):
     """One seed's median eps* (inf where censored) over its images, or its correctly classified ones."""
-    values = [math.inf if value is None else value for value, method in zip(entry["eps_star"], entry["method"])
+    values = [math.inf if value is None else value for value, method in zip(entry.eps_star, entry.method)
               if not (correct_only and method == CLEAN)]
     return stats.median(values)  # inf where the median is censored (past the search limit)
 
@@ -73,8 +73,8 @@ def seed_values(record):
     return {"eps_star_correct": median_eps_star(entry, True) if entry else None,
             "eps_star_all": median_eps_star(entry, False) if entry else None,
             "clean_acc": record.clean_acc,
-            "robust_acc": attack["robust_acc"] if attack and attack["n"] else None,
-            "train_loss": (record.checkpoint.get("metadata") or {}).get("final_train_loss")}
+            "robust_acc": attack.robust_acc if attack and attack.n else None,
+            "train_loss": record.checkpoint.final_train_loss}
 
 
 def load_arms(results_dir, dataset, methods):

@@ -32,8 +32,9 @@ def eps_text(dataset, value, norm):
 
 
 def _values(entry, key="eps_star"):
-    """A record's per-image values under ``key`` (``eps_star``, ``fab_eps``, ``pgd_eps``), null (censored) as inf."""
-    return [math.inf if value is None else value for value in entry[key]]
+    """An ``EpsStarEntry``'s per-image values ``key`` (``eps_star``, ``fab_eps``, ``pgd_eps``), None (censored) as
+    inf."""
+    return [math.inf if value is None else value for value in getattr(entry, key)]
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ def paired_difference(entries, base_entries, images, base_images, seed):
     """``(PairedDifference, None)`` over the seeds both have on the same images, or ``(None, reason)``."""
     base = dict(base_entries)
     seeds = [s for s, _ in entries if s in base and images.get(s) is not None and images.get(s) == base_images.get(s)
-             and dict(entries)[s]["limit"] == base[s]["limit"]]
+             and dict(entries)[s].limit == base[s].limit]
     if not seeds:
         return None, "no seed evaluated on the same images with the same search limit as the baseline"
     own = dict(entries)
@@ -94,22 +95,22 @@ def eps_star(variant, norm, baseline=None, seed=0):
     """``EpsStar`` of ``variant`` (a ``vis.results.VariantSummary``) in ``norm``, paired with ``baseline``; None
     where the variant has no eps* in that norm or its seeds searched up to different limits."""
     entries = variant.minimal.get(norm)
-    if not entries or len({entry["limit"] for _, entry in entries}) > 1:
+    if not entries or len({entry.limit for _, entry in entries}) > 1:
         return None
     values = pooled(entries)
     median = stats.median(values.tolist())
     low, high = stats.bootstrap_median_interval(values, seed=seed)
-    curves = torch.tensor([[point["robust_acc"] for point in entry["curve"]] for _, entry in entries])
-    grid = [point["eps"] for point in entries[0][1]["curve"]]
+    curves = torch.tensor([[point.robust_acc for point in entry.curve] for _, entry in entries])
+    grid = [point.eps for point in entries[0][1].curve]
     spread = curves.std(0).tolist() if len(entries) > 1 else [None] * len(grid)
     paired, reason = (None, "this is the baseline") if variant.is_baseline else (None, "no baseline result")
     if baseline is not None and not variant.is_baseline and baseline.minimal.get(norm):
         paired, reason = paired_difference(entries, baseline.minimal[norm], variant.images_sha256,
                                            baseline.images_sha256, seed)
     return EpsStar(
-        norm=norm, limit=entries[0][1]["limit"], seeds=tuple(s for s, _ in entries), n=len(values),
+        norm=norm, limit=entries[0][1].limit, seeds=tuple(s for s, _ in entries), n=len(values),
         n_censored=int(torch.isinf(values).sum()),
-        n_clean_misclassified=sum(entry["n_clean_misclassified"] for _, entry in entries),
+        n_clean_misclassified=sum(entry.n_clean_misclassified for _, entry in entries),
         median=median, low=low, high=high,
         fab_median=stats.median([v for _, entry in entries for v in _values(entry, "fab_eps")]),
         pgd_median=stats.median([v for _, entry in entries for v in _values(entry, "pgd_eps")]),

@@ -707,7 +707,7 @@ def plot_eps_star_vs_sparsity(results, stem, norm="linf"):
     if not variants:
         return []
     layers = list(dict.fromkeys(v.layer for v in variants))
-    limit = max(entry["limit"] for v in [*variants, results.baseline] if v and norm in v.minimal
+    limit = max(entry.limit for v in [*variants, results.baseline] if v and norm in v.minimal
                 for _, entry in v.minimal[norm])
     with figure_style():
         fig, axes = _panel_grid(len(layers), 3, (4.2, 3.4), (1.0, 1.8))

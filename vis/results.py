@@ -77,7 +77,7 @@ class VariantSummary:
     curves: dict  # attack key -> {eps: Stat of robust accuracy}
     worst_case: Stat  # per-image worst case over every attack run: robust accuracy over all n
     worst_case_n: tuple  # its n, per learned seed that has it
-    minimal: dict  # norm -> tuple of (seed, entry): the seeds' minimal-perturbation entries
+    minimal: dict  # norm -> tuple of (seed, EpsStarEntry): the seeds' eps* entries
     seed_sparsity: tuple  # (seed, {layer: fraction of exact zeros}) of each learned seed
     images_sha256: dict  # seed -> identity of the evaluated images (for pairing with the baseline)
     collapsed_seeds: tuple
@@ -113,20 +113,20 @@ def _merge(group):
     for key in dict.fromkeys(key for r in learned for key in r.attacks):
         with_attack = [r for r in learned if key in r.attacks]
         entries = [r.attacks[key] for r in with_attack]
-        numeric = {field for entry in entries for field, value in entry.items()
-                   if isinstance(value, (int, float)) and not isinstance(value, bool)}
+        numbers = [entry.numbers() for entry in entries]
+        numeric = {field for entry in numbers for field, value in entry.items() if value is not None}
         attacks[key] = AttackSummary(
-            n=tuple(e["n"] for e in entries), n_correct=tuple(e["n_correct"] for e in entries),
-            n_fooled_correct=tuple(e.get("n_success_correct") for e in entries),
-            n_robust=tuple(round(e["robust_acc"] * e["n"]) if e["n"] else 0 for e in entries),
+            n=tuple(e.n for e in entries), n_correct=tuple(e.n_correct for e in entries),
+            n_fooled_correct=tuple(e.n_success_correct for e in entries),
+            n_robust=tuple(round(e.robust_acc * e.n) if e.n else 0 for e in entries),
             seeds=tuple(r.variant.seed for r in with_attack),
-            fields={field: Stat.of(e.get(field) for e in entries) for field in sorted(numeric)},
-            settings=entries[0].get("settings") or {})
+            fields={field: Stat.of(e.get(field) for e in numbers) for field in sorted(numeric)},
+            settings=entries[0].settings)
     curves = {}
     for r in learned:
-        for key, points in (r.raw.get("robustness_curves") or {}).items():
+        for key, points in r.curves.items():
             for point in points:
-                curves.setdefault(key, {}).setdefault(point["eps"], []).append(point["robust_acc"])
+                curves.setdefault(key, {}).setdefault(point.eps, []).append(point.robust_acc)
     layers = group[0].layer_names
     return VariantSummary(
         method=first.method, layer=first.layer, strength=first.strength,
@@ -139,8 +139,8 @@ def _merge(group):
                   for layer in layers if any(layer in r.sparsity for r in group)},
         attacks=attacks,
         curves={key: {eps: Stat.of(values) for eps, values in sorted(points.items())} for key, points in curves.items()},
-        worst_case=Stat.of(r.worst_case["robust_acc"] for r in learned if r.worst_case),
-        worst_case_n=tuple(r.worst_case["n"] for r in learned if r.worst_case),
+        worst_case=Stat.of(r.worst_case.robust_acc for r in learned if r.worst_case),
+        worst_case_n=tuple(r.worst_case.n for r in learned if r.worst_case),
         minimal={norm: tuple((r.variant.seed, r.minimal[norm]) for r in learned if norm in r.minimal)
                  for norm in dict.fromkeys(norm for r in learned for norm in r.minimal)},
         seed_sparsity=tuple((r.variant.seed, dict(r.sparsity)) for r in learned),
@@ -224,9 +224,8 @@ def _attack_info(records):
     info = {}
     for record in records:
         for key, entry in record.attacks.items():
-            info.setdefault(key, AttackInfo(key, entry.get("title") or key, entry.get("threat_model", "white-box"),
-                                            bool(entry.get("targeted")), bool(entry.get("reference")),
-                                            "median_queries" in entry))
+            info.setdefault(key, AttackInfo(key, entry.title, entry.threat_model, entry.targeted, entry.reference,
+                                            entry.counts_queries))
     return info
 
 
