@@ -46,6 +46,13 @@ def add_variant_options(parser):
                             help="L-inf budget of --adv-train, in (0, 1], e.g. 0.1 or 8/255")
 
 
+def selection_aliases(args):
+    """The flag given for the settings whose flag has two spellings (--strength or --strengths, --seed or --seeds),
+    for errors."""
+    return {"strengths": "--strength" if args.strength is not None else "--strengths",
+            "seeds": "--seed" if args.seeds is None else "--seeds"}
+
+
 def method_from_args(args):
     return "dropout" if args.dropout else args.method or DEFAULT_METHOD
 

@@ -30,7 +30,7 @@ def values(entry_list):
 @pytest.fixture(scope="module")
 def report(ordinary):  # noqa: F811
     model, x, y = ordinary
-    config = EvalConfig(attacks=("pgd", "square"), eps=EPS, alpha=EPS / 4, eps_sweep=(EPS / 2, EPS), check_n=0,
+    config = EvalConfig().with_options(attacks=("pgd", "square"), eps=EPS, alpha=EPS / 4, eps_sweep=(EPS / 2, EPS), check_n=0,
                         query_n=8, square_queries=50, minimal_norms=("linf",), audit_radii=(f"{EPS:g}",),
                         batch_size=32, **SHORT)
     with pytest.MonkeyPatch.context() as patch:
@@ -110,7 +110,7 @@ def test_the_audit_can_run_on_the_first_images_only(ordinary):  # noqa: F811
     """--audit-n: AutoAttack at each radius on the first N evaluated images (its cost is AutoAttack on every image
     still robust there); the check and both robust accuracies are read on those N, and only they gain evidence."""
     model, x, y = ordinary
-    config = EvalConfig(attacks=("pgd",), eps=EPS, alpha=EPS / 4, check_n=0, minimal_norms=("linf",),
+    config = EvalConfig().with_options(attacks=("pgd",), eps=EPS, alpha=EPS / 4, check_n=0, minimal_norms=("linf",),
                         audit_radii=(f"{EPS:g}",), audit_n=12, batch_size=32, **SHORT)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(runner, "AutoAttack", APGD)

@@ -92,7 +92,7 @@ def test_eval_skips_up_to_date_results_and_redoes_them_with_force(cifar_dir, mod
     status, out, _ = run([*argv, "--steps", "4"], capsys)  # other settings: not up to date
     assert status == 0 and "evaluation: 2 evaluated" in out
     assert run([*argv, "--steps", "4", "--force"], capsys)[0] == 0
-    assert json.loads(record.read_text())["eval_config"]["steps"] == 4
+    assert json.loads(record.read_text())["eval_config"]["attack_settings"]["pgd"]["steps"] == 4
 
 
 def test_eval_reads_each_checkpoint_once(cifar_dir, models, tmp_path, capsys, monkeypatch):
