@@ -74,8 +74,8 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def command_line(self, args, leave_out=()):
         """The options that parse back to ``args`` (those that differ from their defaults), except the dests in
-        ``leave_out``: how a command hands its own settings to another process. Paths become absolute, floats
-        are written exactly (``repr``)."""
+        ``leave_out`` and the options of other modes than ``args.mode`` (which may share a dest): how a command
+        hands its own settings to another process. Paths become absolute, floats are written exactly (``repr``)."""
         def text(value):
             if isinstance(value, Path):
                 return os.path.abspath(value)
@@ -84,6 +84,8 @@ class ArgumentParser(argparse.ArgumentParser):
         argv = []
         for action in self._actions:
             if not action.option_strings or action.dest in leave_out or not hasattr(args, action.dest):
+                continue
+            if getattr(args, "mode", None) not in self.option_modes.get(action.option_strings[0], (args.mode,)):
                 continue
             value = getattr(args, action.dest)
             if value == action.default:
