@@ -104,7 +104,8 @@ class Attack:
     @classmethod
     def evaluation_runs(cls, model, config):
         """The runs of this attack that an ``EvalConfig`` asks for: a list of ``AttackRun``; the shared protocol is
-        ``config``'s (``config.eps``, ``config.seed``, ...), the attack's own settings ``config.settings_of(cls.name)``."""
+        ``config``'s (``config.eps``, ``config.seed``, ...), the attack's own settings
+        ``config.settings_of(cls.name)``."""
         raise NotImplementedError
 
     def extend(self, x, y, x_prior, still_correct):
