@@ -56,8 +56,10 @@ class ArgumentParser(argparse.ArgumentParser):
             flag = token.split("=", 1)[0]
             modes = self.option_modes.get(flag)
             if modes is not None and mode not in modes:
+                same = self.flag(self._option_string_actions[flag].dest, mode)  # this mode's option of that setting
+                instead = f"use {same}" if same and same != flag else "leave it out"
                 raise UsageError(f"{flag} applies to --mode {' and '.join(modes)}, not --mode {mode}; "
-                                 f"leave it out (see {self.prog} --help)")
+                                 f"{instead} (see {self.prog} --help)")
 
     def format_help(self):
         # argparse cannot draw an empty mutually exclusive group, which a mode's --help leaves where every option

@@ -178,6 +178,8 @@ def test_written_files_honour_the_umask(cifar_dir, tmp_path, capsys):
     ([*TRAIN, "--nes-n", "0"], "--nes-n applies to --mode eval, not --mode train"),
     (["--mode", "vis", "--epochs", "0"], "--epochs applies to --mode train, not --mode vis"),
     ([*EVAL, "--classes", "1", "2", "3"], "--classes applies to --mode train, not --mode eval"),
+    ([*EVAL, "--batch-size", "8"], "--batch-size applies to --mode train, not --mode eval; use --eval-batch-size"),
+    ([*TRAIN, "--eval-batch-size", "8"], "--eval-batch-size applies to --mode eval, not --mode train; use --batch-size"),
     ([*EVAL, "--eps", "inf"], "--eps must be a finite number"),
     ([*EVAL, "--alpha", "inf"], "--alpha must be a finite number"),
     ([*EVAL, "--nes-sigma", "inf"], "--nes-sigma must be a finite number"),
