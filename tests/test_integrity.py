@@ -233,13 +233,14 @@ def test_hints_reproduce_the_run(cifar_dir, models, tmp_path, capsys):
     status, _, err = run([*EVAL, "--quick", "--layers", "fc1", "fc2", *paths(cifar_dir, folder, tmp_path)], capsys)
     assert status == 0
     data_models = f"--data-dir {cifar_dir} --models-dir {folder}"
-    # the precision the checkpoint records (conftest pins fp32; test_train_cli runs the bf16 branch of hints)
+    # the precision the checkpoint records (conftest pins fp32; test_train_cli runs the bf16 branch of hints); the
+    # recipe's flags in the order of its fields
     amp = "--amp" if checkpoint["metadata"]["recipe"]["amp"] else "--no-amp"
     assert (f"no checkpoint for fc2_s0.01_seed0 in {folder / 'cifar10'}; create it with: "
             f"python main.py --mode train --quick "
             f"--layers fc2 --strength 0.01 --no-baseline --seed 0 {data_models}") in err
     assert ("retrain it with: python main.py --mode train --layers fc1 --strength 0.01 --no-baseline --seed 0 "
-            f"--epochs 1 --batch-size 16 --train-per-class 16 --test-per-class 5 --classes 0 1 {amp} "
+            f"--epochs 1 --batch-size 16 --classes 0 1 --train-per-class 16 --test-per-class 5 {amp} "
             f"{data_models} --force") in err
 
 
