@@ -8,11 +8,11 @@ modes it applies to; one given to another mode is an error.
 import sys
 
 from cli import EVAL, TRAIN, VIS
-from cli.eval import EVAL_FLAGS, add_eval_options, run_eval
+from cli.eval import add_eval_options, run_eval
 from cli.launcher import add_launcher_options
 from cli.run_options import add_run_options
-from cli.train import RECIPE_FLAGS, add_train_options, run_train
-from cli.variants import add_variant_options
+from cli.train import add_train_options, run_train
+from cli.variants import add_variant_options, selection_aliases
 from cli.vis import run_vis
 from common.cli import ArgumentParser, Interrupted, run_main
 from common.device import cpu_threads, default_threads
@@ -41,14 +41,6 @@ def build_parser(help_mode=None):
     return parser
 
 
-def config_aliases(args):
-    """Config fields whose flag has another name in this mode."""
-    aliases = {"strengths": "--strength" if args.strength is not None else "--strengths",
-               "seeds": "--seed" if args.seeds is None else "--seeds"}
-    aliases.update(EVAL_FLAGS if args.mode == EVAL else RECIPE_FLAGS)
-    return aliases
-
-
 def mode_asking_for_help(argv):
     """The mode of ``--mode MODE --help`` (its help lists that mode's options only), else None."""
     if not {"-h", "--help"} & set(argv):
@@ -65,7 +57,7 @@ def main(argv=None):
     parser = build_parser(help_mode=mode_asking_for_help(argv))
     args = parser.parse_args(argv)
     parser.reject_other_modes(argv, args.mode)
-    with parser.errors_as_flags(config_aliases(args)):
+    with parser.errors_as_flags(selection_aliases(args), mode=args.mode):
         try:
             with cpu_threads(args.threads if args.threads is not None else default_threads()):
                 return MODES[args.mode](args, parser)

@@ -1,22 +1,34 @@
 """Attack algorithms, one file each, one contract (``attacks.base``), and their registry.
 
-Adding an attack: a new file with an ``attacks.base.Attack`` subclass, and one line in ATTACKS.
+Adding an attack: a new file with an ``attacks.base.Attack`` subclass (and, for settings of its own, its
+``Settings`` dataclass beside it), and one line in ATTACKS; its settings' options then appear in
+``main.py --mode eval --help``.
 """
 from attacks.autoattack import APGD, AutoAttack
+from attacks.fab import FAB
 from attacks.nes import NES
 from attacks.nes_adaptive import NESAdaptive
 from attacks.pgd import PGD
 from attacks.square import Square
 
 ATTACKS = {attack.name: attack for attack in (PGD, APGD, AutoAttack, Square, NES, NESAdaptive)}
+# attacks with settings in an evaluation that are not run at its budget (FAB: the eps* search)
+SEARCHES = {FAB.name: FAB}
 
 
 def register_attack(attack):
     """Make ``attack`` (an Attack subclass) available to evaluations and the command line."""
-    if attack.name in ATTACKS:
+    if attack.name in ATTACKS or attack.name in SEARCHES:
         raise ValueError(f"an attack named {attack.name!r} exists already")
     ATTACKS[attack.name] = attack
     return attack
 
 
-__all__ = ["ATTACKS", "APGD", "AutoAttack", "NES", "NESAdaptive", "PGD", "Square", "register_attack"]
+def attack_settings():
+    """``{name: Settings class}`` of every attack with settings of its own (the registered ones, then FAB's), in
+    registry order: what an EvalConfig holds besides the shared protocol."""
+    return {name: attack.Settings for name, attack in {**ATTACKS, **SEARCHES}.items() if attack.Settings is not None}
+
+
+__all__ = ["ATTACKS", "APGD", "AutoAttack", "FAB", "NES", "NESAdaptive", "PGD", "SEARCHES", "Square",
+           "attack_settings", "register_attack"]

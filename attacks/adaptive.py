@@ -5,7 +5,7 @@ radii, and folded into eps* (``evaluation.minimal``):
 - ``bpda_identity``, ``bpda_relu``: APGD-CE + APGD-T (AutoAttack's settings) through the top-k selection, its
   backward pass that of the identity or of a ReLU (``sparsity.kwta.straight_through``);
 - ``nes_adaptive``: their sampled-gradient attack (``attacks.nes_adaptive``: sigma = eps, margin loss, the
-  evaluation's ``adaptive_steps`` and ``adaptive_schedule``, 100 steps and 100 -> 1,000 -> 20,000 samples by default,
+  evaluation's settings of nes_adaptive, 100 steps and 100 -> 1,000 -> 20,000 samples by default,
   each image stopping once fooled), on the query subset;
 - ``transfer``: APGD-CE + APGD-T on the same-seed baseline (where its checkpoint is found), the examples then
   given to the k-WTA model.
@@ -67,9 +67,7 @@ def _bpda(backward_as):
 
 
 def _nes(model, eps, config, source):
-    attack = NESAdaptive(model, eps=eps, steps=config.adaptive_steps, samples=config.adaptive_schedule,
-                         query_batch=config.query_batch, seed=config.seed)
-    return attack, BLACK_BOX, QUERY_SUBSET
+    return NESAdaptive.configured(model, eps, config), BLACK_BOX, QUERY_SUBSET
 
 
 def _transfer(model, eps, config, source):

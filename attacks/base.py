@@ -13,7 +13,9 @@ model runs in eval mode during the attack and every submodule gets its own
 mode back afterwards.
 
 An attack class also says how the evaluation protocol runs it
-(``evaluation_runs``), so adding an attack is one file plus one line in
+(``evaluation_runs``) and, where it has settings of its own, declares them
+(``Settings``, an ``AttackSettings`` dataclass whose fields are also its
+command-line options), so adding an attack is one file plus one line in
 ``attacks.ATTACKS``.
 """
 import contextlib
@@ -39,6 +41,19 @@ WHITE_BOX, BLACK_BOX = "white-box", "black-box"
 # Which images an evaluation attacks: the first n_eval test images, or the seeded query subset of them
 # (query-based attacks are too costly for every image).
 ALL_IMAGES, QUERY_SUBSET = "all", "query_subset"
+
+
+@dataclass(frozen=True)
+class AttackSettings:
+    """Base of an attack's own settings: a frozen dataclass whose fields are ``common.cli.option``s (default, help,
+    flag), the ``--quick`` preset as the class attribute ``quick`` (field -> value), and ``validate()``, which raises
+    ``ConfigError`` naming the field. An ``EvalConfig`` holds one per attack (``config.settings_of(name)``); the
+    shared protocol (eps, step, images, seed, device) stays there."""
+
+    quick = {}
+
+    def validate(self):
+        """ConfigError naming the first bad field."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +83,7 @@ class Attack:
     threat_model = WHITE_BOX
     counts_queries = False
     reference = False
+    Settings = None  # an AttackSettings dataclass where the attack has settings of its own
 
     def __init__(self, model, seed=None):
         self.model = model
@@ -87,7 +103,9 @@ class Attack:
 
     @classmethod
     def evaluation_runs(cls, model, config):
-        """The runs of this attack that an ``EvalConfig`` asks for: a list of ``AttackRun``."""
+        """The runs of this attack that an ``EvalConfig`` asks for: a list of ``AttackRun``; the shared protocol is
+        ``config``'s (``config.eps``, ``config.seed``, ...), the attack's own settings
+        ``config.settings_of(cls.name)``."""
         raise NotImplementedError
 
     def extend(self, x, y, x_prior, still_correct):

@@ -3,17 +3,20 @@ for a minimum norm: untargeted from the clean image, then from random starts (re
 (FAB-T) towards each of the top other classes.
 
 Not an entry of ``attacks.ATTACKS``: a minimum-norm attack has no budget to be run at; it answers "how far is
-each image from the decision boundary", which ``evaluation.minimal`` turns into a per-image eps*.
+each image from the decision boundary", which ``evaluation.minimal`` turns into a per-image eps*. Its settings in
+an evaluation (``FABSettings``) are those of that search.
 """
 import contextlib
+from dataclasses import dataclass
 
 import torch
 from pyautoattack.fab_pt import FABAttack_PT
 
 from attacks.autoattack import private_rng
-from attacks.base import Attack, check_inputs, eval_mode
+from attacks.base import Attack, AttackSettings, check_inputs, eval_mode
 from attacks.pgd import NORMS
 from common import validation
+from common.cli import option
 
 PACKAGE_NORMS = {"linf": "Linf", "l2": "L2"}
 
@@ -29,6 +32,23 @@ def input_gradients_only(model):
     finally:
         for parameter, flag in flags:
             parameter.requires_grad_(flag)
+
+
+@dataclass(frozen=True)
+class FABSettings(AttackSettings):
+    """The eps* search's FAB runs and targets (``evaluation.minimal.Search``)."""
+
+    steps: int = option(100, "FAB's iterations for eps* (default {default}, the package's)", metavar="N")
+    restarts: int = option(2, "FAB's untargeted runs for eps*: the first from the clean image, then random starts "
+                              "(default {default})", metavar="N")
+    targets: int = option(3, "top classes of FAB-T and of the eps* bisection's APGD-T (default {default})",
+                          key="minimal_targets", metavar="N")
+    quick = {"steps": 50, "restarts": 1, "targets": 2}
+
+    def validate(self):
+        validation.integer(self.steps, "steps", minimum=1)
+        validation.integer(self.restarts, "restarts", minimum=1)
+        validation.integer(self.targets, "targets", minimum=0)
 
 
 def norms(delta, norm):
@@ -48,6 +68,7 @@ class FAB(Attack):
     package's settings otherwise (alpha_max 0.1, eta 1.05, beta 0.9)."""
 
     name = "fab"
+    Settings = FABSettings
 
     def __init__(self, model, norm="linf", steps=100, restarts=1, targets=0, limit=None, seed=0):
         super().__init__(model, seed if seed is not None else 0)

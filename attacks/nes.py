@@ -1,10 +1,14 @@
 """Black-box L-inf PGD driven by NES gradient estimates (Ilyas et al. 2018), batched over samples and queries."""
+import argparse
+from dataclasses import dataclass
+
 import torch
 
 from attacks.base import (BLACK_BOX, DEFAULT_EPS, DEFAULT_STEP, LOSSES, QUERY_SUBSET, Attack, AttackRun,
-                          attack_objective, check_inputs, eval_mode, linf_box, per_sample, row_mask, select_rows,
-                          sync_every)
+                          AttackSettings, attack_objective, check_inputs, eval_mode, linf_box, per_sample, row_mask,
+                          select_rows, sync_every)
 from common import validation
+from common.cli import fraction, option
 from common.errors import ConfigError
 
 DEFAULT_QUERY_BATCH = {"cuda": 4096}
@@ -54,12 +58,57 @@ def schedule_text(schedule):
     return " ".join(f"{pairs}@{step}" for step, pairs in schedule)
 
 
+def samples_at_step(text):
+    """``SAMPLES@STEP`` (one word of a schedule on the command line) -> (step, samples)."""
+    samples, _, step = text.partition("@")
+    try:
+        return int(step), int(samples)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not SAMPLES@STEP (e.g. 1000@20)") from None
+
+
+def schedule_option(default, help, **kwargs):
+    """The option of a sample schedule, written ``SAMPLES@STEP ...`` (kept as written in the parsed arguments, so
+    that a command line handed to another process repeats it)."""
+    def word(text):
+        samples_at_step(text)
+        return text
+    return option(default, help, type=word, nargs="+", metavar="SAMPLES@STEP",
+                  convert=lambda words: tuple(map(samples_at_step, words)), write=lambda value: schedule_text(
+                      sample_schedule(value)).split(), **kwargs)
+
+
 MODES = ("untargeted", "targeted")
 
 
 def nes_key(mode, momentum):
     """Result key of one NES configuration: ``nes_untargeted_m0``, ``nes_targeted_m0.9``."""
     return f"nes_{mode}_m{momentum:g}"
+
+
+@dataclass(frozen=True)
+class NESSettings(AttackSettings):
+    """NES in an evaluation: one run per mode and momentum (its step is the protocol's ``alpha``)."""
+
+    steps: int = option(50, "NES iterations (default {default})", metavar="N")
+    samples: int = option(200, "antithetic pairs per NES gradient estimate (default {default})", metavar="N")
+    sigma: float = option(1 / 255, "NES sampling scale (default 1/255)", type=fraction)
+    momenta: tuple = option((0.0, 0.9), "NES momentum values in [0, 1) (default {default})", type=float, nargs="+",
+                            metavar="M")
+    modes: tuple = option(MODES, "untargeted and/or targeted NES (default both)", nargs="+", choices=MODES)
+    loss: str = option("ce", "loss NES estimates the gradient of: ce (cross-entropy, default, the original "
+                             "repository's) or margin (logit margin)", choices=LOSSES)
+    quick = {"steps": 20, "samples": 20}
+
+    def validate(self):
+        validation.integer(self.steps, "steps", minimum=1)
+        validation.integer(self.samples, "samples", minimum=1)
+        validation.number(self.sigma, "sigma", above=0, maximum=1)
+        for momentum in validation.distinct(self.momenta, "momenta"):
+            validation.number(momentum, "momenta", minimum=0, below=1)
+        for mode in validation.distinct(self.modes, "modes"):
+            validation.choice(mode, "modes", MODES)
+        validation.choice(self.loss, "loss", LOSSES)
 
 
 class NES(Attack):
@@ -96,6 +145,7 @@ class NES(Attack):
     name = "nes"
     threat_model = BLACK_BOX
     counts_queries = True
+    Settings = NESSettings
 
     def __init__(self, model, eps=DEFAULT_EPS, alpha=DEFAULT_STEP, steps=50, samples=200, sigma=1 / 255, momentum=0.0,
                  loss="ce", random_start=True, query_batch=None, seed=None, bounds=(0.0, 1.0), sync_every=None):
@@ -130,12 +180,13 @@ class NES(Attack):
 
     @classmethod
     def evaluation_runs(cls, model, config):
+        settings = config.settings_of(cls.name)
         return [AttackRun(nes_key(mode, momentum), f"NES {mode}, momentum {momentum:g}",
-                          cls(model, eps=config.eps, alpha=config.alpha, steps=config.nes_steps,
-                              samples=config.nes_samples, sigma=config.nes_sigma, momentum=momentum,
-                              loss=config.nes_loss, query_batch=config.query_batch, seed=config.seed),
+                          cls(model, eps=config.eps, alpha=config.alpha, steps=settings.steps,
+                              samples=settings.samples, sigma=settings.sigma, momentum=momentum,
+                              loss=settings.loss, query_batch=config.query_batch, seed=config.seed),
                           targeted=mode == "targeted", images=QUERY_SUBSET)
-                for mode in config.nes_modes for momentum in config.nes_momenta]
+                for mode in settings.modes for momentum in settings.momenta]
 
     def __call__(self, x, y, targeted=False):
         x, y = check_inputs(self.model, x, y)

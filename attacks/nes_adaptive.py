@@ -5,10 +5,14 @@ Their settings on CIFAR-10 at eps 8/255: antithetic Gaussian finite differences 
 logit-margin loss, 100 samples per step for the first 20 steps, 1,000 for the next 20 and 20,000 after, 100
 signed steps of 0.01. Here sigma and the step are the same fractions of the evaluation's eps (sigma = eps, step
 = 0.01 / (8/255) * eps), so the attack scales with the data set's budget; the steps and the sample schedule
-come from the evaluation settings (``adaptive_steps``, ``adaptive_schedule``) so that a CPU can afford them.
+come from the evaluation settings (``--adaptive-steps``, ``--adaptive-schedule``) so that a CPU can afford them.
 """
-from attacks.base import QUERY_SUBSET, AttackRun
-from attacks.nes import NES, schedule_text
+from dataclasses import dataclass
+
+from attacks.base import QUERY_SUBSET, AttackRun, AttackSettings
+from attacks.nes import NES, sample_schedule, schedule_option, schedule_text
+from common import validation
+from common.cli import option
 
 PAPER_EPS = 8 / 255
 SIGMA_PER_EPS = 1.0  # sigma 8/255 at eps 8/255
@@ -17,19 +21,43 @@ PAPER_STEPS = 100
 PAPER_SCHEDULE = ((0, 100), (20, 1000), (40, 20000))
 
 
+@dataclass(frozen=True)
+class NESAdaptiveSettings(AttackSettings):
+    """nes_adaptive's steps and sample schedule (also where the audit runs it as an adaptive attack)."""
+
+    steps: int = option(PAPER_STEPS, "nes_adaptive's signed steps (default {default})", key="adaptive_steps",
+                        metavar="N")
+    schedule: tuple = schedule_option(
+        PAPER_SCHEDULE, lambda: "nes_adaptive's antithetic pairs per estimate from each step on, increasing (default "
+                                "{default}, Tramer et al. 2020; --quick: "
+                                f"{schedule_text(NESAdaptiveSettings.quick['schedule'])})", key="adaptive_schedule")
+    quick = {"steps": 20, "schedule": ((0, 10), (5, 50), (10, 200))}
+
+    def validate(self):
+        validation.integer(self.steps, "steps", minimum=1)
+        sample_schedule(self.schedule, "schedule")
+
+
 class NESAdaptive(NES):
     """``NESAdaptive(model, eps)``: NES with the margin loss, sigma and step scaled to eps, no momentum and the
     paper's growing sample schedule; every other behaviour (query counting, early stop, projection) is NES's."""
 
     name = "nes_adaptive"
+    Settings = NESAdaptiveSettings
 
     def __init__(self, model, eps=PAPER_EPS, steps=PAPER_STEPS, samples=PAPER_SCHEDULE, query_batch=None, seed=None):
         super().__init__(model, eps=eps, alpha=ALPHA_PER_EPS * eps, steps=steps, samples=samples,
                          sigma=SIGMA_PER_EPS * eps, momentum=0.0, loss="margin", query_batch=query_batch, seed=seed)
 
     @classmethod
+    def configured(cls, model, eps, config):
+        """The attack at ``eps`` with ``config``'s settings for it, seed and query batch."""
+        settings = config.settings_of(cls.name)
+        return cls(model, eps=eps, steps=settings.steps, samples=settings.schedule, query_batch=config.query_batch,
+                   seed=config.seed)
+
+    @classmethod
     def evaluation_runs(cls, model, config):
-        attack = cls(model, eps=config.eps, steps=config.adaptive_steps, samples=config.adaptive_schedule,
-                     query_batch=config.query_batch, seed=config.seed)
+        attack = cls.configured(model, config.eps, config)
         return [AttackRun(cls.name, f"NES adaptive (margin, {schedule_text(attack.schedule)} samples@step)",
                           attack, images=QUERY_SUBSET)]

@@ -1,13 +1,31 @@
 """White-box projected gradient descent (L-inf and L2), batched over samples."""
 import contextlib
+from dataclasses import dataclass
 
 import torch
 
-from attacks.base import (ALL_IMAGES, DEFAULT_EPS, DEFAULT_STEP, TINY, Attack, AttackRun, attack_objective,
-                          check_inputs, eval_mode, flat_norm, linf_box, per_sample, row_mask, select_rows, sync_every)
+from attacks.base import (ALL_IMAGES, DEFAULT_EPS, DEFAULT_STEP, TINY, Attack, AttackRun, AttackSettings,
+                          attack_objective, check_inputs, eval_mode, flat_norm, linf_box, per_sample, row_mask,
+                          select_rows, sync_every)
 from common import validation
+from common.cli import option
 
 NORMS = ("linf", "l2")
+
+
+@dataclass(frozen=True)
+class PGDSettings(AttackSettings):
+    """PGD's settings in an evaluation (its step is the protocol's ``alpha``). The eps* bisection's APGD and the
+    checks' PGD runs take the same number of steps."""
+
+    steps: int = option(50, "PGD steps; also the eps* bisection's APGD steps (default {default})", key="steps",
+                        metavar="N")
+    restarts: int = option(1, "PGD random restarts (default {default})", key="restarts", metavar="N")
+    quick = {"steps": 20}
+
+    def validate(self):
+        validation.integer(self.steps, "steps", minimum=1)
+        validation.integer(self.restarts, "restarts", minimum=1)
 
 
 class PGD(Attack):
@@ -40,6 +58,7 @@ class PGD(Attack):
     """
 
     name = "pgd"
+    Settings = PGDSettings
 
     def __init__(self, model, eps=DEFAULT_EPS, alpha=DEFAULT_STEP, steps=50, random_start=True, restarts=1,
                  norm="linf", seed=None, bounds=(0.0, 1.0), sync_every=None, stop_on_success=True, keep_mode=False):
@@ -61,8 +80,9 @@ class PGD(Attack):
 
     @classmethod
     def evaluation_runs(cls, model, config):
-        return [AttackRun("pgd", "PGD", cls(model, eps=config.eps, alpha=config.alpha, steps=config.steps,
-                                     restarts=config.restarts, seed=config.seed), images=ALL_IMAGES)]
+        settings = config.settings_of(cls.name)
+        return [AttackRun("pgd", "PGD", cls(model, eps=config.eps, alpha=config.alpha, steps=settings.steps,
+                                            restarts=settings.restarts, seed=config.seed), images=ALL_IMAGES)]
 
     def __call__(self, x, y, targeted=False):
         x, y = check_inputs(self.model, x, y)

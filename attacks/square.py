@@ -7,13 +7,24 @@ while the image is still unfooled). This wrapper adds the one clean check an
 image costs before the search, as NES counts it, so an image misclassified
 from the start costs 1 query and one never fooled costs ``queries + 2``.
 """
+from dataclasses import dataclass
+
 import torch
 from pyautoattack.square import SquareAttack
 
 from attacks.autoattack import private_rng
-from attacks.base import (BLACK_BOX, DEFAULT_EPS, QUERY_SUBSET, Attack, AttackRun, attack_objective, check_inputs,
-                          eval_mode)
+from attacks.base import (BLACK_BOX, DEFAULT_EPS, QUERY_SUBSET, Attack, AttackRun, AttackSettings, attack_objective,
+                          check_inputs, eval_mode)
 from common import validation
+from common.cli import option
+
+
+@dataclass(frozen=True)
+class SquareSettings(AttackSettings):
+    queries: int = option(5000, "Square's query budget per image (default {default}, AutoAttack's)", metavar="N")
+
+    def validate(self):
+        validation.integer(self.queries, "queries", minimum=1)
 
 
 class Square(Attack):
@@ -26,6 +37,7 @@ class Square(Attack):
     name = "square"
     threat_model = BLACK_BOX
     counts_queries = True
+    Settings = SquareSettings
 
     def __init__(self, model, eps=DEFAULT_EPS, queries=5000, p_init=0.8, seed=0):
         super().__init__(model, seed if seed is not None else 0)
@@ -38,9 +50,9 @@ class Square(Attack):
 
     @classmethod
     def evaluation_runs(cls, model, config):
-        return [AttackRun(cls.name, f"Square ({config.square_queries} queries)",
-                          cls(model, eps=config.eps, queries=config.square_queries, seed=config.seed),
-                          images=QUERY_SUBSET)]
+        queries = config.settings_of(cls.name).queries
+        return [AttackRun(cls.name, f"Square ({queries} queries)", cls(model, eps=config.eps, queries=queries,
+                                                                         seed=config.seed), images=QUERY_SUBSET)]
 
     def __call__(self, x, y, targeted=False):
         x, y = check_inputs(self.model, x, y)

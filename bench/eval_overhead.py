@@ -75,15 +75,14 @@ def direct(model, x, y, config, device):
                 if run.attack.threat_model == WHITE_BOX and not run.targeted and run.images == ALL_IMAGES:
                     attack_batches(model, run.attack, x, y, config.batch_size)
     for norm in config.minimal_norms:
-        search = Search(fab_steps=config.fab_steps, fab_restarts=config.fab_restarts, targets=config.minimal_targets,
-                        bisection_steps=config.steps, seed=config.seed)
-        minimal_perturbations(model, x, y, device, norm, config.minimal_limit, search, config.batch_size)
+        minimal_perturbations(model, x, y, device, norm, config.minimal_limit, Search.of(config), config.batch_size)
     n = min(config.check_n, len(x))
-    attack_batches(model, PGD(model, eps=1.0, alpha=2.5 / config.steps, steps=config.steps, seed=config.seed),
+    pgd = config.settings_of("pgd")
+    attack_batches(model, PGD(model, eps=1.0, alpha=2.5 / pgd.steps, steps=pgd.steps, seed=config.seed),
                    x[:n], y[:n], config.batch_size)
     if "pgd" in config.attacks and min(2 * config.eps, 1.0) not in config.eps_sweep:
-        attack_batches(model, PGD(model, eps=min(2 * config.eps, 1.0), alpha=config.alpha, steps=config.steps,
-                                  restarts=config.restarts, seed=config.seed), x[:n], y[:n], config.batch_size)
+        attack_batches(model, PGD(model, eps=min(2 * config.eps, 1.0), alpha=config.alpha, steps=pgd.steps,
+                                  restarts=pgd.restarts, seed=config.seed), x[:n], y[:n], config.batch_size)
     for start in range(0, n, config.batch_size):
         batch = x[start:min(start + config.batch_size, n)].clone().requires_grad_(True)
         torch.autograd.grad(F.cross_entropy(model(batch), y[start:start + len(batch)], reduction="sum"), batch)
@@ -112,11 +111,11 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     device = resolve_device(args.device)
-    config = EvalConfig(attacks=tuple(args.attacks), eps=args.eps, n_eval=args.n_eval, steps=args.steps,
-                        query_n=args.query_n, square_queries=args.square_queries, nes_steps=args.nes_steps,
-                        nes_samples=args.nes_samples, eps_sweep=tuple(args.eps_sweep), check_n=args.n_eval,
-                        minimal_norms=tuple(args.minimal_norms), fab_steps=args.fab_steps, fab_restarts=1,
-                        minimal_targets=1, audit_radii=())  # the audit (AutoAttack at eps* scale) aside
+    config = EvalConfig().with_options(
+        attacks=tuple(args.attacks), eps=args.eps, n_eval=args.n_eval, steps=args.steps, query_n=args.query_n,
+        square_queries=args.square_queries, nes_steps=args.nes_steps, nes_samples=args.nes_samples,
+        eps_sweep=tuple(args.eps_sweep), check_n=args.n_eval, minimal_norms=tuple(args.minimal_norms),
+        fab_steps=args.fab_steps, fab_restarts=1, minimal_targets=1, audit_radii=())  # the audit aside
     config.validate()
     with cpu_threads(args.threads):
         torch.manual_seed(0)

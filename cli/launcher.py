@@ -3,13 +3,11 @@ and the command line each Slurm task runs."""
 import sys
 
 from cli import EVAL, ROOT, TRAIN
+from cli.variants import selection_dests
 from common.device import resolve_device
 from launch import LAUNCHERS, LOCAL, SLURM
 from launch.config import FIELDS as SLURM_FIELDS
 from launch.config import SlurmConfig
-
-
-VARIANT_DESTS = ("layers", "strength", "strengths", "sweep", "seed", "seeds", "no_baseline", "baseline_only")
 
 
 def add_launcher_options(parser):
@@ -45,14 +43,10 @@ def device_from_args(args, slurm):
 def task_command(parser, args, device, dataset):
     """``command(variant)``: the argv a Slurm task runs, this command for that variant alone, on the ``device``
     and ``dataset`` fixed at submission; ``parser``: main.py's, which parsed ``args``."""
-    leave_out = {*VARIANT_DESTS, "launcher", "device", "dataset", *SLURM_FIELDS}
+    leave_out = {*selection_dests(parser), "launcher", "device", "dataset", *SLURM_FIELDS}
     shared = parser.command_line(args, leave_out=leave_out) + ["--dataset", dataset]
 
     def command(variant):
-        if variant.is_baseline:
-            selection = ["--baseline-only"]
-        else:
-            selection = ["--layers", variant.layer, "--strength", repr(variant.strength), "--no-baseline"]
-        return [sys.executable, str(ROOT / "main.py"), *shared, *selection, "--seed", str(variant.seed),
-                "--device", device.type]
+        return [sys.executable, str(ROOT / "main.py"), *shared, *variant.selection_flags(), "--seed",
+                str(variant.seed), "--device", device.type]
     return command

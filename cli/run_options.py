@@ -6,7 +6,7 @@ from cli import EVAL, ROOT, TRAIN, VIS
 from common.device import DEFAULT_THREADS, DEVICE_CHOICES
 from common.errors import UsageError
 from data.registry import DATASETS, DEFAULT_DATASET, datasets_in
-from evaluation.config import QUICK as EVAL_QUICK
+from evaluation.config import quick_preset as eval_quick
 from training.recipe import QUICK as TRAIN_QUICK
 from training.recipe import QUICK_STEPS
 
@@ -34,8 +34,8 @@ def add_run_options(parser):
                             help="results, one folder per data set (default results/)")
     parser.add_mode_options(group, (TRAIN, EVAL), "--quick", action="store_true",
                             help=f"CPU-sized presets to run the pipeline end to end in minutes, not for findings "
-                                 f"(training: {TRAIN_QUICK} and at least {QUICK_STEPS} SGD steps; eval: {EVAL_QUICK});"
-                                 f" flags override them")
+                                 f"(training: {TRAIN_QUICK} and at least {QUICK_STEPS} SGD steps; eval: "
+                                 f"{eval_quick()}); flags override them")
     parser.add_mode_options(group, (TRAIN, EVAL), "--force", action="store_true",
                             help="redo variants that already have a checkpoint (train) or an up-to-date result (eval)")
 

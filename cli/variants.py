@@ -9,12 +9,24 @@ from sparsity.variants import select_variants
 from training.adversarial import ADV_TRAININGS
 
 
+# The options that pick variants one by one (layers, strengths, seeds, the baseline), in their own group: a Slurm
+# task's command replaces them with its variant's selection (cli.launcher.task_command).
+SELECTION = "variants: which ones (layer, strength, seed, the baseline)"
+
+
 def add_variant_options(parser):
-    group = parser.add_argument_group("variants (method, layer, strength, seed)")
+    group = parser.add_argument_group("variants: how they are made (method, adversarial training)")
     method = group.add_mutually_exclusive_group()
     method.add_argument("--method", choices=list(METHODS), default=None,
                         help=f"sparsity method (default {DEFAULT_METHOD})")
     method.add_argument("--dropout", action="store_true", help="same as --method dropout (the original spelling)")
+    parser.add_mode_options(group, (TRAIN, EVAL), "--adv-train", choices=ADV_TRAININGS, default=None,
+                            help="adversarial training of every selected variant, part of its identity and file "
+                                 "names: pgd (Madry et al. 2018) or fgsm-rs (FGSM from a random start, Wong et al. "
+                                 "2020); needs --adv-eps (default: standard training)")
+    parser.add_mode_options(group, (TRAIN, EVAL), "--adv-eps", type=fraction, default=None, metavar="EPS",
+                            help="L-inf budget of --adv-train, in (0, 1], e.g. 0.1 or 8/255")
+    group = parser.add_argument_group(SELECTION)
     layers = layer_names()
     group.add_argument("--layers", nargs="+", default=None, metavar="LAYER",
                        help=f"layers to regularise, space- or comma-separated (default: every layer of the model; "
@@ -38,12 +50,19 @@ def add_variant_options(parser):
     baseline.add_argument("--no-baseline", action="store_true", help="leave out the unregularised 'standard' baseline")
     parser.add_mode_options(baseline, (TRAIN, EVAL), "--baseline-only", action="store_true",
                             help="only the 'standard' baseline (e.g. one job of a job array)")
-    parser.add_mode_options(group, (TRAIN, EVAL), "--adv-train", choices=ADV_TRAININGS, default=None,
-                            help="adversarial training of every selected variant, part of its identity and file "
-                                 "names: pgd (Madry et al. 2018) or fgsm-rs (FGSM from a random start, Wong et al. "
-                                 "2020); needs --adv-eps (default: standard training)")
-    parser.add_mode_options(group, (TRAIN, EVAL), "--adv-eps", type=fraction, default=None, metavar="EPS",
-                            help="L-inf budget of --adv-train, in (0, 1], e.g. 0.1 or 8/255")
+
+
+def selection_dests(parser):
+    """The dests of the options that pick variants one by one (the SELECTION group's)."""
+    return {action.dest for group in parser._action_groups if group.title == SELECTION
+            for action in group._group_actions}
+
+
+def selection_aliases(args):
+    """The flag given for the settings whose flag has two spellings (--strength or --strengths, --seed or --seeds),
+    for errors."""
+    return {"strengths": "--strength" if args.strength is not None else "--strengths",
+            "seeds": "--seed" if args.seeds is None else "--seeds"}
 
 
 def method_from_args(args):

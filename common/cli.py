@@ -4,9 +4,17 @@ The entry points parse with ``ArgumentParser`` and run their work inside
 ``parser.errors_as_flags()``: the library's plain exceptions (``ConfigError``,
 ``FileProblem``) become a ``UsageError`` that names the flag to change, and
 ``run_main`` prints it as one stderr line and exits with status 2.
+
+A configuration dataclass declares its command line with its fields: ``option(default, help, ...)`` is a
+dataclass field whose metadata says how the command line sets it, ``add_config_options`` adds one option per
+such field, ``given_options`` reads back what was given, and ``command_flags`` writes a configuration back as
+the flags that reproduce it. A field's option key (the argparse dest, and the keyword ``from_options`` takes)
+is its name, or ``owner_name`` for the settings of a part (an attack's); its flag is the key with dashes, unless
+the field says otherwise.
 """
 import argparse
 import contextlib
+import dataclasses
 import os
 import sys
 import warnings
@@ -48,8 +56,10 @@ class ArgumentParser(argparse.ArgumentParser):
             flag = token.split("=", 1)[0]
             modes = self.option_modes.get(flag)
             if modes is not None and mode not in modes:
+                same = self.flag(self._option_string_actions[flag].dest, mode)  # this mode's option of that setting
+                instead = f"use {same}" if same and same != flag else "leave it out"
                 raise UsageError(f"{flag} applies to --mode {' and '.join(modes)}, not --mode {mode}; "
-                                 f"leave it out (see {self.prog} --help)")
+                                 f"{instead} (see {self.prog} --help)")
 
     def format_help(self):
         # argparse cannot draw an empty mutually exclusive group, which a mode's --help leaves where every option
@@ -66,8 +76,8 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def command_line(self, args, leave_out=()):
         """The options that parse back to ``args`` (those that differ from their defaults), except the dests in
-        ``leave_out``: how a command hands its own settings to another process. Paths become absolute, floats
-        are written exactly (``repr``)."""
+        ``leave_out`` and the options of other modes than ``args.mode`` (which may share a dest): how a command
+        hands its own settings to another process. Paths become absolute, floats are written exactly (``repr``)."""
         def text(value):
             if isinstance(value, Path):
                 return os.path.abspath(value)
@@ -76,6 +86,8 @@ class ArgumentParser(argparse.ArgumentParser):
         argv = []
         for action in self._actions:
             if not action.option_strings or action.dest in leave_out or not hasattr(args, action.dest):
+                continue
+            if getattr(args, "mode", None) not in self.option_modes.get(action.option_strings[0], (args.mode,)):
                 continue
             value = getattr(args, action.dest)
             if value == action.default:
@@ -91,33 +103,38 @@ class ArgumentParser(argparse.ArgumentParser):
                 argv += [flag, text(value)]
         return argv
 
-    def flag(self, field):
-        """The option that sets ``field`` (an argparse dest or a config attribute of the same name)."""
-        for action in self._actions:
-            if action.dest == field and action.option_strings:
+    def flag(self, field, mode=None):
+        """The option that sets ``field`` (an argparse dest or a config attribute of the same name); where options
+        of several modes share the dest (--batch-size, --eval-batch-size), the one ``mode`` takes."""
+        found = [action for action in self._actions if action.dest == field and action.option_strings]
+        for action in found:
+            if mode is None or mode in self.option_modes.get(action.option_strings[0], (mode,)):
                 return max(action.option_strings, key=len)
         return None
 
     @contextlib.contextmanager
-    def errors_as_flags(self, aliases=None):
-        """Turn the library's ConfigError/FileProblem into UsageErrors that speak in this parser's flags.
+    def errors_as_flags(self, aliases=None, mode=None):
+        """Turn the library's ConfigError/FileProblem into UsageErrors that speak in this parser's flags (those
+        of ``mode``).
 
-        ``aliases`` maps a config field to its flag where the names differ (e.g. ``{"batch_size": "--eval-batch-size"}``).
+        ``aliases`` maps a field to its flag where the option given has another dest (``{"seeds": "--seed"}``).
         """
         aliases = aliases or {}
+
+        def flag(field):
+            return (aliases.get(field) or self.flag(field, mode)) if field else None
+
         try:
             yield
         except ConfigError as err:
-            flag = aliases.get(err.field) or self.flag(err.field)
-            raise UsageError(f"{flag} {err.problem}" if flag else str(err)) from None
+            name = flag(err.field)
+            raise UsageError(f"{name} {err.problem}" if name else str(err)) from None
         except FileProblem as err:
             message = str(err)
-            overwrite = aliases.get(err.overwrite) or (self.flag(err.overwrite) if err.overwrite else None)
-            if overwrite:
-                message += f"; or pass {overwrite} to replace it"
-            place = aliases.get(err.location) or (self.flag(err.location) if err.location else None)
-            if place:
-                message += f"; or choose another place with {place}"
+            if flag(err.overwrite):
+                message += f"; or pass {flag(err.overwrite)} to replace it"
+            if flag(err.location):
+                message += f"; or choose another place with {flag(err.location)}"
             raise UsageError(message) from None
 
 
@@ -158,3 +175,122 @@ def fraction(text):
         return float(numerator) / float(denominator) if denominator else float(numerator)
     except (ValueError, ZeroDivisionError):
         raise argparse.ArgumentTypeError(f"{text!r} is not a number or a fraction such as 8/255")
+
+
+# ---- configuration fields and their options ---------------------------------------------------------------------
+
+CLI = "cli"  # the metadata key of a field's option
+
+
+def option(default, help, *, flag=None, aliases=(), key=None, type=None, nargs=None, choices=None, metavar=None,
+           convert=None, none=None, write=None, command_line=True):
+    """A dataclass field with ``default`` and its command-line option.
+
+    ``help``: the option's help, where ``{default}`` stands for the default as the command line writes it; or a
+    callable returning it, for help that lists what registries hold when the parser is built. ``flag``: where it is
+    not the key with dashes; ``aliases``: earlier spellings still accepted. ``key``: the option key of a part's
+    setting where it is not ``owner_name`` (PGD's ``steps`` is ``--steps``). ``type``, ``nargs``, ``choices`` (or a
+    callable), ``metavar``: as argparse takes them (``type`` converts one word; default: the field's int or float
+    type, or the word itself; a bool field is ``--x/--no-x``). ``convert``: the parsed value to the field's (after
+    lists become tuples). ``none``: a list option that the word ``none`` alone sets to ``()``, turning ``none``
+    off. ``write``: the value as the words that give it back (default: each item, floats exactly).
+    ``command_line`` False: a field no option sets."""
+    spec = {"help": help, "flag": flag, "aliases": tuple(aliases), "key": key, "type": type, "nargs": nargs,
+            "choices": choices, "metavar": metavar, "convert": convert, "none": none, "write": write,
+            "command_line": command_line}
+    return dataclasses.field(default=default, metadata={CLI: spec})
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One configuration field's option: its key (the argparse dest), flag, the field and its declaration."""
+
+    key: str
+    flag: str
+    field: object
+    spec: dict
+    owner: str | None = None
+
+    @property
+    def name(self):
+        return self.field.name
+
+    def words(self, value):
+        """``value`` as the words after the flag that parse back to it."""
+        if self.spec["write"] is not None:
+            return list(self.spec["write"](value))
+        if isinstance(value, (tuple, list)):
+            return ["none"] if not value and self.spec["none"] else [word for item in value for word in
+                                                                     self.words(item)]
+        return [repr(value) if isinstance(value, float) else str(value)]
+
+
+def config_options(cls, owner=None):
+    """The Options of a configuration dataclass's fields (``owner``: the part whose settings these are)."""
+    found = []
+    for field in dataclasses.fields(cls):
+        spec = field.metadata.get(CLI)
+        if spec is None or not spec["command_line"]:
+            continue
+        key = spec["key"] or (f"{owner}_{field.name}" if owner else field.name)
+        found.append(Option(key, spec["flag"] or "--" + key.replace("_", "-"), field, spec, owner))
+    return found
+
+
+def _argparse_type(option):
+    if option.spec["type"] is not None:
+        return option.spec["type"]
+    kind = option.field.type
+    for simple in (int, float):
+        if kind is simple or kind == simple | None:
+            return simple
+    return None
+
+
+def add_config_options(parser, group, modes, options, defaults):
+    """One option of ``parser`` (in ``group``, for ``modes``) per Option; ``defaults(option)``: the value its help
+    states as the default. Every option's default is None: not given."""
+    for option in options:
+        spec = option.spec
+        text = spec["help"]() if callable(spec["help"]) else spec["help"]
+        if "{default}" in text:
+            text = text.format(default=" ".join(option.words(defaults(option))))
+        choices = spec["choices"]() if callable(spec["choices"]) else spec["choices"]
+        kwargs = {"dest": option.key, "help": text, "default": None}
+        if option.field.type is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs.update(type=_argparse_type(option), nargs=spec["nargs"], metavar=spec["metavar"],
+                          choices=None if choices is None else [*choices, *(["none"] if spec["none"] else [])])
+        parser.add_mode_options(group, modes, option.flag, *spec["aliases"], **kwargs)
+
+
+def given_options(args, options):
+    """``{key: value}`` of the Options given on the command line ``args`` parsed, as the fields take them."""
+    given = {}
+    for option in options:
+        value = getattr(args, option.key, None)
+        if value is None:
+            continue
+        if option.spec["none"] and isinstance(value, list) and "none" in value:
+            if len(value) > 1:
+                raise UsageError(f"{option.flag} none turns {option.spec['none']} off; give it alone")
+            value = []
+        value = tuple(value) if isinstance(value, list) else value
+        given[option.key] = option.spec["convert"](value) if option.spec["convert"] and value != () else value
+    return given
+
+
+def command_flags(options, values, base):
+    """The flags that turn the configuration ``base`` into ``values`` (both ``{key: value}``): one per Option
+    whose value differs, in the Options' order."""
+    flags = []
+    for option in options:
+        value = values[option.key]
+        if value == base[option.key] or value is None:
+            continue
+        if option.field.type is bool:
+            flags.append(option.flag if value else "--no-" + option.flag[2:])
+        else:
+            flags += [option.flag, *option.words(value)]
+    return flags

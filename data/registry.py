@@ -48,6 +48,12 @@ def dataset_folder(root, name):
     return root / name
 
 
+def dataset_root(folder, name):
+    """The root whose ``dataset_folder(root, name)`` is ``folder`` (what --models-dir or --results-dir names)."""
+    folder = Path(folder)
+    return folder.parent if folder.name == name and dataset_folder(folder.parent, name) == folder else folder
+
+
 def _has_legacy_layout(root):
     """Checkpoints or result folders of the old layout: ``standard_seed*.pt`` or a method folder of files."""
     if any(root.glob("standard_seed*.pt")):

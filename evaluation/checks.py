@@ -82,7 +82,8 @@ def check_large_eps(model, config, x, y, device, clean_pred):
     n = min(config.check_n, len(x))
     if n == 0:
         return check(name, NOT_RUN, "check_n is 0")
-    attack = PGD(model, eps=1.0, alpha=2.5 / config.steps, steps=config.steps, seed=config.seed)
+    steps = config.settings_of(PGD.name).steps
+    attack = PGD(model, eps=1.0, alpha=2.5 / steps, steps=steps, seed=config.seed)
     rate = run_attack(model, attack, x[:n], y[:n], device, config.batch_size, desc="check eps=1",
                       clean_pred=clean_pred[:n])["success"]
     rate = rate.float().mean().item()
@@ -104,7 +105,8 @@ def check_eps_monotone(model, config, x, y, device, completed, clean_pred, swept
     if (pgd.key, double_eps) in swept:
         still_correct = swept[pgd.key, double_eps][:n]
     else:
-        attack = PGD(model, eps=double_eps, alpha=config.alpha, steps=config.steps, restarts=config.restarts,
+        settings = config.settings_of(PGD.name)
+        attack = PGD(model, eps=double_eps, alpha=config.alpha, steps=settings.steps, restarts=settings.restarts,
                      seed=config.seed)
         double = run_attack(model, attack, x[:n], y[:n], device, config.batch_size, desc="check 2*eps",
                             clean_pred=clean_pred[:n])

@@ -1,24 +1,25 @@
-"""Every knob of one evaluation, in one record that validates itself."""
-from dataclasses import asdict, dataclass, replace
+"""Every knob of one evaluation, in one record that validates itself: the shared protocol (attacks, budget,
+images, seed, batches, eps*, audit, checks) as fields, each attack's own settings as that attack's ``Settings``
+(``attacks.attack_settings()``), and their command-line options declared with the fields (``common.cli.option``)."""
+from dataclasses import asdict, dataclass, field, fields, replace
 
-from attacks import ATTACKS
-from attacks.base import LOSSES
-from attacks.nes import MODES as NES_MODES
-from attacks.nes import default_query_batch, sample_schedule, validate_query_batch
-from attacks.nes_adaptive import PAPER_SCHEDULE, PAPER_STEPS
+from attacks import ATTACKS, attack_settings
 from attacks.adaptive import ADAPTIVE
+from attacks.nes import default_query_batch, validate_query_batch
 from evaluation.minimal import LIMIT_PER_EPS
 from evaluation.minimal import NORMS as MINIMAL_NORMS
 from common import validation
+from common.cli import command_flags, config_options, fraction, option
 from common.errors import ConfigError
-from data.registry import DEFAULT_DATASET, get_dataset
+from data.registry import DATASETS, DEFAULT_DATASET, get_dataset
+from models import layer_names
+from sparsity.methods import DEFAULT_METHOD
 
-# --quick: few images and short attacks, so the pipeline runs end to end on a CPU in minutes.
-# Explicit options still override these (the training preset is training.recipe.QUICK).
-QUICK = {"attacks": ("pgd", "apgd", "square", "nes", "nes_adaptive"), "n_eval": 100, "steps": 20, "query_n": 20,
-         "nes_samples": 20, "nes_steps": 20, "adaptive_steps": 20, "adaptive_schedule": ((0, 10), (5, 50), (10, 200)),
-         "minimal_norms": ("linf",), "fab_steps": 50, "fab_restarts": 1, "minimal_targets": 2, "check_n": 100,
-         "audit_n": 20}
+# --quick: few images and short attacks, so the pipeline runs end to end on a CPU in minutes. Each attack's own
+# preset is its Settings.quick (quick_preset() has them all). Explicit options still override these (the training
+# preset is training.recipe.QUICK).
+QUICK = {"attacks": ("pgd", "apgd", "square", "nes", "nes_adaptive"), "n_eval": 100, "query_n": 20,
+         "minimal_norms": ("linf",), "check_n": 100, "audit_n": 20}
 AUDIT_MULTIPLES = ("0.5x", "1x", "1.5x")  # default audit radii: multiples of the reference median eps*
 
 
@@ -40,60 +41,116 @@ def audit_radius(value, field="audit_radii"):
 DEFAULT = get_dataset(DEFAULT_DATASET)  # the budget of a config made without a data set
 
 
+def _per_dataset(values):
+    return "; ".join(f"{d.name} {values(d)}" for d in DATASETS.values())
+
+
+def default_settings():
+    """Every attack's default settings: ``{name: its Settings()}``."""
+    return {name: settings() for name, settings in attack_settings().items()}
+
+
 @dataclass(frozen=True)
 class EvalConfig:
     """Defaults are the protocol of docs/usage.md (Evaluate); ``to_dict()`` is the result file's ``eval_config``.
     The budget and step are the data set's (``from_options(dataset=...)``, which requires one); CIFAR-10's for a bare
-    ``EvalConfig()``."""
+    ``EvalConfig()``. ``attack_settings``: each attack's own settings (``settings_of(name)``)."""
 
-    attacks: tuple = ("pgd", "autoattack", "square", "nes")
-    eps: float = DEFAULT.eps  # L-inf budget of every attack
-    alpha: float = DEFAULT.step  # step size of PGD and NES
-    steps: int = 50  # PGD
-    restarts: int = 1
-    n_eval: int | None = None  # attack the first n_eval test images; None = all
-    query_n: int = 1000  # query-based attacks (NES, Square) run on a seeded subset of query_n of those images
-    square_queries: int = 5000  # Square's query budget per image (AutoAttack's)
-    eps_sweep: tuple = ()  # white-box attacks also run at each of these eps (robustness curves)
-    nes_steps: int = 50
-    nes_samples: int = 200  # antithetic pairs per gradient estimate
-    nes_sigma: float = 1 / 255
-    nes_momenta: tuple = (0.0, 0.9)
-    nes_modes: tuple = NES_MODES
-    nes_loss: str = "ce"  # the original repository's; "margin" for the logit margin
-    adaptive_steps: int = PAPER_STEPS  # nes_adaptive (Tramer et al. 2020): signed steps
-    adaptive_schedule: tuple = PAPER_SCHEDULE  # nes_adaptive: (from step, antithetic pairs per estimate), increasing
-    minimal_norms: tuple = MINIMAL_NORMS  # per-image minimal perturbation (eps*) in these norms; () = not measured
-    minimal_limit: float | None = None  # its L-inf search limit (L2: x sqrt(d)); None = LIMIT_PER_EPS x eps
-    fab_steps: int = 100  # FAB's iterations (the package's default)
-    fab_restarts: int = 2  # FAB's untargeted runs for eps*: from the clean image, then from random starts
-    minimal_targets: int = 3  # top classes of FAB-T and of the bisection's APGD-T
+    attacks: tuple = option(("pgd", "autoattack", "square", "nes"), lambda: (
+        f"attacks to run, of {' '.join(ATTACKS)} (default: {{default}}; --quick: {' '.join(QUICK['attacks'])})"),
+        nargs="+", choices=lambda: list(ATTACKS), metavar="ATTACK")
+    eps: float = option(DEFAULT.eps, lambda: "L-inf budget of every attack, in [0, 1] (default: the data set's: "
+                        + _per_dataset(lambda d: d.format_eps(d.eps)) + ")", type=fraction)
+    alpha: float = option(DEFAULT.step, lambda: "step size of PGD and NES (default: the data set's: "
+                          + _per_dataset(lambda d: d.format_eps(d.step)) + ")", type=fraction)
+    n_eval: int | None = option(None, "attack the first N test images (default: all)", metavar="N")
+    query_n: int = option(1000, "query-based attacks (NES, Square) on a seeded subset of N of them (default "
+                                "{default})", aliases=("--nes-n",), metavar="N")
+    eps_sweep: tuple = option((), lambda: "also run the white-box attacks at each EPS for robustness curves (given "
+                              "alone: the data set's: " + _per_dataset(lambda d: " ".join(map(d.format_eps,
+                                                                                              d.eps_sweep))) + ")",
+                              type=fraction, nargs="*", metavar="EPS")
+    minimal_norms: tuple = option(MINIMAL_NORMS, "norms of the per-image minimal perturbation eps* (FAB and a PGD "
+                                                 "bisection), of linf l2, or none (default: {default})",
+                                  nargs="+", choices=MINIMAL_NORMS, metavar="NORM", none="the measure")
+    minimal_limit: float | None = option(None, f"L-inf search limit of eps*, in (0, 1] (L2: EPS x sqrt(pixels); "
+                                               f"default {LIMIT_PER_EPS} x --eps)", type=fraction, metavar="EPS")
     # AutoAttack (standard) at these L-inf radii, checked against the eps* curve: eps values or multiples "1.5x" of
     # the reference median eps* (correct images; the same-seed baseline's where its record exists, else the model's)
-    audit_radii: tuple = AUDIT_MULTIPLES
-    audit_n: int | None = None  # the audit's AutoAttack on the first audit_n evaluated images; None = all of them
-    adaptive_attacks: tuple = tuple(ADAPTIVE)  # on models with a k-WTA layer, at the audit radii, folded into eps*
-    query_batch: int | None = None  # images per NES forward pass; None = the device's default
-    batch_size: int = 256  # images per attack call for white-box attacks and clean evaluation
+    audit_radii: tuple = option(AUDIT_MULTIPLES, "AutoAttack (standard) at these L-inf radii, checked against the "
+                                "eps* curve: eps values (0.03) or multiples of the same-seed baseline's median eps* "
+                                "(1.5x; the model's own where the baseline has no record yet), or none (default: "
+                                "{default})", nargs="+", metavar="EPS|Mx", none="it")
+    audit_n: int | None = option(None, "the audit's AutoAttack on the first N evaluated images (default: all; each "
+                                       "radius costs AutoAttack on every image still robust there)", metavar="N")
+    adaptive_attacks: tuple = option(tuple(ADAPTIVE), "adaptive attacks run on models with a k-WTA layer, at the "
+                                     f"audit radii, inside eps*: of {' '.join(ADAPTIVE)}, or none (default: all)",
+                                     nargs="+", metavar="NAME", none="it")
+    query_batch: int | None = option(None, "images per NES forward pass, even (default 4096 on CUDA, 64 otherwise)",
+                                     metavar="N")
+    batch_size: int = option(256, "images per white-box attack batch (default {default})", flag="--eval-batch-size",
+                             metavar="N")
     black_box_batch_size: int = 100  # images per call of a query-based attack
-    check_n: int = 500  # images used by the sanity checks that need extra attack runs
-    seed: int = 0
+    check_n: int = option(500, "images for the sanity checks (default {default})", metavar="N")
+    seed: int = 0  # the variant's (--seed)
     quick: bool = False
+    attack_settings: dict = field(default_factory=default_settings)
+
+    @staticmethod
+    def options():
+        """The Options of the shared protocol's fields and of every attack's settings, in that order."""
+        found = config_options(EvalConfig)
+        for name, settings in attack_settings().items():
+            found += config_options(settings, owner=name)
+        keys = [option.key for option in found]
+        repeated = sorted({key for key in keys if keys.count(key) > 1})
+        if repeated:
+            raise ValueError(f"settings of several attacks share the option {', '.join(repeated)}: give one a key")
+        return found
 
     @classmethod
     def from_options(cls, quick=False, *, dataset, **options):
-        """EvalConfig from options where None means "not given": the --quick preset if on, else the default, with
-        ``dataset``'s standard budget and step."""
+        """EvalConfig from options (keys: ``EvalConfig.options()``'s, the flags' names) where None means "not
+        given": the --quick preset if on, else the default, with ``dataset``'s standard budget and step."""
         dataset = get_dataset(dataset)
         given = {key: tuple(value) if isinstance(value, list) else value
                  for key, value in options.items() if value is not None}
-        config = replace(cls(), **{"eps": dataset.eps, "alpha": dataset.step, **(QUICK if quick else {}), **given,
-                                    "quick": quick})
+        config = cls(eps=dataset.eps, alpha=dataset.step).with_options(
+            **{**(quick_preset() if quick else {}), **given, "quick": quick})
         config.validate()
         return config
 
+    def with_options(self, **options):
+        """A copy with ``options`` changed, keyed as ``from_options`` takes them (``steps``, ``nes_samples``, ...,
+        and the fields that have no option); not validated."""
+        by_key = {option.key: option for option in self.options()}
+        shared, settings = {}, {}
+        for key, value in options.items():
+            option = by_key.get(key)
+            if option is not None and option.owner is not None:
+                settings.setdefault(option.owner, {})[option.name] = value
+            elif key in {f.name for f in fields(self)}:
+                shared[key] = value
+            else:
+                raise TypeError(f"EvalConfig has no option {key!r}")
+        changed = {**self.attack_settings}
+        for owner, values in settings.items():
+            changed[owner] = replace(self.settings_of(owner), **values)
+        return replace(self, **shared, attack_settings=changed)
+
+    def settings_of(self, name):
+        """The settings of attack ``name`` (its defaults where this config predates its registration)."""
+        if name in self.attack_settings:
+            return self.attack_settings[name]
+        return attack_settings()[name]()
+
+    def option_values(self):
+        """``{option key: value}`` of every option."""
+        return {option.key: getattr(self.settings_of(option.owner) if option.owner else self, option.name)
+                for option in self.options()}
+
     def validate(self):
-        """ConfigError naming the first bad field."""
+        """ConfigError naming the first bad field (an attack's setting by its option key, e.g. ``nes_steps``)."""
         validation.distinct(self.attacks, "attacks")
         for name in self.attacks:
             if name not in ATTACKS:
@@ -101,33 +158,17 @@ class EvalConfig:
         # images live in [0, 1]: an L-inf budget or step beyond 1 is a typo, not an experiment
         validation.number(self.eps, "eps", minimum=0, maximum=1)
         validation.number(self.alpha, "alpha", above=0, maximum=1)
-        validation.integer(self.steps, "steps", minimum=1)
-        validation.integer(self.restarts, "restarts", minimum=1)
         if self.n_eval is not None:
             validation.integer(self.n_eval, "n_eval", minimum=1)
         validation.integer(self.query_n, "query_n", minimum=1)
-        validation.integer(self.square_queries, "square_queries", minimum=1)
         if self.eps_sweep:
             for eps in validation.distinct(self.eps_sweep, "eps_sweep"):
                 validation.number(eps, "eps_sweep", above=0, maximum=1)
-        validation.integer(self.nes_steps, "nes_steps", minimum=1)
-        validation.integer(self.nes_samples, "nes_samples", minimum=1)
-        validation.number(self.nes_sigma, "nes_sigma", above=0, maximum=1)
-        for momentum in validation.distinct(self.nes_momenta, "nes_momenta"):
-            validation.number(momentum, "nes_momenta", minimum=0, below=1)
-        for mode in validation.distinct(self.nes_modes, "nes_modes"):
-            validation.choice(mode, "nes_modes", NES_MODES)
-        validation.choice(self.nes_loss, "nes_loss", LOSSES)
-        validation.integer(self.adaptive_steps, "adaptive_steps", minimum=1)
-        sample_schedule(self.adaptive_schedule, "adaptive_schedule")
         if self.minimal_norms:
             for norm in validation.distinct(self.minimal_norms, "minimal_norms"):
                 validation.choice(norm, "minimal_norms", MINIMAL_NORMS)
         if self.minimal_limit is not None:
             validation.number(self.minimal_limit, "minimal_limit", above=0, maximum=1)
-        validation.integer(self.fab_steps, "fab_steps", minimum=1)
-        validation.integer(self.fab_restarts, "fab_restarts", minimum=1)
-        validation.integer(self.minimal_targets, "minimal_targets", minimum=0)
         for radius in validation.distinct(self.audit_radii, "audit_radii") if self.audit_radii else ():
             audit_radius(radius)
         if self.audit_n is not None:
@@ -142,6 +183,12 @@ class EvalConfig:
         validation.integer(self.black_box_batch_size, "black_box_batch_size", minimum=1)
         validation.integer(self.check_n, "check_n", minimum=0)
         validation.seed(self.seed)
+        keys = {(option.owner, option.name): option.key for option in self.options() if option.owner}
+        for name, settings in self.attack_settings.items():
+            try:
+                settings.validate()
+            except ConfigError as err:
+                raise ConfigError(keys.get((name, err.field), f"{name}.{err.field}"), err.problem) from None
 
     def resolved(self, device, n_test):
         """The settings as actually run on ``device`` over a test set of ``n_test`` images: image counts
@@ -154,9 +201,36 @@ class EvalConfig:
                        query_batch=self.query_batch or default_query_batch(device), minimal_limit=limit)
 
     def to_dict(self):
-        """As JSON reads it back: tuples (also nested ones, the sample schedule's pairs) as lists."""
-        return {key: as_lists(value) for key, value in asdict(self).items()}
+        """As JSON reads it back (tuples, also nested ones such as a sample schedule's pairs, as lists): the shared
+        protocol's fields at the top level, each attack's settings under ``attack_settings`` by its name."""
+        record = {f.name: as_lists(getattr(self, f.name)) for f in fields(self) if f.name != "attack_settings"}
+        record["attack_settings"] = {name: as_lists(asdict(settings)) for name, settings in
+                                     self.attack_settings.items()}
+        return record
+
+    def command(self, *, dataset, method, layers=None, results_dir=None):
+        """The eval command that runs this evaluation of ``method``'s variants at ``layers`` (None: the default
+        ones) of ``dataset``, writing to ``results_dir`` (None: the default folder)."""
+        parts = ["python main.py --mode eval"] + (["--quick"] if self.quick else [])
+        if dataset != DEFAULT_DATASET:
+            parts += ["--dataset", dataset]
+        if method != DEFAULT_METHOD:
+            parts += ["--method", method]
+        if layers is not None and tuple(layers) != tuple(layer_names()):
+            parts += ["--layers", *layers]
+        base = EvalConfig.from_options(quick=self.quick, dataset=dataset)
+        parts += command_flags(self.options(), self.option_values(), base.option_values())
+        return " ".join(parts + ([] if results_dir is None else ["--results-dir", str(results_dir)]))
+
+
+def quick_preset():
+    """``{option key: value}`` of --quick: the shared protocol's and every attack's own."""
+    keys = {(option.owner, option.name): option.key for option in EvalConfig.options() if option.owner}
+    return {**QUICK, **{keys[name, field_name]: value for name, settings in attack_settings().items()
+                        for field_name, value in settings.quick.items()}}
 
 
 def as_lists(value):
+    if isinstance(value, dict):
+        return {key: as_lists(item) for key, item in value.items()}
     return [as_lists(item) for item in value] if isinstance(value, (tuple, list)) else value

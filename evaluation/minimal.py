@@ -53,6 +53,14 @@ class Search:
     seed: int = 0
     straight_through: tuple = ()
 
+    @classmethod
+    def of(cls, config, straight_through=()):
+        """The search an EvalConfig asks for: its FAB settings, and PGD's steps for the bisection."""
+        fab = config.settings_of("fab")
+        return cls(fab_steps=fab.steps, fab_restarts=fab.restarts, targets=fab.targets,
+                   bisection_steps=config.settings_of("pgd").steps, seed=config.seed,
+                   straight_through=straight_through)
+
     def settings(self):
         through = "".join(f"; then through k-WTA with BPDA ({mode})" for mode in self.straight_through)
         return {"fab_steps": self.fab_steps, "fab_restarts": self.fab_restarts, "targets": self.targets,

@@ -34,6 +34,7 @@ from sparsity.methods import METHODS
 from sparsity.variants import Variant
 from training.checkpoint import (checkpoint_test_set, checkpoint_variant, load_checkpoint, model_from_checkpoint,
                                  require_dataset)
+from training.recipe import Recipe
 
 
 def query_subset(n_eval, size, seed):
@@ -82,9 +83,7 @@ def evaluate_model(model, x, y, num_classes, device, config, audit_reference=Non
     started = time.perf_counter()
     curves, swept = robustness_curves(model, config, x_eval, y_eval, clean_pred, device, completed, evidence)
     timings["eps_sweep_s"] = time.perf_counter() - started
-    search = Search(fab_steps=config.fab_steps, fab_restarts=config.fab_restarts, targets=config.minimal_targets,
-                    bisection_steps=config.steps, seed=config.seed,
-                    straight_through=("identity",) if has_kwta(model) else ())
+    search = Search.of(config, straight_through=("identity",) if has_kwta(model) else ())
     results = {}
     for norm in config.minimal_norms:
         started = time.perf_counter()
@@ -294,15 +293,17 @@ class Job:
         return self.checkpoint["metadata"]
 
 
-def find_checkpoints(variants, models_dir, train_hint, dataset):
+def find_checkpoints(variants, models_dir, data_dir, dataset, quick=False):
     """``(ready, warnings)``: the variants with a finished checkpoint of exactly that identity, and why the
-    others are left out. Every checkpoint is read here, before any attack runs, so a corrupt file or one that
+    others are left out, with the command that trains them (the ``quick`` recipe or not, where there is no
+    checkpoint). Every checkpoint is read here, before any attack runs, so a corrupt file or one that
     holds another variant or another data set's model stops the run before hours of work."""
     ready, warnings = [], []
     for variant in variants:
         path = variant.checkpoint_path(models_dir)
         if not path.exists():
-            warnings.append(f"no checkpoint for {variant.name} in {models_dir}; create it with: {train_hint(variant)}")
+            command = Recipe.from_options(quick=quick, dataset=dataset).train_command(variant, data_dir, models_dir)
+            warnings.append(f"no checkpoint for {variant.name} in {models_dir}; create it with: {command}")
             continue
         checkpoint = load_checkpoint(path, mmap=True)
         require_dataset(path, checkpoint["metadata"], dataset)
@@ -313,9 +314,10 @@ def find_checkpoints(variants, models_dir, train_hint, dataset):
                               f"{variant.strength!r}); move it to its own name or retrain it", "models_dir")
         status = checkpoint["metadata"]["status"]
         if status != "complete":
+            command = Recipe.from_stored(checkpoint["metadata"]["recipe"]).train_command(
+                variant, data_dir, models_dir, force=status == "diverged", state_amp=True)
             warnings.append(f"skipping {variant.name}: its checkpoint {path} is {status.replace('_', ' ')}; "
-                            f"{'retrain it with' if status == 'diverged' else 'finish its training with'}: "
-                            f"{train_hint(variant, force=status == 'diverged', recipe=checkpoint['metadata']['recipe'])}")
+                            f"{'retrain it with' if status == 'diverged' else 'finish its training with'}: {command}")
             continue
         ready.append(Job(variant, path, checkpoint, file_sha256(path)))
     return ready, warnings
@@ -399,19 +401,17 @@ def print_warning(message):
     print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
-def evaluate_variants(variants, method, models_dir, results_dir, data_dir, device, config, train_hint, force=False,
+def evaluate_variants(variants, method, models_dir, results_dir, data_dir, device, config, force=False,
                       log=print, warn=print_warning, *, dataset):
     """Evaluate the variants of ``method`` (and the baseline) that have finished ``dataset`` checkpoints in
     ``models_dir``, writing to ``results_dir/method`` (both folders of that data set: ``data.registry``).
 
-    ``train_hint(variant, force=False, recipe=None)`` returns the command that (re)trains a variant (with a
-    checkpoint's recipe where one exists), for messages.
     Returns the records of the evaluated variants, in table order.
     """
     method_dir = results_dir / method
     folder = RecordFolder(method_dir, method, warn, dataset)
     folder.records()  # a malformed or foreign result file stops the run before any attack
-    ready, warnings = find_checkpoints(variants, models_dir, train_hint, dataset)
+    ready, warnings = find_checkpoints(variants, models_dir, data_dir, dataset, config.quick)
     if not ready:
         raise no_checkpoint_error(variants, warnings, models_dir)
     for warning in warnings:

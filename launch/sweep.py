@@ -40,8 +40,8 @@ def submit_training(variants, recipe, data_dir, models_dir, config, command, wor
                      config, workdir, f"{finished} trained already", log=log)
 
 
-def submit_evaluation(variants, method, models_dir, results_dir, data_dir, device, eval_config, train_hint, config,
-                      command, workdir, force=False, log=print, warn=print_warning, *, dataset):
+def submit_evaluation(variants, method, models_dir, results_dir, data_dir, device, eval_config, config, command,
+                      workdir, force=False, log=print, warn=print_warning, *, dataset):
     """Evaluate ``variants`` of ``dataset`` (its folders: ``models_dir``, ``results_dir``) as one array, one task per
     variant whose result is missing or stale, including those whose training task is still queued or running:
     the array then waits for those tasks."""
@@ -51,7 +51,8 @@ def submit_evaluation(variants, method, models_dir, results_dir, data_dir, devic
     in_queue = slurm.queued_tasks()
     training = queued_arrays(Path(models_dir) / FOLDER, TRAIN, in_queue)
     queued = queued_arrays(method_dir / FOLDER, EVAL, in_queue)
-    ready, warnings = find_checkpoints([v for v in variants if v not in training], models_dir, train_hint, dataset)
+    ready, warnings = find_checkpoints([v for v in variants if v not in training], models_dir, data_dir, dataset,
+                                       eval_config.quick)
     if not ready and not any(variant in training for variant in variants):
         raise no_checkpoint_error(variants, warnings, models_dir)
     for warning in warnings:

@@ -89,6 +89,13 @@ class Variant(TrainedAs):
     def to_record(self):
         return {**asdict(self), "name": self.name}
 
+    def selection_flags(self):
+        """main.py's flags that select this variant alone among its method's (method, adversarial training and seed
+        aside): ``--baseline-only``, or ``--layers L --strength S --no-baseline``."""
+        if self.is_baseline:
+            return ["--baseline-only"]
+        return ["--layers", self.layer, "--strength", repr(self.strength), "--no-baseline"]
+
 
 def validate_layers(layers, model=None, field="layers"):
     """The layers as a tuple: known to ``model`` (None: to any registered model), each listed once, at least one."""

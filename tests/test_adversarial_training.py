@@ -5,7 +5,6 @@ import torch
 from torch import nn
 
 from attacks.pgd import PGD
-from cli.train import train_hint
 from cli_support import assert_usage_error, run_cli
 from common.device import cpu_threads
 from data.loader import TensorLoader
@@ -142,7 +141,7 @@ def test_adversarial_training_is_part_of_the_variant_identity(cifar_dir, tmp_pat
     assert standard.results_path(tmp_path, "l1") != pgd.results_path(tmp_path, "l1")
     assert Variant.from_record(pgd.to_record()) == pgd
     assert Variant.from_record({"method": "standard", "layer": None, "strength": 0.0, "seed": 0}) == standard
-    hint = train_hint(l1_fgsm, Recipe(), "data", "models")
+    hint = Recipe().train_command(l1_fgsm, "data", "models")
     assert "--adv-train fgsm-rs --adv-eps 0.03137254901960784" in hint
 
     # trained through the CLI with a sparsity method at a layer: its own checkpoint, which records the attack

@@ -18,8 +18,8 @@ from evaluation import migrate
 from cli.eval import eval_config_from_args
 from cli.launcher import slurm_config_from_args
 from cli.train import recipe_from_args
-from cli.variants import layers_from_args, method_from_args, variants_from_args
-from main import build_parser, config_aliases
+from cli.variants import layers_from_args, method_from_args, selection_aliases, variants_from_args
+from main import build_parser
 from sparsity.variants import validate_layers
 from synthetic.config import SyntheticConfig
 
@@ -162,7 +162,7 @@ def check_main(arguments):
     parser = build_parser()
     args = parser.parse_args(arguments)
     parser.reject_other_modes(arguments, args.mode)
-    with parser.errors_as_flags(config_aliases(args)):
+    with parser.errors_as_flags(selection_aliases(args), mode=args.mode):
         if args.mode == "vis":
             method_from_args(args)
             if args.layers is not None:

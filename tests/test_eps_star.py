@@ -30,9 +30,10 @@ def values(entry_list):
 @pytest.fixture(scope="module")
 def report(ordinary):  # noqa: F811
     model, x, y = ordinary
-    config = EvalConfig(attacks=("pgd", "square"), eps=EPS, alpha=EPS / 4, eps_sweep=(EPS / 2, EPS), check_n=0,
-                        query_n=8, square_queries=50, minimal_norms=("linf",), audit_radii=(f"{EPS:g}",),
-                        batch_size=32, **SHORT)
+    config = EvalConfig().with_options(
+        attacks=("pgd", "square"), eps=EPS, alpha=EPS / 4, eps_sweep=(EPS / 2, EPS), check_n=0,
+        query_n=8, square_queries=50, minimal_norms=("linf",), audit_radii=(f"{EPS:g}",),
+        batch_size=32, **SHORT)
     with pytest.MonkeyPatch.context() as patch:
         # the audit's plumbing with AutoAttack's first two parts (APGD-CE, APGD-T): the full ensemble's Square is
         # too slow for the suite, and which attack audits does not change what is checked here
@@ -112,8 +113,9 @@ def test_the_audit_can_run_on_the_first_images_only(ordinary):  # noqa: F811
     """--audit-n: AutoAttack at each radius on the first N evaluated images (its cost is AutoAttack on every image
     still robust there); the check and both robust accuracies are read on those N, and only they gain evidence."""
     model, x, y = ordinary
-    config = EvalConfig(attacks=("pgd",), eps=EPS, alpha=EPS / 4, check_n=0, minimal_norms=("linf",),
-                        audit_radii=(f"{EPS:g}",), audit_n=12, batch_size=32, **SHORT)
+    config = EvalConfig().with_options(
+        attacks=("pgd",), eps=EPS, alpha=EPS / 4, check_n=0, minimal_norms=("linf",),
+        audit_radii=(f"{EPS:g}",), audit_n=12, batch_size=32, **SHORT)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(runner, "AutoAttack", APGD)
         report = evaluate_model(model, x[:32], y[:32], CLASSES, CPU, config)

@@ -85,8 +85,9 @@ def test_pgd_metrics_on_a_model_with_a_known_margin():
 def test_evaluate_model_reports_every_attack_check_and_timing(tmp_path):
     y = torch.arange(3).repeat(4)
     x = channel_images(y)
-    config = EvalConfig(attacks=("pgd", "nes"), steps=5, query_n=6, nes_steps=2, nes_samples=4, check_n=6,
-                        batch_size=5, black_box_batch_size=4, fab_steps=5, fab_restarts=1, minimal_targets=1)
+    config = EvalConfig().with_options(
+        attacks=("pgd", "nes"), steps=5, query_n=6, nes_steps=2, nes_samples=4, check_n=6,
+        batch_size=5, black_box_batch_size=4, fab_steps=5, fab_restarts=1, minimal_targets=1)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a robust, honest model must pass every check
         report = evaluate_model(ChannelMeans(), x, y, 3, DEVICE, config)

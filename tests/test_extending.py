@@ -6,14 +6,18 @@ it with one line, and runs it through train, eval and vis on generated data.
 
 import json
 import math
+import re
+from dataclasses import dataclass
 
 import pytest
 import torch
 import torch.nn as nn
 
 from attacks import ATTACKS
-from attacks.base import ALL_IMAGES, Attack, AttackRun, check_inputs, eval_mode
-from cli_support import run_cli
+from attacks.base import ALL_IMAGES, Attack, AttackRun, AttackSettings, check_inputs, eval_mode
+from cli_support import assert_usage_error, run_cli
+from common import validation
+from common.cli import option
 from data.dataset import Dataset, ImageData
 from data.registry import DATASETS
 from main import main
@@ -26,21 +30,33 @@ EVAL = ["--mode", "eval", "--audit-radii", "none", "--device", "cpu", "--n-eval"
         "--minimal-norms", "none"]
 
 
+@dataclass(frozen=True)
+class FGSMSettings(AttackSettings):
+    """A setting of FGSM's own: its option is --fgsm-size."""
+
+    size: float = option(1.0, "FGSM's step as a fraction of eps (default {default})")
+
+    def validate(self):
+        validation.number(self.size, "size", above=0, maximum=1)
+
+
 class FGSM(Attack):
-    """One signed-gradient step of size eps: the smallest white-box attack there is."""
+    """One signed-gradient step of size ``size`` x eps: the smallest white-box attack there is."""
 
     name = "fgsm"
+    Settings = FGSMSettings
 
-    def __init__(self, model, eps=8 / 255, seed=None):
+    def __init__(self, model, eps=8 / 255, size=1.0, seed=None):
         super().__init__(model, seed)
-        self.eps = eps
+        self.eps, self.size = eps, size
 
     def settings(self):
-        return {"eps": self.eps}
+        return {"eps": self.eps, "size": self.size}
 
     @classmethod
     def evaluation_runs(cls, model, config):
-        return [AttackRun(cls.name, "FGSM", cls(model, eps=config.eps), images=ALL_IMAGES)]
+        size = config.settings_of(cls.name).size
+        return [AttackRun(cls.name, "FGSM", cls(model, eps=config.eps, size=size), images=ALL_IMAGES)]
 
     def __call__(self, x, y, targeted=False):
         x, y = check_inputs(self.model, x, y)
@@ -48,7 +64,7 @@ class FGSM(Attack):
             x_req = x.clone().requires_grad_(True)
             loss = nn.functional.cross_entropy(self.model(x_req), y)
             (grad,) = torch.autograd.grad(-loss if targeted else loss, x_req)
-        return (x + self.eps * grad.sign()).clamp(0, 1).detach(), None
+        return (x + self.size * self.eps * grad.sign()).clamp(0, 1).detach(), None
 
 
 class TinyMLP(nn.Module):
@@ -103,11 +119,17 @@ def dirs(cifar_dir, tmp_path):
 
 def test_a_new_attack_runs_through_eval_and_vis(cifar_dir, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(ATTACKS, FGSM.name, FGSM)  # the registry line
+    assert re.search(r"--fgsm-size \S+\s+FGSM's step as a fraction of eps", run(["--mode", "eval", "--help"], capsys))
     run([*TRAIN, "--layers", "fc1", *dirs(cifar_dir, tmp_path)], capsys)
-    run([*EVAL, "--attacks", "pgd", "fgsm", "--layers", "fc1", *dirs(cifar_dir, tmp_path),
-         "--results-dir", str(tmp_path / "results")], capsys)
+    evaluate = [*EVAL, "--attacks", "pgd", "fgsm", "--layers", "fc1", *dirs(cifar_dir, tmp_path),
+                "--results-dir", str(tmp_path / "results")]
+    assert_usage_error(*run_cli(main, [*evaluate, "--fgsm-size", "2"], capsys)[::2], "--fgsm-size must be <= 1")
+    assert_usage_error(*run_cli(main, [*evaluate, "--fgsm-size", "half"], capsys)[::2], "--fgsm-size", "'half'")
+    run([*evaluate, "--fgsm-size", "0.5"], capsys)
     record = json.loads((tmp_path / "results" / "cifar10" / "l1" / "fc1_s0.01_seed0.json").read_text())
     assert record["attacks"]["fgsm"]["title"] == "FGSM" and record["attacks"]["fgsm"]["n"] == 12
+    assert record["attacks"]["fgsm"]["settings"]["size"] == 0.5  # the flag reaches the attack
+    assert record["eval_config"]["attack_settings"]["fgsm"] == {"size": 0.5}
     assert record["attacks"]["fgsm"]["robust_acc"] >= record["attacks"]["pgd"]["robust_acc"] - 1 / 12
     run(["--mode", "vis", "--results-dir", str(tmp_path / "results")], capsys)
     assert "## FGSM (white-box, untargeted)" in (tmp_path / "results" / "cifar10" / "l1" / "summary.md").read_text()

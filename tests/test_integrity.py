@@ -92,7 +92,7 @@ def test_eval_skips_up_to_date_results_and_redoes_them_with_force(cifar_dir, mod
     status, out, _ = run([*argv, "--steps", "4"], capsys)  # other settings: not up to date
     assert status == 0 and "evaluation: 2 evaluated" in out
     assert run([*argv, "--steps", "4", "--force"], capsys)[0] == 0
-    assert json.loads(record.read_text())["eval_config"]["steps"] == 4
+    assert json.loads(record.read_text())["eval_config"]["attack_settings"]["pgd"]["steps"] == 4
 
 
 def test_eval_reads_each_checkpoint_once(cifar_dir, models, tmp_path, capsys, monkeypatch):
@@ -178,6 +178,8 @@ def test_written_files_honour_the_umask(cifar_dir, tmp_path, capsys):
     ([*TRAIN, "--nes-n", "0"], "--nes-n applies to --mode eval, not --mode train"),
     (["--mode", "vis", "--epochs", "0"], "--epochs applies to --mode train, not --mode vis"),
     ([*EVAL, "--classes", "1", "2", "3"], "--classes applies to --mode train, not --mode eval"),
+    ([*EVAL, "--batch-size", "8"], "--batch-size applies to --mode train, not --mode eval; use --eval-batch-size"),
+    ([*TRAIN, "--eval-batch-size", "8"], "--eval-batch-size applies to --mode eval, not --mode train; use --batch-size"),
     ([*EVAL, "--eps", "inf"], "--eps must be a finite number"),
     ([*EVAL, "--alpha", "inf"], "--alpha must be a finite number"),
     ([*EVAL, "--nes-sigma", "inf"], "--nes-sigma must be a finite number"),
@@ -231,13 +233,14 @@ def test_hints_reproduce_the_run(cifar_dir, models, tmp_path, capsys):
     status, _, err = run([*EVAL, "--quick", "--layers", "fc1", "fc2", *paths(cifar_dir, folder, tmp_path)], capsys)
     assert status == 0
     data_models = f"--data-dir {cifar_dir} --models-dir {folder}"
-    # the precision the checkpoint records (conftest pins fp32; test_train_cli runs the bf16 branch of hints)
+    # the precision the checkpoint records (conftest pins fp32; test_train_cli runs the bf16 branch of hints); the
+    # recipe's flags in the order of its fields
     amp = "--amp" if checkpoint["metadata"]["recipe"]["amp"] else "--no-amp"
     assert (f"no checkpoint for fc2_s0.01_seed0 in {folder / 'cifar10'}; create it with: "
             f"python main.py --mode train --quick "
             f"--layers fc2 --strength 0.01 --no-baseline --seed 0 {data_models}") in err
     assert ("retrain it with: python main.py --mode train --layers fc1 --strength 0.01 --no-baseline --seed 0 "
-            f"--epochs 1 --batch-size 16 --train-per-class 16 --test-per-class 5 --classes 0 1 {amp} "
+            f"--epochs 1 --batch-size 16 --classes 0 1 --train-per-class 16 --test-per-class 5 {amp} "
             f"{data_models} --force") in err
 
 

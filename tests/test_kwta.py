@@ -93,8 +93,9 @@ def trained(model, steps, lr):
 
 
 # PGD against the adaptive gradient-free attack, with a CPU-sized sample schedule, on 32 held-out images
-MASKING = EvalConfig(attacks=("pgd", "nes_adaptive"), eps=EPS, alpha=EPS / 8, steps=20, query_n=32, adaptive_steps=20,
-                     adaptive_schedule=((0, 10), (5, 50), (10, 200)), check_n=32, minimal_norms=())
+MASKING = EvalConfig().with_options(
+    attacks=("pgd", "nes_adaptive"), eps=EPS, alpha=EPS / 8, steps=20, query_n=32, adaptive_steps=20,
+    adaptive_schedule=((0, 10), (5, 50), (10, 200)), check_n=32, minimal_norms=())
 
 
 @pytest.fixture(scope="module")
@@ -149,10 +150,11 @@ def test_adaptive_attacks_run_on_a_kwta_model_and_bound_its_eps_star(kwta_model,
     model, source = kwta_model, ordinary_model  # the ordinary MLP stands in for the same-seed baseline
     monkeypatch.setattr(adaptive_module, "APGD_ITERATIONS", 20)  # AutoAttack's 100 are for evaluations
     x, y = coloured_images(12, seed=2)
-    config = EvalConfig(attacks=("pgd",), eps=EPS, alpha=EPS / 8, steps=10, query_n=6, check_n=0,
-                        minimal_norms=("linf",), fab_steps=2, fab_restarts=1, minimal_targets=0,
-                        adaptive_attacks=("bpda_identity", "nes_adaptive", "transfer"),  # bpda_relu: the unit test
-                        audit_radii=(), adaptive_steps=8, adaptive_schedule=((0, 10), (4, 40)))  # no audit: at eps
+    config = EvalConfig().with_options(
+        attacks=("pgd",), eps=EPS, alpha=EPS / 8, steps=10, query_n=6, check_n=0,
+        minimal_norms=("linf",), fab_steps=2, fab_restarts=1, minimal_targets=0,
+        adaptive_attacks=("bpda_identity", "nes_adaptive", "transfer"),  # bpda_relu: the unit test
+        audit_radii=(), adaptive_steps=8, adaptive_schedule=((0, 10), (4, 40)))  # no audit: at eps
     with pytest.warns(UserWarning):  # a k-WTA model fails checks (that is what they are for)
         report = evaluate_model(model, x, y, CLASSES, torch.device("cpu"), config, transfer_source=source)
     adaptive = {entry.attack: entry for entry in report.audit.adaptive}

@@ -156,9 +156,10 @@ def test_square_misclassified_image_costs_one_query_and_targeted_reaches_its_tar
 
 
 # eps* in L-inf with a short search (tests/test_eps_star.py is about the search and its audit): no audit here
-CHECKED = EvalConfig(attacks=("pgd", "apgd", "square"), eps=EPS, alpha=EPS / 8, steps=20, query_n=32,
-                     square_queries=1000, check_n=64, minimal_norms=("linf",), fab_steps=10, fab_restarts=1,
-                     minimal_targets=1, audit_radii=())
+CHECKED = EvalConfig().with_options(
+    attacks=("pgd", "apgd", "square"), eps=EPS, alpha=EPS / 8, steps=20, query_n=32,
+    square_queries=1000, check_n=64, minimal_norms=("linf",), fab_steps=10, fab_restarts=1,
+    minimal_targets=1, audit_radii=())
 
 
 def failed_checks(model, x, y):
@@ -190,8 +191,9 @@ def test_checks_catch_deliberately_masked_models(ordinary, mask, expected):
 
 def test_eps_sweep_gives_a_falling_curve_per_white_box_attack(ordinary):
     model, x, y = ordinary
-    config = EvalConfig(attacks=("pgd", "square"), eps=EPS, alpha=EPS / 8, steps=20, query_n=8, square_queries=50,
-                        check_n=0, eps_sweep=(EPS / 4, EPS, 2 * EPS), minimal_norms=())
+    config = EvalConfig().with_options(
+        attacks=("pgd", "square"), eps=EPS, alpha=EPS / 8, steps=20, query_n=8, square_queries=50,
+        check_n=0, eps_sweep=(EPS / 4, EPS, 2 * EPS), minimal_norms=())
     report = evaluate_model(model, x, y, CLASSES, CPU, config)
     curve = report.curves["pgd"]
     assert set(report.curves) == {"pgd"}  # Square is black-box: no curve
@@ -222,8 +224,9 @@ def test_an_evaluation_does_no_attack_twice(ordinary, monkeypatch):
             super().__init__(*args, **kwargs)
 
     monkeypatch.setattr(autoattack_module, "OfficialAutoAttack", CountedAutoAttack)
-    config = EvalConfig(attacks=("pgd", "apgd", "autoattack"), eps=EPS, alpha=EPS / 8, steps=10, check_n=64,
-                        eps_sweep=(EPS, 2 * EPS), batch_size=32, minimal_norms=())  # eps*'s PGD bisection aside
+    config = EvalConfig().with_options(
+        attacks=("pgd", "apgd", "autoattack"), eps=EPS, alpha=EPS / 8, steps=10, check_n=64,
+        eps_sweep=(EPS, 2 * EPS), batch_size=32, minimal_norms=())  # eps*'s PGD bisection aside
     report = evaluate_model(model, x, y, CLASSES, CPU, config)
     assert sorted(pgd_eps) == sorted([EPS] * 2 + [2 * EPS] * 2 + [1.0] * 2)  # two batches each: eps, 2·eps, check
     assert sorted(apgd_ce) == [EPS] * 2 + [2 * EPS] * 2

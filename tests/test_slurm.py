@@ -281,9 +281,11 @@ def test_a_task_command_parses_back_to_the_same_settings_for_its_variant():
     argv = ["--mode", "eval", "--dropout", "--layers", "conv1,fc2", "--strengths", "0.1", "0.2", "--seeds", "3", "4",
             "--eps", "4/255", "--eps-sweep", "--nes-momenta", "0.5", "--nes-n", "7", "--results-dir", "rel/results",
             "--launcher", "slurm", "--partition", "gpu", "--wait", "--quick", "--nes-loss", "margin",
-            "--adaptive-schedule", "10@0", "50@5", "--minimal-norms", "linf", "--minimal-limit", "0.3"]
+            "--adaptive-schedule", "10@0", "50@5", "--minimal-norms", "linf", "--minimal-limit", "0.3",
+            "--eval-batch-size", "7"]  # its dest is --batch-size's (train), which the task must not get
     args = parser.parse_args(argv)
     shared = parser.command_line(args, leave_out={"layers", "strengths", "seeds", "launcher", "partition", "wait"})
+    parser.reject_other_modes(shared, "eval")  # only eval's options, though --eval-batch-size shares a dest
     again = parser.parse_args([*shared, "--layers", "fc2", "--strength", "0.2", "--seed", "4"])
     expected = vars(args) | {"layers": ["fc2"], "strengths": None, "strength": 0.2, "seeds": None, "seed": 4,
                              "launcher": "local", "partition": None, "wait": False,

@@ -10,13 +10,13 @@ import torch
 import torchvision.datasets.utils
 
 import common.device as device_module
-from cli.train import train_hint
 from cli_support import assert_usage_error, run_cli
 from main import build_parser, main
 from sparsity.variants import Variant
 from training import loop as train_module
 from training import precision
 from training.checkpoint import build_variant_model, load_checkpoint
+from training.recipe import Recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 # Two classes, 32 training and 10 test images: every run here takes a second or two.
@@ -163,7 +163,8 @@ def test_an_interrupted_run_resumes_in_the_mode_it_began_with(first, later, cifa
     mode = precision.MODES[first]
     assert (partial["epochs_done"], partial["recipe"]["amp"], partial["channels_last"]) == (1, mode.amp,
                                                                                         mode.channels_last)
-    hint = train_hint(Variant.baseline(0), partial["recipe"], cifar_dir, tmp_path)
+    hint = Recipe.from_stored(partial["recipe"]).train_command(Variant.baseline(0), cifar_dir, tmp_path,
+                                                               state_amp=True)
     assert ("--amp" if mode.amp else "--no-amp") in hint.split()
 
     monkeypatch.setattr(train_module, "train_epoch", real_epoch)

@@ -11,9 +11,8 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image
 
-from cli.run_options import DEFAULT_DIRS
-from cli.vis import eval_hint
 from common.errors import ConfigError, FileProblem
+from evaluation.config import EvalConfig
 from evaluation.metrics import attack_metrics
 from evaluation.records import AttackResult, Check, load_records
 from models import SimpleCNN
@@ -204,8 +203,7 @@ def test_no_attack_results_still_give_accuracy_figure_and_table(tmp_path):
 def test_layer_filter_and_one_warning_for_requested_variants_without_results(tmp_path, caplog):
     root = exact_results(tmp_path / "results")
     with caplog.at_level(logging.WARNING, logger="vis.report"):
-        make_figures(root, "l1", layers=("conv3", "fc2", "conv4"),
-                     eval_hint=lambda method, layers: eval_hint(method, layers, root, "cifar10"))
+        make_figures(root, "l1", layers=("conv3", "fc2", "conv4"))
     assert len(caplog.records) == 1
     message = caplog.records[0].getMessage()
     assert "fc2, conv4" in message and "python main.py --mode eval --layers fc2 conv4" in message
@@ -214,17 +212,20 @@ def test_layer_filter_and_one_warning_for_requested_variants_without_results(tmp
 
 
 def test_no_results_names_the_eval_command(tmp_path):
-    def hint(method, layers):
-        return eval_hint(method, layers, tmp_path, "cifar10")
+    def command(method, layers=None, dataset="cifar10", **options):
+        config = EvalConfig.from_options(dataset=dataset, **options)
+        return config.command(dataset=dataset, method=method, layers=layers)
 
-    assert eval_hint("l1", LAYER_NAMES, DEFAULT_DIRS["results_dir"], "cifar10") == "python main.py --mode eval"
-    assert eval_hint("l1", None, DEFAULT_DIRS["results_dir"], "mnist") == "python main.py --mode eval --dataset mnist"
+    assert command("l1", LAYER_NAMES) == "python main.py --mode eval"
+    assert command("l1", dataset="mnist") == "python main.py --mode eval --dataset mnist"
+    assert (command("dropout", ["fc1"], quick=True, steps=7, adaptive_schedule=((0, 5), (3, 9)))
+            == "python main.py --mode eval --quick --method dropout --layers fc1 --steps 7 --adaptive-schedule 5@0 9@3")
     with pytest.raises(FileProblem, match=r"no results for dropout in .*; run python main.py --mode eval --method "
                                           r"dropout --results-dir .*"):
-        make_figures(tmp_path, "dropout", eval_hint=hint)
+        make_figures(tmp_path, "dropout")
     exact_results(tmp_path)
     with pytest.raises(FileProblem, match="run python main.py --mode eval --layers fc3 --results-dir"):
-        make_figures(tmp_path, "l1", layers=["fc3"], include_baseline=False, eval_hint=hint)
+        make_figures(tmp_path, "l1", layers=["fc3"], include_baseline=False)
 
 
 def test_unknown_layer_and_method_are_usage_errors(tmp_path):

@@ -7,11 +7,14 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 
 from common import validation
+from common.cli import command_flags, config_options, fraction, option
 from common.errors import ConfigError
 from data.augment import AUGMENTATIONS
-from data.registry import DATASETS, DEFAULT_DATASET, get_dataset
+from data.registry import DATASETS, DEFAULT_DATASET, dataset_root, get_dataset
 from data.subsets import validate_classes
-from models import DEFAULT_MODEL, model_class
+from models import DEFAULT_MODEL, MODELS, model_class
+from sparsity.methods import DEFAULT_METHOD
+from training.adversarial import DEFAULT_ADV_STEPS
 from training.schedule import SCHEDULES
 
 # --quick: a CPU-sized run of the whole pipeline in minutes, sized in SGD steps. The original recipe
@@ -25,30 +28,46 @@ QUICK = {"batch_size": 32, "train_per_class": 300, "test_per_class": 100}
 QUICK_STEPS = 900
 
 
+def _per_dataset(values):
+    return "; ".join(f"{d.name} {values(d)}" for d in DATASETS.values())
+
+
 @dataclass(frozen=True)
 class Recipe:
-    """Defaults are the original repository's: SGD(0.01, momentum 0.9), StepLR(20, 0.5), 100 epochs, batch 128."""
+    """Defaults are the original repository's: SGD(0.01, momentum 0.9), StepLR(20, 0.5), 100 epochs, batch 128.
+    Each field with an option is a flag of ``main.py --mode train`` (``common.cli.option``)."""
 
-    dataset: str = DEFAULT_DATASET
-    model: str = DEFAULT_MODEL
-    epochs: int = 100
-    batch_size: int = 128
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    lr_step: int = 20  # schedule "step" only
-    lr_gamma: float = 0.5  # schedule "step" only
-    schedule: str = "step"  # training.schedule: step (StepLR per epoch), onecycle or cosine (per SGD step)
-    augment: str | None = None  # None: the data set's default (Dataset.augment)
-    classes: tuple | None = None  # the data set's class indices, relabelled 0..k-1 in this order; None: all
-    train_per_class: int | None = None  # None: every training image of the chosen classes
-    test_per_class: int | None = None  # None: the whole test set
-    amp: bool = False  # bf16 autocast
-    quick: bool = False
+    dataset: str = DEFAULT_DATASET  # --dataset, which every mode takes
+    model: str = option(DEFAULT_MODEL, "architecture, from the model registry (default {default})",
+                        choices=lambda: list(MODELS))
+    epochs: int = option(100, "default {default}")
+    batch_size: int = option(128, "default {default}")
+    lr: float = option(0.01, "SGD learning rate, default {default}")
+    momentum: float = option(0.9, "default {default}")
+    weight_decay: float = option(0.0, "default {default}")
+    lr_step: int = option(20, "StepLR step in epochs, default {default}")  # schedule "step" only
+    lr_gamma: float = option(0.5, "StepLR factor, default {default}")  # schedule "step" only
+    # training.schedule: step (StepLR per epoch), onecycle or cosine (per SGD step)
+    schedule: str = option("step", lambda: (
+        "learning rate: step (StepLR, --lr-step/--lr-gamma), onecycle (warm-up to --lr, then cosine annealing, per "
+        "SGD step) or cosine (from --lr, per SGD step) (default: the data set's recipe: "
+        + _per_dataset(lambda d: dict(d.recipe).get("schedule", "step")) + ")"), choices=SCHEDULES)
+    augment: str | None = option(None, lambda: (  # None: the data set's default (Dataset.augment)
+        "standard: pad-4 crop + flip; crop: pad-4 crop; original: flip, rotate 8 deg, resized crop (default: the "
+        "data set's: " + _per_dataset(lambda d: d.augment) + ")"), choices=AUGMENTATIONS)
+    classes: tuple | None = option(None, "the data set's class indices to use, relabelled 0..k-1 in this order "
+                                         "(default: all)", type=int, nargs="+", metavar="INDEX")
+    train_per_class: int | None = option(None, "train on the first N images of each class (default: all)")
+    test_per_class: int | None = option(None, "measure on the first N test images per class (default: all)")
+    amp: bool = option(False, "bf16 autocast (default: whichever of fp32, fp32 + channels_last and bf16 + "
+                              "channels_last trains fastest here, measured once per machine and model and cached); "
+                              "the checkpoint's recipe records it; evaluation is always fp32")
+    quick: bool = False  # --quick, which eval takes too
     # Adversarial training's attack settings (training.adversarial). Which attack and its eps are part of the
     # variant's identity (sparsity.variants.Variant: adv, adv_eps); these only shape the attack. None: its default.
-    adv_steps: int | None = None
-    adv_step_size: float | None = None
+    adv_steps: int | None = option(None, f"PGD steps of --adv-train pgd (default {DEFAULT_ADV_STEPS})")
+    adv_step_size: float | None = option(None, "step of --adv-train (default: pgd 2.5 x eps / steps, fgsm-rs 1.25 x "
+                                               "eps)", type=fraction, metavar="STEP")
 
     def __post_init__(self):
         # The data set's defaults are written into the recipe, so a checkpoint states what it was trained with.
@@ -109,6 +128,33 @@ class Recipe:
         record = asdict(self)
         record["classes"] = list(self.classes)
         return record
+
+    @classmethod
+    def from_stored(cls, stored):
+        """The recipe of a checkpoint's recipe dict; a knob the stored recipe predates had its default then."""
+        return cls(**{field.name: stored[field.name] for field in fields(cls) if field.name in stored})
+
+    def train_command(self, variant, data_dir, models_dir, force=False, state_amp=False):
+        """The command that trains ``variant`` with this recipe into ``models_dir`` (the --models-dir root, or its
+        data set's folder in it): what warnings and errors print, so that it reproduces the run they speak of.
+        ``state_amp``: the precision is stated (a checkpoint's, which the device's default may differ from)."""
+        base = Recipe.from_options(quick=self.quick, dataset=self.dataset)
+        flags = (["--quick"] if self.quick else []) + ([] if self.dataset == DEFAULT_DATASET else
+                                                        ["--dataset", self.dataset])
+        if not variant.is_baseline and variant.method != DEFAULT_METHOD:
+            flags += ["--method", variant.method]
+        flags += variant.selection_flags()
+        if variant.adv is not None:
+            flags += ["--adv-train", variant.adv, "--adv-eps", repr(variant.adv_eps)]
+        flags += ["--seed", str(variant.seed)]
+        options = config_options(Recipe)
+        values = {option.key: getattr(self, option.key) for option in options}
+        flags += command_flags(options, {**values, "amp": base.amp}, {option.key: getattr(base, option.key)
+                                                                      for option in options})
+        if state_amp:
+            flags += ["--amp" if self.amp else "--no-amp"]
+        flags += ["--data-dir", str(data_dir), "--models-dir", str(dataset_root(models_dir, self.dataset))]
+        return " ".join(["python main.py --mode train", *flags, *(["--force"] if force else [])])
 
     def differences(self, stored):
         """``key: stored -> ours`` for every knob where a checkpoint's recipe dict differs from this one. A knob

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from common.errors import FileProblem
 from common.io import atomic_write_text, ensure_writable_dir
+from data.registry import DEFAULT_DATASET, dataset_root
+from evaluation.config import EvalConfig
 from sparsity.methods import METHODS, get_method
 from sparsity.variants import validate_layers
 from vis.figures import (plot_eps_star_per_layer, plot_eps_star_vs_sparsity, plot_per_layer, plot_queries,
@@ -55,7 +57,7 @@ def missing_requests(records, layers, include_baseline):
     return missing + [layer for layer in layers or () if layer not in have]
 
 
-def make_figures(results_dir, method, layers=None, include_baseline=True, eval_hint=None, dataset=None):
+def make_figures(results_dir, method, layers=None, include_baseline=True, dataset=None):
     """Write the figures and summary of ``results_dir/method``; returns the written paths.
 
     ``results_dir`` is one data set's results folder; a result file of another data set than ``dataset``
@@ -64,12 +66,13 @@ def make_figures(results_dir, method, layers=None, include_baseline=True, eval_h
     ``layers`` (None: every layer with results) and ``include_baseline`` filter what
     is shown. Requested layers (or the baseline) without any result file are named
     in one warning; no result at all, or a file that is not a valid result file,
-    raises FileProblem. ``eval_hint(method, layers)`` returns the command that
-    produces missing results, for those messages.
+    raises FileProblem; those messages name the eval command that produces the missing results.
     """
 
     def how_to_make(layers):
-        return f"run {eval_hint(method, layers)}" if eval_hint else "evaluate them first"
+        name = dataset or DEFAULT_DATASET
+        return "run " + EvalConfig.from_options(dataset=name).command(
+            dataset=name, method=method, layers=layers, results_dir=dataset_root(results_dir, name))
 
     get_method(method)
     layers = None if layers is None else validate_layers(layers)
