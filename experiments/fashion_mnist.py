@@ -4,7 +4,7 @@ then print the study's tables and total time and write its seed-level comparison
     python experiments/fashion_mnist.py          # the CPU study: results in docs/results/fashion-mnist/
     python experiments/fashion_mnist.py --design # print the design and its smallest detectable effect; run nothing
     python experiments/fashion_mnist.py --gpu    # the same design at full size: results/study-gpu/fashion-mnist/
-    python experiments/fashion_mnist.py --tables # only the tables and comparisons.csv of this study's results
+    python experiments/fashion_mnist.py --tables # only the tables and comparisons.csv of this study's results, and its time
     python experiments/fashion_mnist.py --first-study-tables  # the same of the first study (withdrawn, issue 29)
     python experiments/fashion_mnist.py --dose-response  # L1 and k-WTA at conv1 towards 90, 95, 99% zeros (seed 0)
     python experiments/fashion_mnist.py --gpu --dataset cifar10-jpeg --data-dir datasets/cifar10-jpeg.tar.gz
@@ -49,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 from common import stats  # noqa: E402
 from common.inference import detectable_effect  # noqa: E402
+from evaluation.records import load_records  # noqa: E402
 from vis.comparisons import write_csv  # noqa: E402
 from vis.study import load_study_tables, study_markdown  # noqa: E402
 
@@ -245,6 +246,40 @@ def design_text(setup, spread=None):
     return "\n".join(lines)
 
 
+def in_design(variant, arms=ARMS, seeds=CPU_SEEDS):
+    """Whether a record's variant is one of the declared design's models (not a dose-response or a --quick one)."""
+    def selection(arm):
+        adversarial = arm.adversarial or (None, None)
+        return ("standard" if arm.layer is None else arm.method, arm.layer, arm.strength, *adversarial)
+
+    chosen = {selection(arm) for arm in arms}
+    strength = None if variant.layer is None else variant.strength
+    return variant.seed in seeds and (variant.method, variant.layer, strength, variant.adv, variant.adv_eps) in chosen
+
+
+def study_time(results_dir, dataset=DATASET, arms=ARMS, seeds=CPU_SEEDS):
+    """``(models, training s, evaluation s)`` of the design's evaluated models: each model once (by its checkpoint's
+    hash: the baseline's record is copied into every method folder), training as its checkpoint recorded it,
+    evaluation as the record's timed parts (loading the model and the data not counted). Wall times: they include
+    whatever else ran on the machine at the time."""
+    models = {}
+    for method in methods_of(arms):
+        folder = ROOT / results_dir / dataset / method
+        for record in load_records(folder, method, dataset=dataset) if folder.is_dir() else ():
+            if in_design(record.variant, arms, seeds):
+                models.setdefault(record.checkpoint.sha256, record)
+    training = sum(record.checkpoint.metadata.get("train_seconds") or 0 for record in models.values())
+    return len(models), training, sum(sum(record.timings.values()) for record in models.values())
+
+
+def time_text(results_dir, dataset=DATASET):
+    models, training, evaluation = study_time(results_dir, dataset)
+    expected = len(ARMS) * len(CPU_SEEDS)
+    return (f"study time: {models} of the design's {expected} models evaluated; training {training / 3600:.1f} h, "
+            f"evaluation {evaluation / 3600:.1f} h (the records' timed parts), total {(training + evaluation) / 3600:.1f} h "
+            f"of this machine's wall time")
+
+
 def tables(results_dir, dataset=DATASET):
     """The study tables of ``results_dir``; writes its ``comparisons.csv`` beside the method folders."""
     study = load_study_tables(ROOT / results_dir, dataset, ["l1", "dropout", "kwta"])
@@ -258,6 +293,8 @@ def tables(results_dir, dataset=DATASET):
     counts = ", ".join(f"{verdicts.count(v)} {v}" for v in dict.fromkeys(sorted(verdicts)))
     print(f"comparisons: {len(study.rows)} rows in {path.relative_to(ROOT)}; median eps* of {len(verdicts)} arms: "
           f"{counts}", file=sys.stderr)
+    if results_dir == CPU["results_dir"]:
+        print(time_text(results_dir, dataset), file=sys.stderr)
     return study_markdown(study)
 
 

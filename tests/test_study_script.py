@@ -8,6 +8,7 @@ import pytest
 from cli.eval import eval_config_from_args
 from cli.train import recipe_from_args
 from cli.variants import variants_from_args
+from evaluation.records import load_records
 from main import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,3 +92,20 @@ def test_the_gpu_study_runs_on_the_cifar10_jpeg_copy_with_its_archive():
             assert recipe_from_args(args).dataset == "cifar10-jpeg"
         elif args.mode == "eval":
             assert eval_config_from_args(args, "cifar10-jpeg").eps == 8 / 255
+
+
+def test_the_study_time_counts_each_model_of_the_design_once_though_the_baseline_sits_in_every_folder():
+    """The first study's files: its baseline seeds 0-2 (a copy in each of its three method folders) and its dropout
+    p=0.3 and k-WTA 0.1 arms at conv1 are models of the redone design; its other arms are not."""
+    folder = ROOT / study.FIRST_STUDY / study.DATASET
+    records = [r for method in ("l1", "dropout", "kwta") for r in load_records(folder / method, method)]
+    in_design = [r for r in records if study.in_design(r.variant)]
+    baseline_copies = [r for r in in_design if r.variant.is_baseline]
+    assert len(baseline_copies) == 9 and len({r.checkpoint.sha256 for r in baseline_copies}) == 3
+    assert not any(study.in_design(r.variant) for r in records if r.variant.strength in (0.6, 0.01))
+    distinct = {r.checkpoint.sha256: r for r in in_design}
+    models, training, evaluation = study.study_time(study.FIRST_STUDY)
+    assert models == len(distinct) < len(in_design)
+    assert training == pytest.approx(sum(r.checkpoint.metadata["train_seconds"] for r in distinct.values()))
+    assert evaluation == pytest.approx(sum(sum(r.timings.values()) for r in distinct.values())) and evaluation > 0
+    assert f"{models} of the design's 35 models evaluated" in study.time_text(study.FIRST_STUDY)
