@@ -27,7 +27,8 @@ from evaluation.config import audit_radius
 from evaluation.minimal import Search, median_correct, minimal_perturbations
 from evaluation.records import (AdaptiveRun, Audit, AuditRadius, AuditReference, AttackResult, CheckpointInfo,
                                 CurvePoint, EpsStarEntry, Evaluation, RecordFolder, ResultRecord, WorstCase,
-                                format_summary_table, read_record)
+                                read_record)
+from evaluation.summary import format_summary_table
 from sparsity.kwta import has_kwta
 from sparsity.measure import evaluate_clean, learned
 from sparsity.methods import METHODS
