@@ -215,15 +215,18 @@ def test_a_requeued_task_resumes_from_its_last_epoch_checkpoint(cifar_dir, tmp_p
     assert status == 0
     job = out.split()[4].rstrip(":")
     checkpoint = Variant("l1", "fc1", 0.01, 0).checkpoint_path(cifar(tmp_path))
+    log = cifar(tmp_path) / FOLDER / f"train-{job}_0.log"
     deadline = time.monotonic() + 300  # generous: CI runs this beside the suite's heaviest tests
     while not checkpoint.exists() and time.monotonic() < deadline:
         time.sleep(0.2)
+    assert checkpoint.exists(), (f"no epoch checkpoint in 300 s; Slurm's state of the task: "
+                                 f"{slurm.queued_tasks().get((job, 0), 'not queued')}; its log:\n"
+                                 f"{log.read_text() if log.exists() else '(none yet)'}")
     assert load_checkpoint(checkpoint)["metadata"]["status"] == "in_progress"
     assert scontrol("requeue", f"{job}_0").returncode == 0
     # Slurm holds a requeued job back for two minutes: release it once it is pending again, and not within the
     # second the node revoked the killed run's credential, which Slurm tracks to the second: released earlier, the
     # job starts at once and its launch fails ("Job credential revoked"), so the task ends, not what is tested here.
-    log = cifar(tmp_path) / FOLDER / f"train-{job}_0.log"
     while slurm.queued_tasks().get((job, 0), ("",))[0] != "pending" and time.monotonic() < deadline:
         time.sleep(0.5)
     time.sleep(2)
