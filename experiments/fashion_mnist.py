@@ -10,7 +10,9 @@ then print the study's tables and total time and write its seed-level comparison
     python experiments/fashion_mnist.py --gpu --dataset cifar10-jpeg --data-dir datasets/cifar10-jpeg.tar.gz
                                                  # the same design on CIFAR-10's images (the JPEG copy), full size
 
-Every step is a ``main.py`` command, printed before it runs, so each can be rerun or changed by hand. The study
+Every step is a ``main.py`` command, printed before it runs, so each can be rerun or changed by hand. Training runs
+one model at a time; on the CPU the evaluations run two at a time on one thread each (one per arm and seed, each
+after the same-seed baselines it reads), their output in ``{models_dir}/logs/eval-stepNNN.log``. The study
 is resumable: a finished checkpoint of the same recipe and an up-to-date result are skipped, so stopping it and
 running the same command again continues where it stopped, in this session or a later one (a finished study reruns
 in minutes: only the figures are redrawn).
@@ -41,6 +43,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +52,7 @@ sys.path.insert(0, str(ROOT))
 
 from common import stats  # noqa: E402
 from common.inference import detectable_effect  # noqa: E402
-from evaluation.records import load_records  # noqa: E402
+from evaluation.records import load_records, write_summary_csv  # noqa: E402
 from vis.comparisons import write_csv  # noqa: E402
 from vis.study import load_study_tables, study_markdown  # noqa: E402
 
@@ -127,6 +130,11 @@ CPU = {
     "models_dir": "trained-models/study-cpu",
     "results_dir": "docs/results",
     "threads": 2,
+    # Evaluations run two at a time on one thread each: measured on this CPU (2026-12-05, the study's evaluation of
+    # one standard model on 16 images), one evaluation took 197 s on 2 threads and two at once 312 s on 1 thread each,
+    # 1.26x the throughput, with every per-image eps* identical. Training stays one model at a time on 2 threads.
+    "eval_threads": 1,
+    "eval_workers": 2,
     "seeds": CPU_SEEDS,
 }
 # The full protocol on a GPU: the same design and recipe, 20 seeds per arm, docs/usage.md's evaluation on the whole
@@ -138,6 +146,8 @@ GPU = {
     "models_dir": "trained-models/study-gpu",
     "results_dir": "results/study-gpu",
     "threads": None,
+    "eval_threads": None,
+    "eval_workers": 1,  # one GPU
     "seeds": GPU_SEEDS,
 }
 # The first study (2 epochs on half the images, 1-3 seeds per arm; its claims are withdrawn, docs/studies/first-study.md), kept
@@ -151,7 +161,8 @@ def main_py(mode, method, setup, *flags):
     common = ["--mode", mode, "--method", method, "--dataset", dataset_of(setup)]
     if mode == "vis":
         return ["main.py", *common, "--results-dir", setup["results_dir"], *flags]
-    threads = ["--threads", str(setup["threads"])] if setup["threads"] else []
+    threads = setup["eval_threads"] if mode == "eval" else setup["threads"]
+    threads = ["--threads", str(threads)] if threads else []
     own = setup["recipe"] if mode == "train" else setup["eval"]
     data_dir = ["--data-dir", str(setup["data_dir"])] if setup.get("data_dir") else []
     return ["main.py", *common, *flags, *own, *threads, *data_dir,
@@ -180,27 +191,105 @@ def methods_of(arms):
     return list(dict.fromkeys(arm.method for arm in arms))
 
 
-def study_commands(setup, arms=ARMS, seeds=None):
-    """Training of every arm's declared seeds, baselines first; then evaluation, the standard baseline first in every
-    method folder (the audit's radii and the transfer attack read it), each arm after the baseline it needs."""
-    seeds = seed_flags(seeds or setup["seeds"])
+@dataclass(frozen=True)
+class Step:
+    """One ``main.py`` command of the study and the steps (indices) that must finish before it starts."""
+
+    command: list
+    after: tuple = ()
+
+
+def evaluation_steps(setup, arms=ARMS, seeds=None):
+    """One evaluation per arm and seed, listed so that each comes after what it needs: the same-seed standard
+    baseline in its method folder (the audit's radii and the transfer attack read it; evaluated in the first folder
+    and copied into the others, so the copies wait for it), and for the sparse arm on adversarial training the
+    same-seed adversarially trained baseline (the arm's reference)."""
+    baseline = Arm("standard", "l1")
+    steps, index = [], {}
+
+    def add(arm, method, seed, *after):
+        index[(arm, method, seed)] = len(steps)
+        steps.append(Step(main_py("eval", method, setup, *arm.flags(), *seed_flags([seed])), tuple(after)))
+
+    seeds = seeds or setup["seeds"]
+    methods = methods_of([baseline, *arms])
+    for method in methods:
+        for seed in seeds:
+            add(baseline, method, seed, *([] if method == methods[0] else [index[(baseline, methods[0], seed)]]))
+    control = {arm.adversarial: arm for arm in arms if arm.layer is None and arm.adversarial}
+    order = sorted((arm for arm in arms if arm != baseline), key=lambda arm: arm.adversarial is not None
+                   and arm.layer is not None)  # the adversarially trained baseline before the arm built on it
+    for arm in order:
+        for seed in seeds:
+            needs = [index[(baseline, arm.method, seed)]]
+            if arm.layer is not None and arm.adversarial in control:
+                needs.append(index[(control[arm.adversarial], control[arm.adversarial].method, seed)])
+            add(arm, arm.method, seed, *needs)
+    return steps
+
+
+def training_commands(setup, arms=ARMS, seeds=None):
+    """Training of every arm's declared seeds, the standard baseline first."""
     baseline = Arm("standard", "l1")
     trained = [baseline] + [arm for arm in arms if arm != baseline]
-    commands = [main_py("train", arm.method, setup, *arm.flags(), *seeds) for arm in trained]
-    for method in methods_of(trained):
-        commands.append(main_py("eval", method, setup, *baseline.flags(), *seeds))
-    order = sorted((arm for arm in trained if arm != baseline), key=lambda arm: arm.adversarial is not None
-                   and arm.layer is not None)  # the adversarially trained baseline before the arm built on it
-    commands += [main_py("eval", arm.method, setup, *arm.flags(), *seeds) for arm in order]
-    return commands
+    return [main_py("train", arm.method, setup, *arm.flags(), *seed_flags(seeds or setup["seeds"])) for arm in trained]
+
+
+def study_commands(setup, arms=ARMS, seeds=None):
+    """Every training, then every evaluation (``evaluation_steps``), in an order that runs them one at a time."""
+    return training_commands(setup, arms, seeds) + [step.command for step in evaluation_steps(setup, arms, seeds)]
 
 
 def figure_commands(setup, arms=ARMS):
     return [main_py("vis", method, setup) for method in methods_of(arms)]
 
 
+def run_steps(steps, workers, log_dir):
+    """Run ``steps`` with up to ``workers`` at once, each as soon as the steps it needs have finished (in list
+    order among those ready); with more than one worker each step's output goes to its own log in ``log_dir``. Stops
+    the study where a step fails, once the steps already running have ended."""
+    if workers == 1:
+        for step in steps:
+            run(step.command)
+        return
+    log_dir.mkdir(parents=True, exist_ok=True)
+    done, running, pending = set(), {}, list(range(len(steps)))
+    with ThreadPoolExecutor(workers) as pool:
+        while pending or running:
+            ready = [i for i in pending if set(steps[i].after) <= done]
+            for i in ready[:workers - len(running)]:
+                pending.remove(i)
+                log = log_dir / f"eval-step{i:03d}.log"
+                print(f"$ python {' '.join(steps[i].command)}  (step {i + 1} of {len(steps)}, log {log})", flush=True)
+                running[pool.submit(run_logged, steps[i].command, log)] = i
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                i = running.pop(future)
+                status = future.result()
+                if status != 0:
+                    wait(running)
+                    print(f"study stopped: step {i + 1} exited {status} (log {log_dir / f'eval-step{i:03d}.log'}); "
+                          "fix it and rerun this command to continue", file=sys.stderr)
+                    sys.exit(status)
+                done.add(i)
+                print(f"step {i + 1} of {len(steps)} done ({len(done)} finished)", flush=True)
+
+
+def run_logged(command, log):
+    with open(log, "w") as out:
+        return subprocess.run([sys.executable, *command], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT).returncode
+
+
 def study(setup, arms=ARMS, seeds=None):
-    for command in study_commands(setup, arms, seeds) + figure_commands(setup, arms):
+    for command in training_commands(setup, arms, seeds):
+        run(command)
+    run_steps(evaluation_steps(setup, arms, seeds), setup["eval_workers"], ROOT / setup["models_dir"] / "logs")
+    # evaluations that ran at once rewrote a folder's summary.csv each from what it had seen: once more from all
+    for method in methods_of([Arm("standard", "l1"), *arms]):
+        folder = ROOT / setup["results_dir"] / dataset_of(setup) / method
+        if folder.is_dir():
+            write_summary_csv(folder, method, dataset=dataset_of(setup))
+    for command in figure_commands(setup, arms):
         run(command)
 
 
@@ -275,9 +364,11 @@ def study_time(results_dir, dataset=DATASET, arms=ARMS, seeds=CPU_SEEDS):
 def time_text(results_dir, dataset=DATASET):
     models, training, evaluation = study_time(results_dir, dataset)
     expected = len(ARMS) * len(CPU_SEEDS)
+    workers = CPU["eval_workers"]
     return (f"study time: {models} of the design's {expected} models evaluated; training {training / 3600:.1f} h, "
-            f"evaluation {evaluation / 3600:.1f} h (the records' timed parts), total {(training + evaluation) / 3600:.1f} h "
-            f"of this machine's wall time")
+            f"evaluation {evaluation / 3600:.1f} h summed over the models (the records' timed parts; {workers} ran at "
+            f"once, so about {evaluation / workers / 3600:.1f} h of wall time), total about "
+            f"{(training + evaluation / workers) / 3600:.1f} h of this machine's wall time")
 
 
 def tables(results_dir, dataset=DATASET):

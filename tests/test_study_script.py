@@ -109,3 +109,38 @@ def test_the_study_time_counts_each_model_of_the_design_once_though_the_baseline
     assert training == pytest.approx(sum(r.checkpoint.metadata["train_seconds"] for r in distinct.values()))
     assert evaluation == pytest.approx(sum(sum(r.timings.values()) for r in distinct.values())) and evaluation > 0
     assert f"{models} of the design's 35 models evaluated" in study.time_text(study.FIRST_STUDY)
+
+
+def test_each_evaluation_runs_after_the_same_seed_baselines_it_reads_so_two_can_run_at_once():
+    steps = study.evaluation_steps(study.CPU)
+    assert len(steps) == 7 * 5 + 2 * 5  # every arm and seed, and the baseline's copies in dropout/ and kwta/
+    for i, step in enumerate(steps):
+        args = parsed(step.command)
+        assert args.threads == study.CPU["eval_threads"] and len(args.seeds) == 1
+        assert all(j < i for j in step.after)  # listed in an order that also runs them one at a time
+        needed = [parsed(steps[j].command) for j in step.after]
+        assert all(n.seeds == args.seeds for n in needed)
+        if args.baseline_only and args.adv_train is None:
+            assert [n.method for n in needed] == ([] if args.method == "l1" else ["l1"])  # copies wait for it
+        else:
+            assert any(n.baseline_only and n.adv_train is None and n.method == args.method for n in needed)
+        if args.layers and args.adv_train:  # the sparse arm on adversarial training: its reference, the control
+            assert any(n.baseline_only and n.adv_train == args.adv_train for n in needed)
+
+
+def test_parallel_steps_each_run_after_what_they_need_and_a_failure_stops_the_study(tmp_path):
+    def python(code):
+        return ["-c", code]
+
+    first, stamp = tmp_path / "first", "import pathlib, time; time.sleep(0.5); pathlib.Path({!r}).write_text('x')"
+    steps = [study.Step(python(stamp.format(str(first)))),
+             study.Step(python(f"import pathlib, sys; sys.exit(0 if pathlib.Path({str(first)!r}).exists() else 1)"),
+                        (0,)),
+             study.Step(python(stamp.format(str(tmp_path / "other"))))]
+    study.run_steps(steps, 2, tmp_path / "logs")  # a step run before the one it needs would exit 1 and stop here
+    assert first.exists() and (tmp_path / "other").exists()
+    assert len(list((tmp_path / "logs").glob("eval-step*.log"))) == 3
+    with pytest.raises(SystemExit) as stopped:
+        study.run_steps([study.Step(python("import sys; print('broken'); sys.exit(3)"))] + steps[2:], 2,
+                        tmp_path / "logs2")
+    assert stopped.value.code == 3 and "broken" in (tmp_path / "logs2" / "eval-step000.log").read_text()
