@@ -1,0 +1,120 @@
+"""Evaluations two at a time on one thread each against one at a time on two threads, in one run.
+
+The study (experiments/fashion_mnist.py) evaluates its models two at a time with one torch thread each, because its
+small batches (a few images through a small CNN) leave a second thread mostly idle. This measures that choice:
+
+(s) sequential: W evaluations one after the other, each a process with T threads (default: 2 evaluations, 2 threads);
+(p) parallel:   the same W evaluations as W processes at once, each with 1 thread.
+
+Each evaluation is ``evaluation.runner.evaluate_model`` on its own untrained SimpleCNN at Fashion-MNIST's shape
+(1x28x28; seed = its index), whose labels are its own predictions so every image starts correct, with the study's
+attacks and eps* search (PGD-20, AutoAttack standard at eps 0.1, eps* in L-inf: FAB 100 iterations, 2 restarts,
+FAB-T on 3 classes and the APGD-20 bisection; no audit). Printed: both wall times, the throughput ratio (s)/(p)
+(above 1: the parallel layout does more per hour), and whether every per-image eps* is the same in both (the
+thread count must not change a result). Timings include whatever else runs on the machine: the load average is
+printed before and after. Not a test.
+
+    python bench/eval_parallel.py [--workers 2] [--threads 2] [--n-eval 16]
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TQDM_DISABLE", "1")  # the evaluation's progress bars would bury the result (before torch)
+import torch  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from common.cli import ArgumentParser, run_main  # noqa: E402
+from evaluation.config import EvalConfig  # noqa: E402
+from evaluation.runner import evaluate_model  # noqa: E402
+from models.simple_cnn import SimpleCNN  # noqa: E402
+from timing import load_average  # noqa: E402
+
+SHAPE = (1, 28, 28)
+CLASSES = 10
+EPS = 0.1
+
+
+def evaluate_one(seed, n_eval):
+    """Per-image L-inf eps* of one evaluation (the child process's work)."""
+    torch.manual_seed(seed)
+    model = SimpleCNN(SHAPE, num_classes=CLASSES).eval()
+    x = torch.rand(n_eval, *SHAPE, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    config = EvalConfig().with_options(attacks=("pgd", "autoattack"), eps=EPS, n_eval=n_eval, steps=20,
+                                       check_n=n_eval, minimal_norms=("linf",), audit_radii=())
+    config.validate()
+    evaluation = evaluate_model(model, x, y, CLASSES, torch.device("cpu"), config)
+    return list(evaluation.minimal["linf"].eps_star)
+
+
+def launch(seed, threads, n_eval):
+    command = [sys.executable, __file__, "--child", str(seed), "--threads", str(threads), "--n-eval", str(n_eval)]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+
+
+def finish(process):
+    out, _ = process.communicate()
+    if process.returncode != 0:
+        raise SystemExit(f"an evaluation process failed (exit {process.returncode})")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def sequential(workers, threads, n_eval):
+    started = time.perf_counter()
+    results = [finish(launch(seed, threads, n_eval)) for seed in range(workers)]
+    return time.perf_counter() - started, results
+
+
+def parallel(workers, n_eval):
+    started = time.perf_counter()
+    processes = [launch(seed, 1, n_eval) for seed in range(workers)]
+    results = [finish(process) for process in processes]
+    return time.perf_counter() - started, results
+
+
+def parse_args(argv):
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=at_least_one, default=2, help="evaluations, and processes at once in (p)")
+    parser.add_argument("--threads", type=at_least_one, default=2, help="torch threads of each evaluation in (s)")
+    parser.add_argument("--n-eval", type=at_least_one, default=16, help="images per evaluation")
+    parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)  # one evaluation, its seed
+    return parser.parse_args(argv)
+
+
+def at_least_one(text):
+    """argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer of at least 1")
+    return value
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.child is not None:
+        torch.set_num_threads(args.threads)
+        print(json.dumps(evaluate_one(args.child, args.n_eval)))
+        return
+    print(f"{args.workers} evaluations of {args.n_eval} images; load average {load_average()}", flush=True)
+    one_at_a_time, first = sequential(args.workers, args.threads, args.n_eval)
+    print(f"(s) one at a time on {args.threads} threads: {one_at_a_time:.1f} s", flush=True)
+    at_once, second = parallel(args.workers, args.n_eval)
+    print(f"(p) {args.workers} at once on 1 thread each: {at_once:.1f} s", flush=True)
+    same = sum(a == b for one, two in zip(first, second) for a, b in zip(one, two))
+    total = sum(len(one) for one in first)
+    print(f"throughput (s)/(p) = {one_at_a_time / at_once:.2f}x; per-image eps* identical in {same} of {total}; "
+          f"load average {load_average()}")
+
+
+if __name__ == "__main__":
+    run_main(main)
