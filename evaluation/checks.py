@@ -15,7 +15,7 @@ from statsmodels.stats.multitest import multipletests
 from attacks.base import BLACK_BOX, WHITE_BOX, eval_mode
 from attacks.pgd import PGD
 from evaluation.metrics import run_attack
-from evaluation.records import Check
+from evaluation.record_parts import Check
 
 PASSED, FAILED, NOT_RUN = "passed", "failed", "not_run"
 LARGE_EPS_MIN_SUCCESS = 0.99

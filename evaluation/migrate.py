@@ -26,7 +26,8 @@ from common.errors import FileProblem
 from common.io import atomic_write_text
 from data.registry import LEGACY_DATASET
 from evaluation.minimal import BISECTION_METHOD, json_value, median_correct
-from evaluation.records import SCHEMA_VERSION, ResultRecord, _load_json, _Reader, is_ours
+from evaluation.record_parts import FieldReader
+from evaluation.records import SCHEMA_VERSION, ResultRecord, _load_json, is_ours
 
 LEGACY_PGD_METHOD = "pgd"  # schema <= 3: the bisection was PGD-driven and named after it
 MIGRATES = (2, 3)
@@ -75,7 +76,7 @@ def plan(folders):
     naming the first file that cannot be."""
     writes, current, foreign = [], 0, 0
     for path in result_files(folders):
-        reader = _Reader(path, path.parent.name)
+        reader = FieldReader(path, path.parent.name)
         data = _load_json(path, reader)
         if not is_ours(data):
             foreign += 1

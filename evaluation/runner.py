@@ -25,9 +25,9 @@ from evaluation.checks import CompletedRun, run_checks
 from evaluation.metrics import attack_metrics, make_targets, run_attack
 from evaluation.config import audit_radius
 from evaluation.minimal import Search, median_correct, minimal_perturbations
-from evaluation.records import (AdaptiveRun, Audit, AuditRadius, AuditReference, AttackResult, CheckpointInfo,
-                                CurvePoint, EpsStarEntry, Evaluation, RecordFolder, ResultRecord, WorstCase,
-                                read_record)
+from evaluation.record_parts import (AdaptiveRun, AttackResult, Audit, AuditRadius, AuditReference, CheckpointInfo,
+                                     CurvePoint, EpsStarEntry, WorstCase)
+from evaluation.records import Evaluation, RecordFolder, ResultRecord, read_record
 from evaluation.summary import format_summary_table
 from sparsity.kwta import has_kwta
 from sparsity.measure import evaluate_clean, learned

@@ -13,7 +13,7 @@ from evaluation.checks import check_eps_star_matches_autoattack
 from evaluation.config import EvalConfig
 from evaluation.metrics import run_attack
 from evaluation.minimal import ATTACK_PREFIX, Search, median_correct, minimal_perturbations
-from evaluation.records import Audit, AuditRadius, AuditReference, EpsStarEntry, _Reader
+from evaluation.record_parts import Audit, AuditRadius, AuditReference, EpsStarEntry, FieldReader
 from evaluation import runner
 from evaluation.runner import evaluate_model
 from test_robust_eval import CLASSES, EPS, coloured_images, ordinary  # noqa: F401 (the trained-model fixture)
@@ -63,7 +63,7 @@ def test_no_image_has_an_eps_star_above_an_eps_at_which_any_attack_fooled_it(rep
 
 
 def test_a_record_whose_eps_star_exceeds_an_attacks_fooling_example_is_refused(report, tmp_path):
-    reader = _Reader(tmp_path / "standard_seed0.json", "standard")
+    reader = FieldReader(tmp_path / "standard_seed0.json", "standard")
     entry = report.minimal["linf"]
     assert EpsStarEntry.read(reader, "linf", entry.to_json()) == entry  # as written, it reads
     tampered = copy.deepcopy(entry.to_json())

@@ -14,8 +14,8 @@ from evaluation.checks import CompletedRun, check_black_box_not_stronger
 from evaluation.config import EvalConfig
 from evaluation.metrics import attack_metrics, make_targets, run_attack
 from evaluation import records as records_module
-from evaluation.records import (Check, CheckpointInfo, RecordFolder, ResultRecord, WorstCase,
-                                load_records, read_record, write_record, write_summary_csv)
+from evaluation.record_parts import Check, CheckpointInfo, WorstCase
+from evaluation.records import RecordFolder, ResultRecord, load_records, read_record, write_record, write_summary_csv
 from evaluation.summary import format_summary_table
 from evaluation.runner import evaluate_model
 from sparsity.variants import Variant

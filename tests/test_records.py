@@ -16,8 +16,8 @@ import pytest
 
 from common.errors import FileProblem
 from evaluation import migrate
-from evaluation.records import (SCHEMA_VERSION, AdaptiveRun, Audit, AuditRadius, AuditReference, ResultRecord,
-                                read_record, write_record)
+from evaluation.record_parts import AdaptiveRun, Audit, AuditRadius, AuditReference
+from evaluation.records import SCHEMA_VERSION, ResultRecord, read_record, write_record
 from evaluation.summary import summary_row
 from sparsity.variants import Variant
 from vis_fixture import BASELINE_SPARSITY, attack_entry, minimal_document, result_record

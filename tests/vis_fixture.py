@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 
 from evaluation.minimal import BISECTION_METHOD, CENSORED, CLEAN, FAB_METHOD, MinimalPerturbation
-from evaluation.records import (AttackResult, Check, CheckpointInfo, CurvePoint, EpsStarEntry, QueryStats, ResultRecord,
-                                WorstCase, write_record)
+from evaluation.record_parts import AttackResult, Check, CheckpointInfo, CurvePoint, EpsStarEntry, QueryStats, WorstCase
+from evaluation.records import ResultRecord, write_record
 from models import SimpleCNN
 from sparsity.variants import Variant
 
