@@ -55,6 +55,7 @@ from common.inference import detectable_effect  # noqa: E402
 from evaluation.records import load_records, write_summary_csv  # noqa: E402
 from vis.comparisons import write_csv  # noqa: E402
 from vis.study import load_study_tables, study_markdown  # noqa: E402
+from vis.study_figure import plot_study_arms  # noqa: E402
 
 DATASET = "fashion-mnist"
 # Data sets the design runs on: the CPU study is sized for Fashion-MNIST; --gpu also runs it on the CIFAR-10 JPEG
@@ -154,6 +155,7 @@ GPU = {
 # apart so that nothing mixes the two.
 FIRST_STUDY = "docs/results/first-study"
 FIGURES = ("fig6_eps_star_per_layer", "fig5_robustness_curves", "fig7_eps_star_vs_sparsity")
+STUDY_FIGURE = "fig8_study_arms"  # every arm beside its reference (vis/study_figure.py), written with the tables
 
 
 def main_py(mode, method, setup, *flags):
@@ -384,8 +386,11 @@ def tables(results_dir, dataset=DATASET):
     counts = ", ".join(f"{verdicts.count(v)} {v}" for v in dict.fromkeys(sorted(verdicts)))
     print(f"comparisons: {len(study.rows)} rows in {path.relative_to(ROOT)}; median eps* of {len(verdicts)} arms: "
           f"{counts}", file=sys.stderr)
+    figure = plot_study_arms(study, ROOT / results_dir / dataset / STUDY_FIGURE)
     if results_dir == CPU["results_dir"]:
         print(time_text(results_dir, dataset), file=sys.stderr)
+        if figure:  # the study page's copy (the results folder's figures are not committed)
+            shutil.copyfile(figure[0], ROOT / "docs" / "figures" / f"fashion_study_{STUDY_FIGURE}.png")
     return study_markdown(study)
 
 

@@ -14,6 +14,7 @@ from sparsity.variants import Variant
 from vis import comparisons
 from vis.eps_star import eps_text
 from vis.study import load_study_tables, study_markdown
+from vis.study_figure import plot_study_arms, study_arms_figure
 from vis_fixture import attack_entry, minimal_from, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,7 +153,7 @@ def test_adversarially_trained_arms_are_compared_with_the_baseline_trained_the_s
     results = tmp_path / "cifar10"
     for seed in (0, 1, 2):
         write_result(results, "l1", Variant.baseline(seed), 0.9, SPARSITY, attacks(5), minimal=eps_star(images(0.0)))
-        write_result(results, "l1", Variant.baseline(seed, "fgsm-rs", 0.1), 0.85, SPARSITY, attacks(60),
+        write_result(results, "l1", Variant.baseline(seed, "fgsm-rs", 0.1), 0.85, {**SPARSITY, "conv1": 0.55}, attacks(60),
                      minimal=eps_star(images(0.1 + 0.001 * seed)))
         write_result(results, "l1", Variant("l1", "conv1", 1.0, seed, "fgsm-rs", 0.1), 0.84, SPARSITY, attacks(60),
                      minimal=eps_star(images(0.1 + 0.002 * seed)))
@@ -168,3 +169,45 @@ def test_adversarially_trained_arms_are_compared_with_the_baseline_trained_the_s
     assert on_top["effect"] == pytest.approx(0.001)
     plain = rows["l1 conv1 λ=1"]  # standard training: its own three seeds, none of the adversarial ones
     assert plain["reference"] == "standard" and plain["seeds"] == "0 1 2" and plain["effect"] == pytest.approx(0.001)
+    # the tables show the control and the arm on top of it with their own levels, never merged into a standard row
+    lines = study_markdown(study).split("\n")
+    control_row = next(line for line in lines if line.startswith("| standard + FGSM-RS-AT eps=0.1 | — |"))
+    assert "| 60 / 60 / 60 of 100 |" in control_row and "| 60.0 [60.0, 60.0] |" in control_row
+    on_top_row = next(line for line in lines if line.startswith("| l1 + FGSM-RS-AT eps=0.1 | conv1 | λ=1 | 0, 1, 2 |"))
+    assert "| 40.0 ± 0.0 / 55.0 ± 0.0 |" in on_top_row  # zeros at conv1 against the control's (trained the same way)
+    standard_rows = [line for line in lines if line.startswith("| standard | — |") and "AutoAttack" not in line]
+    assert len(standard_rows) == 2 and "| 5 / 5 / 5 of 100 |" in standard_rows[0]  # accuracy and black-box tables
+    assert any(line.startswith("| standard + FGSM-RS-AT eps=0.1 | — | — | 0, 1, 2 | none |") for line in lines)
+
+
+def test_the_study_figure_puts_the_positive_control_beside_the_baseline_one_point_per_model(tmp_path):
+    """vis/study_figure.py: arms on x (baseline, control, sparse arms), each seed's value where comparisons.csv has
+    it, each arm's verdict above it, and each arm's reference band (the control's for the arm on top of it)."""
+    results = tmp_path / "cifar10"
+    for seed in (0, 1, 2):
+        write_result(results, "l1", Variant.baseline(seed), 0.9, SPARSITY, attacks(5), minimal=eps_star(images(0.0)))
+        write_result(results, "l1", Variant.baseline(seed, "fgsm-rs", 0.1), 0.85, SPARSITY, attacks(60),
+                     minimal=eps_star(images(0.1 + 0.001 * seed)))
+        write_result(results, "l1", Variant("l1", "conv1", 1.0, seed, "fgsm-rs", 0.1), 0.84, SPARSITY, attacks(60),
+                     minimal=eps_star(images(0.1 + 0.002 * seed)))
+        write_result(results, "l1", Variant("l1", "conv1", 1.0, seed), 0.9, SPARSITY, attacks(5),
+                     minimal=eps_star(images(0.001 * seed)))
+    study = load_study_tables(tmp_path, "cifar10", ["l1"])
+    figure = study_arms_figure(study)
+    eps_axis_, robust_axis, clean_axis = figure.axes
+    labels = [tick.get_text().replace("\n", " ") for tick in clean_axis.get_xticklabels()]
+    assert labels == ["standard", "standard + FGSM-RS-AT eps=0.1", "l1 conv1 λ=1", "l1 conv1 λ=1 + FGSM-RS-AT eps=0.1"]
+    factor = study.dataset.scale_eps(1.0)
+    points = [line for line in eps_axis_.lines if line.get_marker() == "o"]
+    assert len(points) == 4 and all(len(line.get_xdata()) == 3 for line in points)  # three seeds per arm
+    control = study.arms[[a.adv is not None and a.is_baseline for a in study.arms].index(True)]
+    assert sorted(points[1].get_ydata() / factor) == pytest.approx(sorted(control.values["eps_star_correct"]))
+    assert all(0.6 < x < 1.4 for x in points[1].get_xdata())  # the control sits at position 1, beside the baseline
+    assert [line.get_ydata() for line in robust_axis.lines if line.get_marker() == "o"][1] == pytest.approx([60] * 3)
+    verdicts = {row["arm"]: row["verdict"] for row in study.rows if row["statistic"] == "eps_star_correct"}
+    shown = [text.get_text() for text in eps_axis_.texts]
+    assert shown == [verdicts[label] for label in labels[1:]]  # the baseline has no verdict of its own
+    # the arm on top of the control is drawn against the control's band, not the standard baseline's
+    bands = [collection.get_paths()[0].vertices[:, 1] for collection in eps_axis_.collections]
+    assert min(bands[3]) / factor == pytest.approx(min(control.values["eps_star_correct"]))
+    assert plot_study_arms(study, tmp_path / "arms")[0].read_bytes().startswith(b"\x89PNG")

@@ -14,6 +14,7 @@ from common.errors import FileProblem
 from data.registry import DEFAULT_DATASET, get_dataset
 from evaluation.records import load_records, variant_order
 from sparsity.methods import BASELINE, get_method
+from sparsity.variants import TrainedAs
 from vis.eps_star import eps_star
 
 
@@ -61,8 +62,8 @@ class AttackSummary:
 
 
 @dataclass(frozen=True)
-class VariantSummary:
-    """One (method, layer, strength) with its learned seeds merged."""
+class VariantSummary(TrainedAs):
+    """One (method, layer, strength, training) with its learned seeds merged."""
 
     method: str
     layer: str | None
@@ -83,10 +84,8 @@ class VariantSummary:
     collapsed_seeds: tuple
     failed_checks: tuple  # "check (seed s)"
     eps_star: dict = field(default_factory=dict)  # norm -> vis.eps_star.EpsStar (pooled, paired with the baseline)
-
-    @property
-    def is_baseline(self):
-        return self.method == BASELINE
+    adv: str | None = None  # adversarial training (sparsity.variants.Variant.adv), None: standard training
+    adv_eps: float | None = None
 
     @property
     def learned(self):
@@ -147,6 +146,7 @@ def _merge(group):
         images_sha256={r.variant.seed: r.images_sha256 for r in learned},
         collapsed_seeds=tuple(r.variant.seed for r in group if r.collapsed),
         failed_checks=tuple(f"{name} (seed {r.variant.seed})" for r in group for name in r.failed_checks),
+        adv=first.adv, adv_eps=first.adv_eps,
     )
 
 
@@ -248,18 +248,32 @@ def merge_seeds(method, folder, records):
                          variants=tuple(variants), attack_info=_attack_info(records), eval_configs=tuple(configs))
 
 
-def load_method_results(results_dir, method, layers, include_baseline, warn=None, dataset=None):
+def load_method_results(results_dir, method, layers, include_baseline, warn=None, dataset=None, adversarial=False,
+                        say_left_out=True):
     """The records of ``results_dir/method`` restricted to ``layers`` (None: all) and the baseline, merged;
-    records of another data set than ``dataset`` (None: the folder's first record's) are a FileProblem."""
+    records of another data set than ``dataset`` (None: the folder's first record's) are a FileProblem.
+
+    ``adversarial``: False, the models of standard training (the adversarially trained ones are left out with a
+    warning: the figures compare sparsity arms under standard training); True, only the adversarially trained ones
+    (the positive control and the arms on top of it: the study tables), which must share one training (method and
+    eps). Either way an adversarially trained model is never merged with its standard namesake as one more seed.
+    ``say_left_out``: False where the caller loads the adversarially trained models as well (no warning)."""
     folder = Path(results_dir) / method
     records = [r for r in load_records(folder, method, warn, dataset)
                if (include_baseline if r.variant.is_baseline else layers is None or r.variant.layer in layers)]
-    # The figures and tables compare sparsity arms under standard training: an adversarially trained model (the
-    # positive control) would otherwise be merged with its standard namesake as one more seed.
-    adversarial = [r.variant.name for r in records if r.variant.adv is not None]
+    trained = [r for r in records if r.variant.adv is not None]
     if adversarial:
-        (warn or warnings.warn)(f"{folder}: left out {len(adversarial)} adversarially trained result(s) "
-                                f"({', '.join(adversarial)}): figures and tables compare standard training")
+        records = trained
+        trainings = sorted({(r.variant.adv, r.variant.adv_eps) for r in records})
+        if len(trainings) > 1:
+            raise FileProblem(f"{folder} holds models of several adversarial trainings "
+                              f"({', '.join(f'{adv} eps={eps:g}' for adv, eps in trainings)}); keep one per results "
+                              f"folder", "results_dir")
+    elif trained and say_left_out:
+        (warn or warnings.warn)(f"{folder}: left out {len(trained)} adversarially trained result(s) "
+                                f"({', '.join(r.variant.name for r in trained)}): figures and tables compare "
+                                f"standard training")
+    if not adversarial:
         records = [r for r in records if r.variant.adv is None]
     models = sorted({r.model for r in records})
     if len(models) > 1:

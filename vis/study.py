@@ -21,18 +21,22 @@ EPS_STAR_NORM = comparisons.NORM
 WORST_CASE_NOTE = "worst case over every attack run and eps*"
 
 
-def load_study(results_dir, dataset, methods=None):
-    """``[MethodResults]`` of each method with a results folder under ``results_dir/dataset``."""
+def load_study(results_dir, dataset, methods=None, adversarial=False):
+    """``[MethodResults]`` of each method with a results folder under ``results_dir/dataset``: the models of standard
+    training, or (``adversarial``) those of adversarial training, where a folder has any."""
     folder = results_dir / dataset
-    return [load_method_results(folder, method, None, include_baseline=True, dataset=dataset)[1]
-            for method in (methods or METHODS) if (folder / method).is_dir()]
+    found = [load_method_results(folder, method, None, include_baseline=True, dataset=dataset,
+                                 adversarial=adversarial, say_left_out=False)[1]
+             for method in (methods or METHODS) if (folder / method).is_dir()]
+    return [results for results in found if results.variants]
 
 
 @dataclass(frozen=True)
 class Study:
     """A study's merged results per method, its arms' per-seed values and every comparison row."""
 
-    results: list  # [vis.results.MethodResults]
+    results: list  # [vis.results.MethodResults] of standard training
+    adversarial: list  # [vis.results.MethodResults] of adversarial training (the positive control and arms on it)
     baseline: comparisons.Arm
     arms: list  # [comparisons.Arm], table order
     rows: list  # comparisons.comparisons(baseline, arms)
@@ -49,7 +53,8 @@ def load_study_tables(results_dir, dataset, methods=None):
     if not results:
         return None
     baseline, arms = comparisons.load_arms(results_dir, dataset, methods)
-    return Study(results, baseline, arms, comparisons.comparisons(baseline, arms))
+    adversarial = load_study(results_dir, dataset, methods, adversarial=True)
+    return Study(results, adversarial, baseline, arms, comparisons.comparisons(baseline, arms))
 
 
 def _signed(dataset, value, percent=False, plain=False):
@@ -111,22 +116,31 @@ def _robust(arm, summary):
 def _variant_cells(results, variant):
     method = get_method(results.method) if not variant.is_baseline else None
     strength = method.strength_text(variant.strength) if method else DASH
-    return [variant.method, variant.layer or DASH, strength, ", ".join(map(str, variant.seeds))]
+    training = "" if variant.adv is None else f" + {variant.adv.upper()}-AT eps={variant.adv_eps:g}"
+    return [variant.method + training, variant.layer or DASH, strength, ", ".join(map(str, variant.seeds))]
 
 
-def _rows(studies):
-    """``(results, variant)`` per row: the baseline once (from the first method), then each method's variants."""
+def _rows(study):
+    """``(results, variant)`` per row: under standard training the baseline once (from the first method), then
+    each method's variants; then the same for adversarial training (the positive control, then the arms on it)."""
     rows = []
-    for index, results in enumerate(studies):
-        rows += [(results, v) for v in results.variants if not v.is_baseline or index == 0]
+    for group in (study.results, study.adversarial):
+        for index, results in enumerate(group):
+            rows += [(results, v) for v in results.variants if not v.is_baseline or index == 0]
     return rows
 
 
 def _arm(study, variant):
-    if variant.is_baseline:
+    if variant.is_baseline and variant.adv is None:
         return study.baseline
-    return next(a for a in study.arms if (a.method, a.layer, a.strength, a.adv) == (variant.method, variant.layer,
-                                                                                      variant.strength, None))
+    return next(a for a in study.arms if (a.method, a.layer, a.strength, a.adv, a.adv_eps)
+                == (variant.method, variant.layer, variant.strength, variant.adv, variant.adv_eps))
+
+
+def _reference(study, variant):
+    """The baseline variant trained as ``variant`` was (its sparsity is the zeros column's reference)."""
+    group = study.results if variant.adv is None else study.adversarial
+    return next((results.baseline for results in group if results.baseline), None)
 
 
 def _notes(variant):
@@ -145,18 +159,19 @@ def accuracy_table(study):
     images, secondary), AutoAttack's robust counts with an interval across seeds, the worst case."""
     eps = sorted({c["eps"] for r in study.results for c in r.eval_configs if c.get("eps")})
     at = f" at eps {', '.join(study.dataset.format_eps(e) for e in eps)}" if eps else ""
-    header = ["method", "layer", "strength", "seeds", "clean acc (%)", "zeros at the layer (%): variant / standard",
+    header = ["method", "layer", "strength", "seeds", "clean acc (%)",
+              "zeros at the layer (%): variant / standard (trained the same way)",
               "median eps* L-inf over correctly classified images, per seed", "mean ± SD over seeds",
               "all-image median eps* per seed (secondary: 0 for misclassified images)",
               f"AutoAttack robust{at}, per seed (k of n)",
               "AutoAttack robust (%): mean over seeds [95% cluster bootstrap over seeds]",
               f"{WORST_CASE_NOTE} (%)", "notes"]
-    baseline = study.results[0].baseline
     rows = []
-    for results, variant in _rows(study.results):
+    for results, variant in _rows(study):
         arm = _arm(study, variant)
         zeros = DASH
         if not variant.is_baseline:
+            baseline = _reference(study, variant)
             base = baseline.sparsity.get(variant.layer) if baseline else None
             zeros = f"{percent_text(variant.own_sparsity)} / {percent_text(base)}"
         counts, robust = _robust(arm, variant.attacks.get(comparisons.ROBUST_ATTACK))
@@ -205,15 +220,16 @@ def _queries(summary):
     return DASH if median is None else f"{median:.0f}"
 
 
-def black_box_table(studies):
+def black_box_table(study):
     """Each query-based attack's robust count per seed and median queries, and the checks that failed."""
+    studies = study.results + study.adversarial
     keys = list(dict.fromkeys(key for results in studies for key in results.attacks_where(counts_queries=True)))
     titles = {key: info.title for results in studies for key, info in results.attack_info.items()}
     header = (["method", "layer", "strength", "seeds"]
               + [f"{titles[key]}: robust per seed of n (median queries, mean over seeds)" for key in keys]
               + ["failed checks"])
     rows = []
-    for results, variant in _rows(studies):
+    for results, variant in _rows(study):
         cells = []
         for key in keys:
             summary = variant.attacks.get(key)
@@ -229,4 +245,4 @@ def black_box_table(studies):
 def study_markdown(study):
     """A study page's tables (deterministic: the same files give the same text)."""
     return "\n".join(accuracy_table(study) + [""] + comparison_table(study) + [""]
-                     + black_box_table(study.results)) + "\n"
+                     + black_box_table(study)) + "\n"
