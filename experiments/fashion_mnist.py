@@ -123,7 +123,11 @@ GPU_SEEDS = tuple(range(20))
 # training; halving the images and the audit roughly halves it. The study still exceeds the 8 h on this CPU:
 # its training alone (35 models, the converged recipe) takes about 6 h; docs/benchmarks.md has the measured total.
 CPU = {
-    "recipe": [],
+    # The precision and memory layout are pinned to what the study's models were trained in (fp32, channels_last:
+    # each checkpoint records it), not left to training.precision's probe, which picks the faster layout on the
+    # machine at hand and, on a loaded machine, may pick the other one: the layout changes rounding, and so the
+    # trained weights, and a rerun would not give the committed numbers.
+    "recipe": ["--no-amp", "--channels-last"],
     "eval": ["--attacks", "pgd", "autoattack", "square", "nes", "--n-eval", "50", "--steps", "20",
              "--audit-n", "10", "--query-n", "10", "--square-queries", "1000", "--nes-modes", "untargeted",
              "--nes-momenta", "0.9", "--nes-samples", "50", "--nes-steps", "40", "--adaptive-steps", "20",

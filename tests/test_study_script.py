@@ -40,6 +40,8 @@ def test_every_step_is_a_valid_main_py_command_of_the_declared_design(setup):
         if args.mode == "train":
             recipe = recipe_from_args(args)
             assert recipe.dataset == "fashion-mnist" and recipe.epochs == 3  # the converged recipe, every arm
+            if setup is study.CPU:  # fp32 + channels_last, as the committed models were trained, whatever the probe
+                assert args.amp is False and args.channels_last is True  # would pick on the machine at hand
             trained |= names
         elif args.mode == "eval":
             config = eval_config_from_args(args, "fashion-mnist")
