@@ -121,7 +121,8 @@ GPU_SEEDS = tuple(range(20))
 # ensemble on the 18 of 20 images still robust there). At those sizes the evaluation would take about 13 h (an
 # adversarially trained model is robust on most images at every radius: about 40 min each) on top of about 6 h of
 # training; halving the images and the audit roughly halves it. The study still exceeds the 8 h on this CPU:
-# its training alone (35 models, the converged recipe) takes about 6 h; docs/benchmarks.md has the measured total.
+# its training alone (35 models, the converged recipe) takes about 4.6 h on a quiet machine (its first 26 models
+# recorded 6.4 h, load included); docs/benchmarks.md has the measured times.
 CPU = {
     # The precision and memory layout are pinned to what the study's models were trained in (fp32, channels_last:
     # each checkpoint records it), not left to training.precision's probe, which picks the faster layout on the
