@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from common.errors import FileProblem
 from common.stats import wilson_interval
 from sparsity.variants import Variant
 from vis import comparisons
 from vis.eps_star import eps_text
+from vis.results import load_method_results
 from vis.study import load_study_tables, study_markdown
 from vis.study_figure import plot_study_arms, study_arms_figure
 from vis_fixture import attack_entry, minimal_from, write_result
@@ -211,3 +213,15 @@ def test_the_study_figure_puts_the_positive_control_beside_the_baseline_one_poin
     bands = [collection.get_paths()[0].vertices[:, 1] for collection in eps_axis_.collections]
     assert min(bands[3]) / factor == pytest.approx(min(control.values["eps_star_correct"]))
     assert plot_study_arms(study, tmp_path / "arms")[0].read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_folder_with_two_adversarial_trainings_is_refused_naming_both(tmp_path):
+    """The adversarially trained models of a folder are merged by (method, layer, strength): two trainings would
+    become one row's seeds, so the folder is refused."""
+    results = tmp_path / "cifar10"
+    write_result(results, "l1", Variant.baseline(0, "fgsm-rs", 0.1), 0.85, SPARSITY, attacks(60),
+                 minimal=eps_star(images(0.1)))
+    write_result(results, "l1", Variant.baseline(0, "pgd", 0.1), 0.85, SPARSITY, attacks(60),
+                 minimal=eps_star(images(0.1)))
+    with pytest.raises(FileProblem, match="several adversarial trainings.*fgsm-rs eps=0.1, pgd eps=0.1"):
+        load_method_results(results, "l1", None, include_baseline=True, adversarial=True)
