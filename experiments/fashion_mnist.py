@@ -51,6 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from common import stats  # noqa: E402
+from common.cli import run_main  # noqa: E402
 from common.inference import detectable_effect  # noqa: E402
 from evaluation.records import load_records, write_summary_csv  # noqa: E402
 from vis.comparisons import write_csv  # noqa: E402
@@ -399,7 +400,7 @@ def tables(results_dir, dataset=DATASET):
     return study_markdown(study)
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     choice = parser.add_mutually_exclusive_group()
@@ -414,7 +415,7 @@ def main():
                         help=f"with --gpu: the data set (default {DATASET}; the CPU study is sized for it alone)")
     parser.add_argument("--data-dir", type=Path,
                         help="main.py's --data-dir (cifar10-jpeg: its archive, e.g. datasets/cifar10-jpeg.tar.gz)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.dataset != DATASET and not args.gpu:
         parser.error(f"--dataset {args.dataset} needs --gpu: the CPU study's recipe is sized for {DATASET}")
     if args.tables or args.first_study_tables:
@@ -441,4 +442,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)  # a bad result file: one line and exit 2, no traceback

@@ -146,3 +146,14 @@ def test_parallel_steps_each_run_after_what_they_need_and_a_failure_stops_the_st
         study.run_steps([study.Step(python("import sys; print('broken'); sys.exit(3)"))] + steps[2:], 2,
                         tmp_path / "logs2")
     assert stopped.value.code == 3 and "broken" in (tmp_path / "logs2" / "eval-step000.log").read_text()
+
+
+def test_a_bad_result_file_under_tables_exits_2_with_one_line(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / study.DATASET / "l1"
+    folder.mkdir(parents=True)
+    (folder / "standard_seed0.json").write_text('{"format": "sparsity-robustness/result", "schema_version": 4}')
+    monkeypatch.setitem(study.CPU, "results_dir", str(tmp_path))
+    with pytest.raises(SystemExit) as exit_:
+        study.run_main(study.main, ["--tables"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(err) == 1 and "standard_seed0.json" in err[0] and "Traceback" not in err[0]
