@@ -55,7 +55,7 @@ from common.cli import run_main  # noqa: E402
 from common.inference import detectable_effect  # noqa: E402
 from evaluation.records import load_records, write_summary_csv  # noqa: E402
 from vis.comparisons import write_csv  # noqa: E402
-from vis.study import load_study_tables, study_markdown  # noqa: E402
+from vis.study import accuracy_table, load_study_tables, study_markdown  # noqa: E402
 from vis.study_figure import plot_study_arms  # noqa: E402
 
 DATASET = "fashion-mnist"
@@ -314,8 +314,9 @@ def baseline_seed_sd(results_dir, dataset=DATASET):
     """``(SD, n, source)`` of the standard baseline's per-seed median eps* (correct images) in ``results_dir``, else
     in the first study's files (a stand-in, labelled, until two of this study's baseline seeds exist), else None."""
     for folder, source in ((results_dir, "this study's"), (FIRST_STUDY, "the first study's (under-fit) stand-in")):
-        study = load_study_tables(ROOT / folder, dataset, methods_of(ARMS)) if (ROOT / folder / dataset).is_dir() \
-            else None
+        select = design_of(folder)
+        study = load_study_tables(ROOT / folder, dataset, methods_of(ARMS), select) \
+            if (ROOT / folder / dataset).is_dir() else None
         values = [v for v in (study.baseline.values["eps_star_correct"] if study and study.baseline else ())
                   if v is not None]
         if len(values) >= 2:
@@ -354,6 +355,24 @@ def in_design(variant, arms=ARMS, seeds=CPU_SEEDS):
     return variant.seed in seeds and (variant.method, variant.layer, strength, variant.adv, variant.adv_eps) in chosen
 
 
+def in_dose_response(variant):
+    """Whether a record's variant is one of the dose-response's models or the standard baseline's design seeds (the
+    band its figure and table compare with)."""
+    if variant.is_baseline and variant.adv is None:
+        return variant.seed in CPU_SEEDS
+    return in_design(variant, DOSE_RESPONSE, DOSE_SEEDS)
+
+
+def design_of(results_dir):
+    """The records a results folder's tables may use: the CPU study's declared design (its folders also hold the
+    dose-response, which must join no arm and no Holm family), the GPU study's design with its seeds, everything in
+    the first study's."""
+    if results_dir == FIRST_STUDY:
+        return None
+    seeds = GPU_SEEDS if results_dir == GPU["results_dir"] else CPU_SEEDS
+    return lambda variant: in_design(variant, ARMS, seeds)
+
+
 def study_time(results_dir, dataset=DATASET, arms=ARMS, seeds=CPU_SEEDS):
     """``(models, training s, evaluation s)`` of the design's evaluated models: each model once (by its checkpoint's
     hash: the baseline's record is copied into every method folder), training as its checkpoint recorded it,
@@ -381,7 +400,7 @@ def time_text(results_dir, dataset=DATASET):
 
 def tables(results_dir, dataset=DATASET):
     """The study tables of ``results_dir``; writes its ``comparisons.csv`` beside the method folders."""
-    study = load_study_tables(ROOT / results_dir, dataset, ["l1", "dropout", "kwta"])
+    study = load_study_tables(ROOT / results_dir, dataset, ["l1", "dropout", "kwta"], design_of(results_dir))
     if study is None:
         print(f"no study results in {results_dir}/{dataset}/; run python experiments/fashion_mnist.py first",
               file=sys.stderr)
@@ -400,6 +419,18 @@ def tables(results_dir, dataset=DATASET):
     return study_markdown(study)
 
 
+def dose_tables(results_dir=CPU["results_dir"], dataset=DATASET):
+    """The dose-response's table (issue 26): the standard baseline's design seeds, then each dose model (seed 0):
+    clean accuracy, zeros at conv1 against the baseline's, median eps* over correct images, AutoAttack. A description
+    of single models: its comparison rows (one seed against five) are never a verdict and are not printed."""
+    study = load_study_tables(ROOT / results_dir, dataset, methods_of(DOSE_RESPONSE), in_dose_response)
+    if study is None or study.baseline is None:
+        print(f"no dose-response results in {results_dir}/{dataset}/; run python experiments/fashion_mnist.py "
+              f"--dose-response first", file=sys.stderr)
+        sys.exit(2)
+    return "\n".join(accuracy_table(study)) + "\n"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -410,6 +441,8 @@ def main(argv=None):
                         help="only print the tables of the first study's results (withdrawn; docs/results/first-study)")
     choice.add_argument("--dose-response", action="store_true",
                         help="L1 and k-WTA at conv1 towards 90/95/99%% zeros, seed 0 (after the baseline's seeds)")
+    choice.add_argument("--dose-response-tables", action="store_true",
+                        help="only print the dose-response's table from the CPU study's results")
     parser.add_argument("--design", action="store_true", help="print the design and its detectable effect; run nothing")
     parser.add_argument("--dataset", choices=GPU_DATASETS, default=DATASET,
                         help=f"with --gpu: the data set (default {DATASET}; the CPU study is sized for it alone)")
@@ -418,6 +451,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.dataset != DATASET and not args.gpu:
         parser.error(f"--dataset {args.dataset} needs --gpu: the CPU study's recipe is sized for {DATASET}")
+    if args.dose_response_tables:
+        print(dose_tables(), end="")
+        return
     if args.tables or args.first_study_tables:
         print(tables(FIRST_STUDY if args.first_study_tables else CPU["results_dir"]), end="")
         return
@@ -435,7 +471,9 @@ def main(argv=None):
         sys.exit(130)
     if not args.gpu:
         copy_figures(setup["results_dir"], ARMS + DOSE_RESPONSE)
-    if not args.dose_response:
+    if args.dose_response:
+        print(dose_tables(setup["results_dir"], args.dataset))
+    elif not args.dose_response:
         print(tables(setup["results_dir"], args.dataset))
     print(f"study: done in {(time.perf_counter() - started) / 60:.1f} min; results in "
           f"{setup['results_dir']}/{args.dataset}/ (one folder per method), checkpoints in {setup['models_dir']}/")

@@ -157,3 +157,38 @@ def test_a_bad_result_file_under_tables_exits_2_with_one_line(tmp_path, monkeypa
         study.run_main(study.main, ["--tables"])
     err = capsys.readouterr().err.strip().splitlines()
     assert exit_.value.code == 2 and len(err) == 1 and "standard_seed0.json" in err[0] and "Traceback" not in err[0]
+
+
+def test_the_dose_response_shares_the_study_folders_but_joins_no_arm_and_no_holm_family(tmp_path):
+    """The dose-response writes into the study's method folders (its λ = 2 seed 0 is a design model); its other
+    strengths must stay out of the design's tables and comparisons, where they would widen Holm's family, and its
+    own table holds the dose models (seed 0) beside the baseline's design seeds."""
+    from sparsity.variants import Variant
+    from vis.study import accuracy_table, load_study_tables
+    from vis_fixture import attack_entry, minimal_from, write_result
+
+    results = tmp_path / "cifar10"  # the fixture's data set
+
+    def write(variant, shift):
+        write_result(results, "l1", variant, 0.9, {"conv1": 0.95}, {"autoattack": attack_entry("autoattack", 10, 9, 9)},
+                     minimal={"linf": minimal_from([0.02 + shift + 0.001 * i for i in range(9)] + [0.0], 0.4)})
+
+    for seed in study.CPU_SEEDS:
+        write(Variant.baseline(seed), 0.001 * seed)
+        write(Variant("l1", "conv1", 2.0, seed), 0.002 * seed)
+    write(Variant("l1", "conv1", 1.0, 0), 0.01)
+    write(Variant("l1", "conv1", 3.0, 0), 0.02)
+    write(Variant("l1", "conv1", 2.0, 7), 0.03)  # a seed outside the design
+
+    design = load_study_tables(tmp_path, "cifar10", ["l1"], study.design_of(study.CPU["results_dir"]))
+    assert [(a.strength, a.seeds) for a in design.arms] == [(2.0, tuple(study.CPU_SEEDS))]
+    arms = {row["arm"] for row in design.rows if not row["arm"].startswith("standard seeds")}
+    assert arms == {"l1 conv1 λ=2"}  # Holm over the design's arms only
+    everything = load_study_tables(tmp_path, "cifar10", ["l1"])
+    assert len(everything.arms) == 3  # without the design, the dose models would be arms of their own
+
+    dose = load_study_tables(tmp_path, "cifar10", ["l1"], study.in_dose_response)
+    assert dose.baseline.seeds == tuple(study.CPU_SEEDS)
+    assert [(a.strength, a.seeds) for a in dose.arms] == [(1.0, (0,)), (2.0, (0,)), (3.0, (0,))]
+    table = "\n".join(accuracy_table(dose))
+    assert "| standard | — | — | 0, 1, 2, 3, 4 |" in table and "| l1 | conv1 | λ=3 | 0 |" in table

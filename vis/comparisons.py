@@ -77,15 +77,18 @@ def seed_values(record):
             "train_loss": record.checkpoint.final_train_loss}
 
 
-def load_arms(results_dir, dataset, methods):
+def load_arms(results_dir, dataset, methods, select=None):
     """``(baseline, [Arm])`` of the study in ``results_dir/dataset/{method}/`` (the baseline from the first
-    method's folder: each holds the same copy), in table order; seeds that did not learn are left out and named."""
+    method's folder: each holds the same copy), in table order; seeds that did not learn are left out and named.
+    ``select``: a predicate on a record's variant; only the records it accepts form arms (a study's declared design:
+    a model outside it, a dose-response one, never joins an arm's seeds or the Holm family)."""
     baseline, arms = None, []
     for method in methods:
         folder = results_dir / dataset / method
         if not folder.is_dir():
             continue
-        records = sorted(load_records(folder, method, dataset=dataset), key=record_order)
+        records = sorted((r for r in load_records(folder, method, dataset=dataset)
+                          if select is None or select(r.variant)), key=record_order)
         groups = {}
         for record in records:
             v = record.variant

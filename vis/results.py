@@ -249,7 +249,7 @@ def merge_seeds(method, folder, records):
 
 
 def load_method_results(results_dir, method, layers, include_baseline, warn=None, dataset=None, adversarial=False,
-                        say_left_out=True):
+                        say_left_out=True, select=None):
     """The records of ``results_dir/method`` restricted to ``layers`` (None: all) and the baseline, merged;
     records of another data set than ``dataset`` (None: the folder's first record's) are a FileProblem.
 
@@ -257,10 +257,12 @@ def load_method_results(results_dir, method, layers, include_baseline, warn=None
     warning: the figures compare sparsity arms under standard training); True, only the adversarially trained ones
     (the positive control and the arms on top of it: the study tables), which must share one training (method and
     eps). Either way an adversarially trained model is never merged with its standard namesake as one more seed.
-    ``say_left_out``: False where the caller loads the adversarially trained models as well (no warning)."""
+    ``say_left_out``: False where the caller loads the adversarially trained models as well (no warning).
+    ``select``: a predicate on a record's variant, the records it refuses left out (a study's declared design)."""
     folder = Path(results_dir) / method
     records = [r for r in load_records(folder, method, warn, dataset)
-               if (include_baseline if r.variant.is_baseline else layers is None or r.variant.layer in layers)]
+               if (include_baseline if r.variant.is_baseline else layers is None or r.variant.layer in layers)
+               and (select is None or select(r.variant))]
     trained = [r for r in records if r.variant.adv is not None]
     if adversarial:
         records = trained

@@ -21,12 +21,13 @@ EPS_STAR_NORM = comparisons.NORM
 WORST_CASE_NOTE = "worst case over every attack run and eps*"
 
 
-def load_study(results_dir, dataset, methods=None, adversarial=False):
+def load_study(results_dir, dataset, methods=None, adversarial=False, select=None):
     """``[MethodResults]`` of each method with a results folder under ``results_dir/dataset``: the models of standard
-    training, or (``adversarial``) those of adversarial training, where a folder has any."""
+    training, or (``adversarial``) those of adversarial training, where a folder has any; ``select``: a predicate on
+    a record's variant (the models it refuses are left out)."""
     folder = results_dir / dataset
     found = [load_method_results(folder, method, None, include_baseline=True, dataset=dataset,
-                                 adversarial=adversarial, say_left_out=False)[1]
+                                 adversarial=adversarial, say_left_out=False, select=select)[1]
              for method in (methods or METHODS) if (folder / method).is_dir()]
     return [results for results in found if results.variants]
 
@@ -46,14 +47,16 @@ class Study:
         return self.results[0].dataset
 
 
-def load_study_tables(results_dir, dataset, methods=None):
-    """``Study`` of ``results_dir/dataset``; None where it has no results folder."""
+def load_study_tables(results_dir, dataset, methods=None, select=None):
+    """``Study`` of ``results_dir/dataset``; None where it has no results folder. ``select``: a predicate on a
+    record's variant, the study's declared design: the folders may hold other models (a dose-response shares them),
+    which then enter no table, arm or Holm family."""
     methods = [m for m in (methods or METHODS) if (results_dir / dataset / m).is_dir()]
-    results = load_study(results_dir, dataset, methods)
+    results = load_study(results_dir, dataset, methods, select=select)
     if not results:
         return None
-    baseline, arms = comparisons.load_arms(results_dir, dataset, methods)
-    adversarial = load_study(results_dir, dataset, methods, adversarial=True)
+    baseline, arms = comparisons.load_arms(results_dir, dataset, methods, select)
+    adversarial = load_study(results_dir, dataset, methods, adversarial=True, select=select)
     return Study(results, adversarial, baseline, arms, comparisons.comparisons(baseline, arms))
 
 
