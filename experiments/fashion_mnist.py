@@ -99,9 +99,13 @@ ARMS = (
     Arm("L1 conv1 on adversarial training", "l1", "conv1", L1_CONV1, ADVERSARIAL),
 )
 # The dose-response (issue 26): L1 and k-WTA at conv1 at strengths towards 90%, 95% and 99% zeros, seed 0, on the
-# same recipe and evaluation; figure 7 of each method folder draws them against the baseline's seed band.
-DOSE_RESPONSE = (Arm("L1 conv1 dose", "l1", "conv1", 1.0), Arm("L1 conv1 dose", "l1", "conv1", 2.0),
-                 Arm("L1 conv1 dose", "l1", "conv1", 3.0), Arm("k-WTA conv1 dose", "kwta", "conv1", 0.1),
+# same recipe and evaluation; figure 7 of each method folder draws them against the baseline's seed band. L1's
+# sparsity saturates on the full recipe (its training logs, 2026-12-05, before any of its evaluations: λ = 1 95.2%,
+# λ = 2 97.8%, λ = 3 98.2% zeros at conv1), so λ = 0.3 (towards 90%) and λ = 6 (towards 99%; λ = 10 did not learn in
+# calibration) were added then, chosen by the sparsity they aim at, never by a robustness result.
+DOSE_RESPONSE = (Arm("L1 conv1 dose", "l1", "conv1", 0.3), Arm("L1 conv1 dose", "l1", "conv1", 1.0),
+                 Arm("L1 conv1 dose", "l1", "conv1", 2.0), Arm("L1 conv1 dose", "l1", "conv1", 3.0),
+                 Arm("L1 conv1 dose", "l1", "conv1", 6.0), Arm("k-WTA conv1 dose", "kwta", "conv1", 0.1),
                  Arm("k-WTA conv1 dose", "kwta", "conv1", 0.05), Arm("k-WTA conv1 dose", "kwta", "conv1", 0.01))
 DOSE_SEEDS = (0,)
 

@@ -72,7 +72,7 @@ def test_the_dose_response_reaches_towards_90_95_99_percent_zeros_at_conv1():
     trained = {(v.method, v.layer, v.strength) for c in commands if c[2] == "train"
                for v in variants_from_args(parsed(c))}
     assert {("kwta", "conv1", 0.1), ("kwta", "conv1", 0.05), ("kwta", "conv1", 0.01)} <= trained  # 1 - gamma zeros
-    assert {s for m, _, s in trained if m == "l1"} == {1.0, 2.0, 3.0}
+    assert {s for m, _, s in trained if m == "l1"} == {0.3, 1.0, 2.0, 3.0, 6.0}
     assert ("standard", None, 0.0) in trained
 
 
