@@ -137,6 +137,27 @@ def test_the_pages_tables_and_comparisons_csv_are_generated_from_the_committed_f
         + regenerate
 
 
+def test_the_dose_response_table_on_the_study_page_is_generated_from_the_committed_results():
+    """docs/studies/fashion-mnist.md's dose-response table (issue 26) is what the study script prints from the
+    committed files, and its figures 7 are the committed copies of what --mode vis draws from them."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("fashion_mnist_study", ROOT / "experiments" / "fashion_mnist.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    page = (ROOT / "docs" / "studies" / "fashion-mnist.md").read_text()
+    found = re.search(r"<!-- dose-response table: begin[^\n]*-->\n(.*?)<!-- dose-response table: end -->", page, re.S)
+    assert found, "fashion-mnist.md lost its dose-response table markers"
+    assert found.group(1) == script.dose_tables(), "the dose-response table differs from the committed results; run " \
+        "python experiments/fashion_mnist.py --dose-response-tables and paste its output between the markers"
+    rows = [line for line in found.group(1).split("\n") if line.startswith("| l1 | conv1 |")
+            or line.startswith("| kwta | conv1 |")]
+    declared = {(arm.method, f"{arm.strength:g}") for arm in script.DOSE_RESPONSE}
+    shown = {(row.split(" | ")[0][2:], row.split(" | ")[2].split("=")[1]) for row in rows}
+    assert shown <= declared and len(shown) == len(rows)  # nothing added to the declared doses
+    for method in ("l1", "kwta"):
+        assert f"../figures/fashion_study_{method}_fig7_eps_star_vs_sparsity.png" in page
+
+
 def test_every_published_claim_has_the_verdict_comparisons_csv_gives():
     claims = re.findall(r"^\| [^|]+ \| `([^`]+)` \| `([^`]+)` \| ([a-z ]+) \|$", PAGE.read_text(), re.M)
     assert len(claims) >= 10, f"{PAGE.name} lost its table of claims and verdicts"

@@ -677,7 +677,7 @@ def _dose_panel(ax, results, layer, variants, norm, limit):
                 markerfacecolor="white", markeredgecolor=BASELINE_COLOR)
     color, marker = layer_style(layer, results.layer_names)
     means = []
-    for variant in sorted(variants, key=lambda v: v.strength):
+    for index, variant in enumerate(sorted(variants, key=lambda v: v.strength)):
         points = _seed_points(variant, layer, norm)
         if not points:
             continue
@@ -687,7 +687,8 @@ def _dose_panel(ax, results, layer, variants, norm, limit):
         if finite:
             means.append((sum(s for s, _ in finite) / len(finite), sum(e for _, e in finite) / len(finite)))
         ax.annotate(results.sparsity_method.strength_text(variant.strength), (100 * points[0][0],
-                    shown(points[0][1])), textcoords="offset points", xytext=(4, 4), fontsize=6.5, color=color)
+                    shown(points[0][1])), textcoords="offset points", xytext=(4, 4 if index % 2 == 0 else -10),
+                    fontsize=6.5, color=color)  # neighbouring strengths' labels above and below: saturating doses overlap
     if len(means) > 1:
         ax.plot([100 * s for s, _ in means], [factor * e for _, e in means], color=color, linewidth=0.8)
     if any(math.isinf(eps) for v in [*variants, results.baseline] if v for _, eps in _seed_points(v, layer, norm)):
@@ -714,8 +715,8 @@ def plot_eps_star_vs_sparsity(results, stem, norm="linf"):
         for ax, layer in zip(axes, layers):
             _dose_panel(ax, results, layer, [v for v in variants if v.layer == layer], norm, limit)
         base_seeds = len(results.baseline.seed_sparsity) if results.baseline else 0
-        fig.suptitle(f"{results.sparsity_method.title}: eps* against the sparsity it reached, one point per model "
-                     f"({_seeds_text(results)})", fontsize=10)
+        fig.suptitle(f"{results.sparsity_method.title}: median eps* against the sparsity it reached,\n"
+                     f"one point per trained model", fontsize=10)
         add_footnote(fig, [
             f"Filled markers: one trained model (seed) per point, labelled with its strength; line: the mean of each "
             f"strength's seeds. Open circles and grey band: the standard model's {base_seeds} seed(s), their median "
