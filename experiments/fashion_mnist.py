@@ -477,7 +477,7 @@ def main(argv=None):
         copy_figures(setup["results_dir"], ARMS + DOSE_RESPONSE)
     if args.dose_response:
         print(dose_tables(setup["results_dir"], args.dataset))
-    elif not args.dose_response:
+    else:
         print(tables(setup["results_dir"], args.dataset))
     print(f"study: done in {(time.perf_counter() - started) / 60:.1f} min; results in "
           f"{setup['results_dir']}/{args.dataset}/ (one folder per method), checkpoints in {setup['models_dir']}/")
