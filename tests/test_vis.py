@@ -312,3 +312,23 @@ def test_dose_response_plots_one_point_per_seed_at_its_measured_sparsity(tmp_pat
     paths = make_figures(tmp_path, "l1")
     assert tmp_path / "l1" / "fig7_eps_star_vs_sparsity.png" in paths
     assert (tmp_path / "l1" / "fig7_eps_star_vs_sparsity.png").read_bytes().startswith(PNG_MAGIC)
+
+
+def test_dose_labels_of_saturating_strengths_do_not_cover_each_other():
+    """Figure 7 labels each strength beside its point: strengths a point or two of sparsity apart (L1 at conv1
+    saturates at 95-99% zeros) get labels on different sides, none covering another or a point."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    fig = Figure(figsize=(4.2, 3.4))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    points = [("λ=1", 95.2, 0.0178), ("λ=2", 97.9, 0.0170), ("λ=3", 98.2, 0.0170), ("λ=6", 98.6, 0.0208)]
+    ax.plot([x for _, x, _ in points], [y for _, _, y in points], "o")
+    ax.set_xlim(-3, 103)
+    ax.set_ylim(0, 0.025)
+    figures._place_labels(ax, points, "C0")
+    renderer = fig.canvas.get_renderer()
+    boxes = [text.get_window_extent(renderer) for text in ax.texts]
+    assert [text.get_text() for text in ax.texts] == ["λ=1", "λ=2", "λ=3", "λ=6"]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    marks = ax.transData.transform([(x, y) for _, x, y in points])
+    assert not any(box.contains(*mark) for box in boxes for mark in marks)

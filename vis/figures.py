@@ -676,8 +676,8 @@ def _dose_panel(ax, results, layer, variants, norm, limit):
         ax.plot([100 * s for s, _ in baseline], values, linestyle="none", marker="o", markersize=4,
                 markerfacecolor="white", markeredgecolor=BASELINE_COLOR)
     color, marker = layer_style(layer, results.layer_names)
-    means = []
-    for index, variant in enumerate(sorted(variants, key=lambda v: v.strength)):
+    means, labels = [], []
+    for variant in sorted(variants, key=lambda v: v.strength):
         points = _seed_points(variant, layer, norm)
         if not points:
             continue
@@ -686,9 +686,8 @@ def _dose_panel(ax, results, layer, variants, norm, limit):
         finite = [(s, eps) for s, eps in points if math.isfinite(eps)]
         if finite:
             means.append((sum(s for s, _ in finite) / len(finite), sum(e for _, e in finite) / len(finite)))
-        ax.annotate(results.sparsity_method.strength_text(variant.strength), (100 * points[0][0],
-                    shown(points[0][1])), textcoords="offset points", xytext=(4, 4 if index % 2 == 0 else -10),
-                    fontsize=6.5, color=color)  # neighbouring strengths' labels above and below: saturating doses overlap
+        labels.append((results.sparsity_method.strength_text(variant.strength), 100 * points[0][0],
+                       shown(points[0][1])))
     if len(means) > 1:
         ax.plot([100 * s for s, _ in means], [factor * e for _, e in means], color=color, linewidth=0.8)
     if any(math.isinf(eps) for v in [*variants, results.baseline] if v for _, eps in _seed_points(v, layer, norm)):
@@ -698,6 +697,30 @@ def _dose_panel(ax, results, layer, variants, norm, limit):
     ax.set_ylabel(f"median eps* over correct images ({unit})")
     ax.set_xlim(-3, 103)
     ax.set_ylim(bottom=0)
+    _place_labels(ax, labels, color)
+
+
+def _place_labels(ax, labels, color):
+    """Each ``(text, x, y)`` beside its point, on the first side (right or left, above or below) where it covers no
+    earlier label and no labelled point: saturating doses sit a point or two of sparsity apart."""
+    renderer = ax.figure.canvas.get_renderer()
+    points = ax.transData.transform([(x, y) for _, x, y in labels]) if labels else []
+    sides = (((4, 4), "left"), ((4, -10), "left"), ((-4, 4), "right"), ((-4, -10), "right"))
+    placed = []
+
+    def draw(text, xy, side):
+        label = ax.annotate(text, xy, textcoords="offset points", xytext=side[0], ha=side[1], fontsize=6.5, color=color)
+        return label, label.get_window_extent(renderer).padded(1.5)
+
+    for text, x, y in labels:
+        for side in sides:
+            label, box = draw(text, (x, y), side)
+            if not any(box.overlaps(other) for other in placed) and not any(box.contains(*p) for p in points):
+                break
+            label.remove()
+        else:  # no side is clear: the first
+            label, box = draw(text, (x, y), sides[0])
+        placed.append(box)
 
 
 def plot_eps_star_vs_sparsity(results, stem, norm="linf"):
