@@ -54,7 +54,7 @@ from common import stats  # noqa: E402
 from common.cli import run_main  # noqa: E402
 from common.inference import detectable_effect  # noqa: E402
 from evaluation.records import load_records, write_summary_csv  # noqa: E402
-from vis.comparisons import write_csv  # noqa: E402
+from vis.comparisons import is_null, write_csv  # noqa: E402
 from vis.study import accuracy_table, load_study_tables, study_markdown  # noqa: E402
 from vis.study_figure import plot_study_arms  # noqa: E402
 
@@ -411,7 +411,7 @@ def tables(results_dir, dataset=DATASET):
         sys.exit(2)
     path = write_csv(ROOT / results_dir / dataset, study.rows)
     verdicts = [row["verdict"] for row in study.rows if row["statistic"] == "eps_star_correct"
-                and not row["arm"].startswith("standard seeds")]
+                and not is_null(row)]
     counts = ", ".join(f"{verdicts.count(v)} {v}" for v in dict.fromkeys(sorted(verdicts)))
     print(f"comparisons: {len(study.rows)} rows in {path.relative_to(ROOT)}; median eps* of {len(verdicts)} arms: "
           f"{counts}", file=sys.stderr)

@@ -190,6 +190,14 @@ def test_adversarially_trained_arms_are_compared_with_the_baseline_trained_the_s
     on_top = rows["l1 conv1 λ=1 + FGSM-RS-AT eps=0.1"]
     assert on_top["reference"] == "standard + FGSM-RS-AT eps=0.1"
     assert on_top["effect"] == pytest.approx(0.001)
+    # the arm on top of the control faces the control's own null: its seeds against each other, a Holm family apart
+    nulls = [r for r in study.rows if r["statistic"] == "eps_star_correct" and comparisons.is_null(r)]
+    assert [r["arm"] for r in nulls] == ["standard seeds 0 vs 1, 2", "standard seeds 1 vs 0, 2",
+                                         "standard seeds 2 vs 0, 1"] + [
+        f"standard + FGSM-RS-AT eps=0.1 seeds {a} vs {b}" for a, b in (("0", "1, 2"), ("1", "0, 2"), ("2", "0, 1"))]
+    assert all(r["reference"] == "standard + FGSM-RS-AT eps=0.1" for r in nulls[3:])
+    assert nulls[3]["effect"] == pytest.approx(-0.0015)  # the control's seed 0 against the mean of its seeds 1 and 2
+    assert not any(comparisons.is_null(rows[arm]) for arm in rows if " seeds " not in arm)
     plain = rows["l1 conv1 λ=1"]  # standard training: its own three seeds, none of the adversarial ones
     assert plain["reference"] == "standard" and plain["seeds"] == "0 1 2" and plain["effect"] == pytest.approx(0.001)
     # the tables show the control and the arm on top of it with their own levels, never merged into a standard row

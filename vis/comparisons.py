@@ -156,19 +156,28 @@ def reference_of(arm, baseline, arms):
 
 
 def comparisons(baseline, arms):
-    """Every row of ``comparisons.csv``: per statistic, the baseline-against-baseline rows (their own Holm family),
-    then every arm against the whole baseline (Holm over all arms); each row judged (``common.inference``)."""
+    """Every row of ``comparisons.csv``: per statistic, each reference's rows against itself (the null: the standard
+    baseline's disjoint seed sets, then the adversarially trained baseline's, which the arms on top of it are
+    compared with; each reference its own Holm family), then every arm against the whole of its reference (Holm over
+    all arms); each row judged (``common.inference``)."""
     rows = []
     if baseline is None:  # nothing to compare with (the tables still show each arm's seeds)
         return rows
+    references = [baseline, *(arm for arm in arms if arm.is_baseline and arm.adv is not None)]
     for statistic in STATISTICS:
-        nulls = [_compare(baseline.subset(a), baseline.subset(b), statistic,
-                          f"{BASELINE} seeds {', '.join(map(str, a))} vs {', '.join(map(str, b))}")
-                 for a, b in null_splits(baseline.seeds)]
-        rows += inference.judge(nulls)
+        for reference in references:
+            rows += inference.judge([_compare(reference.subset(a), reference.subset(b), statistic,
+                                              f"{arm_label(reference)} seeds {', '.join(map(str, a))} vs "
+                                              f"{', '.join(map(str, b))}")
+                                     for a, b in null_splits(reference.seeds)])
         rows += inference.judge([_compare(arm, reference, statistic, arm_label(arm)) for arm in arms
                                  if (reference := reference_of(arm, baseline, arms)) is not None])
     return rows
+
+
+def is_null(row):
+    """Whether a ``comparisons`` row compares a reference with itself (disjoint seed sets of one arm)."""
+    return row["arm"].startswith(f"{row['reference']} seeds ")
 
 
 def _cell(value):

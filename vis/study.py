@@ -187,8 +187,9 @@ def accuracy_table(study):
 
 
 def comparison_table(study):
-    """One row per comparison (the baseline's own first), each statistic's effect, interval, p and verdict."""
-    header = ["comparison", "seeds: arm / standard",
+    """One row per comparison (each reference against itself first), each statistic's effect, interval, p and
+    verdict."""
+    header = ["comparison", "seeds: arm / reference",
               "median eps* (correct images): difference of seed means [95% CI]", "p", "p Holm",
               "equivalence (±10%): p Holm", "verdict", "clean acc (points) [95% CI]", "verdict",
               "all-image median eps* [95% CI]", "verdict", "AutoAttack robust (points) [95% CI]", "verdict",
