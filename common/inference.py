@@ -15,7 +15,10 @@ how precisely these particular networks are known, not how a recipe behaves. Her
 - many arms, one error rate: Holm over all arms of a study (``statsmodels`` ``multipletests``), per statistic;
 - verdicts: *effect* when the Holm-adjusted p < 0.05 and the interval excludes 0; *no effect* only by an equivalence
   test (TOST: two one-sided Welch t-tests, Holm-adjusted the same way) against a margin fixed before the results
-  (``MARGINS``); otherwise *inconclusive*. An arm (or baseline) of one seed is always inconclusive.
+  (``MARGINS``); otherwise *inconclusive*. An arm (or baseline) of one seed is always inconclusive;
+- the null guards every verdict: where a baseline compared with itself (disjoint seed sets, its own Holm family) is
+  judged an effect, the instrument cannot tell seeds apart from arms, so every arm compared with that baseline on
+  that statistic is *null failed* instead of *effect* or *no effect* (``guarded_by_null``).
 
 tests/test_inference.py measures the false-positive rate and the power of this exact procedure on simulated studies.
 """
@@ -29,7 +32,7 @@ from statsmodels.stats.power import TTestIndPower
 ALPHA = 0.05
 CONFIDENCE = 0.95
 PERMUTATIONS = 100_000  # exact test up to this many arrangements (8 vs 8 seeds: 12,870)
-EFFECT, NO_EFFECT, INCONCLUSIVE = "effect", "no effect", "inconclusive"
+EFFECT, NO_EFFECT, INCONCLUSIVE, NULL_FAILED = "effect", "no effect", "inconclusive", "null failed"
 # Equivalence margins, fixed before any result was read: (kind, size). "relative": a share of the baseline's mean
 # (eps* medians and the final training loss: +-10%); "absolute": in the statistic's own unit (accuracies: +-1
 # percentage point).
@@ -109,6 +112,14 @@ def judge(comparisons):
         judged.append({**c, "p_holm": float(adjusted), "p_tost_holm": float(tost),
                        "verdict": str(verdict(adjusted, c["ci_low"], c["ci_high"], tost, c["n_arm"], c["n_base"]))})
     return judged
+
+
+def guarded_by_null(judged, nulls):
+    """``judged`` (arms compared with one baseline on one statistic) as they stand where none of ``nulls`` (that
+    baseline against itself, judged) is an effect; otherwise each verdict but *inconclusive* becomes *null failed*."""
+    if not any(row["verdict"] == EFFECT for row in nulls):
+        return judged
+    return [{**row, "verdict": NULL_FAILED} if row["verdict"] != INCONCLUSIVE else row for row in judged]
 
 
 def detectable_effect(n_seeds, n_arms=1, power=0.8):

@@ -170,6 +170,26 @@ def test_every_published_claim_has_the_verdict_comparisons_csv_gives():
     assert all(row["verdict"] == "inconclusive" for row in table if row["n_seeds"] == "1")
 
 
+def test_an_effect_counts_only_where_the_null_stays_null(tmp_path):
+    """Ten baseline seeds in two clusters: the null (seeds 0-4 against 5-9) is an effect, so the arm's clear effect
+    on that statistic is *null failed*, never *effect*; statistics whose null stays null keep their verdicts."""
+    results = tmp_path / "cifar10"
+    for seed in range(10):
+        write_result(results, "l1", Variant.baseline(seed), 0.9 + 0.001 * (seed % 3), SPARSITY, attacks(5),
+                     minimal=eps_star(images(0.01 * (seed >= 5) + 0.0001 * seed)))
+        write_result(results, "l1", Variant("l1", "conv1", 1.0, seed), 0.8 + 0.001 * (seed % 3), SPARSITY, attacks(5),
+                     minimal=eps_star(images(0.05 + 0.0001 * seed)))
+    study = load_study_tables(tmp_path, "cifar10", ["l1"])
+    rows = {(r["arm"], r["statistic"]): r for r in study.rows}
+    null = rows[("standard seeds 0, 1, 2, 3, 4 vs 5, 6, 7, 8, 9", "eps_star_correct")]
+    assert null["verdict"] == "effect" and null["p_holm"] < 0.05  # 2/252 exact, Holm over the 5 splits: 0.04
+    arm = rows[("l1 conv1 λ=1", "eps_star_correct")]
+    assert arm["p_holm"] < 0.001 and arm["ci_low"] > 0 and arm["verdict"] == "null failed"
+    # clean accuracy: the baseline's seeds within 0.2 points, so its null stays null and the arm's 10 points count
+    assert rows[("l1 conv1 λ=1", "clean_acc")]["verdict"] == "effect"
+    assert "null failed" in study_markdown(study)
+
+
 def test_adversarially_trained_arms_are_compared_with_the_baseline_trained_the_same_way(tmp_path):
     """The positive control (the adversarially trained baseline) against the standard baseline; sparsity on top of
     adversarial training against the adversarially trained baseline, never pooled with standard training."""

@@ -165,13 +165,14 @@ def comparisons(baseline, arms):
         return rows
     references = [baseline, *(arm for arm in arms if arm.is_baseline and arm.adv is not None)]
     for statistic in STATISTICS:
-        for reference in references:
-            rows += inference.judge([_compare(reference.subset(a), reference.subset(b), statistic,
-                                              f"{arm_label(reference)} seeds {', '.join(map(str, a))} vs "
-                                              f"{', '.join(map(str, b))}")
-                                     for a, b in null_splits(reference.seeds)])
-        rows += inference.judge([_compare(arm, reference, statistic, arm_label(arm)) for arm in arms
-                                 if (reference := reference_of(arm, baseline, arms)) is not None])
+        nulls = {arm_label(reference): inference.judge([
+            _compare(reference.subset(a), reference.subset(b), statistic,
+                     f"{arm_label(reference)} seeds {', '.join(map(str, a))} vs {', '.join(map(str, b))}")
+            for a, b in null_splits(reference.seeds)]) for reference in references}
+        judged = inference.judge([_compare(arm, reference, statistic, arm_label(arm)) for arm in arms
+                                  if (reference := reference_of(arm, baseline, arms)) is not None])
+        rows += [row for family in nulls.values() for row in family]
+        rows += [inference.guarded_by_null([row], nulls[row["reference"]])[0] for row in judged]
     return rows
 
 
