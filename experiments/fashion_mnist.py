@@ -5,6 +5,7 @@ then print the study's tables and total time and write its seed-level comparison
     python experiments/fashion_mnist.py --design # print the design and its smallest detectable effect; run nothing
     python experiments/fashion_mnist.py --gpu    # the same design at full size: results/study-gpu/fashion-mnist/
     python experiments/fashion_mnist.py --tables # only the tables and comparisons.csv of this study's results, and its time
+    python experiments/fashion_mnist.py --verdict-table  # only the README's verdict table of this study's results
     python experiments/fashion_mnist.py --first-study-tables  # the same of the first study (withdrawn, issue 29)
     python experiments/fashion_mnist.py --dose-response  # L1 and k-WTA at conv1 towards 90, 95, 99% zeros (seed 0)
     python experiments/fashion_mnist.py --gpu --dataset cifar10-jpeg --data-dir datasets/cifar10-jpeg.tar.gz
@@ -55,7 +56,7 @@ from common.cli import run_main  # noqa: E402
 from common.inference import detectable_effect  # noqa: E402
 from evaluation.records import load_records, write_summary_csv  # noqa: E402
 from vis.comparisons import is_null, write_csv  # noqa: E402
-from vis.study import accuracy_table, load_study_tables, study_markdown  # noqa: E402
+from vis.study import accuracy_table, load_study_tables, study_markdown, verdict_table  # noqa: E402
 from vis.study_figure import plot_study_arms  # noqa: E402
 
 DATASET = "fashion-mnist"
@@ -402,13 +403,25 @@ def time_text(results_dir, dataset=DATASET):
             f"{(training + evaluation / workers) / 3600:.1f} h of this machine's wall time")
 
 
-def tables(results_dir, dataset=DATASET):
-    """The study tables of ``results_dir``; writes its ``comparisons.csv`` beside the method folders."""
+def load_design(results_dir, dataset=DATASET):
+    """The ``Study`` of ``results_dir``'s declared design; exit 2 with one line where it has no results."""
     study = load_study_tables(ROOT / results_dir, dataset, ["l1", "dropout", "kwta"], design_of(results_dir))
     if study is None:
         print(f"no study results in {results_dir}/{dataset}/; run python experiments/fashion_mnist.py first",
               file=sys.stderr)
         sys.exit(2)
+    return study
+
+
+def verdicts(results_dir=None, dataset=DATASET):
+    """The README's verdict table (every comparison, each baseline against itself first) of the CPU study's
+    committed results; reads them only (no comparisons.csv, no figure)."""
+    return "\n".join(verdict_table(load_design(results_dir or CPU["results_dir"], dataset))) + "\n"
+
+
+def tables(results_dir, dataset=DATASET):
+    """The study tables of ``results_dir``; writes its ``comparisons.csv`` beside the method folders."""
+    study = load_design(results_dir, dataset)
     path = write_csv(ROOT / results_dir / dataset, study.rows)
     verdicts = [row["verdict"] for row in study.rows if row["statistic"] == "eps_star_correct"
                 and not is_null(row)]
@@ -441,6 +454,8 @@ def main(argv=None):
     choice = parser.add_mutually_exclusive_group()
     choice.add_argument("--gpu", action="store_true", help="the same design at full size (needs a GPU)")
     choice.add_argument("--tables", action="store_true", help="only print the tables of the CPU study's results")
+    choice.add_argument("--verdict-table", action="store_true",
+                        help="only print the README's verdict table of the CPU study's results")
     choice.add_argument("--first-study-tables", action="store_true",
                         help="only print the tables of the first study's results (withdrawn; docs/results/first-study)")
     choice.add_argument("--dose-response", action="store_true",
@@ -457,6 +472,9 @@ def main(argv=None):
         parser.error(f"--dataset {args.dataset} needs --gpu: the CPU study's recipe is sized for {DATASET}")
     if args.dose_response_tables:
         print(dose_tables(), end="")
+        return
+    if args.verdict_table:
+        print(verdicts(), end="")
         return
     if args.tables or args.first_study_tables:
         print(tables(FIRST_STUDY if args.first_study_tables else CPU["results_dir"]), end="")

@@ -159,6 +159,15 @@ def test_a_bad_result_file_under_tables_exits_2_with_one_line(tmp_path, monkeypa
     assert exit_.value.code == 2 and len(err) == 1 and "standard_seed0.json" in err[0] and "Traceback" not in err[0]
 
 
+def test_the_verdict_table_without_study_results_exits_2_with_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(study.CPU, "results_dir", str(tmp_path))
+    with pytest.raises(SystemExit) as exit_:
+        study.run_main(study.main, ["--verdict-table"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and err == [f"no study results in {tmp_path}/{study.DATASET}/; run python "
+                                             f"experiments/fashion_mnist.py first"]
+
+
 def test_the_dose_response_shares_the_study_folders_but_joins_no_arm_and_no_holm_family(tmp_path):
     """The dose-response writes into the study's method folders (its λ = 2 seed 0 is a design model); its other
     strengths must stay out of the design's tables and comparisons, where they would widen Holm's family, and its

@@ -15,7 +15,7 @@ from sparsity.variants import Variant
 from vis import comparisons
 from vis.eps_star import eps_text
 from vis.results import load_method_results
-from vis.study import load_study_tables, study_markdown
+from vis.study import load_study_tables, study_markdown, verdict_table
 from vis.study_figure import plot_study_arms, study_arms_figure
 from vis_fixture import attack_entry, minimal_from, write_result
 
@@ -226,6 +226,20 @@ def test_adversarially_trained_arms_are_compared_with_the_baseline_trained_the_s
     assert "| 60 / 60 / 60 of 100 |" in control_row and "| 60.0 [60.0, 60.0] |" in control_row
     on_top_row = next(line for line in lines if line.startswith("| l1 + FGSM-RS-AT eps=0.1 | conv1 | λ=1 | 0, 1, 2 |"))
     assert "| 40.0 ± 0.0 / 55.0 ± 0.0 |" in on_top_row  # zeros at conv1 against the control's (trained the same way)
+    # the README's verdict table: each comparison against its own reference, each reference's null first
+    verdict_lines = verdict_table(study)
+    labels = [line.split(" | ")[:2] for line in verdict_lines[2:]]
+    assert labels[:6] == [["| standard seeds 0 vs 1, 2", "standard"], ["| standard seeds 1 vs 0, 2", "standard"],
+                          ["| standard seeds 2 vs 0, 1", "standard"]] + [
+        [f"| standard + FGSM-RS-AT eps=0.1 seeds {a} vs {b}", "standard + FGSM-RS-AT eps=0.1"]
+        for a, b in (("0", "1, 2"), ("1", "0, 2"), ("2", "0, 1"))]
+    assert ["| standard + FGSM-RS-AT eps=0.1", "standard"] in labels
+    assert ["| l1 conv1 λ=1 + FGSM-RS-AT eps=0.1", "standard + FGSM-RS-AT eps=0.1"] in labels
+    control_verdicts = next(line for line in verdict_lines if line.startswith("| standard + FGSM-RS-AT eps=0.1 | "))
+    assert control_verdicts.startswith("| standard + FGSM-RS-AT eps=0.1 | standard | 3 / 3 | ")
+    # AutoAttack 60 of 100 on every control seed against 5 on the standard's; 3 seeds a side: p >= 0.1, never judged
+    assert control_verdicts.endswith("| 60.0 / 5.0, +55.0 [+55.0, +55.0] | 0.3 | inconclusive | 85.0 / 90.0, -5.0 "
+                                     "| inconclusive |")
     standard_rows = [line for line in lines if line.startswith("| standard | — |") and "AutoAttack" not in line]
     assert len(standard_rows) == 2 and "| 5 / 5 / 5 of 100 |" in standard_rows[0]  # accuracy and black-box tables
     assert any(line.startswith("| standard + FGSM-RS-AT eps=0.1 | — | — | 0, 1, 2 | none |") for line in lines)

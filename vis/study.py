@@ -73,7 +73,7 @@ def _signed(dataset, value, percent=False, plain=False):
         text = eps_text(dataset, abs(value), EPS_STAR_NORM)
     else:
         text = f"{abs(value):.4f}"
-    if not text.strip("0./"):
+    if not text.split("/")[0].strip("0."):  # a zero ("0", "0.000", "0/255") has no sign
         return text
     return ("-" if value < 0 else "+") + text
 
@@ -157,11 +157,16 @@ def _notes(variant):
     return notes
 
 
+def _at_eps(study):
+    """" at eps 0.1": the attack radius (or radii) the study's evaluations ran at."""
+    eps = sorted({c["eps"] for r in study.results for c in r.eval_configs if c.get("eps")})
+    return f" at eps {', '.join(study.dataset.format_eps(e) for e in eps)}" if eps else ""
+
+
 def accuracy_table(study):
     """Per arm, seed by seed: clean accuracy, sparsity, eps* over the correctly classified images (and over all
     images, secondary), AutoAttack's robust counts with an interval across seeds, the worst case."""
-    eps = sorted({c["eps"] for r in study.results for c in r.eval_configs if c.get("eps")})
-    at = f" at eps {', '.join(study.dataset.format_eps(e) for e in eps)}" if eps else ""
+    at = _at_eps(study)
     header = ["method", "layer", "strength", "seeds", "clean acc (%)",
               "zeros at the layer (%): variant / standard (trained the same way)",
               "median eps* L-inf over correctly classified images, per seed", "mean ± SD over seeds",
@@ -208,6 +213,37 @@ def comparison_table(study):
                       _signed(dataset, every["effect"]) + _interval(dataset, every), every["verdict"],
                       _signed(dataset, robust["effect"], True) + _interval(dataset, robust, True),
                       robust["verdict"], _fit(dataset, loss), loss["verdict"]])
+    return markdown_table(header, lines)
+
+
+def _both(dataset, row, percent=False):
+    """``arm / reference, difference [95% CI]`` of one comparison row, seed means."""
+    if row["arm_mean"] is None:
+        return DASH
+    value = (lambda v: f"{100 * v:.1f}") if percent else (lambda v: eps_text(dataset, v, EPS_STAR_NORM))
+    return (f"{value(row['arm_mean'])} / {value(row['baseline_mean'])}, {_signed(dataset, row['effect'], percent)}"
+            f"{_interval(dataset, row, percent)}")
+
+
+def verdict_table(study):
+    """The study's verdicts at a glance (the README leads with it): per comparison, each reference against itself
+    first, the median eps* over correctly classified images and AutoAttack's robust accuracy as seed means of arm and
+    reference, their difference with its 95% interval, the Holm-adjusted p and the verdict; clean accuracy beside."""
+    header = ["comparison", "against", "seeds: arm / reference",
+              "median eps* over correct images (the least of FAB, the APGD bisection and every attack run), seed "
+              "means: arm / reference, difference [95% CI]", "p Holm", "verdict",
+              f"AutoAttack (standard) robust{_at_eps(study)} (%), seed means: arm / reference, difference in points "
+              f"[95% CI]", "p Holm", "verdict", "clean accuracy (%): arm / reference, difference [95% CI]", "verdict"]
+    by_arm = {}
+    for row in study.rows:
+        by_arm.setdefault(row["arm"], {})[row["statistic"]] = row
+    lines = []
+    for label, rows in by_arm.items():
+        eps, robust, clean = rows["eps_star_correct"], rows["robust_acc"], rows["clean_acc"]
+        lines.append([label, eps["reference"], f"{eps['n_seeds']} / {eps['n_baseline_seeds']}",
+                      _both(study.dataset, eps), _p(eps["p_holm"]), f"**{eps['verdict']}**",
+                      _both(study.dataset, robust, True), _p(robust["p_holm"]), robust["verdict"],
+                      _both(study.dataset, clean, True), clean["verdict"]])
     return markdown_table(header, lines)
 
 
