@@ -423,10 +423,9 @@ def tables(results_dir, dataset=DATASET):
     """The study tables of ``results_dir``; writes its ``comparisons.csv`` beside the method folders."""
     study = load_design(results_dir, dataset)
     path = write_csv(ROOT / results_dir / dataset, study.rows)
-    verdicts = [row["verdict"] for row in study.rows if row["statistic"] == "eps_star_correct"
-                and not is_null(row)]
-    counts = ", ".join(f"{verdicts.count(v)} {v}" for v in dict.fromkeys(sorted(verdicts)))
-    print(f"comparisons: {len(study.rows)} rows in {path.relative_to(ROOT)}; median eps* of {len(verdicts)} arms: "
+    judged = [row["verdict"] for row in study.rows if row["statistic"] == "eps_star_correct" and not is_null(row)]
+    counts = ", ".join(f"{judged.count(v)} {v}" for v in dict.fromkeys(sorted(judged)))
+    print(f"comparisons: {len(study.rows)} rows in {path.relative_to(ROOT)}; median eps* of {len(judged)} arms: "
           f"{counts}", file=sys.stderr)
     figure = plot_study_arms(study, ROOT / results_dir / dataset / STUDY_FIGURE)
     if results_dir == CPU["results_dir"]:

@@ -158,7 +158,7 @@ def _notes(variant):
 
 
 def _at_eps(study):
-    """" at eps 0.1": the attack radius (or radii) the study's evaluations ran at."""
+    """The attack radius (or radii) the study's evaluations ran at, as a header's suffix: ``" at eps 0.1"``."""
     eps = sorted({c["eps"] for r in study.results for c in r.eval_configs if c.get("eps")})
     return f" at eps {', '.join(study.dataset.format_eps(e) for e in eps)}" if eps else ""
 
