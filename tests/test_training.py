@@ -120,6 +120,9 @@ def test_checkpoint_round_trip_keeps_weights_and_metadata(trained, cifar_dir):
     assert set(metadata["activation_sparsity"]) == set(LAYER_NAMES)
     assert metadata["collapsed"] in (True, False)
     assert set(metadata["versions"]) == {"torch", "torchvision", "python"}
+    # the machine that computed the weights: its CPU, the kernels torch chose on it, the thread count
+    assert metadata["machine"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert metadata["machine"]["threads"] == torch.get_num_threads() and metadata["machine"]["cpu"]
 
     model = model_from_checkpoint(checkpoint, CPU)
     assert not model.training

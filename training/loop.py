@@ -26,7 +26,7 @@ from sparsity.methods import get_method
 from training.adversarial import AdversarialExamples
 from training.adversarial import settings as adversarial_settings
 from training.checkpoint import (build_variant_model, checkpoint_variant, library_versions, load_checkpoint,
-                                 require_dataset, save_checkpoint)
+                                 machine, require_dataset, save_checkpoint)
 from training.schedule import Schedule
 
 SYNC_EVERY = 25  # steps between host syncs: progress bar update and the non-finite-loss check
@@ -177,7 +177,8 @@ def train_variant(variant, recipe, data, device, path, resume_from=None, channel
         scheduler.load_state_dict(resume_from["scheduler"])
         set_rng_state(resume_from["rng"], device)
         metadata = resume_from["metadata"]
-    metadata.update(device=str(device), versions=library_versions(), channels_last=channels_last)
+    # the machine of the last run: a resumed training records where it finished
+    metadata.update(device=str(device), versions=library_versions(), machine=machine(), channels_last=channels_last)
     attack = adversarial_settings(variant, recipe)
     adversarial = None if attack is None else AdversarialExamples(attack, variant.seed)
 
