@@ -75,11 +75,14 @@ class ResultRecord(Evaluation):
     method: str  # the results folder it sits in (the baseline's record sits in each method's folder)
     variant: Variant
     checkpoint: CheckpointInfo
+    # what computed the evaluation (training.checkpoint.machine: CPU model, kernel set, threads; the checkpoint's
+    # metadata names the training's); None in files from before 2026-12-05
+    machine: dict | None = None
 
     @classmethod
-    def of(cls, evaluation, path, dataset, method, variant, checkpoint):
+    def of(cls, evaluation, path, dataset, method, variant, checkpoint, machine=None):
         return cls(**{f.name: getattr(evaluation, f.name) for f in fields(Evaluation)}, path=Path(path),
-                   dataset=dataset, method=method, variant=variant, checkpoint=checkpoint)
+                   dataset=dataset, method=method, variant=variant, checkpoint=checkpoint, machine=machine)
 
     @property
     def model(self):
@@ -100,6 +103,8 @@ class ResultRecord(Evaluation):
         for name in ("clean_acc", "learned", "n_test", "sparsity", "worst_case", "attacks", "curves", "minimal",
                      "audit", "images_sha256", "checks", "timings", "query_indices", "eval_config"):
             document[_KEYS.get(name, name)] = part_json(getattr(self, name))
+        if self.machine is not None:
+            document["machine"] = dict(self.machine)
         return document
 
     @classmethod
@@ -155,7 +160,8 @@ class ResultRecord(Evaluation):
             checks=Check.read(r, r.present(data, "checks")),
             timings={name: r.number(value, f"timings.{name}", low=0) for name, value in timings.items()},
             query_indices=tuple(r.count(index, "query_indices[]") for index in indices),
-            eval_config=_eval_config(r, r.present(data, "eval_config")))
+            eval_config=_eval_config(r, r.present(data, "eval_config")),
+            machine=None if data.get("machine") is None else dict(r.mapping(data["machine"], "machine")))
 
 
 def _eval_config(r, raw):

@@ -21,6 +21,7 @@ from attacks.adaptive import ADAPTIVE
 from attacks.base import ALL_IMAGES, QUERY_SUBSET, WHITE_BOX
 from common import stats
 from common.errors import FileProblem
+from common.machine import machine
 from evaluation.checks import CompletedRun, run_checks
 from evaluation.metrics import attack_metrics, make_targets, run_attack
 from evaluation.config import audit_radius
@@ -448,7 +449,7 @@ def evaluate_variants(variants, method, models_dir, results_dir, data_dir, devic
                                     transfer_source=baseline_model(job.variant, models_dir, device, model))
         evaluation = replace(evaluation, eval_config={**evaluation.eval_config, "device": str(device)})
         folder.write(ResultRecord.of(evaluation, path, dataset, method, job.variant,
-                                     CheckpointInfo(str(job.checkpoint_path), job.sha256, metadata)))
+                                     CheckpointInfo(str(job.checkpoint_path), job.sha256, metadata), machine()))
         folder.write_summary()
         done.append(job.variant.name)
         log(variant_line(job.variant, evaluation))

@@ -6,6 +6,7 @@ import json
 import shutil
 
 import pytest
+import torch
 
 from cli_support import assert_usage_error, run_cli
 from common.cli import run_main
@@ -77,6 +78,9 @@ def test_eval_writes_one_result_per_variant_and_a_summary(evaluated):
             "eps_star_matches_autoattack"]
         assert record["schema_version"] == 4 and record["audit"]["radii"] == []  # --audit-radii none
         assert record["checkpoint"]["metadata"]["status"] == "complete"
+        # the machines that trained and evaluated it (the same here): what a bit-identical rerun needs alike
+        for machine in (record["machine"], record["checkpoint"]["metadata"]["machine"]):
+            assert machine["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and machine["cpu"]
         minimal = record["minimal_perturbation"]["linf"]
         assert minimal["n"] == 12 and len(minimal["eps_star"]) == 12 and minimal["limit"] == pytest.approx(4 * 8 / 255)
         wrong = [i for i, method in enumerate(minimal["method"]) if method == "clean"]

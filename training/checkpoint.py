@@ -39,20 +39,6 @@ def library_versions():
             "python": platform.python_version()}
 
 
-def machine():
-    """What computed the weights, beyond the library versions: the CPU's model and the kernel set torch dispatched to
-    (AVX2, AVX512, ...) and the intra-op thread count. Each can change the rounding and so the weights: a rerun
-    gives the committed numbers bit for bit on the same kind of CPU at the same thread count
-    (docs/studies/fashion-mnist.md)."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), cpu)
-    except OSError:  # not Linux
-        pass
-    return {"cpu": cpu, "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads()}
-
-
 def save_checkpoint(path, model, optimizer, scheduler, rng, metadata):
     """Write the checkpoint atomically: a crash or a full disk leaves the previous complete file in place."""
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, **metadata}

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from common.errors import FileProblem
+from common.machine import machine
 from data.loader import TensorLoader
 from data.registry import get_dataset
 from data.subsets import first_per_class, select_classes
@@ -26,7 +27,7 @@ from sparsity.methods import get_method
 from training.adversarial import AdversarialExamples
 from training.adversarial import settings as adversarial_settings
 from training.checkpoint import (build_variant_model, checkpoint_variant, library_versions, load_checkpoint,
-                                 machine, require_dataset, save_checkpoint)
+                                 require_dataset, save_checkpoint)
 from training.schedule import Schedule
 
 SYNC_EVERY = 25  # steps between host syncs: progress bar update and the non-finite-loss check

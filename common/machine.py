@@ -1,0 +1,18 @@
+"""The machine a computation ran on, as the records name it: what besides the library versions decides the rounding."""
+import platform
+
+import torch
+
+
+def machine():
+    """``{cpu, cpu_capability, threads}``: the CPU's model, the kernel set torch dispatches to on it (AVX2, AVX512,
+    ...) and the intra-op thread count. Each can change the rounding, and so the weights and the attacks' results: a
+    rerun gives the committed numbers bit for bit on the same kind of CPU at the same thread count
+    (docs/studies/fashion-mnist.md). Checkpoints record the training's machine, result files the evaluation's."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), cpu)
+    except OSError:  # not Linux
+        pass
+    return {"cpu": cpu, "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads()}
