@@ -11,6 +11,7 @@ import pytest
 
 from common.errors import FileProblem
 from common.stats import wilson_interval
+from evaluation.record_parts import Check
 from sparsity.variants import Variant
 from vis import comparisons
 from vis.eps_star import eps_text
@@ -199,7 +200,8 @@ def test_adversarially_trained_arms_are_compared_with_the_baseline_trained_the_s
         write_result(results, "l1", Variant.baseline(seed, "fgsm-rs", 0.1), 0.85, {**SPARSITY, "conv1": 0.55}, attacks(60),
                      minimal=eps_star(images(0.1 + 0.001 * seed)))
         write_result(results, "l1", Variant("l1", "conv1", 1.0, seed, "fgsm-rs", 0.1), 0.84, SPARSITY, attacks(60),
-                     minimal=eps_star(images(0.1 + 0.002 * seed)))
+                     minimal=eps_star(images(0.1 + 0.002 * seed)),
+                     checks=[Check("minimal_perturbation_methods_agree", "failed" if seed == 1 else "passed", "-")])
         write_result(results, "l1", Variant("l1", "conv1", 1.0, seed), 0.9, SPARSITY, attacks(5),
                      minimal=eps_star(images(0.001 * seed)))
     study = load_study_tables(tmp_path, "cifar10", ["l1"])
@@ -239,7 +241,9 @@ def test_adversarially_trained_arms_are_compared_with_the_baseline_trained_the_s
     assert control_verdicts.startswith("| standard + FGSM-RS-AT eps=0.1 | standard | 3 / 3 | ")
     # AutoAttack 60 of 100 on every control seed against 5 on the standard's; 3 seeds a side: p >= 0.1, never judged
     assert control_verdicts.endswith("| 60.0 / 5.0, +55.0 [+55.0, +55.0] | 0.3 | inconclusive | 85.0 / 90.0, -5.0 "
-                                     "| inconclusive |")
+                                     "| inconclusive | none |")
+    on_top_verdicts = next(line for line in verdict_lines if line.startswith("| l1 conv1 λ=1 + FGSM-RS-AT eps=0.1 |"))
+    assert on_top_verdicts.endswith("| minimal_perturbation_methods_agree (seed 1) |")  # the masking sign, beside
     standard_rows = [line for line in lines if line.startswith("| standard | — |") and "AutoAttack" not in line]
     assert len(standard_rows) == 2 and "| 5 / 5 / 5 of 100 |" in standard_rows[0]  # accuracy and black-box tables
     assert any(line.startswith("| standard + FGSM-RS-AT eps=0.1 | — | — | 0, 1, 2 | none |") for line in lines)

@@ -228,22 +228,26 @@ def _both(dataset, row, percent=False):
 def verdict_table(study):
     """The study's verdicts at a glance (the README leads with it): per comparison, each reference against itself
     first, the median eps* over correctly classified images and AutoAttack's robust accuracy as seed means of arm and
-    reference, their difference with its 95% interval, the Holm-adjusted p and the verdict; clean accuracy beside."""
+    reference, their difference with its 95% interval, the Holm-adjusted p and the verdict; clean accuracy and the
+    failed checks (gradient masking's signs) beside."""
     header = ["comparison", "against", "seeds: arm / reference",
               "median eps* over correct images (the least of FAB, the APGD bisection and every attack run), seed "
               "means: arm / reference, difference [95% CI]", "p Holm", "verdict",
               f"AutoAttack (standard) robust{_at_eps(study)} (%), seed means: arm / reference, difference in points "
-              f"[95% CI]", "p Holm", "verdict", "clean accuracy (%): arm / reference, difference [95% CI]", "verdict"]
+              f"[95% CI]", "p Holm", "verdict", "clean accuracy (%): arm / reference, difference [95% CI]", "verdict",
+              "failed checks of its models (where one failed, eps* or robust accuracy may overstate robustness)"]
     by_arm = {}
     for row in study.rows:
         by_arm.setdefault(row["arm"], {})[row["statistic"]] = row
+    failed = {comparisons.arm_label(_arm(study, variant)): variant.failed_checks for _, variant in _rows(study)}
     lines = []
     for label, rows in by_arm.items():
         eps, robust, clean = rows["eps_star_correct"], rows["robust_acc"], rows["clean_acc"]
+        checks = failed[eps["reference"] if comparisons.is_null(eps) else label]  # a null: its reference's models
         lines.append([label, eps["reference"], f"{eps['n_seeds']} / {eps['n_baseline_seeds']}",
                       _both(study.dataset, eps), _p(eps["p_holm"]), f"**{eps['verdict']}**",
                       _both(study.dataset, robust, True), _p(robust["p_holm"]), robust["verdict"],
-                      _both(study.dataset, clean, True), clean["verdict"]])
+                      _both(study.dataset, clean, True), clean["verdict"], "; ".join(checks) or "none"])
     return markdown_table(header, lines)
 
 
