@@ -75,7 +75,7 @@ class ResultRecord(Evaluation):
     method: str  # the results folder it sits in (the baseline's record sits in each method's folder)
     variant: Variant
     checkpoint: CheckpointInfo
-    # what computed the evaluation (training.checkpoint.machine: CPU model, kernel set, threads; the checkpoint's
+    # what computed the evaluation (common.machine: CPU model, kernel set, threads; the checkpoint's
     # metadata names the training's); None in files from before 2026-12-05
     machine: dict | None = None
 
