@@ -151,7 +151,8 @@ CPU = {
 }
 # The full protocol on a GPU: the same design and recipe, 20 seeds per arm, docs/usage.md's evaluation on the whole
 # test set (AutoAttack standard on all of it, Square and NES on 1,000 images at full budgets, eps* in L-inf and L2
-# with the full search and the adaptive attacks at Tramer et al.'s settings).
+# with the full search and the adaptive attacks at Tramer et al.'s settings). No GPU has run it: its expected time
+# (docs/benchmarks.md) is its work counted model pass by model pass (bench/study_cost.py) at an assumed GPU rate.
 GPU = {
     "recipe": [],
     "eval": ["--attacks", "pgd", "autoattack", "square", "nes"],
