@@ -29,7 +29,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common.cli import ArgumentParser, run_main  # noqa: E402
+from common.cli import ArgumentParser, at_least_one, run_main  # noqa: E402
 from evaluation.config import EvalConfig  # noqa: E402
 from evaluation.runner import evaluate_model  # noqa: E402
 from models.simple_cnn import SimpleCNN  # noqa: E402
@@ -86,17 +86,6 @@ def parse_args(argv):
     parser.add_argument("--n-eval", type=at_least_one, default=16, help="images per evaluation")
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)  # one evaluation, its seed
     return parser.parse_args(argv)
-
-
-def at_least_one(text):
-    """argparse type: an integer of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer of at least 1")
-    return value
 
 
 def main(argv=None):

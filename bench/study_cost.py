@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from attacks.nes import sample_schedule  # noqa: E402
 from attacks.nes_adaptive import NESAdaptiveSettings  # noqa: E402
-from common.cli import run_main  # noqa: E402
+from common.cli import at_least_one, run_main  # noqa: E402
 from evaluation.config import EvalConfig  # noqa: E402
 from evaluation.runner import evaluate_model  # noqa: E402
 from training.checkpoint import checkpoint_test_set, load_model  # noqa: E402
@@ -149,27 +149,16 @@ def training_passes(metadata):
     return passes, passes
 
 
-def positive(text):
-    """argparse type: an integer of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer of at least 1")
-    return value
-
-
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models-dir", type=Path, default=ROOT / "trained-models" / "study-cpu",
                         help="the CPU study's models (its seed-0 checkpoints of each arm)")
     parser.add_argument("--data-dir", default="datasets", help="main.py's --data-dir")
-    parser.add_argument("--n", type=positive, default=4, help="images counted per model (default 4)")
+    parser.add_argument("--n", type=at_least_one, default=4, help="images counted per model (default 4)")
     parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
     parser.add_argument("--tflops", type=float, nargs="+", default=[10.0, 30.0, 100.0],
                         help="assumed achieved fp32 rates of the GPU, TFLOP/s (default 10 30 100)")
-    parser.add_argument("--threads", type=positive, default=1)
+    parser.add_argument("--threads", type=at_least_one, default=1)
     return parser.parse_args(argv)
 
 

@@ -177,6 +177,17 @@ def fraction(text):
         raise argparse.ArgumentTypeError(f"{text!r} is not a number or a fraction such as 8/255")
 
 
+
+def at_least_one(text):
+    """argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer of at least 1")
+    return value
+
 # ---- configuration fields and their options ---------------------------------------------------------------------
 
 CLI = "cli"  # the metadata key of a field's option
