@@ -12,11 +12,14 @@ then print the study's tables and total time and write its seed-level comparison
                                                  # the same design on CIFAR-10's images (the JPEG copy), full size
 
 Every step is a ``main.py`` command, printed before it runs, so each can be rerun or changed by hand. Training runs
-one model at a time; on the CPU the evaluations run two at a time on one thread each (one per arm and seed, each
-after the same-seed baselines it reads), their output in ``{models_dir}/logs/eval-stepNNN.log``. The study
-is resumable: a finished checkpoint of the same recipe and an up-to-date result are skipped, so stopping it and
-running the same command again continues where it stopped, in this session or a later one (a finished study reruns
-in minutes: only the figures are redrawn).
+one model at a time; on the CPU each model's evaluation starts as soon as its training has ended, beside the next
+training, and two run at a time once training is done (one thread each; one per arm and seed, each after the
+same-seed baselines it reads), their output in ``{models_dir}/logs/{train,eval}-stepNNN.log``. The study is
+resumable: a finished checkpoint of the same recipe is not trained again, and a model whose result record is in
+the results folder is kept as it is (neither retrained nor evaluated again), so stopping it and running the same
+command again continues where it stopped, in this session or a later one, on this machine or a fresh one with
+only the committed records (each record names the machine it ran on; a finished study reruns in minutes: only the
+figures are redrawn). Delete a record to redo its model.
 
 Design (issue 29), fixed in this file before any of its results is read; nothing is added or dropped because of a
 result. Every arm is trained with the data set's converged recipe (Fashion-MNIST: all 60,000 images, 3 epochs,
@@ -45,7 +48,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,7 +57,8 @@ sys.path.insert(0, str(ROOT))
 from common import stats  # noqa: E402
 from common.cli import run_main  # noqa: E402
 from common.inference import detectable_effect  # noqa: E402
-from evaluation.records import load_records, write_summary_csv  # noqa: E402
+from evaluation.records import RecordFolder, load_records, read_record, write_summary_csv  # noqa: E402
+from sparsity.variants import Variant  # noqa: E402
 from vis.comparisons import is_null, write_csv  # noqa: E402
 from vis.study import accuracy_table, load_study_tables, study_markdown, verdict_table  # noqa: E402
 from vis.study_figure import plot_study_arms  # noqa: E402
@@ -88,6 +92,13 @@ class Arm:
         if self.adversarial:
             chosen += ["--adv-train", self.adversarial[0], "--adv-eps", f"{self.adversarial[1]:g}"]
         return chosen
+
+    def variant(self, seed):
+        """This arm's model of ``seed`` (the names of its checkpoint and its result record)."""
+        adv, eps = self.adversarial or (None, None)
+        if self.layer is None:
+            return Variant.baseline(seed, adv, eps)
+        return Variant(self.method, self.layer, float(self.strength), seed, adv, eps)
 
 
 ARMS = (
@@ -207,35 +218,55 @@ def methods_of(arms):
 
 @dataclass(frozen=True)
 class Step:
-    """One ``main.py`` command of the study and the steps (indices) that must finish before it starts."""
+    """One ``main.py`` command of the study, the steps (indices) that must finish before it starts, and its lane:
+    ``train`` steps run one at a time (each on the setup's training threads), ``eval`` steps beside them."""
 
     command: list
     after: tuple = ()
+    lane: str = "eval"
+    model: tuple | None = None  # (arm, method folder, seed) of an evaluation
 
 
-def evaluation_steps(setup, arms=ARMS, seeds=None):
+BASELINE = Arm("standard", "l1")
+
+
+def kept_records(setup, arms=ARMS, seeds=None):
+    """``{(arm, method folder, seed)}`` whose result record is already in the study's results folder. A record is
+    the study's product and is kept as it is: its model is neither retrained nor evaluated again, whichever machine
+    wrote it (checkpoints are not committed, so a later session on a fresh machine continues from the committed
+    records; each record names its machine and its checkpoint's hash). Delete a record to redo its model."""
+    results = ROOT / setup["results_dir"] / dataset_of(setup)
+    return {(arm, method, seed) for arm in [BASELINE, *arms] for method in ([arm.method] if arm != BASELINE
+                                                                            else methods_of([BASELINE, *arms]))
+            for seed in seeds or setup["seeds"] if arm.variant(seed).results_path(results, method).is_file()}
+
+
+def evaluation_steps(setup, arms=ARMS, seeds=None, trained=None, offset=0):
     """One evaluation per arm and seed, listed so that each comes after what it needs: the same-seed standard
     baseline in its method folder (the audit's radii and the transfer attack read it; evaluated in the first folder
-    and copied into the others, so the copies wait for it), and for the sparse arm on adversarial training the
-    same-seed adversarially trained baseline (the arm's reference)."""
-    baseline = Arm("standard", "l1")
+    and copied into the others, so the copies wait for it), for the sparse arm on adversarial training the
+    same-seed adversarially trained baseline (the arm's reference), and its own training step where ``trained``
+    (``{(arm, seed): step index}``) names one. The steps' indices start at ``offset`` (after the training steps)."""
     steps, index = [], {}
+    trained = trained or {}
 
     def add(arm, method, seed, *after):
-        index[(arm, method, seed)] = len(steps)
-        steps.append(Step(main_py("eval", method, setup, *arm.flags(), *seed_flags([seed])), tuple(after)))
+        index[(arm, method, seed)] = offset + len(steps)
+        own = (trained[(arm, seed)],) if (arm, seed) in trained else ()
+        steps.append(Step(main_py("eval", method, setup, *arm.flags(), *seed_flags([seed])), own + tuple(after),
+                          model=(arm, method, seed)))
 
     seeds = seeds or setup["seeds"]
-    methods = methods_of([baseline, *arms])
+    methods = methods_of([BASELINE, *arms])
     for method in methods:
         for seed in seeds:
-            add(baseline, method, seed, *([] if method == methods[0] else [index[(baseline, methods[0], seed)]]))
+            add(BASELINE, method, seed, *([] if method == methods[0] else [index[(BASELINE, methods[0], seed)]]))
     control = {arm.adversarial: arm for arm in arms if arm.layer is None and arm.adversarial}
-    order = sorted((arm for arm in arms if arm != baseline), key=lambda arm: arm.adversarial is not None
+    order = sorted((arm for arm in arms if arm != BASELINE), key=lambda arm: arm.adversarial is not None
                    and arm.layer is not None)  # the adversarially trained baseline before the arm built on it
     for arm in order:
         for seed in seeds:
-            needs = [index[(baseline, arm.method, seed)]]
+            needs = [index[(BASELINE, arm.method, seed)]]
             if arm.layer is not None and arm.adversarial in control:
                 needs.append(index[(control[arm.adversarial], control[arm.adversarial].method, seed)])
             add(arm, arm.method, seed, *needs)
@@ -244,8 +275,7 @@ def evaluation_steps(setup, arms=ARMS, seeds=None):
 
 def training_commands(setup, arms=ARMS, seeds=None):
     """Training of every arm's declared seeds, the standard baseline first."""
-    baseline = Arm("standard", "l1")
-    trained = [baseline] + [arm for arm in arms if arm != baseline]
+    trained = [BASELINE] + [arm for arm in arms if arm != BASELINE]
     return [main_py("train", arm.method, setup, *arm.flags(), *seed_flags(seeds or setup["seeds"])) for arm in trained]
 
 
@@ -254,35 +284,73 @@ def study_commands(setup, arms=ARMS, seeds=None):
     return training_commands(setup, arms, seeds) + [step.command for step in evaluation_steps(setup, arms, seeds)]
 
 
+def has_kwta(arm):
+    return arm.method == "kwta" and arm.layer is not None
+
+
+def study_steps(setup, arms=ARMS, seeds=None, kept=frozenset()):
+    """``(steps, done)``: one training per model (arm and seed), then every evaluation after its own training and
+    the records it reads; ``done``: the indices of the evaluations whose record is ``kept`` (``kept_records``),
+    never run. A kept model is not retrained, except the standard baseline of a seed whose k-WTA model is still to
+    be evaluated: its transfer attack needs the baseline's checkpoint (trained again, on this machine; its kept
+    record is not replaced)."""
+    seeds = seeds or setup["seeds"]
+    arms = [BASELINE] + [arm for arm in arms if arm != BASELINE]
+    pending = {(arm, seed) for arm in arms for seed in seeds if (arm, arm.method, seed) not in kept}
+    surrogate = {seed for arm, seed in pending if has_kwta(arm)}
+    order = [(arm, seed) for arm in arms for seed in seeds if (arm, seed) in pending]
+    surrogates = [(BASELINE, seed) for seed in sorted(surrogate) if (BASELINE, seed) not in pending]
+    first_kwta = next((i for i, (arm, _) in enumerate(order) if has_kwta(arm)), len(order))
+    order[first_kwta:first_kwta] = surrogates  # trained when the k-WTA models that need them come
+    steps, trained = [], {}
+    for arm, seed in order:
+        trained[(arm, seed)] = len(steps)
+        steps.append(Step(main_py("train", arm.method, setup, *arm.flags(), *seed_flags([seed])), lane="train"))
+    steps += evaluation_steps(setup, arms, seeds, trained, offset=len(steps))
+    return steps, {i for i, step in enumerate(steps) if step.model in kept}
+
+
 def figure_commands(setup, arms=ARMS):
     return [main_py("vis", method, setup) for method in methods_of(arms)]
 
 
-def run_steps(steps, workers, log_dir):
+def run_steps(steps, workers, log_dir, done=()):
     """Run ``steps`` with up to ``workers`` at once, each as soon as the steps it needs have finished (in list
-    order among those ready); with more than one worker each step's output goes to its own log in ``log_dir``. Stops
-    the study where a step fails, once the steps already running have ended."""
+    order among those ready; one ``train`` step at a time), except those in ``done`` (counted as finished); with
+    more than one worker each step's output goes to its own log in ``log_dir``. Stops the study where a step fails,
+    once the steps already running have ended."""
+    done = set(done)
     if workers == 1:
-        for step in steps:
-            run(step.command)
+        for i, step in enumerate(steps):
+            if i not in done:
+                run(step.command)
         return
     log_dir.mkdir(parents=True, exist_ok=True)
-    done, running, pending = set(), {}, list(range(len(steps)))
+    running, pending = {}, [i for i in range(len(steps)) if i not in done]
+
+    def log_of(i):
+        return log_dir / f"{steps[i].lane}-step{i:03d}.log"
+
     with ThreadPoolExecutor(workers) as pool:
         while pending or running:
-            ready = [i for i in pending if set(steps[i].after) <= done]
-            for i in ready[:workers - len(running)]:
+            training = any(steps[i].lane == "train" for i in running.values())
+            for i in [i for i in pending if set(steps[i].after) <= done]:
+                if len(running) == workers:
+                    break
+                if steps[i].lane == "train" and training:
+                    continue
+                training |= steps[i].lane == "train"
                 pending.remove(i)
-                log = log_dir / f"eval-step{i:03d}.log"
-                print(f"$ python {' '.join(steps[i].command)}  (step {i + 1} of {len(steps)}, log {log})", flush=True)
-                running[pool.submit(run_logged, steps[i].command, log)] = i
+                print(f"$ python {' '.join(steps[i].command)}  (step {i + 1} of {len(steps)}, log {log_of(i)})",
+                      flush=True)
+                running[pool.submit(run_logged, steps[i].command, log_of(i))] = i
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
                 i = running.pop(future)
                 status = future.result()
                 if status != 0:
                     wait(running)
-                    print(f"study stopped: step {i + 1} exited {status} (log {log_dir / f'eval-step{i:03d}.log'}); "
+                    print(f"study stopped: step {i + 1} exited {status} (log {log_of(i)}); "
                           "fix it and rerun this command to continue", file=sys.stderr)
                     sys.exit(status)
                 done.add(i)
@@ -294,12 +362,36 @@ def run_logged(command, log):
         return subprocess.run([sys.executable, *command], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT).returncode
 
 
+def copy_kept_baselines(setup, arms, seeds, kept):
+    """Copy each kept standard baseline record of the first method folder into the other folders that lack it (its
+    checkpoint may be on another machine, and the copy main.py makes needs it); returns ``kept`` with the copies."""
+    methods = methods_of([BASELINE, *arms])
+    results = ROOT / setup["results_dir"] / dataset_of(setup)
+    kept = set(kept)
+    for seed in seeds or setup["seeds"]:
+        if (BASELINE, methods[0], seed) not in kept:
+            continue
+        variant = BASELINE.variant(seed)
+        record = read_record(variant.results_path(results, methods[0]), methods[0])
+        for method in methods[1:]:
+            if (BASELINE, method, seed) not in kept:
+                folder = RecordFolder(results / method, method, dataset=dataset_of(setup))
+                folder.write(replace(record, path=variant.results_path(results, method), method=method))
+                folder.write_summary()
+                print(f"copied {variant.name}'s kept record from {methods[0]}/ into {method}/", flush=True)
+                kept.add((BASELINE, method, seed))
+    return kept
+
+
 def study(setup, arms=ARMS, seeds=None):
-    for command in training_commands(setup, arms, seeds):
-        run(command)
-    run_steps(evaluation_steps(setup, arms, seeds), setup["eval_workers"], ROOT / setup["models_dir"] / "logs")
+    kept = copy_kept_baselines(setup, arms, seeds, kept_records(setup, arms, seeds))
+    steps, done = study_steps(setup, arms, seeds, kept)
+    if done:
+        print(f"kept: {len(done)} evaluations whose records are already in {setup['results_dir']} (not redone; "
+              "delete a record to redo its model)", flush=True)
+    run_steps(steps, setup["eval_workers"], ROOT / setup["models_dir"] / "logs", done)
     # evaluations that ran at once rewrote a folder's summary.csv each from what it had seen: once more from all
-    for method in methods_of([Arm("standard", "l1"), *arms]):
+    for method in methods_of([BASELINE, *arms]):
         folder = ROOT / setup["results_dir"] / dataset_of(setup) / method
         if folder.is_dir():
             write_summary_csv(folder, method, dataset=dataset_of(setup))
@@ -379,17 +471,23 @@ def design_of(results_dir):
     return lambda variant: in_design(variant, ARMS, seeds)
 
 
-def study_time(results_dir, dataset=DATASET, arms=ARMS, seeds=CPU_SEEDS):
-    """``(models, training s, evaluation s)`` of the design's evaluated models: each model once (by its checkpoint's
-    hash: the baseline's record is copied into every method folder), training as its checkpoint recorded it,
-    evaluation as the record's timed parts (loading the model and the data not counted). Wall times: they include
-    whatever else ran on the machine at the time."""
+def design_records(results_dir, dataset=DATASET, arms=ARMS, seeds=CPU_SEEDS):
+    """``{checkpoint hash: record}``: each of the design's evaluated models once (the baseline's record is copied
+    into every method folder)."""
     models = {}
     for method in methods_of(arms):
         folder = ROOT / results_dir / dataset / method
         for record in load_records(folder, method, dataset=dataset) if folder.is_dir() else ():
             if in_design(record.variant, arms, seeds):
                 models.setdefault(record.checkpoint.sha256, record)
+    return models
+
+
+def study_time(results_dir, dataset=DATASET, arms=ARMS, seeds=CPU_SEEDS):
+    """``(models, training s, evaluation s)`` of the design's evaluated models, each once, training as its checkpoint
+    recorded it, evaluation as the record's timed parts (loading the model and the data not counted). Wall times:
+    they include whatever else ran on the machine at the time."""
+    models = design_records(results_dir, dataset, arms, seeds)
     training = sum(record.checkpoint.metadata.get("train_seconds") or 0 for record in models.values())
     return len(models), training, sum(sum(record.timings.values()) for record in models.values())
 
@@ -401,7 +499,19 @@ def time_text(results_dir, dataset=DATASET):
     return (f"study time: {models} of the design's {expected} models evaluated; training {training / 3600:.1f} h, "
             f"evaluation {evaluation / 3600:.1f} h summed over the models (the records' timed parts; {workers} ran at "
             f"once, so about {evaluation / workers / 3600:.1f} h of wall time), total about "
-            f"{(training + evaluation / workers) / 3600:.1f} h of this machine's wall time")
+            f"{(training + evaluation / workers) / 3600:.1f} h of wall time; "
+            + machines_text(design_records(results_dir, dataset).values()))
+
+
+def machines_text(records):
+    """Which machines evaluated the models: a study continued on a fresh machine from its committed records mixes
+    machines, and each model's numbers reproduce on the kind of CPU its record names (common.machine)."""
+    counts = {}
+    for record in records:
+        machine = record.machine
+        name = f"{machine['cpu']} ({machine['cpu_capability']})" if machine else "not recorded"
+        counts[name] = counts.get(name, 0) + 1
+    return "evaluated on: " + ", ".join(f"{name} {n}" for name, n in sorted(counts.items()))
 
 
 def load_design(results_dir, dataset=DATASET):

@@ -201,3 +201,59 @@ def test_the_dose_response_shares_the_study_folders_but_joins_no_arm_and_no_holm
     assert [(a.strength, a.seeds) for a in dose.arms] == [(1.0, (0,)), (2.0, (0,)), (3.0, (0,))]
     table = "\n".join(accuracy_table(dose))
     assert "| standard | — | — | 0, 1, 2, 3, 4 |" in table and "| l1 | conv1 | λ=3 | 0 |" in table
+
+
+def test_a_fresh_machine_continues_the_study_from_its_committed_records_without_redoing_them(tmp_path, monkeypatch):
+    """Checkpoints are not committed: a session on a new machine has the records and no checkpoint. Every model
+    with a record is kept (not retrained, not evaluated again), the baseline's kept record is copied into the
+    folders that lack it, and only the standard models the k-WTA arm's transfer attack needs are trained again."""
+    committed = ROOT / study.CPU["results_dir"] / study.DATASET
+    for method in ("l1", "kwta"):
+        (tmp_path / study.DATASET / method).mkdir(parents=True)
+        for path in (committed / method).glob("*.json"):
+            (tmp_path / study.DATASET / method / path.name).write_bytes(path.read_bytes())
+    setup = {**study.CPU, "results_dir": str(tmp_path)}
+    kept = study.kept_records(setup)
+    control, l1_conv1, kwta = study.ARMS[1], study.ARMS[2], study.ARMS[5]
+    assert {(study.BASELINE, "l1", 0), (study.BASELINE, "kwta", 4), (l1_conv1, "l1", 0), (kwta, "kwta", 0)} <= kept
+    assert not any(arm == control for arm, _, _ in kept)  # the dose-response's other strengths are not the design's
+
+    kept = study.copy_kept_baselines(setup, study.ARMS, None, kept)
+    copies = load_records(tmp_path / study.DATASET / "dropout", "dropout")
+    originals = {r.variant.seed: r for r in load_records(tmp_path / study.DATASET / "l1", "l1") if r.variant.is_baseline}
+    assert sorted(r.variant.seed for r in copies) == [0, 1, 2, 3, 4]
+    assert all(r.checkpoint.sha256 == originals[r.variant.seed].checkpoint.sha256 and r.minimal == originals[
+        r.variant.seed].minimal for r in copies)
+
+    steps, done = study.study_steps(setup, kept=kept)
+    trainings = [parsed(s.command) for s in steps if s.lane == "train"]
+    trained = [(a.method, a.baseline_only, a.adv_train, a.layers, a.seeds[0]) for a in trainings]
+    assert ("l1", False, None, ["conv1"], 0) not in trained and ("kwta", False, None, ["conv1"], 0) not in trained
+    standard = [i for i, t in enumerate(trained) if t[1] and t[2] is None]
+    first_kwta = next(i for i, t in enumerate(trained) if t[0] == "kwta")
+    assert [trained[i][4] for i in standard] == [1, 2, 3, 4] and standard == list(range(first_kwta - 4, first_kwta))
+    assert len(trained) == 35 - 7 + 4  # the design's models without a record, and the 4 surrogates
+    evaluated = [i for i, s in enumerate(steps) if s.lane == "eval" and i not in done]
+    assert {steps[i].model for i in done} == kept and len(evaluated) == 35 - 7
+    for i in evaluated:
+        args, own = parsed(steps[i].command), steps[steps[i].after[0]]
+        assert own.lane == "train" and parsed(own.command).seeds == args.seeds
+        assert not (args.baseline_only and args.adv_train is None)  # no standard model is evaluated again
+
+
+def test_one_training_runs_at_a_time_beside_the_evaluations_and_kept_steps_never_run(tmp_path):
+    times = tmp_path / "times"
+
+    def timed(name, seconds=0.4):
+        return ["-c", f"import time; s = time.time(); time.sleep({seconds}); "
+                      f"open({str(times)!r}, 'a').write(f'{name} {{s}} {{time.time()}}\\n')"]
+
+    steps = [study.Step(timed("train0"), lane="train"), study.Step(timed("train1"), lane="train"),
+             study.Step(timed("eval0", 0.1), (0,)), study.Step(["-c", "import sys; sys.exit(1)"], (1,)),
+             study.Step(timed("eval1", 0.1), (1, 3))]
+    study.run_steps(steps, 2, tmp_path / "logs", done={3})
+    spans = {name: (float(a), float(b)) for name, a, b in (line.split() for line in times.read_text().splitlines())}
+    assert set(spans) == {"train0", "train1", "eval0", "eval1"}
+    assert spans["train1"][0] >= spans["train0"][1]  # never two trainings at once
+    assert spans["eval0"][0] >= spans["train0"][1] and spans["eval0"][0] < spans["train1"][1]  # beside the next one
+    assert sorted(p.name for p in (tmp_path / "logs").iterdir())[:2] == ["eval-step002.log", "eval-step004.log"]
