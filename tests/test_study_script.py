@@ -241,7 +241,7 @@ def test_a_fresh_machine_continues_the_study_from_its_committed_records_without_
         assert not (args.baseline_only and args.adv_train is None)  # no standard model is evaluated again
 
 
-def test_one_training_runs_at_a_time_beside_the_evaluations_and_kept_steps_never_run(tmp_path):
+def test_a_training_runs_alone_evaluations_in_pairs_and_kept_steps_never_run(tmp_path):
     times = tmp_path / "times"
 
     def timed(name, seconds=0.4):
@@ -249,11 +249,18 @@ def test_one_training_runs_at_a_time_beside_the_evaluations_and_kept_steps_never
                       f"open({str(times)!r}, 'a').write(f'{name} {{s}} {{time.time()}}\\n')"]
 
     steps = [study.Step(timed("train0"), lane="train"), study.Step(timed("train1"), lane="train"),
-             study.Step(timed("eval0", 0.1), (0,)), study.Step(["-c", "import sys; sys.exit(1)"], (1,)),
-             study.Step(timed("eval1", 0.1), (1, 3))]
+             study.Step(timed("eval0"), (0,)), study.Step(["-c", "import sys; sys.exit(1)"], (1,)),
+             study.Step(timed("eval1"), (1, 3))]
     study.run_steps(steps, 2, tmp_path / "logs", done={3})
     spans = {name: (float(a), float(b)) for name, a, b in (line.split() for line in times.read_text().splitlines())}
     assert set(spans) == {"train0", "train1", "eval0", "eval1"}
-    assert spans["train1"][0] >= spans["train0"][1]  # never two trainings at once
-    assert spans["eval0"][0] >= spans["train0"][1] and spans["eval0"][0] < spans["train1"][1]  # beside the next one
-    assert sorted(p.name for p in (tmp_path / "logs").iterdir())[:2] == ["eval-step002.log", "eval-step004.log"]
+
+    def overlap(a, b):
+        return spans[a][0] < spans[b][1] and spans[b][0] < spans[a][1]
+
+    assert not any(overlap(t, other) for t in ("train0", "train1") for other in spans if other != t)
+    assert spans["train1"][1] <= spans["eval0"][0] and overlap("eval0", "eval1")  # one ready evaluation waits for a pair
+    assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == ["eval-step002.log", "eval-step004.log",
+                                                                    "train-step000.log", "train-step001.log"]
+    with pytest.raises(SystemExit, match="wait for steps that never run"):
+        study.run_steps([study.Step(timed("never"), (5,))], 2, tmp_path / "logs3")
