@@ -208,10 +208,11 @@ def test_a_fresh_machine_continues_the_study_from_its_committed_records_without_
     with a record is kept (not retrained, not evaluated again), the baseline's kept record is copied into the
     folders that lack it, and only the standard models the k-WTA arm's transfer attack needs are trained again."""
     committed = ROOT / study.CPU["results_dir"] / study.DATASET
-    for method in ("l1", "kwta"):
+    for method in ("l1", "kwta"):  # as the study stood after the dose-response: the baseline and the seed-0 models
         (tmp_path / study.DATASET / method).mkdir(parents=True)
-        for path in (committed / method).glob("*.json"):
-            (tmp_path / study.DATASET / method / path.name).write_bytes(path.read_bytes())
+        for pattern in ("standard_seed*.json", "conv1_s*_seed0.json"):
+            for path in (committed / method).glob(pattern):
+                (tmp_path / study.DATASET / method / path.name).write_bytes(path.read_bytes())
     setup = {**study.CPU, "results_dir": str(tmp_path)}
     kept = study.kept_records(setup)
     control, l1_conv1, kwta = study.ARMS[1], study.ARMS[2], study.ARMS[5]
