@@ -12,9 +12,9 @@ then print the study's tables and total time and write its seed-level comparison
                                                  # the same design on CIFAR-10's images (the JPEG copy), full size
 
 Every step is a ``main.py`` command, printed before it runs, so each can be rerun or changed by hand. Training runs
-one model at a time; on the CPU each model's evaluation starts as soon as its training has ended, beside the next
-training, and two run at a time once training is done (one thread each; one per arm and seed, each after the
-same-seed baselines it reads), their output in ``{models_dir}/logs/{train,eval}-stepNNN.log``. The study is
+one model at a time, alone on every core; on the CPU the evaluations run two at a time between trainings (one
+thread each; one per arm and seed, each after its own training and the same-seed baselines it reads), their output
+in ``{models_dir}/logs/{train,eval}-stepNNN.log``. The study is
 resumable: a finished checkpoint of the same recipe is not trained again, and a model whose result record is in
 the results folder is kept as it is (neither retrained nor evaluated again), so stopping it and running the same
 command again continues where it stopped, in this session or a later one, on this machine or a fresh one with
@@ -219,7 +219,7 @@ def methods_of(arms):
 @dataclass(frozen=True)
 class Step:
     """One ``main.py`` command of the study, the steps (indices) that must finish before it starts, and its lane:
-    ``train`` steps run one at a time (each on the setup's training threads), ``eval`` steps beside them."""
+    a ``train`` step runs alone, ``eval`` steps up to the setup's workers at once (``run_steps``)."""
 
     command: list
     after: tuple = ()
@@ -296,10 +296,9 @@ def study_steps(setup, arms=ARMS, seeds=None, kept=frozenset()):
     record is not replaced)."""
     seeds = seeds or setup["seeds"]
     arms = [BASELINE] + [arm for arm in arms if arm != BASELINE]
-    pending = {(arm, seed) for arm in arms for seed in seeds if (arm, arm.method, seed) not in kept}
-    surrogate = {seed for arm, seed in pending if has_kwta(arm)}
-    order = [(arm, seed) for arm in arms for seed in seeds if (arm, seed) in pending]
-    surrogates = [(BASELINE, seed) for seed in sorted(surrogate) if (BASELINE, seed) not in pending]
+    order = [(arm, seed) for arm in arms for seed in seeds if (arm, arm.method, seed) not in kept]
+    surrogates = [(BASELINE, seed) for seed in seeds if (BASELINE, seed) not in order
+                  and any(has_kwta(arm) and (arm, seed) in order for arm in arms)]
     first_kwta = next((i for i, (arm, _) in enumerate(order) if has_kwta(arm)), len(order))
     order[first_kwta:first_kwta] = surrogates  # trained when the k-WTA models that need them come
     steps, trained = [], {}
