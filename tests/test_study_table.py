@@ -1,6 +1,8 @@
 """The study tables (vis/study.py, vis/comparisons.py): per-seed values over correctly classified images, seed-level
-comparisons with baseline-against-baseline rows, and the first study's page (docs/studies/first-study.md) checked
-against the committed files (its tables, comparisons.csv and each claim's verdict)."""
+comparisons with baseline-against-baseline rows, the first study's page (docs/studies/first-study.md) checked
+against the committed files (its tables, comparisons.csv and each claim's verdict), and the redone study's
+(docs/studies/fashion-mnist.md, the README's verdict table): while it runs, the README and the page count its committed
+models; once every declared model is in, its tables, verdicts and claims are checked the same way."""
 import csv
 import io
 import re
@@ -292,3 +294,88 @@ def test_a_folder_with_two_adversarial_trainings_is_refused_naming_both(tmp_path
                  minimal=eps_star(images(0.1)))
     with pytest.raises(FileProblem, match="several adversarial trainings.*fgsm-rs eps=0.1, pgd eps=0.1"):
         load_method_results(results, "l1", None, include_baseline=True, adversarial=True)
+
+
+# --- the redone study (issue 29), as committed: docs/results/fashion-mnist/ and docs/studies/fashion-mnist.md ---
+REDONE_PAGE = ROOT / "docs" / "studies" / "fashion-mnist.md"
+REDONE_RESULTS = ROOT / "docs" / "results" / "fashion-mnist"
+
+
+def study_script():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("fashion_mnist_study", ROOT / "experiments" / "fashion_mnist.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
+def redone_models(script):
+    """``(evaluated, declared)``: the committed design models, one entry per checkpoint, and the declared ones, each as
+    (record name, method)."""
+    records = script.design_records(script.CPU["results_dir"]).values()
+    evaluated = [(record.variant.name, record.variant.method) for record in records]
+    declared = {(arm.variant(seed).name, arm.method if arm.layer else "standard")
+                for arm in script.ARMS for seed in script.CPU_SEEDS}
+    return evaluated, declared
+
+
+def published_redone_study():
+    """The study script, for the tests of what is published once every declared model is in (a study still running
+    publishes no tables: its count is checked by the test below)."""
+    script = study_script()
+    evaluated, declared = redone_models(script)
+    if set(evaluated) != declared:
+        pytest.skip(f"the redone study is running: {len(set(evaluated))} of its {len(declared)} models evaluated; "
+                    "its tables, verdicts and claims are published when all are in")
+    return script
+
+
+def test_the_redone_study_holds_each_declared_model_once_and_the_readme_says_how_many():
+    script = study_script()
+    evaluated, declared = redone_models(script)
+    assert len(evaluated) == len(set(evaluated)), "a design model has two checkpoints among the committed records"
+    assert set(evaluated) <= declared, f"not declared: {sorted(set(evaluated) - declared)}"
+    readme, page = (ROOT / "README.md").read_text(), REDONE_PAGE.read_text()
+    if set(evaluated) == declared:
+        assert "running" not in readme.split("## What has been found")[1].split("## Quick start")[0]
+        return
+    count = f"{len(evaluated)} of its {len(declared)} models evaluated"
+    assert count in " ".join(readme.split()), f"the README's findings should say the study is running: {count}"
+    assert f"{len(evaluated)} of the design's {len(declared)} models evaluated" in " ".join(page.split())
+
+
+def test_the_redone_studys_tables_and_comparisons_csv_are_generated_from_the_committed_results():
+    script = published_redone_study()
+    found = re.search(r"<!-- study tables: begin[^\n]*-->\n(.*?)<!-- study tables: end -->", REDONE_PAGE.read_text(),
+                      re.S)
+    assert found, f"{REDONE_PAGE.name} lost its study-table markers"
+    study = script.load_design(script.CPU["results_dir"])
+    regenerate = "; run python experiments/fashion_mnist.py --tables and paste its output between the markers"
+    assert found.group(1) == study_markdown(study), f"{REDONE_PAGE.name}'s study tables differ from the committed " \
+        "results" + regenerate
+    written = (REDONE_RESULTS / comparisons.CSV_NAME).read_text()
+    assert written == comparisons.csv_text(study.rows), "comparisons.csv differs from the committed results" + regenerate
+
+
+def test_the_readmes_verdict_table_is_generated_from_the_committed_results_and_leads_the_findings():
+    script = published_redone_study()
+    readme = (ROOT / "README.md").read_text()
+    found = re.search(r"<!-- verdict table: begin[^\n]*-->\n(.*?)<!-- verdict table: end -->", readme, re.S)
+    assert found, "README.md lost its verdict table markers"
+    assert found.group(1) == script.verdicts(), "the README's verdict table differs from the committed results; run " \
+        "python experiments/fashion_mnist.py --verdict-table and paste its output between the markers"
+    findings = readme.index("## What has been found")
+    assert findings < readme.index("<!-- verdict table: begin") < readme.index("- **", findings)
+
+
+def test_every_claim_of_the_redone_study_has_the_verdict_its_comparisons_csv_gives_and_no_null_is_an_effect():
+    published_redone_study()
+    claims = re.findall(r"^\| [^|]+ \| `([^`]+)` \| `([^`]+)` \| ([a-z ]+) \|$", REDONE_PAGE.read_text(), re.M)
+    assert len(claims) >= 8, f"{REDONE_PAGE.name} lost its table of claims and verdicts"
+    table = list(csv.DictReader(io.StringIO((REDONE_RESULTS / comparisons.CSV_NAME).read_text())))
+    verdicts = {(row["arm"], row["statistic"]): row["verdict"] for row in table}
+    for arm, statistic, verdict in claims:
+        assert verdicts.get((arm, statistic)) == verdict, f"{REDONE_PAGE.name} says {arm} {statistic}: {verdict}"
+    nulls = [row for row in table if comparisons.is_null(row)]
+    assert nulls and all(row["verdict"] != "effect" for row in nulls)  # no baseline against itself is an effect
+    assert {row["reference"] for row in nulls} >= {"standard"} and len({row["reference"] for row in nulls}) == 2
