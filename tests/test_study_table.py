@@ -143,10 +143,7 @@ def test_the_pages_tables_and_comparisons_csv_are_generated_from_the_committed_f
 def test_the_dose_response_table_on_the_study_page_is_generated_from_the_committed_results():
     """docs/studies/fashion-mnist.md's dose-response table (issue 26) is what the study script prints from the
     committed files, and its figures 7 are the committed copies of what --mode vis draws from them."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("fashion_mnist_study", ROOT / "experiments" / "fashion_mnist.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = study_script()
     page = (ROOT / "docs" / "studies" / "fashion-mnist.md").read_text()
     found = re.search(r"<!-- dose-response table: begin[^\n]*-->\n(.*?)<!-- dose-response table: end -->", page, re.S)
     assert found, "fashion-mnist.md lost its dose-response table markers"
