@@ -59,8 +59,8 @@ from common.cli import run_main  # noqa: E402
 from common.inference import detectable_effect  # noqa: E402
 from evaluation.records import RecordFolder, load_records, read_record, write_summary_csv  # noqa: E402
 from sparsity.variants import Variant  # noqa: E402
-from vis.comparisons import is_null, write_csv  # noqa: E402
-from vis.study import accuracy_table, load_study_tables, study_markdown, verdict_table  # noqa: E402
+from vis.comparisons import comparisons, is_null, load_arms, write_csv  # noqa: E402
+from vis.study import accuracy_table, check_table, load_study_tables, study_markdown, verdict_table  # noqa: E402
 from vis.study_figure import plot_study_arms  # noqa: E402
 
 DATASET = "fashion-mnist"
@@ -177,6 +177,12 @@ GPU = {
 # The first study (2 epochs on half the images, 1-3 seeds per arm; its claims are withdrawn, docs/studies/first-study.md), kept
 # apart so that nothing mixes the two.
 FIRST_STUDY = "docs/results/first-study"
+# The machine check, run after the CPU study's results were read and not part of its design or verdicts: the design's
+# standard baseline was trained and evaluated on an AMD EPYC, its other standard-trained arms (all of dropout and L1
+# fc1, 4 of 5 seeds of L1 conv1 and k-WTA) on an Intel Xeon; these are the baseline's seeds 0-4 retrained and
+# evaluated there with the study's own commands.
+MACHINE_CHECK = "docs/results/machine-check"
+RETRAINED = "standard, Intel Xeon"
 FIGURES = ("fig6_eps_star_per_layer", "fig5_robustness_curves", "fig7_eps_star_vs_sparsity")
 STUDY_FIGURE = "fig8_study_arms"  # every arm beside its reference (vis/study_figure.py), written with the tables
 
@@ -551,6 +557,23 @@ def tables(results_dir, dataset=DATASET):
     return study_markdown(study)
 
 
+def machine_check_table(dataset=DATASET):
+    """The machine check's table: the standard baseline retrained on the Intel Xeon against itself (its nulls) and
+    against the design's baseline (AMD EPYC), then each of the design's standard-trained arms against it (one Holm
+    family of those arms, not the study's six)."""
+    study = load_design(CPU["results_dir"], dataset)
+    retrained, _ = load_arms(ROOT / MACHINE_CHECK, dataset, ["l1"])
+    if retrained is None:
+        print(f"no machine-check results in {MACHINE_CHECK}/{dataset}/l1/", file=sys.stderr)
+        sys.exit(2)
+    machines = [{**row, "arm": f"{RETRAINED} seeds 0-4", "reference": "standard (the design's, AMD EPYC)"}
+                for row in comparisons(study.baseline, [retrained]) if not is_null(row)]
+    arms = [{**row, "arm": row["arm"].replace("standard seeds", f"{RETRAINED} seeds"), "reference": RETRAINED}
+            for row in comparisons(retrained, [arm for arm in study.arms if arm.adv is None])]
+    nulls = [row for row in arms if row["arm"].startswith(RETRAINED)]
+    return "\n".join(check_table(study.dataset, nulls + machines + [row for row in arms if row not in nulls])) + "\n"
+
+
 def dose_tables(results_dir=CPU["results_dir"], dataset=DATASET):
     """The dose-response's table (issue 26): the standard baseline's design seeds, then each dose model (seed 0):
     clean accuracy, zeros at conv1 against the baseline's, median eps* over correct images, AutoAttack. A description
@@ -577,6 +600,9 @@ def main(argv=None):
                         help="L1 and k-WTA at conv1 towards 90/95/99%% zeros, seed 0 (after the baseline's seeds)")
     choice.add_argument("--dose-response-tables", action="store_true",
                         help="only print the dose-response's table from the CPU study's results")
+    choice.add_argument("--machine-check-table", action="store_true",
+                        help="only print the machine check's table (the standard baseline retrained on the CPU that ran "
+                             "the other arms), from docs/results/machine-check")
     parser.add_argument("--design", action="store_true", help="print the design and its detectable effect; run nothing")
     parser.add_argument("--dataset", choices=GPU_DATASETS, default=DATASET,
                         help=f"with --gpu: the data set (default {DATASET}; the CPU study is sized for it alone)")
@@ -587,6 +613,9 @@ def main(argv=None):
         parser.error(f"--dataset {args.dataset} needs --gpu: the CPU study's recipe is sized for {DATASET}")
     if args.dose_response_tables:
         print(dose_tables(), end="")
+        return
+    if args.machine_check_table:
+        print(machine_check_table(), end="")
         return
     if args.verdict_table:
         print(verdicts(), end="")

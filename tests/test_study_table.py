@@ -376,3 +376,18 @@ def test_every_claim_of_the_redone_study_has_the_verdict_its_comparisons_csv_giv
     nulls = [row for row in table if comparisons.is_null(row)]
     assert nulls and all(row["verdict"] != "effect" for row in nulls)  # no baseline against itself is an effect
     assert {row["reference"] for row in nulls} >= {"standard"} and len({row["reference"] for row in nulls}) == 2
+
+
+def test_the_machine_check_table_on_the_study_page_is_generated_from_the_committed_results():
+    """The check run after the study (its standard baseline retrained on the CPU that ran the other arms): the page's
+    table is what the committed records give, the retrained baseline's nulls come first and none is an effect."""
+    script = study_script()
+    found = re.search(r"<!-- machine check table: begin[^\n]*-->\n(.*?)<!-- machine check table: end -->",
+                      REDONE_PAGE.read_text(), re.S)
+    assert found, f"{REDONE_PAGE.name} lost its machine check table markers"
+    table = script.machine_check_table()
+    assert found.group(1) == table, f"{REDONE_PAGE.name}'s machine check table differs from the committed results; " \
+        "run python experiments/fashion_mnist.py --machine-check-table and paste its output between the markers"
+    rows = [line.split(" | ") for line in table.splitlines()[2:]]
+    nulls = [row for row in rows if row[0].startswith("| standard, Intel Xeon seeds") and " vs " in row[0]]
+    assert len(nulls) == 5 and rows[:5] == nulls and all(row[6] != "**effect**" for row in nulls)

@@ -251,6 +251,24 @@ def verdict_table(study):
     return markdown_table(header, lines)
 
 
+def check_table(dataset, rows):
+    """Comparison rows (``comparisons.comparisons``, as judged there) on the median eps* over correctly classified
+    images and clean accuracy: seed means of arm and reference, their difference with its 95% interval, the raw and
+    the Holm-adjusted p and the verdict. For a check beside a study (another set of its reference's seeds), whose
+    families are its own."""
+    header = ["comparison", "against", "seeds: arm / reference",
+              "median eps* over correct images, seed means: arm / reference, difference [95% CI]", "p", "p Holm",
+              "verdict", "clean accuracy (%): arm / reference, difference [95% CI]", "p Holm", "verdict"]
+    by_arm = {}
+    for row in rows:
+        by_arm.setdefault(row["arm"], {})[row["statistic"]] = row
+    lines = [[label, eps["reference"], f"{eps['n_seeds']} / {eps['n_baseline_seeds']}", _both(dataset, eps),
+              _p(eps["p"]), _p(eps["p_holm"]), f"**{eps['verdict']}**", _both(dataset, clean, True),
+              _p(clean["p_holm"]), clean["verdict"]]
+             for label, (eps, clean) in ((label, (r["eps_star_correct"], r["clean_acc"])) for label, r in by_arm.items())]
+    return markdown_table(header, lines)
+
+
 def _fit(dataset, row):
     """How far an arm's final training loss is from its reference's: both means and their difference."""
     if row["arm_mean"] is None:
