@@ -568,10 +568,11 @@ def machine_check_table(dataset=DATASET):
         sys.exit(2)
     machines = [{**row, "arm": f"{RETRAINED} seeds 0-4", "reference": "standard (the design's, AMD EPYC)"}
                 for row in comparisons(study.baseline, [retrained]) if not is_null(row)]
-    arms = [{**row, "arm": row["arm"].replace("standard seeds", f"{RETRAINED} seeds"), "reference": RETRAINED}
-            for row in comparisons(retrained, [arm for arm in study.arms if arm.adv is None])]
-    nulls = [row for row in arms if row["arm"].startswith(RETRAINED)]
-    return "\n".join(check_table(study.dataset, nulls + machines + [row for row in arms if row not in nulls])) + "\n"
+    within = comparisons(retrained, [arm for arm in study.arms if arm.adv is None])
+    nulls = [{**row, "arm": row["arm"].replace("standard seeds", f"{RETRAINED} seeds"), "reference": RETRAINED}
+             for row in within if is_null(row)]
+    arms = [{**row, "reference": RETRAINED} for row in within if not is_null(row)]
+    return "\n".join(check_table(study.dataset, nulls + machines + arms)) + "\n"
 
 
 def dose_tables(results_dir=CPU["results_dir"], dataset=DATASET):

@@ -262,10 +262,12 @@ def check_table(dataset, rows):
     by_arm = {}
     for row in rows:
         by_arm.setdefault(row["arm"], {})[row["statistic"]] = row
-    lines = [[label, eps["reference"], f"{eps['n_seeds']} / {eps['n_baseline_seeds']}", _both(dataset, eps),
-              _p(eps["p"]), _p(eps["p_holm"]), f"**{eps['verdict']}**", _both(dataset, clean, True),
-              _p(clean["p_holm"]), clean["verdict"]]
-             for label, (eps, clean) in ((label, (r["eps_star_correct"], r["clean_acc"])) for label, r in by_arm.items())]
+    lines = []
+    for label, statistics in by_arm.items():
+        eps, clean = statistics["eps_star_correct"], statistics["clean_acc"]
+        lines.append([label, eps["reference"], f"{eps['n_seeds']} / {eps['n_baseline_seeds']}", _both(dataset, eps),
+                      _p(eps["p"]), _p(eps["p_holm"]), f"**{eps['verdict']}**", _both(dataset, clean, True),
+                      _p(clean["p_holm"]), clean["verdict"]])
     return markdown_table(header, lines)
 
 
