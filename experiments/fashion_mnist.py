@@ -564,7 +564,8 @@ def machine_check_table(dataset=DATASET):
     study = load_design(CPU["results_dir"], dataset)
     retrained, _ = load_arms(ROOT / MACHINE_CHECK, dataset, ["l1"])
     if retrained is None:
-        print(f"no machine-check results in {MACHINE_CHECK}/{dataset}/l1/", file=sys.stderr)
+        print(f"no machine-check results in {MACHINE_CHECK}/{dataset}/l1/; evaluate the standard baseline's seeds "
+              f"there with the commands in docs/studies/fashion-mnist.md (the machine check)", file=sys.stderr)
         sys.exit(2)
     machines = [{**row, "arm": f"{RETRAINED} seeds 0-4", "reference": "standard (the design's, AMD EPYC)"}
                 for row in comparisons(study.baseline, [retrained]) if not is_null(row)]

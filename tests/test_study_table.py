@@ -391,3 +391,13 @@ def test_the_machine_check_table_on_the_study_page_is_generated_from_the_committ
     rows = [line.split(" | ") for line in table.splitlines()[2:]]
     nulls = [row for row in rows if row[0].startswith("| standard, Intel Xeon seeds") and " vs " in row[0]]
     assert len(nulls) == 5 and rows[:5] == nulls and all(row[6] != "**effect**" for row in nulls)
+
+
+def test_the_machine_check_table_without_its_records_exits_2_saying_where_it_looked(tmp_path, monkeypatch, capsys):
+    script = study_script()
+    monkeypatch.setattr(script, "MACHINE_CHECK", str(tmp_path / "machine-check"))
+    with pytest.raises(SystemExit) as stopped:
+        script.main(["--machine-check-table"])
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "no machine-check results in" in error and "machine check" in error
