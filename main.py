@@ -1,9 +1,8 @@
 """Real-data experiment: python main.py --mode train|eval|vis [--dropout] [--layers conv1 conv2 ...].
 
-Builds the parser from cli/, whose modules map flags to configuration objects
-(Recipe, EvalConfig, the list of variants), and dispatches to the mode's runner,
-which hands them to the packages, where the work lives. Every option says which
-modes it applies to; one given to another mode is an error.
+Builds the parser from cli/, whose modules map flags to configuration objects (the models' specs, the Recipe, the
+EvalConfig), and dispatches to the mode's runner, which hands them to the planner (train, eval) or the figures
+(vis), where the work lives. Every option says which modes it applies to; one given to another mode is an error.
 """
 import sys
 
@@ -12,17 +11,17 @@ from cli.eval import add_eval_options, run_eval
 from cli.launcher import add_launcher_options
 from cli.run_options import add_run_options
 from cli.train import add_train_options, run_train
-from cli.variants import add_variant_options, selection_aliases
+from cli.specs import add_spec_options, selection_aliases
 from cli.vis import run_vis
 from common.cli import ArgumentParser, Interrupted, run_main
 from common.device import cpu_threads, default_threads
 
 INTERRUPTED = {
     TRAIN: "completed epochs are checkpointed; rerun the same command to resume",
-    EVAL: "finished variants are saved and summary.csv lists them; rerun the same command to evaluate the rest",
+    EVAL: "finished models' records are saved; rerun the same command to evaluate the rest",
     VIS: "no figure was left half-written; rerun the command",
 }
-# mode -> its runner, run(args, parser); the parser writes the options back as a command line for a Slurm task
+# mode -> its runner, run(args, parser)
 MODES = {TRAIN: run_train, EVAL: run_eval, VIS: run_vis}
 
 
@@ -33,7 +32,7 @@ def build_parser(help_mode=None):
     parser = ArgumentParser(prog="main.py", description=__doc__.splitlines()[0], help_mode=help_mode,
                             epilog=epilog.format(help_mode) + " Layout and data flow: docs/DESIGN.md.")
     parser.add_argument("--mode", required=True, choices=list(MODES))
-    add_variant_options(parser)
+    add_spec_options(parser)
     add_run_options(parser)
     add_train_options(parser)
     add_eval_options(parser)

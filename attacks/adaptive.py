@@ -1,40 +1,41 @@
-"""Adaptive attacks for k-winners-take-all (Tramer, Carlini, Brendel & Madry, NeurIPS 2020, "On Adaptive Attacks to
-Adversarial Example Defenses", 01_kwta), run by the evaluation wherever a model has a k-WTA layer, at the audit's
-radii, and folded into eps* (``evaluation.minimal``):
+"""Adaptive attacks for sparsity methods that mask gradients (Tramer, Carlini, Brendel & Madry, NeurIPS 2020, "On
+Adaptive Attacks to Adversarial Example Defenses", 01_kwta on k-winners-take-all), run by the evaluation wherever a
+model's method declares ``masks_gradients`` (``sparsity.base.SparsityMethod``), at the audit's radii, and folded
+into eps* (``evaluation.minimal``):
 
-- ``bpda_identity``, ``bpda_relu``: APGD-CE + APGD-T (AutoAttack's settings) through the top-k selection, its
-  backward pass that of the identity or of a ReLU (``sparsity.kwta.straight_through``);
+- ``bpda_identity``, ``bpda_relu``: APGD-CE + APGD-T (AutoAttack's settings) through the masking layers, their
+  backward pass that of the identity or of a ReLU (the method's ``straight_through``);
 - ``nes_adaptive``: their sampled-gradient attack (``attacks.nes_adaptive``: sigma = eps, margin loss, the
   evaluation's settings of nes_adaptive, 100 steps and 100 -> 1,000 -> 20,000 samples by default,
   each image stopping once fooled), on the query subset;
-- ``transfer``: APGD-CE + APGD-T on the same-seed baseline (where its checkpoint is found), the examples then
-  given to the k-WTA model.
+- ``transfer``: APGD-CE + APGD-T on the surrogate (``ModelSpec.surrogate``: the standard model trained the same
+  way, where its checkpoint is found), the examples then given to the masked model.
 
 Adding one: a builder here and a line in ADAPTIVE.
 """
 from attacks.autoattack import APGD
 from attacks.base import ALL_IMAGES, BLACK_BOX, QUERY_SUBSET, WHITE_BOX, Attack, check_inputs, eval_mode
 from attacks.nes_adaptive import NESAdaptive
-from sparsity.kwta import straight_through
 
 APGD_ITERATIONS = None  # the white-box and transfer attacks' APGD iterations; None: AutoAttack's 100
 
 
 class StraightThrough(APGD):
-    """APGD through the k-WTA layers with a straight-through backward pass (``backward_as``: identity or relu)."""
+    """APGD through the masking layers with a straight-through backward pass (``backward_as``: one of the method's
+    ``straight_through_modes``)."""
 
     name = "bpda"
-    title = "APGD through k-WTA (BPDA)"
+    title = "APGD through the masking layers (BPDA)"
 
-    def __init__(self, model, eps, backward_as, seed=0, iterations=None):
-        super().__init__(model, eps=eps, seed=seed, iterations=iterations)
-        self.backward_as = backward_as
+    def __init__(self, model, eps, masking, backward_as, seed=0):
+        super().__init__(model, eps=eps, seed=seed, iterations=APGD_ITERATIONS)
+        self.masking, self.backward_as = masking, backward_as
 
     def settings(self):
         return {**super().settings(), "backward_as": self.backward_as}
 
     def __call__(self, x, y, targeted=False):
-        with straight_through(self.model, self.backward_as):
+        with self.masking.straight_through(self.model, self.backward_as):
             return super().__call__(x, y, targeted)
 
 
@@ -60,22 +61,28 @@ class Transfer(Attack):
 
 
 def _bpda(backward_as):
-    def build(model, eps, config, source):
-        return (StraightThrough(model, eps, backward_as, seed=config.seed, iterations=APGD_ITERATIONS), WHITE_BOX,
-                ALL_IMAGES)
+    def build(model, eps, config, source, masking):
+        if backward_as not in masking.straight_through_modes:
+            raise CannotRun(f"{masking.name} offers no {backward_as} straight-through backward")
+        return StraightThrough(model, eps, masking, backward_as, seed=config.seed), WHITE_BOX, ALL_IMAGES
     return build
 
 
-def _nes(model, eps, config, source):
+def _nes(model, eps, config, source, masking):
     return NESAdaptive.configured(model, eps, config), BLACK_BOX, QUERY_SUBSET
 
 
-def _transfer(model, eps, config, source):
+def _transfer(model, eps, config, source, masking):
     if source is None:
-        return None  # no same-seed baseline checkpoint to transfer from
+        raise CannotRun("no surrogate checkpoint to transfer from")
     return Transfer(model, source, eps, seed=config.seed, iterations=APGD_ITERATIONS), BLACK_BOX, ALL_IMAGES
 
 
-# name -> builder(model, eps, config, source model or None) -> (attack, threat model, images) or None (cannot run)
+class CannotRun(Exception):
+    """An adaptive attack that cannot run on this model; the message says why (the record keeps it)."""
+
+
+# name -> builder(model, eps, config, surrogate model or None, the masking SparsityMethod) -> (attack, threat model,
+# images); CannotRun where it cannot run
 ADAPTIVE = {"bpda_identity": _bpda("identity"), "bpda_relu": _bpda("relu"), "nes_adaptive": _nes,
             "transfer": _transfer}

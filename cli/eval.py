@@ -1,16 +1,17 @@
 """--mode eval: the evaluation protocol's options (declared with EvalConfig's fields and each attack's settings),
-the EvalConfig they give, and the run itself (here, or submitted to Slurm)."""
-from cli import EVAL, ROOT
-from cli.launcher import device_from_args, slurm_config_from_args, task_command
+the EvalConfig they give, and the plan that evaluates the selected models (here, or submitted to Slurm)."""
+from cli import EVAL
+from cli.launcher import device_from_args, launch, pending_from_args, slurm_config_from_args
 from cli.run_options import chosen_dataset
-from cli.variants import method_from_args, variants_from_args
+from cli.specs import specs_from_args
 from common.cli import add_config_options, given_options
+from common.errors import FileProblem
 from common.io import ensure_writable_dir
-from data.registry import dataset_folder, get_dataset
+from data.registry import get_dataset
 from evaluation.config import EvalConfig
-from evaluation.runner import evaluate_variants
-from launch import SLURM
-from launch.sweep import submit_evaluation
+from planner.plan import make_plan
+from planner.tasks import Setup
+from records.summary import format_summary_table
 
 
 def add_eval_options(parser):
@@ -29,17 +30,23 @@ def eval_config_from_args(args, dataset):
 def run_eval(args, parser):
     slurm = slurm_config_from_args(args)
     device = device_from_args(args, slurm)
-    variants = variants_from_args(args)
-    dataset = chosen_dataset(args, args.models_dir,
-                             lambda folder: any(v.checkpoint_path(folder).exists() for v in variants),
-                             "checkpoints of the selected variants")
-    config = eval_config_from_args(args, dataset)  # each variant's attacks are seeded by its own seed
-    method = method_from_args(args)
-    models_dir, results_dir = dataset_folder(args.models_dir, dataset), dataset_folder(args.results_dir, dataset)
-    if args.launcher == SLURM:
-        return submit_evaluation(variants, method, models_dir, results_dir, args.data_dir, device, config, slurm,
-                                 task_command(parser, args, device, dataset), ROOT, force=args.force, dataset=dataset)
-    ensure_writable_dir(results_dir / method, "results_dir")
-    evaluate_variants(variants, method, models_dir, results_dir, args.data_dir, device, config, force=args.force,
-                      dataset=dataset)
-    return 0
+    dataset = chosen_dataset(args, args.models_dir, "checkpoints")
+    specs = specs_from_args(args, dataset)
+    setup = Setup(args.models_dir, args.results_dir, args.data_dir, {"quick": args.quick},
+                  eval_config_from_args(args, dataset), device=str(device), eval_threads=args.threads,
+                  force=args.force)
+    setup.store.records(dataset)  # a malformed or foreign result file stops the run before any attack
+    plan = make_plan(specs, setup, train=False, pending=pending_from_args(args, setup))
+    for _, why in plan.not_ready:
+        print(f"warning: {why}", flush=True)
+    if not plan.tasks and not plan.done:
+        raise FileProblem(f"no finished checkpoint for any of the {len(specs)} selected models in "
+                          f"{specs[0].folder(args.models_dir)} (the first: {plan.not_ready[0][1]})", "models_dir")
+    ensure_writable_dir(specs[0].folder(args.results_dir), "results_dir")
+    status = launch(plan, setup, args, slurm)
+    if not args.print_plan and (args.launcher != "slurm" or slurm.wait):
+        setup.store.write_summary(dataset)
+        shown = [record for record in setup.store.records(dataset) if record.spec in set(specs)]
+        print(format_summary_table(shown))
+        print(f"evaluation: results in {specs[0].folder(args.results_dir)} (summary.csv lists every model there)")
+    return status

@@ -3,9 +3,9 @@
 from pathlib import Path
 
 from cli import EVAL, ROOT, TRAIN, VIS
-from common.device import DEFAULT_THREADS, DEVICE_CHOICES
+from common.device import DEVICE_CHOICES
 from common.errors import UsageError
-from data.registry import DATASETS, DEFAULT_DATASET, datasets_in
+from data.registry import DATASETS, DEFAULT_DATASET
 from evaluation.config import quick_preset as eval_quick
 from training.recipe import QUICK as TRAIN_QUICK
 from training.recipe import QUICK_STEPS
@@ -21,8 +21,9 @@ def add_run_options(parser):
     parser.add_mode_options(group, (TRAIN, EVAL), "--device", choices=DEVICE_CHOICES, default="auto",
                             help="auto: cuda, then mps, then cpu")
     parser.add_mode_options(group, (TRAIN, EVAL), "--threads", type=int,
-                            help=f"torch CPU threads (default: OMP_NUM_THREADS where set, as in a Slurm task, else "
-                                 f"{DEFAULT_THREADS}: on a small shared CPU more threads wait for busy cores)")
+                            help="torch CPU threads (default: the cores this process may use: OMP_NUM_THREADS, or a "
+                                 "Slurm task's CPUs, where set; pass 1 on a small machine that other work shares, "
+                                 "where a second thread waits for the busy core)")
     parser.add_mode_options(group, (TRAIN, EVAL), "--data-dir", type=Path, default=DEFAULT_DIRS["data_dir"],
                             help="the data sets' files (default datasets/): cifar-10-batches-py/ or "
                                  "cifar-10-python.tar.gz; Fashion-MNIST's and MNIST's idx files in fashion-mnist/ "
@@ -40,12 +41,13 @@ def add_run_options(parser):
                             help="redo variants that already have a checkpoint (train) or an up-to-date result (eval)")
 
 
-def chosen_dataset(args, root, holds, what):
-    """--dataset, else the one data set whose folder under ``root`` ``holds`` what the command needs (the default
-    data set when none does); a UsageError when several do."""
+def chosen_dataset(args, root, what):
+    """--dataset, else the one data set whose folder under ``root`` holds ``what`` ("checkpoints" or "results": files
+    in ``{root}/{dataset}/{model}/``; the default data set when none does); a UsageError when several do."""
     if args.dataset:
         return args.dataset
-    found = datasets_in(root, holds)
+    suffix = ".pt" if what == "checkpoints" else ".json"
+    found = [name for name in DATASETS if any((Path(root) / name).glob(f"*/*{suffix}"))]
     if len(found) > 1:
         raise UsageError(f"{root} holds {what} of several data sets ({', '.join(found)}); choose one with "
                          f"--dataset {found[0]}")

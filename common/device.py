@@ -9,9 +9,7 @@ from common import validation
 from common.errors import ConfigError
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
-# torch CPU threads of main.py and synthetic_run.py. One: on a small CPU that other work shares, a second thread
-# mostly waits for a busy core (bench/attack_throughput.py, docs/benchmarks.md).
-DEFAULT_THREADS = 1
+DEFAULT_THREADS = 1  # synthetic_run.py's: its batched runs are small
 # CPU flags of native bf16 arithmetic (AVX-512 BF16, AMX); without them oneDNN emulates bf16, slower than fp32.
 # Reported by the benchmarks, never used to choose: with them bf16 still ran slower than fp32 on one Xeon (issue 25)
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -35,10 +33,14 @@ def resolve_device(name):
 
 
 def default_threads():
-    """main.py's threads when --threads is not given: ``OMP_NUM_THREADS`` where the environment sets it to a count
-    (a Slurm task: its --cpus-per-task), else ``DEFAULT_THREADS``."""
-    given = os.environ.get("OMP_NUM_THREADS", "")
-    return int(given) if given.isdigit() and int(given) > 0 else DEFAULT_THREADS
+    """main.py's threads when --threads is not given: the cores this process may use, which
+    ``OMP_NUM_THREADS`` or a Slurm task's ``SLURM_CPUS_PER_TASK`` state where set (a researcher's workstation uses all
+    of its cores; on a small machine that other work shares, ``--threads 1`` avoids waiting for the busy core)."""
+    for name in ("OMP_NUM_THREADS", "SLURM_CPUS_PER_TASK"):
+        given = os.environ.get(name, "")
+        if given.isdigit() and int(given) > 0:
+            return int(given)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 @contextmanager

@@ -16,3 +16,9 @@ def machine():
     except OSError:  # not Linux
         pass
     return {"cpu": cpu, "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads()}
+
+
+def kind_of(computed_on):
+    """The kind of CPU a ``machine()`` dict names (its model and kernel set; the thread count aside): a study's
+    blocking factor. ``"not recorded"`` for a file from before machines were recorded (None)."""
+    return "not recorded" if not computed_on else f"{computed_on['cpu']} ({computed_on['cpu_capability']})"

@@ -14,8 +14,7 @@ from statsmodels.stats.multitest import multipletests
 
 from attacks.base import BLACK_BOX, WHITE_BOX, eval_mode
 from attacks.pgd import PGD
-from evaluation.metrics import run_attack
-from evaluation.record_parts import Check
+from records.parts import Check
 
 PASSED, FAILED, NOT_RUN = "passed", "failed", "not_run"
 LARGE_EPS_MIN_SUCCESS = 0.99
@@ -76,29 +75,30 @@ def check(name, status, detail):
     return Check(name, status, detail)
 
 
-def check_large_eps(model, config, x, y, device, clean_pred):
-    """PGD with eps = 1 must fool the model almost always; if not, the gradients are broken or masked."""
+def check_large_eps(ev):
+    """PGD with eps = 1 must fool the model almost always; if not, the gradients are broken or masked. ``ev``: the
+    ``evaluation.model.ModelEvaluation`` being checked."""
     name = "pgd_eps1_success"
-    n = min(config.check_n, len(x))
+    config = ev.config
+    n = min(config.check_n, len(ev.x))
     if n == 0:
         return check(name, NOT_RUN, "check_n is 0")
     steps = config.settings_of(PGD.name).steps
-    attack = PGD(model, eps=1.0, alpha=2.5 / steps, steps=steps, seed=config.seed)
-    rate = run_attack(model, attack, x[:n], y[:n], device, config.batch_size, desc="check eps=1",
-                      clean_pred=clean_pred[:n])["success"]
-    rate = rate.float().mean().item()
+    attack = PGD(ev.model, eps=1.0, alpha=2.5 / steps, steps=steps, seed=config.seed)
+    rate = ev.attack_images(attack, torch.arange(n), desc="check eps=1")["success"].float().mean().item()
     return check(name, PASSED if rate >= LARGE_EPS_MIN_SUCCESS else FAILED,
                  f"untargeted PGD with eps=1 (step 2.5/steps, uniform random start) on the first {n} evaluated "
                  f"images: success_rate_all {rate:.4f} (must be >= {LARGE_EPS_MIN_SUCCESS})")
 
 
-def check_eps_monotone(model, config, x, y, device, completed, clean_pred, swept):
+def check_eps_monotone(ev, swept):
     """A bigger budget must not leave more images correct beyond chance (exact McNemar on the images whose outcome
     differs: random starts may move a few either way). PGD at 2·eps
     is the robustness curve's run where the sweep has that eps (``swept``), else run here."""
     name = "robust_acc_monotone_in_eps"
-    n = min(config.check_n, len(x))
-    pgd = next((run for run in completed if run.key == "pgd"), None)
+    config = ev.config
+    n = min(config.check_n, len(ev.x))
+    pgd = next((run for run in ev.completed if run.key == "pgd"), None)
     if n == 0 or pgd is None:
         return check(name, NOT_RUN, "check_n is 0" if n == 0 else "PGD was not run")
     double_eps = min(2 * config.eps, 1.0)
@@ -106,11 +106,9 @@ def check_eps_monotone(model, config, x, y, device, completed, clean_pred, swept
         still_correct = swept[pgd.key, double_eps][:n]
     else:
         settings = config.settings_of(PGD.name)
-        attack = PGD(model, eps=double_eps, alpha=config.alpha, steps=settings.steps, restarts=settings.restarts,
+        attack = PGD(ev.model, eps=double_eps, alpha=config.alpha, steps=settings.steps, restarts=settings.restarts,
                      seed=config.seed)
-        double = run_attack(model, attack, x[:n], y[:n], device, config.batch_size, desc="check 2*eps",
-                            clean_pred=clean_pred[:n])
-        still_correct = double["adv_pred"] == y[:n]
+        still_correct = ev.attack_images(attack, torch.arange(n), desc="check 2*eps")["adv_pred"] == ev.y[:n]
     at_eps = pgd.correct_on(torch.arange(n))
     still_correct = still_correct.cpu()
     more, fewer = discordant(still_correct, at_eps)
@@ -185,19 +183,20 @@ def check_white_box_agree(completed):
                    f"exact McNemar one-sided on the images they disagree on, Holm-adjusted, below {SIGNIFICANCE})")
 
 
-def check_zero_gradients(model, config, x, y, device):
+def check_zero_gradients(ev):
     """The fraction of images whose cross-entropy input gradient is exactly zero: dead or saturated units
     before the output give attacks nothing to follow."""
     name = "zero_input_gradients"
-    n = min(config.check_n, len(x))
+    config = ev.config
+    n = min(config.check_n, len(ev.x))
     if n == 0:
         return check(name, NOT_RUN, "check_n is 0")
     zero = 0
-    with eval_mode(model):
+    with eval_mode(ev.model):
         for start in range(0, n, config.batch_size):
-            batch = x[start:min(start + config.batch_size, n)].to(device).requires_grad_(True)
+            batch = ev.x[start:min(start + config.batch_size, n)].detach().clone().requires_grad_(True)
             with torch.enable_grad():
-                loss = F.cross_entropy(model(batch), y[start:start + len(batch)].to(device), reduction="sum")
+                loss = F.cross_entropy(ev.model(batch), ev.y[start:start + len(batch)].to(ev.device), reduction="sum")
                 (grad,) = torch.autograd.grad(loss, batch)
             zero += int((grad.flatten(1) == 0).all(1).sum())
     fraction = zero / n
@@ -262,14 +261,14 @@ def check_eps_star_matches_autoattack(minimal, audit):
                    f"below {SIGNIFICANCE})")
 
 
-def run_checks(model, config, x, y, device, completed, clean_pred, swept=None, minimal=None, audit=None):
-    """Every check, in a fixed order; ``x, y`` are the evaluated images and ``clean_pred`` the model's predictions on
-    them, ``completed`` the attack runs, ``swept`` the robustness curves' outcomes ``{(run key, eps): still
-    correct}``, ``minimal`` the record's eps* entries (norm -> ``EpsStarEntry``), ``audit`` its ``Audit`` or None."""
-    return [check_large_eps(model, config, x, y, device, clean_pred),
-            check_eps_monotone(model, config, x, y, device, completed, clean_pred, swept or {}),
-            check_black_box_not_stronger(completed),
-            check_white_box_agree(completed),
-            check_zero_gradients(model, config, x, y, device),
+def run_checks(ev, swept=None, minimal=None, audit=None):
+    """Every check, in a fixed order, of the evaluation ``ev`` (an ``evaluation.model.ModelEvaluation``: its model,
+    evaluated images, protocol and completed runs); ``swept``: the robustness curves' outcomes ``{(run key, eps):
+    still correct}``, ``minimal`` the record's eps* entries (norm -> ``EpsStarEntry``), ``audit`` its ``Audit``."""
+    return [check_large_eps(ev),
+            check_eps_monotone(ev, swept or {}),
+            check_black_box_not_stronger(ev.completed),
+            check_white_box_agree(ev.completed),
+            check_zero_gradients(ev),
             check_minimal_methods_agree(minimal),
             check_eps_star_matches_autoattack(minimal, audit)]

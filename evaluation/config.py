@@ -223,6 +223,29 @@ class EvalConfig:
         return " ".join(parts + ([] if results_dir is None else ["--results-dir", str(results_dir)]))
 
 
+# Protocol presets: what a study names (``planner.study.Study.protocol``) and the command line's --quick. Each is the
+# options it changes from the full protocol (the default), keyed as ``EvalConfig.from_options`` takes them.
+# "cpu-study": the redone Fashion-MNIST study's evaluation, sized for a 2-core CPU from the first evaluation's costs
+# (docs/studies/fashion-mnist.md): eps*, AutoAttack and the checks on the first 50 test images, the audit on 10, the
+# query attacks on a seeded 10 with reduced budgets, eps* in L-inf only.
+PRESETS = {
+    "full": {},
+    "cpu-study": {"attacks": ("pgd", "autoattack", "square", "nes"), "n_eval": 50, "steps": 20, "audit_n": 10,
+                  "query_n": 10, "square_queries": 1000, "nes_modes": ("untargeted",), "nes_momenta": (0.9,),
+                  "nes_samples": 50, "nes_steps": 40, "adaptive_steps": 20,
+                  "adaptive_schedule": ((0, 10), (5, 50), (10, 200)), "minimal_norms": ("linf",), "check_n": 50},
+}
+
+
+def protocol(preset, *, dataset, **changes):
+    """The ``EvalConfig`` of preset ``preset`` ("quick", or one of ``PRESETS``) on ``dataset``, with ``changes``."""
+    if preset == "quick":
+        return EvalConfig.from_options(quick=True, dataset=dataset, **changes)
+    if preset not in PRESETS:
+        raise ConfigError("protocol", f"must be quick or one of {', '.join(PRESETS)}, got {preset!r}")
+    return EvalConfig.from_options(dataset=dataset, **{**PRESETS[preset], **changes})
+
+
 def quick_preset():
     """``{option key: value}`` of --quick: the shared protocol's and every attack's own."""
     keys = {(option.owner, option.name): option.key for option in EvalConfig.options() if option.owner}

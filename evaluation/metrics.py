@@ -1,12 +1,7 @@
-"""Running one configured attack over a set of images, and the metrics of its outcome with stated denominators.
-
-Pure functions over a model and tensors (x float in [0, 1], y int64); images already on ``device`` stay
-there (the evaluation moves them once), others move one batch at a time; per-image outcomes come back on the CPU.
-"""
+"""The metrics of one attack run's outcome, with stated denominators; its targets; its progress bar."""
 import torch
 from tqdm.auto import tqdm
 
-from attacks.base import eval_mode
 from common import stats
 
 DENOMINATORS = ("success_rate_all: successes / n (every attacked image; untargeted attacks count initially "
@@ -25,55 +20,29 @@ def make_targets(y, num_classes, seed):
     return (y.cpu() + shift) % num_classes
 
 
-def run_attack(model, attack, x, y, device, batch_size, targets=None, desc="attack", clean_pred=None, prior=None,
-               keep_adversarial=False):
-    """Attack every row of x in batches; per-image outcomes on the CPU.
+class AttackProgress:
+    """A tqdm bar over one attack's images that shows the running success rate (and mean queries)."""
 
-    Returns a dict of tensors: ``clean_pred``, ``adv_pred``, ``success`` (goal met
-    at the end: prediction != y, or == target when ``targets`` is given) and, for
-    attacks that count queries, ``queries``. The bar shows the running success rate (and mean queries).
-    ``clean_pred``: the model's predictions on x where the caller has them already (else they are computed).
-    ``keep_adversarial``: also return the adversarial images (``adversarial``, on ``device``), for a run that
-    continues this one. ``prior``: the outcome of the run this attack continues (``AttackRun.after``, same images
-    and batches), whose adversarial images and still-correct images each batch hands to ``attack.extend``.
-    """
-    y = y.cpu()
-    outcome = {"clean_pred": [], "adv_pred": [], "queries": [], "adversarial": []}
-    successes = seen = total_queries = 0
-    with tqdm(total=len(x), desc=desc, unit="img", leave=False) as bar:
-        for start in range(0, len(x), batch_size):
-            stop = min(start + batch_size, len(x))
-            x_batch = x[start:stop].to(device)
-            goal = (y if targets is None else targets)[start:stop]
-            if prior is None:
-                adversarial, queries = attack(x_batch, goal.to(device), targeted=targets is not None)
-            else:
-                still_correct = (prior["adv_pred"][start:stop] == y[start:stop]).to(device)
-                adversarial, queries = attack.extend(x_batch, goal.to(device), prior["adversarial"][start:stop],
-                                                     still_correct)
-            if queries is not None:
-                outcome["queries"].append(queries.cpu())
-                total_queries += int(queries.sum())
-            if keep_adversarial:
-                outcome["adversarial"].append(adversarial)
-            with eval_mode(model), torch.inference_mode():
-                if clean_pred is None:
-                    outcome["clean_pred"].append(model(x_batch).argmax(1).cpu())
-                outcome["adv_pred"].append(model(adversarial).argmax(1).cpu())
-            hit = outcome["adv_pred"][-1] == goal
-            successes += int((hit if targets is not None else ~hit).sum())
-            seen += len(goal)
-            postfix = {"success": f"{successes / seen:.3f}"}
-            if outcome["queries"]:
-                postfix["mean_q"] = f"{total_queries / seen:.0f}"
-            bar.set_postfix(postfix)
-            bar.update(len(goal))
-    result = {key: torch.cat(parts) for key, parts in outcome.items() if parts}
-    if clean_pred is not None:
-        result["clean_pred"] = clean_pred.cpu()
-    hit = result["adv_pred"] == (targets.cpu() if targets is not None else y)
-    result["success"] = hit if targets is not None else ~hit
-    return result
+    def __init__(self, total, desc):
+        self.bar = tqdm(total=total, desc=desc, unit="img", leave=False)
+        self.successes = self.seen = self.queries = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.bar.close()
+
+    def step(self, predictions, goal, targeted, queries=None):
+        hit = predictions == goal.cpu()
+        self.successes += int((hit if targeted else ~hit).sum())
+        self.seen += len(goal)
+        postfix = {"success": f"{self.successes / self.seen:.3f}"}
+        if queries is not None:
+            self.queries += int(queries.sum())
+            postfix["mean_q"] = f"{self.queries / self.seen:.0f}"
+        self.bar.set_postfix(postfix)
+        self.bar.update(len(goal))
 
 
 def _median(values):

@@ -4,8 +4,9 @@
   a minimum norm: untargeted from the clean image, restarts from random points, and FAB-T towards the top classes;
 - **APGD bisection**: per image, a bisection over eps whose oracle is APGD-CE then APGD-T (targeted DLR loss, the
   top classes), each from the package's random start, with a fixed seed (``attacks.autoattack.apgd_per_image``,
-  per-image eps, batched); on a model with a k-WTA layer the oracle also runs APGD through the top-k selection
-  (BPDA, its backward pass as the identity's), so the search itself is adaptive, not only the evidence folded in.
+  per-image eps, batched); on a model whose sparsity method masks gradients (k-WTA) the oracle also runs APGD through
+  the method's straight-through backward (BPDA, as the identity's), so the search itself is adaptive, not only the
+  evidence folded in.
   It keeps the smallest perturbation the oracle found to fool, and certifies it: it stops once the oracle has failed
   at (1 - TOLERANCE) times it. The seeded oracle answers the same question the same way, so
   "APGD fails at 0.99 eps*" can be checked again by anyone;
@@ -29,7 +30,6 @@ from attacks.autoattack import apgd_per_image
 from attacks.base import eval_mode
 from attacks.fab import FAB
 from common import stats
-from sparsity.kwta import straight_through
 
 NORMS = ("linf", "l2")
 CLEAN, FAB_METHOD, BISECTION_METHOD, CENSORED = "clean", "fab", "bisection", "censored"
@@ -43,8 +43,8 @@ LIMIT_PER_EPS = 4  # default search limit: 4 x the protocol's L-inf eps
 @dataclass(frozen=True)
 class Search:
     """How hard the search looks: FAB's iterations (0: FAB off), untargeted restarts and the target classes of
-    FAB-T and APGD-T; the bisection oracle's APGD iterations, and the backward passes (``sparsity.kwta``) it also
-    attacks through, where the model has a k-WTA layer."""
+    FAB-T and APGD-T; the bisection oracle's APGD iterations, and, where the model's sparsity method masks gradients
+    (``masking``, a ``SparsityMethod``), the straight-through backward passes it also attacks through."""
 
     fab_steps: int = 100
     fab_restarts: int = 2
@@ -52,17 +52,20 @@ class Search:
     bisection_steps: int = 50
     seed: int = 0
     straight_through: tuple = ()
+    masking: object = None
 
     @classmethod
-    def of(cls, config, straight_through=()):
-        """The search an EvalConfig asks for: its FAB settings, and PGD's steps for the bisection."""
+    def of(cls, config, masking=None):
+        """The search an EvalConfig asks for: its FAB settings, PGD's steps for the bisection, and the identity's
+        straight-through backward of a method that masks gradients."""
         fab = config.settings_of("fab")
         return cls(fab_steps=fab.steps, fab_restarts=fab.restarts, targets=fab.targets,
                    bisection_steps=config.settings_of("pgd").steps, seed=config.seed,
-                   straight_through=straight_through)
+                   straight_through=("identity",) if masking else (), masking=masking)
 
     def settings(self):
-        through = "".join(f"; then through k-WTA with BPDA ({mode})" for mode in self.straight_through)
+        title = self.masking.title if self.masking else ""
+        through = "".join(f"; then through {title} with BPDA ({mode})" for mode in self.straight_through)
         return {"fab_steps": self.fab_steps, "fab_restarts": self.fab_restarts, "targets": self.targets,
                 "bisection_attack": "apgd-ce + apgd-t (random start, seeded)" + through,
                 "bisection_steps": self.bisection_steps, "bisection_rounds": BISECTION_ROUNDS,
@@ -114,7 +117,7 @@ def bisection_oracle(model, x, y, eps, norm, search):
         todo = (~fooled).nonzero().squeeze(1)
         if not len(todo):
             break
-        with straight_through(model, backward_as):  # the forward pass is the model's own: "fooled" is real
+        with search.masking.straight_through(model, backward_as):  # the forward pass is the model's: "fooled" is real
             found, now = apgd_per_image(model, x[todo], y[todo], eps[todo], norm=norm, steps=search.bisection_steps,
                                         targets=search.targets, seed=search.seed)
         x_adv[todo[now]] = found[now]

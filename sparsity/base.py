@@ -32,6 +32,17 @@ class SparsityMethod:
     def strength_text(self, strength):
         return f"{self.symbol}={strength:g}"
 
+    # Gradient masking: a method whose forward pass hides useful gradients (k-WTA's jumping top-k) declares it, and
+    # gives the straight-through backward passes (BPDA, Athalye et al. 2018) its attacks use. The evaluation then
+    # searches eps* through them too and runs the adaptive attacks (attacks.adaptive) with a transfer surrogate.
+    masks_gradients = False
+    straight_through_modes = ()  # the backward passes ``straight_through`` offers, e.g. ("identity", "relu")
+
+    def straight_through(self, model, backward_as):
+        """A context in which ``model``'s layers of this method backpropagate as ``backward_as`` (one of
+        ``straight_through_modes``) while computing their own forward pass."""
+        raise NotImplementedError(f"{self.name} does not mask gradients: it has no straight-through backward")
+
     def attach(self, model, layer, strength):
         """Change ``model`` in place for this method at ``layer`` (default: nothing); a checkpoint rebuilds its
         model through it, so the change is there at training and test time alike."""

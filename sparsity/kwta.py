@@ -38,31 +38,27 @@ class KWinners(nn.Module):
         return f"gamma={self.gamma:g}"
 
 
-STRAIGHT_THROUGH = ("identity", "relu")
-
-
-def has_kwta(model):
-    return any(isinstance(module, KWinners) for module in model.modules())
-
-
-@contextlib.contextmanager
-def straight_through(model, backward_as):
-    """Every k-WTA layer of ``model`` computes its own forward pass but backpropagates as the identity or as a
-    ReLU (the kept-units mask treated as differentiable): the white-box attack through the top-k selection."""
-    if backward_as not in STRAIGHT_THROUGH:
-        raise ValueError(f"backward_as must be one of {', '.join(STRAIGHT_THROUGH)}, got {backward_as!r}")
-    layers = [module for module in model.modules() if isinstance(module, KWinners)]
-    for layer in layers:
-        layer.backward_as = backward_as
-    try:
-        yield model
-    finally:
-        for layer in layers:
-            layer.backward_as = None
-
-
 class KWinnersTakeAll(SparsityMethod):
-    """The strength is gamma, the fraction of each sample's activations kept, in (0, 1]."""
+    """The strength is gamma, the fraction of each sample's activations kept, in (0, 1]. It masks gradients."""
+
+    masks_gradients = True
+    straight_through_modes = ("identity", "relu")
+
+    @contextlib.contextmanager
+    def straight_through(self, model, backward_as):
+        """Every k-WTA layer of ``model`` computes its own forward pass but backpropagates as the identity or as a
+        ReLU (the kept-units mask treated as differentiable): the white-box attack through the top-k selection."""
+        if backward_as not in self.straight_through_modes:
+            raise ValueError(f"backward_as must be one of {', '.join(self.straight_through_modes)}, "
+                             f"got {backward_as!r}")
+        layers = [module for module in model.modules() if isinstance(module, KWinners)]
+        for layer in layers:
+            layer.backward_as = backward_as
+        try:
+            yield model
+        finally:
+            for layer in layers:
+                layer.backward_as = None
 
     def validate_strength(self, strength, field="strength"):
         if isinstance(strength, (int, float)) and not isinstance(strength, bool) and not 0 < strength <= 1:

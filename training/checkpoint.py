@@ -1,14 +1,12 @@
-"""Checkpoint files: one per variant, written atomically, loadable with ``weights_only=True``.
+"""Checkpoint files: one per model, written atomically, loadable with ``weights_only=True``.
 
 Layout (a plain dict of tensors and JSON-able values)::
 
     {"state_dict": model weights, "metadata": {...}, "optimizer": SGD state,
      "scheduler": StepLR state, "rng": {"cpu": ByteTensor, "cuda"/"mps": ByteTensor}}
 
-``metadata`` carries the variant, the recipe (with the data set's and the
-model's registry names), ``input_shape`` and ``num_classes``, so a checkpoint
-rebuilds its own model; the keys are described in docs/file-formats.md.
-``FORMAT`` marks our files.
+``metadata`` carries the model's spec (``models.spec.ModelSpec``), the recipe, ``input_shape`` and ``num_classes``,
+so a checkpoint rebuilds its own model; the keys are described in docs/file-formats.md. ``FORMAT`` marks our files.
 """
 import importlib.metadata
 import pickle
@@ -19,18 +17,19 @@ import torch
 
 from common.errors import FileProblem
 from common.io import atomic_torch_save
-from data.registry import DATASETS, LEGACY_DATASET, get_dataset
+from data.registry import get_dataset
 from data.subsets import load_test_images
-from models import DEFAULT_MODEL, build_model
+from models import build_model
+from models.spec import ModelSpec
 from sparsity.methods import get_method
-from sparsity.variants import Variant
 
 FORMAT = "sparsity-robustness/simple-cnn-checkpoint"
-FORMAT_VERSION = 3  # 2: the recipe names the model; 3: and the data set, and metadata has input_shape
-LEGACY_INPUT_SHAPE = (3, 32, 32)  # CIFAR-10's, the only data set of formats 1 and 2
+# 3: the recipe names the data set and the model, metadata has input_shape; 4: the model's ModelSpec ("spec") in
+# place of its variant (read from a format-3 file as the variant with its recipe's data set and model)
+FORMAT_VERSION = 4
 STATUSES = ("in_progress", "complete", "diverged")
 REQUIRED_KEYS = ("state_dict", "metadata", "optimizer", "scheduler", "rng")
-REQUIRED_METADATA = ("format", "format_version", "variant", "status", "epochs_done", "recipe", "num_classes")
+REQUIRED_METADATA = ("format", "format_version", "status", "epochs_done", "recipe", "num_classes")
 
 
 def library_versions():
@@ -84,39 +83,37 @@ def _format_problem(checkpoint):
     missing = [key for key in REQUIRED_METADATA if key not in metadata]
     if missing:
         return f"metadata lacks {', '.join(missing)}"
-    if metadata["format_version"] not in (1, 2, FORMAT_VERSION):
-        return f"format version {metadata['format_version']}, expected {FORMAT_VERSION}"
+    if metadata["format_version"] not in (3, FORMAT_VERSION):
+        return f"format version {metadata['format_version']}, expected {FORMAT_VERSION} (retrain it)"
     if metadata["status"] not in STATUSES:
         return f"unknown status {metadata['status']!r}"
     return None
 
 
 def _upgrade(metadata):
-    """Format 1 predates the model registry (every such checkpoint holds a SimpleCNN), formats 1 and 2 the
-    data set registry (every such checkpoint is CIFAR-10's)."""
-    if metadata["format_version"] < 3:
-        metadata["recipe"] = {"dataset": LEGACY_DATASET, "model": DEFAULT_MODEL, **metadata["recipe"]}
-        metadata.setdefault("input_shape", list(LEGACY_INPUT_SHAPE))
+    """Format 3 named its model by a variant without its data set and architecture (both in its recipe)."""
+    if metadata["format_version"] == 3:
+        recipe = metadata["recipe"]
+        metadata["spec"] = {**metadata.pop("variant"), "dataset": recipe["dataset"], "model": recipe["model"]}
         metadata["format_version"] = FORMAT_VERSION
 
 
-def build_variant_model(variant, model_name, input_shape, num_classes):
-    """A freshly initialised model for ``variant``, with its sparsity method attached (seed the RNG first)."""
-    model = build_model(model_name, input_shape, num_classes)
-    if not variant.is_baseline:
-        get_method(variant.method).attach(model, variant.layer, variant.strength)
+def build_spec_model(spec, input_shape, num_classes):
+    """A freshly initialised model of ``spec``, its sparsity method attached (seed the RNG first)."""
+    model = build_model(spec.model, input_shape, num_classes)
+    if not spec.is_baseline:
+        get_method(spec.method).attach(model, spec.layer, spec.strength)
     return model
 
 
-def checkpoint_variant(checkpoint):
-    return Variant.from_record(checkpoint["metadata"]["variant"])
+def checkpoint_spec(checkpoint):
+    return ModelSpec.from_record(checkpoint["metadata"]["spec"])
 
 
 def model_from_checkpoint(checkpoint, device="cpu"):
     """The checkpoint's own model (architecture from its recipe, its weights) on ``device``, in eval mode."""
     metadata = checkpoint["metadata"]
-    model = build_variant_model(checkpoint_variant(checkpoint), metadata["recipe"]["model"], metadata["input_shape"],
-                                metadata["num_classes"])
+    model = build_spec_model(checkpoint_spec(checkpoint), metadata["input_shape"], metadata["num_classes"])
     model.load_state_dict(checkpoint["state_dict"])
     return model.to(device).eval()
 
@@ -133,15 +130,6 @@ def load_model(path, device="cpu"):
 def checkpoint_dataset(metadata):
     """The registered data set a checkpoint (its metadata) was trained on."""
     return get_dataset(metadata["recipe"]["dataset"])
-
-
-def require_dataset(path, metadata, expected):
-    """FileProblem unless the checkpoint at ``path`` was trained on the data set named ``expected``."""
-    stored = metadata["recipe"]["dataset"]
-    if stored != expected:
-        stored_title = get_dataset(stored).title if stored in DATASETS else repr(stored)
-        raise FileProblem(f"{path} is a {stored_title} checkpoint but this run is on {get_dataset(expected).title}; "
-                          f"move it to the {stored} folder or retrain it on {expected}", "models_dir")
 
 
 def checkpoint_test_set(source, data_dir):

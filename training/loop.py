@@ -1,11 +1,10 @@
-"""The training loop: each variant in turn, checkpointed every epoch, resumable to the same weights.
+"""The training loop of one model, checkpointed every epoch, resumable to the same weights.
 
-Read top to bottom: ``train_variants`` decides per variant whether to train,
-resume or skip (checking every existing checkpoint before any work starts),
-``train_variant`` runs the epochs of one variant, ``train_epoch`` one pass over
-the data, ``train_step`` one SGD step. Resumed runs end with the weights of an
-uninterrupted run: the loader's order and augmentation are a function of
-(seed, epoch), and the RNG that dropout draws from is saved with every epoch.
+Read top to bottom: ``check_checkpoint`` says whether a model's checkpoint may be skipped or resumed (the planner
+checks every one before any work starts), ``train_model`` trains, resumes or skips one model, ``run_epochs`` runs
+its epochs, ``train_epoch`` one pass over the data, ``train_step`` one SGD step. Resumed runs end with the weights
+of an uninterrupted run: the loader's order and augmentation are a function of (seed, epoch), and the RNG that
+dropout draws from is saved with every epoch.
 """
 import math
 import time
@@ -26,8 +25,7 @@ from sparsity.measure import evaluate_clean, learned
 from sparsity.methods import get_method
 from training.adversarial import AdversarialExamples
 from training.adversarial import settings as adversarial_settings
-from training.checkpoint import (build_variant_model, checkpoint_variant, library_versions, load_checkpoint,
-                                 require_dataset, save_checkpoint)
+from training.checkpoint import build_spec_model, checkpoint_spec, library_versions, load_checkpoint, save_checkpoint
 from training.schedule import Schedule
 
 SYNC_EVERY = 25  # steps between host syncs: progress bar update and the non-finite-loss check
@@ -71,74 +69,46 @@ def load_training_data(data_dir, recipe):
 
 @dataclass
 class Outcome:
-    variant: object
+    spec: object
     action: str  # "trained", "resumed" or "skipped" (finished or diverged before)
     metadata: dict  # the checkpoint's; its "status" says complete or diverged
 
 
-def plan_variants(variants, recipe, models_dir, force):
-    """``[(variant, its existing checkpoint or None)]``; None (also under ``force``) means train from scratch.
-
-    Every existing checkpoint is checked here, before any training, so a corrupt
-    or foreign file, or one made with another recipe, stops the run up front.
-    """
-    plan = []
-    for variant in variants:
-        path = variant.checkpoint_path(models_dir)
-        if force or not path.exists():
-            plan.append((variant, None))
-            continue
-        checkpoint = load_checkpoint(path, overwrite="force")
-        metadata = checkpoint["metadata"]
-        if checkpoint_variant(checkpoint) != variant:
-            raise FileProblem(f"{path} holds variant {metadata['variant'].get('method')}/"
-                              f"{metadata['variant'].get('name')}, not {variant.method}/{variant.name}; delete it",
-                              "models_dir", "force")
-        require_dataset(path, metadata, recipe.dataset)
-        differences = recipe.differences(metadata["recipe"])
-        if differences:
-            raise FileProblem(f"{path} was trained with a different recipe ({'; '.join(differences)}); "
-                              f"rerun with its options", "models_dir", "force")
-        plan.append((variant, checkpoint))
-    return plan
+def check_checkpoint(spec, recipe, models_root):
+    """The existing checkpoint of ``spec`` (None: there is none), after checking that it holds this model of this
+    data set made with this recipe: a corrupt or foreign file, or one of another recipe, stops the run up front."""
+    path = spec.checkpoint_path(models_root)
+    if not path.exists():
+        return None
+    checkpoint = load_checkpoint(path, overwrite="force")
+    metadata = checkpoint["metadata"]
+    stored = checkpoint_spec(checkpoint)
+    if stored != spec:
+        raise FileProblem(f"{path} holds {stored.name} ({stored.dataset} {stored.model}), not {spec.name}; delete it",
+                          "models_dir", "force")
+    differences = recipe.differences(metadata["recipe"])
+    if differences:
+        raise FileProblem(f"{path} was trained with a different recipe ({'; '.join(differences)}); "
+                          f"rerun with its options", "models_dir", "force")
+    return checkpoint
 
 
-def finished(checkpoint):
-    """Whether a run skips this checkpoint's variant: it completed, or diverged (--force retrains both)."""
-    return checkpoint is not None and checkpoint["metadata"]["status"] in ("complete", "diverged")
-
-
-def variants_to_train(variants, recipe, models_dir, force=False):
-    """The variants ``train_variants`` would train or resume, after the same checks of every checkpoint."""
-    return [variant for variant, checkpoint in plan_variants(variants, recipe, models_dir, force)
-            if not finished(checkpoint)]
-
-
-def train_variants(variants, recipe, data_dir, models_dir, device, force=False, channels_last=None, compile=False):
-    """Train (or resume, or skip) each variant in turn; returns one Outcome per variant.
+def train_model(spec, recipe, data, device, models_root, force=False, channels_last=None, compile=False):
+    """Train, resume or skip (a complete or diverged checkpoint, unless ``force``) the model of ``spec``; returns
+    its Outcome.
 
     ``channels_last`` (default: where bf16 autocast is on, and on CUDA; main.py passes the measured choice of
     training.precision) keeps the model and its batches in channels-last memory layout. The checkpoint records
-    the layout, and a resumed run keeps the one it began with, so that it ends with an uninterrupted run's
-    weights (a checkpoint from before the record: the default rule, which it was trained under). ``compile`` runs
-    the training forward and backward through ``torch.compile`` (off by default: not yet measured on a GPU). The data set is copied to the device once for all variants, and cuDNN picks its
-    fastest kernels for training's fixed batch shapes (``cudnn.benchmark``).
-    """
-    plan = plan_variants(variants, recipe, models_dir, force)
-    data = None
-    outcomes = []
+    the layout, and a resumed run keeps the one it began with, so that it ends with an uninterrupted run's weights.
+    ``compile`` runs the training forward and backward through ``torch.compile`` (off by default: not yet measured
+    on a GPU). cuDNN picks its fastest kernels for training's fixed batch shapes (``cudnn.benchmark``)."""
+    checkpoint = None if force else check_checkpoint(spec, recipe, models_root)
+    if checkpoint is not None and checkpoint["metadata"]["status"] in ("complete", "diverged"):
+        return Outcome(spec, "skipped", checkpoint["metadata"])
     with cudnn_benchmark(device.type == "cuda"):
-        for variant, checkpoint in plan:
-            if finished(checkpoint):
-                outcome = Outcome(variant, "skipped", checkpoint["metadata"])
-            else:
-                data = data or load_training_data(data_dir, recipe).to(device)
-                metadata = train_variant(variant, recipe, data, device, variant.checkpoint_path(models_dir),
-                                         checkpoint, channels_last, compile)
-                outcome = Outcome(variant, "resumed" if checkpoint else "trained", metadata)
-            print(outcome_line(outcome), flush=True)
-            outcomes.append(outcome)
-    return outcomes
+        metadata = run_epochs(spec, recipe, data.to(device), device, spec.checkpoint_path(models_root), checkpoint,
+                              channels_last, compile)
+    return Outcome(spec, "resumed" if checkpoint else "trained", metadata)
 
 
 @contextmanager
@@ -152,16 +122,17 @@ def cudnn_benchmark(on):
         torch.backends.cudnn.benchmark = previous
 
 
-def train_variant(variant, recipe, data, device, path, resume_from=None, channels_last=None, compile=False):
-    """Run the remaining epochs of ``variant``, checkpointing each; then evaluate on the test set. Returns metadata."""
+def run_epochs(spec, recipe, data, device, path, resume_from=None, channels_last=None, compile=False):
+    """Run the remaining epochs of ``spec``'s model, checkpointing each; then measure it on the test set. Returns
+    the checkpoint's metadata."""
     default = recipe.amp or device.type == "cuda"
     asked = default if channels_last is None else channels_last
     channels_last = asked if resume_from is None else resume_from["metadata"].get("channels_last", default)
     if channels_last != asked:
-        print(f"{variant.name}: resuming with channels_last {channels_last}, the layout it began with "
+        print(f"{spec.name}: resuming with channels_last {channels_last}, the layout it began with "
               f"(--force retrains it from scratch in the one chosen now)", flush=True)
-    torch.manual_seed(variant.seed)
-    model = build_variant_model(variant, recipe.model, data.input_shape, data.num_classes).to(device)
+    torch.manual_seed(spec.seed)
+    model = build_spec_model(spec, data.input_shape, data.num_classes).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     # the compiled module shares the model's parameters; checkpoints and evaluation use the model itself
@@ -169,9 +140,9 @@ def train_variant(variant, recipe, data, device, path, resume_from=None, channel
     optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                                 weight_decay=recipe.weight_decay)
     loader = TensorLoader(data.train_x, data.train_y, recipe.batch_size, shuffle=True, augment=recipe.augment,
-                          device=device, seed=variant.seed, channels_last=channels_last)
+                          device=device, seed=spec.seed, channels_last=channels_last)
     scheduler = Schedule(optimizer, recipe, len(loader))
-    metadata = new_metadata(variant, recipe, data)
+    metadata = new_metadata(spec, recipe, data)
     if resume_from is not None:
         model.load_state_dict(resume_from["state_dict"])
         optimizer.load_state_dict(resume_from["optimizer"])
@@ -180,20 +151,20 @@ def train_variant(variant, recipe, data, device, path, resume_from=None, channel
         metadata = resume_from["metadata"]
     # the machine of the last run: a resumed training records where it finished
     metadata.update(device=str(device), versions=library_versions(), machine=machine(), channels_last=channels_last)
-    attack = adversarial_settings(variant, recipe)
-    adversarial = None if attack is None else AdversarialExamples(attack, variant.seed)
+    attack = adversarial_settings(spec, recipe)
+    adversarial = None if attack is None else AdversarialExamples(attack, spec.seed)
 
     def checkpoint():
         save_checkpoint(path, model, optimizer, scheduler, rng_state(device), metadata)
 
-    with TrainingObjective(model, variant) as objective:
+    with TrainingObjective(model, spec) as objective:
         for epoch in range(metadata["epochs_done"], recipe.epochs):
             loader.set_epoch(epoch)
             if adversarial is not None:
                 adversarial.set_epoch(epoch)
             started = time.perf_counter()
             stats = train_epoch(trained, optimizer, loader, objective, recipe.amp,
-                                desc=f"{variant.name} epoch {epoch + 1}/{recipe.epochs}", schedule=scheduler,
+                                desc=f"{spec.name} epoch {epoch + 1}/{recipe.epochs}", schedule=scheduler,
                                 adversarial=adversarial)
             metadata["train_seconds"] += time.perf_counter() - started
             if not math.isfinite(stats["loss"]):
@@ -208,19 +179,19 @@ def train_variant(variant, recipe, data, device, path, resume_from=None, channel
     sparsity = test["activation_sparsity"]
     metadata.update(status="complete", clean_test_acc=test["accuracy"], activation_sparsity=sparsity,
                     learned=learned(test["accuracy"], data.num_classes),
-                    collapsed=variant.layer is not None and sparsity[variant.layer] == 1.0)
+                    collapsed=spec.layer is not None and sparsity[spec.layer] == 1.0)
     checkpoint()
     return metadata
 
 
-def new_metadata(variant, recipe, data):
+def new_metadata(spec, recipe, data):
     return {
-        "variant": variant.to_record(),
+        "spec": spec.to_record(),
         "status": "in_progress",
         "epochs_done": 0,
         "recipe": recipe.to_dict(),
         # the resolved attack of adversarial training (None: standard); final_train_* are then on attacked images
-        "adversarial_training": adversarial_settings(variant, recipe),
+        "adversarial_training": adversarial_settings(spec, recipe),
         "input_shape": list(data.input_shape),
         "num_classes": data.num_classes,
         "classes": data.class_names,
@@ -238,19 +209,19 @@ def new_metadata(variant, recipe, data):
 
 
 class TrainingObjective:
-    """Cross-entropy plus the variant's sparsity term. For a regularised variant it keeps one forward hook on
+    """Cross-entropy plus the spec's sparsity term. For a regularised spec it keeps one forward hook on
     the regularised layer's activation while it is open (a context manager, or until ``close()``)."""
 
-    def __init__(self, model, variant):
-        self.variant = variant
-        self.method = None if variant.is_baseline else get_method(variant.method)
-        self._recording = record_activations(model, [] if self.method is None else [variant.layer])
+    def __init__(self, model, spec):
+        self.spec = spec
+        self.method = None if spec.is_baseline else get_method(spec.method)
+        self._recording = record_activations(model, [] if self.method is None else [spec.layer])
         self.activations = self._recording.__enter__()
 
     def __call__(self, logits, y):
         loss = F.cross_entropy(logits, y)
         if self.method is not None:
-            penalty = self.method.penalty(self.activations[self.variant.layer], self.variant.strength)
+            penalty = self.method.penalty(self.activations[self.spec.layer], self.spec.strength)
             if penalty is not None:
                 loss = loss + penalty
         return loss
@@ -326,13 +297,13 @@ def set_rng_state(state, device):
 
 
 def outcome_line(outcome):
-    """One summary line per variant."""
-    metadata, name = outcome.metadata, outcome.variant.name
+    """One summary line per spec."""
+    metadata, name = outcome.metadata, outcome.spec.name
     if metadata["status"] == "diverged":
         when = "in an earlier run, skipped" if outcome.action == "skipped" else "checkpoint marked \"diverged\""
         return (f"{name}: DIVERGED (non-finite loss) in epoch {metadata['diverged_in_epoch']}; {when}"
                 f" (change the recipe or strength, or --force to retrain it)")
-    layer = outcome.variant.layer
+    layer = outcome.spec.layer
     zeros = f", {layer} zeros {metadata['activation_sparsity'][layer]:.1%}" if layer else ""
     action = "already complete, skipped (--force retrains it)" if outcome.action == "skipped" else outcome.action
     line = (f"{name}: {action}, {metadata['epochs_done']} epochs, train loss {metadata['final_train_loss']:.3f}"
@@ -347,9 +318,9 @@ def outcome_line(outcome):
 
 def training_summary_line(outcomes, models_dir):
     """The final line of a training run."""
-    diverged = [o.variant.name for o in outcomes if o.metadata["status"] == "diverged"]
-    collapsed = [o.variant.name for o in outcomes if o.metadata.get("collapsed")]
-    not_learned = [o.variant.name for o in outcomes if o.metadata.get("learned") is False]
+    diverged = [o.spec.name for o in outcomes if o.metadata["status"] == "diverged"]
+    collapsed = [o.spec.name for o in outcomes if o.metadata.get("collapsed")]
+    not_learned = [o.spec.name for o in outcomes if o.metadata.get("learned") is False]
     finished = [o for o in outcomes if o.metadata["status"] == "complete"]
     counts = {action: sum(o.action == action for o in finished) for action in ("trained", "resumed", "skipped")}
     parts = [f"{count} {action}" for action, count in counts.items() if count]

@@ -10,7 +10,7 @@ from common import validation
 from common.cli import command_flags, config_options, fraction, option
 from common.errors import ConfigError
 from data.augment import AUGMENTATIONS
-from data.registry import DATASETS, DEFAULT_DATASET, dataset_root, get_dataset
+from data.registry import DATASETS, DEFAULT_DATASET, get_dataset
 from data.subsets import validate_classes
 from models import DEFAULT_MODEL, MODELS, model_class
 from sparsity.methods import DEFAULT_METHOD
@@ -64,7 +64,7 @@ class Recipe:
                               "the checkpoint's recipe records it; evaluation is always fp32")
     quick: bool = False  # --quick, which eval takes too
     # Adversarial training's attack settings (training.adversarial). Which attack and its eps are part of the
-    # variant's identity (sparsity.variants.Variant: adv, adv_eps); these only shape the attack. None: its default.
+    # model's identity (models.spec.ModelSpec: adv, adv_eps); these only shape the attack. None: its default.
     adv_steps: int | None = option(None, f"PGD steps of --adv-train pgd (default {DEFAULT_ADV_STEPS})")
     adv_step_size: float | None = option(None, "step of --adv-train (default: pgd 2.5 x eps / steps, fgsm-rs 1.25 x "
                                                "eps)", type=fraction, metavar="STEP")
@@ -134,26 +134,28 @@ class Recipe:
         """The recipe of a checkpoint's recipe dict; a knob the stored recipe predates had its default then."""
         return cls(**{field.name: stored[field.name] for field in fields(cls) if field.name in stored})
 
-    def train_command(self, variant, data_dir, models_dir, force=False, state_amp=False):
-        """The command that trains ``variant`` with this recipe into ``models_dir`` (the --models-dir root, or its
-        data set's folder in it): what warnings and errors print, so that it reproduces the run they speak of.
-        ``state_amp``: the precision is stated (a checkpoint's, which the device's default may differ from)."""
+    def train_command(self, spec, data_dir, models_root, force=False, state_amp=False):
+        """The command that trains ``spec``'s model with this recipe into ``models_root``: what warnings and errors
+        print, so that it reproduces the run they speak of. ``state_amp``: the precision is stated (a checkpoint's,
+        which the device's default may differ from)."""
         base = Recipe.from_options(quick=self.quick, dataset=self.dataset)
         flags = (["--quick"] if self.quick else []) + ([] if self.dataset == DEFAULT_DATASET else
                                                         ["--dataset", self.dataset])
-        if not variant.is_baseline and variant.method != DEFAULT_METHOD:
-            flags += ["--method", variant.method]
-        flags += variant.selection_flags()
-        if variant.adv is not None:
-            flags += ["--adv-train", variant.adv, "--adv-eps", repr(variant.adv_eps)]
-        flags += ["--seed", str(variant.seed)]
+        if spec.is_baseline:
+            flags += ["--baseline-only"]
+        else:
+            flags += ([] if spec.method == DEFAULT_METHOD else ["--method", spec.method])
+            flags += ["--layers", spec.layer, "--strength", repr(spec.strength), "--no-baseline"]
+        if spec.adv is not None:
+            flags += ["--adv-train", spec.adv, "--adv-eps", repr(spec.adv_eps)]
+        flags += ["--seed", str(spec.seed)]
         options = config_options(Recipe)
         values = {option.key: getattr(self, option.key) for option in options}
         flags += command_flags(options, {**values, "amp": base.amp}, {option.key: getattr(base, option.key)
                                                                       for option in options})
         if state_amp:
             flags += ["--amp" if self.amp else "--no-amp"]
-        flags += ["--data-dir", str(data_dir), "--models-dir", str(dataset_root(models_dir, self.dataset))]
+        flags += ["--data-dir", str(data_dir), "--models-dir", str(models_root)]
         return " ".join(["python main.py --mode train", *flags, *(["--force"] if force else [])])
 
     def differences(self, stored):

@@ -13,8 +13,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from attacks.base import WHITE_BOX
-from vis.comparisons import median_eps_star
-from vis.eps_star import eps_axis
+from analysis.arms import median_eps_star
+from vis.render import eps_axis
 from vis.metrics import CLEAN_ACC, OWN_SPARSITY, WORST_CASE, median_queries, robust_acc, success_correct
 from vis.render import (BASELINE_COLOR, NOT_LEARNED_COLOR, add_footnote, figure_style, layer_style, new_figure,
                         save_figure)

@@ -7,7 +7,7 @@ the files and in summary.md, labelled as such, but is never plotted.
 """
 from dataclasses import dataclass
 
-from evaluation.record_parts import QUERY_FIELDS
+from records.parts import QUERY_FIELDS
 from vis.results import MISSING
 
 

@@ -80,3 +80,11 @@ def save_figure(fig, stem, location="results_dir"):
         atomic_write_bytes(path, buffer.getvalue(), location)
         written.append(path)
     return written
+
+
+def eps_axis(dataset, norm):
+    """``(factor, unit)``: eps of ``norm`` drawn as ``factor * eps``; L-inf in the data set's own units (8/255 as 8
+    on CIFAR-10, 0.1 as 0.1 on Fashion-MNIST), L2 on the [0, 1] pixel scale."""
+    if norm == "linf":
+        return dataset.scale_eps(1.0), dataset.eps_unit
+    return 1.0, "pixel scale [0, 1]"

@@ -18,15 +18,14 @@ from pathlib import Path
 
 from common.errors import FileProblem
 from common.io import atomic_write_text, ensure_writable_dir
-from data.registry import DEFAULT_DATASET, dataset_root
 from evaluation.config import EvalConfig
 from sparsity.methods import METHODS, get_method
-from sparsity.variants import validate_layers
 from vis.figures import (plot_eps_star_per_layer, plot_eps_star_vs_sparsity, plot_per_layer, plot_queries,
                          plot_queries_by_method, plot_robustness_curves, plot_robustness_vs_sparsity,
                          plot_strength_sweep)
 from vis.eps_star import csv_text as eps_star_csv
-from vis.results import load_method_results
+from records.store import ResultStore
+from vis.results import merge_seeds
 from vis.summary_table import summary_markdown
 
 logger = logging.getLogger(__name__)
@@ -52,39 +51,48 @@ def _warn(message):
 
 def missing_requests(records, layers, include_baseline):
     """Names of requested variants (the baseline, each requested layer) without a single result file."""
-    have = {r.variant.layer for r in records if not r.variant.is_baseline}
-    missing = ["standard"] if include_baseline and not any(r.variant.is_baseline for r in records) else []
+    have = {r.spec.layer for r in records if not r.spec.is_baseline}
+    missing = ["standard"] if include_baseline and not any(r.spec.is_baseline for r in records) else []
     return missing + [layer for layer in layers or () if layer not in have]
 
 
-def make_figures(results_dir, method, layers=None, include_baseline=True, dataset=None):
-    """Write the figures and summary of ``results_dir/method``; returns the written paths.
+def method_records(results_root, dataset, method, layers=None, include_baseline=True):
+    """The records of ``method``'s models of standard training in the store at ``results_root`` (``layers``: those
+    at these layers; None: all), with the standard baseline's; one architecture (the first found)."""
+    def wanted(spec):
+        if spec.adv is not None:
+            return False
+        return include_baseline if spec.is_baseline else spec.method == method and (layers is None or
+                                                                                    spec.layer in layers)
+    records = ResultStore(results_root, _warn).records(dataset, wanted)
+    return [r for r in records if r.spec.model == records[0].spec.model]
 
-    ``results_dir`` is one data set's results folder; a result file of another data set than ``dataset``
-    (None: than the folder's first) is a FileProblem naming it.
+
+def make_figures(results_root, dataset, method, layers=None, include_baseline=True):
+    """Write the figures and summary of ``method``'s models in the store at ``results_root`` into
+    ``{results_root}/{dataset}/{model}/{method}/``; returns the written paths.
 
     ``layers`` (None: every layer with results) and ``include_baseline`` filter what
     is shown. Requested layers (or the baseline) without any result file are named
-    in one warning; no result at all, or a file that is not a valid result file,
-    raises FileProblem; those messages name the eval command that produces the missing results.
+    in one warning; no result at all raises FileProblem naming the eval command that produces the missing results.
     """
 
     def how_to_make(layers):
-        name = dataset or DEFAULT_DATASET
-        return "run " + EvalConfig.from_options(dataset=name).command(
-            dataset=name, method=method, layers=layers, results_dir=dataset_root(results_dir, name))
+        return "run " + EvalConfig.from_options(dataset=dataset).command(
+            dataset=dataset, method=method, layers=layers, results_dir=results_root)
 
     get_method(method)
-    layers = None if layers is None else validate_layers(layers)
-    results_dir = Path(results_dir)
-    records, results = load_method_results(results_dir, method, layers, include_baseline, _warn, dataset)
+    records = method_records(results_root, dataset, method, layers, include_baseline)
     if not records:
-        raise FileProblem(f"no results for {method} in {results_dir / method}; {how_to_make(layers)}", "results_dir")
+        raise FileProblem(f"no results for {method} in {Path(results_root) / dataset}; {how_to_make(layers)}",
+                          "results_dir")
+    results_dir = records[0].spec.folder(results_root)
+    results = merge_seeds(method, results_dir / method, records)
     notes = []
     missing = missing_requests(records, layers, include_baseline)
     if missing:
         missing_layers = [m for m in missing if m in (layers or ())] or layers
-        message = (f"no results in {results_dir / method} for requested {', '.join(missing)}; not plotted — "
+        message = (f"no results in {results_dir} for requested {', '.join(missing)}; not plotted — "
                    f"{how_to_make(missing_layers)}")
         _warn(message)
         notes.append(message[0].upper() + message[1:] + ".")
@@ -101,11 +109,12 @@ def make_figures(results_dir, method, layers=None, include_baseline=True, datase
 
     others = {}
     for other in METHODS:
-        if other != method and (results_dir / other).is_dir():
-            other_records, other_results = load_method_results(results_dir, other, layers, include_baseline, _warn,
-                                                               dataset or results.dataset_name)
-            if other_records:
-                others[other] = other_results
+        other_records = [] if other == method else [r for r in method_records(results_root, dataset, other, layers,
+                                                                                include_baseline)
+                                                    if not r.spec.is_baseline]
+        if other_records:
+            others[other] = merge_seeds(other, results_dir / other, other_records + [
+                r for r in records if r.spec.is_baseline])
     if others:
         ordered = [results if name == method else others[name] for name in METHODS if name == method or name in others]
         written += plot_queries_by_method(ordered, results_dir / COMPARISON_STEM)

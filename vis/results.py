@@ -5,16 +5,12 @@ Seeds of a variant that did not learn (clean accuracy near chance) are left
 out of every mean and named instead: their robustness numbers compare noise.
 """
 import math
-import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from common import stats
-from common.errors import FileProblem
 from data.registry import DEFAULT_DATASET, get_dataset
-from evaluation.records import load_records, variant_order
 from sparsity.methods import BASELINE, get_method
-from sparsity.variants import TrainedAs
 from vis.eps_star import eps_star
 
 
@@ -62,7 +58,7 @@ class AttackSummary:
 
 
 @dataclass(frozen=True)
-class VariantSummary(TrainedAs):
+class VariantSummary:
     """One (method, layer, strength, training) with its learned seeds merged."""
 
     method: str
@@ -88,6 +84,10 @@ class VariantSummary(TrainedAs):
     adv_eps: float | None = None
 
     @property
+    def is_baseline(self):
+        return self.method == BASELINE
+
+    @property
     def learned(self):
         """False when no seed of the variant learned: then it is marked, never compared."""
         return len(self.not_learned_seeds) < len(self.seeds)
@@ -106,7 +106,7 @@ class VariantSummary(TrainedAs):
 
 
 def _merge(group):
-    first = group[0].variant
+    first = group[0].spec
     learned = [r for r in group if r.learned is not False]
     attacks = {}
     for key in dict.fromkeys(key for r in learned for key in r.attacks):
@@ -118,7 +118,7 @@ def _merge(group):
             n=tuple(e.n for e in entries), n_correct=tuple(e.n_correct for e in entries),
             n_fooled_correct=tuple(e.n_success_correct for e in entries),
             n_robust=tuple(round(e.robust_acc * e.n) if e.n else 0 for e in entries),
-            seeds=tuple(r.variant.seed for r in with_attack),
+            seeds=tuple(r.spec.seed for r in with_attack),
             fields={field: Stat.of(e.get(field) for e in numbers) for field in sorted(numeric)},
             settings=entries[0].settings)
     curves = {}
@@ -129,8 +129,8 @@ def _merge(group):
     layers = group[0].layer_names
     return VariantSummary(
         method=first.method, layer=first.layer, strength=first.strength,
-        seeds=tuple(r.variant.seed for r in group),
-        not_learned_seeds=tuple(r.variant.seed for r in group if r.learned is False),
+        seeds=tuple(r.spec.seed for r in group),
+        not_learned_seeds=tuple(r.spec.seed for r in group if r.learned is False),
         files=tuple(r.path for r in group),
         clean_acc=Stat.of(r.clean_acc for r in learned),
         n_test=tuple(r.n_test for r in group),
@@ -140,12 +140,12 @@ def _merge(group):
         curves={key: {eps: Stat.of(values) for eps, values in sorted(points.items())} for key, points in curves.items()},
         worst_case=Stat.of(r.worst_case.robust_acc for r in learned if r.worst_case),
         worst_case_n=tuple(r.worst_case.n for r in learned if r.worst_case),
-        minimal={norm: tuple((r.variant.seed, r.minimal[norm]) for r in learned if norm in r.minimal)
+        minimal={norm: tuple((r.spec.seed, r.minimal[norm]) for r in learned if norm in r.minimal)
                  for norm in dict.fromkeys(norm for r in learned for norm in r.minimal)},
-        seed_sparsity=tuple((r.variant.seed, dict(r.sparsity)) for r in learned),
-        images_sha256={r.variant.seed: r.images_sha256 for r in learned},
-        collapsed_seeds=tuple(r.variant.seed for r in group if r.collapsed),
-        failed_checks=tuple(f"{name} (seed {r.variant.seed})" for r in group for name in r.failed_checks),
+        seed_sparsity=tuple((r.spec.seed, dict(r.sparsity)) for r in learned),
+        images_sha256={r.spec.seed: r.images_sha256 for r in learned},
+        collapsed_seeds=tuple(r.spec.seed for r in group if r.collapsed),
+        failed_checks=tuple(f"{name} (seed {r.spec.seed})" for r in group for name in r.failed_checks),
         adv=first.adv, adv_eps=first.adv_eps,
     )
 
@@ -233,8 +233,8 @@ def merge_seeds(method, folder, records):
     """``MethodResults`` of ``records`` (all of one method's folder, already filtered)."""
     layers = records[0].layer_names if records else ()
     groups = {}
-    for record in sorted(records, key=lambda r: variant_order(r.variant, layers)):
-        groups.setdefault((record.variant.method, record.variant.layer, record.variant.strength), []).append(record)
+    for record in sorted(records, key=lambda r: r.spec.order(layers)):
+        groups.setdefault((record.spec.method, record.spec.layer, record.spec.strength), []).append(record)
     configs = []
     for record in records:
         if record.eval_config not in configs:
@@ -248,38 +248,3 @@ def merge_seeds(method, folder, records):
                          variants=tuple(variants), attack_info=_attack_info(records), eval_configs=tuple(configs))
 
 
-def load_method_results(results_dir, method, layers, include_baseline, warn=None, dataset=None, adversarial=False,
-                        say_left_out=True, select=None):
-    """The records of ``results_dir/method`` restricted to ``layers`` (None: all) and the baseline, merged;
-    records of another data set than ``dataset`` (None: the folder's first record's) are a FileProblem.
-
-    ``adversarial``: False, the models of standard training (the adversarially trained ones are left out with a
-    warning: the figures compare sparsity arms under standard training); True, only the adversarially trained ones
-    (the positive control and the arms on top of it: the study tables), which must share one training (method and
-    eps). Either way an adversarially trained model is never merged with its standard namesake as one more seed.
-    ``say_left_out``: False where the caller loads the adversarially trained models as well (no warning).
-    ``select``: a predicate on a record's variant, the records it refuses left out (a study's declared design)."""
-    folder = Path(results_dir) / method
-    records = [r for r in load_records(folder, method, warn, dataset)
-               if (include_baseline if r.variant.is_baseline else layers is None or r.variant.layer in layers)
-               and (select is None or select(r.variant))]
-    trained = [r for r in records if r.variant.adv is not None]
-    if adversarial:
-        records = trained
-        trainings = sorted({(r.variant.adv, r.variant.adv_eps) for r in records})
-        if len(trainings) > 1:
-            raise FileProblem(f"{folder} holds models of several adversarial trainings "
-                              f"({', '.join(f'{adv} eps={eps:g}' for adv, eps in trainings)}); keep one per results "
-                              f"folder", "results_dir")
-    elif trained and say_left_out:
-        (warn or warnings.warn)(f"{folder}: left out {len(trained)} adversarially trained result(s) "
-                                f"({', '.join(r.variant.name for r in trained)}): figures and tables compare "
-                                f"standard training")
-    if not adversarial:
-        records = [r for r in records if r.variant.adv is None]
-    models = sorted({r.model for r in records})
-    if len(models) > 1:
-        # variants of different architectures are not comparable, and their baselines share a file name
-        raise FileProblem(f"{folder} holds results of several models ({', '.join(models)}); keep one model per "
-                          f"results folder", "results_dir")
-    return records, merge_seeds(method, folder, records)

@@ -10,9 +10,8 @@ so the figure says nothing the comparisons table does not.
 """
 import math
 
-from vis.comparisons import arm_label, reference_of
-from vis.eps_star import eps_axis
-from vis.render import BASELINE_COLOR, add_footnote, figure_style, new_figure, save_figure
+from analysis.comparisons import arm_label
+from vis.render import BASELINE_COLOR, add_footnote, eps_axis, figure_style, new_figure, save_figure
 
 PANELS = (("eps_star_correct", "median eps*\nover correct images"),
           ("robust_acc", "AutoAttack\nrobust accuracy (%)"),
@@ -24,13 +23,14 @@ BAND_HALF_WIDTH = 0.38
 
 
 def _arms(study):
-    """The baseline, the adversarially trained baselines (the control), the other arms in table order."""
-    return [study.baseline, *[a for a in study.arms if a.is_baseline], *[a for a in study.arms if not a.is_baseline]]
+    """The baselines (the standard one first, then the adversarially trained ones: the control), then the other arms
+    in table order."""
+    return sorted(study.arms, key=lambda arm: not arm.spec.is_baseline)
 
 
 def _color(arm):
-    if arm.is_baseline:
-        return BASELINE_COLOR if arm.adv is None else CONTROL_COLOR
+    if arm.spec.is_baseline:
+        return BASELINE_COLOR if arm.spec.adv is None else CONTROL_COLOR
     return ARM_COLOR
 
 
@@ -51,7 +51,7 @@ def _panel(ax, study, statistic, title, factor):
     arms = _arms(study)
     scale = _scale(statistic, factor)
     for x, arm in enumerate(arms):
-        reference = arm if arm is study.baseline else reference_of(arm, study.baseline, study.arms)
+        reference = study.arm(arm.spec.reference) if arm.spec.reference else arm
         band = _finite(reference.values[statistic]) if reference is not None else []
         if band:
             ax.fill_between([x - BAND_HALF_WIDTH, x + BAND_HALF_WIDTH], scale * min(band), scale * max(band),
@@ -109,8 +109,9 @@ def study_arms_figure(study):
 
 
 def plot_study_arms(study, stem):
-    """Writes ``stem.png`` and ``stem.pdf`` of ``study_arms_figure``; [] where the study has no baseline."""
-    if study is None or study.baseline is None:
+    """Writes ``stem.png`` and ``stem.pdf`` of ``study_arms_figure`` (``study``: ``analysis.comparisons.StudyResults``);
+    [] where the study has no comparison."""
+    if study is None or not study.rows:
         return []
     with figure_style():
         return save_figure(study_arms_figure(study), stem)

@@ -194,7 +194,7 @@ def _sparsity_table(results):
 
 def _checks_table(records):
     names = list(dict.fromkeys(check.name for record in records for check in record.checks))
-    rows = [[record.variant.name] + [next((c.status for c in record.checks if c.name == name), DASH)
+    rows = [[record.spec.name] + [next((c.status for c in record.checks if c.name == name), DASH)
                                      for name in names] for record in records]
     return markdown_table(["result file"] + names, rows) if names else ["No sanity check was recorded."]
 

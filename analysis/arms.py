@@ -1,0 +1,198 @@
+"""Records grouped into arms: the one grouping every table, comparison and figure reads.
+
+An arm is a ``ModelSpec`` without its seed (data set, architecture, method, layer, strength, training); its seeds are
+its trained models, each one record. The seed is the unit: every number here is one seed's, or a summary over seeds
+(mean ± sample SD, ``Stat``), never images pooled over seeds. Seeds whose model did not learn (clean accuracy near
+chance) are left out of every value and named instead: their robustness numbers compare noise.
+
+Per-seed statistics (``SEED_STATISTICS``) are what the seed-level inference compares (``analysis.comparisons``):
+- ``eps_star_correct``: the median eps* (L-inf) over the images the model classifies correctly, the primary one (eps*
+  is 0 for a misclassified image, so an all-image median mixes clean error into robustness and compares arms of
+  different accuracy at different quantiles);
+- ``eps_star_all``: the all-image median, a labelled secondary statistic;
+- ``clean_acc``: over the whole test set; ``robust_acc``: AutoAttack's robust accuracy at the protocol's eps (an
+  upper bound set by AutoAttack standard, over the record's attacked images);
+- ``train_loss``: the model's final training loss: a regulariser that fits less can look more robust for that alone.
+"""
+import math
+from dataclasses import dataclass, replace
+from functools import cached_property
+
+from common import stats
+from common.machine import kind_of
+from evaluation.minimal import CLEAN
+from models.spec import ModelSpec
+from sparsity.methods import METHODS
+
+EPS_STAR_NORM = "linf"
+ROBUST_ATTACK = "autoattack"
+
+
+@dataclass(frozen=True)
+class Stat:
+    """Mean and sample standard deviation over the seeds that have a value (std None below 2 seeds)."""
+
+    mean: float | None
+    std: float | None
+    count: int
+
+    @classmethod
+    def of(cls, values):
+        values = [v for v in values if v is not None]
+        return cls(stats.mean(values), stats.sample_std(values), len(values))
+
+
+MISSING = Stat(None, None, 0)
+
+
+def median_eps_star(entry, correct_only):
+    """One seed's median eps* (inf where censored) over its images, or its correctly classified ones."""
+    values = [math.inf if value is None else value for value, method in zip(entry.eps_star, entry.method)
+              if not (correct_only and method == CLEAN)]
+    return stats.median(values)
+
+
+def _eps_star(correct_only):
+    def value(record):
+        entry = record.minimal.get(EPS_STAR_NORM)
+        return median_eps_star(entry, correct_only) if entry else None
+    return value
+
+
+def _robust_acc(record):
+    attack = record.attacks.get(ROBUST_ATTACK)
+    return attack.robust_acc if attack and attack.n else None
+
+
+# name -> one seed's value from its record (None where the record did not measure it)
+SEED_STATISTICS = {
+    "eps_star_correct": _eps_star(True),
+    "eps_star_all": _eps_star(False),
+    "clean_acc": lambda record: record.clean_acc,
+    "robust_acc": _robust_acc,
+    "train_loss": lambda record: record.checkpoint.final_train_loss,
+}
+
+
+@dataclass(frozen=True)
+class AttackSummary:
+    """One attack run over an arm's seeds (those that ran it), seed order."""
+
+    n: tuple  # images attacked, per seed
+    n_correct: tuple  # of those, initially correct
+    n_fooled_correct: tuple  # of those, fooled
+    n_robust: tuple  # still correctly classified after the attack
+    seeds: tuple
+    fields: dict  # field -> Stat over seeds
+    settings: dict  # the attack's settings (of the first seed)
+
+    def get(self, name):
+        return self.fields.get(name, MISSING)
+
+
+@dataclass(frozen=True)
+class Arm:
+    """The learned seeds of one spec-without-seed, their records in seed order."""
+
+    spec: ModelSpec  # seed -1
+    records: tuple
+    not_learned_seeds: tuple = ()
+    collapsed_seeds: tuple = ()
+    failed_checks: tuple = ()  # "check (seed s)", over every seed (those that did not learn too)
+
+    @property
+    def seeds(self):
+        return tuple(record.spec.seed for record in self.records)
+
+    @property
+    def all_seeds(self):
+        return tuple(sorted(self.seeds + self.not_learned_seeds))
+
+    @property
+    def learned(self):
+        """False when no seed learned: then the arm is marked, never compared."""
+        return bool(self.records)
+
+    @cached_property
+    def values(self):
+        """``{statistic: per-seed values}`` of every ``SEED_STATISTICS``."""
+        return {name: tuple(value(record) for record in self.records) for name, value in SEED_STATISTICS.items()}
+
+    def subset(self, seeds):
+        """The same arm restricted to ``seeds`` (a null split of a baseline)."""
+        return replace(self, records=tuple(r for r in self.records if r.spec.seed in seeds), not_learned_seeds=())
+
+    def stat(self, value):
+        """Mean ± SD over the learned seeds of ``value(record)``."""
+        return Stat.of(value(record) for record in self.records)
+
+    @property
+    def clean_acc(self):
+        return self.stat(lambda r: r.clean_acc)
+
+    @property
+    def worst_case(self):
+        return self.stat(lambda r: r.worst_case.robust_acc if r.worst_case else None)
+
+    def sparsity(self, layer):
+        return self.stat(lambda r: r.sparsity.get(layer))
+
+    @property
+    def own_sparsity(self):
+        """Sparsity of the regularised layer (the baseline has none)."""
+        return MISSING if self.spec.is_baseline else self.sparsity(self.spec.layer)
+
+    @property
+    def eval_configs(self):
+        return list({repr(r.eval_config): r.eval_config for r in self.records}.values())
+
+    def attack(self, key):
+        """The ``AttackSummary`` of run ``key`` over the seeds that ran it, or None."""
+        with_attack = [r for r in self.records if key in r.attacks]
+        if not with_attack:
+            return None
+        entries = [r.attacks[key] for r in with_attack]
+        numbers = [entry.numbers() for entry in entries]
+        numeric = {name for entry in numbers for name, value in entry.items() if value is not None}
+        return AttackSummary(
+            n=tuple(e.n for e in entries), n_correct=tuple(e.n_correct for e in entries),
+            n_fooled_correct=tuple(e.n_success_correct for e in entries),
+            n_robust=tuple(round(e.robust_acc * e.n) if e.n else 0 for e in entries),
+            seeds=tuple(r.spec.seed for r in with_attack),
+            fields={name: Stat.of(e.get(name) for e in numbers) for name in sorted(numeric)},
+            settings=entries[0].settings)
+
+    def kinds(self):
+        """``{kind of CPU: seeds}`` that evaluated the arm's models (``common.machine.kind_of``)."""
+        kinds = {}
+        for record in self.records:
+            kinds[kind_of(record.machine)] = kinds.get(kind_of(record.machine), 0) + 1
+        return kinds
+
+    @property
+    def attack_keys(self):
+        return list(dict.fromkeys(key for r in self.records for key in r.attacks))
+
+
+def arm_order(arm):
+    """Standard training first, then each training's baseline, then methods in registry order, layers in forward
+    order, strengths."""
+    spec = arm.spec
+    layers = arm.records[0].layer_names if arm.records else ()
+    method = -1 if spec.is_baseline else list(METHODS).index(spec.method)
+    layer = -1 if spec.is_baseline or spec.layer not in layers else layers.index(spec.layer)
+    return (spec.adv is not None, spec.adv or "", spec.adv_eps or 0.0, not spec.is_baseline, method, layer,
+            spec.strength)
+
+
+def group_arms(records):
+    """``[Arm]`` of ``records`` (each model once), in ``arm_order``."""
+    groups = {}
+    for record in sorted(records, key=lambda r: r.spec.seed):
+        groups.setdefault(record.spec.arm, []).append(record)
+    arms = [Arm(spec, tuple(r for r in group if r.learned is not False),
+                tuple(r.spec.seed for r in group if r.learned is False),
+                tuple(r.spec.seed for r in group if r.collapsed),
+                tuple(f"{name} (seed {r.spec.seed})" for r in group for name in r.failed_checks))
+            for spec, group in groups.items()]
+    return sorted(arms, key=arm_order)

@@ -1,0 +1,297 @@
+"""One model's evaluation as one object: its model, spec, images, protocol, reference and surrogate, and one method per
+measure, each returning its part of the record (``records.record.Evaluation``).
+
+Read top to bottom, as ``run`` calls them: ``clean`` (accuracy and sparsity on every test image), ``attacks`` (every
+configured run at the protocol's eps), ``curves`` (the white-box runs at each eps of the sweep), ``eps_star`` (the
+per-image smallest fooling perturbation: FAB, the APGD bisection and every run so far, ``evaluation.minimal``),
+``audit`` (where the model's method masks gradients, its adaptive attacks; then AutoAttack at radii scaled by the
+reference's median eps*), ``checks`` (``evaluation.checks``) and the per-image ``worst_case``.
+
+Nothing is computed twice: the images move to the device once, the clean pass's predictions serve every attack, a
+run that continues another (``AttackRun.after``) starts from its result, the curves reuse the protocol's runs at its
+eps, and every adversarial example made along the way is kept (``evidence``) until it bounds eps*.
+"""
+import hashlib
+import math
+import time
+from contextlib import contextmanager
+from dataclasses import replace
+
+import torch
+
+from attacks import ATTACKS, AutoAttack
+from attacks.adaptive import ADAPTIVE, CannotRun
+from attacks.base import ALL_IMAGES, QUERY_SUBSET, WHITE_BOX, eval_mode
+from evaluation.checks import CompletedRun, run_checks
+from evaluation.config import audit_radius
+from evaluation.metrics import AttackProgress, attack_metrics, make_targets
+from evaluation.minimal import Search, median_correct, minimal_perturbations
+from records.parts import AdaptiveRun, AttackResult, Audit, AuditRadius, AuditReference, CurvePoint, EpsStarEntry
+from records.parts import WorstCase
+from records.record import Evaluation
+from sparsity.measure import evaluate_clean, learned
+from sparsity.methods import get_method
+
+
+def query_subset(n_eval, size, seed):
+    """The seeded, sorted subset of evaluated images that query-based attacks get."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randperm(n_eval, generator=generator)[:size].sort().values
+
+
+def images_sha256(x, y):
+    """Identity of the evaluated images and labels: per-image results of two records pair up only when it matches."""
+    digest = hashlib.sha256()
+    digest.update(x.detach().cpu().contiguous().numpy().tobytes())
+    digest.update(y.detach().cpu().to(torch.int64).contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+class ModelEvaluation:
+    """``ModelEvaluation(model, spec, (x, y), protocol, reference, surrogate).run()``: the ``Evaluation`` of one
+    model (on its device) on the test set ``x, y`` (float images in [0, 1], int64 labels) under ``protocol`` (an
+    ``EvalConfig``).
+
+    ``reference``: ``(source, median eps*)`` that the audit's multiples scale (the model's baseline's record), None:
+    the model's own median eps*. ``surrogate``: the model the transfer attack attacks (``spec.surrogate``'s), or None.
+    """
+
+    def __init__(self, model, spec, test_set, protocol, reference=None, surrogate=None):
+        x, y = test_set
+        device = next(model.parameters()).device
+        self.model, self.spec, self.device = model, spec, device
+        self.config = protocol.resolved(device, len(x))
+        self.x_all, self.y_all = x.to(device), y
+        self.x, self.y = self.x_all[:self.config.n_eval], y[:self.config.n_eval].cpu()
+        self.reference, self.surrogate = reference, surrogate
+        self.masking = get_method(spec.method) if spec.masks_gradients else None
+        self.num_classes = model.num_classes
+        self.images = {ALL_IMAGES: torch.arange(self.config.n_eval),
+                       QUERY_SUBSET: query_subset(self.config.n_eval, self.config.query_n, self.config.seed)}
+        self.timings = {}
+        self.completed = []  # CompletedRun per fixed-eps run, for the checks and the worst case
+        self.evidence = []  # (run key, eps, image indices, adversarial images): each bounds eps*
+        self.clean_pred = None
+
+    @contextmanager
+    def timed(self, name):
+        started = time.perf_counter()
+        yield
+        self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - started
+
+    def run(self):
+        with self.timed("clean_s"):
+            clean = evaluate_clean(self.model, self.x_all, self.y_all, self.config.batch_size, self.device)
+        self.clean_pred = clean["predictions"][:self.config.n_eval].cpu()
+        runs = [run for name in self.config.attacks for run in ATTACKS[name].evaluation_runs(self.model, self.config)]
+        attacks = self.attacks(runs)
+        with self.timed("eps_sweep_s"):
+            curves, swept = self.curves()
+        results = self.eps_star()
+        audit, before = self.audit(results) if "linf" in results else (None, None)
+        search = self.search()
+        minimal = {norm: EpsStarEntry.measured(result, self.config.seed, search.settings(),
+                                               before if norm == "linf" else None)
+                   for norm, result in results.items()}
+        with self.timed("checks_s"):
+            checks = run_checks(self, swept, minimal, audit)
+        used = {run.images for run in runs}
+        return Evaluation(clean_acc=clean["accuracy"], learned=learned(clean["accuracy"], self.num_classes),
+                          n_test=len(self.y_all), sparsity=dict(clean["activation_sparsity"]),
+                          worst_case=self.worst_case(minimal.get("linf")), attacks=attacks, curves=curves,
+                          minimal=minimal, audit=audit, images_sha256=images_sha256(self.x, self.y),
+                          checks=tuple(checks), timings=self.timings,
+                          query_indices=tuple(self.images[QUERY_SUBSET].tolist()) if QUERY_SUBSET in used else (),
+                          eval_config=self.config.to_dict())
+
+    # ------------------------------------------------------------------ running one attack
+
+    def attack_images(self, attack, indices, targets=None, desc="attack", prior=None):
+        """Attack the evaluated images ``indices`` in batches; per-image outcomes on the CPU: ``adv_pred``,
+        ``success`` (goal met at the end: prediction != y, or == target when ``targets`` is given), ``clean_pred``,
+        ``queries`` (attacks that count them) and ``adversarial`` (on the device). ``prior``: the outcome of the
+        run this attack continues (``AttackRun.after``, the same images), handed to ``attack.extend``."""
+        x, y = self.x[indices], self.y[indices]
+        batch_size = self.config.black_box_batch_size if attack.counts_queries else self.config.batch_size
+        parts = {"adv_pred": [], "queries": [], "adversarial": []}
+        with AttackProgress(len(x), desc) as bar:
+            for start in range(0, len(x), batch_size):
+                x_batch, stop = x[start:start + batch_size], min(start + batch_size, len(x))
+                goal = (y if targets is None else targets)[start:stop]
+                if prior is None:
+                    adversarial, queries = attack(x_batch, goal.to(self.device), targeted=targets is not None)
+                else:
+                    still_correct = (prior["adv_pred"][start:stop] == y[start:stop]).to(self.device)
+                    adversarial, queries = attack.extend(x_batch, goal.to(self.device),
+                                                         prior["adversarial"][start:stop], still_correct)
+                with eval_mode(self.model), torch.inference_mode():
+                    parts["adv_pred"].append(self.model(adversarial).argmax(1).cpu())
+                parts["adversarial"].append(adversarial)
+                if queries is not None:
+                    parts["queries"].append(queries.cpu())
+                bar.step(parts["adv_pred"][-1], goal, targets is not None, queries)
+        outcome = {key: torch.cat(values) for key, values in parts.items() if values}
+        outcome["clean_pred"] = self.clean_pred[indices]
+        hit = outcome["adv_pred"] == (y if targets is None else targets.cpu())
+        outcome["success"] = hit if targets is not None else ~hit
+        return outcome
+
+    # ------------------------------------------------------------------ the measures
+
+    def run_all(self, runs, targets_of=lambda run: None, desc="", seconds=None):
+        """``{run key: outcome}`` of ``runs``, each on its images; a run that continues another runs after it, from
+        its result. ``seconds`` (a dict) gets each run's time."""
+        outcomes = {}
+        for run in [run for run in runs if run.after is None] + [run for run in runs if run.after is not None]:
+            started = time.perf_counter()
+            outcomes[run.key] = self.attack_images(run.attack, self.images[run.images], targets_of(run),
+                                                   run.key + desc, outcomes.get(run.after))
+            if seconds is not None:
+                seconds[run.key] = time.perf_counter() - started
+        return outcomes
+
+    def attacks(self, runs):
+        """``{run key: AttackResult}`` of every configured run at the protocol's eps, each on its images; a run that
+        continues another runs after it, from its result. Every run's examples join the evidence."""
+        targets = make_targets(self.y, self.num_classes, self.config.seed)
+        seconds = {}
+        outcomes = self.run_all(runs, lambda run: targets[self.images[run.images]] if run.targeted else None,
+                                seconds=seconds)
+        self.timings.update({f"{run.key}_s": seconds[run.key] for run in runs})
+        attacks = {}
+        for run in runs:
+            indices, outcome = self.images[run.images], outcomes[run.key]
+            attacks[run.key] = AttackResult.of(run.attack, run.title,
+                                               attack_metrics(outcome, self.y[indices], run.targeted))
+            self.completed.append(CompletedRun(run.key, run.attack.threat_model, run.targeted, indices,
+                                               outcome["adv_pred"] == self.y[indices]))
+            self.evidence.append((run.key, self.config.eps, indices, outcome["adversarial"]))
+        return attacks
+
+    def curves(self):
+        """``({run key: (CurvePoint, ...)}, {(run key, eps): still_correct})``: every untargeted white-box run on all
+        evaluated images at each eps of the sweep (the protocol's eps reuses its runs); the second part holds each
+        image's outcome, for the checks. Each new run's examples join the evidence."""
+        done = {run.key: run.still_correct for run in self.completed}
+        everything = self.images[ALL_IMAGES]
+        curves, swept = {}, {}
+        for eps in sorted(self.config.eps_sweep):
+            at_eps = replace(self.config, eps=eps)
+            runs = [run for name in self.config.attacks for run in ATTACKS[name].evaluation_runs(self.model, at_eps)
+                    if run.attack.threat_model == WHITE_BOX and not run.targeted and run.images == ALL_IMAGES]
+            if eps == self.config.eps and all(run.key in done for run in runs):
+                still_correct = {run.key: done[run.key] for run in runs}
+            else:
+                outcomes = self.run_all(runs, desc=f" eps={eps:.4g}")
+                still_correct = {key: outcome["adv_pred"] == self.y for key, outcome in outcomes.items()}
+                self.evidence += [(f"{key}@{eps:.4g}", eps, everything, outcome["adversarial"])
+                                  for key, outcome in outcomes.items()]
+            for run in runs:
+                swept[run.key, eps] = still_correct[run.key]
+                curves.setdefault(run.key, []).append(
+                    CurvePoint(eps, still_correct[run.key].float().mean().item(), len(self.y)))
+        return {key: tuple(points) for key, points in curves.items()}, swept
+
+    def search(self):
+        return Search.of(self.config, masking=self.masking)
+
+    def eps_star(self):
+        """``{norm: MinimalPerturbation}``: FAB and the APGD bisection, then every run so far folded in."""
+        results = {}
+        for norm in self.config.minimal_norms:
+            with self.timed(f"minimal_{norm}_s"):
+                results[norm] = minimal_perturbations(self.model, self.x, self.y, self.device, norm,
+                                                      self.config.minimal_limit, self.search(),
+                                                      self.config.batch_size)
+                for key, eps, indices, x_adv in self.evidence:
+                    results[norm].fold(self.model, self.x, self.y, key, eps, indices, x_adv, self.config.batch_size)
+        self.evidence.clear()  # folded into eps*: the memory goes back
+        return results
+
+    def audit_radii(self, reference):
+        """``[(eps, as given)]``: the audit radii, multiples resolved against the reference median eps*
+        (``(source, value)``), capped at 1; multiples are left out where the reference is censored or missing."""
+        radii = []
+        for given in self.config.audit_radii:
+            number, multiple = audit_radius(given)
+            if not multiple:
+                radii.append((number, str(given)))
+            elif reference[1] is not None and math.isfinite(reference[1]):
+                radii.append((min(1.0, number * reference[1]), str(given)))
+        return sorted(dict(radii).items()) if radii else []
+
+    def audit(self, results):
+        """``(Audit, eps* before the audit)``: where the model's method masks gradients, its adaptive attacks at
+        each audit radius (the protocol's eps without an audit), folded into every norm's eps*; then AutoAttack
+        (standard) at each radius on the first ``audit_n`` evaluated images, folded in too. The check compares
+        AutoAttack with eps* as it stood before AutoAttack's runs joined it (the adaptive attacks' included)."""
+        linf = results["linf"]
+        if not any(audit_radius(given)[1] for given in self.config.audit_radii or ()):
+            reference = (None, None)  # no multiple to scale: the record depends on no other record
+        else:
+            reference = self.reference or ("own", median_correct(linf.eps_star))
+        radii = self.audit_radii(reference)
+        with self.timed("adaptive_s"):
+            adaptive, skipped = self.adaptive_attacks(results, [r for r, _ in radii] or [self.config.eps])
+        before = linf.eps_star.clone()
+        audited = torch.arange(min(self.config.audit_n or len(self.y), len(self.y)))
+        checked = []
+        with self.timed("audit_s"):
+            for eps, given in radii:
+                outcome = self.attack_images(AutoAttack(self.model, eps=eps, seed=self.config.seed), audited,
+                                             desc=f"audit eps={eps:.4g}")
+                still_correct = outcome["adv_pred"] == self.y[audited]
+                for result in results.values():
+                    result.fold(self.model, self.x, self.y, f"audit_autoattack@{eps:.4g}", eps, audited,
+                                outcome["adversarial"], self.config.batch_size)
+                checked.append(AuditRadius(eps, given, len(audited), still_correct.float().mean().item(),
+                                           (before[audited] > eps).double().mean().item(),
+                                           tuple(still_correct.tolist())))
+        median = reference[1] if reference[1] is not None and math.isfinite(reference[1]) else None
+        return Audit(AuditReference(reference[0], median), tuple(checked), tuple(adaptive),
+                     tuple(dict.fromkeys(skipped))), before
+
+    def adaptive_attacks(self, results, radii):
+        """``([AdaptiveRun], [why one did not run])``: each of the protocol's adaptive attacks at each radius, on a
+        model whose method masks gradients (none otherwise), folded into every norm's eps*."""
+        adaptive, skipped = [], []
+        for eps in radii if self.masking else ():
+            for name in self.config.adaptive_attacks:
+                try:
+                    attack, threat_model, which = ADAPTIVE[name](self.model, eps, self.config, self.surrogate,
+                                                                 self.masking)
+                except CannotRun as reason:
+                    skipped.append(f"{name}: {reason}")
+                    continue
+                indices, key = self.images[which], f"{name}@{eps:.4g}"
+                outcome = self.attack_images(attack, indices, desc=f"{name} eps={eps:.4g}")
+                for result in results.values():
+                    result.fold(self.model, self.x, self.y, key, eps, indices, outcome["adversarial"],
+                                self.config.batch_size)
+                settings = {k: v for k, v in attack.settings().items() if not isinstance(v, torch.Tensor)}
+                adaptive.append(AdaptiveRun(name, key, eps, threat_model, settings, len(indices),
+                                            (outcome["adv_pred"] == self.y[indices]).float().mean().item()))
+        return adaptive, skipped
+
+    def worst_case(self, minimal_linf):
+        """The number to lead with, per image over everything that attacked it (as RobustBench reports): an image
+        counts as robust only if every attack run on it failed and, where eps* was measured in L-inf, eps* > eps.
+        ``robust_acc`` is over all ``n`` evaluated images (query-based attacks ran on their subset only);
+        ``all_attacks_*`` over the images every attack ran on. None without any attack or eps*."""
+        n = self.config.n_eval
+        if not self.completed and minimal_linf is None:
+            return None
+        robust = torch.ones(n, dtype=torch.bool)
+        everyone = torch.ones(n, dtype=torch.bool)
+        for run in self.completed:
+            robust[run.indices] &= run.still_correct.cpu()
+            attacked = torch.zeros(n, dtype=torch.bool)
+            attacked[run.indices] = True
+            everyone &= attacked
+        sources = [run.key for run in self.completed]
+        if minimal_linf is not None:
+            eps_star = torch.tensor([math.inf if v is None else v for v in minimal_linf.eps_star], dtype=torch.float64)
+            robust &= eps_star > self.config.eps
+            sources.append("eps_star_linf")
+        return WorstCase(n, int(robust.sum()), robust.float().mean().item(), tuple(sources), int(everyone.sum()),
+                         robust[everyone].float().mean().item() if everyone.any() else None)

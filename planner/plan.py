@@ -1,0 +1,193 @@
+"""The planner: model specs become a graph of train and evaluate tasks with their real dependencies, run here
+(``run_local``), on Slurm (``planner.slurm``) or printed (``Plan.describe``). Every command that trains or evaluates
+(``main.py --mode train/eval``, a study file, ``--launcher slurm``) goes through ``make_plan``: the reference-first
+rule is written here once.
+
+Dependencies: an evaluation waits for its model's training, for its baseline's evaluation where the audit scales with
+the baseline's median eps* (``ModelSpec.baseline``), and for the surrogate's training where the method masks gradients
+(``ModelSpec.surrogate``). A task whose output exists and validates is left out (``planner.tasks.is_done``).
+
+Seed blocks: the tasks of one seed (every arm's model of that seed, the references included) form a block, and a
+plan runs block after block. A study's comparison is then made between models trained and evaluated on one kind of
+CPU, block by block: where a block was begun on another kind (its outputs name their machine) and is not finished,
+``one_kind_per_block`` redoes the whole block here rather than mix kinds in it.
+"""
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from tqdm import tqdm
+
+from common.machine import kind_of, machine
+from planner.tasks import EVALUATE, TRAIN, Task, TaskFailed, finished_checkpoint, is_done, run_task
+from training.checkpoint import load_checkpoint
+
+
+@dataclass(frozen=True)
+class Plan:
+    tasks: tuple  # in run order: block by block (seed order), each block's trainings, then its evaluations
+    done: tuple  # the tasks left out because their output exists and validates
+    redone_blocks: tuple = ()  # seeds whose block was begun on another kind of CPU, redone here
+    not_ready: tuple = ()  # (spec, why): evaluations left out because their model has no finished checkpoint
+
+    def blocks(self):
+        """``{seed: [task]}`` in run order."""
+        blocks = {}
+        for task in self.tasks:
+            blocks.setdefault(task.spec.seed, []).append(task)
+        return blocks
+
+    def describe(self):
+        """The plan as text: one line per task with what it waits for, block by block."""
+        lines = [f"plan: {len(self.tasks)} tasks ({sum(t.kind == TRAIN for t in self.tasks)} trainings, "
+                 f"{sum(t.kind == EVALUATE for t in self.tasks)} evaluations), {len(self.done)} done already"]
+        for seed, tasks in self.blocks().items():
+            redo = " (begun on another kind of CPU: redone here)" if seed in self.redone_blocks else ""
+            lines.append(f"block seed {seed}{redo}:")
+            lines += [f"  {task.key}" + (f"  <- {', '.join(task.needs)}" if task.needs else "") for task in tasks]
+        return "\n".join(lines)
+
+
+def audit_needs_reference(protocol):
+    """Whether an evaluation reads its baseline's record: its audit's radii are multiples of its median eps*."""
+    from evaluation.config import audit_radius
+    return "linf" in (protocol.minimal_norms or ()) and any(audit_radius(r)[1] for r in protocol.audit_radii or ())
+
+
+def make_plan(specs, setup, train=True, evaluate=True, one_kind_per_block=False, pending=()):
+    """The ``Plan`` that trains (``train``) and evaluates (``evaluate``) each spec of ``specs`` with ``setup``.
+    Every existing output is checked here, before any work: a corrupt or foreign checkpoint or record, or a
+    checkpoint of another recipe, stops the plan up front. ``pending``: keys of tasks queued elsewhere (a Slurm
+    array), whose outputs will appear: an evaluation waits for its model's training there instead of being left out
+    for want of a checkpoint."""
+    specs = list(dict.fromkeys(specs))
+    redone = block_kinds(specs, setup) if one_kind_per_block else set()
+    forced = replace(setup, force=True)
+    tasks, done, not_ready = [], [], []
+
+    def add(kind, spec, needs=()):
+        task = Task(kind, spec, tuple(needs))
+        (tasks if not is_done(task, forced if spec.seed in redone else setup) else done).append(task)
+
+    for seed in sorted({spec.seed for spec in specs}):
+        block = [spec for spec in specs if spec.seed == seed]
+        for spec in block if train else ():
+            add(TRAIN, spec)
+        for spec in sorted(block, key=lambda spec: spec.baseline != spec) if evaluate else ():
+            needs = [Task(TRAIN, spec).key]
+            if not train and needs[0] not in pending and finished_checkpoint(spec, setup) is None:
+                not_ready.append((spec, why_not_ready(spec, setup)))
+                continue
+            if audit_needs_reference(setup.protocol) and spec.baseline != spec:
+                needs.append(Task(EVALUATE, spec.baseline).key)
+            if spec.surrogate is not None:
+                needs.append(Task(TRAIN, spec.surrogate).key)
+            add(EVALUATE, spec, [key for key in needs if key in {task.key for task in tasks} | set(pending)])
+    return Plan(tuple(tasks), tuple(done), tuple(sorted(redone)), tuple(not_ready))
+
+
+def why_not_ready(spec, setup):
+    """Why ``spec``'s model cannot be evaluated yet, with the command that trains it."""
+    path = spec.checkpoint_path(setup.models_root)
+    command = setup.recipe(spec).train_command(spec, setup.data_dir, setup.models_root)
+    if not path.is_file():
+        return f"no checkpoint of {spec.name} in {path.parent}; train it with: {command}"
+    status = load_checkpoint(path, mmap=True)["metadata"]["status"]
+    return f"{path} is {status.replace('_', ' ')}; {'retrain' if status == 'diverged' else 'finish'} it with: {command}"
+
+
+def block_kinds(specs, setup):
+    """The seeds whose block is unfinished and holds an output (checkpoint or record) made on another kind of CPU
+    than this one: those blocks are redone here."""
+    here = kind_of(machine())
+    redo = set()
+    for seed in sorted({spec.seed for spec in specs}):
+        block = [spec for spec in specs if spec.seed == seed]
+        kinds, finished = set(), True
+        for spec in block:
+            path, record = spec.checkpoint_path(setup.models_root), setup.store.get(spec)
+            if path.is_file():
+                kinds.add(kind_of(load_checkpoint(path, mmap=True)["metadata"].get("machine")))
+            if record is None:
+                finished = False
+            else:
+                kinds.add(kind_of(record.machine))
+        if not finished and kinds - {here}:
+            redo.add(seed)
+    return redo
+
+
+def waves(tasks):
+    """A block's tasks in the waves they run in: its trainings (one at a time), then its evaluations, each wave
+    those whose evaluations needed are in earlier waves (the baselines' first: the others' audits read them)."""
+    trainings = [task for task in tasks if task.kind == TRAIN]
+    evaluations, placed, result = [task for task in tasks if task.kind == EVALUATE], set(), []
+    while evaluations:
+        wave = [task for task in evaluations
+                if all(need in placed or not need.startswith(EVALUATE) for need in task.needs)]
+        wave = wave or evaluations  # a need outside the plan is not waited for
+        result.append(wave)
+        placed |= {task.key for task in wave}
+        evaluations = [task for task in evaluations if task not in wave]
+    return ([trainings] if trainings else []) + result
+
+
+def run_local(plan, setup, workers=None, log_dir=None):
+    """Run ``plan`` here, block after block. ``workers`` None: each task in turn in this process, its output on the
+    terminal. ``workers`` N: each task in a process of its own, its output in ``log_dir``: the block's trainings
+    one at a time on every core (``setup.train_threads``), then its evaluations up to N at once
+    (``setup.eval_threads`` each). A task whose training failed is not evaluated. Returns the failed tasks' keys;
+    a bad file or setting stops the run (ProjectError)."""
+    started, failed = time.perf_counter(), []
+    with tqdm(total=len(plan.tasks), desc="tasks", unit="task", disable=workers is None) as bar:
+        for tasks in plan.blocks().values():
+            for wave in waves(tasks):
+                runnable = [task for task in wave if not set(task.needs) & set(failed)]
+                failed += [task.key for task in wave if task not in runnable]
+                size = 1 if wave[0].kind == TRAIN else workers
+                failed += (_run_here(runnable, setup) if workers is None else _run_in_processes(runnable, setup, size,
+                                                                                         Path(log_dir)))
+                bar.update(len(wave))
+    minutes = (time.perf_counter() - started) / 60
+    print(f"plan: {len(plan.tasks) - len(failed)} of {len(plan.tasks)} tasks done, {len(plan.done)} done already, "
+          f"{len(failed)} failed{' (' + ', '.join(failed) + ')' if failed else ''} in {minutes:.1f} min", flush=True)
+    return failed
+
+
+def _run_here(tasks, setup):
+    failed = []
+    for task in tasks:
+        try:
+            print(run_task(task, setup), flush=True)
+        except TaskFailed as reason:
+            print(reason, flush=True)
+            failed.append(task.key)
+    return failed
+
+
+def log_path(log_dir, task):
+    return log_dir / f"{task.kind}-{task.spec.dataset}-{task.spec.model}-{task.spec.name}.log"
+
+
+def _in_child(task, setup, path):
+    """One task in a worker process, what it prints going to ``path`` (appended: a rerun's output follows)."""
+    with open(path, "a", buffering=1) as log, redirect_stdout(log), redirect_stderr(log):
+        return run_task(task, setup)
+
+
+def _run_in_processes(tasks, setup, workers, log_dir):
+    log_dir.mkdir(parents=True, exist_ok=True)
+    failed = []
+    with ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"), max_tasks_per_child=1) as pool:
+        futures = {pool.submit(_in_child, task, setup, log_path(log_dir, task)): task for task in tasks}
+        for future in as_completed(futures):
+            task = futures[future]
+            try:
+                print(future.result(), flush=True)
+            except TaskFailed as reason:
+                print(f"{reason} (log {log_path(log_dir, task)})", flush=True)
+                failed.append(task.key)
+    return failed

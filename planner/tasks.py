@@ -1,0 +1,191 @@
+"""The two kinds of task a plan is made of, and what every task of one plan shares (``Setup``).
+
+A task is one model's training or one model's evaluation, named by its ``ModelSpec``. ``is_done`` is the skip rule
+(an output that exists and validates: a finished checkpoint of the same recipe, a record of this checkpoint and
+protocol), checked when the plan is made and again when the task starts, so a task that another process finished
+meanwhile is not redone. ``run_task`` does the work in this process; the runners (``planner.local``,
+``planner.slurm``) decide where and when. Every output is written atomically, so a task killed at any point leaves
+either its previous output or its new one, never half of one.
+"""
+import hashlib
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from common import stats
+from common.device import cpu_threads
+from common.errors import FileProblem
+from common.machine import machine
+from evaluation.config import EvalConfig
+from models.spec import ModelSpec
+from records.parts import CheckpointInfo
+from records.record import ResultRecord
+from records.store import ResultStore
+from training.checkpoint import checkpoint_spec, load_checkpoint, model_from_checkpoint, checkpoint_test_set
+from training.loop import check_checkpoint, load_training_data, outcome_line, train_model
+from training.recipe import Recipe
+
+TRAIN, EVALUATE = "train", "evaluate"
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What every task of a plan shares: how models are trained (the recipe's options; the data set and architecture
+    come from each spec) and evaluated (the protocol; its eps and step follow each spec's data set), where files
+    live, the device, and the threads a training and an evaluation get."""
+
+    models_root: Path
+    results_root: Path
+    data_dir: Path
+    recipe_options: dict = field(default_factory=dict)  # Recipe.from_options keywords (quick, epochs, amp, ...)
+    protocol: EvalConfig | None = None  # None: the plan evaluates nothing
+    device: str = "cpu"
+    train_threads: int | None = None  # None: leave torch's count as it is
+    eval_threads: int | None = None
+    channels_last: bool | None = None  # training's memory layout (None: training.loop's default rule)
+    compile: bool = False
+    force: bool = False  # redo tasks whose output exists
+
+    def recipe(self, spec):
+        return Recipe.from_options(dataset=spec.dataset, model=spec.model, **self.recipe_options)
+
+    def protocol_for(self, spec):
+        """The protocol as it runs on ``spec``: the spec's seed for its attacks, targets and query subset."""
+        return replace(self.protocol, seed=spec.seed)
+
+    @property
+    def store(self):
+        return ResultStore(self.results_root)
+
+
+@dataclass(frozen=True)
+class Task:
+    kind: str  # TRAIN or EVALUATE
+    spec: ModelSpec
+    needs: tuple = ()  # keys of the tasks it waits for (an evaluation: its model's training, the reference's record)
+
+    @property
+    def key(self):
+        return f"{self.kind} {self.spec.dataset}/{self.spec.model}/{self.spec.name}"
+
+
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def finished_checkpoint(spec, setup):
+    """The checkpoint of ``spec`` (memory-mapped) where its training completed; None where there is none yet or it
+    is unfinished or diverged."""
+    path = spec.checkpoint_path(setup.models_root)
+    if not path.is_file():
+        return None
+    checkpoint = load_checkpoint(path, mmap=True)
+    return checkpoint if checkpoint["metadata"]["status"] == "complete" else None
+
+
+def is_done(task, setup):
+    """The skip rule: whether ``task``'s output exists and validates (``setup.force``: never)."""
+    if setup.force:
+        return False
+    if task.kind == TRAIN:
+        checkpoint = check_checkpoint(task.spec, setup.recipe(task.spec), setup.models_root)
+        return checkpoint is not None and checkpoint["metadata"]["status"] in ("complete", "diverged")
+    record = setup.store.get(task.spec)
+    path = task.spec.checkpoint_path(setup.models_root)
+    if record is None or not path.is_file():
+        return False
+    return (record.checkpoint.sha256 == file_sha256(path)
+            and record.eval_config == {**setup.protocol_for(task.spec).resolved(torch.device(setup.device),
+                                                                                record.n_test).to_dict(),
+                                       "device": setup.device})
+
+
+def run_task(task, setup):
+    """Do ``task`` here, unless its output appeared meanwhile; returns the line that reports it."""
+    threads = setup.train_threads if task.kind == TRAIN else setup.eval_threads
+    with cpu_threads(threads or torch.get_num_threads()):
+        if is_done(task, setup):
+            return f"{task.spec.name}: {'trained' if task.kind == TRAIN else 'evaluated'} already, skipped"
+        return train(task.spec, setup) if task.kind == TRAIN else evaluate(task.spec, setup)
+
+
+def train(spec, setup):
+    recipe = setup.recipe(spec)
+    device = torch.device(setup.device)
+    outcome = train_model(spec, recipe, load_training_data(setup.data_dir, recipe), device, setup.models_root,
+                          force=setup.force, channels_last=setup.channels_last, compile=setup.compile)
+    line = outcome_line(outcome)
+    if outcome.metadata["status"] == "diverged":
+        raise TaskFailed(line)
+    return line
+
+
+class TaskFailed(Exception):
+    """A task that ran to its end but failed (a diverged training): its line says why."""
+
+
+def reference_median(spec, store):
+    """``(source, median eps*)`` of ``spec.baseline``'s record, the scale of ``spec``'s audit radii; None where
+    ``spec`` is its own baseline (its audit scales with its own eps*) or the baseline has no L-inf eps* yet."""
+    if spec.baseline == spec:
+        return None
+    record = store.get(spec.baseline)
+    entry = record.minimal.get("linf") if record is not None else None
+    if not entry:
+        return None
+    median = stats.median([v if v is not None else math.inf for v in entry.eps_star if v != 0])
+    return f"{spec.baseline.name} median eps* (correct images)", median
+
+
+def surrogate_model(spec, setup, device):
+    """The transfer attack's source (``spec.surrogate``, where the method masks gradients) where its finished
+    checkpoint exists; else None (the attack is then skipped, and the record says why)."""
+    if spec.surrogate is None:
+        return None
+    checkpoint = finished_checkpoint(spec.surrogate, setup)
+    return None if checkpoint is None else model_from_checkpoint(checkpoint, device)
+
+
+def evaluate(spec, setup):
+    from evaluation.model import ModelEvaluation  # evaluation imports the attacks: only evaluating tasks need them
+
+    path = spec.checkpoint_path(setup.models_root)
+    checkpoint = finished_checkpoint(spec, setup)
+    if checkpoint is None:
+        raise FileProblem(f"no finished checkpoint of {spec.name} at {path}; train it first", "models_dir")
+    stored = checkpoint_spec(checkpoint)
+    if stored != spec:
+        raise FileProblem(f"{path} holds {stored.name} ({stored.dataset} {stored.model}), not {spec.name}; move it "
+                          f"to its own place or retrain it", "models_dir")
+    device = torch.device(setup.device)
+    metadata = checkpoint["metadata"]
+    x, y = checkpoint_test_set(metadata, setup.data_dir)
+    model = model_from_checkpoint(checkpoint, device)
+    evaluation = ModelEvaluation(model, spec, (x, y), setup.protocol_for(spec),
+                                 reference=reference_median(spec, setup.store),
+                                 surrogate=surrogate_model(spec, setup, device)).run()
+    evaluation = replace(evaluation, eval_config={**evaluation.eval_config, "device": setup.device})
+    record = ResultRecord.of(evaluation, setup.store.path(spec), spec,
+                             CheckpointInfo(str(path), file_sha256(path), metadata), machine())
+    setup.store.put(record)
+    return evaluation_line(spec, evaluation)
+
+
+def evaluation_line(spec, evaluation):
+    """One line per evaluated model: clean accuracy, robust accuracy per attack, eps*, failed checks."""
+    failed = evaluation.failed_checks
+    return (f"{spec.name}: clean acc {evaluation.clean_acc:.1%}"
+            + ("" if evaluation.learned else " (DID NOT LEARN: near chance)")
+            + (f", worst case over every attack {evaluation.worst_case.robust_acc:.1%}"
+               if evaluation.worst_case else "")
+            + "".join(f", {key} robust acc {entry.robust_acc:.1%}" for key, entry in evaluation.attacks.items())
+            + "".join(f", median eps* {norm} " + (f"{entry.median:.4g}" if entry.median is not None
+                                                   else f">= {entry.limit:.4g} (censored)")
+                      for norm, entry in evaluation.minimal.items())
+            + (f"; FAILED checks: {' '.join(failed)}" if failed else ""))
