@@ -59,33 +59,45 @@ def audit_needs_reference(protocol):
 
 def make_plan(specs, setup, train=True, evaluate=True, one_kind_per_block=False, pending=()):
     """The ``Plan`` that trains (``train``) and evaluates (``evaluate``) each spec of ``specs`` with ``setup``.
-    Every existing output is checked here, before any work: a corrupt or foreign checkpoint or record, or a
-    checkpoint of another recipe, stops the plan up front. ``pending``: keys of tasks queued elsewhere (a Slurm
-    array), whose outputs will appear: an evaluation waits for its model's training there instead of being left out
-    for want of a checkpoint."""
+
+    With ``evaluate``, a model whose record is done needs no training (a fresh machine continues a study from its
+    committed records alone); a training is planned where its model's evaluation, or an evaluation whose surrogate
+    it is, still has to run. Every existing output is checked here, before any work: a corrupt or foreign checkpoint
+    or record, or a checkpoint of another recipe, stops the plan up front. ``pending``: keys of tasks queued
+    elsewhere (a Slurm array) whose outputs will appear: an evaluation waits for its model's training there instead
+    of being left out for want of a checkpoint."""
     specs = list(dict.fromkeys(specs))
     redone = block_kinds(specs, setup) if one_kind_per_block else set()
     forced = replace(setup, force=True)
     tasks, done, not_ready = [], [], []
 
-    def add(kind, spec, needs=()):
-        task = Task(kind, spec, tuple(needs))
-        (tasks if not is_done(task, forced if spec.seed in redone else setup) else done).append(task)
+    def todo(task):
+        return not is_done(task, forced if task.spec.seed in redone else setup)
 
     for seed in sorted({spec.seed for spec in specs}):
         block = [spec for spec in specs if spec.seed == seed]
-        for spec in block if train else ():
-            add(TRAIN, spec)
+        evaluations = []
         for spec in sorted(block, key=lambda spec: spec.baseline != spec) if evaluate else ():
-            needs = [Task(TRAIN, spec).key]
-            if not train and needs[0] not in pending and finished_checkpoint(spec, setup) is None:
+            task = Task(EVALUATE, spec)
+            if not todo(task):
+                done.append(task)
+            elif not train and Task(TRAIN, spec).key not in pending and finished_checkpoint(spec, setup) is None:
                 not_ready.append((spec, why_not_ready(spec, setup)))
-                continue
+            else:
+                evaluations.append(task)
+        wanted = block if not evaluate else list(dict.fromkeys(
+            [task.spec for task in evaluations] + [task.spec.surrogate for task in evaluations if task.spec.surrogate]))
+        trainings = [Task(TRAIN, spec) for spec in wanted] if train else []
+        tasks += [task for task in trainings if todo(task)]
+        done += [task for task in trainings if task not in tasks]
+        for task in evaluations:
+            spec, needs = task.spec, [Task(TRAIN, task.spec).key]
             if audit_needs_reference(setup.protocol) and spec.baseline != spec:
                 needs.append(Task(EVALUATE, spec.baseline).key)
             if spec.surrogate is not None:
                 needs.append(Task(TRAIN, spec.surrogate).key)
-            add(EVALUATE, spec, [key for key in needs if key in {task.key for task in tasks} | set(pending)])
+            planned = {task.key for task in tasks} | set(pending)
+            tasks.append(Task(EVALUATE, spec, tuple(key for key in needs if key in planned)))
     return Plan(tuple(tasks), tuple(done), tuple(sorted(redone)), tuple(not_ready))
 
 

@@ -21,7 +21,7 @@ from common.machine import kind_of
 from planner.plan import make_plan, run_local
 from planner.study import ROOT
 from vis.study_figure import plot_study_arms
-from vis.tables import accuracy_table, machines_table, study_markdown, verdict_table
+from vis.tables import accuracy_table, study_markdown, verdict_table
 
 STUDY_FIGURE = "fig8_study_arms"
 
@@ -91,7 +91,7 @@ def tables(study, figures_to=None):
         shutil.copyfile(figure[0], ROOT / figures_to)
     if study.arms is not None:
         print(time_text(study, study.workers or 1), file=sys.stderr)
-    return study_markdown(results) + "\n" + "\n".join(machines_table(results)) + "\n"
+    return study_markdown(results)
 
 
 def run(study, data_dir, device, describe_only=False):

@@ -90,20 +90,21 @@ def finished_checkpoint(spec, setup):
 
 
 def is_done(task, setup):
-    """The skip rule: whether ``task``'s output exists and validates (``setup.force``: never)."""
+    """The skip rule: whether ``task``'s output exists and validates (``setup.force``: never). A training: a complete
+    or diverged checkpoint of this recipe. An evaluation: a record of this protocol, of this very checkpoint where
+    the checkpoint is here (checkpoints are not committed: a fresh machine holds the records alone)."""
     if setup.force:
         return False
     if task.kind == TRAIN:
         checkpoint = check_checkpoint(task.spec, setup.recipe(task.spec), setup.models_root)
         return checkpoint is not None and checkpoint["metadata"]["status"] in ("complete", "diverged")
     record = setup.store.get(task.spec)
-    path = task.spec.checkpoint_path(setup.models_root)
-    if record is None or not path.is_file():
+    if record is None:
         return False
-    return (record.checkpoint.sha256 == file_sha256(path)
-            and record.eval_config == {**setup.protocol_for(task.spec).resolved(torch.device(setup.device),
-                                                                                record.n_test).to_dict(),
-                                       "device": setup.device})
+    path = task.spec.checkpoint_path(setup.models_root)
+    protocol = setup.protocol_for(task.spec).resolved(torch.device(setup.device), record.n_test)
+    return ((not path.is_file() or record.checkpoint.sha256 == file_sha256(path))
+            and record.eval_config == {**protocol.to_dict(), "device": setup.device})
 
 
 def run_task(task, setup):

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from analysis.comparisons import StudyResults, comparisons, is_null  # noqa: E402
 from planner.study import ROOT, Arm, Study  # noqa: E402
 from planner.study_cli import run_study  # noqa: E402
+from common.errors import UsageError  # noqa: E402
 from records.store import ResultStore  # noqa: E402
 from vis.tables import check_table  # noqa: E402
 
@@ -78,7 +79,11 @@ def machine_check_table():
     """The machine check's table: the retrained baseline against itself and against the design's baseline, then
     each standard-trained arm of the design against it (one Holm family of those arms)."""
     design = StudyResults.of(STUDY.records())
-    retrained = StudyResults.of(ResultStore(ROOT / MACHINE_CHECK.store).records(STUDY.dataset)).arms[0]
+    records = ResultStore(ROOT / MACHINE_CHECK.store).records(STUDY.dataset)
+    if not records:
+        raise UsageError(f"no machine-check results in {MACHINE_CHECK.store}/{STUDY.dataset}/; evaluate the standard "
+                         f"baseline's seeds there with the commands in docs/studies/fashion-mnist.md (the machine check)")
+    retrained = StudyResults.of(records).arms[0]
     baseline = design.arms[0]
     machines = [{**row, "arm": f"{RETRAINED} seeds 0-4", "reference": "standard (the design's, AMD EPYC)"}
                 for row in comparisons([baseline, retrained], pairs=[(retrained, baseline)]) if not is_null(row)]

@@ -11,10 +11,11 @@ from pathlib import Path
 import torch
 
 from evaluation.minimal import BISECTION_METHOD, CENSORED, CLEAN, FAB_METHOD, MinimalPerturbation
-from evaluation.record_parts import AttackResult, Check, CheckpointInfo, CurvePoint, EpsStarEntry, QueryStats, WorstCase
-from evaluation.records import ResultRecord, write_record
 from models import SimpleCNN
-from sparsity.variants import Variant
+from models.spec import ModelSpec
+from records.parts import AttackResult, Check, CheckpointInfo, CurvePoint, EpsStarEntry, QueryStats, WorstCase
+from records.record import ResultRecord, write_record
+from records.store import ResultStore
 
 LAYER_NAMES = SimpleCNN.LAYER_NAMES
 BASELINE_SPARSITY = {"conv1": 0.42, "conv2": 0.58, "conv3": 0.55, "conv4": 0.66, "fc1": 0.71, "fc2": 0.63, "fc3": 0.0}
@@ -79,24 +80,37 @@ def minimal_from(values, limit, norm="linf", seed=0):
     return EpsStarEntry.measured(result, seed=seed, settings={})
 
 
-def result_record(results_dir, method, variant, clean_acc, sparsity, attacks, learned=True, curves=None, quick=False,
-                  minimal=None, train_loss=None, checks=(Check("pgd_eps1_success", "passed", "-"),)):
-    """A record of made-up numbers, in ``results_dir/method``; ``curves``: run key -> [(eps, n, robust_acc)]."""
-    metadata = {"status": "complete", "collapsed": clean_acc < 0.15, "recipe": {"model": "simple_cnn"},
+def spec(method, layer, strength, seed, adv=None, adv_eps=None, dataset="cifar10"):
+    """A ModelSpec of the made-up CIFAR-10 results."""
+    return ModelSpec(method, layer, strength, seed, adv, adv_eps, dataset=dataset)
+
+
+def baseline(seed, dataset="cifar10"):
+    return ModelSpec.baseline_of(seed, dataset=dataset)
+
+
+def result_record(results_root, model, clean_acc, sparsity, attacks, learned=True, curves=None, quick=False,
+                  minimal=None, train_loss=None, checks=(Check("pgd_eps1_success", "passed", "-"),), machine=None,
+                  eval_config=None):
+    """A record of made-up numbers of ``model`` (a ModelSpec) in the store at ``results_root``; ``curves``: run
+    key -> [(eps, n, robust_acc)]."""
+    metadata = {"status": "complete", "collapsed": clean_acc < 0.15,
+                "recipe": {"model": model.model, "dataset": model.dataset},
                 **({} if train_loss is None else {"final_train_loss": train_loss})}
     return ResultRecord(
-        path=variant.results_path(results_dir, method), dataset="cifar10", method=method, variant=variant,
-        checkpoint=CheckpointInfo(str(variant.checkpoint_path("trained-models")), "0" * 64, metadata),
+        path=ResultStore(results_root).path(model), spec=model, machine=machine,
+        checkpoint=CheckpointInfo(str(model.checkpoint_path("trained-models")), "0" * 64, metadata),
         clean_acc=clean_acc, learned=learned, n_test=10000, sparsity=dict(sparsity), worst_case=worst_case(attacks),
         attacks=dict(attacks),
         curves={key: tuple(CurvePoint(eps, acc, n) for eps, n, acc in points)
                 for key, points in (curves or {}).items()},
         minimal=dict(minimal or {}), audit=None, images_sha256="1" * 64, checks=tuple(checks),
-        timings={"pgd_s": 1.0}, query_indices=(), eval_config={"eps": 8 / 255, "steps": 50, "quick": quick})
+        timings={"pgd_s": 1.0}, query_indices=(),
+        eval_config=eval_config or {"eps": 8 / 255, "steps": 50, "quick": quick})
 
 
-def write_result(results_dir, method, variant, clean_acc, sparsity, attacks, **options):
-    return write_record(result_record(results_dir, method, variant, clean_acc, sparsity, attacks, **options)).path
+def write_result(results_root, model, clean_acc, sparsity, attacks, **options):
+    return write_record(result_record(results_root, model, clean_acc, sparsity, attacks, **options)).path
 
 
 def _effect(method, strength):
@@ -106,7 +120,7 @@ def _effect(method, strength):
     return strength / 0.6 if method == "dropout" else 0.0
 
 
-def realistic_variant(results_dir, method, variant, attacks=ALL_ATTACKS, n=1000):
+def realistic_variant(results_root, variant, attacks=ALL_ATTACKS, n=1000):
     """Write one result file whose numbers depend smoothly on layer, strength and seed."""
     effect = _effect(variant.method, variant.strength)
     depth = 0 if variant.is_baseline else LAYER_NAMES.index(variant.layer)
@@ -132,7 +146,7 @@ def realistic_variant(results_dir, method, variant, attacks=ALL_ATTACKS, n=1000)
                                         median=round(median / 10) * 10 + 40 * variant.seed)
     curves = {"pgd": [(eps / 255, n, max(0.0, clean * (1 - eps / 4) + 0.02 * effect)) for eps in (1, 2, 4, 8)]}
     minimal = {norm: minimal_document(clean, effect * (depth + 1) / 7, variant.seed, norm=norm) for norm in ("linf", "l2")}
-    return write_result(results_dir, method, variant, round(clean, 4), sparsity, entries, learned=not collapse,
+    return write_result(results_root, variant, round(clean, 4), sparsity, entries, learned=not collapse,
                         curves=curves, minimal=minimal)
 
 
@@ -145,9 +159,9 @@ def realistic_results(results_dir, seeds=(0, 1)):
     for method, sweep in plan.items():
         attacks = ALL_ATTACKS if method == "l1" else ALL_ATTACKS[:4]
         for seed in seeds:
-            realistic_variant(results_dir, method, Variant.baseline(seed), attacks)
+            realistic_variant(results_dir, baseline(seed), attacks)
             for layer in LAYER_NAMES:
                 for strength in sweep if layer in ("conv3", "fc1") else (default[method],):
                     layer_attacks = [a for a in attacks if not (layer == "fc2" and a.endswith("0.9"))]
-                    realistic_variant(results_dir, method, Variant(method, layer, strength, seed), layer_attacks)
+                    realistic_variant(results_dir, spec(method, layer, strength, seed), layer_attacks)
     return results_dir

@@ -273,5 +273,5 @@ def machines_table(study):
 
 def study_markdown(study):
     """A study page's tables (deterministic: the same files give the same text)."""
-    return "\n".join(accuracy_table(study) + [""] + comparison_table(study) + [""]
-                     + black_box_table(study)) + "\n"
+    return "\n".join(accuracy_table(study) + [""] + comparison_table(study) + [""] + black_box_table(study) + [""]
+                     + machines_table(study)) + "\n"
