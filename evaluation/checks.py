@@ -85,7 +85,7 @@ def check_large_eps(ev):
         return check(name, NOT_RUN, "check_n is 0")
     steps = config.settings_of(PGD.name).steps
     attack = PGD(ev.model, eps=1.0, alpha=2.5 / steps, steps=steps, seed=config.seed)
-    rate = ev.attack_images(attack, torch.arange(n), desc="check eps=1")["success"].float().mean().item()
+    rate = ev.attack_images(attack, torch.arange(n))["success"].float().mean().item()
     return check(name, PASSED if rate >= LARGE_EPS_MIN_SUCCESS else FAILED,
                  f"untargeted PGD with eps=1 (step 2.5/steps, uniform random start) on the first {n} evaluated "
                  f"images: success_rate_all {rate:.4f} (must be >= {LARGE_EPS_MIN_SUCCESS})")
@@ -108,7 +108,7 @@ def check_eps_monotone(ev, swept):
         settings = config.settings_of(PGD.name)
         attack = PGD(ev.model, eps=double_eps, alpha=config.alpha, steps=settings.steps, restarts=settings.restarts,
                      seed=config.seed)
-        still_correct = ev.attack_images(attack, torch.arange(n), desc="check 2*eps")["adv_pred"] == ev.y[:n]
+        still_correct = ev.attack_images(attack, torch.arange(n))["adv_pred"] == ev.y[:n]
     at_eps = pgd.correct_on(torch.arange(n))
     still_correct = still_correct.cpu()
     more, fewer = discordant(still_correct, at_eps)

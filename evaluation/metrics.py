@@ -1,7 +1,9 @@
-"""The metrics of one attack run's outcome, with stated denominators; its targets; its progress bar."""
+"""Running one attack over images in batches (``run_attack``), and the metrics of its outcome with stated
+denominators; the targets of targeted runs."""
 import torch
 from tqdm.auto import tqdm
 
+from attacks.base import eval_mode
 from common import stats
 
 DENOMINATORS = ("success_rate_all: successes / n (every attacked image; untargeted attacks count initially "
@@ -20,29 +22,43 @@ def make_targets(y, num_classes, seed):
     return (y.cpu() + shift) % num_classes
 
 
-class AttackProgress:
-    """A tqdm bar over one attack's images that shows the running success rate (and mean queries)."""
-
-    def __init__(self, total, desc):
-        self.bar = tqdm(total=total, desc=desc, unit="img", leave=False)
-        self.successes = self.seen = self.queries = 0
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.bar.close()
-
-    def step(self, predictions, goal, targeted, queries=None):
-        hit = predictions == goal.cpu()
-        self.successes += int((hit if targeted else ~hit).sum())
-        self.seen += len(goal)
-        postfix = {"success": f"{self.successes / self.seen:.3f}"}
-        if queries is not None:
-            self.queries += int(queries.sum())
-            postfix["mean_q"] = f"{self.queries / self.seen:.0f}"
-        self.bar.set_postfix(postfix)
-        self.bar.update(len(goal))
+def run_attack(attack, x, y, targets=None, prior=None, batch_size=256):
+    """Attack every row of ``x`` (on the attacked model's device) in batches; per-image outcomes on the CPU:
+    ``adv_pred``, ``success`` (goal met at the end: prediction != y, or == target when ``targets`` is given),
+    ``queries`` (attacks that count them) and ``adversarial`` (the examples, on the device). ``prior``: the outcome of
+    the run this attack continues (``AttackRun.after``: the same images and batches), whose examples and
+    still-correct images each batch hands to ``attack.extend``. A bar shows the running success rate."""
+    model, y = attack.model, y.cpu()
+    parts = {"adv_pred": [], "queries": [], "adversarial": []}
+    desc = attack.name + (f" eps={attack.eps:.4g}" if isinstance(getattr(attack, "eps", None), float) else "")
+    successes = seen = total_queries = 0
+    with tqdm(total=len(x), desc=desc, unit="img", leave=False) as bar:
+        for start in range(0, len(x), batch_size):
+            x_batch, stop = x[start:start + batch_size], min(start + batch_size, len(x))
+            goal = (y if targets is None else targets)[start:stop]
+            if prior is None:
+                adversarial, queries = attack(x_batch, goal.to(x.device), targeted=targets is not None)
+            else:
+                still_correct = (prior["adv_pred"][start:stop] == y[start:stop]).to(x.device)
+                adversarial, queries = attack.extend(x_batch, goal.to(x.device), prior["adversarial"][start:stop],
+                                                     still_correct)
+            with eval_mode(model), torch.inference_mode():
+                parts["adv_pred"].append(model(adversarial).argmax(1).cpu())
+            parts["adversarial"].append(adversarial)
+            hit = parts["adv_pred"][-1] == goal
+            successes += int((hit if targets is not None else ~hit).sum())
+            seen += len(goal)
+            postfix = {"success": f"{successes / seen:.3f}"}
+            if queries is not None:
+                parts["queries"].append(queries.cpu())
+                total_queries += int(queries.sum())
+                postfix["mean_q"] = f"{total_queries / seen:.0f}"
+            bar.set_postfix(postfix)
+            bar.update(len(goal))
+    outcome = {key: torch.cat(values) for key, values in parts.items() if values}
+    hit = outcome["adv_pred"] == (y if targets is None else targets.cpu())
+    outcome["success"] = hit if targets is not None else ~hit
+    return outcome
 
 
 def _median(values):
@@ -53,10 +69,10 @@ def _mean(values):
     return stats.mean(values.tolist()) if len(values) else None
 
 
-def attack_metrics(outcome, y, targeted):
-    """The per-attack entry of a result record from ``run_attack``'s outcome."""
+def attack_metrics(outcome, y, clean_pred, targeted):
+    """The per-attack entry of a result record from ``run_attack``'s outcome and the clean predictions."""
     y = y.cpu()
-    correct = outcome["clean_pred"] == y
+    correct = clean_pred.cpu() == y
     success = outcome["success"]
     n, n_correct = len(y), int(correct.sum())
     metrics = {

@@ -24,7 +24,7 @@ from attacks.adaptive import ADAPTIVE, CannotRun
 from attacks.base import ALL_IMAGES, QUERY_SUBSET, WHITE_BOX, eval_mode
 from evaluation.checks import CompletedRun, run_checks
 from evaluation.config import audit_radius
-from evaluation.metrics import AttackProgress, attack_metrics, make_targets
+from evaluation.metrics import attack_metrics, make_targets, run_attack
 from evaluation.minimal import Search, median_correct, minimal_perturbations
 from records.parts import AdaptiveRun, AttackResult, Audit, AuditRadius, AuditReference, CurvePoint, EpsStarEntry
 from records.parts import WorstCase
@@ -58,14 +58,15 @@ class ModelEvaluation:
 
     def __init__(self, model, spec, test_set, protocol, reference=None, surrogate=None):
         x, y = test_set
-        device = next(model.parameters()).device
+        device = next(model.parameters(), x).device  # a model without parameters runs where its images are
         self.model, self.spec, self.device = model, spec, device
         self.config = protocol.resolved(device, len(x))
         self.x_all, self.y_all = x.to(device), y
         self.x, self.y = self.x_all[:self.config.n_eval], y[:self.config.n_eval].cpu()
         self.reference, self.surrogate = reference, surrogate
         self.masking = get_method(spec.method) if spec.masks_gradients else None
-        self.num_classes = model.num_classes
+        with eval_mode(model), torch.no_grad():
+            self.num_classes = int(model(x[:1].to(device)).shape[1])
         self.images = {ALL_IMAGES: torch.arange(self.config.n_eval),
                        QUERY_SUBSET: query_subset(self.config.n_eval, self.config.query_n, self.config.seed)}
         self.timings = {}
@@ -106,46 +107,22 @@ class ModelEvaluation:
 
     # ------------------------------------------------------------------ running one attack
 
-    def attack_images(self, attack, indices, targets=None, desc="attack", prior=None):
-        """Attack the evaluated images ``indices`` in batches; per-image outcomes on the CPU: ``adv_pred``,
-        ``success`` (goal met at the end: prediction != y, or == target when ``targets`` is given), ``clean_pred``,
-        ``queries`` (attacks that count them) and ``adversarial`` (on the device). ``prior``: the outcome of the
-        run this attack continues (``AttackRun.after``, the same images), handed to ``attack.extend``."""
-        x, y = self.x[indices], self.y[indices]
+    def attack_images(self, attack, indices, targets=None, prior=None):
+        """``evaluation.metrics.run_attack`` on the evaluated images ``indices``, at the protocol's batch size (the
+        query-based attacks' for an attack that counts queries)."""
         batch_size = self.config.black_box_batch_size if attack.counts_queries else self.config.batch_size
-        parts = {"adv_pred": [], "queries": [], "adversarial": []}
-        with AttackProgress(len(x), desc) as bar:
-            for start in range(0, len(x), batch_size):
-                x_batch, stop = x[start:start + batch_size], min(start + batch_size, len(x))
-                goal = (y if targets is None else targets)[start:stop]
-                if prior is None:
-                    adversarial, queries = attack(x_batch, goal.to(self.device), targeted=targets is not None)
-                else:
-                    still_correct = (prior["adv_pred"][start:stop] == y[start:stop]).to(self.device)
-                    adversarial, queries = attack.extend(x_batch, goal.to(self.device),
-                                                         prior["adversarial"][start:stop], still_correct)
-                with eval_mode(self.model), torch.inference_mode():
-                    parts["adv_pred"].append(self.model(adversarial).argmax(1).cpu())
-                parts["adversarial"].append(adversarial)
-                if queries is not None:
-                    parts["queries"].append(queries.cpu())
-                bar.step(parts["adv_pred"][-1], goal, targets is not None, queries)
-        outcome = {key: torch.cat(values) for key, values in parts.items() if values}
-        outcome["clean_pred"] = self.clean_pred[indices]
-        hit = outcome["adv_pred"] == (y if targets is None else targets.cpu())
-        outcome["success"] = hit if targets is not None else ~hit
-        return outcome
+        return run_attack(attack, self.x[indices], self.y[indices], targets, prior, batch_size)
 
     # ------------------------------------------------------------------ the measures
 
-    def run_all(self, runs, targets_of=lambda run: None, desc="", seconds=None):
+    def run_all(self, runs, targets_of=lambda run: None, seconds=None):
         """``{run key: outcome}`` of ``runs``, each on its images; a run that continues another runs after it, from
         its result. ``seconds`` (a dict) gets each run's time."""
         outcomes = {}
         for run in [run for run in runs if run.after is None] + [run for run in runs if run.after is not None]:
             started = time.perf_counter()
             outcomes[run.key] = self.attack_images(run.attack, self.images[run.images], targets_of(run),
-                                                   run.key + desc, outcomes.get(run.after))
+                                                   outcomes.get(run.after))
             if seconds is not None:
                 seconds[run.key] = time.perf_counter() - started
         return outcomes
@@ -161,8 +138,8 @@ class ModelEvaluation:
         attacks = {}
         for run in runs:
             indices, outcome = self.images[run.images], outcomes[run.key]
-            attacks[run.key] = AttackResult.of(run.attack, run.title,
-                                               attack_metrics(outcome, self.y[indices], run.targeted))
+            attacks[run.key] = AttackResult.of(run.attack, run.title, attack_metrics(
+                outcome, self.y[indices], self.clean_pred[indices], run.targeted))
             self.completed.append(CompletedRun(run.key, run.attack.threat_model, run.targeted, indices,
                                                outcome["adv_pred"] == self.y[indices]))
             self.evidence.append((run.key, self.config.eps, indices, outcome["adversarial"]))
@@ -182,7 +159,7 @@ class ModelEvaluation:
             if eps == self.config.eps and all(run.key in done for run in runs):
                 still_correct = {run.key: done[run.key] for run in runs}
             else:
-                outcomes = self.run_all(runs, desc=f" eps={eps:.4g}")
+                outcomes = self.run_all(runs)
                 still_correct = {key: outcome["adv_pred"] == self.y for key, outcome in outcomes.items()}
                 self.evidence += [(f"{key}@{eps:.4g}", eps, everything, outcome["adversarial"])
                                   for key, outcome in outcomes.items()]
@@ -238,8 +215,7 @@ class ModelEvaluation:
         checked = []
         with self.timed("audit_s"):
             for eps, given in radii:
-                outcome = self.attack_images(AutoAttack(self.model, eps=eps, seed=self.config.seed), audited,
-                                             desc=f"audit eps={eps:.4g}")
+                outcome = self.attack_images(AutoAttack(self.model, eps=eps, seed=self.config.seed), audited)
                 still_correct = outcome["adv_pred"] == self.y[audited]
                 for result in results.values():
                     result.fold(self.model, self.x, self.y, f"audit_autoattack@{eps:.4g}", eps, audited,
@@ -264,7 +240,7 @@ class ModelEvaluation:
                     skipped.append(f"{name}: {reason}")
                     continue
                 indices, key = self.images[which], f"{name}@{eps:.4g}"
-                outcome = self.attack_images(attack, indices, desc=f"{name} eps={eps:.4g}")
+                outcome = self.attack_images(attack, indices)
                 for result in results.values():
                     result.fold(self.model, self.x, self.y, key, eps, indices, outcome["adversarial"],
                                 self.config.batch_size)

@@ -21,7 +21,7 @@ from common.errors import FileProblem
 from data.registry import DATASETS, dataset_folder, get_dataset
 from evaluation.config import EvalConfig
 from evaluation import migrate
-from evaluation.records import read_record
+from records.record import read_record
 from idx_fixture import IMAGES_MAGIC, NAMES, idx_bytes, make_idx_fixture
 from main import main
 from models import build_model

@@ -13,10 +13,9 @@ from evaluation.checks import check_eps_star_matches_autoattack
 from evaluation.config import EvalConfig
 from evaluation.metrics import run_attack
 from evaluation.minimal import ATTACK_PREFIX, Search, median_correct, minimal_perturbations
-from evaluation.record_parts import Audit, AuditRadius, AuditReference, EpsStarEntry, FieldReader
-from evaluation import runner
-from evaluation.runner import evaluate_model
-from test_robust_eval import CLASSES, EPS, coloured_images, ordinary  # noqa: F401 (the trained-model fixture)
+from records.parts import Audit, AuditRadius, AuditReference, EpsStarEntry, FieldReader
+import evaluation.model
+from test_robust_eval import EPS, evaluate, ordinary  # noqa: F401 (the trained-model fixture)
 
 CPU = torch.device("cpu")
 # a short search (few FAB iterations, a short bisection), so that the fixed-eps attacks have something to undercut
@@ -37,8 +36,8 @@ def report(ordinary):  # noqa: F811
     with pytest.MonkeyPatch.context() as patch:
         # the audit's plumbing with AutoAttack's first two parts (APGD-CE, APGD-T): the full ensemble's Square is
         # too slow for the suite, and which attack audits does not change what is checked here
-        patch.setattr(runner, "AutoAttack", APGD)
-        return evaluate_model(model, x[:32], y[:32], CLASSES, CPU, config)
+        patch.setattr(evaluation.model, "AutoAttack", APGD)
+        return evaluate(model, x[:32], y[:32], config)
 
 
 def test_no_image_has_an_eps_star_above_an_eps_at_which_any_attack_fooled_it(report):
@@ -63,7 +62,7 @@ def test_no_image_has_an_eps_star_above_an_eps_at_which_any_attack_fooled_it(rep
 
 
 def test_a_record_whose_eps_star_exceeds_an_attacks_fooling_example_is_refused(report, tmp_path):
-    reader = FieldReader(tmp_path / "standard_seed0.json", "standard")
+    reader = FieldReader(tmp_path / "standard_seed0.json")
     entry = report.minimal["linf"]
     assert EpsStarEntry.read(reader, "linf", entry.to_json()) == entry  # as written, it reads
     tampered = copy.deepcopy(entry.to_json())
@@ -85,7 +84,7 @@ def test_audit_fails_on_a_weakened_eps_star_and_passes_on_the_full_search(ordina
     for multiple in (0.5, 1.0, 1.5):
         radius = multiple * median
         # AutoAttack's gradient parts (APGD-CE, APGD-T) audit here: its Square alone would take the suite's budget
-        outcome = run_attack(model, APGD(model, eps=radius, seed=0), x, y, CPU, batch_size=64, keep_adversarial=True)
+        outcome = run_attack(APGD(model, eps=radius, seed=0), x, y, batch_size=64)
         still_correct = outcome["adv_pred"] == y
         radii.append(AuditRadius(radius, f"{multiple}x", len(y), still_correct.float().mean().item(),
                                  (full.eps_star > radius).double().mean().item(), tuple(still_correct.tolist())))
@@ -117,8 +116,8 @@ def test_the_audit_can_run_on_the_first_images_only(ordinary):  # noqa: F811
         attacks=("pgd",), eps=EPS, alpha=EPS / 4, check_n=0, minimal_norms=("linf",),
         audit_radii=(f"{EPS:g}",), audit_n=12, batch_size=32, **SHORT)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(runner, "AutoAttack", APGD)
-        report = evaluate_model(model, x[:32], y[:32], CLASSES, CPU, config)
+        patch.setattr(evaluation.model, "AutoAttack", APGD)
+        report = evaluate(model, x[:32], y[:32], config)
     audit = report.audit.radii[0]
     assert audit.n == 12 and len(audit.autoattack_still_correct) == 12
     before = values(report.minimal["linf"].eps_star_before_audit)

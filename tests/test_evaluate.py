@@ -1,4 +1,5 @@
-"""Evaluation metrics, sanity checks and result files (summary.csv merging, malformed JSON)."""
+"""Evaluation metrics, the per-model evaluation object, sanity checks and the store's files (summary.csv, malformed
+JSON)."""
 import csv
 import json
 import warnings
@@ -13,13 +14,13 @@ from common.errors import FileProblem
 from evaluation.checks import CompletedRun, check_black_box_not_stronger
 from evaluation.config import EvalConfig
 from evaluation.metrics import attack_metrics, make_targets, run_attack
-from evaluation import records as records_module
-from evaluation.record_parts import Check, CheckpointInfo, WorstCase
-from evaluation.records import RecordFolder, ResultRecord, load_records, read_record, write_record, write_summary_csv
-from evaluation.summary import format_summary_table
-from evaluation.runner import evaluate_model
-from sparsity.variants import Variant
-from vis_fixture import attack_entry, result_record
+from evaluation.model import ModelEvaluation
+from models.spec import ModelSpec
+from records.parts import Check, CheckpointInfo, WorstCase
+from records.record import ResultRecord, read_record, write_record
+from records.store import ResultStore
+from records.summary import format_summary_table
+from vis_fixture import attack_entry, baseline, result_record, spec
 
 DEVICE = torch.device("cpu")
 
@@ -54,7 +55,7 @@ def test_summary_numbers_use_the_stated_denominators():
         "queries": torch.tensor([10, 500, 30, 500, 1]),
     }
     outcome["success"] = outcome["adv_pred"] != y
-    metrics = attack_metrics(outcome, y, targeted=False)
+    metrics = attack_metrics(outcome, y, outcome["clean_pred"], targeted=False)
     assert (metrics["n"], metrics["n_correct"], metrics["n_success"]) == (5, 4, 3)
     assert metrics["success_rate_all"] == pytest.approx(3 / 5)
     assert metrics["success_rate_correct"] == pytest.approx(2 / 4)
@@ -66,8 +67,8 @@ def test_summary_numbers_use_the_stated_denominators():
 
 
 def metrics_of(attack, x, y, targets=None):
-    outcome = run_attack(attack.model, attack, x, y, DEVICE, batch_size=4, targets=targets)
-    return attack_metrics(outcome, y, targeted=targets is not None)
+    outcome = run_attack(attack, x, y, targets, batch_size=4)
+    return attack_metrics(outcome, y, attack.model(x).argmax(1), targeted=targets is not None)
 
 
 def test_pgd_metrics_on_a_model_with_a_known_margin():
@@ -91,7 +92,7 @@ def test_evaluate_model_reports_every_attack_check_and_timing(tmp_path):
         batch_size=5, black_box_batch_size=4, fab_steps=5, fab_restarts=1, minimal_targets=1)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a robust, honest model must pass every check
-        report = evaluate_model(ChannelMeans(), x, y, 3, DEVICE, config)
+        report = ModelEvaluation(ChannelMeans(), ModelSpec.baseline_of(0), (x, y), config).run()
     assert report.clean_acc == 1.0 and report.n_test == 12
     assert list(report.attacks) == ["pgd", "nes_untargeted_m0", "nes_untargeted_m0.9", "nes_targeted_m0",
                                     "nes_targeted_m0.9"]
@@ -108,16 +109,17 @@ def test_evaluate_model_reports_every_attack_check_and_timing(tmp_path):
                                           all_attacks_n=6, all_attacks_robust_acc=1.0)
     assert report.eval_config["query_batch"] == 64 and report.eval_config["n_eval"] == 12
     # what eval writes of it is strict JSON and reads back as it was
-    variant = Variant.baseline(0)
+    model = baseline(0)
     record = ResultRecord.of(replace(report, eval_config={**report.eval_config, "device": "cpu"}),
-                             variant.results_path(tmp_path, "l1"), "cifar10", "l1", variant,
-                             CheckpointInfo("standard_seed0.pt", "0" * 64, {"recipe": {"model": "simple_cnn"}}))
+                             ResultStore(tmp_path).path(model), model, CheckpointInfo(
+                                 "standard_seed0.pt", "0" * 64, {"recipe": {"model": "simple_cnn",
+                                                                            "dataset": "cifar10"}}))
     assert write_record(record) == record
-    assert read_record(record.path, "l1") == record
+    assert read_record(record.path) == record
 
 
-def test_run_attack_uses_the_clean_predictions_it_is_given():
-    """The evaluation's clean pass predicts every image once; attack runs reuse that instead of predicting again."""
+def test_run_attack_predicts_each_adversarial_batch_once_and_no_clean_image():
+    """The evaluation's clean pass predicts every image once; an attack run predicts its examples, nothing more."""
     seen = []
 
     class Counted(ChannelMeans):
@@ -125,18 +127,15 @@ def test_run_attack_uses_the_clean_predictions_it_is_given():
             seen.append(len(x))
             return super().forward(x)
 
-    def unchanged(x, y, targeted=False):
-        return x, None
+    class Unchanged:
+        name, model = "unchanged", Counted()
 
-    model, y = Counted(), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
-    x = channel_images(y)
-    clean_pred = ChannelMeans()(x).argmax(1)
-    given = run_attack(model, unchanged, x, y, DEVICE, batch_size=4, clean_pred=clean_pred)
-    assert seen == [4, 4, 2]  # the adversarial images only
-    seen.clear()
-    computed = run_attack(model, unchanged, x, y, DEVICE, batch_size=4)
-    assert seen == [4, 4, 4, 4, 2, 2]
-    assert all(torch.equal(given[key], computed[key]) for key in ("clean_pred", "adv_pred", "success"))
+        def __call__(self, x, y, targeted=False):
+            return x, None
+
+    y = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
+    outcome = run_attack(Unchanged(), channel_images(y), y, batch_size=4)
+    assert seen == [4, 4, 2] and not outcome["success"].any()
 
 
 def test_failed_check_is_recorded_and_warned():
@@ -152,83 +151,57 @@ def test_failed_check_is_recorded_and_warned():
     assert check_black_box_not_stronger([white, few]).status == "passed"
 
 
-def record(method_dir, layer="conv3", robust=0.1, status="passed", attacks=None):
-    """A record of the folder ``method_dir`` (its method's variant at ``layer``; None: the baseline)."""
-    method = method_dir.name
-    variant = Variant.baseline(0) if layer is None else Variant(method, layer, 0.01, 0)
+def record(root, layer="conv3", robust=0.1, status="passed", attacks=None):
+    """A record of L1 at ``layer`` (None: the baseline) in the store at ``root``."""
+    model = baseline(0) if layer is None else spec("l1", layer, 0.01, 0)
     pgd = {"pgd": attack_entry("pgd", 100, 70, 70 - round(100 * robust), robust=robust)}
-    return result_record(method_dir.parent, method, variant, 0.7, {"conv1": 0.4, "fc3": 0.0}, attacks or pgd,
+    return result_record(root, model, 0.7, {"conv1": 0.4, "fc3": 0.0}, attacks or pgd,
                          checks=[Check("pgd_eps1_success", status, "-")])
 
 
-def test_summary_csv_merges_variants_written_separately(tmp_path):
-    method_dir = tmp_path / "l1"
-    write_record(record(method_dir))
-    first_header = write_summary_csv(method_dir, "l1")[0].read_text().splitlines()[0]
-    baseline = record(method_dir, layer=None, robust=0.0, status="failed")
-    nes_variant = record(method_dir, layer="conv1")
-    nes_variant = record(method_dir, layer="conv1", attacks={
-        **nes_variant.attacks, "nes_untargeted_m0": attack_entry("nes_untargeted_m0", 10, 7, 2, robust=0.5,
-                                                                 median=800.0)})
-    write_record(baseline)
-    write_record(nes_variant)
-
-    path, records = write_summary_csv(method_dir, "l1")
+def test_summary_csv_lists_every_model_of_the_store_written_separately(tmp_path):
+    store = ResultStore(tmp_path)
+    store.put(record(tmp_path))
+    path, = store.write_summary()
+    first_header = path.read_text().splitlines()[0]
+    nes_model = record(tmp_path, layer="conv1")
+    nes_model = record(tmp_path, layer="conv1", attacks={
+        **nes_model.attacks, "nes_untargeted_m0": attack_entry("nes_untargeted_m0", 10, 7, 2, robust=0.5,
+                                                               median=800.0)})
+    store.put(record(tmp_path, layer=None, robust=0.0, status="failed"))
+    store.put(nes_model)
+    path, = store.write_summary()
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert [row["variant"] for row in rows] == ["standard_seed0", "conv1_s0.01_seed0", "conv3_s0.01_seed0"]
-    header = (method_dir / "summary.csv").read_text().splitlines()[0]
+    assert [row["name"] for row in rows] == ["standard_seed0", "l1_conv1_s0.01_seed0", "l1_conv3_s0.01_seed0"]
+    header = path.read_text().splitlines()[0]
     assert header.startswith(first_header.split(",sparsity")[0]) and "nes_untargeted_m0_median_queries" in header
     assert rows[0]["checks_failed"] == "pgd_eps1_success" and rows[0]["layer"] == ""
     assert rows[1]["nes_untargeted_m0_median_queries"] == "800.0" and rows[2]["nes_untargeted_m0_n"] == ""
-    assert json.loads((method_dir / "standard_seed0.json").read_text())["schema_version"] == 4
-
-    table = format_summary_table(records)
+    assert json.loads(store.path(baseline(0)).read_text())["schema_version"] == 5
+    table = format_summary_table(store.records())
     assert "standard_seed0" in table and "FAILED: pgd_eps1_success" in table
-
-
-def test_summary_csv_is_rebuilt_from_records_in_memory_reading_only_new_files(tmp_path, monkeypatch):
-    """After every variant the summary is rewritten: from the records this process wrote and read before, plus
-    the files other processes (a job array's other tasks) added since, read once each."""
-    method_dir = tmp_path / "l1"
-    write_record(record(method_dir))
-    reads = []
-    load_json = records_module._load_json
-    monkeypatch.setattr(records_module, "_load_json", lambda path, reader: reads.append(path.name) or load_json(
-        path, reader))
-    folder = RecordFolder(method_dir, "l1")
-    assert [r.variant.name for r in folder.records()] == ["conv3_s0.01_seed0"] and reads == ["conv3_s0.01_seed0.json"]
-    for layer in ("conv1", "fc1"):
-        folder.write(record(method_dir, layer=layer))
-        folder.write_summary()
-    write_record(record(method_dir, layer="conv2"))  # another process
-    path, records = folder.write_summary()
-    assert reads == ["conv3_s0.01_seed0.json", "conv2_s0.01_seed0.json"]
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    assert [row["variant"] for row in rows] == ["conv1_s0.01_seed0", "conv2_s0.01_seed0", "conv3_s0.01_seed0",
-                                                "fc1_s0.01_seed0"]
-    assert path.read_text() == write_summary_csv(method_dir, "l1")[0].read_text()  # as if every file were read
 
 
 @pytest.mark.parametrize("content, problem", [
     ("{not json", "malformed JSON"),
-    ('{"format": "sparsity-robustness/result", "schema_version": 4, "variant": [1, 2]}', "method"),
+    ('{"format": "sparsity-robustness/result", "schema_version": 5, "checkpoint": [1, 2]}', "checkpoint"),
 ])
 def test_malformed_result_json_of_ours_is_a_file_problem_naming_the_file(tmp_path, content, problem):
-    method_dir = tmp_path / "dropout"
-    write_record(record(method_dir, layer=None))
-    (method_dir / "conv2_s0.3_seed0.json").write_text(content)
-    with pytest.raises(FileProblem, match="conv2_s0.3_seed0.json") as error:
-        write_summary_csv(method_dir, "dropout")
+    store = ResultStore(tmp_path)
+    store.put(record(tmp_path, layer=None))
+    broken = store.path(spec("dropout", "conv2", 0.3, 0))
+    broken.write_text(content)
+    with pytest.raises(FileProblem, match="dropout_conv2_s0.3_seed0.json") as error:
+        store.write_summary()
     assert problem in str(error.value)
 
 
-def test_foreign_json_in_a_results_folder_is_skipped_with_a_warning(tmp_path):
-    method_dir = tmp_path / "l1"
-    write_record(record(method_dir))
-    (method_dir / "notes.json").write_text('{"todo": "rerun conv1"}')
-    (method_dir / "list.json").write_text("[1, 2]")
-    with pytest.warns(UserWarning, match="list.json, notes.json"):
-        records = load_records(method_dir, "l1")
-    assert [r.variant.name for r in records] == ["conv3_s0.01_seed0"]
+def test_foreign_json_in_a_store_is_skipped_with_a_warning(tmp_path):
+    store = ResultStore(tmp_path)
+    written = store.put(record(tmp_path))
+    (written.path.parent / "notes.json").write_text('{"todo": "rerun conv1"}')
+    (written.path.parent / "list.json").write_text("[1, 2]")
+    with pytest.warns(UserWarning, match="list.json, .*notes.json"):
+        records = store.records()
+    assert [r.spec.name for r in records] == ["l1_conv3_s0.01_seed0"]

@@ -1,18 +1,11 @@
-"""common/inference.py: the seed-level procedure keeps its error rate on simulated studies with no effect, detects a
+"""analysis/inference.py: the seed-level procedure keeps its error rate on simulated studies with no effect, detects a
 planted effect at the study's design seed count, and never calls an effect from one seed or from 3 vs 3 seeds."""
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from common import inference
-
-ROOT = Path(__file__).resolve().parent.parent
-SPEC = importlib.util.spec_from_file_location("fashion_mnist_study", ROOT / "experiments" / "fashion_mnist.py")
-study = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(study)
+from analysis import inference
+from studies.fashion_mnist import STUDY
 
 STUDIES = 400  # simulated studies per condition
 IMAGES = 200  # images attacked per seed, the same images for every seed (as in the study)
@@ -51,7 +44,7 @@ def run_procedure(base, arm):
                              result["n_base"])
 
 
-DESIGN_SEEDS = len(study.CPU_SEEDS)  # the redone study's seeds per arm (issue 29)
+DESIGN_SEEDS = len(STUDY.seeds)  # the redone study's seeds per arm (issue 29)
 
 
 def test_the_simulation_has_the_studys_seed_spread_and_image_correlation():

@@ -11,12 +11,15 @@ import torch.nn.functional as F
 import attacks.adaptive as adaptive_module
 from cli_support import assert_usage_error, run_cli
 from evaluation.config import EvalConfig
-from evaluation.runner import evaluate_model
 from main import main
-from sparsity.kwta import KWinners, straight_through
-from sparsity.variants import Variant
-from test_robust_eval import CLASSES, EPS, MLP, coloured_images
-from training.checkpoint import build_variant_model
+from models.spec import ModelSpec
+from sparsity.kwta import KWinners
+from sparsity.methods import METHODS
+from test_robust_eval import CLASSES, EPS, MLP, coloured_images, evaluate
+from training.checkpoint import build_spec_model
+
+KWTA = ModelSpec("kwta", "conv2", 0.1, 0)  # what the evaluation is told a k-WTA model is: a method that masks
+straight_through = METHODS["kwta"].straight_through
 
 TRAIN = ["--mode", "train", "--classes", "0", "1", "--epochs", "1", "--batch-size", "16", "--train-per-class", "16",
          "--test-per-class", "5", "--device", "cpu"]
@@ -32,7 +35,7 @@ def test_each_sample_keeps_its_k_largest_values_and_zeroes_the_rest():
 @pytest.mark.parametrize("training", [True, False])
 def test_kwta_replaces_the_layers_relu_at_training_and_test_time(training):
     torch.manual_seed(0)
-    model = build_variant_model(Variant("kwta", "conv2", 0.1, 0), "simple_cnn", (3, 32, 32), 10).train(training)
+    model = build_spec_model(KWTA, (3, 32, 32), 10).train(training)
     assert isinstance(model.activations["conv2"], KWinners)
     seen = {}
     model.activations["conv2"].register_forward_hook(lambda module, inputs, output: seen.update(out=output))
@@ -50,14 +53,15 @@ def run(argv, capsys):
 def test_kwta_runs_through_train_eval_and_vis(cifar_dir, tmp_path, capsys):
     dirs = ["--data-dir", str(cifar_dir), "--models-dir", str(tmp_path / "models")]
     out = run([*TRAIN, "--method", "kwta", "--layers", "fc1", "--strength", "0.2", *dirs], capsys)
-    assert "fc1_s0.2_seed0: trained" in out
+    assert "kwta_fc1_s0.2_seed0: trained" in out
     run(["--mode", "eval", "--audit-radii", "none", "--method", "kwta", "--layers", "fc1", "--strength", "0.2", "--attacks", "pgd",
          "--n-eval", "8", "--steps", "3", "--check-n", "4", "--minimal-norms", "none", "--device", "cpu", *dirs,
          "--results-dir", str(tmp_path / "results")], capsys)
-    record = json.loads((tmp_path / "results" / "cifar10" / "kwta" / "fc1_s0.2_seed0.json").read_text())
+    results = tmp_path / "results" / "cifar10" / "simple_cnn"
+    record = json.loads((results / "kwta_fc1_s0.2_seed0.json").read_text())
     assert record["activation_sparsity"]["fc1"] == pytest.approx(1 - int(0.2 * 256) / 256, abs=0.02)
     run(["--mode", "vis", "--method", "kwta", "--results-dir", str(tmp_path / "results")], capsys)
-    assert "| fc1 (γ=0.2)" in (tmp_path / "results" / "cifar10" / "kwta" / "summary.md").read_text()
+    assert "| fc1 (γ=0.2)" in (results / "kwta" / "summary.md").read_text()
 
 
 @pytest.mark.parametrize("strength", ["0", "1.5", "-0.1"])
@@ -114,7 +118,7 @@ def test_pgd_overstating_a_kwta_models_robustness_fails_a_check_naming_it(kwta_m
     model = kwta_model
     x, y = coloured_images(32, seed=2)
     with pytest.warns(UserWarning, match="white_box_attacks_agree"):
-        report = evaluate_model(model, x, y, CLASSES, torch.device("cpu"), MASKING)
+        report = evaluate(model, x, y, MASKING, KWTA)
     pgd, adaptive = (report.attacks[key].robust_acc for key in ("pgd", "nes_adaptive"))
     assert pgd > adaptive + 0.1  # PGD's gradients mislead on k-WTA; the gradient-free attack sees through
     checks = {check.name: check for check in report.checks}
@@ -126,7 +130,7 @@ def test_pgd_overstating_a_kwta_models_robustness_fails_a_check_naming_it(kwta_m
 def test_an_ordinary_model_under_the_same_attacks_fails_no_check(ordinary_model):
     model = ordinary_model
     x, y = coloured_images(32, seed=2)
-    report = evaluate_model(model, x, y, CLASSES, torch.device("cpu"), MASKING)
+    report = evaluate(model, x, y, MASKING, KWTA)
     statuses = {check.name: check.status for check in report.checks}
     assert "failed" not in statuses.values() and statuses["white_box_attacks_agree"] == "passed", report.checks
     assert report.worst_case.robust_acc == min(entry.robust_acc for entry in report.attacks.values())
@@ -156,7 +160,7 @@ def test_adaptive_attacks_run_on_a_kwta_model_and_bound_its_eps_star(kwta_model,
         adaptive_attacks=("bpda_identity", "nes_adaptive", "transfer"),  # bpda_relu: the unit test
         audit_radii=(), adaptive_steps=8, adaptive_schedule=((0, 10), (4, 40)))  # no audit: at eps
     with pytest.warns(UserWarning):  # a k-WTA model fails checks (that is what they are for)
-        report = evaluate_model(model, x, y, CLASSES, torch.device("cpu"), config, transfer_source=source)
+        report = evaluate(model, x, y, config, KWTA, surrogate=source)
     adaptive = {entry.attack: entry for entry in report.audit.adaptive}
     assert set(adaptive) == {"bpda_identity", "nes_adaptive", "transfer"}
     assert {entry.eps for entry in adaptive.values()} == {EPS} and adaptive["nes_adaptive"].n == 6
@@ -179,7 +183,8 @@ def test_the_eps_star_bisection_attacks_through_the_top_k_on_a_kwta_model(kwta_m
 
     x, y = coloured_images(16, seed=2)
     plain = Search(fab_steps=0, targets=0, bisection_steps=10)
-    adaptive = Search(fab_steps=0, targets=0, bisection_steps=10, straight_through=("identity",))
+    adaptive = Search(fab_steps=0, targets=0, bisection_steps=10, straight_through=("identity",),
+                      masking=METHODS["kwta"])
     alone, _, _ = apgd_bisection(kwta_model, x, y, "linf", 0.5, plain)
     through, x_adv, _ = apgd_bisection(kwta_model, x, y, "linf", 0.5, adaptive)
     assert "BPDA (identity)" in adaptive.settings()["bisection_attack"]

@@ -11,7 +11,7 @@ from common import stats
 from evaluation.checks import check_minimal_methods_agree
 from evaluation.minimal import (BISECTION_METHOD, CENSORED, CLEAN, FAB_METHOD, TOLERANCE, MinimalPerturbation,
                                 Search, apgd_bisection, minimal_perturbations, robust_accuracy_curve)
-from evaluation.record_parts import EpsStarEntry
+from records.parts import EpsStarEntry
 from test_evaluate import ChannelMeans, channel_images
 from test_robust_eval import MLP, coloured_images
 

@@ -14,7 +14,8 @@ from attacks import PGD, AutoAttack, Square
 from attacks.autoattack import APGD
 from evaluation.config import EvalConfig
 from evaluation.metrics import run_attack
-from evaluation.runner import evaluate_model
+from evaluation.model import ModelEvaluation
+from models.spec import ModelSpec
 
 CPU = torch.device("cpu")
 CLASSES = 4
@@ -28,6 +29,11 @@ def coloured_images(n, seed):
     patterns = torch.rand((CLASSES, 3, 8, 8), generator=torch.Generator().manual_seed(99))
     x = 0.2 * patterns[y] + 0.8 * torch.rand((n, 3, 8, 8), generator=generator)
     return x, y
+
+
+def evaluate(model, x, y, config, spec=ModelSpec.baseline_of(0), surrogate=None):
+    """The evaluation object's record part of ``model`` (a ``spec``'s model) on ``x, y``."""
+    return ModelEvaluation(model, spec, (x, y), config, surrogate=surrogate).run()
 
 
 class MLP(nn.Module):
@@ -93,7 +99,7 @@ class DeadLayer(nn.Module):
 
 
 def robust_acc(attack, x, y):
-    outcome = run_attack(attack.model, attack, x, y, CPU, batch_size=len(x))
+    outcome = run_attack(attack, x, y, batch_size=len(x))
     return (outcome["adv_pred"] == y).float().mean().item()
 
 
@@ -163,7 +169,7 @@ CHECKED = EvalConfig().with_options(
 
 
 def failed_checks(model, x, y):
-    report = evaluate_model(model, x, y, CLASSES, CPU, CHECKED)
+    report = evaluate(model, x, y, CHECKED)
     return {check.name: check for check in report.checks}, report
 
 
@@ -194,7 +200,7 @@ def test_eps_sweep_gives_a_falling_curve_per_white_box_attack(ordinary):
     config = EvalConfig().with_options(
         attacks=("pgd", "square"), eps=EPS, alpha=EPS / 8, steps=20, query_n=8, square_queries=50,
         check_n=0, eps_sweep=(EPS / 4, EPS, 2 * EPS), minimal_norms=())
-    report = evaluate_model(model, x, y, CLASSES, CPU, config)
+    report = evaluate(model, x, y, config)
     curve = report.curves["pgd"]
     assert set(report.curves) == {"pgd"}  # Square is black-box: no curve
     assert [point.eps for point in curve] == [EPS / 4, EPS, 2 * EPS]
@@ -227,7 +233,7 @@ def test_an_evaluation_does_no_attack_twice(ordinary, monkeypatch):
     config = EvalConfig().with_options(
         attacks=("pgd", "apgd", "autoattack"), eps=EPS, alpha=EPS / 8, steps=10, check_n=64,
         eps_sweep=(EPS, 2 * EPS), batch_size=32, minimal_norms=())  # eps*'s PGD bisection aside
-    report = evaluate_model(model, x, y, CLASSES, CPU, config)
+    report = evaluate(model, x, y, config)
     assert sorted(pgd_eps) == sorted([EPS] * 2 + [2 * EPS] * 2 + [1.0] * 2)  # two batches each: eps, 2·eps, check
     assert sorted(apgd_ce) == [EPS] * 2 + [2 * EPS] * 2
     # per eps: APGD's parts, and AutoAttack's rest; each configured once however many batches
@@ -236,6 +242,6 @@ def test_an_evaluation_does_no_attack_twice(ordinary, monkeypatch):
     assert f"{report.curves['pgd'][1].robust_acc:.4f} at eps={2 * EPS:.5g}" \
         in checks["robust_acc_monotone_in_eps"].detail
     monkeypatch.setattr(APGDAttack, "perturb", perturb)
-    alone = run_attack(model, AutoAttack(model, eps=EPS, seed=0), x, y, CPU, batch_size=32)
+    alone = run_attack(AutoAttack(model, eps=EPS, seed=0), x, y, batch_size=32)
     assert report.attacks["autoattack"].robust_acc == (alone["adv_pred"] == y).float().mean().item()
     assert report.attacks["autoattack"].settings["version"] == "standard"

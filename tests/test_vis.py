@@ -14,8 +14,8 @@ from PIL import Image
 from common.errors import ConfigError, FileProblem
 from evaluation.config import EvalConfig
 from evaluation.metrics import attack_metrics
-from evaluation.record_parts import AttackResult, Check
-from evaluation.records import load_records
+from records.parts import AttackResult, Check
+from records.record import load_records
 from models import SimpleCNN
 from sparsity.variants import Variant
 from vis import figures

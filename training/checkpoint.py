@@ -94,7 +94,8 @@ def _upgrade(metadata):
     """Format 3 named its model by a variant without its data set and architecture (both in its recipe)."""
     if metadata["format_version"] == 3:
         recipe = metadata["recipe"]
-        metadata["spec"] = {**metadata.pop("variant"), "dataset": recipe["dataset"], "model": recipe["model"]}
+        variant = {**metadata.pop("variant"), "dataset": recipe["dataset"], "model": recipe["model"]}
+        metadata["spec"] = ModelSpec.from_record(variant).to_record()
         metadata["format_version"] = FORMAT_VERSION
 
 
