@@ -83,7 +83,8 @@ class EvalConfig:
                                 "{default})", nargs="+", metavar="EPS|Mx", none="it")
     audit_n: int | None = option(None, "the audit's AutoAttack on the first N evaluated images (default: all; each "
                                        "radius costs AutoAttack on every image still robust there)", metavar="N")
-    adaptive_attacks: tuple = option(tuple(ADAPTIVE), "adaptive attacks run on models with a k-WTA layer, at the "
+    adaptive_attacks: tuple = option(tuple(ADAPTIVE), "adaptive attacks run on models whose sparsity method masks "
+                                     "gradients (k-WTA), at the "
                                      f"audit radii, inside eps*: of {' '.join(ADAPTIVE)}, or none (default: all)",
                                      nargs="+", metavar="NAME", none="it")
     query_batch: int | None = option(None, "images per NES forward pass, even (default 4096 on CUDA, 64 otherwise)",

@@ -9,10 +9,15 @@ logs, and a task's state from squeue while it is queued, then from the result su
 error it raised); a task that left the queue without a result was cancelled, ran out of time or memory, or lost its
 node. Tasks are requeued on preemption or node failure (``--requeue``): a training then resumes from its last epoch.
 """
+import contextlib
 import getpass
+import io
 import json
+import os
 import pickle
 import shlex
+import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass, fields
@@ -28,6 +33,7 @@ from common.io import atomic_write_json, ensure_writable_dir
 from planner.plan import waves
 from planner.tasks import run_task
 
+ROOT = Path(__file__).resolve().parents[1]
 FOLDER = "slurm"  # under the models' root: the tickets, submitit's scripts and pickles, the tasks' logs
 TICKETS = "tickets.json"
 POLL_S = 30  # squeue is asked every second at first, then less often, at last every POLL_S seconds
@@ -78,8 +84,11 @@ class SlurmConfig:
 
     def extra_parameters(self):
         """``--sbatch-args`` as sbatch parameters (``{"account": "lab"}``); a ConfigError for one the planner sets."""
-        extra = {}
+        extra, name = {}, None
         for arg in self.sbatch_args:
+            if not arg.startswith("-") and name is not None:  # "--account lab": the value of the option before
+                extra[name], name = arg, None
+                continue
             name, _, value = arg.lstrip("-").partition("=")
             if name in RESERVED:
                 raise ConfigError("sbatch_args", f"must not set {arg.split('=')[0]}: the planner sets it (one array "
@@ -94,8 +103,10 @@ class SlurmConfig:
         executor.update_parameters(job_name="sparsity", stderr_to_stdout=True, **chosen,
                                    array_parallelism=self.max_running or 256,
                                    additional_parameters={"requeue": True, **self.extra_parameters()},
-                                   # without CPU binding a task sees every core of its node: as many threads as given
-                                   setup=['export OMP_NUM_THREADS="${SLURM_CPUS_PER_TASK:-${OMP_NUM_THREADS:-}}"'])
+                                   # the project importable on the node; without CPU binding a task sees every core
+                                   # of its node: as many threads as it was given
+                                   setup=[f'export PYTHONPATH={shlex.quote(str(ROOT))}"${{PYTHONPATH:+:$PYTHONPATH}}"',
+                                          'export OMP_NUM_THREADS="${SLURM_CPUS_PER_TASK:-${OMP_NUM_THREADS:-}}"'])
         return executor
 
 
@@ -103,7 +114,7 @@ FIELDS = tuple(field.name for field in fields(SlurmConfig))
 
 
 def require_sbatch():
-    if subprocess.run(["which", "sbatch"], capture_output=True).returncode != 0:
+    if shutil.which("sbatch") is None:
         raise ConfigError("launcher", "slurm needs Slurm's sbatch on PATH: run this on the cluster's login node, or "
                                       "use --launcher local")
 
@@ -125,10 +136,15 @@ def queued():
 
 
 def _run(task, setup):
-    """What a job runs on its node: the task, with the restart count a requeue gives in its log."""
-    import os
+    """What a job runs on its node: the task, with the restart count a requeue gives in its log. Slurm's SIGTERM
+    (preemption, a requeue, the time limit) ends it at once, as it would a plain process: submitit's own handler
+    would keep it running until Slurm's SIGKILL, beside its requeued run; the requeued run resumes from the last
+    epoch checkpoint."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     print(f"[slurm] {task.key}: restart {os.environ.get('SLURM_RESTART_COUNT', '0')}", flush=True)
-    return run_task(task, setup)
+    line = run_task(task, setup)
+    print(line, flush=True)
+    return line
 
 
 class Tickets:
@@ -182,8 +198,8 @@ def submit_plan(plan, setup, config, log=print):
             executor = config.executor(folder)
             if after:
                 executor.update_parameters(dependency="afterany:" + ":".join(after))
-            try:
-                with executor.batch():
+            try:  # submitit prints sbatch's refusal itself: the one line below says it instead
+                with contextlib.redirect_stderr(io.StringIO()), executor.batch():
                     jobs = [executor.submit(_run, task, setup) for task in wave]
             except (submitit.core.utils.FailedJobError, subprocess.CalledProcessError, OSError) as err:
                 answer = str(err).strip().splitlines()[-1].split("error:", 1)[-1].strip()
@@ -196,9 +212,8 @@ def submit_plan(plan, setup, config, log=print):
             lines.append(f"slurm: submitted job array {jobs[0].job_id.split('_')[0]}: {len(wave)} {wave[0].kind} "
                          f"tasks ({' '.join(task.spec.name for task in wave)})"
                          + (f", to start once {' '.join(after)} has ended" if after else ""))
-    log("\n".join(lines) if lines else "slurm: nothing to submit"
-        + (f"; {len(waiting)} already queued ({' '.join(tickets.jobs[t.key] for t in waiting)})" if waiting else "")
-        + f"; {len(plan.done)} done already")
+    queued_text = f"; {len(waiting)} already queued ({' '.join(tickets.jobs[t.key] for t in waiting)})" if waiting else ""
+    log("\n".join(lines or ["slurm: nothing to submit"]) + queued_text + f"; {len(plan.done)} done already")
     if not config.wait or not plan.tasks:
         if plan.tasks:
             log(f"follow it: squeue --me; logs in {folder}; rerun this command with --wait to wait for the tasks and "

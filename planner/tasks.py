@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from common import stats
-from common.device import cpu_threads
+from common.device import cpu_threads, default_threads
 from common.errors import FileProblem
 from common.machine import machine
 from evaluation.config import EvalConfig
@@ -49,7 +49,7 @@ class Setup:
     force: bool = False  # redo tasks whose output exists
 
     def recipe(self, spec):
-        return Recipe.from_options(dataset=spec.dataset, model=spec.model, **self.recipe_options)
+        return Recipe.from_options(**{**self.recipe_options, "dataset": spec.dataset, "model": spec.model})
 
     def protocol_for(self, spec):
         """The protocol as it runs on ``spec``: the spec's seed for its attacks, targets and query subset."""
@@ -110,7 +110,7 @@ def is_done(task, setup):
 def run_task(task, setup):
     """Do ``task`` here, unless its output appeared meanwhile; returns the line that reports it."""
     threads = setup.train_threads if task.kind == TRAIN else setup.eval_threads
-    with cpu_threads(threads or torch.get_num_threads()):
+    with cpu_threads(threads or default_threads()):
         if is_done(task, setup):
             return f"{task.spec.name}: {'trained' if task.kind == TRAIN else 'evaluated'} already, skipped"
         return train(task.spec, setup) if task.kind == TRAIN else evaluate(task.spec, setup)

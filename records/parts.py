@@ -497,7 +497,7 @@ class AuditRadius(_Part):
 
 @dataclass(frozen=True)
 class AdaptiveRun(_Part):
-    """An adaptive attack on a k-WTA model at one radius (``attacks.adaptive``)."""
+    """An adaptive attack on a model whose method masks gradients, at one radius (``attacks.adaptive``)."""
 
     attack: str
     key: str

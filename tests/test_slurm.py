@@ -1,5 +1,5 @@
-"""--launcher slurm against a real Slurm scheduler: one array task per variant, the same files as the local
-launcher, waiting and reporting, reruns, failures, requeueing, and bad input.
+"""--launcher slurm against a real Slurm scheduler (through submitit): one job array per wave of tasks, the same files
+and numbers as the local launcher, waiting and reporting, reruns, failures, requeueing, and bad input.
 
 The tests that submit jobs need a running cluster (CI starts a one-node one with
 .ci/slurm-up.sh and exports SLURM_CONF); elsewhere they skip, saying why.
@@ -11,19 +11,16 @@ import json
 import shutil
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 import torch
 
 from cli_support import assert_usage_error, run_cli, visible_lines
 from common.cli import run_main
-from data.registry import dataset_folder
-from launch import slurm
-from launch.array import FOLDER, ArrayJob, Task
-from launch.sweep import waits_for
-from main import build_parser, main
-from sparsity.variants import Variant
+from main import main
+from models.spec import ModelSpec
+from planner.slurm import FOLDER, TICKETS, queued
+from records.store import ResultStore
 from training.checkpoint import load_checkpoint
 
 
@@ -43,15 +40,14 @@ needs_slurm = pytest.mark.skipif(SLURM_MISSING is not None, reason=str(SLURM_MIS
 
 # --quick cut to two classes, one SGD step per epoch and a few attack steps: real runs, small budgets.
 TRAIN = ["--quick", "--classes", "0", "1", "--epochs", "2", "--train-per-class", "16", "--test-per-class", "10"]
-# the audit at a multiple of the same-seed baseline's median eps*: the baselines' tasks run first (the local
-# launcher's order). At 2x on 4 images AutoAttack breaks every image with its first attack: at 1x on 10 the images
-# it cannot break cost Square's 5,000 queries each, 3.5 of this file's 7.5 minutes, and test nothing Slurm does.
+# the audit at a multiple of the baseline's median eps*: the baseline's evaluation runs first
 EVAL = ["--quick", "--audit-radii", "2x", "--audit-n", "4", "--attacks", "pgd", "--n-eval", "8", "--check-n", "8",
         "--fab-steps", "3"]
 SLURM = ["--launcher", "slurm", "--cpus-per-task", "1"]  # the test cluster's cores are shared
 LAYERS = ["--layers", "conv2", "fc1"]
-VARIANTS = (Variant.baseline(0), Variant("l1", "conv2", 0.01, 0), Variant("l1", "fc1", 0.01, 0))
-NAMES = " ".join(variant.name for variant in VARIANTS)
+SPECS = (ModelSpec.baseline_of(0, dataset="cifar10"), ModelSpec("l1", "conv2", 0.01, 0, dataset="cifar10"),
+         ModelSpec("l1", "fc1", 0.01, 0, dataset="cifar10"))
+NAMES = " ".join(spec.name for spec in SPECS)
 
 
 def dirs(data, models, results=None):
@@ -66,15 +62,17 @@ def run_captured(argv):
     return exit_info.value.code, out.getvalue(), err.getvalue()
 
 
-def array_records(folder):
-    """The job array records and scripts kept in a slurm folder (the logs left out)."""
-    return sorted(path.name for path in folder.glob("*") if path.suffix in (".json", ".sh"))
+def job_of(line):
+    """The array's job id in ``slurm: submitted job array 12: ...``."""
+    return line.split("job array ", 1)[1].split(":")[0]
 
 
 @pytest.fixture(scope="module")
 def study(cifar_dir, tmp_path_factory):
-    """The study queued in one go: train without waiting, then eval --wait, whose array waits for the training
-    tasks. Returns (models dir, results dir, {mode: (status, stdout, stderr)})."""
+    """The study queued in one go: train without waiting, then eval --wait, whose arrays wait for the training
+    tasks. Returns (models root, results root, {mode: (status, stdout, stderr)})."""
+    if SLURM_MISSING:
+        pytest.skip(SLURM_MISSING)
     models, results = tmp_path_factory.mktemp("slurm-models"), tmp_path_factory.mktemp("slurm-results")
     resources = ["--max-running", "2", "--time", "10", "--mem", "500M"]
     runs = {"train": run_captured(["--mode", "train", *TRAIN, *SLURM, *resources, *LAYERS, *dirs(cifar_dir, models)]),
@@ -87,82 +85,56 @@ def study(cifar_dir, tmp_path_factory):
 def local(cifar_dir, tmp_path_factory):
     """The same study with the local launcher, on one thread like the tasks (--cpus-per-task 1)."""
     models, results = tmp_path_factory.mktemp("local-models"), tmp_path_factory.mktemp("local-results")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        for argv in (["--mode", "train", *TRAIN, *LAYERS, "--device", "cpu", *dirs(cifar_dir, models)],
-                     ["--mode", "eval", *EVAL, *LAYERS, "--device", "cpu", *dirs(cifar_dir, models, results)]):
-            assert run_captured(argv)[0] == 0
-    finally:
-        torch.set_num_threads(threads)
+    for argv in (["--mode", "train", *TRAIN, *LAYERS, "--device", "cpu", "--threads", "1", *dirs(cifar_dir, models)],
+                 ["--mode", "eval", *EVAL, *LAYERS, "--device", "cpu", "--threads", "1",
+                  *dirs(cifar_dir, models, results)]):
+        assert run_captured(argv)[0] == 0
     return models, results
 
 
-def cifar(root):
-    """The generated data's folder under a --models-dir or --results-dir."""
-    return dataset_folder(root, "cifar10")
-
-
 @needs_slurm
-def test_a_study_queued_in_one_go_runs_one_task_per_variant_and_vis_merges_it(study, capsys):
-    models_root, results_root, runs = study
-    models, results = cifar(models_root), cifar(results_root)
+def test_a_study_queued_in_one_go_runs_one_task_per_model_and_vis_merges_it(study, capsys):
+    models, results, runs = study
     status, out, _ = runs["train"]
     assert status == 0
     lines = out.strip().splitlines()
-    assert lines[0].startswith("slurm: submitted job array ") and lines[0].endswith(f": 3 train tasks ({NAMES}); 0 "
-                                                                                   f"trained already")
-    train_job = lines[0].split()[4].rstrip(":")
-    record = json.loads((models / FOLDER / f"train-{train_job}.json").read_text())
-    assert {"--array=0-2%2", "--time=10", "--mem=500M", "--cpus-per-task=1", "--requeue"} <= set(record["sbatch"])
-    assert record["tasks"][1]["command"][-11:] == ["--dataset", "cifar10", "--layers", "conv2", "--strength", "0.01",
-                                                   "--no-baseline", "--seed", "0", "--device", "cpu"]
-    assert lines[1].startswith(f"follow it: squeue --array --jobs {train_job}; tail -f {models / FOLDER}")
+    assert lines[0].startswith("slurm: submitted job array ") and lines[0].endswith(
+        f": 3 train tasks ({NAMES}); 0 done already")
+    train_job = job_of(lines[0])
+    script = (models / FOLDER / f"{train_job}_submission.sh").read_text()
+    for option in ("--array=0-2%2", "--time=10", "--mem=500M", "--cpus-per-task=1", "--requeue"):
+        assert f"#SBATCH {option}" in script, script
+    assert lines[1].startswith(f"follow it: squeue --me; logs in {models / FOLDER}")
 
     status, out, _ = runs["eval"]
     assert status == 0, out
-    lines = out.strip().splitlines()
-    # the baseline's evaluation first, then the variants' (their audit radii scale with its median eps*)
-    assert lines[0].endswith(f": 1 eval tasks (standard_seed0), to start once {train_job}_0 has ended; the other "
-                             f"variants wait for it (the audit reads its records)")
-    base_job = lines[0].split()[4].rstrip(":")
-    assert lines[1].endswith(f": 2 eval tasks ({NAMES.split(' ', 1)[1]}), to start once {train_job} {base_job} "
-                             f"has ended; 0 up to date")
-    eval_job = lines[1].split()[4].rstrip(":")
-    tasks = [f"{base_job}_0", f"{eval_job}_0", f"{eval_job}_1"]
-    assert lines[2:5] == [f"{variant.name}: done (task {task})" for variant, task in zip(VARIANTS, tasks)]
-    assert lines[5] == f"slurm: 3 done, 0 failed, 0 still queued or running; logs in {results / 'l1' / FOLDER}"
-
-    for variant in VARIANTS:
-        assert load_checkpoint(variant.checkpoint_path(models))["metadata"]["status"] == "complete"
-        record = json.loads(variant.results_path(results, "l1").read_text())
-        assert record["variant"]["name"] == variant.name and record["eval_config"]["device"] == "cpu"
-    # beside the files each task wrote: the array's script and record, and one log per task ending in its marker
-    assert array_records(models / FOLDER) == [f"train-{train_job}.json", f"train-{train_job}.sh"]
-    assert array_records(results / "l1" / FOLDER) == sorted([f"eval-{job}.{ext}" for job in (base_job, eval_job)
-                                                             for ext in ("json", "sh")])
-    for index, variant in enumerate(VARIANTS):
-        log = (models / FOLDER / f"train-{train_job}_{index}.log").read_text()
-        assert f"{variant.name}: trained, 2 epochs" in log and log.endswith("[slurm] exit status 0\n")
-    with open(results / "l1" / "summary.csv", newline="") as handle:
-        assert [row["variant"] for row in csv.DictReader(handle)] == [variant.name for variant in VARIANTS]
-
-    status, out, _ = run_cli(main, ["--mode", "vis", *LAYERS, "--results-dir", str(results_root)], capsys)
-    assert status == 0 and (results / "l1" / "summary.md").exists()
-    assert "conv2 (λ=0.01)" in (results / "l1" / "summary.md").read_text()
+    lines = visible_lines(out)
+    # the baseline's evaluation first (after its training), then the others (their audit radii scale with its eps*)
+    assert lines[0].endswith(f": 1 evaluate tasks (standard_seed0), to start once {train_job} has ended")
+    base_job = job_of(lines[0])
+    assert lines[1].endswith(f": 2 evaluate tasks ({NAMES.split(' ', 1)[1]}), to start once "
+                             f"{' '.join(sorted([train_job, base_job]))} has ended; 0 done already")
+    tickets = json.loads((models / FOLDER / TICKETS).read_text())
+    assert lines[2:5] == [f"{spec.name}: done (job {tickets[f'evaluate cifar10/simple_cnn/{spec.name}']})"
+                          for spec in SPECS]
+    assert lines[5] == f"slurm: 3 done, 0 failed; logs in {models / FOLDER}"
+    for spec in SPECS:
+        assert load_checkpoint(spec.checkpoint_path(models))["metadata"]["status"] == "complete"
+        record = ResultStore(results).get(spec)
+        assert record.spec == spec and record.eval_config["device"] == "cpu"
+    with open(results / "cifar10" / "simple_cnn" / "summary.csv", newline="") as handle:
+        assert [row["name"] for row in csv.DictReader(handle)] == [spec.name for spec in SPECS]
+    status, out, _ = run_cli(main, ["--mode", "vis", *LAYERS, "--results-dir", str(results)], capsys)
+    assert status == 0 and (results / "cifar10" / "simple_cnn" / "l1" / "summary.md").exists()
 
 
 @needs_slurm
 def test_slurm_tasks_give_the_local_launchers_numbers(study, local):
-    slurm_models, slurm_results = cifar(study[0]), cifar(study[1])
-    local_models, local_results = cifar(local[0]), cifar(local[1])
-    for variant in VARIANTS:
-        ours = load_checkpoint(variant.checkpoint_path(slurm_models))
-        theirs = load_checkpoint(variant.checkpoint_path(local_models))
-        assert ours["state_dict"].keys() == theirs["state_dict"].keys()
-        assert all(torch.equal(ours["state_dict"][key], theirs["state_dict"][key]) for key in ours["state_dict"])
-        ours = json.loads(variant.results_path(slurm_results, "l1").read_text())
-        theirs = json.loads(variant.results_path(local_results, "l1").read_text())
+    for spec in SPECS:
+        ours = load_checkpoint(spec.checkpoint_path(study[0]))["state_dict"]
+        theirs = load_checkpoint(spec.checkpoint_path(local[0]))["state_dict"]
+        assert ours.keys() == theirs.keys() and all(torch.equal(ours[key], theirs[key]) for key in ours)
+        ours, theirs = (json.loads(ResultStore(root).path(spec).read_text()) for root in (study[1], local[1]))
         # everything but where the checkpoint lay (and its training time) and how long each step took
         for record in (ours, theirs):
             del record["checkpoint"], record["timings"]
@@ -171,37 +143,32 @@ def test_slurm_tasks_give_the_local_launchers_numbers(study, local):
 
 @needs_slurm
 def test_a_rerun_submits_nothing(study, cifar_dir, capsys):
-    models_root, results_root, _ = study
-    models, results = cifar(models_root), cifar(results_root)
-    before = array_records(models / FOLDER), array_records(results / "l1" / FOLDER)
-    status, out, _ = run_cli(main, ["--mode", "train", *TRAIN, *SLURM, *LAYERS, "--wait",
-                                    *dirs(cifar_dir, models_root)], capsys)
-    assert (status, out) == (0, "slurm: nothing to submit; 3 trained already\n")
+    models, results, _ = study
+    tickets = (models / FOLDER / TICKETS).read_text()
+    status, out, _ = run_cli(main, ["--mode", "train", *TRAIN, *SLURM, *LAYERS, "--wait", *dirs(cifar_dir, models)],
+                             capsys)
+    assert (status, out) == (0, "slurm: nothing to submit; 3 done already\n")
     status, out, _ = run_cli(main, ["--mode", "eval", *EVAL, *SLURM, *LAYERS, "--wait",
-                                    *dirs(cifar_dir, models_root, results_root)], capsys)
-    assert (status, out) == (0, "slurm: nothing to submit; 3 up to date\n"
-                                f"{results / 'l1' / 'summary.csv'} lists every result in {results / 'l1'}\n")
-    assert before == (array_records(models / FOLDER), array_records(results / "l1" / FOLDER))
+                                    *dirs(cifar_dir, models, results)], capsys)
+    assert status == 0 and visible_lines(out)[0] == "slurm: nothing to submit; 3 done already"
+    assert (models / FOLDER / TICKETS).read_text() == tickets
 
 
 @needs_slurm
 def test_a_failing_task_is_reported_with_its_log_while_the_other_succeeds(cifar_dir, tmp_path, capsys):
-    # a float32 overflow of the L1 term (1e39 * mean|a| = inf) makes that variant's task exit 1, as locally
+    # a float32 overflow of the L1 term (1e39 * mean|a| = inf) makes that model's training diverge, as locally
     argv = ["--mode", "train", *TRAIN, *SLURM, "--layers", "fc1", "--strengths", "0.01", "1e39", "--no-baseline",
             "--wait", *dirs(cifar_dir, tmp_path)]
     status, out, _ = run_cli(main, argv, capsys)
     assert status == 1
-    lines = out.strip().splitlines()
-    job = lines[0].split()[4].rstrip(":")
-    models = cifar(tmp_path)
-    log = models / FOLDER / f"train-{job}_1.log"
-    assert lines[1] == f"fc1_s0.01_seed0: done (task {job}_0)"
-    assert lines[2] == (f"fc1_s1e+39_seed0: FAILED (task {job}_1): exit status 1; log {log}: training: 1 DIVERGED "
-                        f"(fc1_s1e+39_seed0); checkpoints in {models}")
-    assert lines[3] == (f"slurm: 1 done, 1 failed (fc1_s1e+39_seed0), 0 still queued or running; "
-                        f"logs in {models / FOLDER}")
-    assert "fc1_s1e+39_seed0: DIVERGED (non-finite loss) in epoch 1" in log.read_text()
-    assert load_checkpoint(Variant("l1", "fc1", 0.01, 0).checkpoint_path(models))["metadata"]["status"] == "complete"
+    lines = visible_lines(out)
+    job = job_of(lines[0])
+    assert lines[1] == f"l1_fc1_s0.01_seed0: done (job {job}_0)"
+    assert lines[2].startswith(f"l1_fc1_s1e+39_seed0: FAILED (job {job}_1): ")
+    assert "DIVERGED (non-finite loss) in epoch 1" in lines[2] and f"log {tmp_path / FOLDER}" in lines[2]
+    assert lines[3] == f"slurm: 1 done, 1 failed (l1_fc1_s1e+39_seed0); logs in {tmp_path / FOLDER}"
+    spec = ModelSpec("l1", "fc1", 0.01, 0, dataset="cifar10")
+    assert load_checkpoint(spec.checkpoint_path(tmp_path))["metadata"]["status"] == "complete"
 
 
 def scontrol(*args):
@@ -211,52 +178,48 @@ def scontrol(*args):
 @needs_slurm
 def test_a_requeued_task_resumes_from_its_last_epoch_checkpoint(cifar_dir, tmp_path, capsys):
     """Preemption as Slurm does it: the running task is killed and queued again (--requeue), and its second run
-    continues the variant's training from the last completed epoch."""
-    argv = ["--mode", "train", *TRAIN, "--epochs", "20", *SLURM, "--layers", "fc1", "--no-baseline",
+    continues the model's training from the last completed epoch."""
+    argv = ["--mode", "train", *TRAIN, "--epochs", "100", *SLURM, "--layers", "fc1", "--no-baseline",
             *dirs(cifar_dir, tmp_path)]
     status, out, _ = run_cli(main, argv, capsys)
     assert status == 0
-    job = out.split()[4].rstrip(":")
-    checkpoint = Variant("l1", "fc1", 0.01, 0).checkpoint_path(cifar(tmp_path))
-    log = cifar(tmp_path) / FOLDER / f"train-{job}_0.log"
+    job = job_of(out)
+    checkpoint = ModelSpec("l1", "fc1", 0.01, 0, dataset="cifar10").checkpoint_path(tmp_path)
+    log = tmp_path / FOLDER / f"{job}_0_log.out"
     deadline = time.monotonic() + 300  # generous: CI runs this beside the suite's heaviest tests
     while not checkpoint.exists() and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert checkpoint.exists(), (f"no epoch checkpoint in 300 s; Slurm's state of the task: "
-                                 f"{slurm.queued_tasks().get((job, 0), 'not queued')}; its log:\n"
-                                 f"{log.read_text() if log.exists() else '(none yet)'}")
+    assert checkpoint.exists(), (f"no epoch checkpoint in 300 s; Slurm's state: {queued().get(job, 'not queued')}; "
+                                 f"its log:\n{log.read_text() if log.exists() else '(none yet)'}")
     assert load_checkpoint(checkpoint)["metadata"]["status"] == "in_progress"
-    assert scontrol("requeue", f"{job}_0").returncode == 0
-    # Slurm holds a requeued job back for two minutes: release it once it is pending again, and not within the
-    # second the node revoked the killed run's credential, which Slurm tracks to the second: released earlier, the
-    # job starts at once and its launch fails ("Job credential revoked"), so the task ends, not what is tested here.
-    while slurm.queued_tasks().get((job, 0), ("",))[0] != "pending" and time.monotonic() < deadline:
+    assert scontrol("requeue", job).returncode == 0
+    # Slurm holds a requeued job back for two minutes: release it once it is pending again, and not within the second
+    # the node revoked the killed run's credential (released earlier, its launch fails: "Job credential revoked")
+    while queued().get(job, ("",))[0] != "pending" and time.monotonic() < deadline:
         time.sleep(0.5)
     time.sleep(2)
     while "restart 1" not in log.read_text() and time.monotonic() < deadline:
-        scontrol("update", f"jobid={job}_0", "StartTime=now")
+        scontrol("update", f"jobid={job}", "StartTime=now")
         time.sleep(0.5)
     assert "restart 1" in log.read_text(), f"the requeued task did not start again in 300 s; its log:\n{log.read_text()}"
 
     status, out, _ = run_cli(main, [*argv, "--wait"], capsys)  # the rerun submits nothing and waits for it
     assert status == 0
-    # on failure, what the task printed and what Slurm says of it (the test cluster keeps no accounting)
-    assert visible_lines(out)[0] == f"slurm: nothing to submit; 1 already queued ({job}_0); 0 trained already", \
+    assert visible_lines(out)[0] == f"slurm: nothing to submit; 1 already queued ({job}); 0 done already", \
         f"task log:\n{log.read_text()}\nscontrol show job:\n{scontrol('show', 'job', job).stdout}"
-    log = log.read_text()
-    assert "restart 0" in log and "restart 1" in log
-    assert "fc1_s0.01_seed0: resumed, 20 epochs" in log
+    text = log.read_text()
+    assert "restart 0" in text and "restart 1" in text and "l1_fc1_s0.01_seed0: resumed, 100 epochs" in text
     metadata = load_checkpoint(checkpoint)["metadata"]
-    assert (metadata["status"], metadata["epochs_done"]) == ("complete", 20)
+    assert (metadata["status"], metadata["epochs_done"]) == ("complete", 100)
 
 
 @needs_slurm
 def test_a_job_the_scheduler_refuses_exits_2_and_submits_nothing(cifar_dir, tmp_path, capsys):
     status, _, err = run_cli(main, ["--mode", "train", *TRAIN, *SLURM, "--partition", "no-such-partition",
                                     *LAYERS, *dirs(cifar_dir, tmp_path)], capsys)
-    assert_usage_error(status, err, "Slurm refused the job array (Batch job submission failed: Invalid partition "
-                                    "name specified); nothing was submitted; check --partition")
-    assert not list(tmp_path.rglob("*.*"))
+    assert_usage_error(status, err, "Slurm refused the job array (", "Invalid partition name specified",
+                       "check --partition")
+    assert not (tmp_path / FOLDER / TICKETS).exists()
 
 
 def test_without_sbatch_on_path_exits_2_before_any_work(cifar_dir, tmp_path, capsys, monkeypatch):
@@ -280,33 +243,3 @@ def test_without_sbatch_on_path_exits_2_before_any_work(cifar_dir, tmp_path, cap
 def test_bad_launcher_options_exit_2_with_one_line(argv, fragments, capsys):
     status, _, err = run_cli(main, argv, capsys)
     assert_usage_error(status, err, *fragments)
-
-
-def test_a_task_command_parses_back_to_the_same_settings_for_its_variant():
-    parser = build_parser()
-    argv = ["--mode", "eval", "--dropout", "--layers", "conv1,fc2", "--strengths", "0.1", "0.2", "--seeds", "3", "4",
-            "--eps", "4/255", "--eps-sweep", "--nes-momenta", "0.5", "--nes-n", "7", "--results-dir", "rel/results",
-            "--launcher", "slurm", "--partition", "gpu", "--wait", "--quick", "--nes-loss", "margin",
-            "--adaptive-schedule", "10@0", "50@5", "--minimal-norms", "linf", "--minimal-limit", "0.3",
-            "--eval-batch-size", "7"]  # its dest is --batch-size's (train), which the task must not get
-    args = parser.parse_args(argv)
-    shared = parser.command_line(args, leave_out={"layers", "strengths", "seeds", "launcher", "partition", "wait"})
-    parser.reject_other_modes(shared, "eval")  # only eval's options, though --eval-batch-size shares a dest
-    again = parser.parse_args([*shared, "--layers", "fc2", "--strength", "0.2", "--seed", "4"])
-    expected = vars(args) | {"layers": ["fc2"], "strengths": None, "strength": 0.2, "seeds": None, "seed": 4,
-                             "launcher": "local", "partition": None, "wait": False,
-                             "results_dir": Path.cwd() / "rel" / "results"}
-    assert vars(again) == expected
-
-
-def test_an_evaluation_waits_for_whole_training_arrays_or_for_single_tasks():
-    def array(job_id, layers):
-        return ArrayJob("train", Path("slurm"), [Task(i, Variant("l1", layer, 0.01, 0), ()) for i, layer in
-                                                 enumerate(layers)], job_id)
-
-    first, second = array("7", ["conv1", "conv2"]), array("9", ["fc1", "fc2", "fc3"])
-    queued = [(first, task) for task in first.tasks] + [(second, task) for task in second.tasks[1:]]
-    needed = [queued[0], queued[1], queued[3]]  # all of 7; 9_2 but not 9_1 (9_0 has left the queue)
-    assert waits_for(needed, queued) == ["7", "9_2"]
-    assert waits_for(queued[2:], queued) == ["9"]
-    assert waits_for([], queued) == []
