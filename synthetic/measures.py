@@ -1,18 +1,9 @@
-"""Smallest l2 perturbations that flip a depth-2 ReLU network's prediction sign(N(x)), three ways.
+"""Smallest l2 perturbations that flip a depth-2 ReLU network's prediction sign(N(x)), three ways: the margin
+set's shared direction (the original repository's measure), the theory's direction per point (Vardi, Yehudai &
+Shamir 2022), and l2 PGD per point; each is defined at its function below.
 
-1. margin set (the original repository's measure): the points whose margin
-   y_i N(x_i) is within 1.1x of the smallest, z = sum of y_i x_i over them;
-   the smallest c such that x_i - c y_i z/||z|| is misclassified for all of them;
-2. theory direction (Vardi, Yehudai & Shamir 2022): per point, the smallest c
-   such that x_i - c y_i z/||z|| is misclassified, z = sum_j y_j x_j over all points;
-3. attack: per point, the smallest radius at which l2 PGD finds a flipping
-   perturbation (binary search over the radius), each perturbation found then
-   shortened along its own ray to where it first flips, so that 0.99 times the
-   reported perturbation does not flip.
-
-All work on stacked networks (R runs, n points each). A point counts as flipped
-when y N(x') < 0. A perturbation larger than ``max_scale`` is not searched for:
-such points get inf (censored: the flip is at least ``max_scale``).
+All work on stacked networks (R runs, n points each). A point counts as flipped when y N(x') < 0. A perturbation
+larger than ``max_scale`` is not searched for: such points get inf (censored: the flip is at least ``max_scale``).
 """
 from dataclasses import dataclass
 
