@@ -10,10 +10,8 @@ OFFSETS = (-0.12, 0.0, 0.12)  # measures side by side at each strength
 
 
 def plot_results(results, stem):
-    """Two panels against strength (placed evenly, as the strengths include 0): the three flip measures
-    over the converged seeds, censored ones drawn at the search limit, with the data norm, the theory's
-    scale and the limit as reference lines; and the hidden layer's dead units and activation sparsity.
-    Writes ``stem.png`` and ``stem.pdf``; returns their paths."""
+    """``stem.png`` and ``stem.pdf`` (returns their paths): the flip measures and the hidden layer's sparsity
+    against strength, placed evenly as the strengths include 0."""
     config, rows = results["config"], results["strengths"]
     with figure_style():
         fig = new_figure(11, 6)

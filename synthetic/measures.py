@@ -75,9 +75,9 @@ class _Line:
 def first_flip_scale(condition, max_scale, grid_points=GRID_POINTS):
     """Smallest c in [0, max_scale] with condition(c) true (inf where none): grid scan, then bisection.
 
-    ``max_scale`` is a tensor of the searches' shape (one limit per search); ``condition`` maps a
-    tensor of scales of that shape to a bool tensor of that shape. The scan finds the first grid
-    interval that ends flipped, so a flip is not missed because a larger c happens to flip back.
+    ``max_scale`` is a tensor of the searches' shape (one limit per search); ``condition`` maps a tensor of
+    scales of that shape to a bool tensor of that shape. The scan finds the first grid interval that ends
+    flipped, so a flip is not missed because a larger c happens to flip back.
     """
     upper = torch.full_like(max_scale, float("inf"))
     lower = torch.zeros_like(max_scale)
@@ -118,11 +118,10 @@ def margin_set_flip(net, x, y, max_scale):
 def attack_flip(net, x, y, upper, upper_delta, max_scale, seed=0, progress=None):
     """Measure 3: per point, the smallest l2 radius at which PGD flips the prediction.
 
-    ``upper``/``upper_delta`` (R, n)/(R, n, d) are known flipping perturbations
-    (inf/any where none) that start the search; points without one are first
-    attacked at ``max_scale``. Binary search over the radius keeps, per point, the
-    smallest flipping perturbation found; returns its norm (inf where none) and itself.
-    ``progress`` wraps the iterable of bisection rounds (e.g. in a tqdm bar).
+    ``upper``/``upper_delta`` (R, n)/(R, n, d) are known flipping perturbations (inf/any where none) that start
+    the search; points without one are first attacked at ``max_scale``. Binary search over the radius keeps, per
+    point, the smallest flipping perturbation found; returns its norm (inf where none) and itself. ``progress``
+    wraps the iterable of bisection rounds (e.g. in a tqdm bar).
     """
     models = [net.single(r) for r in range(net.runs)]
 

@@ -91,12 +91,15 @@ def prepare_runs(specs, d, m, width, device="cpu", dtype=torch.float32):
     generators = [torch.Generator().manual_seed(spec.seed) for spec in specs]
     data = [sample_sphere_data(d, m, generator, dtype) for generator in generators]
     net = StackedReLUNet.initialise(d, width, generators)
-    return RunBatch(specs=list(specs), x=torch.stack([sample.x for sample in data]).to(device),
-                    y=torch.stack([sample.y for sample in data]).to(device),
-                    net=StackedReLUNet(*(p.to(device=device, dtype=dtype) for p in (net.w, net.b, net.v))),
-                    l1=torch.tensor([spec.l1 for spec in specs], device=device, dtype=dtype),
-                    dropout_generators=[torch.Generator(device=device).manual_seed(spec.seed + DROPOUT_SEED_OFFSET)
-                                        for spec in specs])
+    return RunBatch(
+        specs=list(specs),
+        x=torch.stack([sample.x for sample in data]).to(device),
+        y=torch.stack([sample.y for sample in data]).to(device),
+        net=StackedReLUNet(*(p.to(device=device, dtype=dtype) for p in (net.w, net.b, net.v))),
+        l1=torch.tensor([spec.l1 for spec in specs], device=device, dtype=dtype),
+        dropout_generators=[torch.Generator(device=device).manual_seed(spec.seed + DROPOUT_SEED_OFFSET)
+                            for spec in specs],
+    )
 
 
 def subset(batch, index):
