@@ -29,6 +29,7 @@ def run_specs(config):
 
 
 def train_settings(config):
+    """``config.train_settings()``, under the name bench/synthetic_speed.py imports."""
     return config.train_settings()
 
 

@@ -77,6 +77,6 @@ def _draw_sparsity(axis, rows, width):
 
 
 def _means_and_errors(statistics, scale=1):
-    """Error bars of ``seed_statistics`` records over ``scale``: nan (nothing drawn) where a seed is censored."""
+    """Error bars of ``seed_statistics`` records over ``scale``; nan (nothing drawn) where they give no mean."""
     means = [math.nan if statistic["mean"] is None else statistic["mean"] / scale for statistic in statistics]
     return means, [(statistic["std"] or 0.0) / scale for statistic in statistics]
