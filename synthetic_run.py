@@ -7,6 +7,7 @@ depth-2 ReLU network move the smallest l2 perturbation that flips its prediction
 Writes results/synthetic/{mode}.json, .png and .pdf (a non-default configuration: {mode}_{settings}.*, see
 docs/synthetic.md) and prints a summary table. The work lives in the synthetic package.
 """
+from dataclasses import fields
 from pathlib import Path
 
 from common.cli import ArgumentParser, run_main
@@ -16,8 +17,8 @@ from synthetic.experiment import run_and_write, summary_line
 from synthetic.table import summary_table
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-CONFIG_FLAGS = ("d", "m", "width", "strengths", "seeds", "penalty", "optimizer", "lr", "steps", "loss_target",
-                "search_limit")
+# every SyntheticConfig field but the mode has a flag of its name
+CONFIG_FLAGS = tuple(field.name for field in fields(SyntheticConfig) if field.name != "mode")
 
 
 def build_parser():

@@ -5,16 +5,13 @@ from dataclasses import asdict, dataclass, fields
 from common import validation
 from common.errors import ConfigError
 from sparsity.methods import get_method
+from synthetic.trainer import OPTIMIZERS, TrainSettings
 
 MODES = ("l1", "dropout")
 # How the L1 strength s weighs the hidden activations h (m points x width units) in the objective.
 PENALTIES = {
     "mean": "s * mean(h) over points and units: the project's L1 (sparsity.methods), as on CIFAR-10",
     "sum": "s * sum(h) over points and units: the original repository's s * h.abs().sum()",
-}
-OPTIMIZERS = {
-    "ngd": "normalised gradient descent, step lr / objective",
-    "gd": "plain gradient descent, step lr (the original's)",
 }
 # Normalised GD at 0.1 overshoots (and oscillates chaotically) once the loss is tiny; 0.03 reaches 1e-7 steadily.
 DEFAULT_LR = {"ngd": 0.03, "gd": 0.1}
@@ -76,11 +73,11 @@ class SyntheticConfig:
         for strength in self.strengths:
             method.validate_strength(strength, "strengths")
         validation.seeds(self.seeds)
-        validation.choice(self.optimizer, "optimizer", tuple(OPTIMIZERS))
-        validation.number(self.lr, "lr", above=0)
-        validation.integer(self.steps, "steps", minimum=1)
-        validation.number(self.loss_target, "loss_target", above=0)
+        self.train_settings().validate()
         validation.number(self.search_limit, "search_limit", above=0)
+
+    def train_settings(self):
+        return TrainSettings(lr=self.lr, steps=self.steps, optimizer=self.optimizer, loss_target=self.loss_target)
 
     @property
     def l1_scale(self):

@@ -12,7 +12,8 @@ from common.io import atomic_write_json, ensure_writable_dir
 from synthetic.figure import plot_results
 from synthetic.measures import flip_measures
 from synthetic.records import results_document, run_record
-from synthetic.trainer import RunSpec, TrainSettings, final_statistics, prepare_runs, train_stacked
+from synthetic.trainer import RunSpec, final_statistics, prepare_runs, train_stacked
+
 
 def run_specs(config):
     """(strength, seed) and the trainer's RunSpec of every run, strengths outermost."""
@@ -28,8 +29,8 @@ def run_specs(config):
 
 
 def train_settings(config):
-    return TrainSettings(lr=config.lr, steps=config.steps, optimizer=config.optimizer,
-                         loss_target=config.loss_target)
+    """``config.train_settings()``, under the name bench/synthetic_speed.py imports."""
+    return config.train_settings()
 
 
 def run_and_write(config, results_dir, device="cpu", progress=True, threads=DEFAULT_THREADS):
@@ -47,27 +48,26 @@ def run_experiment(config, device="cpu", progress=True, threads=DEFAULT_THREADS)
     1 by default, as on a small shared CPU a second thread mostly waits for a busy core (3x slower
     measured on a loaded 2-core machine)."""
     config.validate()
-    with cpu_threads(threads):
-        return _run(config, device, progress)
-
-
-def _run(config, device, progress):
     runs = run_specs(config)
-    batch = prepare_runs([spec for _, _, spec in runs], config.d, config.m, config.width, device)
-    started = time.perf_counter()
-    outcome = train_stacked(batch, train_settings(config), progress)
-    train_seconds = time.perf_counter() - started
-    statistics = final_statistics(outcome.net, batch.x, batch.y, batch.l1)
+    with cpu_threads(threads):
+        batch = prepare_runs([spec for _, _, spec in runs], config.d, config.m, config.width, device)
+        started = time.perf_counter()
+        outcome = train_stacked(batch, config.train_settings(), progress)
+        train_seconds = time.perf_counter() - started
+        statistics = final_statistics(outcome.net, batch.x, batch.y, batch.l1)
 
-    started = time.perf_counter()
-    bar = (lambda items: tqdm(items, desc="l2 PGD radius search", unit="round", leave=False)) if progress else None
-    measures = flip_measures(outcome.net, batch.x, batch.y, config.search_limit * math.sqrt(config.d),
-                             progress=bar)
-    measure_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        limit = config.search_limit * math.sqrt(config.d)
+        measures = flip_measures(outcome.net, batch.x, batch.y, limit, progress=_radius_bar if progress else None)
+        measure_seconds = time.perf_counter() - started
 
-    records = [run_record(strength, seed, outcome, statistics, measures, r)
-               for r, (strength, seed, _) in enumerate(runs)]
+        records = [run_record(strength, seed, outcome, statistics, measures, r)
+                   for r, (strength, seed, _) in enumerate(runs)]
     return results_document(config, records, {"train_s": train_seconds, "measures_s": measure_seconds})
+
+
+def _radius_bar(rounds):
+    return tqdm(rounds, desc="l2 PGD radius search", unit="round", leave=False)
 
 
 def write_results(results, config, folder):

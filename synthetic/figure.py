@@ -10,10 +10,8 @@ OFFSETS = (-0.12, 0.0, 0.12)  # measures side by side at each strength
 
 
 def plot_results(results, stem):
-    """Two panels against strength (placed evenly, as the strengths include 0): the three flip measures
-    over the converged seeds, censored ones drawn at the search limit, with the data norm, the theory's
-    scale and the limit as reference lines; and the hidden layer's dead units and activation sparsity.
-    Writes ``stem.png`` and ``stem.pdf``; returns their paths."""
+    """``stem.png`` and ``stem.pdf`` (returns their paths): the flip measures and the hidden layer's sparsity
+    against strength, placed evenly as the strengths include 0."""
     config, rows = results["config"], results["strengths"]
     with figure_style():
         fig = new_figure(11, 6)
@@ -39,14 +37,10 @@ def plot_results(results, stem):
 def _draw_flips(axis, rows, scales):
     limit = scales["flip_search_limit"]
     for color, offset, (key, label) in zip(("C0", "C1", "C2"), OFFSETS, FLIP_MEASURES):
-        means, errors = [], []
         for position, row in enumerate(rows):
-            statistic = row[key]
-            x = position + offset
-            means.append(statistic["mean"] if statistic["mean"] is not None else math.nan)
-            errors.append(statistic["std"] or 0.0)
-            if statistic["censored"]:
-                _draw_censored(axis, x, statistic, limit, color)
+            if row[key]["censored"]:
+                _draw_censored(axis, position + offset, row[key], limit, color)
+        means, errors = _means_and_errors([row[key] for row in rows])
         axis.errorbar([p + offset for p in range(len(rows))], means, yerr=errors, color=color, marker="o",
                       markersize=4, capsize=3, label=label)
     axis.axhline(scales["sqrt_d"], color="black", linestyle="--", label=f"sqrt(d) = {scales['sqrt_d']:.3g} (data norm)")
@@ -74,10 +68,15 @@ def _draw_sparsity(axis, rows, width):
     positions = range(len(rows))
     for key, label, scale in (("dead_units", "dead units / width", width),
                               ("activation_sparsity", "zero activations (fraction)", 1)):
-        means = [row[key]["mean"] / scale if row[key]["mean"] is not None else math.nan for row in rows]
-        errors = [(row[key]["std"] or 0.0) / scale for row in rows]
+        means, errors = _means_and_errors([row[key] for row in rows], scale)
         axis.errorbar(positions, means, yerr=errors, marker="o", markersize=4, capsize=3, label=label)
     axis.set_ylim(0, 1.02)
     axis.set_ylabel("fraction, on the training points")
     axis.set_title("hidden layer sparsity")
     axis.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
+
+
+def _means_and_errors(statistics, scale=1):
+    """Error bars of ``seed_statistics`` records over ``scale``; nan (nothing drawn) where they give no mean."""
+    means = [math.nan if statistic["mean"] is None else statistic["mean"] / scale for statistic in statistics]
+    return means, [(statistic["std"] or 0.0) / scale for statistic in statistics]

@@ -1,18 +1,9 @@
-"""Smallest l2 perturbations that flip a depth-2 ReLU network's prediction sign(N(x)), three ways.
+"""Smallest l2 perturbations that flip a depth-2 ReLU network's prediction sign(N(x)), three ways: the margin
+set's shared direction (the original repository's measure), the theory's direction per point (Vardi, Yehudai &
+Shamir 2022), and l2 PGD per point; each is defined at its function below.
 
-1. margin set (the original repository's measure): the points whose margin
-   y_i N(x_i) is within 1.1x of the smallest, z = sum of y_i x_i over them;
-   the smallest c such that x_i - c y_i z/||z|| is misclassified for all of them;
-2. theory direction (Vardi, Yehudai & Shamir 2022): per point, the smallest c
-   such that x_i - c y_i z/||z|| is misclassified, z = sum_j y_j x_j over all points;
-3. attack: per point, the smallest radius at which l2 PGD finds a flipping
-   perturbation (binary search over the radius), each perturbation found then
-   shortened along its own ray to where it first flips, so that 0.99 times the
-   reported perturbation does not flip.
-
-All work on stacked networks (R runs, n points each). A point counts as flipped
-when y N(x') < 0. A perturbation larger than ``max_scale`` is not searched for:
-such points get inf (censored: the flip is at least ``max_scale``).
+All work on stacked networks (R runs, n points each). A point counts as flipped when y N(x') < 0. A perturbation
+larger than ``max_scale`` is not searched for: such points get inf (censored: the flip is at least ``max_scale``).
 """
 from dataclasses import dataclass
 
@@ -84,9 +75,9 @@ class _Line:
 def first_flip_scale(condition, max_scale, grid_points=GRID_POINTS):
     """Smallest c in [0, max_scale] with condition(c) true (inf where none): grid scan, then bisection.
 
-    ``max_scale`` is a tensor of the searches' shape (one limit per search); ``condition`` maps a
-    tensor of scales of that shape to a bool tensor of that shape. The scan finds the first grid
-    interval that ends flipped, so a flip is not missed because a larger c happens to flip back.
+    ``max_scale`` is a tensor of the searches' shape (one limit per search); ``condition`` maps a tensor of
+    scales of that shape to a bool tensor of that shape. The scan finds the first grid interval that ends
+    flipped, so a flip is not missed because a larger c happens to flip back.
     """
     upper = torch.full_like(max_scale, float("inf"))
     lower = torch.zeros_like(max_scale)
@@ -127,11 +118,10 @@ def margin_set_flip(net, x, y, max_scale):
 def attack_flip(net, x, y, upper, upper_delta, max_scale, seed=0, progress=None):
     """Measure 3: per point, the smallest l2 radius at which PGD flips the prediction.
 
-    ``upper``/``upper_delta`` (R, n)/(R, n, d) are known flipping perturbations
-    (inf/any where none) that start the search; points without one are first
-    attacked at ``max_scale``. Binary search over the radius keeps, per point, the
-    smallest flipping perturbation found; returns its norm (inf where none) and itself.
-    ``progress`` wraps the iterable of bisection rounds (e.g. in a tqdm bar).
+    ``upper``/``upper_delta`` (R, n)/(R, n, d) are known flipping perturbations (inf/any where none) that start
+    the search; points without one are first attacked at ``max_scale``. Binary search over the radius keeps, per
+    point, the smallest flipping perturbation found; returns its norm (inf where none) and itself. ``progress``
+    wraps the iterable of bisection rounds (e.g. in a tqdm bar).
     """
     models = [net.single(r) for r in range(net.runs)]
 

@@ -1,14 +1,13 @@
 """The results file's records: one per run, one per strength (over seeds), and the unregularised baseline.
 
-Strict JSON: a flip not found within the search limit is ``null`` with an
-explicit censoring field, never Infinity. Statistics over seeds use only the
-runs that converged (reached the fit target); the others are counted, not
-averaged. Over seeds: mean and sample standard deviation (n - 1) when no seed
-is censored; otherwise the median (``common.stats``: it stays valid while fewer
-than half the seeds are censored) and the count of censored seeds, never a mean
-over the seeds that did flip.
+Strict JSON: a flip not found within the search limit is ``null`` with an explicit censoring field, never
+Infinity. Statistics over seeds use only the runs that converged (reached the fit target); the others are
+counted, not averaged. With censored seeds only the median is given (``common.stats``: it stays valid while
+fewer than half are censored), never a mean over the seeds that did flip.
 """
+import itertools
 import math
+from collections import Counter
 
 from common import stats
 
@@ -19,13 +18,14 @@ FLIP_MEASURES = (
     ("flip_theory_median", "theory direction, median point"),
     ("flip_attack_median", "l2 PGD, median point"),
 )
+# the per-point measures the theory is about, compared with its scale sqrt(d/m)
+BASELINE_MEASURES = (("flip_theory_median", "theory direction"), ("flip_attack_median", "l2 PGD"))
 TRAINING_KEYS = ("steps", "final_loss", "train_acc", "activation_sparsity", "dead_units")
 
 
 def _json_number(value):
-    """A finite float, or None for inf (censored)."""
-    value = float(value)
-    return value if math.isfinite(value) else None
+    """A finite float, or None for inf (censored) or no value: strict JSON has no Infinity."""
+    return float(value) if value is not None and math.isfinite(value) else None
 
 
 def run_record(strength, seed, outcome, statistics, measures, r):
@@ -35,8 +35,7 @@ def run_record(strength, seed, outcome, statistics, measures, r):
     record = {
         "strength": strength, "seed": seed, "steps": outcome.steps[r], "stop_reason": outcome.stop_reasons[r],
         "converged": outcome.converged[r],
-        **{key: float(value[r]) for key, value in statistics.items() if key != "dead_units"},
-        "dead_units": int(statistics["dead_units"][r]),
+        **{key: int(value[r]) if key == "dead_units" else float(value[r]) for key, value in statistics.items()},
         "margin_set_size": int(measures.margin_set_size[r]),
     }
     margin_set = float(measures.margin_set[r])
@@ -54,33 +53,27 @@ def run_record(strength, seed, outcome, statistics, measures, r):
 def seed_statistics(values):
     """Over seeds, ``values`` with None = censored: mean/std only if none is censored, the median
     (None if itself censored), and the counts."""
-    censored = sum(value is None for value in values)
+    censored = values.count(None)
     finite = [value for value in values if value is not None]
-    median = stats.median([math.inf if value is None else value for value in values])
     return {
         "n": len(values), "censored": censored,
         "mean": stats.mean(finite) if not censored else None,
         "std": stats.sample_std(finite) if not censored else None,
-        "median": _json_number(median) if median is not None else None,
+        "median": _json_number(stats.median([math.inf if value is None else value for value in values])),
     }
 
 
 def strength_records(runs):
     """One record per strength, in increasing strength: convergence counts and statistics over the
     converged seeds."""
-    by_strength = {}
-    for run in sorted(runs, key=lambda run: (run["strength"], run["seed"])):
-        by_strength.setdefault(run["strength"], []).append(run)
     records = []
-    for strength, group in by_strength.items():
+    ordered = sorted(runs, key=lambda run: (run["strength"], run["seed"]))
+    for strength, group in itertools.groupby(ordered, key=lambda run: run["strength"]):
+        group = list(group)
         converged = [run for run in group if run["converged"]]
-        reasons = {}
-        for run in group:
-            reasons[run["stop_reason"]] = reasons.get(run["stop_reason"], 0) + 1
-        record = {"strength": strength, "runs": len(group), "converged": len(converged), "stop_reasons": reasons}
-        for key in TRAINING_KEYS:
-            record[key] = seed_statistics([run[key] for run in converged])
-        for key, _ in FLIP_MEASURES:
+        record = {"strength": strength, "runs": len(group), "converged": len(converged),
+                  "stop_reasons": dict(Counter(run["stop_reason"] for run in group))}
+        for key in (*TRAINING_KEYS, *(key for key, _ in FLIP_MEASURES)):
             record[key] = seed_statistics([run[key] for run in converged])
         records.append(record)
     return records
@@ -91,14 +84,13 @@ def baseline_record(runs, theory_scale):
     and over seeds (converged runs only)."""
     baseline = [run for run in runs if run["strength"] == 0 and run["converged"]]
     record = {"theory_scale": theory_scale, "seeds": [run["seed"] for run in baseline]}
-    for key in ("flip_theory_median", "flip_attack_median"):
+    for key, _ in BASELINE_MEASURES:
         ratios = [None if run[key] is None else run[key] / theory_scale for run in baseline]
         record[f"{key}_over_theory_scale"] = {"per_seed": ratios, **seed_statistics(ratios)}
     return record
 
 
 def results_document(config, records, timings):
-    """The results file's content."""
     d, m = config.d, config.m
     theory_scale = math.sqrt(d / m)
     return {
@@ -111,4 +103,3 @@ def results_document(config, records, timings):
         "runs": records,
         "timings": timings,
     }
-

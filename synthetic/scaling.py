@@ -9,12 +9,12 @@ sqrt(d/m) predicts +0.5 and -0.5, a flip proportional to sqrt(d) predicts +0.5 a
 """
 import json
 import math
+import statistics
 from pathlib import Path
 
 from common.cli import ArgumentParser, run_main
 from common.errors import FileProblem
-
-MEASURES = (("flip_theory_median", "theory direction"), ("flip_attack_median", "l2 PGD"))
+from synthetic.records import BASELINE_MEASURES
 
 
 def scaling_rows(documents):
@@ -23,7 +23,7 @@ def scaling_rows(documents):
     for document in documents:
         config, baseline = document["config"], document["baseline"]
         row = {"d": config["d"], "m": config["m"], "theory_scale": baseline["theory_scale"]}
-        for key, _ in MEASURES:
+        for key, _ in BASELINE_MEASURES:
             ratio = baseline[f"{key}_over_theory_scale"]
             if ratio["mean"] is None:
                 continue
@@ -37,9 +37,7 @@ def exponent(xs, ys):
     """Least-squares slope of log y against log x; None for fewer than two distinct x."""
     if len(set(xs)) < 2:
         return None
-    lx, ly = [math.log(x) for x in xs], [math.log(y) for y in ys]
-    mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
-    return sum((a - mx) * (b - my) for a, b in zip(lx, ly)) / sum((a - mx) ** 2 for a in lx)
+    return statistics.linear_regression([math.log(x) for x in xs], [math.log(y) for y in ys]).slope
 
 
 def sweep_exponents(rows, key):
@@ -56,17 +54,18 @@ def sweep_exponents(rows, key):
 
 def scaling_report(documents):
     rows = scaling_rows(documents)
-    lines = ["     d      m  sqrt(d/m)  " + "  ".join(f"{label:>16}  {'/ sqrt(d/m)':>16}" for _, label in MEASURES)]
+    header = "  ".join(f"{label:>16}  {'/ sqrt(d/m)':>16}" for _, label in BASELINE_MEASURES)
+    lines = ["     d      m  sqrt(d/m)  " + header]
     for row in rows:
         cells = []
-        for key, _ in MEASURES:
+        for key, _ in BASELINE_MEASURES:
             if key in row:
                 mean, std = row[f"{key}_over_theory_scale"]
                 cells.append(f"{row[key]:16.3f}  {f'{mean:.3f} ± {std:.2g}' if std is not None else f'{mean:.3f}':>16}")
             else:
                 cells.append(f"{'-':>16}  {'-':>16}")
         lines.append(f"{row['d']:6d} {row['m']:6d}  {row['theory_scale']:9.3f}  " + "  ".join(cells))
-    for key, label in MEASURES:
+    for key, label in BASELINE_MEASURES:
         found = sweep_exponents(rows, key)
         parts = [f"in d at m={m}: {slope:+.2f}" for m, slope in found["d"].items()]
         parts += [f"in m at d={d}: {slope:+.2f}" for d, slope in found["m"].items()]

@@ -1,5 +1,5 @@
 """The plain-text summary of a results document: one row per strength, and how to read it."""
-from synthetic.records import FLIP_MEASURES
+from synthetic.records import BASELINE_MEASURES, FLIP_MEASURES
 from synthetic.trainer import CONVERGED
 
 
@@ -21,8 +21,7 @@ def statistic_text(statistic, limit=None, digits=3):
 def baseline_text(results):
     """The unregularised runs' median-point flips in units of the theory's scale sqrt(d/m)."""
     baseline = results["baseline"]
-    parts = [f"{statistic_text(baseline[f'{key}_over_theory_scale'])} ({label})"
-             for key, label in (("flip_theory_median", "theory direction"), ("flip_attack_median", "l2 PGD"))]
+    parts = [f"{statistic_text(baseline[f'{key}_over_theory_scale'])} ({label})" for key, label in BASELINE_MEASURES]
     return f"unregularised median-point flip / sqrt(d/m): {', '.join(parts)}"
 
 

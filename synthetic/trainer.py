@@ -1,27 +1,17 @@
 """Full-batch training of many independent depth-2 ReLU networks at once, each to the same fit.
 
-Objective of one run: mean logistic loss of N on its m points (with dropout
-masks between the hidden layer and the output while training) + ``l1`` * sum of
-the hidden activations h over points and units.
+Objective of one run: mean logistic loss of N on its m points (dropout masks between the hidden layer and the
+output while training) + ``l1`` * sum of the hidden activations h over points and units. A run stops when its
+data loss (no dropout) falls below ``loss_target``: it has *converged*, and every run is compared at that same
+fit. Not a step budget: (w, b, v) -> (w/a, b/a, a v) leaves N unchanged and divides sum(h) by a, so an L1 run
+never settles and keeps sparsifying, and a budget would decide the result. Other stops: a stalled objective,
+the step cap, divergence.
 
-A run stops when its data loss (of the trained network, no dropout) falls below
-``loss_target`` (it has *converged*: every run, regularised or not, is compared
-at the same fit), when its objective stalls, after ``steps`` steps, or on
-divergence. Why a fit target rather than a step budget: the L1 objective has no
-minimiser ((w, b, v) -> (w/a, b/a, a v) leaves N unchanged and divides sum(h) by
-a), so a regularised run never ends and keeps sparsifying; a step budget would
-decide the result.
-
-Every run has its own data, initialisation and dropout stream, all derived
-from its seed, so a run's result does not depend on which other runs share the
-batch. The R runs are trained as one batched computation: weights stacked
-along a run axis, gradients written out by hand, stopping conditions tracked
-on the device and read by the host only every ``COMPACT_EVERY`` steps, when
-finished runs leave the batch. The trainer steps the pre-activations themselves
-rather than the first-layer weights (see ``_WorkingSet``), which takes one
-matrix product per step instead of two.
+A run's data, initialisation and dropout stream derive from its seed alone, so its result does not depend on
+which other runs share the batch. The runs train as one batched computation (weights stacked along a run axis,
+gradients by hand, the pre-activations stepped instead of the first-layer weights: see ``_WorkingSet``).
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +21,10 @@ from common import validation
 from models.relu_net import StackedReLUNet
 from synthetic.data import sample_sphere_data
 
-OPTIMIZERS = ("ngd", "gd")
+OPTIMIZERS = {
+    "ngd": "normalised gradient descent, step lr / objective",
+    "gd": "plain gradient descent, step lr (the original's)",
+}
 STOP_REASONS = ("running", "target", "stalled", "max_steps", "diverged")
 _RUNNING, _TARGET, _STALLED, _MAX_STEPS, _DIVERGED = range(len(STOP_REASONS))
 CONVERGED = STOP_REASONS[_TARGET]
@@ -53,9 +46,9 @@ class TrainSettings:
     check_every: int = 100  # ... over this many steps
 
     def validate(self):
+        validation.choice(self.optimizer, "optimizer", OPTIMIZERS)
         validation.number(self.lr, "lr", above=0)
         validation.integer(self.steps, "steps", minimum=1)
-        validation.choice(self.optimizer, "optimizer", OPTIMIZERS)
         validation.number(self.loss_target, "loss_target", above=0)
         validation.number(self.stall_tol, "stall_tol", minimum=0)
         validation.integer(self.check_every, "check_every", minimum=1)
@@ -79,7 +72,7 @@ class RunBatch:
     y: torch.Tensor  # (R, m)
     net: StackedReLUNet
     l1: torch.Tensor  # (R,)
-    dropout_generators: list = field(default_factory=list)
+    dropout_generators: list
 
 
 @dataclass
@@ -95,20 +88,18 @@ class TrainOutcome:
 
 def prepare_runs(specs, d, m, width, device="cpu", dtype=torch.float32):
     """Data and initialisation per run from its seed (runs sharing a seed share data and initial weights)."""
-    xs, ys, generators = [], [], []
-    for spec in specs:
-        generator = torch.Generator().manual_seed(spec.seed)
-        data = sample_sphere_data(d, m, generator, dtype)
-        xs.append(data.x)
-        ys.append(data.y)
-        generators.append(generator)
+    generators = [torch.Generator().manual_seed(spec.seed) for spec in specs]
+    data = [sample_sphere_data(d, m, generator, dtype) for generator in generators]
     net = StackedReLUNet.initialise(d, width, generators)
-    net = StackedReLUNet(*(p.to(device=device, dtype=dtype) for p in (net.w, net.b, net.v)))
-    dropout_generators = [torch.Generator(device=device).manual_seed(spec.seed + DROPOUT_SEED_OFFSET)
-                          for spec in specs]
-    return RunBatch(specs=list(specs), x=torch.stack(xs).to(device), y=torch.stack(ys).to(device), net=net,
-                    l1=torch.tensor([spec.l1 for spec in specs], device=device, dtype=dtype),
-                    dropout_generators=dropout_generators)
+    return RunBatch(
+        specs=list(specs),
+        x=torch.stack([sample.x for sample in data]).to(device),
+        y=torch.stack([sample.y for sample in data]).to(device),
+        net=StackedReLUNet(*(p.to(device=device, dtype=dtype) for p in (net.w, net.b, net.v))),
+        l1=torch.tensor([spec.l1 for spec in specs], device=device, dtype=dtype),
+        dropout_generators=[torch.Generator(device=device).manual_seed(spec.seed + DROPOUT_SEED_OFFSET)
+                            for spec in specs],
+    )
 
 
 def subset(batch, index):
@@ -251,10 +242,8 @@ class _WorkingSet:
         self.initial = self.initial.select(index)
         if self.gram is not None:
             self.gram = self.gram[index]
-        self.pre, self.v, self.moved = self.pre[index], self.v[index], self.moved[index]
-        self.units = self.units[index]
-        self.steps, self.reason = self.steps[index], self.reason[index]
-        self.best, self.previous_best = self.best[index], self.previous_best[index]
+        for name in ("pre", "v", "moved", "units", "steps", "reason", "best", "previous_best"):
+            setattr(self, name, getattr(self, name)[index])
 
     def drop_dead_units(self, final):
         """Leave out units dead on every training point, after writing them back to ``final`` for good.
