@@ -15,6 +15,7 @@ import torch
 
 from common.errors import FileProblem
 from data.dataset import Dataset, ImageData
+from data.files import decode_once, reading, stamps
 
 ARCHIVE_NAME = "cifar-10-python.tar.gz"
 ARCHIVE_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -38,10 +39,6 @@ _ALLOWED_GLOBALS = {
     ("_codecs", "encode"),
 }
 
-# Decoded data sets of this process, keyed by folder and file stamps, so that
-# several loads (tests, train then eval in one process) decode the pickles once.
-_decoded = {}
-
 
 class _CifarUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
@@ -56,10 +53,13 @@ def load_cifar10(data_dir, download=True):
     folder = data_dir / BATCH_FOLDER
     if not folder.is_dir():
         _fetch_archive(data_dir, download)
-    key = _cache_key(folder)
-    if key not in _decoded:
-        _decoded[key] = _read_batch_folder(folder)
-    return replace(_decoded[key], classes=list(_decoded[key].classes))
+    paths = [folder / name for name in (*TRAIN_BATCHES, TEST_BATCH, META_FILE)]
+    for path in paths:
+        if not path.is_file():
+            raise FileProblem(f"{path} is missing; delete {folder} and let the program extract {ARCHIVE_NAME} again",
+                              "data_dir")
+    data = decode_once(("CIFAR-10", str(folder.resolve()), stamps(paths)), lambda: _read_batch_folder(folder))
+    return replace(data, classes=list(data.classes))
 
 
 def _missing(data_dir, reason):
@@ -94,24 +94,10 @@ def _fetch_archive(data_dir, download):
         raise _missing(data_dir, f"{ARCHIVE_NAME} holds no {BATCH_FOLDER}/ folder")
 
 
-def _cache_key(folder):
-    stamps = []
-    for name in (*TRAIN_BATCHES, TEST_BATCH, META_FILE):
-        path = folder / name
-        if not path.is_file():
-            raise FileProblem(f"{path} is missing; delete {folder} and let the program extract {ARCHIVE_NAME} again",
-                              "data_dir")
-        stat = path.stat()
-        stamps.append((name, stat.st_size, stat.st_mtime_ns))
-    return str(folder.resolve()), tuple(stamps)
-
-
 def _read_pickle(path):
     try:
-        with open(path, "rb") as handle:
+        with reading(path), open(path, "rb") as handle:
             content = _CifarUnpickler(handle, encoding="bytes").load()
-    except OSError as err:
-        raise FileProblem(f"cannot read {path} ({err.strerror}); fix its permissions", "data_dir") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError) as err:
         raise _foreign(path, f"not a CIFAR pickle: {err}") from None
     if not isinstance(content, dict):
@@ -155,15 +141,9 @@ def _read_class_names(path):
 
 
 def _read_batch_folder(folder):
-    train = [_read_batch(folder / name) for name in TRAIN_BATCHES]
+    train_x, train_y = (torch.cat(parts) for parts in zip(*(_read_batch(folder / name) for name in TRAIN_BATCHES)))
     test_x, test_y = _read_batch(folder / TEST_BATCH)
-    return ImageData(
-        train_x=torch.cat([images for images, _ in train]),
-        train_y=torch.cat([labels for _, labels in train]),
-        test_x=test_x,
-        test_y=test_y,
-        classes=_read_class_names(folder / META_FILE),
-    )
+    return ImageData(train_x, train_y, test_x, test_y, _read_class_names(folder / META_FILE))
 
 
 CIFAR10 = Dataset(
