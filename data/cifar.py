@@ -1,9 +1,8 @@
 """CIFAR-10 (the default data set) from its official python archive, read into uint8 tensors.
 
-The pickles are read by our own code rather than ``torchvision.datasets.CIFAR10``
-because that class checks the official MD5 of every batch file, which would
-refuse the generated test data set; tests and the real archive therefore share
-one reading path. torchvision is used only to download/verify/extract the archive.
+The pickles are read by our own code rather than ``torchvision.datasets.CIFAR10`` because that class checks the
+official MD5 of every batch file, which would refuse the generated test data set; tests and the real archive
+therefore share one reading path. torchvision is used only to download, verify and extract the archive.
 """
 import pickle
 import urllib.error
@@ -27,16 +26,12 @@ META_FILE = "batches.meta"
 NUM_CLASSES = 10
 IMAGE_SHAPE = (3, 32, 32)
 
-# The only globals a CIFAR pickle needs (numpy arrays, py2/py3 bytes); anything
+# The only globals a CIFAR pickle needs (numpy arrays under numpy 1's and 2's module names, py2/py3 bytes); anything
 # else marks a foreign file, and refusing it also keeps pickle from running code.
 _ALLOWED_GLOBALS = {
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.numeric", "_frombuffer"),
-    ("numpy._core.numeric", "_frombuffer"),
-    ("_codecs", "encode"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
 }
 
 
@@ -112,11 +107,8 @@ def _foreign(path, reason):
 
 
 def _read_batch(path):
-    """One batch file -> (uint8 (N, 3, 32, 32), int64 (N,)).
-
-    Each row of ``data`` is 3072 bytes: the red 32x32 plane, then green, then
-    blue, each row-major, so a plain reshape gives channel, row, column.
-    """
+    """One batch file -> (uint8 (N, 3, 32, 32), int64 (N,)). Each row of ``data`` is 3072 bytes: the red 32x32
+    plane, then green, then blue, each row-major, so a plain reshape gives channel, row, column."""
     content = _read_pickle(path)
     if "data" not in content or "labels" not in content:
         raise _foreign(path, "no data/labels entries")
@@ -147,17 +139,9 @@ def _read_batch_folder(folder):
 
 
 CIFAR10 = Dataset(
-    name="cifar10",
-    title="CIFAR-10",
-    input_shape=IMAGE_SHAPE,
+    name="cifar10", title="CIFAR-10", input_shape=IMAGE_SHAPE,
     class_names=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
     source=f"{BATCH_FOLDER}/ or {ARCHIVE_NAME} in --data-dir, downloaded from {ARCHIVE_URL} when missing",
-    eps=8 / 255,
-    step=1 / 255,
-    eps_sweep=(1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255),
-    eps_denominator=255,
-    augment="standard",
-    augment_reason="a mirrored car, bird or ship is still one",
-    train_per_class=5000,
-    read=load_cifar10,
-)
+    eps=8 / 255, step=1 / 255, eps_sweep=(1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255), eps_denominator=255,
+    augment="standard", augment_reason="a mirrored car, bird or ship is still one",
+    train_per_class=5000, read=load_cifar10)
