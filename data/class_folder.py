@@ -1,10 +1,7 @@
 """Data sets stored as class folders (torchvision's ImageFolder convention): ``train/<class>/*`` and
 ``test/<class>/*``, labels in sorted class-name order, read from the folder or straight from a ``.tar`` or
-``.tar.gz`` of it, decoded once and cached as uint8 tensors.
-
-Adding such a data set is one registry line: ``class_folder_dataset(name, title, classes, input_shape, eps=...)``,
-or ``like=`` another record to take its classes, shape, budgets and augmentation (``cifar10-jpeg`` is CIFAR-10's
-protocol on a JPEG copy of its images).
+``.tar.gz`` of it, decoded once and cached as uint8 tensors. Such a data set is one registry line
+(``class_folder_dataset``; ``cifar10-jpeg`` is CIFAR-10's protocol on a JPEG copy of its images).
 
 Decoding tens of thousands of small images file by file through PIL costs about 10 s per 60,000; torchvision's
 ``decode_jpeg`` takes a list of JPEGs in one call (4x faster, the same pixels: both use libjpeg), so JPEGs are
@@ -41,7 +38,6 @@ DECODE_CHUNK = 2000  # JPEGs per decode_jpeg call: one call per chunk, and a pro
 CACHE_FORMAT = "sparsity-robustness/class-folder-cache"
 CACHE_VERSION = 1
 CACHE_SUFFIX = ".decoded.pt"
-PROJECT = "sparsity-robustness"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,11 +60,8 @@ class ClassFolders:
         ignored: class-folder data sets are not downloaded."""
         source = self.locate(Path(data_dir))
         fingerprint = _fingerprint(source)
-        data = decode_once((self, str(source.resolve()), fingerprint),
-                           lambda: self._cached(source, fingerprint) or self._decode_and_cache(source, fingerprint))
+        data = decode_once((self, str(source.resolve()), fingerprint), lambda: self._load(source, fingerprint))
         return dataclasses.replace(data, classes=list(self.class_names))
-
-    # --- where the files are ----------------------------------------------------------------------------
 
     def locate(self, data_dir):
         """The archive or folder holding train/ and test/, from --data-dir; FileProblem when there is none."""
@@ -94,8 +87,6 @@ class ClassFolders:
         return (f"give --data-dir the {self.title} archive ({self.name}.tar.gz) or a folder with train/<class>/ "
                 f"and test/<class>/ for the classes {' '.join(self.class_names)}")
 
-    # --- the cache ------------------------------------------------------------------------------------
-
     def cache_paths(self, source):
         """Where a decoded copy of ``source`` may be: beside it, and in the user's cache (named by the source's
         absolute path, so that two copies of a data set do not overwrite each other's)."""
@@ -103,16 +94,14 @@ class ClassFolders:
         base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
         tag = hashlib.sha256(str(source).encode()).hexdigest()[:16]
         return (source.with_name(source.name + CACHE_SUFFIX),
-                base / PROJECT / "class-folders" / f"{self.name}-{tag}{CACHE_SUFFIX}")
+                base / "sparsity-robustness" / "class-folders" / f"{self.name}-{tag}{CACHE_SUFFIX}")
 
-    def _cache_header(self, fingerprint):
-        return {"format": CACHE_FORMAT, "version": CACHE_VERSION, "dataset": self.name, "fingerprint": fingerprint,
-                "classes": list(self.class_names), "input_shape": list(self.input_shape)}
-
-    def _cached(self, source, fingerprint):
-        """The decoded data from a cache file of this source as it is now, or None (missing, stale, damaged)."""
-        header = self._cache_header(fingerprint)
-        for path in self.cache_paths(source):
+    def _load(self, source, fingerprint):
+        """The data set from a cache file of ``source`` as it is now, else decoded and cached."""
+        header = {"format": CACHE_FORMAT, "version": CACHE_VERSION, "dataset": self.name, "fingerprint": fingerprint,
+                  "classes": list(self.class_names), "input_shape": list(self.input_shape)}
+        beside, user = self.cache_paths(source)
+        for path in (beside, user):
             try:
                 content = torch.load(path, map_location="cpu", weights_only=True)
             except Exception:  # a missing, damaged or foreign cache is only a cache: decode again and replace it
@@ -121,19 +110,9 @@ class ClassFolders:
                 tensors = [content.get(name) for name in TENSORS]
                 if self._valid(*tensors):
                     return ImageData(*tensors, [])
-        return None
-
-    def _valid(self, train_x, train_y, test_x, test_y):
-        return all(isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and x.dtype == torch.uint8
-                   and y.dtype == torch.int64 and tuple(x.shape[1:]) == tuple(self.input_shape)
-                   and y.shape == (len(x),) for x, y in ((train_x, train_y), (test_x, test_y)))
-
-    def _decode_and_cache(self, source, fingerprint):
         data = self._decode(source)
-        content = {**self._cache_header(fingerprint), **{name: getattr(data, name) for name in TENSORS}}
-        beside, user = self.cache_paths(source)
-        # a read-only data folder (shared data) is cached in the user's cache
-        for path in ([beside] if _writable(beside.parent) else []) + [user]:
+        content = {**header, **{name: getattr(data, name) for name in TENSORS}}
+        for path in ([beside] if _writable(beside.parent) else []) + [user]:  # a read-only data folder: the user's
             try:
                 atomic_torch_save(content, path)
                 return data
@@ -143,7 +122,10 @@ class ClassFolders:
                       f"decodes it again")
         return data
 
-    # --- reading and decoding -------------------------------------------------------------------------
+    def _valid(self, train_x, train_y, test_x, test_y):
+        return all(isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and x.dtype == torch.uint8
+                   and y.dtype == torch.int64 and tuple(x.shape[1:]) == tuple(self.input_shape)
+                   and y.shape == (len(x),) for x, y in ((train_x, train_y), (test_x, test_y)))
 
     def _decode(self, source):
         files, folders = _archive_files(source) if source.is_file() else _folder_files(source)
