@@ -296,11 +296,9 @@ def class_folder_dataset(name, title, class_names=None, input_shape=None, like=N
     """A registry record for a class-folder data set. ``like``: a record whose classes, shape, budgets, eps
     units, augmentation and --quick preset this one shares (e.g. the same images re-encoded); ``record``: the
     remaining ``Dataset`` fields, or those that differ from ``like``'s."""
-    base = {field.name: getattr(like, field.name) for field in dataclasses.fields(Dataset)} if like else {}
-    class_names = tuple(class_names or base["class_names"])
-    input_shape = tuple(input_shape or base["input_shape"])
-    folders = ClassFolders(name, title, class_names, input_shape)
-    source = (f"train/<class>/ and test/<class>/ image folders, or a .tar/.tar.gz of them: --data-dir is the "
-              f"archive, the folder, or a folder holding {name}/ or {name}.tar.gz")
-    return Dataset(**{**base, "name": name, "title": title, "class_names": class_names, "input_shape": input_shape,
-                      "source": source, "read": folders.read, **record})
+    folders = ClassFolders(name, title, tuple(class_names or like.class_names), tuple(input_shape or like.input_shape))
+    fields = {"name": name, "title": title, "class_names": folders.class_names, "input_shape": folders.input_shape,
+              "source": f"train/<class>/ and test/<class>/ image folders, or a .tar/.tar.gz of them: --data-dir is "
+                        f"the archive, the folder, or a folder holding {name}/ or {name}.tar.gz",
+              "read": folders.read, **record}
+    return dataclasses.replace(like, **fields) if like else Dataset(**fields)

@@ -61,17 +61,16 @@ SOURCES = []  # every idx data set's files (``idx_dataset`` registers them): the
 
 
 def idx_dataset(source, name, class_names, **protocol):
-    """The ``Dataset`` of an idx data set: its shape, where its files are found and its reader come from ``source``;
-    ``protocol`` is the rest of the record (eps, step, augmentation, recipes). Both idx data sets have 60,000 training
-    images in balanced classes and budgets written as plain numbers, the defaults here. Its reader refuses the official
-    files of every other registered idx data set (``data.registry`` imports them all), so that the data set modules
-    need not know each other."""
+    """The ``Dataset`` of an idx data set: shape, files and reader from ``source``, the rest of the record (eps, step,
+    augmentation, recipes) from ``protocol``. Its reader refuses the official files of every other registered idx
+    data set (``data.registry`` imports them all), so that the data set modules need not know each other."""
     SOURCES.append(source)
 
     def read(data_dir, download=True) -> ImageData:
         others = tuple(other for other in SOURCES if other is not source)
         return replace(read_idx_dataset(source, data_dir, download, others), classes=list(class_names))
 
+    # Both idx data sets have 60,000 training images in balanced classes and budgets written as plain numbers.
     protocol = {"train_per_class": 60_000 // source.num_classes, "eps_denominator": None, **protocol}
     system = "".join(f", or {folder}/" + (f" ({source.install_hint.split(': ')[-1]})" if source.install_hint else "")
                      for folder in source.system_folders)
