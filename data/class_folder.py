@@ -128,39 +128,35 @@ class ClassFolders:
                    and y.shape == (len(x),) for x, y in ((train_x, train_y), (test_x, test_y)))
 
     def _decode(self, source):
-        files, folders = _archive_files(source) if source.is_file() else _folder_files(source)
+        tree = _archive_tree(source) if source.is_file() else _folder_tree(source)
+        self._check(source, tree)
         tensors = []
-        for split, entries in self._layout(source, files, folders).items():
-            images = _decode_images([files[path] for _, path in entries], [f"{source}/{path}" for _, path in entries],
-                                    self.input_shape, self.title, split)
-            tensors += [images, torch.tensor([label for label, _ in entries], dtype=torch.int64)]
+        for split in SPLITS:
+            # ImageFolder's order: class by class, files in name order
+            labels, names, blobs = zip(*((label, f"{source}/{split}/{name}/{file}", blob)
+                                         for label, name in enumerate(self.class_names)
+                                         for file, blob in sorted(tree[split][name].items())))
+            tensors += [_decode_images(blobs, names, self.input_shape, self.title, split),
+                        torch.tensor(labels, dtype=torch.int64)]
         return ImageData(*tensors, list(self.class_names))
 
-    def _layout(self, source, files, folders):
-        """split -> [(label, path)] of its images in ImageFolder's order (class by class, files in name order),
-        after checking the class folders against the registered classes (FileProblem naming the folder)."""
+    def _check(self, source, tree):
+        """FileProblem naming the first split or class folder that does not match the registered classes."""
         for split in SPLITS:
-            if split not in folders:
+            if split not in tree:
                 raise FileProblem(f"{source} has no {split}/ folder; {self._how()}", "data_dir")
-        images = {}
-        for path in sorted(files):
-            images.setdefault(path.rsplit("/", 1)[0], []).append(path)
-        layout = {}
         for split in SPLITS:
-            extra = sorted(folders[split] - set(self.class_names))
+            extra = sorted(set(tree[split]) - set(self.class_names))
             if extra:
                 raise FileProblem(f"{source}/{split}/{extra[0]} is not a class of {self.title}; its classes are "
                                   f"{' '.join(self.class_names)}: remove or rename that folder", "data_dir")
-            layout[split] = []
-            for label, name in enumerate(self.class_names):
-                if name not in folders[split]:
+            for name in self.class_names:
+                if name not in tree[split]:
                     raise FileProblem(f"{source}/{split}/ has no {name}/ folder: {self.title} needs one folder "
                                       f"per class ({' '.join(self.class_names)})", "data_dir")
-                if f"{split}/{name}" not in images:
+                if not tree[split][name]:
                     raise FileProblem(f"{source}/{split}/{name}/ holds no images ({', '.join(IMAGE_EXTENSIONS)})",
                                       "data_dir")
-                layout[split] += [(label, path) for path in images[f"{split}/{name}"]]
-        return layout
 
 
 def _writable(folder):
@@ -191,10 +187,10 @@ def _fingerprint(source):
     return f"stat:{digest.hexdigest()}"
 
 
-def _archive_files(archive):
-    """Stream the archive once: ({"split/class/file": bytes} of the images, {split: its class folders}), accepting
-    one enclosing folder (``cifar10-jpeg/train/...``) and never reading absolute or ``..`` paths."""
-    files, folders = {}, {}
+def _archive_tree(archive):
+    """Stream the archive once: split -> class -> image file name -> bytes, the class folders without images
+    included, accepting one enclosing folder (``cifar10-jpeg/train/...``) and never reading absolute or ``..`` paths."""
+    tree = {}
     try:
         with tarfile.open(archive, "r:*") as tar, \
                 tqdm(desc=f"reading {archive.name}", unit="file", leave=False) as bar:
@@ -206,34 +202,36 @@ def _archive_files(archive):
                     parts = parts[1:]  # one enclosing folder
                 if not parts or parts[0] not in SPLITS:
                     continue
-                if member.isdir() and len(parts) <= 2:
-                    folders.setdefault(parts[0], set()).update(parts[1:])  # a split folder or a class folder
+                if member.isdir() and len(parts) == 1:
+                    tree.setdefault(parts[0], {})
+                elif member.isdir() and len(parts) == 2:
+                    tree.setdefault(parts[0], {}).setdefault(parts[1], {})
                 elif member.isfile() and len(parts) == 3:
-                    folders.setdefault(parts[0], set()).add(parts[1])  # an archive need not list its folders
+                    images = tree.setdefault(parts[0], {}).setdefault(parts[1], {})  # an archive need not list folders
                     if _is_image_name(parts[2]):
-                        files["/".join(parts)] = tar.extractfile(member).read()
+                        images[parts[2]] = tar.extractfile(member).read()
                     bar.update()
     except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
         reason = getattr(err, "strerror", None) or err
         raise FileProblem(f"cannot read the archive {archive} ({reason}); replace it with an intact copy",
                           "data_dir") from None
-    return files, folders
+    return tree
 
 
-def _folder_files(folder):
-    """({"split/class/file": bytes} of the images, {split: its class folders}) of ``folder``'s train/ and test/."""
-    files, folders = {}, {}
+def _folder_tree(folder):
+    """split -> class -> image file name -> bytes under ``folder``'s train/ and test/ (hidden ones skipped)."""
+    tree = {}
     for split in SPLITS:
         if not (folder / split).is_dir():
             continue
-        folders[split] = {entry.name for entry in (folder / split).iterdir()
-                          if entry.is_dir() and not entry.name.startswith(".")}
-        for name in sorted(folders[split]):
+        tree[split] = {entry.name: {} for entry in sorted((folder / split).iterdir())
+                       if entry.is_dir() and not entry.name.startswith(".")}
+        for name, images in tree[split].items():
             for path in sorted((folder / split / name).iterdir()):
                 if path.is_file() and _is_image_name(path.name):
                     with reading(path):
-                        files[f"{split}/{name}/{path.name}"] = path.read_bytes()
-    return files, folders
+                        images[path.name] = path.read_bytes()
+    return tree
 
 
 def _decode_images(blobs, names, shape, title, split):
