@@ -133,7 +133,8 @@ def _read_class_names(path):
 
 
 def _read_batch_folder(folder):
-    train_x, train_y = (torch.cat(parts) for parts in zip(*(_read_batch(folder / name) for name in TRAIN_BATCHES)))
+    train = [_read_batch(folder / name) for name in TRAIN_BATCHES]
+    train_x, train_y = (torch.cat(part) for part in zip(*train))
     test_x, test_y = _read_batch(folder / TEST_BATCH)
     return ImageData(train_x, train_y, test_x, test_y, _read_class_names(folder / META_FILE))
 
