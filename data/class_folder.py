@@ -112,7 +112,8 @@ class ClassFolders:
                     return ImageData(*tensors, [])
         data = self._decode(source)
         content = {**header, **{name: getattr(data, name) for name in TENSORS}}
-        for path in ([beside] if _writable(beside.parent) else []) + [user]:  # a read-only data folder: the user's
+        # a read-only data folder (shared data) is cached in the user's cache only
+        for path in ([beside] if _writable(beside.parent) else []) + [user]:
             try:
                 atomic_torch_save(content, path)
                 return data
