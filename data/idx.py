@@ -85,7 +85,7 @@ def idx_dataset(source, name, class_names, **protocol):
 def read_idx_dataset(source, data_dir, download, others=()):
     """Read ``source``'s four files from the first folder that holds any of them, downloading them into
     ``data_dir/<torchvision's folder>/raw`` when none does and ``download`` is on. ``others`` are the sources of
-    data sets with the same file names, whose official files are refused by name."""
+    data sets with the same file names, whose official files are refused by their fingerprints."""
     folder = _find_folder(source, data_dir)
     if folder is None and download:
         folder = _download(source, data_dir)
