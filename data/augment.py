@@ -1,9 +1,8 @@
-"""Training augmentation on whole batches as tensor ops, on whatever device the batch is on.
+"""Training augmentation on whole batches as tensor ops, on whatever device the batch is on (docs/data.md).
 
-Every sample draws its own random parameters, but the batch is transformed in
-one gather (standard) or one grid_sample (original): no PIL, no per-image loop.
-Random parameters come from ``generator`` (drawn on its device, then moved), so
-a seeded generator makes the result reproducible.
+Every sample draws its own random parameters, but the batch is transformed in one gather (standard, crop) or one
+grid_sample (original): no PIL, no per-image loop. The parameters come from ``generator`` (drawn on its device, then
+moved), so a seeded generator makes the result reproducible.
 """
 import math
 
@@ -28,13 +27,10 @@ def validate_augmentation(kind):
 def augment_batch(x, kind, generator=None):
     """Augment a float batch (B, C, H, W) in [0, 1]; shape, dtype, device and range are kept.
 
-    - "standard": zero-pad 4 pixels, random HxW crop, horizontal flip with probability 1/2.
-    - "crop": the same without the flip, for data sets whose classes a mirror changes (digits).
-    - "original": horizontal flip (p=1/2), rotation uniform in +-8 degrees (zero fill),
-      RandomResizedCrop(scale=(0.08, 1), ratio=(3/4, 4/3)) resized back to HxW; composed
-      into one sampling grid and resampled once, bilinearly (torchvision rotates with
-      nearest neighbour and resizes with antialiasing; this one-step version is cheaper
-      and softer on the rotation).
+    - "standard": zero-pad 4 pixels, random HxW crop, horizontal flip with probability 1/2; "crop": no flip.
+    - "original": the original repository's flip, rotation and RandomResizedCrop, composed into one sampling grid
+      and resampled once, bilinearly (torchvision rotates with nearest neighbour and resizes with antialiasing;
+      this one-step version is cheaper and softer on the rotation).
     - "none": ``x`` itself.
     """
     validate_augmentation(kind)

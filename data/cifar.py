@@ -1,9 +1,8 @@
 """CIFAR-10 (the default data set) from its official python archive, read into uint8 tensors.
 
-The pickles are read by our own code rather than ``torchvision.datasets.CIFAR10``
-because that class checks the official MD5 of every batch file, which would
-refuse the generated test data set; tests and the real archive therefore share
-one reading path. torchvision is used only to download/verify/extract the archive.
+The pickles are read by our own code rather than ``torchvision.datasets.CIFAR10`` because that class checks the
+official MD5 of every batch file, which would refuse the generated test data set; tests and the real archive
+therefore share one reading path. torchvision is used only to download, verify and extract the archive.
 """
 import pickle
 import urllib.error
@@ -15,6 +14,7 @@ import torch
 
 from common.errors import FileProblem
 from data.dataset import Dataset, ImageData
+from data.files import decode_once, reading, stamps
 
 ARCHIVE_NAME = "cifar-10-python.tar.gz"
 ARCHIVE_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -26,21 +26,13 @@ META_FILE = "batches.meta"
 NUM_CLASSES = 10
 IMAGE_SHAPE = (3, 32, 32)
 
-# The only globals a CIFAR pickle needs (numpy arrays, py2/py3 bytes); anything
+# The only globals a CIFAR pickle needs (numpy arrays under numpy 1's and 2's module names, py2/py3 bytes); anything
 # else marks a foreign file, and refusing it also keeps pickle from running code.
 _ALLOWED_GLOBALS = {
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.numeric", "_frombuffer"),
-    ("numpy._core.numeric", "_frombuffer"),
-    ("_codecs", "encode"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
 }
-
-# Decoded data sets of this process, keyed by folder and file stamps, so that
-# several loads (tests, train then eval in one process) decode the pickles once.
-_decoded = {}
 
 
 class _CifarUnpickler(pickle.Unpickler):
@@ -56,10 +48,13 @@ def load_cifar10(data_dir, download=True):
     folder = data_dir / BATCH_FOLDER
     if not folder.is_dir():
         _fetch_archive(data_dir, download)
-    key = _cache_key(folder)
-    if key not in _decoded:
-        _decoded[key] = _read_batch_folder(folder)
-    return replace(_decoded[key], classes=list(_decoded[key].classes))
+    paths = [folder / name for name in (*TRAIN_BATCHES, TEST_BATCH, META_FILE)]
+    for path in paths:
+        if not path.is_file():
+            raise FileProblem(f"{path} is missing; delete {folder} and let the program extract {ARCHIVE_NAME} again",
+                              "data_dir")
+    data = decode_once(("CIFAR-10", str(folder.resolve()), stamps(paths)), lambda: _read_batch_folder(folder))
+    return replace(data, classes=list(data.classes))
 
 
 def _missing(data_dir, reason):
@@ -94,24 +89,10 @@ def _fetch_archive(data_dir, download):
         raise _missing(data_dir, f"{ARCHIVE_NAME} holds no {BATCH_FOLDER}/ folder")
 
 
-def _cache_key(folder):
-    stamps = []
-    for name in (*TRAIN_BATCHES, TEST_BATCH, META_FILE):
-        path = folder / name
-        if not path.is_file():
-            raise FileProblem(f"{path} is missing; delete {folder} and let the program extract {ARCHIVE_NAME} again",
-                              "data_dir")
-        stat = path.stat()
-        stamps.append((name, stat.st_size, stat.st_mtime_ns))
-    return str(folder.resolve()), tuple(stamps)
-
-
 def _read_pickle(path):
     try:
-        with open(path, "rb") as handle:
+        with reading(path), open(path, "rb") as handle:
             content = _CifarUnpickler(handle, encoding="bytes").load()
-    except OSError as err:
-        raise FileProblem(f"cannot read {path} ({err.strerror}); fix its permissions", "data_dir") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError) as err:
         raise _foreign(path, f"not a CIFAR pickle: {err}") from None
     if not isinstance(content, dict):
@@ -126,11 +107,8 @@ def _foreign(path, reason):
 
 
 def _read_batch(path):
-    """One batch file -> (uint8 (N, 3, 32, 32), int64 (N,)).
-
-    Each row of ``data`` is 3072 bytes: the red 32x32 plane, then green, then
-    blue, each row-major, so a plain reshape gives channel, row, column.
-    """
+    """One batch file -> (uint8 (N, 3, 32, 32), int64 (N,)). Each row of ``data`` is 3072 bytes: the red 32x32
+    plane, then green, then blue, each row-major, so a plain reshape gives channel, row, column."""
     content = _read_pickle(path)
     if "data" not in content or "labels" not in content:
         raise _foreign(path, "no data/labels entries")
@@ -156,28 +134,15 @@ def _read_class_names(path):
 
 def _read_batch_folder(folder):
     train = [_read_batch(folder / name) for name in TRAIN_BATCHES]
+    train_x, train_y = (torch.cat(part) for part in zip(*train))
     test_x, test_y = _read_batch(folder / TEST_BATCH)
-    return ImageData(
-        train_x=torch.cat([images for images, _ in train]),
-        train_y=torch.cat([labels for _, labels in train]),
-        test_x=test_x,
-        test_y=test_y,
-        classes=_read_class_names(folder / META_FILE),
-    )
+    return ImageData(train_x, train_y, test_x, test_y, _read_class_names(folder / META_FILE))
 
 
 CIFAR10 = Dataset(
-    name="cifar10",
-    title="CIFAR-10",
-    input_shape=IMAGE_SHAPE,
+    name="cifar10", title="CIFAR-10", input_shape=IMAGE_SHAPE,
     class_names=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
     source=f"{BATCH_FOLDER}/ or {ARCHIVE_NAME} in --data-dir, downloaded from {ARCHIVE_URL} when missing",
-    eps=8 / 255,
-    step=1 / 255,
-    eps_sweep=(1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255),
-    eps_denominator=255,
-    augment="standard",
-    augment_reason="a mirrored car, bird or ship is still one",
-    train_per_class=5000,
-    read=load_cifar10,
-)
+    eps=8 / 255, step=1 / 255, eps_sweep=(1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255), eps_denominator=255,
+    augment="standard", augment_reason="a mirrored car, bird or ship is still one",
+    train_per_class=5000, read=load_cifar10)

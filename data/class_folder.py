@@ -1,10 +1,7 @@
 """Data sets stored as class folders (torchvision's ImageFolder convention): ``train/<class>/*`` and
 ``test/<class>/*``, labels in sorted class-name order, read from the folder or straight from a ``.tar`` or
-``.tar.gz`` of it, decoded once and cached as uint8 tensors.
-
-Adding such a data set is one registry line: ``class_folder_dataset(name, title, classes, input_shape, eps=...)``,
-or ``like=`` another record to take its classes, shape, budgets and augmentation (``cifar10-jpeg`` is CIFAR-10's
-protocol on a JPEG copy of its images).
+``.tar.gz`` of it, decoded once and cached as uint8 tensors. Such a data set is one registry line
+(``class_folder_dataset``; ``cifar10-jpeg`` is CIFAR-10's protocol on a JPEG copy of its images).
 
 Decoding tens of thousands of small images file by file through PIL costs about 10 s per 60,000; torchvision's
 ``decode_jpeg`` takes a list of JPEGs in one call (4x faster, the same pixels: both use libjpeg), so JPEGs are
@@ -29,8 +26,10 @@ from tqdm.auto import tqdm
 from common.errors import FileProblem
 from common.io import atomic_torch_save
 from data.dataset import Dataset, ImageData
+from data.files import decode_once, reading
 
 SPLITS = ("train", "test")
+TENSORS = ("train_x", "train_y", "test_x", "test_y")
 # torchvision's IMG_EXTENSIONS: ImageFolder counts these files as images and ignores every other file.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
@@ -39,11 +38,6 @@ DECODE_CHUNK = 2000  # JPEGs per decode_jpeg call: one call per chunk, and a pro
 CACHE_FORMAT = "sparsity-robustness/class-folder-cache"
 CACHE_VERSION = 1
 CACHE_SUFFIX = ".decoded.pt"
-PROJECT = "sparsity-robustness"
-
-# Data sets decoded in this process, keyed by source and fingerprint, so that several loads (train then eval in
-# one process, the tests) read the cache file once.
-_decoded = {}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,45 +60,32 @@ class ClassFolders:
         ignored: class-folder data sets are not downloaded."""
         source = self.locate(Path(data_dir))
         fingerprint = _fingerprint(source)
-        key = (str(source.resolve()), fingerprint, self.class_names, self.input_shape)
-        if key not in _decoded:
-            _decoded[key] = self._cached(source, fingerprint) or self._decode_and_cache(source, fingerprint)
-        data = _decoded[key]
-        return ImageData(data.train_x, data.train_y, data.test_x, data.test_y, list(self.class_names))
-
-    # --- where the files are ----------------------------------------------------------------------------
-
-    def source_text(self):
-        return (f"train/<class>/ and test/<class>/ image folders, or a .tar/.tar.gz of them: --data-dir is the "
-                f"archive, the folder, or a folder holding {self.name}/ or {self.name}.tar.gz")
+        data = decode_once((self, str(source.resolve()), fingerprint), lambda: self._load(source, fingerprint))
+        return dataclasses.replace(data, classes=list(self.class_names))
 
     def locate(self, data_dir):
         """The archive or folder holding train/ and test/, from --data-dir; FileProblem when there is none."""
         if data_dir.is_file():
-            if not _is_archive(data_dir):
+            if not data_dir.name.endswith(ARCHIVE_SUFFIXES):
                 raise FileProblem(f"{data_dir} is not a .tar or .tar.gz archive; give --data-dir the {self.title} "
                                   f"archive or a folder with train/<class>/ and test/<class>/", "data_dir")
             return data_dir
         if not data_dir.is_dir():
             raise FileProblem(f"{self.title} is not at {data_dir} (no such file or folder); {self._how()}",
                               "data_dir")
-        if any((data_dir / split).is_dir() for split in SPLITS):
-            return data_dir
-        inner = data_dir / self.name
-        if inner.is_dir() and any((inner / split).is_dir() for split in SPLITS):
-            return inner
-        for folder in (data_dir, inner):
-            for suffix in ARCHIVE_SUFFIXES:
-                if (folder / f"{self.name}{suffix}").is_file():
-                    return folder / f"{self.name}{suffix}"
+        folders = (data_dir, data_dir / self.name)
+        for folder in folders:
+            if any((folder / split).is_dir() for split in SPLITS):
+                return folder
+        for archive in (folder / f"{self.name}{suffix}" for folder in folders for suffix in ARCHIVE_SUFFIXES):
+            if archive.is_file():
+                return archive
         raise FileProblem(f"{data_dir} has no train/ or test/ folder (nor {self.name}/ or {self.name}.tar.gz); "
                           f"{self._how()}", "data_dir")
 
     def _how(self):
         return (f"give --data-dir the {self.title} archive ({self.name}.tar.gz) or a folder with train/<class>/ "
                 f"and test/<class>/ for the classes {' '.join(self.class_names)}")
-
-    # --- the cache ------------------------------------------------------------------------------------
 
     def cache_paths(self, source):
         """Where a decoded copy of ``source`` may be: beside it, and in the user's cache (named by the source's
@@ -113,45 +94,26 @@ class ClassFolders:
         base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
         tag = hashlib.sha256(str(source).encode()).hexdigest()[:16]
         return (source.with_name(source.name + CACHE_SUFFIX),
-                base / PROJECT / "class-folders" / f"{self.name}-{tag}{CACHE_SUFFIX}")
+                base / "sparsity-robustness" / "class-folders" / f"{self.name}-{tag}{CACHE_SUFFIX}")
 
-    def _cache_header(self, fingerprint):
-        return {"format": CACHE_FORMAT, "version": CACHE_VERSION, "dataset": self.name, "fingerprint": fingerprint,
-                "classes": list(self.class_names), "input_shape": list(self.input_shape)}
-
-    def _cached(self, source, fingerprint):
-        """The decoded data from a cache file of this source as it is now, or None (missing, stale, damaged)."""
-        header = self._cache_header(fingerprint)
-        for path in self.cache_paths(source):
-            if not path.is_file():
-                continue
-            try:
-                content = torch.load(path, map_location="cpu", weights_only=True)
-            except Exception:  # a damaged or foreign cache is only a cache: decode again and replace it
-                continue
-            if not isinstance(content, dict) or any(content.get(k) != v for k, v in header.items()):
-                continue
-            data = ImageData(*(content.get(f) for f in ("train_x", "train_y", "test_x", "test_y")), [])
-            if self._valid(data):
-                return data
-        return None
-
-    def _valid(self, data):
-        for x, y in ((data.train_x, data.train_y), (data.test_x, data.test_y)):
-            if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and x.dtype == torch.uint8
-                    and y.dtype == torch.int64 and tuple(x.shape[1:]) == tuple(self.input_shape)
-                    and y.shape == (len(x),)):
-                return False
-        return True
-
-    def _decode_and_cache(self, source, fingerprint):
-        data = self._decode(source)
-        content = {**self._cache_header(fingerprint), "train_x": data.train_x, "train_y": data.train_y,
-                   "test_x": data.test_x, "test_y": data.test_y}
+    def _load(self, source, fingerprint):
+        """The data set from a cache file of ``source`` as it is now, else decoded and cached."""
+        header = {"format": CACHE_FORMAT, "version": CACHE_VERSION, "dataset": self.name, "fingerprint": fingerprint,
+                  "classes": list(self.class_names), "input_shape": list(self.input_shape)}
         beside, user = self.cache_paths(source)
         for path in (beside, user):
-            if path == beside and not _writable(beside.parent):
-                continue  # a read-only data folder (shared data): the user's cache
+            try:
+                content = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception:  # a missing, damaged or foreign cache is only a cache: decode again and replace it
+                continue
+            if isinstance(content, dict) and all(content.get(key) == value for key, value in header.items()):
+                tensors = [content.get(name) for name in TENSORS]
+                if self._valid(*tensors):
+                    return ImageData(*tensors, [])
+        data = self._decode(source)
+        content = {**header, **{name: getattr(data, name) for name in TENSORS}}
+        # a read-only data folder (shared data) is cached in the user's cache only
+        for path in ([beside] if _writable(beside.parent) else []) + [user]:
             try:
                 atomic_torch_save(content, path)
                 return data
@@ -161,59 +123,41 @@ class ClassFolders:
                       f"decodes it again")
         return data
 
-    # --- reading and decoding -------------------------------------------------------------------------
+    def _valid(self, train_x, train_y, test_x, test_y):
+        return all(isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and x.dtype == torch.uint8
+                   and y.dtype == torch.int64 and tuple(x.shape[1:]) == tuple(self.input_shape)
+                   and y.shape == (len(x),) for x, y in ((train_x, train_y), (test_x, test_y)))
 
     def _decode(self, source):
-        files = _archive_files(source) if source.is_file() else _folder_files(source)
-        layout = self._layout(source, files)
-        images, labels = {}, {}
+        tree = _archive_tree(source) if source.is_file() else _folder_tree(source)
+        self._check(source, tree)
+        tensors = []
         for split in SPLITS:
-            entries = [(label, path) for label, name in enumerate(self.class_names) for path in layout[split][name]]
-            names = [f"{source}/{path}" for _, path in entries]
-            images[split] = _decode_images([files[path] for _, path in entries], names, self.input_shape,
-                                           self.title, split)
-            labels[split] = torch.tensor([label for label, _ in entries], dtype=torch.int64)
-        return ImageData(images["train"], labels["train"], images["test"], labels["test"], list(self.class_names))
+            # ImageFolder's order: class by class, files in name order
+            labels, names, blobs = zip(*((label, f"{source}/{split}/{name}/{file}", blob)
+                                         for label, name in enumerate(self.class_names)
+                                         for file, blob in sorted(tree[split][name].items())))
+            tensors += [_decode_images(blobs, names, self.input_shape, self.title, split),
+                        torch.tensor(labels, dtype=torch.int64)]
+        return ImageData(*tensors, list(self.class_names))
 
-    def _layout(self, source, files):
-        """split -> class -> sorted relative paths of its images, after checking the folders against the
-        registered classes (FileProblem naming the folder)."""
-        found = {split: {} for split in SPLITS}
-        class_dirs = {split: set() for split in SPLITS}
-        for path in files:
-            parts = PurePosixPath(path).parts
-            if len(parts) != 3 or parts[0] not in SPLITS:
-                continue
-            class_dirs[parts[0]].add(parts[1])
-            if _is_image_name(parts[2]):
-                found[parts[0]].setdefault(parts[1], []).append(path)
+    def _check(self, source, tree):
+        """FileProblem naming the first split or class folder that does not match the registered classes."""
         for split in SPLITS:
-            if not class_dirs[split] and split not in files.dirs:
+            if split not in tree:
                 raise FileProblem(f"{source} has no {split}/ folder; {self._how()}", "data_dir")
-        expected = set(self.class_names)
         for split in SPLITS:
-            classes = class_dirs[split] | files.dirs.get(split, set())
-            extra = sorted(classes - expected)
+            extra = sorted(set(tree[split]) - set(self.class_names))
             if extra:
                 raise FileProblem(f"{source}/{split}/{extra[0]} is not a class of {self.title}; its classes are "
                                   f"{' '.join(self.class_names)}: remove or rename that folder", "data_dir")
             for name in self.class_names:
-                if name not in classes:
+                if name not in tree[split]:
                     raise FileProblem(f"{source}/{split}/ has no {name}/ folder: {self.title} needs one folder "
                                       f"per class ({' '.join(self.class_names)})", "data_dir")
-                if not found[split].get(name):
+                if not tree[split][name]:
                     raise FileProblem(f"{source}/{split}/{name}/ holds no images ({', '.join(IMAGE_EXTENSIONS)})",
                                       "data_dir")
-        return {split: {name: sorted(found[split][name]) for name in self.class_names} for split in SPLITS}
-
-
-class _Files(dict):
-    """Relative POSIX path -> file bytes, for the files under train/ and test/, and ``dirs``: split -> the
-    (possibly empty) class folders seen."""
-
-    def __init__(self):
-        super().__init__()
-        self.dirs = {}
 
 
 def _writable(folder):
@@ -225,10 +169,6 @@ def _writable(folder):
         return False
 
 
-def _is_archive(path):
-    return any(path.name.endswith(suffix) for suffix in ARCHIVE_SUFFIXES)
-
-
 def _is_image_name(name):
     return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
 
@@ -237,14 +177,8 @@ def _fingerprint(source):
     """The archive's SHA-256 (about 0.1 s for 20 MB, and the same for a copy of it), or every file's size and
     modification time under a folder's train/ and test/."""
     if source.is_file():
-        digest = hashlib.sha256()
-        try:
-            with open(source, "rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
-        except OSError as err:
-            raise FileProblem(f"cannot read {source} ({err.strerror}); fix its permissions", "data_dir") from None
-        return f"sha256:{digest.hexdigest()}"
+        with reading(source), open(source, "rb") as handle:
+            return f"sha256:{hashlib.file_digest(handle, 'sha256').hexdigest()}"
     digest = hashlib.sha256()
     for split in SPLITS:
         for root, _, names in sorted(os.walk(source / split)):
@@ -254,70 +188,58 @@ def _fingerprint(source):
     return f"stat:{digest.hexdigest()}"
 
 
-def _relative(name):
-    """An archive member's path without a leading ``./``, or None for absolute or ``..`` paths (never read)."""
-    path = PurePosixPath(name)
-    parts = [part for part in path.parts if part != "."]
-    if path.is_absolute() or ".." in parts or not parts:
-        return None
-    return PurePosixPath(*parts)
-
-
-def _archive_files(archive):
-    """Stream the archive once: the bytes of every file two folders deep under train/ or test/ (the layout
-    checks need no more), accepting one enclosing folder (``cifar10-jpeg/train/...``)."""
-    files = _Files()
+def _archive_tree(archive):
+    """Stream the archive once: split -> class -> image file name -> bytes, the class folders without images
+    included, accepting one enclosing folder (``cifar10-jpeg/train/...``) and never reading absolute or ``..`` paths."""
+    tree = {}
     try:
         with tarfile.open(archive, "r:*") as tar, \
                 tqdm(desc=f"reading {archive.name}", unit="file", leave=False) as bar:
             for member in tar:
-                path = _relative(member.name)
-                if path is None:
+                parts = PurePosixPath(member.name).parts
+                if PurePosixPath(member.name).is_absolute() or ".." in parts:
                     continue
-                parts = path.parts
-                if parts[0] not in SPLITS and len(parts) > 1 and parts[1] in SPLITS:
+                if len(parts) > 1 and parts[0] not in SPLITS and parts[1] in SPLITS:
                     parts = parts[1:]  # one enclosing folder
                 if not parts or parts[0] not in SPLITS:
                     continue
-                if member.isdir() and len(parts) == 2:
-                    files.dirs.setdefault(parts[0], set()).add(parts[1])
-                elif member.isdir() and len(parts) == 1:
-                    files.dirs.setdefault(parts[0], set())
+                if member.isdir() and len(parts) == 1:
+                    tree.setdefault(parts[0], {})
+                elif member.isdir() and len(parts) == 2:
+                    tree.setdefault(parts[0], {}).setdefault(parts[1], {})
                 elif member.isfile() and len(parts) == 3:
-                    files["/".join(parts)] = tar.extractfile(member).read()
+                    images = tree.setdefault(parts[0], {}).setdefault(parts[1], {})  # an archive need not list folders
+                    if _is_image_name(parts[2]):
+                        images[parts[2]] = tar.extractfile(member).read()
                     bar.update()
     except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
         reason = getattr(err, "strerror", None) or err
         raise FileProblem(f"cannot read the archive {archive} ({reason}); replace it with an intact copy",
                           "data_dir") from None
-    return files
+    return tree
 
 
-def _folder_files(folder):
-    """The bytes of every image file in ``folder``'s train/<class>/ and test/<class>/."""
-    files = _Files()
+def _folder_tree(folder):
+    """split -> class -> image file name -> bytes under ``folder``'s train/ and test/ (hidden ones skipped)."""
+    tree = {}
     for split in SPLITS:
         if not (folder / split).is_dir():
             continue
-        classes = {entry.name for entry in (folder / split).iterdir() if entry.is_dir() and not entry.name.startswith(".")}
-        files.dirs[split] = classes
-        for name in sorted(classes):
+        tree[split] = {entry.name: {} for entry in sorted((folder / split).iterdir())
+                       if entry.is_dir() and not entry.name.startswith(".")}
+        for name, images in tree[split].items():
             for path in sorted((folder / split / name).iterdir()):
                 if path.is_file() and _is_image_name(path.name):
-                    try:
-                        files[f"{split}/{name}/{path.name}"] = path.read_bytes()
-                    except OSError as err:
-                        raise FileProblem(f"cannot read {path} ({err.strerror}); fix its permissions",
-                                          "data_dir") from None
-    return files
+                    with reading(path):
+                        images[path.name] = path.read_bytes()
+    return tree
 
 
 def _decode_images(blobs, names, shape, title, split):
     """Encoded images -> uint8 (N, C, H, W); FileProblem naming the first file that is not an image of ``shape``."""
     import torchvision.io  # imported here: its import takes seconds that a bad option should not wait for
 
-    channels, height, width = shape
-    mode = torchvision.io.ImageReadMode.RGB if channels == 3 else torchvision.io.ImageReadMode.GRAY
+    mode = torchvision.io.ImageReadMode.RGB if shape[0] == 3 else torchvision.io.ImageReadMode.GRAY
     out = torch.empty((len(blobs), *shape), dtype=torch.uint8)
     jpegs = [i for i, blob in enumerate(blobs) if blob.startswith(JPEG_MAGIC)]
     others = [i for i, blob in enumerate(blobs) if not blob.startswith(JPEG_MAGIC)]
@@ -327,13 +249,13 @@ def _decode_images(blobs, names, shape, title, split):
             data = [torch.frombuffer(bytearray(blobs[i]), dtype=torch.uint8) for i in chunk]
             try:
                 decoded = torchvision.io.decode_jpeg(data, mode=mode)
-            except RuntimeError:
+            except RuntimeError:  # one bad JPEG fails the whole chunk: decode them one by one to name it
                 decoded = [_decode_jpeg_alone(one, names[i], mode) for one, i in zip(data, chunk)]
             for i, image in zip(chunk, decoded):
                 out[i] = _checked(image, names[i], shape, title)
             bar.update(len(chunk))
         for i in others:
-            out[i] = _checked(_decode_with_pil(blobs[i], names[i], channels), names[i], shape, title)
+            out[i] = _checked(_decode_with_pil(blobs[i], names[i], shape[0]), names[i], shape, title)
             bar.update()
     return out
 
@@ -344,8 +266,7 @@ def _decode_jpeg_alone(data, name, mode):
     try:
         return torchvision.io.decode_jpeg(data, mode=mode)
     except RuntimeError as err:
-        reason = str(err).rsplit(", ", 1)[-1]
-        raise _undecodable(name, reason) from None
+        raise _undecodable(name, str(err).rsplit(", ", 1)[-1]) from None
 
 
 def _decode_with_pil(blob, name, channels):
@@ -374,9 +295,9 @@ def class_folder_dataset(name, title, class_names=None, input_shape=None, like=N
     """A registry record for a class-folder data set. ``like``: a record whose classes, shape, budgets, eps
     units, augmentation and --quick preset this one shares (e.g. the same images re-encoded); ``record``: the
     remaining ``Dataset`` fields, or those that differ from ``like``'s."""
-    base = {field.name: getattr(like, field.name) for field in dataclasses.fields(Dataset)} if like else {}
-    class_names = tuple(class_names or base["class_names"])
-    input_shape = tuple(input_shape or base["input_shape"])
-    folders = ClassFolders(name, title, class_names, input_shape)
-    return Dataset(**{**base, "name": name, "title": title, "class_names": class_names, "input_shape": input_shape,
-                      "source": folders.source_text(), "read": folders.read, **record})
+    folders = ClassFolders(name, title, tuple(class_names or like.class_names), tuple(input_shape or like.input_shape))
+    fields = {"name": name, "title": title, "class_names": folders.class_names, "input_shape": folders.input_shape,
+              "source": f"train/<class>/ and test/<class>/ image folders, or a .tar/.tar.gz of them: --data-dir is "
+                        f"the archive, the folder, or a folder holding {name}/ or {name}.tar.gz",
+              "read": folders.read, **record}
+    return dataclasses.replace(like, **fields) if like else Dataset(**fields)

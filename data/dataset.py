@@ -1,10 +1,6 @@
 """What the project knows about a data set, in one record: its shape, classes, files, attack budget and
-augmentation. Everything else (models, recipes, attacks, figures) reads the record instead of assuming
-CIFAR-10.
-
-Adding a data set: a new file in ``data/`` defining a ``Dataset`` with a ``read(data_dir, download)`` function
-that returns ``ImageData``, and one line in ``data.registry.DATASETS``.
-"""
+augmentation. Everything else (models, recipes, attacks, figures) reads the record instead of assuming CIFAR-10;
+adding a data set is a new record and one line in ``data.registry.DATASETS``."""
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable

@@ -2,12 +2,8 @@
 from data.idx import IdxSource, idx_dataset
 
 FILES = IdxSource(
-    title="Fashion-MNIST",
-    image_size=(28, 28),
-    num_classes=10,
-    torchvision_folder="FashionMNIST",
-    folder="fashion-mnist",
-    system_folders=("/usr/share/datasets/fashion-mnist",),
+    title="Fashion-MNIST", image_size=(28, 28), num_classes=10, torchvision_folder="FashionMNIST",
+    folder="fashion-mnist", system_folders=("/usr/share/datasets/fashion-mnist",),
     install_hint="on Debian or Ubuntu: apt-get install dataset-fashion-mnist",
     # The unpacked official files (measured on Debian's dataset-fashion-mnist, whose .gz are recompressed).
     content_sha256=(
@@ -22,12 +18,8 @@ CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", 
 
 
 FASHION_MNIST = idx_dataset(
-    FILES, "fashion-mnist", CLASS_NAMES,
-    eps=0.1,
-    step=0.01,
-    eps_sweep=(0.02, 0.05, 0.1, 0.15, 0.2),
-    augment="standard",
-    augment_reason="a mirrored garment, shoe or bag is still one",
+    FILES, "fashion-mnist", CLASS_NAMES, eps=0.1, step=0.01, eps_sweep=(0.02, 0.05, 0.1, 0.15, 0.2),
+    augment="standard", augment_reason="a mirrored garment, shoe or bag is still one",
     # The original recipe sits on its loss plateau for about 150 steps here, and 939 steps at batch 32 on 300 or
     # 1,000 images per class end at 72% test accuracy: --quick takes more, smaller steps on more images.
     quick=(("train_per_class", 1000), ("batch_size", 16), ("epochs", 4)),
@@ -36,4 +28,3 @@ FASHION_MNIST = idx_dataset(
     # 10-minute budget of a 2-core CPU: docs/data.md gives its measured accuracy and time.
     recipe=(("epochs", 3), ("batch_size", 64), ("lr", 0.06), ("schedule", "onecycle"), ("augment", "none")),
 )
-load_fashion_mnist = FASHION_MNIST.read  # MNIST's official files (the same names) are refused

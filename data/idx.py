@@ -11,9 +11,10 @@ SHA-256 of the unpacked content, which survives recompression such as Debian's).
 """
 import gzip
 import hashlib
+import struct
 import urllib.error
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,15 +22,13 @@ import torch
 
 from common.errors import FileProblem
 from data.dataset import Dataset, ImageData
+from data.files import decode_once, reading, stamps
 
 TRAIN_IMAGES, TRAIN_LABELS = "train-images-idx3-ubyte", "train-labels-idx1-ubyte"
 TEST_IMAGES, TEST_LABELS = "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"
 FILES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
 IMAGES_MAGIC, LABELS_MAGIC = 0x00000803, 0x00000801  # unsigned bytes, 3 dimensions / 1 dimension
 GZIP_MAGIC = b"\x1f\x8b"
-
-# Decoded data sets of this process, keyed by folder and file stamps (as data.cifar does).
-_decoded = {}
 
 
 @dataclass(frozen=True)
@@ -52,37 +51,26 @@ class IdxSource:
         import torchvision.datasets
         return getattr(torchvision.datasets, self.torchvision_folder)
 
-    def gz_md5(self):
-        return {name.removesuffix(".gz"): md5 for name, md5 in self.torchvision_class.resources}
-
     def candidate_folders(self, data_dir):
         data_dir = Path(data_dir)
         return (data_dir / self.torchvision_folder / "raw", data_dir / self.folder, data_dir,
                 *map(Path, self.system_folders))
 
 
-SOURCES = []  # every idx data set's files (``idx_reader`` registers them): they share file names
-
-
-def idx_reader(source, class_names):
-    """The ``Dataset.read`` of an idx data set: ``source``'s files, named by ``class_names``; the official files of
-    every other registered idx data set (the same file names; ``data.registry`` imports them all) are refused by
-    content. The data set modules need not know each other."""
-    SOURCES.append(source)
-
-    def read(data_dir, download=True) -> ImageData:
-        data = read_idx_dataset(source, data_dir, download, others=tuple(s for s in SOURCES if s is not source))
-        data.classes = list(class_names)
-        return data
-
-    read.__name__ = f"read_{source.folder.replace('-', '_')}"
-    return read
+SOURCES = []  # every idx data set's files (``idx_dataset`` registers them): they share file names
 
 
 def idx_dataset(source, name, class_names, **protocol):
-    """The ``Dataset`` of an idx data set: its shape, where its files are found and its reader come from ``source``;
-    ``protocol`` is the rest of the record (eps, step, augmentation, recipes). Both idx data sets have 60,000 training
-    images in balanced classes and budgets written as plain numbers, the defaults here."""
+    """The ``Dataset`` of an idx data set: shape, files and reader from ``source``, the rest of the record (eps, step,
+    augmentation, recipes) from ``protocol``. Its reader refuses the official files of every other registered idx
+    data set (``data.registry`` imports them all), so that the data set modules need not know each other."""
+    SOURCES.append(source)
+
+    def read(data_dir, download=True) -> ImageData:
+        others = tuple(other for other in SOURCES if other is not source)
+        return replace(read_idx_dataset(source, data_dir, download, others), classes=list(class_names))
+
+    # Both idx data sets have 60,000 training images in balanced classes and budgets written as plain numbers.
     protocol = {"train_per_class": 60_000 // source.num_classes, "eps_denominator": None, **protocol}
     system = "".join(f", or {folder}/" + (f" ({source.install_hint.split(': ')[-1]})" if source.install_hint else "")
                      for folder in source.system_folders)
@@ -91,37 +79,31 @@ def idx_dataset(source, name, class_names, **protocol):
         source=(f"{', '.join(f + '.gz' for f in FILES[:3])} and {FILES[3]}.gz (or unpacked) in --data-dir, its "
                 f"{source.folder}/ or {source.torchvision_folder}/raw/ folder{system}; downloaded with "
                 "torchvision's MD5 check when missing and online"),
-        read=idx_reader(source, class_names), **protocol)
+        read=read, **protocol)
 
 
 def read_idx_dataset(source, data_dir, download, others=()):
     """Read ``source``'s four files from the first folder that holds any of them, downloading them into
     ``data_dir/<torchvision's folder>/raw`` when none does and ``download`` is on. ``others`` are the sources of
-    data sets with the same file names, whose official files are refused by name."""
+    data sets with the same file names, whose official files are refused by their fingerprints."""
     folder = _find_folder(source, data_dir)
+    if folder is None and download:
+        folder = _download(source, data_dir)
     if folder is None:
-        folder = _download(source, data_dir) if download else None
-        if folder is None:
-            raise _missing(source, data_dir, "" if download else " (download off)")
+        raise _missing(source, data_dir, "" if download else " (download off)")
     paths = _paths(folder)
     missing = [name for name, path in paths.items() if path is None]
     if missing:
         raise FileProblem(f"{folder} holds part of {source.title} but not {', '.join(missing)} (.gz or unpacked); "
                           f"add the missing files", "data_dir")
-    key = (source.title, str(folder.resolve()), tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in paths.values()))
-    if key not in _decoded:
-        _decoded[key] = _read_folder(source, paths, others)
-    cached = _decoded[key]
-    return ImageData(cached.train_x, cached.train_y, cached.test_x, cached.test_y, list(cached.classes))
+    key = (source.title, str(folder.resolve()), stamps(paths.values()))
+    return decode_once(key, lambda: _read_folder(source, paths, others))
 
 
 def _paths(folder):
     """file -> its path in ``folder`` (the .gz where both exist), or None."""
-    found = {}
-    for name in FILES:
-        options = [folder / f"{name}.gz", folder / name]
-        found[name] = next((path for path in options if path.is_file()), None)
-    return found
+    return {name: next((path for path in (folder / f"{name}.gz", folder / name) if path.is_file()), None)
+            for name in FILES}
 
 
 def _find_folder(source, data_dir):
@@ -167,10 +149,8 @@ def _read_folder(source, paths, others):
 
 def _read_bytes(path):
     """(file bytes, unpacked bytes)."""
-    try:
+    with reading(path):
         content = path.read_bytes()
-    except OSError as err:
-        raise FileProblem(f"cannot read {path} ({err.strerror}); fix its permissions", "data_dir") from None
     if not content.startswith(GZIP_MAGIC):
         return content, content
     try:
@@ -182,7 +162,7 @@ def _read_bytes(path):
 
 def _refuse_other_data_sets(source, paths, raw, others):
     for other in others:
-        md5 = other.gz_md5()
+        md5 = {name.removesuffix(".gz"): md5 for name, md5 in other.torchvision_class.resources}
         sha = dict(other.content_sha256)
         for name, (packed, unpacked) in raw.items():
             if (hashlib.md5(packed).hexdigest() == md5.get(name)
@@ -192,10 +172,11 @@ def _refuse_other_data_sets(source, paths, raw, others):
 
 
 def _header(path, data, magic, dims, source):
+    """An idx file's shape (big-endian int32s after the magic number) and its values."""
     if len(data) < 4 + 4 * dims or int.from_bytes(data[:4], "big") != magic:
         kind = "image" if magic == IMAGES_MAGIC else "label"
         raise _foreign(path, source, f"no idx {kind} header (magic {magic:#010x})")
-    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims))
+    shape = struct.unpack_from(f">{dims}I", data, 4)
     expected = 4 + 4 * dims + int(np.prod(shape))
     if len(data) != expected:
         raise _foreign(path, source, f"{len(data)} bytes where its header {shape} needs {expected}: truncated")

@@ -1,9 +1,6 @@
-"""Batches straight from tensors held on the training device (no DataLoader, no worker processes).
-
-The images stay uint8 on the device (4x less memory than float); each batch is
-gathered, converted to float in [0, 1] and augmented there, so on a GPU the
-host never touches the pixels after the first copy.
-"""
+"""Batches straight from tensors held on the training device (no DataLoader, no worker processes). The images stay
+uint8 there (4x less memory than float); each batch is gathered, converted to float in [0, 1] and augmented on the
+device, so on a GPU the host never touches the pixels after the first copy."""
 import math
 
 import numpy as np
@@ -15,11 +12,9 @@ from data.augment import augment_batch, validate_augmentation
 class TensorLoader:
     """Iterable of ``(x, y)``: x float (B, C, H, W) in [0, 1] on ``device``, y int64 on ``device``.
 
-    Shuffling and augmentation are a deterministic function of (seed, epoch).
-    ``set_epoch(e)`` selects the epoch of the next iteration; every iteration
-    then moves on to the next epoch, so a loop that never calls ``set_epoch``
-    still gets a fresh order each epoch, and one that resumes at epoch e by
-    calling ``set_epoch(e)`` sees exactly what an uninterrupted run saw.
+    Shuffling and augmentation are a deterministic function of (seed, epoch). ``set_epoch(e)`` selects the epoch of
+    the next iteration and every iteration moves on to the next, so a loop that never calls it still gets a fresh
+    order each epoch, and one that resumes at epoch e by calling ``set_epoch(e)`` sees what an uninterrupted run saw.
     """
 
     def __init__(self, x_uint8, y, batch_size, shuffle, augment, device, seed, drop_last=False, channels_last=None):
@@ -40,17 +35,11 @@ class TensorLoader:
         self.channels_last = self.device.type == "cuda" if channels_last is None else channels_last
         self.epoch = 0
 
-    @property
-    def num_samples(self):
-        return len(self.y)
-
     def set_epoch(self, epoch):
         self.epoch = epoch
 
     def __len__(self):
-        if self.drop_last:
-            return self.num_samples // self.batch_size
-        return math.ceil(self.num_samples / self.batch_size)
+        return len(self.y) // self.batch_size if self.drop_last else math.ceil(len(self.y) / self.batch_size)
 
     def _generator(self, epoch):
         # SeedSequence mixes (seed, epoch) so nearby seeds and epochs give unrelated streams.
@@ -62,15 +51,11 @@ class TensorLoader:
     def __iter__(self):
         epoch, self.epoch = self.epoch, self.epoch + 1
         generator = self._generator(epoch)
-        order = torch.randperm(self.num_samples, generator=generator, device=self.device) if self.shuffle else None
-        for batch in range(len(self)):
-            start, stop = batch * self.batch_size, min((batch + 1) * self.batch_size, self.num_samples)
-            if order is None:
-                images, labels = self.x[start:stop], self.y[start:stop]
-            else:
-                index = order[start:stop]
-                images, labels = self.x[index], self.y[index]
-            images = augment_batch(images.float().div_(255), self.augment, generator)
+        order = torch.randperm(len(self.y), generator=generator, device=self.device) if self.shuffle else None
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            stop = start + self.batch_size
+            index = slice(start, stop) if order is None else order[start:stop]
+            images = augment_batch(self.x[index].float().div_(255), self.augment, generator)
             if self.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
-            yield images, labels
+            yield images, self.y[index]

@@ -8,4 +8,3 @@ CLASS_NAMES = tuple(str(digit) for digit in range(10))
 MNIST = idx_dataset(
     FILES, "mnist", CLASS_NAMES, eps=0.3, step=0.01, eps_sweep=(0.05, 0.1, 0.2, 0.3, 0.4),
     augment="crop", augment_reason="a mirrored 2, 3, 4, 5, 7 or 9 is not a digit (pad-and-crop only)")
-load_mnist = MNIST.read  # Fashion-MNIST's official files (the same names) are refused

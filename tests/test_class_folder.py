@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import data.class_folder as class_folder
+import data.files as data_files
 from class_folder_fixture import encode, make_archive, make_class_folders
 from cli_support import assert_usage_error, run_cli
 from common.errors import FileProblem
@@ -27,12 +28,12 @@ EVAL = ["--mode", "eval", "--audit-radii", "none", "--baseline-only", "--device"
 def user_cache(tmp_path, monkeypatch):
     """A user cache of this test's own, and no decoded data set carried over from another test."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
-    monkeypatch.setattr(class_folder, "_decoded", {})
+    monkeypatch.setattr(data_files, "_decoded", {})
     return tmp_path / "user-cache" / "sparsity-robustness" / "class-folders"
 
 
 def read(path):
-    class_folder._decoded.clear()  # read from the files (or the cache file), not this process's copy
+    data_files._decoded.clear()  # read from the files (or the cache file), not this process's copy
     return CIFAR10_JPEG.read(path)
 
 

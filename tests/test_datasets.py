@@ -100,7 +100,7 @@ def test_simple_cnn_is_sized_by_its_input_and_keeps_cifar_weights_shapes():
 @pytest.mark.parametrize("layout, gz", [("fashion-mnist", True), ("FashionMNIST/raw", False), (".", True)])
 def test_idx_files_are_read_from_every_usual_folder_gzipped_or_not(tmp_path, layout, gz):
     make_idx_fixture(tmp_path / layout, n_train_per_class=3, n_test_per_class=2, gz=gz)
-    images = data.fashion_mnist.load_fashion_mnist(tmp_path, download=False)
+    images = data.fashion_mnist.FASHION_MNIST.read(tmp_path, download=False)
     assert images.train_x.shape == (30, 1, 28, 28) and images.train_x.dtype == torch.uint8
     assert images.test_y.tolist().count(9) == 2 and images.classes[9] == "Ankle boot"
 
@@ -141,7 +141,7 @@ def test_a_partial_folder_names_the_missing_files(tmp_path, capsys):
     folder = make_idx_fixture(tmp_path / "fashion-mnist", n_train_per_class=2, n_test_per_class=1)
     (folder / f"{NAMES[3]}.gz").unlink()
     with pytest.raises(FileProblem, match="not t10k-labels-idx1-ubyte"):
-        data.fashion_mnist.load_fashion_mnist(tmp_path, download=False)
+        data.fashion_mnist.FASHION_MNIST.read(tmp_path, download=False)
 
 
 # --- train, eval and vis on a grey 28x28 data set ------------------------------------------------------
