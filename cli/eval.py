@@ -1,5 +1,7 @@
 """--mode eval: the evaluation protocol's options (declared with EvalConfig's fields and each attack's settings),
 the EvalConfig they give, and the plan that evaluates the selected models (here, or submitted to Slurm)."""
+import sys
+
 from cli import EVAL
 from cli.launcher import device_from_args, launch, pending_from_args, slurm_config_from_args
 from cli.run_options import chosen_dataset
@@ -38,14 +40,17 @@ def run_eval(args, parser):
     setup.store.records(dataset)  # a malformed or foreign result file stops the run before any attack
     plan = make_plan(specs, setup, train=False, pending=pending_from_args(args, setup))
     for _, why in plan.not_ready:
-        print(f"warning: {why}", flush=True)
+        print(f"warning: {why}", file=sys.stderr, flush=True)
     if not plan.tasks and not plan.done:
         raise FileProblem(f"no finished checkpoint for any of the {len(specs)} selected models in "
                           f"{specs[0].folder(args.models_dir)} (the first: {plan.not_ready[0][1]})", "models_dir")
     ensure_writable_dir(specs[0].folder(args.results_dir), "results_dir")
-    status = launch(plan, setup, args, slurm)
+    try:
+        status = launch(plan, setup, args, slurm)
+    finally:  # also where Ctrl-C stopped it: summary.csv lists what finished
+        if not args.print_plan and (args.launcher != "slurm" or slurm.wait):
+            setup.store.write_summary(dataset)
     if not args.print_plan and (args.launcher != "slurm" or slurm.wait):
-        setup.store.write_summary(dataset)
         shown = [record for record in setup.store.records(dataset) if record.spec in set(specs)]
         print(format_summary_table(shown))
         print(f"evaluation: results in {specs[0].folder(args.results_dir)} (summary.csv lists every model there)")

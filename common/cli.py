@@ -15,10 +15,8 @@ the field says otherwise.
 import argparse
 import contextlib
 import dataclasses
-import os
 import sys
 import warnings
-from pathlib import Path
 
 from common.errors import ConfigError, FileProblem, ProjectError, UsageError
 
@@ -73,35 +71,6 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message):
         raise UsageError(f"{message} (see {self.prog} --help)")
-
-    def command_line(self, args, leave_out=()):
-        """The options that parse back to ``args`` (those that differ from their defaults), except the dests in
-        ``leave_out`` and the options of other modes than ``args.mode`` (which may share a dest): how a command
-        hands its own settings to another process. Paths become absolute, floats are written exactly (``repr``)."""
-        def text(value):
-            if isinstance(value, Path):
-                return os.path.abspath(value)
-            return repr(value) if isinstance(value, float) else str(value)
-
-        argv = []
-        for action in self._actions:
-            if not action.option_strings or action.dest in leave_out or not hasattr(args, action.dest):
-                continue
-            if getattr(args, "mode", None) not in self.option_modes.get(action.option_strings[0], (args.mode,)):
-                continue
-            value = getattr(args, action.dest)
-            if value == action.default:
-                continue
-            flag = max(action.option_strings, key=len)
-            if isinstance(action, argparse.BooleanOptionalAction):  # option_strings: --amp, --no-amp
-                argv.append(action.option_strings[0 if value else 1])
-            elif action.nargs == 0:
-                argv.append(flag)
-            elif isinstance(value, (list, tuple)):
-                argv += [flag, *map(text, value)]
-            else:
-                argv += [flag, text(value)]
-        return argv
 
     def flag(self, field, mode=None):
         """The option that sets ``field`` (an argparse dest or a config attribute of the same name); where options

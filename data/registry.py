@@ -1,16 +1,13 @@
-"""The registered data sets, and the folders of a results or models tree that belong to each.
+"""The registered data sets.
 
 Adding a data set: a new file in ``data/`` with its ``Dataset`` record, and one line in DATASETS; a data set of
 class folders (train/<class>/, test/<class>/, or a tar of them) is the line alone (data.class_folder).
 """
-from pathlib import Path
-
 from common.errors import ConfigError
 from data.cifar import CIFAR10
 from data.class_folder import class_folder_dataset
 from data.fashion_mnist import FASHION_MNIST
 from data.mnist import MNIST
-from sparsity.methods import METHODS
 
 DATASETS = {
     "cifar10": CIFAR10,
@@ -25,42 +22,9 @@ DATASETS = {
     "mnist": MNIST,
 }
 DEFAULT_DATASET = "cifar10"
-# Checkpoints and results written before data sets were registered sit directly in the models and results
-# folders; all of them are CIFAR-10's (the only data set then).
-LEGACY_DATASET = "cifar10"
 
 
 def get_dataset(name):
     if name not in DATASETS:
         raise ConfigError("dataset", f"must be one of {', '.join(DATASETS)}, got {name!r}")
     return DATASETS[name]
-
-
-def dataset_folder(root, name):
-    """``root/name``: the folder of one data set's checkpoints (root: --models-dir) or results (--results-dir).
-
-    A root in the layout before data sets (files of CIFAR-10 directly under it, no ``cifar10/`` folder) is
-    CIFAR-10's folder itself, so existing checkpoints and results keep working where they are.
-    """
-    root = Path(root)
-    if name == LEGACY_DATASET and not (root / name).exists() and _has_legacy_layout(root):
-        return root
-    return root / name
-
-
-def dataset_root(folder, name):
-    """The root whose ``dataset_folder(root, name)`` is ``folder`` (what --models-dir or --results-dir names)."""
-    folder = Path(folder)
-    return folder.parent if folder.name == name and dataset_folder(folder.parent, name) == folder else folder
-
-
-def _has_legacy_layout(root):
-    """Checkpoints or result folders of the old layout: ``standard_seed*.pt`` or a method folder of files."""
-    if any(root.glob("standard_seed*.pt")):
-        return True
-    return any(any((root / method).glob("*.pt")) or any((root / method).glob("*.json")) for method in METHODS)
-
-
-def datasets_in(root, holds):
-    """The registered data sets whose folder under ``root`` satisfies ``holds(folder)``, in registry order."""
-    return [name for name in DATASETS if holds(dataset_folder(root, name))]

@@ -14,7 +14,7 @@ eps, and every adversarial example made along the way is kept (``evidence``) unt
 import hashlib
 import math
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 
 import torch
@@ -115,26 +115,22 @@ class ModelEvaluation:
 
     # ------------------------------------------------------------------ the measures
 
-    def run_all(self, runs, targets_of=lambda run: None, seconds=None):
+    def run_all(self, runs, targets_of=lambda run: None, timed=False):
         """``{run key: outcome}`` of ``runs``, each on its images; a run that continues another runs after it, from
-        its result. ``seconds`` (a dict) gets each run's time."""
+        its result. ``timed``: each run's seconds go to ``timings`` as ``{key}_s``."""
         outcomes = {}
         for run in [run for run in runs if run.after is None] + [run for run in runs if run.after is not None]:
-            started = time.perf_counter()
-            outcomes[run.key] = self.attack_images(run.attack, self.images[run.images], targets_of(run),
-                                                   outcomes.get(run.after))
-            if seconds is not None:
-                seconds[run.key] = time.perf_counter() - started
+            with self.timed(f"{run.key}_s") if timed else nullcontext():
+                outcomes[run.key] = self.attack_images(run.attack, self.images[run.images], targets_of(run),
+                                                       outcomes.get(run.after))
         return outcomes
 
     def attacks(self, runs):
         """``{run key: AttackResult}`` of every configured run at the protocol's eps, each on its images; a run that
         continues another runs after it, from its result. Every run's examples join the evidence."""
         targets = make_targets(self.y, self.num_classes, self.config.seed)
-        seconds = {}
         outcomes = self.run_all(runs, lambda run: targets[self.images[run.images]] if run.targeted else None,
-                                seconds=seconds)
-        self.timings.update({f"{run.key}_s": seconds[run.key] for run in runs})
+                                timed=True)
         attacks = {}
         for run in runs:
             indices, outcome = self.images[run.images], outcomes[run.key]

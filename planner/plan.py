@@ -24,6 +24,7 @@ from tqdm import tqdm
 from common.machine import kind_of, machine
 from planner.tasks import EVALUATE, TRAIN, Task, TaskFailed, finished_checkpoint, is_done, run_task
 from training.checkpoint import load_checkpoint
+from training.recipe import Recipe
 
 
 @dataclass(frozen=True)
@@ -102,13 +103,18 @@ def make_plan(specs, setup, train=True, evaluate=True, one_kind_per_block=False,
 
 
 def why_not_ready(spec, setup):
-    """Why ``spec``'s model cannot be evaluated yet, with the command that trains it."""
+    """Why ``spec``'s model cannot be evaluated yet, with the command that trains it (a checkpoint's own recipe and
+    precision where there is one; --force to retrain a diverged one)."""
     path = spec.checkpoint_path(setup.models_root)
-    command = setup.recipe(spec).train_command(spec, setup.data_dir, setup.models_root)
     if not path.is_file():
+        command = setup.recipe(spec).train_command(spec, setup.data_dir, setup.models_root)
         return f"no checkpoint of {spec.name} in {path.parent}; train it with: {command}"
-    status = load_checkpoint(path, mmap=True)["metadata"]["status"]
-    return f"{path} is {status.replace('_', ' ')}; {'retrain' if status == 'diverged' else 'finish'} it with: {command}"
+    metadata = load_checkpoint(path, mmap=True)["metadata"]
+    diverged = metadata["status"] == "diverged"
+    command = Recipe.from_stored(metadata["recipe"]).train_command(spec, setup.data_dir, setup.models_root,
+                                                                   force=diverged, state_amp=True)
+    return (f"skipping {spec.name}: its checkpoint {path} is {metadata['status'].replace('_', ' ')}; "
+            f"{'retrain it' if diverged else 'finish its training'} with: {command}")
 
 
 def block_kinds(specs, setup):
