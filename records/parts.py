@@ -5,12 +5,13 @@ Every check names the file and the field: a hand-edited or foreign file fails he
 """
 import math
 import re
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
+from typing import get_args, get_origin, get_type_hints
 
 from common import stats
 from common.errors import FileProblem
-from models import model_class
+from models import MODELS
 from evaluation.minimal import (ATTACK_PREFIX, BISECTION_METHOD, CENSORED, CLEAN, FAB_METHOD, NORMS, json_value,
                                 json_values, median_correct, methods_of, robust_accuracy_curve)
 
@@ -20,19 +21,13 @@ MINIMAL_METHODS = (CLEAN, FAB_METHOD, BISECTION_METHOD, CENSORED)
 LIMIT_SLACK = 1e-5
 SHA256 = re.compile(r"[0-9a-f]{64}")
 
-def known_model(name):
-    try:
-        model_class(name)
-    except ValueError:
-        return False
-    return True
-
-
 class FieldReader:
-    """Checks one file's content; every problem is a FileProblem naming the file and the bad field."""
+    """Checks one file's content; every problem is a FileProblem naming the file and the bad field. ``limit``: the
+    search limit of the eps* entry being read (the bound its per-image sizes and medians are checked against)."""
 
     def __init__(self, path):
         self.path = Path(path)
+        self.limit = None
 
     def fail(self, problem):
         raise FileProblem(f"{self.path} is not a valid result file ({problem}); move it out of {self.path.parent} or "
@@ -45,6 +40,8 @@ class FieldReader:
     def number(self, value, where, low=None, high=None, nullable=False):
         if value is None and nullable:
             return None
+        if high == LIMIT:  # outside an eps* entry (a robustness curve): an L-inf budget
+            high = 1.0 if self.limit is None else self.limit * (1 + LIMIT_SLACK)
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
         ok = ok and (low is None or value >= low) and (high is None or value <= high)
         bounds = f" in [{low:g}, {high:g}]" if high is not None else (f" >= {low:g}" if low is not None else "")
@@ -84,6 +81,29 @@ class FieldReader:
         self.require(key in raw, f"{f'{where}.' if where else ''}{key} is missing")
         return raw[key]
 
+    def value(self, value, kind, where, bounds=(None, None)):
+        """``value`` checked as ``kind``, a part's field annotation: float a finite number within ``bounds``, int a
+        non-negative integer, bool, str, dict an object, ``tuple[X, ...]`` a list of X, a part by its ``read``;
+        ``X | None`` may be null."""
+        options = get_args(kind)
+        if type(None) in options and get_origin(kind) is not tuple:
+            if value is None:
+                return None
+            kind = next(option for option in options if option is not type(None))
+        if get_origin(kind) is tuple:
+            return tuple(self.value(item, get_args(kind)[0], f"{where}[]", bounds)
+                         for item in self.listing(value, where))
+        if isinstance(kind, type) and issubclass(kind, _Part):
+            return kind.read(self, value, where)
+        check = {float: lambda: self.number(value, where, *bounds), int: lambda: self.count(value, where),
+                 bool: lambda: self.flag(value, where), str: lambda: self.text(value, where),
+                 dict: lambda: dict(self.mapping(value, where))}[kind]
+        return check()
+
+
+LIMIT = "limit"  # a bound that is the eps* entry's search limit (FieldReader.limit), with its float slack
+RATE = (0, 1)
+
 
 def part_json(value):
     """A part's value as JSON: dataclasses by their ``to_json``, tuples as lists, mappings copied."""
@@ -97,10 +117,26 @@ def part_json(value):
 
 
 class _Part:
-    """A record part: its JSON object holds its fields under their own names, in field order."""
+    """A record part: its JSON object holds its fields under their own names, in field order; ``read`` checks each
+    by its annotation and ``BOUNDS`` (field -> (low, high) of a number), then the part's own ``check``."""
+
+    BOUNDS = {}
 
     def to_json(self):
         return {f.name: part_json(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def read(cls, r, raw, where):
+        raw = r.mapping(raw, where)
+        hints = get_type_hints(cls)
+        part = cls(**{f.name: r.value(r.present(raw, f.name, where), hints[f.name], f"{where}.{f.name}",
+                                      cls.BOUNDS.get(f.name, (0, None)))
+                      for f in fields(cls) if f.name in raw or f.default is MISSING})
+        part.check(r, where)
+        return part
+
+    def check(self, r, where):
+        """The part's invariants across fields (none by default)."""
 
 
 @dataclass(frozen=True)
@@ -115,19 +151,12 @@ class QueryStats(_Part):
     mean_queries_correct: float | None
     max_queries: int | None
 
-    @classmethod
-    def read(cls, r, raw, where):
-        values = {name: r.number(r.present(raw, name, where), f"{where}.{name}", low=0, nullable=True)
-                  for name in QUERY_FIELDS[:-1]}
-        return cls(**values, max_queries=r.count(r.present(raw, "max_queries", where), f"{where}.max_queries",
-                                                 nullable=True))
-
 
 QUERY_FIELDS = tuple(f.name for f in fields(QueryStats))
 
 
 @dataclass(frozen=True)
-class AttackResult:
+class AttackResult(_Part):
     """One attack run of the evaluation (a run key of ``attacks``): what ran, and its counts and rates over the n
     images it attacked."""
 
@@ -169,34 +198,27 @@ class AttackResult:
         entry = {f.name: part_json(getattr(self, f.name)) for f in fields(self) if f.name != "queries"}
         return {**entry, **(self.queries.to_json() if self.queries else {})}
 
-    @classmethod
-    def read(cls, r, key, raw):
-        where = f"attacks.{key}"
-        raw = r.mapping(raw, where)
-        n = r.count(r.present(raw, "n", where), f"{where}.n")
-        counts = {name: r.count(r.present(raw, name, where), f"{where}.{name}")
-                  for name in ("n_correct", "n_success", "n_success_correct")}
-        r.require(counts["n_correct"] <= n, f"{where}.n_correct exceeds n")
-        r.require(counts["n_success"] <= n, f"{where}.n_success exceeds n")
-        r.require(counts["n_success_correct"] <= min(counts["n_correct"], counts["n_success"]),
+    def check(self, r, where):
+        r.require(self.n_correct <= self.n, f"{where}.n_correct exceeds n")
+        r.require(self.n_success <= self.n, f"{where}.n_success exceeds n")
+        r.require(self.n_success_correct <= min(self.n_correct, self.n_success),
                   f"{where}.n_success_correct exceeds n_correct or n_success")
-        rates = {}
-        for name in ("success_rate_all", "success_rate_correct", "robust_acc"):
-            # a rate over no images is undefined (null): all of them when n == 0, the correct ones when n_correct == 0
-            empty = n == 0 or (name == "success_rate_correct" and counts["n_correct"] == 0)
-            rates[name] = r.number(r.present(raw, name, where), f"{where}.{name}", low=0, high=1, nullable=empty)
+        # a rate over no images is undefined (null): all of them when n == 0, the correct ones when n_correct == 0
+        for name, empty in (("success_rate_all", self.n == 0), ("success_rate_correct", self.n_correct == 0),
+                            ("robust_acc", self.n == 0)):
+            r.require((getattr(self, name) is None) == empty, f"{where}.{name} must be a number in [0, 1]"
+                      + (" or null" if empty else "") + f", got {getattr(self, name)!r}")
+
+    @classmethod
+    def read(cls, r, raw, where):
+        raw = r.mapping(raw, where)
         has_queries = [name in raw for name in QUERY_FIELDS]
         r.require(all(has_queries) or not any(has_queries),
                   f"{where} must hold all of {', '.join(QUERY_FIELDS)} or none of them")
-        return cls(attack=r.text(r.present(raw, "attack", where), f"{where}.attack"),
-                   title=r.text(r.present(raw, "title", where), f"{where}.title"),
-                   threat_model=r.text(r.present(raw, "threat_model", where), f"{where}.threat_model"),
-                   reference=r.flag(r.present(raw, "reference", where), f"{where}.reference"),
-                   settings=dict(r.mapping(r.present(raw, "settings", where), f"{where}.settings")),
-                   targeted=r.flag(r.present(raw, "targeted", where), f"{where}.targeted"),
-                   n=n, **counts, **rates,
-                   denominators=r.text(r.present(raw, "denominators", where), f"{where}.denominators"),
-                   queries=QueryStats.read(r, raw, where) if all(has_queries) else None)
+        entry = super().read(r, {key: value for key, value in raw.items() if key not in QUERY_FIELDS}, where)
+        return replace(entry, queries=QueryStats.read(r, raw, where) if all(has_queries) else None)
+
+    BOUNDS = {name: RATE for name in ("success_rate_all", "success_rate_correct", "robust_acc")}
 
 
 ATTACK_NUMBERS = ("n", "n_correct", "n_success", "n_success_correct", "success_rate_all", "success_rate_correct",
@@ -212,7 +234,7 @@ class Check(_Part):
     detail: str
 
     @classmethod
-    def read(cls, r, raw):
+    def read_all(cls, r, raw):
         ok = (isinstance(raw, list) and all(isinstance(c, dict) and isinstance(c.get("name"), str)
                                             and c.get("status") in CHECK_STATUSES and isinstance(c.get("detail"), str)
                                             for c in raw))
@@ -244,17 +266,11 @@ class CheckpointInfo(_Part):
     def final_train_loss(self):
         return self.metadata.get("final_train_loss")
 
-    @classmethod
-    def read(cls, r, raw):
-        raw = r.mapping(raw, "checkpoint")
-        sha256 = r.text(r.present(raw, "sha256", "checkpoint"), "checkpoint.sha256")
-        r.require(SHA256.fullmatch(sha256), f"checkpoint.sha256 must be 64 hex digits, got {sha256!r}")
-        metadata = r.mapping(r.present(raw, "metadata", "checkpoint"), "checkpoint.metadata")
-        recipe = r.mapping(metadata.get("recipe"), "checkpoint.metadata.recipe")
-        r.require(isinstance(recipe.get("model"), str) and known_model(recipe["model"]),
-                  f"unknown model {recipe.get('model')!r}")
-        r.number(metadata.get("final_train_loss"), "checkpoint.metadata.final_train_loss", low=0, nullable=True)
-        return cls(r.text(r.present(raw, "path", "checkpoint"), "checkpoint.path"), sha256, metadata)
+    def check(self, r, where):
+        r.require(SHA256.fullmatch(self.sha256), f"{where}.sha256 must be 64 hex digits, got {self.sha256!r}")
+        recipe = r.mapping(self.metadata.get("recipe"), f"{where}.metadata.recipe")
+        r.require(recipe.get("model") in MODELS, f"unknown model {recipe.get('model')!r}")
+        r.number(self.metadata.get("final_train_loss"), f"{where}.metadata.final_train_loss", low=0, nullable=True)
 
 
 @dataclass(frozen=True)
@@ -265,28 +281,17 @@ class WorstCase(_Part):
     n: int
     n_robust: int
     robust_acc: float  # over all n evaluated images
-    attacks: tuple  # the run keys (and eps_star_linf) it is over
+    attacks: tuple[str, ...]  # the run keys (and eps_star_linf) it is over
     all_attacks_n: int  # the images every attack ran on
     all_attacks_robust_acc: float | None  # over those (null when there are none)
 
-    @classmethod
-    def read(cls, r, raw):
-        if raw is None:
-            return None
-        raw = r.mapping(raw, "worst_case")
-        n = r.count(r.present(raw, "n", "worst_case"), "worst_case.n")
-        n_robust = r.count(r.present(raw, "n_robust", "worst_case"), "worst_case.n_robust")
-        r.require(n_robust <= n, "worst_case.n_robust exceeds n")
-        attacks = r.present(raw, "attacks", "worst_case")
-        r.require(isinstance(attacks, list) and all(isinstance(a, str) for a in attacks),
-                  "worst_case.attacks must list attack keys")
-        all_n = r.count(r.present(raw, "all_attacks_n", "worst_case"), "worst_case.all_attacks_n")
-        r.require(all_n <= n, "worst_case.all_attacks_n exceeds n")
-        return cls(n, n_robust, r.number(r.present(raw, "robust_acc", "worst_case"), "worst_case.robust_acc", low=0,
-                                         high=1),
-                   tuple(attacks), all_n,
-                   r.number(r.present(raw, "all_attacks_robust_acc", "worst_case"), "worst_case.all_attacks_robust_acc",
-                            low=0, high=1, nullable=all_n == 0))
+    BOUNDS = {"robust_acc": RATE, "all_attacks_robust_acc": RATE}
+
+    def check(self, r, where):
+        r.require(self.n_robust <= self.n, f"{where}.n_robust exceeds n")
+        r.require(self.all_attacks_n <= self.n, f"{where}.all_attacks_n exceeds n")
+        r.require((self.all_attacks_robust_acc is None) == (self.all_attacks_n == 0),
+                  f"{where}.all_attacks_robust_acc must be null exactly where all_attacks_n is 0")
 
 
 @dataclass(frozen=True)
@@ -300,12 +305,7 @@ class CurvePoint(_Part):
     def to_json(self):
         return {"eps": self.eps, **({} if self.n is None else {"n": self.n}), "robust_acc": self.robust_acc}
 
-    @classmethod
-    def read(cls, r, raw, where, high=1.0, with_n=False):
-        raw = r.mapping(raw, where)
-        return cls(r.number(r.present(raw, "eps", where), f"{where}.eps", low=0, high=high),
-                   r.number(r.present(raw, "robust_acc", where), f"{where}.robust_acc", low=0, high=1),
-                   r.count(r.present(raw, "n", where), f"{where}.n") if with_n else None)
+    BOUNDS = {"robust_acc": RATE, "eps": (0, LIMIT)}
 
 
 @dataclass(frozen=True)
@@ -319,13 +319,11 @@ class Median(_Part):
         median = stats.median(values.tolist())
         return cls(json_value(median), math.isinf(median))
 
-    @classmethod
-    def read(cls, r, raw, where, within):
-        raw = r.mapping(raw, where)
-        median = r.number(r.present(raw, "median", where), f"{where}.median", low=0, high=within, nullable=True)
-        r.require(r.present(raw, "median_censored", where) is (median is None),
+    BOUNDS = {"median": (0, LIMIT)}
+
+    def check(self, r, where):
+        r.require(self.median_censored is (self.median is None),
                   f"{where}.median_censored must say whether the median is null")
-        return cls(median, median is None)
 
 
 @dataclass(frozen=True)
@@ -335,13 +333,7 @@ class Interval(_Part):
     level: float
     resamples: int
 
-    @classmethod
-    def read(cls, r, raw, where, within):
-        raw = r.mapping(raw, where)
-        return cls(*(r.number(r.present(raw, side, where), f"{where}.{side}", low=0, high=within, nullable=True)
-                     for side in ("low", "high")),
-                   r.number(r.present(raw, "level", where), f"{where}.level", low=0, high=1),
-                   r.count(r.present(raw, "resamples", where), f"{where}.resamples"))
+    BOUNDS = {"low": (0, LIMIT), "high": (0, LIMIT), "level": RATE}
 
 
 @dataclass(frozen=True)
@@ -350,7 +342,9 @@ class AttackEps(_Part):
     (None: not fooled or not attacked)."""
 
     eps: float
-    size: tuple
+    size: tuple[float | None, ...]
+
+    BOUNDS = {"eps": RATE, "size": (0, LIMIT)}
 
 
 @dataclass(frozen=True)
@@ -372,14 +366,14 @@ class EpsStarEntry(_Part):
     interval: Interval
     fab: Median
     pgd: Median  # the bisection's (the name is schema 3's, when PGD drove the bisection)
-    curve: tuple  # CurvePoint (n None), 0 to limit
-    eps_star: tuple
-    method: tuple  # clean, fab, bisection, censored or attack:<run key>
-    fab_eps: tuple
-    pgd_eps: tuple  # the bisection's
+    curve: tuple[CurvePoint, ...]  # n None, 0 to limit
+    eps_star: tuple[float | None, ...]
+    method: tuple[str, ...]  # clean, fab, bisection, censored or attack:<run key>
+    fab_eps: tuple[float | None, ...]
+    pgd_eps: tuple[float | None, ...]  # the bisection's
     attack_eps: dict  # run key -> AttackEps
     settings: dict
-    eps_star_before_audit: tuple | None = None  # L-inf, where an audit ran: what the audit checks
+    eps_star_before_audit: tuple[float | None, ...] | None = None  # L-inf, where an audit ran: what the audit checks
 
     @classmethod
     def measured(cls, result, seed, settings, before_audit=None):
@@ -414,67 +408,49 @@ class EpsStarEntry(_Part):
             del entry["eps_star_before_audit"]
         return entry
 
+    BOUNDS = {name: (0, LIMIT) for name in ("median", "median_correct", "eps_star", "fab_eps", "pgd_eps",
+                                             "eps_star_before_audit")}
+
     @classmethod
-    def read(cls, r, norm, raw):
+    def read(cls, r, raw, where):
         """Per-image eps* within [0, limit] or null (censored), the method of each, no fixed-eps run undercutting
-        it, and medians and intervals that agree with them."""
-        where = f"minimal_perturbation.{norm}"
+        it, and counts and medians that agree with them."""
         raw = r.mapping(raw, where)
-        r.require(norm in NORMS and raw.get("norm") == norm, f"{where} is not one of {', '.join(NORMS)}")
-        limit = r.number(r.present(raw, "limit", where), f"{where}.limit", low=0)
-        n = r.count(r.present(raw, "n", where), f"{where}.n")
-        within = limit * (1 + LIMIT_SLACK)
+        r.limit = r.number(r.present(raw, "limit", where), f"{where}.limit", low=0)
+        entry = super().read(r, raw, where)  # its attack_eps as written: run key -> object
+        entry = replace(entry, attack_eps={key: AttackEps.read(r, run, f"{where}.attack_eps.{key}")
+                                           for key, run in entry.attack_eps.items()})
+        entry.check_evidence(r, where)
+        r.limit = None
+        return entry
 
-        def per_image(field, source=raw, at=where):
-            values = r.listing(r.present(source, field, at), f"{at}.{field}", n)
-            return tuple(r.number(v, f"{at}.{field}[]", low=0, high=within, nullable=True) for v in values)
+    def check(self, r, where):
+        n, methods = self.n, self.method
+        for name in ("eps_star", "fab_eps", "pgd_eps", "method"):
+            r.listing(list(getattr(self, name)), f"{where}.{name}", n)
+        r.require(self.norm in NORMS and where.endswith(f".{self.norm}"), f"{where} is not one of {', '.join(NORMS)}")
+        allowed = set(MINIMAL_METHODS) | {ATTACK_PREFIX + key for key in self.attack_eps}
+        r.require(set(methods) <= allowed, f"{where}.method must list {n} of {', '.join(MINIMAL_METHODS)} or "
+                                           f"{ATTACK_PREFIX}<a run of attack_eps>")
+        r.require(self.n_censored == methods.count(CENSORED) == self.eps_star.count(None),
+                  f"{where}.n_censored disagrees with its per-image values")
+        r.require(self.n_clean_misclassified == methods.count(CLEAN),
+                  f"{where}.n_clean_misclassified disagrees with its per-image methods")
+        for name, count in self.n_by_method.items():
+            r.require(r.count(count, f"{where}.n_by_method.{name}") == methods.count(name),
+                      f"{where}.n_by_method.{name} disagrees with its per-image methods")
+        r.require(self.median_censored is (self.median is None),
+                  f"{where}.median_censored must say whether the median is null")
 
-        eps_star, fab_eps, pgd_eps = per_image("eps_star"), per_image("fab_eps"), per_image("pgd_eps")
-        runs = r.mapping(r.present(raw, "attack_eps", where), f"{where}.attack_eps")
-        methods = r.present(raw, "method", where)
-        allowed = set(MINIMAL_METHODS) | {ATTACK_PREFIX + key for key in runs}
-        r.require(isinstance(methods, list) and len(methods) == n and set(methods) <= allowed,
-                  f"{where}.method must list {n} of {', '.join(MINIMAL_METHODS)} or {ATTACK_PREFIX}<a run of "
-                  f"attack_eps>")
-        attack_eps = {}
-        for key, run in runs.items():
-            at = f"{where}.attack_eps.{key}"
-            run = r.mapping(run, at)
-            sizes = per_image("size", run, at)
-            for index, size in enumerate(sizes):
-                # the invariant: no attack the evaluation ran undercuts eps*
-                star = math.inf if eps_star[index] is None else eps_star[index]
+    def check_evidence(self, r, where):
+        """The invariant: no attack the evaluation ran undercuts eps*."""
+        for key, run in self.attack_eps.items():
+            r.listing(list(run.size), f"{where}.attack_eps.{key}.size", self.n)
+            for index, (size, star) in enumerate(zip(run.size, self.eps_star)):
+                star = math.inf if star is None else star
                 if size is not None and star > size * (1 + LIMIT_SLACK):
                     r.fail(f"{where}.eps_star[{index}] = {star:g} exceeds the size {size:g} of the example by which "
                            f"{key} fooled that image")
-            attack_eps[key] = AttackEps(r.number(r.present(run, "eps", at), f"{at}.eps", low=0, high=1), sizes)
-        n_censored = r.count(r.present(raw, "n_censored", where), f"{where}.n_censored")
-        r.require(n_censored == methods.count(CENSORED) == eps_star.count(None),
-                  f"{where}.n_censored disagrees with its per-image values")
-        n_clean = r.count(r.present(raw, "n_clean_misclassified", where), f"{where}.n_clean_misclassified")
-        r.require(n_clean == methods.count(CLEAN),
-                  f"{where}.n_clean_misclassified disagrees with its per-image methods")
-        by_method = r.mapping(r.present(raw, "n_by_method", where), f"{where}.n_by_method")
-        for name, count in by_method.items():
-            r.require(r.count(count, f"{where}.n_by_method.{name}") == methods.count(name),
-                      f"{where}.n_by_method.{name} disagrees with its per-image methods")
-        overall = Median.read(r, raw, where, within)
-        curve = r.listing(r.present(raw, "curve", where), f"{where}.curve")
-        before = raw.get("eps_star_before_audit")
-        return cls(
-            norm=norm, limit=limit, n=n, n_clean_misclassified=n_clean, n_censored=n_censored,
-            n_by_method=dict(by_method),
-            pgd_not_converged=r.count(r.present(raw, "pgd_not_converged", where), f"{where}.pgd_not_converged"),
-            median=overall.median, median_censored=overall.median_censored,
-            median_correct=r.number(r.present(raw, "median_correct", where), f"{where}.median_correct", low=0,
-                                    high=within, nullable=True),
-            interval=Interval.read(r, r.present(raw, "interval", where), f"{where}.interval", within),
-            fab=Median.read(r, r.present(raw, "fab", where), f"{where}.fab", within),
-            pgd=Median.read(r, r.present(raw, "pgd", where), f"{where}.pgd", within),
-            curve=tuple(CurvePoint.read(r, point, f"{where}.curve[]", high=within) for point in curve),
-            eps_star=eps_star, method=tuple(methods), fab_eps=fab_eps, pgd_eps=pgd_eps, attack_eps=attack_eps,
-            settings=dict(r.mapping(r.present(raw, "settings", where), f"{where}.settings")),
-            eps_star_before_audit=None if before is None else per_image("eps_star_before_audit"))
 
 
 @dataclass(frozen=True)
@@ -492,7 +468,13 @@ class AuditRadius(_Part):
     n: int
     autoattack_robust_acc: float
     eps_star_robust_acc: float
-    autoattack_still_correct: tuple  # bool per audited image
+    autoattack_still_correct: tuple[bool, ...]  # per audited image
+
+    BOUNDS = {"eps": RATE, "autoattack_robust_acc": RATE, "eps_star_robust_acc": RATE}
+
+    def check(self, r, where):
+        r.require(len(self.autoattack_still_correct) == self.n,
+                  f"{where}.autoattack_still_correct must list true/false per audited image (n of them)")
 
 
 @dataclass(frozen=True)
@@ -507,57 +489,14 @@ class AdaptiveRun(_Part):
     n: int
     robust_acc: float
 
+    BOUNDS = {"eps": RATE, "robust_acc": RATE}
+
 
 @dataclass(frozen=True)
 class Audit(_Part):
-    """The audit at eps* scale (``evaluation.runner.run_audit``)."""
+    """The audit at eps* scale (``evaluation.model.ModelEvaluation.audit``)."""
 
     reference: AuditReference
-    radii: tuple  # AuditRadius
-    adaptive: tuple  # AdaptiveRun
-    adaptive_skipped: tuple  # why an adaptive attack did not run
-
-    @classmethod
-    def read(cls, r, raw):
-        if raw is None:
-            return None
-        raw = r.mapping(raw, "audit")
-        reference = r.mapping(r.present(raw, "reference", "audit"), "audit.reference")
-        radii, adaptive = r.present(raw, "radii", "audit"), r.present(raw, "adaptive", "audit")
-        r.require(isinstance(radii, list) and isinstance(adaptive, list), "audit must hold lists radii and adaptive")
-        skipped = r.present(raw, "adaptive_skipped", "audit")
-        r.require(isinstance(skipped, list) and all(isinstance(s, str) for s in skipped),
-                  "audit.adaptive_skipped must list reasons")
-        return cls(
-            AuditReference(r.text(r.present(reference, "source", "audit.reference"), "audit.reference.source",
-                                  nullable=True),
-                           r.number(r.present(reference, "median_eps_star", "audit.reference"),
-                                    "audit.reference.median_eps_star", low=0, nullable=True)),
-            tuple(cls._radius(r, entry) for entry in radii), tuple(cls._adaptive(r, entry) for entry in adaptive),
-            tuple(skipped))
-
-    @staticmethod
-    def _radius(r, raw):
-        where = "audit.radii[]"
-        raw = r.mapping(raw, where)
-        n = r.count(r.present(raw, "n", where), f"{where}.n")
-        outcome = r.present(raw, "autoattack_still_correct", where)
-        r.require(isinstance(outcome, list) and all(isinstance(v, bool) for v in outcome) and len(outcome) == n,
-                  f"{where}.autoattack_still_correct must list true/false per audited image (n of them)")
-        rates = {name: r.number(r.present(raw, name, where), f"{where}.{name}", low=0, high=1)
-                 for name in ("autoattack_robust_acc", "eps_star_robust_acc")}
-        return AuditRadius(r.number(r.present(raw, "eps", where), f"{where}.eps", low=0, high=1),
-                           r.text(r.present(raw, "given", where), f"{where}.given"), n, **rates,
-                           autoattack_still_correct=tuple(outcome))
-
-    @staticmethod
-    def _adaptive(r, raw):
-        where = "audit.adaptive[]"
-        raw = r.mapping(raw, where)
-        return AdaptiveRun(r.text(r.present(raw, "attack", where), f"{where}.attack"),
-                           r.text(r.present(raw, "key", where), f"{where}.key"),
-                           r.number(r.present(raw, "eps", where), f"{where}.eps", low=0, high=1),
-                           r.text(r.present(raw, "threat_model", where), f"{where}.threat_model"),
-                           dict(r.mapping(r.present(raw, "settings", where), f"{where}.settings")),
-                           r.count(r.present(raw, "n", where), f"{where}.n"),
-                           r.number(r.present(raw, "robust_acc", where), f"{where}.robust_acc", low=0, high=1))
+    radii: tuple[AuditRadius, ...]
+    adaptive: tuple[AdaptiveRun, ...]
+    adaptive_skipped: tuple[str, ...]  # why an adaptive attack did not run

@@ -116,7 +116,7 @@ class ResultRecord(Evaluation):
         r.require(version == SCHEMA_VERSION, f"schema_version {version!r}, this code reads {SCHEMA_VERSION} (files of "
                                              f"versions 1-3: evaluate the model again)")
         r.require(data.get("format") == FORMAT, f"format {data.get('format')!r} is not {FORMAT}")
-        checkpoint = CheckpointInfo.read(r, r.present(data, "checkpoint"))
+        checkpoint = CheckpointInfo.read(r, r.present(data, "checkpoint"), "checkpoint")
         spec = _spec(r, r.present(data, "spec"), checkpoint)
         sparsity = r.mapping(r.present(data, "activation_sparsity"), "activation_sparsity")
         unknown = sorted(set(sparsity) - set(layer_names(spec.model)))
@@ -136,15 +136,14 @@ class ResultRecord(Evaluation):
             n_test=r.count(r.present(data, "n_test"), "n_test"),
             sparsity={layer: r.number(value, f"activation_sparsity.{layer}", low=0, high=1)
                       for layer, value in sparsity.items()},
-            worst_case=WorstCase.read(r, r.present(data, "worst_case")),
-            attacks={key: AttackResult.read(r, key, value) for key, value in attacks.items()},
-            curves={key: tuple(CurvePoint.read(r, point, f"robustness_curves.{key}[]", with_n=True)
-                               for point in r.listing(points, f"robustness_curves.{key}"))
+            worst_case=r.value(r.present(data, "worst_case"), WorstCase | None, "worst_case"),
+            attacks={key: AttackResult.read(r, value, f"attacks.{key}") for key, value in attacks.items()},
+            curves={key: r.value(points, tuple[CurvePoint, ...], f"robustness_curves.{key}")
                     for key, points in curves.items()},
-            minimal={norm: EpsStarEntry.read(r, norm, entry) for norm, entry in minimal.items()},
-            audit=Audit.read(r, r.present(data, "audit")),
+            minimal={norm: EpsStarEntry.read(r, entry, f"minimal_perturbation.{norm}") for norm, entry in minimal.items()},
+            audit=r.value(r.present(data, "audit"), Audit | None, "audit"),
             images_sha256=images,
-            checks=Check.read(r, r.present(data, "checks")),
+            checks=Check.read_all(r, r.present(data, "checks")),
             timings={name: r.number(value, f"timings.{name}", low=0) for name, value in timings.items()},
             query_indices=tuple(r.count(index, "query_indices[]") for index in indices),
             eval_config=_eval_config(r, r.present(data, "eval_config")),

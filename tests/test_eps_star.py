@@ -64,12 +64,13 @@ def test_no_image_has_an_eps_star_above_an_eps_at_which_any_attack_fooled_it(rep
 def test_a_record_whose_eps_star_exceeds_an_attacks_fooling_example_is_refused(report, tmp_path):
     reader = FieldReader(tmp_path / "standard_seed0.json")
     entry = report.minimal["linf"]
-    assert EpsStarEntry.read(reader, "linf", entry.to_json()) == entry  # as written, it reads
+    where = "minimal_perturbation.linf"
+    assert EpsStarEntry.read(reader, entry.to_json(), where) == entry  # as written, it reads
     tampered = copy.deepcopy(entry.to_json())
     index = next(i for i, size in enumerate(tampered["attack_eps"]["pgd"]["size"]) if size)
     tampered["eps_star"][index] = min(tampered["limit"], tampered["attack_eps"]["pgd"]["size"][index] * 2)
     with pytest.raises(FileProblem, match=rf"eps_star\[{index}\].*exceeds the size .* by which pgd fooled"):
-        EpsStarEntry.read(reader, "linf", tampered)
+        EpsStarEntry.read(reader, tampered, where)
 
 
 def test_audit_fails_on_a_weakened_eps_star_and_passes_on_the_full_search(ordinary):  # noqa: F811
