@@ -45,7 +45,7 @@ def evaluate_with(tree, checkpoint_dir, model, n, reference):
     from bench.passes import PassCounter
     from evaluation.config import protocol
     from evaluation.minimal import median_correct
-    from evaluation.model import ModelEvaluation
+    from evaluation.model import Baseline, ModelEvaluation
     from models.spec import ModelSpec
     from training.checkpoint import checkpoint_test_set, load_model
 
@@ -55,7 +55,7 @@ def evaluate_with(tree, checkpoint_dir, model, n, reference):
     surrogate = load_model(spec.baseline.checkpoint_path(checkpoint_dir)) if spec.masks_gradients else None
     config = protocol("cpu-study", dataset="fashion-mnist", n_eval=n, check_n=n)
     counter = PassCounter(net, ModelEvaluation)
-    evaluation = ModelEvaluation(net, spec, (x, y), config, reference=reference, surrogate=surrogate).run()
+    evaluation = ModelEvaluation(net, spec, (x, y), config, Baseline(reference, surrogate)).run()
     eps_star = evaluation.minimal["linf"].eps_star
     values = torch.tensor([float("inf") if v is None else v for v in eps_star], dtype=torch.float64)
     return {"seconds": evaluation.timings, "work": {m: counter.work(m) for m in counter.measures()},
@@ -117,7 +117,7 @@ def main(argv=None):
             a, b = (float("inf") if v is None else v for v in (a, b))
             if b > a * (1 + TOLERANCE):
                 worse.append(f"{model} image {index}: eps* {b:.5g} against {a:.5g}")
-        print(f"  eps* per image, reference -> new: " + ", ".join(
+        print("  eps* per image, reference -> new: " + ", ".join(
             f"{'-' if a is None else f'{a:.4g}'} -> {'-' if b is None else f'{b:.4g}'}"
             for a, b in zip(old["eps_star"], new["eps_star"])))
     print(f"eval_cost: {len(worse)} images whose new eps* exceeds the reference's by more than {TOLERANCE:.0%}"

@@ -11,6 +11,8 @@ from common.io import ensure_writable_dir
 from data.registry import DEFAULT_DATASET, get_dataset
 from planner.plan import make_plan
 from planner.tasks import Setup
+from training.checkpoint import load_checkpoint
+from training.loop import Outcome, outcome_line
 from training.precision import choose_training_mode, pinned_mode
 from training.recipe import Recipe
 
@@ -54,4 +56,10 @@ def run_train(args, parser):
     setup = Setup(args.models_dir, args.results_dir, args.data_dir, options, device=str(device),
                   train_threads=args.threads, channels_last=args.channels_last if args.launcher == SLURM
                   else choice.mode.channels_last, compile=args.compile, force=args.force)
-    return launch(make_plan(specs, setup, evaluate=False), setup, args, slurm)
+    plan = make_plan(specs, setup, evaluate=False)
+    diverged = [Outcome(task.spec, "skipped", metadata) for task in plan.done
+                if (metadata := load_checkpoint(task.spec.checkpoint_path(args.models_dir))["metadata"])["status"]
+                == "diverged"]
+    for outcome in diverged:  # a diverged model is never left silently: it fails the command until retrained
+        print(outcome_line(outcome))
+    return launch(plan, setup, args, slurm) or (1 if diverged else 0)

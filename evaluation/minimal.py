@@ -22,6 +22,7 @@ them as robust up to the limit.
 """
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 from tqdm.auto import tqdm
@@ -53,15 +54,18 @@ class Search:
     seed: int = 0
     straight_through: tuple = ()
     masking: object = None
+    limit: float = 1.0  # the L-inf search limit (L2's: search_limit)
+    batch_size: int = 256
 
     @classmethod
     def of(cls, config, masking=None):
-        """The search an EvalConfig asks for: its FAB settings, PGD's steps for the bisection, and the identity's
-        straight-through backward of a method that masks gradients."""
+        """The search a resolved EvalConfig asks for: its FAB settings, PGD's steps for the bisection, its limit and
+        batch, and the identity's straight-through backward of a method that masks gradients."""
         fab = config.settings_of("fab")
         return cls(fab_steps=fab.steps, fab_restarts=fab.restarts, targets=fab.targets,
                    bisection_steps=config.settings_of("pgd").steps, seed=config.seed,
-                   straight_through=("identity",) if masking else (), masking=masking)
+                   straight_through=("identity",) if masking else (), masking=masking, limit=config.minimal_limit,
+                   batch_size=config.batch_size)
 
     def settings(self):
         title = self.masking.title if self.masking else ""
@@ -125,10 +129,12 @@ def bisection_oracle(model, x, y, eps, norm, search):
     return x_adv, fooled
 
 
-def apgd_bisection(model, x, y, norm, limit, search):
+def apgd_bisection(model, x, y, norm, search, start=None):
     """``(size, x_adv, converged)``: per image the smallest perturbation the APGD oracle found to fool (0 where
-    misclassified clean, inf where it does not fool at ``limit``), that example, and whether the oracle then failed
-    at exactly (1 - TOLERANCE) x its size within BISECTION_ROUNDS."""
+    misclassified clean, inf where it does not fool at the limit), that example, and whether the oracle then failed
+    at exactly (1 - TOLERANCE) x its size within BISECTION_ROUNDS. ``start``: ``(sizes, examples)`` of known fooling
+    examples (inf where none), the bound the search certifies first and goes below where it can."""
+    limit = search_limit(norm, search.limit, x.shape[1:])
     best = torch.where(fools(model, x, y), 0.0, math.inf).double()
     x_best = x.clone()
     lower = torch.zeros_like(best)
@@ -152,6 +158,16 @@ def apgd_bisection(model, x, y, norm, limit, search):
     return best, x_best, converged
 
 
+class Evidence(NamedTuple):
+    """One fixed-eps attack run's examples: its key, the eps it ran at, the images it attacked (indices into the
+    evaluated ones) and its adversarial images."""
+
+    key: str
+    eps: float
+    indices: torch.Tensor
+    x_adv: torch.Tensor
+
+
 @dataclass
 class MinimalPerturbation:
     """Per image (in the order given): eps* and the method that set it, FAB's and the bisection's own sizes,
@@ -168,10 +184,11 @@ class MinimalPerturbation:
     x_adv: torch.Tensor  # the example achieving eps* (the clean image where eps* is 0 or censored)
     attacks: dict = field(default_factory=dict)  # run key -> {"eps": float, "size": float64 tensor}
 
-    def fold(self, model, x, y, key, eps, indices, x_adv, batch_size=256):
-        """Take the evidence of one fixed-eps attack run: its examples ``x_adv`` of the images ``indices`` (of the
-        ones this eps* covers; ``x``, ``y`` are all of them), re-checked here to fool the model by a forward pass,
-        their size measured; an image's eps* drops to that size where it is smaller and within the limit."""
+    def fold(self, model, x, y, evidence, batch_size=256):
+        """Take one fixed-eps attack run's ``Evidence``: its examples of its images (of the ones this eps* covers;
+        ``x``, ``y`` are all of them), re-checked here to fool the model by a forward pass, their size measured; an
+        image's eps* drops to that size where it is smaller and within the limit."""
+        key, eps, indices, x_adv = evidence
         indices = torch.as_tensor(indices, dtype=torch.long).to(self.eps_star.device)
         x_clean = x[indices.to(x.device)]
         x_adv = x_adv.to(x.device)
@@ -212,23 +229,26 @@ def combine(model, x, y, fab, bisection):
     return eps_star, method, x_star
 
 
-def minimal_perturbations(model, x, y, device, norm, linf_limit, search, batch_size):
-    """``MinimalPerturbation`` of every image of ``x`` (float in [0, 1], on any device) in ``norm`` from FAB and
-    the APGD bisection (``search``, a ``Search``), searched up to ``search_limit(norm, linf_limit, ...)``; batches
-    of ``batch_size`` move to ``device`` one at a time. Fixed-eps attack runs join with ``fold``."""
-    limit = search_limit(norm, linf_limit, x.shape[1:])
+def minimal_perturbations(model, x, y, norm, search, evidence=()):
+    """``MinimalPerturbation`` of every image of ``x`` (float in [0, 1], on the model's device) in ``norm`` from FAB and
+    the APGD bisection, searched up to ``search_limit``, in batches of ``search.batch_size``; then each ``Evidence``
+    of ``evidence`` folded in. Later fixed-eps runs join with ``fold``."""
+    limit = search_limit(norm, search.limit, x.shape[1:])
     parts = []
     with tqdm(total=len(x), desc=f"eps* {norm}", unit="img", leave=False) as bar:
-        for start in range(0, len(x), batch_size):
-            xb, yb = x[start:start + batch_size].to(device), y[start:start + batch_size].to(device)
+        for start in range(0, len(x), search.batch_size):
+            xb, yb = x[start:start + search.batch_size], y[start:start + search.batch_size]
             fab = fab_minimal(model, xb, yb, norm, limit, search)
-            size, x_bisection, converged = apgd_bisection(model, xb, yb, norm, limit, search)
+            size, x_bisection, converged = apgd_bisection(model, xb, yb, norm, search)
             eps_star, method, x_star = combine(model, xb, yb, fab, (size, x_bisection))
             parts.append((eps_star.cpu(), method, fab[0].cpu(), size.cpu(), converged.cpu(), x_star))
             bar.update(len(xb))
     eps_star, method, fab, bisection, converged, x_adv = zip(*parts)
-    return MinimalPerturbation(norm, limit, torch.cat(eps_star), [m for batch in method for m in batch],
-                               torch.cat(fab), torch.cat(bisection), torch.cat(converged), torch.cat(x_adv))
+    found = MinimalPerturbation(norm, limit, torch.cat(eps_star), [m for batch in method for m in batch],
+                                torch.cat(fab), torch.cat(bisection), torch.cat(converged), torch.cat(x_adv))
+    for run in evidence:
+        found.fold(model, x, y, run, search.batch_size)
+    return found
 
 
 def robust_accuracy_curve(eps_star, limit, points=CURVE_POINTS):

@@ -15,7 +15,7 @@ import hashlib
 import math
 import time
 from contextlib import contextmanager, nullcontext
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -25,7 +25,7 @@ from attacks.base import ALL_IMAGES, QUERY_SUBSET, WHITE_BOX, eval_mode
 from evaluation.checks import CompletedRun, run_checks
 from evaluation.config import audit_radius
 from evaluation.metrics import attack_metrics, make_targets, run_attack
-from evaluation.minimal import Search, median_correct, minimal_perturbations
+from evaluation.minimal import Evidence, Search, median_correct, minimal_perturbations
 from records.parts import AdaptiveRun, AttackResult, Audit, AuditRadius, AuditReference, CurvePoint, EpsStarEntry
 from records.parts import WorstCase
 from records.record import Evaluation
@@ -47,23 +47,29 @@ def images_sha256(x, y):
     return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class Baseline:
+    """What a model's evaluation takes from the standard model trained as it was (``ModelSpec.baseline``):
+    ``reference``, ``(source, median eps*)`` that the audit's multiples scale (None: the model's own median eps*),
+    and ``surrogate``, the model the transfer attack attacks where the method masks gradients (None: none)."""
+
+    reference: tuple | None = None
+    surrogate: object = None
+
+
 class ModelEvaluation:
-    """``ModelEvaluation(model, spec, (x, y), protocol, reference, surrogate).run()``: the ``Evaluation`` of one
-    model (on its device) on the test set ``x, y`` (float images in [0, 1], int64 labels) under ``protocol`` (an
-    ``EvalConfig``).
+    """``ModelEvaluation(model, spec, (x, y), protocol, baseline).run()``: the ``Evaluation`` of one model (on its
+    device) on the test set ``x, y`` (float images in [0, 1], int64 labels) under ``protocol`` (an ``EvalConfig``),
+    with what it takes from its ``Baseline``."""
 
-    ``reference``: ``(source, median eps*)`` that the audit's multiples scale (the model's baseline's record), None:
-    the model's own median eps*. ``surrogate``: the model the transfer attack attacks (``spec.surrogate``'s), or None.
-    """
-
-    def __init__(self, model, spec, test_set, protocol, reference=None, surrogate=None):
+    def __init__(self, model, spec, test_set, protocol, baseline=Baseline()):
         x, y = test_set
         device = next(model.parameters(), x).device  # a model without parameters runs where its images are
         self.model, self.spec, self.device = model, spec, device
         self.config = protocol.resolved(device, len(x))
         self.x_all, self.y_all = x.to(device), y
         self.x, self.y = self.x_all[:self.config.n_eval], y[:self.config.n_eval].cpu()
-        self.reference, self.surrogate = reference, surrogate
+        self.reference, self.surrogate = baseline.reference, baseline.surrogate
         self.masking = get_method(spec.method) if spec.masks_gradients else None
         with eval_mode(model), torch.no_grad():
             self.num_classes = int(model(x[:1].to(device)).shape[1])
@@ -138,7 +144,7 @@ class ModelEvaluation:
                 outcome, self.y[indices], self.clean_pred[indices], run.targeted))
             self.completed.append(CompletedRun(run.key, run.attack.threat_model, run.targeted, indices,
                                                outcome["adv_pred"] == self.y[indices]))
-            self.evidence.append((run.key, self.config.eps, indices, outcome["adversarial"]))
+            self.evidence.append(Evidence(run.key, self.config.eps, indices, outcome["adversarial"]))
         return attacks
 
     def curves(self):
@@ -157,7 +163,7 @@ class ModelEvaluation:
             else:
                 outcomes = self.run_all(runs)
                 still_correct = {key: outcome["adv_pred"] == self.y for key, outcome in outcomes.items()}
-                self.evidence += [(f"{key}@{eps:.4g}", eps, everything, outcome["adversarial"])
+                self.evidence += [Evidence(f"{key}@{eps:.4g}", eps, everything, outcome["adversarial"])
                                   for key, outcome in outcomes.items()]
             for run in runs:
                 swept[run.key, eps] = still_correct[run.key]
@@ -169,17 +175,18 @@ class ModelEvaluation:
         return Search.of(self.config, masking=self.masking)
 
     def eps_star(self):
-        """``{norm: MinimalPerturbation}``: FAB and the APGD bisection, then every run so far folded in."""
+        """``{norm: MinimalPerturbation}``: FAB, every run so far, then the APGD bisection from the least of them."""
         results = {}
         for norm in self.config.minimal_norms:
             with self.timed(f"minimal_{norm}_s"):
-                results[norm] = minimal_perturbations(self.model, self.x, self.y, self.device, norm,
-                                                      self.config.minimal_limit, self.search(),
-                                                      self.config.batch_size)
-                for key, eps, indices, x_adv in self.evidence:
-                    results[norm].fold(self.model, self.x, self.y, key, eps, indices, x_adv, self.config.batch_size)
+                results[norm] = minimal_perturbations(self.model, self.x, self.y, norm, self.search(), self.evidence)
         self.evidence.clear()  # folded into eps*: the memory goes back
         return results
+
+    def fold(self, results, evidence):
+        """``evidence`` (a fixed-eps run's examples) into every norm's eps*."""
+        for result in results.values():
+            result.fold(self.model, self.x, self.y, evidence, self.config.batch_size)
 
     def audit_radii(self, reference):
         """``[(eps, as given)]``: the audit radii, multiples resolved against the reference median eps*
@@ -213,9 +220,7 @@ class ModelEvaluation:
             for eps, given in radii:
                 outcome = self.attack_images(AutoAttack(self.model, eps=eps, seed=self.config.seed), audited)
                 still_correct = outcome["adv_pred"] == self.y[audited]
-                for result in results.values():
-                    result.fold(self.model, self.x, self.y, f"audit_autoattack@{eps:.4g}", eps, audited,
-                                outcome["adversarial"], self.config.batch_size)
+                self.fold(results, Evidence(f"audit_autoattack@{eps:.4g}", eps, audited, outcome["adversarial"]))
                 checked.append(AuditRadius(eps, given, len(audited), still_correct.float().mean().item(),
                                            (before[audited] > eps).double().mean().item(),
                                            tuple(still_correct.tolist())))
@@ -237,9 +242,7 @@ class ModelEvaluation:
                     continue
                 indices, key = self.images[which], f"{name}@{eps:.4g}"
                 outcome = self.attack_images(attack, indices)
-                for result in results.values():
-                    result.fold(self.model, self.x, self.y, key, eps, indices, outcome["adversarial"],
-                                self.config.batch_size)
+                self.fold(results, Evidence(key, eps, indices, outcome["adversarial"]))
                 settings = {k: v for k, v in attack.settings().items() if not isinstance(v, torch.Tensor)}
                 adaptive.append(AdaptiveRun(name, key, eps, threat_model, settings, len(indices),
                                             (outcome["adv_pred"] == self.y[indices]).float().mean().item()))

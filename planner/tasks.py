@@ -154,7 +154,7 @@ def surrogate_model(spec, setup, device):
 
 
 def evaluate(spec, setup):
-    from evaluation.model import ModelEvaluation  # evaluation imports the attacks: only evaluating tasks need them
+    from evaluation.model import Baseline, ModelEvaluation  # the attacks' imports: only evaluating tasks need them
 
     path = spec.checkpoint_path(setup.models_root)
     checkpoint = finished_checkpoint(spec, setup)
@@ -168,9 +168,8 @@ def evaluate(spec, setup):
     metadata = checkpoint["metadata"]
     x, y = checkpoint_test_set(metadata, setup.data_dir)
     model = model_from_checkpoint(checkpoint, device)
-    evaluation = ModelEvaluation(model, spec, (x, y), setup.protocol_for(spec),
-                                 reference=reference_median(spec, setup.store),
-                                 surrogate=surrogate_model(spec, setup, device)).run()
+    baseline = Baseline(reference_median(spec, setup.store), surrogate_model(spec, setup, device))
+    evaluation = ModelEvaluation(model, spec, (x, y), setup.protocol_for(spec), baseline).run()
     evaluation = replace(evaluation, eval_config={**evaluation.eval_config, "device": setup.device})
     record = ResultRecord.of(evaluation, setup.store.path(spec), spec,
                              CheckpointInfo(str(path), file_sha256(path), metadata), machine())

@@ -12,7 +12,7 @@ from common.errors import FileProblem
 from evaluation.checks import check_eps_star_matches_autoattack
 from evaluation.config import EvalConfig
 from evaluation.metrics import run_attack
-from evaluation.minimal import ATTACK_PREFIX, Search, median_correct, minimal_perturbations
+from evaluation.minimal import ATTACK_PREFIX, Evidence, Search, median_correct, minimal_perturbations
 from records.parts import Audit, AuditRadius, AuditReference, EpsStarEntry, FieldReader
 import evaluation.model
 from test_robust_eval import EPS, evaluate, ordinary  # noqa: F401 (the trained-model fixture)
@@ -76,10 +76,11 @@ def test_a_record_whose_eps_star_exceeds_an_attacks_fooling_example_is_refused(r
 def test_audit_fails_on_a_weakened_eps_star_and_passes_on_the_full_search(ordinary):  # noqa: F811
     model, x, y = ordinary
     limit = 4 * EPS
-    full = minimal_perturbations(model, x, y, CPU, "linf", limit, Search(fab_steps=50, fab_restarts=1, targets=1,
-                                                                          bisection_steps=20), batch_size=64)
-    weak = minimal_perturbations(model, x, y, CPU, "linf", limit, Search(fab_steps=0, bisection_steps=1, targets=0),
-                                 batch_size=64)  # FAB off, a one-step untargeted bisection
+    full = minimal_perturbations(model, x, y, "linf", Search(fab_steps=50, fab_restarts=1, targets=1,
+                                                             bisection_steps=20, limit=limit, batch_size=64))
+    # FAB off, a one-step untargeted bisection
+    weak = minimal_perturbations(model, x, y, "linf", Search(fab_steps=0, bisection_steps=1, targets=0, limit=limit,
+                                                             batch_size=64))
     median = float(median_correct(full.eps_star))
     radii, examples = [], {}
     for multiple in (0.5, 1.0, 1.5):
@@ -103,7 +104,7 @@ def test_audit_fails_on_a_weakened_eps_star_and_passes_on_the_full_search(ordina
     assert f"eps* overstates robustness at radius {1.5 * median:.4g}" in checks["weak"].detail
     # the audit's examples then bound eps*: the weak search's overstated values come down to them
     radius = 1.5 * median
-    weak.fold(model, x, y, "audit", radius, torch.arange(len(x)), examples[radius])
+    weak.fold(model, x, y, Evidence("audit", radius, torch.arange(len(x)), examples[radius]))
     fooled = ~torch.tensor(audit.radii[2].autoattack_still_correct)
     assert (weak.eps_star[fooled] <= radius * (1 + 1e-5)).all()
     assert any(method == ATTACK_PREFIX + "audit" for method in weak.method)

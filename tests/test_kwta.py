@@ -182,11 +182,11 @@ def test_the_eps_star_bisection_attacks_through_the_top_k_on_a_kwta_model(kwta_m
     from evaluation.minimal import Search, apgd_bisection
 
     x, y = coloured_images(16, seed=2)
-    plain = Search(fab_steps=0, targets=0, bisection_steps=10)
+    plain = Search(fab_steps=0, targets=0, bisection_steps=10, limit=0.5)
     adaptive = Search(fab_steps=0, targets=0, bisection_steps=10, straight_through=("identity",),
-                      masking=METHODS["kwta"])
-    alone, _, _ = apgd_bisection(kwta_model, x, y, "linf", 0.5, plain)
-    through, x_adv, _ = apgd_bisection(kwta_model, x, y, "linf", 0.5, adaptive)
+                      masking=METHODS["kwta"], limit=0.5)
+    alone, _, _ = apgd_bisection(kwta_model, x, y, "linf", plain)
+    through, x_adv, _ = apgd_bisection(kwta_model, x, y, "linf", adaptive)
     assert "BPDA (identity)" in adaptive.settings()["bisection_attack"]
     assert bool((through <= alone).all()) and bool((through < 0.9 * alone).any())
     found = torch.isfinite(through) & (through > 0)

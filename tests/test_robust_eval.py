@@ -14,7 +14,7 @@ from attacks import PGD, AutoAttack, Square
 from attacks.autoattack import APGD
 from evaluation.config import EvalConfig
 from evaluation.metrics import run_attack
-from evaluation.model import ModelEvaluation
+from evaluation.model import Baseline, ModelEvaluation
 from models.spec import ModelSpec
 
 CPU = torch.device("cpu")
@@ -33,7 +33,7 @@ def coloured_images(n, seed):
 
 def evaluate(model, x, y, config, spec=ModelSpec.baseline_of(0), surrogate=None):
     """The evaluation object's record part of ``model`` (a ``spec``'s model) on ``x, y``."""
-    return ModelEvaluation(model, spec, (x, y), config, surrogate=surrogate).run()
+    return ModelEvaluation(model, spec, (x, y), config, Baseline(surrogate=surrogate)).run()
 
 
 class MLP(nn.Module):
