@@ -3,7 +3,7 @@ Adaptive Attacks to Adversarial Example Defenses", 01_kwta on k-winners-take-all
 model's method declares ``masks_gradients`` (``sparsity.base.SparsityMethod``), at the audit's radii, and folded
 into eps* (``evaluation.minimal``):
 
-- ``bpda_identity``, ``bpda_relu``: APGD-CE + APGD-T (AutoAttack's settings) through the masking layers, their
+- ``bpda_identity``, ``bpda_relu``: APGD-CE + APGD-T (AutoAttack's budget) through the masking layers, their
   backward pass that of the identity or of a ReLU (the method's ``straight_through``);
 - ``nes_adaptive``: their sampled-gradient attack (``attacks.nes_adaptive``: sigma = eps, margin loss, the
   evaluation's settings of nes_adaptive, 100 steps and 100 -> 1,000 -> 20,000 samples by default,
@@ -17,7 +17,9 @@ from attacks.autoattack import APGD
 from attacks.base import ALL_IMAGES, BLACK_BOX, QUERY_SUBSET, WHITE_BOX, Attack, check_inputs, eval_mode
 from attacks.nes_adaptive import NESAdaptive
 
-APGD_ITERATIONS = None  # the white-box and transfer attacks' APGD iterations; None: AutoAttack's 100
+
+class CannotRun(Exception):
+    """An adaptive attack that cannot run on this model; the message says why (the record keeps it)."""
 
 
 class StraightThrough(APGD):
@@ -27,8 +29,8 @@ class StraightThrough(APGD):
     name = "bpda"
     title = "APGD through the masking layers (BPDA)"
 
-    def __init__(self, model, eps, masking, backward_as, seed=0):
-        super().__init__(model, eps=eps, seed=seed, iterations=APGD_ITERATIONS)
+    def __init__(self, model, eps, masking, backward_as, seed=0, iterations=None):
+        super().__init__(model, eps=eps, seed=seed, iterations=iterations)
         self.masking, self.backward_as = masking, backward_as
 
     def settings(self):
@@ -64,7 +66,8 @@ def _bpda(backward_as):
     def build(model, eps, config, source, masking):
         if backward_as not in masking.straight_through_modes:
             raise CannotRun(f"{masking.name} offers no {backward_as} straight-through backward")
-        return StraightThrough(model, eps, masking, backward_as, seed=config.seed), WHITE_BOX, ALL_IMAGES
+        iterations = config.settings_of("autoattack").iterations
+        return StraightThrough(model, eps, masking, backward_as, config.seed, iterations), WHITE_BOX, ALL_IMAGES
     return build
 
 
@@ -75,11 +78,8 @@ def _nes(model, eps, config, source, masking):
 def _transfer(model, eps, config, source, masking):
     if source is None:
         raise CannotRun("no surrogate checkpoint to transfer from")
-    return Transfer(model, source, eps, seed=config.seed, iterations=APGD_ITERATIONS), BLACK_BOX, ALL_IMAGES
-
-
-class CannotRun(Exception):
-    """An adaptive attack that cannot run on this model; the message says why (the record keeps it)."""
+    iterations = config.settings_of("autoattack").iterations
+    return Transfer(model, source, eps, seed=config.seed, iterations=iterations), BLACK_BOX, ALL_IMAGES
 
 
 # name -> builder(model, eps, config, surrogate model or None, the masking SparsityMethod) -> (attack, threat model,

@@ -11,13 +11,16 @@ Both are untargeted. APGD-T's targeted DLR loss needs four classes, so models
 with fewer skip it (and FAB-T/APGD-T attack at most ``classes - 1`` targets).
 """
 import contextlib
+from dataclasses import dataclass
 
 import torch
 from pyautoattack import AutoAttack as OfficialAutoAttack
 from pyautoattack.autopgd_base import APGDAttack, APGDAttack_targeted
 
-from attacks.base import ALL_IMAGES, DEFAULT_EPS, Attack, AttackRun, check_inputs, eval_mode, per_sample
+from attacks.base import (ALL_IMAGES, DEFAULT_EPS, Attack, AttackRun, AttackSettings, check_inputs, eval_mode,
+                          per_sample)
 from common import validation
+from common.cli import option
 
 STANDARD_TARGETS = 9  # target classes of APGD-T and FAB-T in the standard version
 DLR_TARGETED_MIN_CLASSES = 4
@@ -31,6 +34,22 @@ def private_rng(device):
         yield
 
 
+@dataclass(frozen=True)
+class AutoAttackSettings(AttackSettings):
+    """AutoAttack's budget in an evaluation (its run at the protocol's eps, the audit's, the adaptive attacks' APGD):
+    the standard version's, unless --quick, whose smaller budget a record names a "custom" version."""
+
+    iterations: int = option(100, "APGD's iterations in AutoAttack, the audit and the adaptive attacks (default "
+                                  "{default}, the standard version's)", key="autoattack_iterations", metavar="N")
+    square_queries: int = option(5000, "Square's queries in AutoAttack (default {default}, the standard version's)",
+                                 key="autoattack_queries", metavar="N")
+    quick = {"iterations": 10, "square_queries": 100}
+
+    def validate(self):
+        validation.integer(self.iterations, "iterations", minimum=1)
+        validation.integer(self.square_queries, "square_queries", minimum=1)
+
+
 class AutoAttack(Attack):
     """``x_adv, None = AutoAttack(model, eps=8/255)(x, y)``: the standard version of the official package."""
 
@@ -42,26 +61,37 @@ class AutoAttack(Attack):
     # rather than repeat it: the package attacks each part's survivors in turn, reseeding every part, so FAB-T and
     # Square on the images APGD left correct give what the whole ensemble gives.
     continues = "apgd"
+    Settings = AutoAttackSettings
 
-    def __init__(self, model, eps=DEFAULT_EPS, seed=0, iterations=None):
+    def __init__(self, model, eps=DEFAULT_EPS, seed=0, iterations=None, square_queries=5000):
         super().__init__(model, seed if seed is not None else 0)
         self.eps = validation.number(eps, "eps", minimum=0, maximum=1)
-        # APGD's iterations; None: the standard version's 100
-        self.iterations = None if iterations is None else validation.integer(iterations, "iterations", minimum=1)
+        # APGD's iterations; None (or 100): the standard version's
+        self.iterations = None if iterations in (None, 100) else validation.integer(iterations, "iterations",
+                                                                                    minimum=1)
+        self.square_queries = validation.integer(square_queries, "square_queries", minimum=1)
         self.parts_run = None  # what the last call ran: fewer classes leave out APGD-T
         self._num_classes = None
         self._packages = {}  # (device, parts) -> the package's configured AutoAttack, built once
 
     def settings(self):
         parts = self.parts_run or self.parts
-        standard = parts == AutoAttack.parts and self.iterations is None
+        standard = parts == AutoAttack.parts and self.iterations is None and self.square_queries == 5000
         return {"eps": self.eps, "version": "standard" if standard else "custom", "attacks": " ".join(parts),
-                "package": "pyautoattack", **({"iterations": self.iterations} if self.iterations else {})}
+                "package": "pyautoattack", **({"iterations": self.iterations} if self.iterations else {}),
+                **({"square_queries": self.square_queries} if self.square_queries != 5000 else {})}
+
+    @classmethod
+    def configured(cls, model, eps, config):
+        """The attack at ``eps`` with an evaluation's budget (``AutoAttackSettings``) and seed."""
+        budget = config.settings_of(AutoAttack.name)
+        return cls(model, eps=eps, seed=config.seed, iterations=budget.iterations,
+                   square_queries=budget.square_queries)
 
     @classmethod
     def evaluation_runs(cls, model, config):
         after = cls.continues if cls.continues in config.attacks else None
-        return [AttackRun(cls.name, cls.title, cls(model, eps=config.eps, seed=config.seed), images=ALL_IMAGES,
+        return [AttackRun(cls.name, cls.title, cls.configured(model, config.eps, config), images=ALL_IMAGES,
                           after=after)]
 
     def _allowed(self, parts, x):
@@ -80,7 +110,7 @@ class AutoAttack(Attack):
             attack.apgd.n_restarts = 1
             attack.apgd_targeted.n_restarts = 1
             attack.fab.n_restarts = 1
-            attack.square.n_queries = 5000
+            attack.square.n_queries = self.square_queries
             attack.apgd_targeted.n_target_classes = min(STANDARD_TARGETS, self._num_classes - 1)
             attack.fab.n_target_classes = min(STANDARD_TARGETS, self._num_classes - 1)
             attack.verbose = False
@@ -123,6 +153,7 @@ class APGD(AutoAttack):
     parts = ("apgd-ce", "apgd-t")
     title = "APGD-CE + APGD-T"
     continues = None
+    Settings = None  # AutoAttack's budget (its first two parts)
 
 
 PACKAGE_NORMS = {"linf": "Linf", "l2": "L2"}

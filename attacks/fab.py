@@ -43,7 +43,7 @@ class FABSettings(AttackSettings):
                               "(default {default})", metavar="N")
     targets: int = option(3, "top classes of FAB-T and of the eps* bisection's APGD-T (default {default})",
                           key="minimal_targets", metavar="N")
-    quick = {"steps": 50, "restarts": 1, "targets": 2}
+    quick = {"steps": 20, "restarts": 1, "targets": 1}
 
     def validate(self):
         validation.integer(self.steps, "steps", minimum=1)

@@ -98,7 +98,7 @@ class NESSettings(AttackSettings):
     modes: tuple = option(MODES, "untargeted and/or targeted NES (default both)", nargs="+", choices=MODES)
     loss: str = option("ce", "loss NES estimates the gradient of: ce (cross-entropy, default, the original "
                              "repository's) or margin (logit margin)", choices=LOSSES)
-    quick = {"steps": 20, "samples": 20}
+    quick = {"steps": 10, "samples": 10}
 
     def validate(self):
         validation.integer(self.steps, "steps", minimum=1)

@@ -31,7 +31,7 @@ class NESAdaptiveSettings(AttackSettings):
         PAPER_SCHEDULE, lambda: "nes_adaptive's antithetic pairs per estimate from each step on, increasing (default "
                                 "{default}, Tramer et al. 2020; --quick: "
                                 f"{schedule_text(NESAdaptiveSettings.quick['schedule'])})", key="adaptive_schedule")
-    quick = {"steps": 20, "schedule": ((0, 10), (5, 50), (10, 200))}
+    quick = {"steps": 10, "schedule": ((0, 5), (5, 20))}
 
     def validate(self):
         validation.integer(self.steps, "steps", minimum=1)

@@ -21,7 +21,7 @@ class PGDSettings(AttackSettings):
     steps: int = option(50, "PGD steps; also the eps* bisection's APGD steps (default {default})", key="steps",
                         metavar="N")
     restarts: int = option(1, "PGD random restarts (default {default})", key="restarts", metavar="N")
-    quick = {"steps": 20}
+    quick = {"steps": 10}
 
     def validate(self):
         validation.integer(self.steps, "steps", minimum=1)

@@ -22,6 +22,7 @@ from common.cli import option
 @dataclass(frozen=True)
 class SquareSettings(AttackSettings):
     queries: int = option(5000, "Square's query budget per image (default {default}, AutoAttack's)", metavar="N")
+    quick = {"queries": 200}
 
     def validate(self):
         validation.integer(self.queries, "queries", minimum=1)

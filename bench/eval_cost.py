@@ -28,7 +28,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE = "f5e7ad4"  # the last commit before issue 42's changes to the evaluation
+REFERENCE = "dd31c2b"  # the last commit before issue 42's changes to the evaluation
 MODELS = {  # name -> (the spec's constructor arguments)
     "standard": ("standard", None, 0.0, 0, None, None),
     "fgsm-rs AT": ("standard", None, 0.0, 0, "fgsm-rs", 0.1),

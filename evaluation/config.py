@@ -15,11 +15,12 @@ from data.registry import DATASETS, DEFAULT_DATASET, get_dataset
 from models import layer_names
 from sparsity.methods import DEFAULT_METHOD
 
-# --quick: few images and short attacks, so the pipeline runs end to end on a CPU in minutes. Each attack's own
-# preset is its Settings.quick (quick_preset() has them all). Explicit options still override these (the training
-# preset is training.recipe.QUICK).
-QUICK = {"attacks": ("pgd", "apgd", "square", "nes", "nes_adaptive"), "n_eval": 100, "query_n": 20,
-         "minimal_norms": ("linf",), "check_n": 100, "audit_n": 20}
+# --quick: a check of the pipeline, not a finding: every measure runs (each attack, eps*, the audit, the checks), on
+# few images at small budgets, in at most 3 minutes per model on 2 cores (docs/benchmarks.md). Each attack's own
+# preset is its Settings.quick (quick_preset() has them all; AutoAttack's a "custom" version of 10 APGD iterations
+# and 100 Square queries). Explicit options still override these (the training preset is training.recipe.QUICK).
+QUICK = {"attacks": ("pgd", "apgd", "square", "nes", "nes_adaptive"), "n_eval": 32, "query_n": 8,
+         "minimal_norms": ("linf",), "check_n": 32, "audit_n": 8}
 AUDIT_MULTIPLES = ("0.5x", "1x", "1.5x")  # default audit radii: multiples of the reference median eps*
 
 

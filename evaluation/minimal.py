@@ -2,6 +2,9 @@
 
 - **FAB** (``attacks.fab``), the minimum-norm attack of the official AutoAttack package, as AutoAttack runs it for
   a minimum norm: untargeted from the clean image, restarts from random points, and FAB-T towards the top classes;
+- **every attack the evaluation ran at a fixed eps** before the search (the protocol's attacks and the robustness
+  curves' runs; the adaptive attacks and the audit's AutoAttack runs join after it, ``fold``): an image that one of
+  them fooled has eps* at most the size of that fooling example, re-checked here by a forward pass and its norm;
 - **APGD bisection**: per image, a bisection over eps whose oracle is APGD-CE then APGD-T (targeted DLR loss, the
   top classes), each from the package's random start, with a fixed seed (``attacks.autoattack.apgd_per_image``,
   per-image eps, batched); on a model whose sparsity method masks gradients (k-WTA) the oracle also runs APGD through
@@ -72,6 +75,7 @@ class Search:
         through = "".join(f"; then through {title} with BPDA ({mode})" for mode in self.straight_through)
         return {"fab_steps": self.fab_steps, "fab_restarts": self.fab_restarts, "targets": self.targets,
                 "bisection_attack": "apgd-ce + apgd-t (random start, seeded)" + through,
+                "bisection_start": "the least bound of FAB and the attacks run before it, certified first",
                 "bisection_steps": self.bisection_steps, "bisection_rounds": BISECTION_ROUNDS,
                 "tolerance": TOLERANCE}
 
@@ -135,10 +139,12 @@ def apgd_bisection(model, x, y, norm, search, start=None):
     at exactly (1 - TOLERANCE) x its size within BISECTION_ROUNDS. ``start``: ``(sizes, examples)`` of known fooling
     examples (inf where none), the bound the search certifies first and goes below where it can."""
     limit = search_limit(norm, search.limit, x.shape[1:])
-    best = torch.where(fools(model, x, y), 0.0, math.inf).double()
-    x_best = x.clone()
+    clean_wrong = fools(model, x, y)
+    best = torch.full((len(x),), math.inf, dtype=torch.float64, device=x.device) if start is None else start[0].clone()
+    best[clean_wrong] = 0.0
+    x_best = x.clone() if start is None else start[1].clone()
     lower = torch.zeros_like(best)
-    probe = torch.full_like(best, float(limit))
+    probe = torch.where(torch.isfinite(best), (1 - TOLERANCE) * best, float(limit))
     converged = best == 0
     active = (~converged).nonzero().squeeze(1)
     for _ in range(BISECTION_ROUNDS + 1):
@@ -208,46 +214,35 @@ class MinimalPerturbation:
             self.method[index] = ATTACK_PREFIX + key
 
 
-def combine(model, x, y, fab, bisection):
-    """eps*, method and example per image from both search methods' ``(size, x_adv)``: the smaller (FAB's on a
-    tie) whose example fools the model when checked again here, else the other one's, else censored."""
-    eps_star = torch.full_like(fab[0], math.inf)
-    method = [CENSORED] * len(x)
-    x_star = x.clone()
-    clean_wrong = fools(model, x, y)
-    eps_star[clean_wrong] = 0.0
-    candidates = [(FAB_METHOD, *fab, fab[0] <= bisection[0]), (BISECTION_METHOD, *bisection, bisection[0] < fab[0])]
-    fooling = {name: fools(model, x_adv, y) for name, _, x_adv, _ in candidates}
-    for preferred in (True, False):
-        for name, size, x_adv, smaller in candidates:
-            take = torch.isinf(eps_star) & torch.isfinite(size) & (smaller == preferred) & fooling[name]
-            eps_star[take], x_star[take] = size[take], x_adv[take]
-            for index in take.nonzero().squeeze(1).tolist():
-                method[index] = name
-    for index in clean_wrong.nonzero().squeeze(1).tolist():
-        method[index] = CLEAN
-    return eps_star, method, x_star
-
-
 def minimal_perturbations(model, x, y, norm, search, evidence=()):
-    """``MinimalPerturbation`` of every image of ``x`` (float in [0, 1], on the model's device) in ``norm`` from FAB and
-    the APGD bisection, searched up to ``search_limit``, in batches of ``search.batch_size``; then each ``Evidence``
-    of ``evidence`` folded in. Later fixed-eps runs join with ``fold``."""
+    """``MinimalPerturbation`` of every image of ``x`` (float in [0, 1], on the model's device) in ``norm``, searched up
+    to ``search_limit``: FAB first, then each ``Evidence`` of ``evidence`` folded in, then the APGD bisection from
+    the least bound of them, in batches of ``search.batch_size``. Later fixed-eps runs join with ``fold``."""
     limit = search_limit(norm, search.limit, x.shape[1:])
-    parts = []
-    with tqdm(total=len(x), desc=f"eps* {norm}", unit="img", leave=False) as bar:
-        for start in range(0, len(x), search.batch_size):
-            xb, yb = x[start:start + search.batch_size], y[start:start + search.batch_size]
-            fab = fab_minimal(model, xb, yb, norm, limit, search)
-            size, x_bisection, converged = apgd_bisection(model, xb, yb, norm, search)
-            eps_star, method, x_star = combine(model, xb, yb, fab, (size, x_bisection))
-            parts.append((eps_star.cpu(), method, fab[0].cpu(), size.cpu(), converged.cpu(), x_star))
-            bar.update(len(xb))
-    eps_star, method, fab, bisection, converged, x_adv = zip(*parts)
-    found = MinimalPerturbation(norm, limit, torch.cat(eps_star), [m for batch in method for m in batch],
-                                torch.cat(fab), torch.cat(bisection), torch.cat(converged), torch.cat(x_adv))
-    for run in evidence:
-        found.fold(model, x, y, run, search.batch_size)
+    batches = [slice(start, start + search.batch_size) for start in range(0, len(x), search.batch_size)]
+    with tqdm(total=2 * len(x), desc=f"eps* {norm}", unit="img", leave=False) as bar:
+        sizes, examples = [], []
+        for b in batches:
+            size, x_adv = fab_minimal(model, x[b], y[b], norm, limit, search)
+            sizes.append(size.cpu())
+            examples.append(x_adv)
+            bar.update(len(x[b]))
+        size = torch.cat(sizes)
+        method = [CLEAN if value == 0 else CENSORED if math.isinf(value) else FAB_METHOD for value in size.tolist()]
+        found = MinimalPerturbation(norm, limit, size.clone(), method, size, torch.full_like(size, math.inf),
+                                    torch.zeros(len(x), dtype=torch.bool), torch.cat(examples))
+        for run in evidence:
+            found.fold(model, x, y, run, search.batch_size)
+        for b in batches:
+            start = (found.eps_star[b].to(x.device), found.x_adv[b])
+            size, x_adv, converged = apgd_bisection(model, x[b], y[b], norm, search, start)
+            better = (size.cpu() < found.eps_star[b]).nonzero().squeeze(1) + b.start
+            found.eps_star[better] = size.cpu()[better - b.start]
+            found.x_adv[better] = x_adv[better - b.start]
+            for index in better.tolist():
+                found.method[index] = BISECTION_METHOD
+            found.bisection[b], found.converged[b] = size.cpu(), converged.cpu()
+            bar.update(len(x[b]))
     return found
 
 

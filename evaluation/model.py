@@ -47,6 +47,18 @@ def images_sha256(x, y):
     return digest.hexdigest()
 
 
+@contextmanager
+def exact_fp32():
+    """TF32 off for the block (PyTorch lets cuDNN convolutions use TF32 on CUDA by default, 10-bit mantissas): every
+    number of an evaluation, eps* and the checks included, is computed in full fp32, the same on a GPU as on a CPU."""
+    flags = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
+
+
 @dataclass(frozen=True)
 class Baseline:
     """What a model's evaluation takes from the standard model trained as it was (``ModelSpec.baseline``):
@@ -87,6 +99,10 @@ class ModelEvaluation:
         self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - started
 
     def run(self):
+        with exact_fp32():
+            return self.measure()
+
+    def measure(self):
         with self.timed("clean_s"):
             clean = evaluate_clean(self.model, self.x_all, self.y_all, self.config.batch_size, self.device)
         self.clean_pred = clean["predictions"][:self.config.n_eval].cpu()
@@ -200,11 +216,20 @@ class ModelEvaluation:
                 radii.append((min(1.0, number * reference[1]), str(given)))
         return sorted(dict(radii).items()) if radii else []
 
+    def unbroken(self, results, indices, eps):
+        """Those of the evaluated images ``indices`` that no example found so far fools within ``eps`` (L-inf eps*
+        above it): the only ones an attack at ``eps`` can add anything on. An image fooled at a smaller radius is
+        fooled at this one by that same example."""
+        return indices[results["linf"].eps_star[indices] > eps]
+
     def audit(self, results):
         """``(Audit, eps* before the audit)``: where the model's method masks gradients, its adaptive attacks at
         each audit radius (the protocol's eps without an audit), folded into every norm's eps*; then AutoAttack
-        (standard) at each radius on the first ``audit_n`` evaluated images, folded in too. The check compares
-        AutoAttack with eps* as it stood before AutoAttack's runs joined it (the adaptive attacks' included)."""
+        (standard) at each radius, smallest first, on the first ``audit_n`` evaluated images, folded in too. At each
+        radius AutoAttack runs on the images nothing broke there yet; the others count as broken by the example that
+        did (an earlier radius's AutoAttack included). The check compares this outcome with eps* as it stood before
+        AutoAttack's runs joined it (the adaptive attacks' included): where it claims robust and AutoAttack breaks,
+        eps* overstated robustness."""
         linf = results["linf"]
         if not any(audit_radius(given)[1] for given in self.config.audit_radii or ()):
             reference = (None, None)  # no multiple to scale: the record depends on no other record
@@ -212,15 +237,17 @@ class ModelEvaluation:
             reference = self.reference or ("own", median_correct(linf.eps_star))
         radii = self.audit_radii(reference)
         with self.timed("adaptive_s"):
-            adaptive, skipped = self.adaptive_attacks(results, [r for r, _ in radii] or [self.config.eps])
+            adaptive, skipped = self.adaptive_attacks(results, sorted([r for r, _ in radii] or [self.config.eps]))
         before = linf.eps_star.clone()
         audited = torch.arange(min(self.config.audit_n or len(self.y), len(self.y)))
         checked = []
         with self.timed("audit_s"):
             for eps, given in radii:
-                outcome = self.attack_images(AutoAttack(self.model, eps=eps, seed=self.config.seed), audited)
-                still_correct = outcome["adv_pred"] == self.y[audited]
-                self.fold(results, Evidence(f"audit_autoattack@{eps:.4g}", eps, audited, outcome["adversarial"]))
+                todo = self.unbroken(results, audited, eps)
+                outcome = self.attack_images(AutoAttack(self.model, eps=eps, seed=self.config.seed), todo)
+                self.fold(results, Evidence(f"audit_autoattack@{eps:.4g}", eps, todo, outcome["adversarial"]))
+                still_correct = torch.zeros(len(audited), dtype=torch.bool)
+                still_correct[todo] = outcome["adv_pred"] == self.y[todo]
                 checked.append(AuditRadius(eps, given, len(audited), still_correct.float().mean().item(),
                                            (before[audited] > eps).double().mean().item(),
                                            tuple(still_correct.tolist())))
@@ -229,8 +256,11 @@ class ModelEvaluation:
                      tuple(dict.fromkeys(skipped))), before
 
     def adaptive_attacks(self, results, radii):
-        """``([AdaptiveRun], [why one did not run])``: each of the protocol's adaptive attacks at each radius, on a
-        model whose method masks gradients (none otherwise), folded into every norm's eps*."""
+        """``([AdaptiveRun], [why one did not run])``: each of the protocol's adaptive attacks at each radius, smallest
+        first, on a model whose method masks gradients (none otherwise), folded into every norm's eps*. Each attacks
+        the images of its set that nothing broke at that radius yet (BPDA through a ReLU backward only where the
+        identity's failed, the transfer attack where both did); its robust accuracy is over its whole set, an image
+        broken before it counting as broken."""
         adaptive, skipped = [], []
         for eps in radii if self.masking else ():
             for name in self.config.adaptive_attacks:
@@ -241,11 +271,13 @@ class ModelEvaluation:
                     skipped.append(f"{name}: {reason}")
                     continue
                 indices, key = self.images[which], f"{name}@{eps:.4g}"
-                outcome = self.attack_images(attack, indices)
-                self.fold(results, Evidence(key, eps, indices, outcome["adversarial"]))
+                todo = self.unbroken(results, indices, eps)
+                if len(todo):
+                    outcome = self.attack_images(attack, todo)
+                    self.fold(results, Evidence(key, eps, todo, outcome["adversarial"]))
                 settings = {k: v for k, v in attack.settings().items() if not isinstance(v, torch.Tensor)}
-                adaptive.append(AdaptiveRun(name, key, eps, threat_model, settings, len(indices),
-                                            (outcome["adv_pred"] == self.y[indices]).float().mean().item()))
+                robust = len(self.unbroken(results, indices, eps)) / len(indices) if len(indices) else 0.0
+                adaptive.append(AdaptiveRun(name, key, eps, threat_model, settings, len(indices), robust, len(todo)))
         return adaptive, skipped
 
     def worst_case(self, minimal_linf):

@@ -104,7 +104,18 @@ def is_done(task, setup):
     path = task.spec.checkpoint_path(setup.models_root)
     protocol = setup.protocol_for(task.spec).resolved(torch.device(setup.device), record.n_test)
     return ((not path.is_file() or record.checkpoint.sha256 == file_sha256(path))
-            and record.eval_config == {**protocol.to_dict(), "device": setup.device})
+            and recorded_as(record.eval_config, {**protocol.to_dict(), "device": setup.device},
+                            EvalConfig().to_dict()))
+
+
+def recorded_as(stored, expected, default):
+    """Whether a record's settings ``stored`` are ``expected``: equal, a setting the record predates (its key
+    absent) counting as having had its ``default`` then, as a checkpoint's recipe does (training.recipe)."""
+    if not isinstance(expected, dict):
+        return stored == expected
+    return isinstance(stored, dict) and set(stored) <= set(expected) and all(
+        recorded_as(stored[key], value, (default or {}).get(key)) if key in stored else value == (default or {}).get(key)
+        for key, value in expected.items())
 
 
 def run_task(task, setup):

@@ -487,9 +487,16 @@ class AdaptiveRun(_Part):
     threat_model: str
     settings: dict
     n: int
-    robust_acc: float
+    robust_acc: float  # over its n images, an image broken before it counting as broken
+    n_attacked: int | None = None  # the images nothing broke at its radius before it (None: records before issue 42)
 
     BOUNDS = {"eps": RATE, "robust_acc": RATE}
+
+    def to_json(self):
+        entry = super().to_json()
+        if self.n_attacked is None:
+            del entry["n_attacked"]
+        return entry
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,9 @@ def test_no_image_has_an_eps_star_above_an_eps_at_which_any_attack_fooled_it(rep
     for key, run in runs.items():
         size = values(run.size)
         fooled = torch.isfinite(size)
-        assert (fooled.any() or key == "square") and (size[fooled] <= run.eps * (1 + 1e-5)).all()
+        # Square (8 images) and the audit's AutoAttack (only the images nothing broke at its radius) may fool none
+        assert (fooled.any() or key in ("square", f"audit_autoattack@{EPS:.4g}"))
+        assert (size[fooled] <= run.eps * (1 + 1e-5)).all()
         assert (eps_star[fooled] <= size[fooled]).all(), key
     audit = report.audit.radii[0]
     fooled = ~torch.tensor(audit.autoattack_still_correct)
