@@ -18,7 +18,7 @@ from pyautoattack import AutoAttack as OfficialAutoAttack
 from pyautoattack.autopgd_base import APGDAttack, APGDAttack_targeted
 
 from attacks.base import (ALL_IMAGES, DEFAULT_EPS, Attack, AttackRun, AttackSettings, check_inputs, eval_mode,
-                          per_sample)
+                          input_gradients_only, per_sample)
 from common import validation
 from common.cli import option
 
@@ -121,7 +121,8 @@ class AutoAttack(Attack):
 
     def _run(self, x, y, parts):
         """The package's evaluation of ``parts`` on x (every image in one package batch)."""
-        x_adv, _ = self._package(x.device, parts).run_standard_evaluation(x, y, batch_size=len(x))
+        with input_gradients_only(self.model):  # FAB-T backpropagates its loss: no parameter gradient
+            x_adv, _ = self._package(x.device, parts).run_standard_evaluation(x, y, batch_size=len(x))
         return x_adv.detach()
 
     def __call__(self, x, y, targeted=False):

@@ -235,3 +235,17 @@ def select_rows(value, keep):
 def flat_norm(t):
     """l2 norm of each sample, shaped to broadcast over ``t``."""
     return t.flatten(1).norm(dim=1).reshape(-1, *([1] * (t.dim() - 1)))
+
+
+@contextlib.contextmanager
+def input_gradients_only(model):
+    """An attack needs the gradient with respect to its input only: where it backpropagates a loss (the package's FAB
+    does), parameter gradients would be computed (a second backward's worth of work) and accumulated for nothing."""
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    for parameter, _ in flags:
+        parameter.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for parameter, flag in flags:
+            parameter.requires_grad_(flag)

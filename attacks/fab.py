@@ -6,32 +6,18 @@ Not an entry of ``attacks.ATTACKS``: a minimum-norm attack has no budget to be r
 each image from the decision boundary", which ``evaluation.minimal`` turns into a per-image eps*. Its settings in
 an evaluation (``FABSettings``) are those of that search.
 """
-import contextlib
 from dataclasses import dataclass
 
 import torch
 from pyautoattack.fab_pt import FABAttack_PT
 
 from attacks.autoattack import private_rng
-from attacks.base import Attack, AttackSettings, check_inputs, eval_mode
+from attacks.base import Attack, AttackSettings, check_inputs, eval_mode, input_gradients_only
 from attacks.pgd import NORMS
 from common import validation
 from common.cli import option
 
 PACKAGE_NORMS = {"linf": "Linf", "l2": "L2"}
-
-
-@contextlib.contextmanager
-def input_gradients_only(model):
-    """FAB backpropagates through the model; parameter gradients would be computed and accumulated for nothing."""
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    for parameter, _ in flags:
-        parameter.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for parameter, flag in flags:
-            parameter.requires_grad_(flag)
 
 
 @dataclass(frozen=True)

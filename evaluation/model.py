@@ -236,8 +236,7 @@ class ModelEvaluation:
         else:
             reference = self.reference or ("own", median_correct(linf.eps_star))
         radii = self.audit_radii(reference)
-        with self.timed("adaptive_s"):
-            adaptive, skipped = self.adaptive_attacks(results, sorted([r for r, _ in radii] or [self.config.eps]))
+        adaptive, skipped = self.adaptive_attacks(results, sorted([r for r, _ in radii] or [self.config.eps]))
         before = linf.eps_star.clone()
         audited = torch.arange(min(self.config.audit_n or len(self.y), len(self.y)))
         checked = []
@@ -272,9 +271,10 @@ class ModelEvaluation:
                     continue
                 indices, key = self.images[which], f"{name}@{eps:.4g}"
                 todo = self.unbroken(results, indices, eps)
-                if len(todo):
-                    outcome = self.attack_images(attack, todo)
-                    self.fold(results, Evidence(key, eps, todo, outcome["adversarial"]))
+                with self.timed(f"{name}_s"):
+                    if len(todo):
+                        outcome = self.attack_images(attack, todo)
+                        self.fold(results, Evidence(key, eps, todo, outcome["adversarial"]))
                 settings = {k: v for k, v in attack.settings().items() if not isinstance(v, torch.Tensor)}
                 robust = len(self.unbroken(results, indices, eps)) / len(indices) if len(indices) else 0.0
                 adaptive.append(AdaptiveRun(name, key, eps, threat_model, settings, len(indices), robust, len(todo)))

@@ -173,8 +173,8 @@ def evaluate(spec, setup):
         raise FileProblem(f"no finished checkpoint of {spec.name} at {path}; train it first", "models_dir")
     stored = checkpoint_spec(checkpoint)
     if stored != spec:
-        raise FileProblem(f"{path} holds {stored.name} ({stored.dataset} {stored.model}), not {spec.name}; move it "
-                          f"to its own place or retrain it", "models_dir")
+        raise FileProblem(f"{path} holds {stored.name} of {stored.dataset} ({stored.model}), not {spec.name} of "
+                          f"{spec.dataset} ({spec.model}); move it to its own place or retrain it", "models_dir")
     device = torch.device(setup.device)
     metadata = checkpoint["metadata"]
     x, y = checkpoint_test_set(metadata, setup.data_dir)

@@ -84,8 +84,8 @@ def check_checkpoint(spec, recipe, models_root):
     metadata = checkpoint["metadata"]
     stored = checkpoint_spec(checkpoint)
     if stored != spec:
-        raise FileProblem(f"{path} holds {stored.name} ({stored.dataset} {stored.model}), not {spec.name}; delete it",
-                          "models_dir", "force")
+        raise FileProblem(f"{path} holds {stored.name} of {stored.dataset} ({stored.model}), not {spec.name} of "
+                          f"{spec.dataset} ({spec.model}); move it to its own place or delete it", "models_dir", "force")
     differences = recipe.differences(metadata["recipe"])
     if differences:
         raise FileProblem(f"{path} was trained with a different recipe ({'; '.join(differences)}); "
