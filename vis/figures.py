@@ -376,56 +376,48 @@ QUERY_NOTE = ("Bars: mean over seeds of each model's median queries over the ima
               "differ). Higher = more queries needed = harder to attack.")
 
 
-def plot_queries(results, stem):
-    """Figure 3: median queries of the query-based attacks per arm, untargeted and targeted panels."""
-    goals, shown = _goals(results), results.shown()
-    if not goals or not shown:
-        return []
-    with figure_style():
-        fig = new_figure(max(8.0, 0.9 * len(shown) + 3.5), 3.4 * len(goals) + 1.6)
-        axes = fig.subplots(len(goals), 1, squeeze=False)[:, 0]
-        for ax, (goal, keys) in zip(axes, goals.items()):
-            handles = _query_panel(ax, attack_palette(results), results, shown, keys)
-            _log_axis([ax])
-            ax.set_title(f"Query-based attacks, {goal}", loc="left")
-            ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-        axes[-1].set_xlabel("regularised layer (standard = no regularisation)")
-        fig.suptitle(f"{results.method.title}: queries to a successful black-box attack\n"
-                     f"{_choice_text(results)}; {_seeds_text(results)}", fontsize=10)
-        add_footnote(fig, footnote(results, [k for keys in goals.values() for k in keys], [QUERY_NOTE]))
-        return save_figure(fig, stem)
-
-
-def plot_queries_by_method(all_results, stem):
-    """Figure 3 of every method side by side (the original repository's L1 vs dropout), one y scale per row."""
-    all_results = [results for results in all_results if _goals(results) and results.shown()]
-    if len(all_results) < 2:
-        return []
+def _query_figure(all_results, stem, title, notes):
+    """Untargeted and targeted rows of query bars, one column per method, one log y scale per row."""
     goals = [goal for goal in ("untargeted", "targeted") if any(goal in _goals(r) for r in all_results)]
-    palette, handles = attack_palette(*all_results), {}
+    palette, handles, first = attack_palette(*all_results), {}, all_results[0]
     widest = max(len(results.shown()) for results in all_results)
     with figure_style():
-        fig = new_figure(min(18.0, widest * len(all_results) + 5.5), 3.4 * len(goals) + 2.0)
+        fig = new_figure(min(18.0, max(8.0, 0.9 * widest * len(all_results) + 4.5)), 3.4 * len(goals) + 1.8)
         axes = fig.subplots(len(goals), len(all_results), squeeze=False, sharey="row")
         for col, results in enumerate(all_results):
-            for row, goal in enumerate(goals):
-                ax = axes[row, col]
+            for ax, goal in zip(axes[:, col], goals):
                 keys = _goals(results).get(goal)
-                if keys:
-                    for handle in _query_panel(ax, palette, results, results.shown(), keys):
-                        handles.setdefault(handle.get_label(), handle)
-                else:
+                for handle in _query_panel(ax, palette, results, results.shown(), keys) if keys else []:
+                    handles.setdefault(handle.get_label(), handle)
+                if not keys:
                     ax.text(0.5, 0.5, f"no {goal} query-based attack", transform=ax.transAxes, ha="center")
-                ax.set_title(f"{results.method.title}: {goal}", loc="left")
+                ax.set_title(f"{results.method.title if len(all_results) > 1 else 'Query-based attacks'}: {goal}",
+                             loc="left")
                 ax.set_ylabel(ax.get_ylabel() if col == 0 else "")
         for row in axes:
             _log_axis(list(row))
         fig.legend(handles=list(handles.values()), loc="outside right center", frameon=False)
-        fig.suptitle("Queries to a successful black-box attack, per regularised layer: "
-                     + " vs ".join(results.method.title for results in all_results), fontsize=10)
-        add_footnote(fig, ["; ".join(f"{r.method.title}: {_choice_text(r)}" for r in all_results) + ".",
-                           QUERY_NOTE] + footnote(all_results[0], []))
+        fig.suptitle(title, fontsize=10)
+        add_footnote(fig, notes + [QUERY_NOTE] + footnote(first, [k for keys in _goals(first).values() for k in keys]))
         return save_figure(fig, stem)
+
+
+def plot_queries(results, stem):
+    """Figure 3: median queries of the query-based attacks per arm, untargeted and targeted panels."""
+    if not _goals(results) or not results.shown():
+        return []
+    return _query_figure([results], stem, f"{results.method.title}: queries to a successful black-box attack\n"
+                                          f"{_choice_text(results)}; {_seeds_text(results)}", [])
+
+
+def plot_queries_by_method(all_results, stem):
+    """Figure 3 of every method side by side (the original repository's L1 vs dropout)."""
+    all_results = [results for results in all_results if _goals(results) and results.shown()]
+    if len(all_results) < 2:
+        return []
+    return _query_figure(all_results, stem, "Queries to a successful black-box attack, per regularised layer: "
+                         + " vs ".join(r.method.title for r in all_results),
+                         ["; ".join(f"{r.method.title}: {_choice_text(r)}" for r in all_results) + "."])
 
 
 # --------------------------------------------------------------------------- figure 4
