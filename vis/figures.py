@@ -240,15 +240,14 @@ def _baseline_line(ax, results, metric, layers=()):
             ax.axhline(metric.scaled(stat.mean), color=color, linestyle="--", linewidth=1)
 
 
-def _legend(fig, results, layers, labels=None, title="regularised layer", marked=True):
+def _legend(fig, results, layers, marked=True):
     handles = [Line2D([], [], color=layer_style(layer, results.layer_names)[0],
-                      marker=layer_style(layer, results.layer_names)[1], label=(labels or {}).get(layer, layer))
-               for layer in layers]
+                      marker=layer_style(layer, results.layer_names)[1], label=layer) for layer in layers]
     if results.baseline:
         handles.append(Line2D([], [], color=BASELINE_COLOR, linestyle="--", label=BASELINE_LABEL))
-    if marked and any(not arm.learned for arm in results.variants):
+    if marked:
         handles.append(Line2D([], [], color=NOT_LEARNED_COLOR, marker="x", linestyle="none", label=NOT_LEARNED_LABEL))
-    fig.legend(handles=handles, loc="outside right center", frameon=False, title=title)
+    fig.legend(handles=handles, loc="outside right center", frameon=False, title="regularised layer")
 
 
 def _limits(ax, metric):
@@ -297,47 +296,68 @@ def plot_per_layer(results, stem):
         return save_figure(fig, stem)
 
 
-# --------------------------------------------------------------------------- figure 2
+# --------------------------------------------------------------------------- figures 2 and 4
 
-def _strength_axis(ax, method, strengths):
-    ax.set_xlabel(method.strength_label + (" (log scale)" if method.log_scale else ""))
-    positive = [s for s in strengths if s > 0]
-    if method.log_scale and len(positive) == len(strengths):
-        ax.set_xscale("log")
-    elif method.log_scale:  # a strength of 0 has no place on a log axis: linear around zero, log beyond
-        ax.set_xscale("symlog", linthresh=min(positive, default=1.0))
-
-
-def plot_strength_sweep(results, stem):
-    """Figure 2: clean and robust accuracy, median queries and sparsity against strength, per swept layer."""
-    layers = [layer for layer in results.layers if len(results.at_layer(layer)) > 1]
-    if not layers:
-        return []
-    untargeted = results.keys(targeted=False)
-    metrics = ([CLEAN_ACC] + [attack_metric(results, k, "robust_acc") for k in untargeted]
-               + [attack_metric(results, k, "median_queries_correct") for k in results.keys(False, True)]
-               + [OWN_SPARSITY])
-    swept = [arm for layer in layers for arm in results.at_layer(layer)]
-    empty = [m.title for m in metrics if all(m.value(arm).mean is None for arm in swept)]
+def _against(results, stem, layers, x_of, metrics, x_axis, title, note):
+    """One panel per metric with a value, one line per layer through its arms at ``x_of(arm)`` (None: not placed),
+    mean ± SD over seeds; dashed: the standard model."""
+    arms = [arm for layer in layers for arm in results.at_layer(layer) if x_of(arm) is not None]
+    empty = [m.title for m in metrics if all(m.value(arm).mean is None for arm in arms)]
     metrics = [m for m in metrics if m.title not in empty]
+    if not arms or not metrics:
+        return []
     with figure_style():
-        fig, axes = panel_grid(len(metrics), 4, (3.0, 3.0), (1.8, 1.6))
+        fig, axes = panel_grid(len(metrics), 4, (3.2, 3.0), (2.2, 1.6))
         for ax, metric in zip(axes, metrics):
             for layer in layers:
-                _line(ax, results, layer, [(arm.spec.strength, arm) for arm in results.at_layer(layer)], metric)
+                _line(ax, results, layer, [(x_of(arm), arm) for arm in arms if arm.spec.layer == layer], metric)
             _baseline_line(ax, results, metric, layers)
             ax.set_title(metric.title.replace(": ", "\n", 1) + ("\n(dashed: standard, same layer)"
                                                                  if metric is OWN_SPARSITY else ""), fontsize=9)
             ax.set_ylabel(metric.unit)
             _limits(ax, metric)
-            _strength_axis(ax, results.method, [arm.spec.strength for arm in swept])
-        _legend(fig, results, layers)
-        fig.suptitle(f"{results.method.title}: metrics against strength, per regularised layer "
-                     f"({_seeds_text(results)})", fontsize=10)
-        add_footnote(fig, footnote(results, untargeted, [
-            "Robust accuracy over all n attacked images; queries: each model's median over the images that were "
-            "correct and then fooled."] + [f"Not drawn, no value at any strength: {title}." for title in empty]))
+            x_axis(ax)
+        _legend(fig, results, layers, marked=any(not arm.learned for arm in arms))
+        fig.suptitle(f"{results.method.title}: {title} ({_seeds_text(results)})", fontsize=10)
+        add_footnote(fig, footnote(results, results.keys(targeted=False), [note] + [
+            f"Not drawn, no value at any point: {title}." for title in empty]))
         return save_figure(fig, stem)
+
+
+def _metrics(results, *fields):
+    """The metric of each untargeted attack for each of ``fields`` (queries: only of attacks that count them)."""
+    return [attack_metric(results, key, field) for field in fields for key in results.keys(targeted=False)
+            if field not in QUERY_FIELDS or results.attacks[key].counts_queries]
+
+
+def plot_strength_sweep(results, stem):
+    """Figure 2: clean and robust accuracy, median queries and sparsity against strength, per swept layer."""
+    layers = [layer for layer in results.layers if len(results.at_layer(layer)) > 1]
+    strengths = [arm.spec.strength for layer in layers for arm in results.at_layer(layer)]
+    method = results.method
+
+    def x_axis(ax):
+        ax.set_xlabel(method.strength_label + (" (log scale)" if method.log_scale else ""))
+        positive = [s for s in strengths if s > 0]
+        if method.log_scale and len(positive) == len(strengths):
+            ax.set_xscale("log")
+        elif method.log_scale:  # a strength of 0 has no place on a log axis: linear around zero, log beyond
+            ax.set_xscale("symlog", linthresh=min(positive, default=1.0))
+
+    return _against(results, stem, layers, lambda arm: arm.spec.strength,
+                    [CLEAN_ACC, *_metrics(results, "robust_acc", "median_queries_correct"), OWN_SPARSITY], x_axis,
+                    "metrics against strength, per regularised layer", "Robust accuracy over all n attacked images; "
+                    "queries: each model's median over the images that were correct and then fooled.")
+
+
+def plot_robustness_vs_sparsity(results, stem):
+    """Figure 4: robust accuracy and median queries against the measured sparsity of the regularised layer."""
+    return _against(results, stem, results.layers, lambda arm: 100 * arm.own_sparsity.mean if arm.learned else None,
+                    _metrics(results, "robust_acc", "median_queries_correct"),
+                    lambda ax: ax.set(xlim=(-3, 103), xlabel="sparsity of its layer (% exact zeros)"),
+                    "robustness against measured activation sparsity",
+                    "One point per arm: the mean over its seeds ± SD at its seeds' mean sparsity (exact zeros on the "
+                    "test set at the regularised layer); a layer's arms joined in order of sparsity.")
 
 
 # --------------------------------------------------------------------------- figure 3
@@ -418,40 +438,6 @@ def plot_queries_by_method(all_results, stem):
     return _query_figure(all_results, stem, "Queries to a successful black-box attack, per regularised layer: "
                          + " vs ".join(r.method.title for r in all_results),
                          ["; ".join(f"{r.method.title}: {_choice_text(r)}" for r in all_results) + "."])
-
-
-# --------------------------------------------------------------------------- figure 4
-
-def plot_robustness_vs_sparsity(results, stem):
-    """Figure 4: robust accuracy and median queries against the measured sparsity of the regularised layer."""
-    arms = [arm for arm in results.variants if arm.own_sparsity.mean is not None]
-    untargeted = results.keys(targeted=False)
-    metrics = ([attack_metric(results, k, "robust_acc") for k in untargeted]
-               + [attack_metric(results, k, "median_queries_correct") for k in results.keys(False, True)])
-    metrics = [m for m in metrics if any(m.value(arm).mean is not None for arm in arms)]
-    if not arms or not metrics:
-        return []
-    layers = list(dict.fromkeys(arm.spec.layer for arm in arms))
-    with figure_style():
-        fig, axes = panel_grid(len(metrics), 3, (4.2, 3.4), (2.4, 1.6))
-        for ax, metric in zip(axes, metrics):
-            for layer in layers:
-                _line(ax, results, layer, [(100 * arm.own_sparsity.mean, arm) for arm in arms
-                                           if arm.spec.layer == layer], metric)
-            _baseline_line(ax, results, metric)
-            ax.set(title=metric.title.replace(": ", "\n", 1), ylabel=metric.unit, xlim=(-3, 103),
-                   xlabel="sparsity of the regularised layer (% exact zeros)")
-            _limits(ax, metric)
-        strengths = {layer: sorted(arm.spec.strength for arm in arms if arm.spec.layer == layer) for layer in layers}
-        _legend(fig, results, layers, {layer: f"{layer} ({results.method.strength_text(s[0])}"
-                                       + ("" if len(s) == 1 else f"…{s[-1]:g}") + ")"
-                                       for layer, s in strengths.items()}, "regularised layer (strengths)", marked=False)
-        fig.suptitle(f"{results.method.title}: robustness against measured activation sparsity "
-                     f"({_seeds_text(results)})", fontsize=10)
-        add_footnote(fig, footnote(results, untargeted, [
-            "One point per arm (mean over its seeds, ± SD); a layer's arms joined in order of sparsity (test set, "
-            "exact zeros at the regularised layer); dashed: the standard model."]))
-        return save_figure(fig, stem)
 
 
 # --------------------------------------------------------------------------- figure 5
