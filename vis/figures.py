@@ -107,10 +107,6 @@ class Metric:
     def scaled(self, value):
         return None if value is None else 100 * value if self.percent else value
 
-    @property
-    def unit(self):
-        return "%" if self.percent else "queries"
-
 
 CLEAN_ACC = Metric("clean accuracy", "clean_acc", lambda arm: arm.clean_acc)
 WORST_CASE = Metric("robust accuracy, worst case per image over every attack", "worst_case", lambda arm: arm.worst_case)
@@ -124,6 +120,12 @@ def attack_metric(results, key, field):
         run = arm.attack(key)
         return run.get(field) if run else MISSING
     return Metric(f"{results.attacks[key].title}: {QUANTITIES[field]}", key, value, field not in QUERY_FIELDS, key)
+
+
+def _metrics(results, *fields):
+    """The metric of each untargeted attack for each of ``fields`` (queries: only of attacks that count them)."""
+    return [attack_metric(results, key, field) for field in fields for key in results.keys(targeted=False)
+            if field not in QUERY_FIELDS or results.attacks[key].counts_queries]
 
 
 # --------------------------------------------------------------------------- shared pieces
@@ -240,23 +242,6 @@ def _baseline_line(ax, results, metric, layers=()):
             ax.axhline(metric.scaled(stat.mean), color=color, linestyle="--", linewidth=1)
 
 
-def _legend(fig, results, layers, marked=True):
-    handles = [Line2D([], [], color=layer_style(layer, results.layer_names)[0],
-                      marker=layer_style(layer, results.layer_names)[1], label=layer) for layer in layers]
-    if results.baseline:
-        handles.append(Line2D([], [], color=BASELINE_COLOR, linestyle="--", label=BASELINE_LABEL))
-    if marked:
-        handles.append(Line2D([], [], color=NOT_LEARNED_COLOR, marker="x", linestyle="none", label=NOT_LEARNED_LABEL))
-    fig.legend(handles=handles, loc="outside right center", frameon=False, title="regularised layer")
-
-
-def _limits(ax, metric):
-    if metric.percent:
-        ax.set_ylim(-3, 109)
-    else:
-        ax.set_ylim(bottom=0)
-
-
 def _choice_text(results):
     method, arms = results.method, results.shown()
     if all(arm.spec.strength == method.default_strength for arm in arms if not arm.spec.is_baseline):
@@ -272,14 +257,12 @@ def plot_per_layer(results, stem):
     shown = results.shown()
     if not shown:
         return []
-    untargeted = results.keys(targeted=False)
     worst = [WORST_CASE] if any(arm.worst_case.mean is not None for arm in shown) else []
-    panels = (("Accuracy (robust: over all n)", "accuracy (%)",
-               [CLEAN_ACC, *worst] + [attack_metric(results, k, "robust_acc") for k in untargeted]),
+    panels = (("Accuracy (robust: over all n)", "accuracy (%)", [CLEAN_ACC, *worst, *_metrics(results, "robust_acc")]),
               ("Untargeted attack success over the initially correct images", "success (%)",
-               [attack_metric(results, k, "success_rate_correct") for k in untargeted]))
+               _metrics(results, "success_rate_correct")))
     with figure_style():
-        fig = new_figure(max(8.0, (0.7 + 0.25 * len(untargeted)) * len(shown) + 3.5), 7.0)
+        fig = new_figure(max(8.0, (0.7 + 0.25 * len(panels[1][2])) * len(shown) + 3.5), 7.0)
         axes = fig.subplots(2, 1)
         for ax, (title, ylabel, metrics) in zip(axes, panels):
             ax.set(title=title, ylabel=ylabel, ylim=(0, 118))
@@ -292,7 +275,7 @@ def plot_per_layer(results, stem):
         axes[1].set_xlabel("regularised layer (standard = no regularisation)")
         fig.suptitle(f"{results.method.title} at one layer: accuracy and robustness per layer\n"
                      f"{_choice_text(results)}; {_seeds_text(results)}", fontsize=10)
-        add_footnote(fig, footnote(results, untargeted, [WORST_CASE_NOTE]))
+        add_footnote(fig, footnote(results, results.keys(targeted=False), [WORST_CASE_NOTE]))
         return save_figure(fig, stem)
 
 
@@ -314,20 +297,20 @@ def _against(results, stem, layers, x_of, metrics, x_axis, title, note):
             _baseline_line(ax, results, metric, layers)
             ax.set_title(metric.title.replace(": ", "\n", 1) + ("\n(dashed: standard, same layer)"
                                                                  if metric is OWN_SPARSITY else ""), fontsize=9)
-            ax.set_ylabel(metric.unit)
-            _limits(ax, metric)
+            ax.set(ylabel="%" if metric.percent else "queries", ylim=(-3, 109) if metric.percent else (0, None))
             x_axis(ax)
-        _legend(fig, results, layers, marked=any(not arm.learned for arm in arms))
+        handles = [Line2D([], [], color=color, marker=marker, label=layer)
+                   for layer in layers for color, marker in [layer_style(layer, results.layer_names)]]
+        if results.baseline:
+            handles.append(Line2D([], [], color=BASELINE_COLOR, linestyle="--", label=BASELINE_LABEL))
+        if any(not arm.learned for arm in arms):
+            handles.append(Line2D([], [], color=NOT_LEARNED_COLOR, marker="x", linestyle="none",
+                                  label=NOT_LEARNED_LABEL))
+        fig.legend(handles=handles, loc="outside right center", frameon=False, title="regularised layer")
         fig.suptitle(f"{results.method.title}: {title} ({_seeds_text(results)})", fontsize=10)
         add_footnote(fig, footnote(results, results.keys(targeted=False), [note] + [
             f"Not drawn, no value at any point: {title}." for title in empty]))
         return save_figure(fig, stem)
-
-
-def _metrics(results, *fields):
-    """The metric of each untargeted attack for each of ``fields`` (queries: only of attacks that count them)."""
-    return [attack_metric(results, key, field) for field in fields for key in results.keys(targeted=False)
-            if field not in QUERY_FIELDS or results.attacks[key].counts_queries]
 
 
 def plot_strength_sweep(results, stem):

@@ -85,7 +85,8 @@ def _mean_sd(dataset, values, norm):
     stat = Stat.of(values)
     if stat.mean is None or math.isinf(stat.mean):
         return DASH
-    return eps_text(dataset, stat.mean, norm) + (f" ± {eps_text(dataset, stat.std, norm)}" if stat.std is not None else "")
+    spread = "" if stat.std is None else f" ± {eps_text(dataset, stat.std, norm)}"
+    return eps_text(dataset, stat.mean, norm) + spread
 
 
 def _at_eps(arm, norm, eps):
@@ -162,8 +163,8 @@ def summary_markdown(results, records, notes=()):
     lines = [
         f"# Results on {results.dataset.title}: {method.title} at one layer (`{method.name}`)", "",
         f"{len(records)} result file{'s' if len(records) != 1 else ''}, seeds {_seeds(seeds)}. One trained model "
-        "(seed) is the unit: values are mean ± sample standard deviation over the seeds listed per row (no ± with one "
-        f"seed); seeds that did not learn (clean accuracy within {100 * LEARNED_MARGIN:.0f} points of chance) are "
+        "(seed) is the unit: values are mean ± sample standard deviation over the seeds listed per row (no ± with "
+        f"one seed); seeds that did not learn (clean accuracy within {100 * LEARNED_MARGIN:.0f} points of chance) are "
         "left out of every value and named in the notes. Rates are percentages of the stated denominator: *all n* = "
         "every attacked image, *n_correct* = those the model classified correctly before the attack. *success, all "
         "n* is the original repository's number: it counts initially misclassified images as successes, so it mixes "
@@ -200,6 +201,6 @@ def seeds_csv(records):
         for norm in norms:
             e = r.minimal.get(norm)
             row += [""] * len(CSV_FIELDS) if e is None else [e.limit, e.n, e.n_clean_misclassified, e.n_censored,
-                                                              seed_eps_star(r, norm, True), seed_eps_star(r, norm, False)]
+                                                              seed_eps_star(r, norm), seed_eps_star(r, norm, False)]
         writer.writerow(["" if value is None else value for value in row])
     return buffer.getvalue()
