@@ -135,6 +135,12 @@ def _range(values):
     return "-" if not values else str(values[0]) if len(values) == 1 else f"{values[0]}–{values[-1]}"
 
 
+def settings_text(settings):
+    """An attack's settings as footnotes and tables write them: ``eps 0.03137, steps 50``."""
+    return ", ".join(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}"
+                     for key, value in settings.items() if value is not None)
+
+
 def _seeds_text(results):
     seeds = sorted({seed for arm in results.arms for seed in arm.all_seeds})
     return f"seed {seeds[0]}" if len(seeds) == 1 else f"mean ± sample SD over seeds {', '.join(map(str, seeds))}"
@@ -147,9 +153,7 @@ def footnote(results, keys, extra=()):
     for key in keys:
         entry = results.attacks[key]
         ns = [n for arm in results.arms if arm.attack(key) for n in arm.attack(key).n]
-        settings = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                             for k, v in entry.settings.items() if v is not None)
-        lines.append(f"{entry.title}: n = {_range(ns)} images per model; {settings}.")
+        lines.append(f"{entry.title}: n = {_range(ns)} images per model; {settings_text(entry.settings)}.")
     lines.append(f"eps = {', '.join(results.dataset.format_eps(e) for e in results.eps) or '-'} (L-inf); "
                  f"{_seeds_text(results)}; error bars and bands: sample SD over seeds where there are several.")
     not_learned = [f"{arm.spec.label} (seed {', '.join(map(str, arm.not_learned_seeds))})"

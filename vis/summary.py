@@ -7,7 +7,7 @@ import math
 
 from analysis.arms import Stat, seed_eps_star
 from sparsity.measure import LEARNED_MARGIN
-from vis.figures import NORMS
+from vis.figures import NORMS, settings_text
 from vis.tables import DASH, eps_text, markdown_table, percent_text
 
 QUERY_HEADERS = (("median_queries_correct", "median queries (fooled & correct)"),
@@ -63,8 +63,7 @@ def _attack_section(results, key):
                         + [percent_text(run.get(f)) for f in ("robust_acc", "success_rate_correct", "success_rate_all")]
                         + ([", ".join(f"{f}/{c}" for f, c in zip(run.n_fooled_correct, run.n_correct))]
                            + [_queries(run.get(f)) for f, _ in QUERY_HEADERS] if entry.counts_queries else []))
-    settings = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in entry.settings.items()
-                         if v is not None)
+    settings = settings_text(entry.settings)
     lines = [f"## {entry.title} ({entry.threat_model}, {'targeted' if entry.targeted else 'untargeted'})", ""]
     lines += [f"Settings: {settings}.", ""] if settings else []
     if entry.counts_queries:
