@@ -495,7 +495,6 @@ def plot_robustness_curves(results, stem):
         return save_figure(fig, stem)
 
 
-
 # --------------------------------------------------------------------------- figures 6 and 7: eps* per model
 
 def _seed_points(ax, xs, values, limit, color, marker="o", filled=True):
