@@ -514,26 +514,32 @@ def _band(ax, values, color=BASELINE_COLOR):
         ax.axhline(sum(finite) / len(finite), color=color, linestyle="--", linewidth=1)
 
 
+def _eps_star_axis(ax, values, limit):
+    """y from 0 to room above the highest point; the search limit dash-dot where a median is censored."""
+    drawn = [limit if math.isinf(v) else v for v in values if v is not None]
+    ax.set_ylim(0, 1.15 * max(drawn, default=limit))
+    if any(math.isinf(v) for v in values if v is not None):
+        ax.axhline(limit, color="0.5", linestyle="-.", linewidth=0.8)
+
+
 def _eps_star_panel(ax, results, arms, norm, correct_only):
     factor, unit = eps_axis(results.dataset, norm)
     limit = factor * max(r.minimal[norm].limit for arm in arms for r in arm.records if norm in r.minimal)
-    scaled = [[None if v is None else factor * v for v in arm.eps_star(norm, correct_only)] for arm in arms]
+    scaled = [[factor * v for v in arm.eps_star(norm, correct_only) if v is not None] for arm in arms]
     if arms[0].spec.is_baseline:
         _band(ax, scaled[0])
     for x, (arm, values) in enumerate(zip(arms, scaled)):
-        if not arm.learned or all(v is None for v in values):
-            _foot(ax, x, "did not learn" if not arm.learned else "not measured")
+        if not values:
+            _foot(ax, x, "not measured" if arm.learned else "did not learn")
             continue
         color = layer_style(arm.spec.layer, results.layer_names)[0] if arm.spec.layer else BASELINE_COLOR
         offsets = [0.0] if len(values) == 1 else [0.3 * (i / (len(values) - 1) - 0.5) for i in range(len(values))]
         _seed_points(ax, [x + o for o in offsets], values, limit, color)
-        mean = Stat.of(values)
-        if mean.count == len(values) and all(map(math.isfinite, values)):
-            ax.plot([x - 0.25, x + 0.25], [mean.mean] * 2, color=color, linewidth=1.5)
-    if any(v is not None and math.isinf(v) for values in scaled for v in values):
-        ax.axhline(limit, color="0.5", linestyle="-.", linewidth=0.8)
+        if all(map(math.isfinite, values)):
+            ax.plot([x - 0.25, x + 0.25], [Stat.of(values).mean] * 2, color=color, linewidth=1.5)
+    _eps_star_axis(ax, [v for values in scaled for v in values], limit)
     over = "over correctly classified images" if correct_only else "over all images (secondary: 0 if misclassified)"
-    ax.set(title=f"{NORMS[norm]}: median eps* {over}", ylabel=f"eps* ({unit})", ylim=(0, None))
+    ax.set(title=f"{NORMS[norm]}: median eps* {over}", ylabel=f"eps* ({unit})")
 
 
 def plot_eps_star_per_layer(results, stem):
@@ -567,18 +573,20 @@ def plot_eps_star_per_layer(results, stem):
 
 def _dose_panel(ax, results, layer, arms, norm, limit):
     factor, unit = eps_axis(results.dataset, norm)
-    base = results.baseline
+    base, drawn = results.baseline, []
     if base and base.learned:
         values = [None if v is None else factor * v for v in base.eps_star(norm)]
         _band(ax, values)
         _seed_points(ax, [100 * r.sparsity.get(layer, math.nan) for r in base.records], values, factor * limit,
                      BASELINE_COLOR, filled=False)
+        drawn += values
     color = layer_style(layer, results.layer_names)[0]
     means = []
     for marker, arm in zip(MARKERS, sorted(arms, key=lambda arm: arm.spec.strength)):
         values = [None if v is None else factor * v for v in arm.eps_star(norm)]
         _seed_points(ax, [100 * r.sparsity.get(layer, math.nan) for r in arm.records], values, factor * limit,
                      color, marker)
+        drawn += values
         ax.plot([], [], linestyle="none", marker=marker, color=color, label=results.method.strength_text(
             arm.spec.strength))
         if values and all(v is not None and math.isfinite(v) for v in values):
@@ -586,8 +594,9 @@ def _dose_panel(ax, results, layer, arms, norm, limit):
     if len(means) > 1:
         ax.plot([x for x, _ in means], [y for _, y in means], color=color, linewidth=0.8)
     ax.legend(fontsize=6.5, loc="best")
+    _eps_star_axis(ax, drawn, factor * limit)
     ax.set(title=f"regularised at {layer}", xlabel=f"sparsity of {layer} (% exact zeros, test set)",
-           ylabel=f"median eps* over correct images ({unit})", xlim=(-3, 103), ylim=(0, None))
+           ylabel=f"median eps* over correct images ({unit})", xlim=(-3, 103))
 
 
 def plot_eps_star_vs_sparsity(results, stem, norm="linf"):
