@@ -89,9 +89,11 @@ def _mean_sd(dataset, values, norm):
 
 
 def _at_eps(arm, norm, eps):
-    """Robust accuracy (%) at the attacks' eps read off each seed's eps* (the last grid point not above it)."""
-    points = [stat for value, stat in arm.eps_star_curve(norm) if value <= eps * (1 + 1e-9)]
-    return percent_text(points[-1]) if points else DASH
+    """Robust accuracy (%) at the attacks' eps read off each seed's eps* (the last grid point not above it; none
+    where eps lies past the search limit)."""
+    curve = arm.eps_star_curve(norm)
+    points = [stat for value, stat in curve if value <= eps * (1 + 1e-9)]
+    return percent_text(points[-1]) if points and curve[-1][0] >= eps * (1 - 1e-9) else DASH
 
 
 def _eps_star_section(results):
