@@ -334,6 +334,10 @@ def test_eps_star_csv_summary_and_figure_6_show_per_seed_medians_never_pooled_im
             "2/255 ± 1.41/255 |") in summary
 
     results = arms(root)
+    # figure 5: per eps the mean over seeds of each model's own robust accuracy read off its eps*: at 0, 4/5 and 5/5
+    # correct; at the search limit, seed 0's one censored image of five and none of seed 1's
+    curve = results.variants[0].eps_star_curve("linf")
+    assert (curve[0][1].mean, curve[0][1].count) == (pytest.approx(0.9), 2) and curve[-1][1].mean == pytest.approx(0.1)
     fig = Figure()
     FigureCanvasAgg(fig)
     top, bottom = fig.subplots(2, 1)
