@@ -21,6 +21,7 @@ from functools import cached_property
 from common import stats
 from common.machine import kind_of
 from evaluation.minimal import CLEAN
+from models import layer_names
 from models.spec import ModelSpec
 from sparsity.methods import METHODS
 
@@ -201,7 +202,7 @@ def arm_order(arm):
     """Standard training first, then each training's baseline, then methods in registry order, layers in forward
     order, strengths."""
     spec = arm.spec
-    layers = arm.records[0].layer_names if arm.records else ()
+    layers = layer_names(spec.model)  # the arm's architecture's, whether or not a seed learned
     method = -1 if spec.is_baseline else list(METHODS).index(spec.method)
     layer = -1 if spec.is_baseline or spec.layer not in layers else layers.index(spec.layer)
     return (spec.adv is not None, spec.adv or "", spec.adv_eps or 0.0, not spec.is_baseline, method, layer,
