@@ -517,7 +517,7 @@ def _band(ax, values, color=BASELINE_COLOR):
 def _eps_star_axis(ax, values, limit):
     """y from 0 to room above the highest point; the search limit dash-dot where a median is censored."""
     drawn = [limit if math.isinf(v) else v for v in values if v is not None]
-    ax.set_ylim(0, 1.15 * max(drawn, default=limit))
+    ax.set_ylim(0, 1.15 * max(drawn, default=0) or limit)  # all at 0 (most images misclassified): up to the limit
     if any(math.isinf(v) for v in values if v is not None):
         ax.axhline(limit, color="0.5", linestyle="-.", linewidth=0.8)
 
