@@ -301,7 +301,8 @@ def _against(results, stem, layers, x_of, metrics, x_axis, title, note):
             _baseline_line(ax, results, metric, layers)
             ax.set_title(metric.title.replace(": ", "\n", 1) + ("\n(dashed: standard, same layer)"
                                                                  if metric is OWN_SPARSITY else ""), fontsize=9)
-            ax.set(ylabel="%" if metric.percent else "queries", ylim=(-3, 109) if metric.percent else (0, None))
+            ax.set(ylabel="%" if metric.percent else "queries",
+                   ylim=(-3, 109) if metric.percent else (0, 1.1 * ax.get_ylim()[1]))
             x_axis(ax)
         handles = [Line2D([], [], color=color, marker=marker, label=layer)
                    for layer in layers for color, marker in [layer_style(layer, results.layer_names)]]
@@ -484,7 +485,7 @@ def plot_robustness_curves(results, stem):
         handles = {handle.get_label(): handle for panel, _ in panels for handle in panel}
         fig.legend(handles=list(handles.values()), loc="outside right center", frameon=False, title="arm")
         fig.suptitle(f"{results.method.title}: robust accuracy against eps, read off each model's smallest fooling "
-                     f"perturbations ({_seeds_text(results)})", fontsize=10)
+                     f"perturbations\n{_seeds_text(results)}", fontsize=10)
         add_footnote(fig, footnote(results, [], [
             f"{EPS_STAR_NOTE} Lines: per eps the mean over seeds of each model's fraction of images with eps* "
             "above it; bands: ± sample SD over seeds.",
@@ -596,7 +597,7 @@ def _dose_panel(ax, results, layer, arms, norm, limit):
     ax.legend(fontsize=6.5, loc="best")
     _eps_star_axis(ax, drawn, factor * limit)
     ax.set(title=f"regularised at {layer}", xlabel=f"sparsity of {layer} (% exact zeros, test set)",
-           ylabel=f"median eps* over correct images ({unit})", xlim=(-3, 103))
+           ylabel=f"median eps*, correct images ({unit})", xlim=(-3, 103))
 
 
 def plot_eps_star_vs_sparsity(results, stem, norm="linf"):
@@ -609,10 +610,10 @@ def plot_eps_star_vs_sparsity(results, stem, norm="linf"):
     layers = list(dict.fromkeys(arm.spec.layer for arm in arms))
     limit = max(r.minimal[norm].limit for arm in results.arms for r in arm.records if norm in r.minimal)
     with figure_style():
-        fig, axes = panel_grid(len(layers), 3, (4.2, 3.4), (1.0, 1.8))
+        fig, axes = panel_grid(len(layers), 3, (4.2, 3.4), (2.4 if len(layers) == 1 else 1.0, 1.8))
         for ax, layer in zip(axes, layers):
             _dose_panel(ax, results, layer, [arm for arm in arms if arm.spec.layer == layer], norm, limit)
-        fig.suptitle(f"{results.method.title}: median eps* against the sparsity it reached, one point per trained "
+        fig.suptitle(f"{results.method.title}: median eps* against the sparsity it reached,\none point per trained "
                      "model", fontsize=10)
         add_footnote(fig, [
             f"{EPS_STAR_NOTE} Filled markers: one model (seed) each, one shape per strength (legend); line: each "
