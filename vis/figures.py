@@ -153,7 +153,8 @@ def footnote(results, keys, extra=()):
     for key in keys:
         entry = results.attacks[key]
         ns = [n for arm in results.arms if arm.attack(key) for n in arm.attack(key).n]
-        lines.append(f"{entry.title}: n = {_range(ns)} images per model; {settings_text(entry.settings)}.")
+        counts = f"n = {_range(ns)} images per model; " if ns else ""  # none where no model that ran it learned
+        lines.append(f"{entry.title}: {counts}{settings_text(entry.settings)}.")
     lines.append(f"eps = {', '.join(results.dataset.format_eps(e) for e in results.eps) or '-'} (L-inf); "
                  f"{_seeds_text(results)}; error bars and bands: sample SD over seeds where there are several.")
     not_learned = [f"{arm.spec.label} (seed {', '.join(map(str, arm.not_learned_seeds))})"
@@ -269,14 +270,15 @@ def plot_per_layer(results, stem):
         fig = new_figure(max(8.0, (0.7 + 0.25 * len(panels[1][2])) * len(shown) + 3.5), 7.0)
         axes = fig.subplots(2, 1)
         for ax, (title, ylabel, metrics) in zip(axes, panels):
-            ax.set(title=title, ylabel=ylabel, ylim=(0, 118))
+            ax.set_title(title, loc="left")
+            ax.set(ylabel=ylabel, ylim=(0, 118))
             if metrics:
                 ax.legend(handles=_bars(ax, attack_palette(results), shown, metrics), loc="center left",
                           bbox_to_anchor=(1.01, 0.5), frameon=False)
             else:
                 ax.text(0.5, 0.5, "no untargeted attack was evaluated", transform=ax.transAxes, ha="center")
                 _arm_axis(ax, shown)
-        axes[1].set_xlabel("regularised layer (standard = no regularisation)")
+        axes[1].set_xlabel("regularised layer (standard = no regularisation)", loc="left")
         fig.suptitle(f"{results.method.title} at one layer: accuracy and robustness per layer\n"
                      f"{_choice_text(results)}; {_seeds_text(results)}", fontsize=10)
         add_footnote(fig, footnote(results, results.keys(targeted=False), [WORST_CASE_NOTE]))

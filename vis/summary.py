@@ -72,8 +72,8 @@ def _attack_section(results, key):
                   "figures' number); *fooled, all*: over every fooled image, initially misclassified ones at 1 query; "
                   "*all n*: over every attacked image (an image not fooled counts the queries it used).", ""]
     lacking = [arm.spec.label for arm in results.arms if arm.learned and not arm.attack(key)]
-    return lines + markdown_table(header, rows) + (["", f"Not evaluated with this attack: {', '.join(lacking)}."]
-                                                   if lacking else []) + [""]
+    table = markdown_table(header, rows) if rows else ["Only models that did not learn ran it: nothing to show."]
+    return lines + table + (["", f"Not evaluated with this attack: {', '.join(lacking)}."] if lacking else []) + [""]
 
 
 def _per_seed(dataset, values, norm):
