@@ -44,15 +44,14 @@ def _warn(message):
     logger.warning("warning: %s", message)
 
 
-def method_records(results_root, dataset, method, layers=None, include_baseline=True):
-    """The records of ``method``'s models of standard training in the store at ``results_root`` (``layers``: those
-    at these layers; None: all), with the standard baseline's; one architecture (the first found)."""
+def selected(records, method, layers=None, include_baseline=True):
+    """Of ``records``, those of ``method``'s models of standard training (``layers``: at these layers; None: all) and,
+    with ``include_baseline``, the standard baseline's."""
     def wanted(spec):
         if spec.adv is not None or spec.is_baseline:
             return spec.adv is None and include_baseline
         return spec.method == method and (layers is None or spec.layer in layers)
-    records = ResultStore(results_root, _warn).records(dataset, wanted)
-    return [r for r in records if r.spec.model == records[0].spec.model]
+    return [record for record in records if wanted(record.spec)]
 
 
 def make_figures(results_root, dataset, method, layers=None, include_baseline=True):
@@ -68,11 +67,14 @@ def make_figures(results_root, dataset, method, layers=None, include_baseline=Tr
             dataset=dataset, method=method, layers=layers, results_dir=results_root)
 
     get_method(method)
-    records = method_records(results_root, dataset, method, layers, include_baseline)
+    everything = ResultStore(results_root, _warn).records(dataset)
+    records = selected(everything, method, layers, include_baseline)
     if not records:
         raise FileProblem(f"no results for {method} in {Path(results_root) / dataset}; {how_to_make(layers)}",
                           "results_dir")
-    folder = records[0].spec.folder(results_root)
+    model, folder = records[0].spec.model, records[0].spec.folder(results_root)  # one architecture: the first found
+    everything = [r for r in everything if r.spec.model == model]
+    records = [r for r in records if r.spec.model == model]
     notes = []
     have = {r.spec.layer for r in records if not r.spec.is_baseline}
     missing = (["standard"] if include_baseline and not any(r.spec.is_baseline for r in records) else []) + [
@@ -96,7 +98,7 @@ def make_figures(results_root, dataset, method, layers=None, include_baseline=Tr
 
     baseline, by_method = [r for r in records if r.spec.is_baseline], []
     for other in METHODS:
-        found = [] if other == method else method_records(results_root, dataset, other, layers, False)
+        found = [] if other == method else selected(everything, other, layers, include_baseline=False)
         if other == method or found:
             by_method.append(results if other == method else figures.MethodArms.of(other, found + baseline))
     written += figures.plot_queries_by_method(by_method, folder / "fig3_queries_by_method")
