@@ -397,9 +397,9 @@ def _query_figure(all_results, stem, title, notes):
         for col, results in enumerate(all_results):
             for ax, goal in zip(axes[:, col], goals):
                 keys = _goals(results).get(goal)
-                for handle in _query_panel(ax, palette, results, results.shown(), keys) if keys else []:
-                    handles.setdefault(handle.get_label(), handle)
-                if not keys:
+                if keys:
+                    handles.update((h.get_label(), h) for h in _query_panel(ax, palette, results, results.shown(), keys))
+                else:
                     ax.text(0.5, 0.5, f"no {goal} query-based attack", transform=ax.transAxes, ha="center")
                 ax.set_title(f"{results.method.title if len(all_results) > 1 else 'Query-based attacks'}: {goal}",
                              loc="left")
