@@ -398,7 +398,8 @@ def _query_figure(all_results, stem, title, notes):
             for ax, goal in zip(axes[:, col], goals):
                 keys = _goals(results).get(goal)
                 if keys:
-                    handles.update((h.get_label(), h) for h in _query_panel(ax, palette, results, results.shown(), keys))
+                    drawn = _query_panel(ax, palette, results, results.shown(), keys)
+                    handles.update((handle.get_label(), handle) for handle in drawn)
                 else:
                     ax.text(0.5, 0.5, f"no {goal} query-based attack", transform=ax.transAxes, ha="center")
                 ax.set_title(f"{results.method.title if len(all_results) > 1 else 'Query-based attacks'}: {goal}",
