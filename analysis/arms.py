@@ -21,6 +21,7 @@ from functools import cached_property
 from common import stats
 from common.machine import kind_of
 from evaluation.minimal import CLEAN
+from models import layer_names
 from models.spec import ModelSpec
 from sparsity.methods import METHODS
 
@@ -52,11 +53,14 @@ def median_eps_star(entry, correct_only):
     return stats.median(values)
 
 
+def seed_eps_star(record, norm=EPS_STAR_NORM, correct_only=True):
+    """One seed's median eps* in ``norm`` (inf: censored), None where its record did not measure it."""
+    entry = record.minimal.get(norm)
+    return median_eps_star(entry, correct_only) if entry else None
+
+
 def _eps_star(correct_only):
-    def value(record):
-        entry = record.minimal.get(EPS_STAR_NORM)
-        return median_eps_star(entry, correct_only) if entry else None
-    return value
+    return lambda record: seed_eps_star(record, EPS_STAR_NORM, correct_only)
 
 
 def _robust_acc(record):
@@ -162,6 +166,26 @@ class Arm:
             fields={name: Stat.of(e.get(name) for e in numbers) for name in sorted(numeric)},
             settings=entries[0].settings)
 
+    def eps_star(self, norm, correct_only=True):
+        """Per learned seed, its median eps* in ``norm`` (inf: censored; None: not measured)."""
+        return tuple(seed_eps_star(record, norm, correct_only) for record in self.records)
+
+    def eps_star_curve(self, norm):
+        """Robust accuracy read off eps* in ``norm``, each seed's own curve summarised over seeds: ``((eps, Stat),
+        ...)`` from 0 to the search limit; () where no seed measured it or the seeds searched to different limits."""
+        curves = [record.minimal[norm].curve for record in self.records if norm in record.minimal]
+        if not curves or len({tuple(point.eps for point in curve) for curve in curves}) > 1:
+            return ()
+        return tuple((points[0].eps, Stat.of(point.robust_acc for point in points)) for points in zip(*curves))
+
+    def sweep_curve(self, key):
+        """The ``--eps-sweep`` robust accuracy of run ``key``: ``{eps: Stat over the seeds that ran it}``."""
+        values = {}
+        for record in self.records:
+            for point in record.curves.get(key, ()):
+                values.setdefault(point.eps, []).append(point.robust_acc)
+        return {eps: Stat.of(found) for eps, found in sorted(values.items())}
+
     def kinds(self):
         """``{kind of CPU: seeds}`` that evaluated the arm's models (``common.machine.kind_of``)."""
         kinds = {}
@@ -178,7 +202,7 @@ def arm_order(arm):
     """Standard training first, then each training's baseline, then methods in registry order, layers in forward
     order, strengths."""
     spec = arm.spec
-    layers = arm.records[0].layer_names if arm.records else ()
+    layers = layer_names(spec.model)  # the arm's architecture's, whether or not a seed learned
     method = -1 if spec.is_baseline else list(METHODS).index(spec.method)
     layer = -1 if spec.is_baseline or spec.layer not in layers else layers.index(spec.layer)
     return (spec.adv is not None, spec.adv or "", spec.adv_eps or 0.0, not spec.is_baseline, method, layer,

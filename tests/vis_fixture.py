@@ -1,9 +1,9 @@
-"""Result records in the current schema, made up for the vis tests.
+"""Result records of made-up numbers, written into a result store (``records.store.ResultStore``) as eval writes
+them: one ``ResultRecord`` per model, named by its ``ModelSpec``.
 
-The numbers follow the shape real CIFAR-10 results take (white-box attacks
-almost always succeed, query attacks need hundreds to thousands of queries,
-strong regularisation raises sparsity and costs accuracy) so that rendered
-figures can be inspected.
+The numbers follow the shape real CIFAR-10 results take (white-box attacks almost always succeed, query attacks need
+hundreds to thousands of queries, strong regularisation raises sparsity and costs accuracy) so that rendered figures
+can be inspected.
 """
 import math
 from pathlib import Path
@@ -14,16 +14,28 @@ from evaluation.minimal import BISECTION_METHOD, CENSORED, CLEAN, FAB_METHOD, Mi
 from models import SimpleCNN
 from models.spec import ModelSpec
 from records.parts import AttackResult, Check, CheckpointInfo, CurvePoint, EpsStarEntry, QueryStats, WorstCase
-from records.record import ResultRecord, write_record
+from records.record import ResultRecord
 from records.store import ResultStore
 
 LAYER_NAMES = SimpleCNN.LAYER_NAMES
+DATASET = "cifar10"
 BASELINE_SPARSITY = {"conv1": 0.42, "conv2": 0.58, "conv3": 0.55, "conv4": 0.66, "fc1": 0.71, "fc2": 0.63, "fc3": 0.0}
 ALL_ATTACKS = ("pgd", "square", "nes_untargeted_m0", "nes_untargeted_m0.9", "nes_targeted_m0", "nes_targeted_m0.9")
 THREAT = {"pgd": "white-box"}
 TITLES = {"pgd": "PGD", "square": "Square", "nes_untargeted_m0": "NES untargeted, momentum 0",
           "nes_untargeted_m0.9": "NES untargeted, momentum 0.9", "nes_targeted_m0": "NES targeted, momentum 0",
           "nes_targeted_m0.9": "NES targeted, momentum 0.9"}
+
+
+def spec(method, layer, strength, seed, adv=None, adv_eps=None):
+    """A CIFAR-10 model's spec; ``method`` "standard": the baseline."""
+    if method == "standard":
+        return ModelSpec.baseline_of(seed, adv, adv_eps, dataset=DATASET)
+    return ModelSpec(method, layer, strength, seed, adv, adv_eps, dataset=DATASET)
+
+
+def baseline(seed):
+    return spec("standard", None, 0.0, seed)
 
 
 def attack_entry(key, n, n_correct, fooled_correct, robust=None, median=None, targeted=None, title=None):
@@ -80,25 +92,15 @@ def minimal_from(values, limit, norm="linf", seed=0):
     return EpsStarEntry.measured(result, seed=seed, settings={})
 
 
-def spec(method, layer, strength, seed, adv=None, adv_eps=None, dataset="cifar10"):
-    """A ModelSpec of the made-up CIFAR-10 results."""
-    return ModelSpec(method, layer, strength, seed, adv, adv_eps, dataset=dataset)
-
-
-def baseline(seed, dataset="cifar10"):
-    return ModelSpec.baseline_of(seed, dataset=dataset)
-
-
-def result_record(results_root, model, clean_acc, sparsity, attacks, learned=True, curves=None, quick=False,
-                  minimal=None, train_loss=None, checks=(Check("pgd_eps1_success", "passed", "-"),), machine=None,
-                  eval_config=None):
-    """A record of made-up numbers of ``model`` (a ModelSpec) in the store at ``results_root``; ``curves``: run
-    key -> [(eps, n, robust_acc)]."""
+def result_record(root, model, clean_acc, sparsity, attacks, learned=True, curves=None, quick=False, minimal=None,
+                  train_loss=None, checks=(Check("pgd_eps1_success", "passed", "-"),), machine=None, eval_config=None):
+    """The record of ``model`` (a ModelSpec) in the store at ``root``, of made-up numbers; ``curves``: run key ->
+    [(eps, n, robust_acc)]."""
     metadata = {"status": "complete", "collapsed": clean_acc < 0.15,
                 "recipe": {"model": model.model, "dataset": model.dataset},
                 **({} if train_loss is None else {"final_train_loss": train_loss})}
     return ResultRecord(
-        path=ResultStore(results_root).path(model), spec=model, machine=machine,
+        path=ResultStore(root).path(model), spec=model,
         checkpoint=CheckpointInfo(str(model.checkpoint_path("trained-models")), "0" * 64, metadata),
         clean_acc=clean_acc, learned=learned, n_test=10000, sparsity=dict(sparsity), worst_case=worst_case(attacks),
         attacks=dict(attacks),
@@ -106,11 +108,12 @@ def result_record(results_root, model, clean_acc, sparsity, attacks, learned=Tru
                 for key, points in (curves or {}).items()},
         minimal=dict(minimal or {}), audit=None, images_sha256="1" * 64, checks=tuple(checks),
         timings={"pgd_s": 1.0}, query_indices=(),
-        eval_config=eval_config or {"eps": 8 / 255, "steps": 50, "quick": quick})
+        eval_config=eval_config or {"eps": 8 / 255, "steps": 50, "quick": quick}, machine=machine)
 
 
-def write_result(results_root, model, clean_acc, sparsity, attacks, **options):
-    return write_record(result_record(results_root, model, clean_acc, sparsity, attacks, **options)).path
+def write_result(root, model, clean_acc, sparsity, attacks, **options):
+    """Write the record (``result_record``) through the store; returns its path."""
+    return ResultStore(root).put(result_record(root, model, clean_acc, sparsity, attacks, **options)).path
 
 
 def _effect(method, strength):
@@ -120,16 +123,16 @@ def _effect(method, strength):
     return strength / 0.6 if method == "dropout" else 0.0
 
 
-def realistic_variant(results_root, variant, attacks=ALL_ATTACKS, n=1000):
-    """Write one result file whose numbers depend smoothly on layer, strength and seed."""
-    effect = _effect(variant.method, variant.strength)
-    depth = 0 if variant.is_baseline else LAYER_NAMES.index(variant.layer)
-    collapse = variant.method == "l1" and variant.strength >= 10 and depth < 4
-    clean = 0.1 if collapse else 0.78 - 0.12 * effect ** 2 - 0.004 * depth + 0.006 * variant.seed
+def realistic_model(root, model, attacks=ALL_ATTACKS, n=1000):
+    """Write one model's record whose numbers depend smoothly on layer, strength and seed."""
+    effect = _effect(model.method, model.strength)
+    depth = 0 if model.is_baseline else LAYER_NAMES.index(model.layer)
+    collapse = model.method == "l1" and model.strength >= 10 and depth < 4
+    clean = 0.1 if collapse else 0.78 - 0.12 * effect ** 2 - 0.004 * depth + 0.006 * model.seed
     sparsity = dict(BASELINE_SPARSITY)
-    if not variant.is_baseline and variant.layer != "fc3":
-        base = BASELINE_SPARSITY[variant.layer]
-        sparsity[variant.layer] = min(0.995, base + (0.98 - base) * effect)
+    if not model.is_baseline and model.layer != "fc3":
+        base = BASELINE_SPARSITY[model.layer]
+        sparsity[model.layer] = min(0.995, base + (0.98 - base) * effect)
     n_correct = round(clean * n)
     entries = {}
     for key in attacks:
@@ -143,25 +146,26 @@ def realistic_variant(results_root, variant, attacks=ALL_ATTACKS, n=1000):
             if key == "square":
                 rate, median = 0.99 - 0.05 * effect, 60 * (1 + effect)
             entries[key] = attack_entry(key, n // 5, n_correct // 5, round(rate * (n_correct // 5)),
-                                        median=round(median / 10) * 10 + 40 * variant.seed)
+                                        median=round(median / 10) * 10 + 40 * model.seed)
     curves = {"pgd": [(eps / 255, n, max(0.0, clean * (1 - eps / 4) + 0.02 * effect)) for eps in (1, 2, 4, 8)]}
-    minimal = {norm: minimal_document(clean, effect * (depth + 1) / 7, variant.seed, norm=norm) for norm in ("linf", "l2")}
-    return write_result(results_root, variant, round(clean, 4), sparsity, entries, learned=not collapse,
-                        curves=curves, minimal=minimal)
+    minimal = {norm: minimal_document(clean, effect * (depth + 1) / 7, model.seed, norm=norm) for norm in ("linf", "l2")}
+    return write_result(root, model, round(clean, 4), sparsity, entries, learned=not collapse, curves=curves,
+                        minimal=minimal)
 
 
-def realistic_results(results_dir, seeds=(0, 1)):
-    """Both methods: baseline, every layer at the default strength, full sweeps on conv3 and fc1;
+def realistic_results(root, seeds=(0, 1)):
+    """The standard baseline and both methods: every layer at the default strength, full sweeps on conv3 and fc1;
     dropout lacks targeted NES and fc2 lacks NES momentum 0.9, as partial evaluations do."""
-    results_dir = Path(results_dir)
+    root = Path(root)
     plan = {"l1": (1e-5, 2e-4, 1e-2, 0.1, 1.0, 10.0), "dropout": (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)}
     default = {"l1": 1e-2, "dropout": 0.3}
+    for seed in seeds:
+        realistic_model(root, spec("standard", None, 0.0, seed))
     for method, sweep in plan.items():
         attacks = ALL_ATTACKS if method == "l1" else ALL_ATTACKS[:4]
         for seed in seeds:
-            realistic_variant(results_dir, baseline(seed), attacks)
             for layer in LAYER_NAMES:
                 for strength in sweep if layer in ("conv3", "fc1") else (default[method],):
                     layer_attacks = [a for a in attacks if not (layer == "fc2" and a.endswith("0.9"))]
-                    realistic_variant(results_dir, spec(method, layer, strength, seed), layer_attacks)
-    return results_dir
+                    realistic_model(root, spec(method, layer, strength, seed), layer_attacks)
+    return root

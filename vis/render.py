@@ -1,10 +1,7 @@
-"""Figure creation and byte-reproducible saving (PNG + PDF), headless.
-
-Figures are built on matplotlib's object API with an explicit Agg canvas, so
-no display and no pyplot global state are involved, and a fixed style makes
-the output independent of the user's matplotlibrc.
-"""
+"""Figure creation and byte-reproducible saving (PNG + PDF), headless: matplotlib's object API on an explicit Agg
+canvas (no display, no pyplot state) under a fixed style, so that the output does not depend on a matplotlibrc."""
 import io
+import math
 import textwrap
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,17 +13,8 @@ from matplotlib.figure import Figure
 from common.io import atomic_write_bytes
 
 DPI = 150
-STYLE = {
-    "font.size": 9,
-    "axes.titlesize": 10,
-    "axes.labelsize": 9,
-    "legend.fontsize": 8,
-    "xtick.labelsize": 8,
-    "ytick.labelsize": 8,
-    "axes.grid": True,
-    "grid.alpha": 0.3,
-    "axes.axisbelow": True,
-}
+STYLE = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8, "xtick.labelsize": 8,
+         "ytick.labelsize": 8, "axes.grid": True, "grid.alpha": 0.3, "axes.axisbelow": True}
 # Distinct shapes keep layers apart where their lines or points coincide.
 MARKERS = ("o", "s", "D", "^", "v", "P", "X", "h", "<", ">")
 BASELINE_COLOR = "0.2"
@@ -34,6 +22,9 @@ NOT_LEARNED_COLOR = "0.6"
 # Timestamps and version strings are what would make two renders of the same data differ.
 PNG_METADATA = {"Software": None}
 PDF_METADATA = {"CreationDate": None, "ModDate": None, "Creator": None, "Producer": None}
+FOOTNOTE_SIZE = 7.5
+# average width of a footnote character in points (DejaVu Sans runs at about 0.55 of its size; a margin for wide ones)
+FOOTNOTE_CHAR_WIDTH = 0.6 * FOOTNOTE_SIZE
 
 
 def layer_style(layer, layers):
@@ -54,15 +45,19 @@ def new_figure(width, height):
     return fig
 
 
-FOOTNOTE_SIZE = 7.5
-# average width of a character of the footnote font, in points (DejaVu Sans runs at about 0.55 of its size; a
-# margin for lines of wide letters)
-FOOTNOTE_CHAR_WIDTH = 0.6 * FOOTNOTE_SIZE
+def panel_grid(count, ncols, panel_size, margins):
+    """A figure with ``count`` panels in rows of ``ncols`` (the unused ones hidden): ``(fig, axes)``."""
+    ncols = min(ncols, count)
+    nrows = math.ceil(count / ncols)
+    fig = new_figure(panel_size[0] * ncols + margins[0], panel_size[1] * nrows + margins[1])
+    axes = list(fig.subplots(nrows, ncols, squeeze=False).flat)
+    for ax in axes[count:]:
+        ax.set_visible(False)
+    return fig, axes[:count]
 
 
 def add_footnote(fig, lines):
-    """Small print under the axes: what was skipped and how to read the figure, each line wrapped to the
-    figure's width so that none is cut at the right edge."""
+    """Small print under the axes, each line wrapped to the figure's width so that none is cut at the right edge."""
     if lines:
         width = max(40, int(fig.get_figwidth() * 72 * 0.97 / FOOTNOTE_CHAR_WIDTH))
         wrapped = [part for line in lines for part in textwrap.wrap(line, width) or [""]]

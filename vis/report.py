@@ -1,15 +1,16 @@
-"""Entry point of ``main.py --mode vis``: read one method's results, write its figures and summary table.
+"""Entry point of ``main.py --mode vis``: one method's records beside the standard baseline's, grouped into arms once
+(``analysis.arms``), drawn and tabulated per model (seed).
 
-Files written in one data set's results folder (``results/{dataset}/``; each figure as .png at 150 dpi and .pdf):
+Files written in ``{results_root}/{dataset}/{model}/`` (each figure as .png at 150 dpi and .pdf):
 
 - ``{method}/fig1_per_layer``               clean and robust accuracy, success over correct images, per layer
 - ``{method}/fig2_strength_sweep``          metrics against strength (layers with 2+ strengths)
 - ``{method}/fig3_queries``                 query-based attacks: median queries over fooled & correct images
 - ``{method}/fig4_robustness_vs_sparsity``  robust accuracy against measured sparsity of the regularised layer
-- ``{method}/fig5_robustness_curves``       robust accuracy against eps read off eps* (and --eps-sweep points)
-- ``{method}/fig6_eps_star_per_layer``      median eps* with intervals per layer, paired difference to standard
+- ``{method}/fig5_robustness_curves``       robust accuracy against eps read off each model's eps* (and --eps-sweep)
+- ``{method}/fig6_eps_star_per_layer``      each model's median eps* per layer, beside the baseline's seeds
 - ``{method}/fig7_eps_star_vs_sparsity``    dose-response: each model's median eps* against its layer's sparsity
-- ``{method}/eps_star.csv``                 median eps* per variant and norm, interval, paired difference
+- ``{method}/eps_star_per_seed.csv``        each model's median eps* per norm, with its counts
 - ``{method}/summary.md``                   every number as markdown tables
 - ``fig3_queries_by_method``                figure 3 of every method side by side (when several have results)
 """
@@ -19,29 +20,23 @@ from pathlib import Path
 from common.errors import FileProblem
 from common.io import atomic_write_text, ensure_writable_dir
 from evaluation.config import EvalConfig
-from sparsity.methods import METHODS, get_method
-from vis.figures import (plot_eps_star_per_layer, plot_eps_star_vs_sparsity, plot_per_layer, plot_queries,
-                         plot_queries_by_method, plot_robustness_curves, plot_robustness_vs_sparsity,
-                         plot_strength_sweep)
-from vis.eps_star import csv_text as eps_star_csv
 from records.store import ResultStore
-from vis.results import merge_seeds
-from vis.summary_table import summary_markdown
+from sparsity.methods import METHODS, get_method
+from vis import figures
+from vis.summary import CSV_NAME, seeds_csv, summary_markdown
 
 logger = logging.getLogger(__name__)
 
-COMPARISON_STEM = "fig3_queries_by_method"
-EPS_STAR_CSV = "eps_star.csv"
 METHOD_FIGURES = (
-    ("fig1_per_layer", plot_per_layer, "no variant to show"),
-    ("fig2_strength_sweep", plot_strength_sweep, "no layer was evaluated at two or more strengths"),
-    ("fig3_queries", plot_queries, "no query-based attack results"),
-    ("fig4_robustness_vs_sparsity", plot_robustness_vs_sparsity,
-     "no regularised variant with both measured sparsity and attack results"),
-    ("fig5_robustness_curves", plot_robustness_curves,
+    ("fig1_per_layer", figures.plot_per_layer, "no arm to show"),
+    ("fig2_strength_sweep", figures.plot_strength_sweep, "no layer was evaluated at two or more strengths"),
+    ("fig3_queries", figures.plot_queries, "no query-based attack results"),
+    ("fig4_robustness_vs_sparsity", figures.plot_robustness_vs_sparsity,
+     "no regularised arm with both measured sparsity and attack results"),
+    ("fig5_robustness_curves", figures.plot_robustness_curves,
      "no eps* and no --eps-sweep curve (evaluate with --minimal-norms linf or --eps-sweep)"),
-    ("fig6_eps_star_per_layer", plot_eps_star_per_layer, "no eps* (evaluate with --minimal-norms linf l2)"),
-    ("fig7_eps_star_vs_sparsity", plot_eps_star_vs_sparsity, "no L-inf eps* of a regularised variant"),
+    ("fig6_eps_star_per_layer", figures.plot_eps_star_per_layer, "no eps* (evaluate with --minimal-norms linf l2)"),
+    ("fig7_eps_star_vs_sparsity", figures.plot_eps_star_vs_sparsity, "no L-inf eps* of a regularised arm"),
 )
 
 
@@ -49,55 +44,49 @@ def _warn(message):
     logger.warning("warning: %s", message)
 
 
-def missing_requests(records, layers, include_baseline):
-    """Names of requested variants (the baseline, each requested layer) without a single result file."""
-    have = {r.spec.layer for r in records if not r.spec.is_baseline}
-    missing = ["standard"] if include_baseline and not any(r.spec.is_baseline for r in records) else []
-    return missing + [layer for layer in layers or () if layer not in have]
-
-
-def method_records(results_root, dataset, method, layers=None, include_baseline=True):
-    """The records of ``method``'s models of standard training in the store at ``results_root`` (``layers``: those
-    at these layers; None: all), with the standard baseline's; one architecture (the first found)."""
+def selected(records, method, layers=None, include_baseline=True):
+    """Of ``records``, those of ``method``'s models of standard training (``layers``: at these layers; None: all) and,
+    with ``include_baseline``, the standard baseline's."""
     def wanted(spec):
-        if spec.adv is not None:
-            return False
-        return include_baseline if spec.is_baseline else spec.method == method and (layers is None or
-                                                                                    spec.layer in layers)
-    records = ResultStore(results_root, _warn).records(dataset, wanted)
-    return [r for r in records if r.spec.model == records[0].spec.model]
+        if spec.adv is not None or spec.is_baseline:
+            return spec.adv is None and include_baseline
+        return spec.method == method and (layers is None or spec.layer in layers)
+    return [record for record in records if wanted(record.spec)]
 
 
 def make_figures(results_root, dataset, method, layers=None, include_baseline=True):
-    """Write the figures and summary of ``method``'s models in the store at ``results_root`` into
-    ``{results_root}/{dataset}/{model}/{method}/``; returns the written paths.
+    """Write the figures, summary and per-seed eps* table of ``method``'s models in the store at ``results_root``
+    into ``{results_root}/{dataset}/{model}/{method}/``; returns the written paths.
 
-    ``layers`` (None: every layer with results) and ``include_baseline`` filter what
-    is shown. Requested layers (or the baseline) without any result file are named
-    in one warning; no result at all raises FileProblem naming the eval command that produces the missing results.
+    ``layers`` (None: every layer with results) and ``include_baseline`` filter what is shown. Requested layers (or
+    the baseline) without any result file are named in one warning; no result at all raises FileProblem naming the
+    eval command that produces them.
     """
-
     def how_to_make(layers):
         return "run " + EvalConfig.from_options(dataset=dataset).command(
             dataset=dataset, method=method, layers=layers, results_dir=results_root)
 
     get_method(method)
-    records = method_records(results_root, dataset, method, layers, include_baseline)
+    everything = ResultStore(results_root, _warn).records(dataset)
+    records = selected(everything, method, layers, include_baseline)
     if not records:
         raise FileProblem(f"no results for {method} in {Path(results_root) / dataset}; {how_to_make(layers)}",
                           "results_dir")
-    results_dir = records[0].spec.folder(results_root)
-    results = merge_seeds(method, results_dir / method, records)
+    model, folder = records[0].spec.model, records[0].spec.folder(results_root)  # one architecture: the first found
+    everything = [r for r in everything if r.spec.model == model]
+    records = [r for r in records if r.spec.model == model]
     notes = []
-    missing = missing_requests(records, layers, include_baseline)
+    have = {r.spec.layer for r in records if not r.spec.is_baseline}
+    missing = (["standard"] if include_baseline and not any(r.spec.is_baseline for r in records) else []) + [
+        layer for layer in layers or () if layer not in have]
     if missing:
-        missing_layers = [m for m in missing if m in (layers or ())] or layers
-        message = (f"no results in {results_dir} for requested {', '.join(missing)}; not plotted — "
-                   f"{how_to_make(missing_layers)}")
+        message = (f"no results in {folder} for requested {', '.join(missing)}; not plotted — "
+                   f"{how_to_make([m for m in missing if m in (layers or ())] or layers)}")
         _warn(message)
         notes.append(message[0].upper() + message[1:] + ".")
 
-    out_dir = ensure_writable_dir(results_dir / method, "results_dir")
+    results = figures.MethodArms.of(method, records)
+    out_dir = ensure_writable_dir(folder / method, "results_dir")
     written = []
     for stem, plot, reason in METHOD_FIGURES:
         paths = plot(results, out_dir / stem)
@@ -107,22 +96,15 @@ def make_figures(results_root, dataset, method, layers=None, include_baseline=Tr
                          + (f"; the {stem} file in this folder is from an earlier run." if earlier else "."))
         written += paths
 
-    others = {}
+    baseline, by_method = [r for r in records if r.spec.is_baseline], []
     for other in METHODS:
-        other_records = [] if other == method else [r for r in method_records(results_root, dataset, other, layers,
-                                                                                include_baseline)
-                                                    if not r.spec.is_baseline]
-        if other_records:
-            others[other] = merge_seeds(other, results_dir / other, other_records + [
-                r for r in records if r.spec.is_baseline])
-    if others:
-        ordered = [results if name == method else others[name] for name in METHODS if name == method or name in others]
-        written += plot_queries_by_method(ordered, results_dir / COMPARISON_STEM)
+        found = [] if other == method else selected(everything, other, layers, include_baseline=False)
+        if other == method or found:
+            by_method.append(results if other == method else figures.MethodArms.of(other, found + baseline))
+    written += figures.plot_queries_by_method(by_method, folder / "fig3_queries_by_method")
 
-    if any(v.eps_star for v in results.variants):
-        table = out_dir / EPS_STAR_CSV
-        atomic_write_text(table, eps_star_csv(results), location="results_dir")
-        written.append(table)
-    summary = out_dir / "summary.md"
-    atomic_write_text(summary, summary_markdown(results, records, notes), location="results_dir")
-    return written + [summary]
+    if any(r.minimal for r in records):
+        atomic_write_text(out_dir / CSV_NAME, seeds_csv(records), location="results_dir")
+        written.append(out_dir / CSV_NAME)
+    atomic_write_text(out_dir / "summary.md", summary_markdown(results, records, notes), location="results_dir")
+    return written + [out_dir / "summary.md"]
