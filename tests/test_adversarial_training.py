@@ -1,5 +1,5 @@
 """Adversarial training (the positive control): it really makes a model robust where standard training does not,
-it is part of the variant's identity, and its bad settings exit 2 before any work. CPU, generated data, seconds."""
+it is part of the model's identity, and its bad settings exit 2 before any work. CPU, generated data, seconds."""
 import pytest
 import torch
 from torch import nn
@@ -10,9 +10,10 @@ from common.device import cpu_threads
 from data.loader import TensorLoader
 from evaluation.minimal import Search, apgd_bisection
 from main import main
-from sparsity.variants import Variant
+from models.spec import ModelSpec
+from records.store import ResultStore
 from training.adversarial import AdversarialExamples, settings
-from training.loop import TrainingObjective, train_epoch, train_variants
+from training.loop import TrainingObjective, load_training_data, train_epoch, train_model
 from training.recipe import Recipe
 from training.schedule import Schedule
 
@@ -58,9 +59,9 @@ def fit(adv):
     loader = TensorLoader(x, y, recipe.batch_size, shuffle=True, augment="none", device=CPU, seed=0)
     optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum)
     schedule = Schedule(optimizer, recipe, len(loader))
-    variant = Variant.baseline(0, adv, EPS if adv else None)
-    adversarial = AdversarialExamples(settings(variant, recipe), variant.seed) if adv else None
-    with TrainingObjective(model, variant) as objective:
+    spec = ModelSpec.baseline_of(0, adv, EPS if adv else None)
+    adversarial = AdversarialExamples(settings(spec, recipe), spec.seed) if adv else None
+    with TrainingObjective(model, spec) as objective:
         for epoch in range(recipe.epochs):
             loader.set_epoch(epoch)
             if adversarial:
@@ -119,7 +120,7 @@ def test_the_attack_trains_on_images_in_the_eps_ball_and_replays_on_resume():
     x, y = robust_and_weak_features(64, torch.Generator().manual_seed(3))
     x = x.float() / 255
     model = TinyNet().train()
-    examples = AdversarialExamples(settings(Variant.baseline(0, "pgd", EPS), Recipe(adv_steps=3)), 0)
+    examples = AdversarialExamples(settings(ModelSpec.baseline_of(0, "pgd", EPS), Recipe(adv_steps=3)), 0)
     assert examples.settings["steps"] == 3 and examples.settings["step_size"] == pytest.approx(2.5 * EPS / 3)
     examples.set_epoch(1)
     first = examples(model, x, y)
@@ -128,19 +129,19 @@ def test_the_attack_trains_on_images_in_the_eps_ball_and_replays_on_resume():
     assert (first - x).abs().max() > EPS / 2  # it moved
     examples.set_epoch(1)
     assert torch.equal(examples(model, x, y), first)  # seeded by (seed, epoch): a resumed epoch replays it
-    fgsm = settings(Variant.baseline(0, "fgsm-rs", EPS), Recipe())
+    fgsm = settings(ModelSpec.baseline_of(0, "fgsm-rs", EPS), Recipe())
     assert (fgsm["steps"], fgsm["step_size"]) == (1, pytest.approx(1.25 * EPS))
 
 
-def test_adversarial_training_is_part_of_the_variant_identity(cifar_dir, tmp_path, capsys):
-    standard, pgd = Variant.baseline(0), Variant.baseline(0, "pgd", 0.1)
-    l1_fgsm = Variant("l1", "conv3", 0.01, 0, "fgsm-rs", 8 / 255)
+def test_adversarial_training_is_part_of_the_model_identity(cifar_dir, tmp_path, capsys):
+    standard, pgd = ModelSpec.baseline_of(0), ModelSpec.baseline_of(0, "pgd", 0.1)
+    l1_fgsm = ModelSpec("l1", "conv3", 0.01, 0, "fgsm-rs", 8 / 255)
     assert standard.name == "standard_seed0" and pgd.name == "standard_at-pgd-e0.1_seed0"
-    assert l1_fgsm.name == "conv3_s0.01_at-fgsm-rs-e0.03137254901960784_seed0"
+    assert l1_fgsm.name == "l1_conv3_s0.01_at-fgsm-rs-e0.03137254901960784_seed0"
     assert standard.checkpoint_path(tmp_path) != pgd.checkpoint_path(tmp_path)
-    assert standard.results_path(tmp_path, "l1") != pgd.results_path(tmp_path, "l1")
-    assert Variant.from_record(pgd.to_record()) == pgd
-    assert Variant.from_record({"method": "standard", "layer": None, "strength": 0.0, "seed": 0}) == standard
+    assert ResultStore(tmp_path).path(standard) != ResultStore(tmp_path).path(pgd)
+    assert ModelSpec.from_record(pgd.to_record()) == pgd
+    assert ModelSpec.from_record({"method": "standard", "layer": None, "strength": 0.0, "seed": 0}) == standard
     hint = Recipe().train_command(l1_fgsm, "data", "models")
     assert "--adv-train fgsm-rs --adv-eps 0.03137254901960784" in hint
 
@@ -153,14 +154,16 @@ def test_adversarial_training_is_part_of_the_variant_identity(cifar_dir, tmp_pat
 
     status, out, err = run_cli(main, argv(2), capsys)
     assert status == 0, err
-    path = tmp_path / "cifar10" / "l1" / "fc1_s0.1_at-pgd-e0.05_seed0.pt"
+    path = tmp_path / "cifar10" / "simple_cnn" / "l1_fc1_s0.1_at-pgd-e0.05_seed0.pt"
     metadata = torch.load(path, weights_only=True)["metadata"]
-    assert metadata["variant"]["adv"] == "pgd" and metadata["variant"]["adv_eps"] == 0.05
+    assert metadata["spec"]["adv"] == "pgd" and metadata["spec"]["adv_eps"] == 0.05
     assert metadata["adversarial_training"]["steps"] == 2 and metadata["recipe"]["adv_steps"] == 2
-    assert "fc1_s0.1_at-pgd-e0.05_seed0: trained" in out
+    assert "l1_fc1_s0.1_at-pgd-e0.05_seed0: trained" in out
     # the same command skips it; other attack settings are another recipe, refused before any work
+    before = path.read_bytes()
     status, out, _ = run_cli(main, argv(2), capsys)
-    assert status == 0 and "fc1_s0.1_at-pgd-e0.05_seed0: already complete, skipped" in out
+    assert status == 0 and "plan: 0 of 0 tasks done, 1 done already, 0 failed" in out
+    assert path.read_bytes() == before
     status, _, err = run_cli(main, argv(3), capsys)
     assert_usage_error(status, err, "adv_steps: 2 -> 3")
 
@@ -177,7 +180,7 @@ def test_adversarial_training_is_part_of_the_variant_identity(cifar_dir, tmp_pat
 ])
 def test_bad_adversarial_training_settings_exit_2_with_one_line_before_any_work(flags, fragments, tmp_path, capsys,
                                                                                 monkeypatch):
-    monkeypatch.setattr("training.loop.load_training_data", lambda *a: pytest.fail("work started"))
+    monkeypatch.setattr("planner.tasks.train", lambda *a: pytest.fail("work started"))
     status, _, err = run_cli(main, ["--mode", "train", "--baseline-only", "--data-dir", str(tmp_path / "data"),
                                     "--models-dir", str(tmp_path / "models"), *flags], capsys)
     assert_usage_error(status, err, *fragments)
@@ -186,8 +189,9 @@ def test_bad_adversarial_training_settings_exit_2_with_one_line_before_any_work(
 
 def test_a_standard_checkpoint_never_stands_in_for_an_adversarial_one(cifar_dir, tmp_path):
     recipe = Recipe.from_options(dataset="cifar10", classes=(0, 1), epochs=1, batch_size=16, train_per_class=8, test_per_class=4)
-    standard, = train_variants([Variant.baseline(0)], recipe, cifar_dir, tmp_path, CPU)
-    adversarial, = train_variants([Variant.baseline(0, "fgsm-rs", 0.1)], recipe, cifar_dir, tmp_path, CPU)
+    data = load_training_data(cifar_dir, recipe)
+    standard = train_model(ModelSpec.baseline_of(0), recipe, data, CPU, tmp_path)
+    adversarial = train_model(ModelSpec.baseline_of(0, "fgsm-rs", 0.1), recipe, data, CPU, tmp_path)
     assert standard.action == adversarial.action == "trained"  # not "skipped": two files
     assert adversarial.metadata["adversarial_training"]["attack"] == "fgsm-rs"
     assert standard.metadata["adversarial_training"] is None

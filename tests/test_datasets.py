@@ -18,15 +18,15 @@ import data.mnist
 from cli_support import assert_usage_error, run_cli
 from common.cli import run_main
 from common.errors import FileProblem
-from data.registry import DATASETS, dataset_folder, get_dataset
+from cli_support import visible_lines
+from data.registry import DATASETS, get_dataset
 from evaluation.config import EvalConfig
-from evaluation import migrate
-from records.record import read_record
 from idx_fixture import IMAGES_MAGIC, NAMES, idx_bytes, make_idx_fixture
 from main import main
 from models import build_model
-from sparsity.variants import Variant
-from training.checkpoint import FORMAT_VERSION, load_checkpoint, load_model
+from models.spec import ModelSpec
+from records.store import ResultStore
+from training.checkpoint import FORMAT_VERSION, checkpoint_spec, load_checkpoint, load_model
 from training.recipe import Recipe
 from vis.report import make_figures
 
@@ -162,22 +162,28 @@ def fashion_run(fashion_dir, tmp_path_factory):
 
 def test_fashion_mnist_is_named_in_every_output(fashion_run):
     root = fashion_run
-    checkpoint = load_checkpoint(root / "models" / "fashion-mnist" / "l1" / "fc1_s0.01_seed0.pt")
+    spec = ModelSpec("l1", "fc1", 0.01, 0, dataset="fashion-mnist")
+    path = root / "models" / "fashion-mnist" / "simple_cnn" / "l1_fc1_s0.01_seed0.pt"
+    assert spec.checkpoint_path(root / "models") == path
+    checkpoint = load_checkpoint(path)
     metadata = checkpoint["metadata"]
     assert metadata["format_version"] == FORMAT_VERSION and metadata["recipe"]["dataset"] == "fashion-mnist"
+    assert metadata["spec"]["dataset"] == "fashion-mnist" and checkpoint_spec(checkpoint) == spec
     assert metadata["input_shape"] == [1, 28, 28] and metadata["classes"][0] == "T-shirt/top"
     assert checkpoint["state_dict"]["conv1.weight"].shape == (64, 1, 3, 3)
-    results = root / "results" / "fashion-mnist" / "l1"
-    record = json.loads((results / "fc1_s0.01_seed0.json").read_text())
-    assert record["dataset"] == "fashion-mnist"
+    results = root / "results" / "fashion-mnist" / "simple_cnn"
+    assert ResultStore(root / "results").path(spec) == results / "l1_fc1_s0.01_seed0.json"
+    record = json.loads((results / "l1_fc1_s0.01_seed0.json").read_text())
+    assert record["spec"]["dataset"] == "fashion-mnist"
     # the data set's budget, step and sweep, not CIFAR-10's
     assert record["eval_config"]["eps"] == 0.1 and record["eval_config"]["alpha"] == 0.01
     assert [point["eps"] for point in record["robustness_curves"]["pgd"]] == [0.02, 0.05, 0.1, 0.15, 0.2]
     header, first = (results / "summary.csv").read_text().splitlines()[:2]
-    assert header.startswith("dataset,") and first.startswith("fashion-mnist,standard_seed0,")
-    summary = (results / "summary.md").read_text()
+    assert header.startswith("dataset,") and first.startswith("fashion-mnist,simple_cnn,standard_seed0,")
+    # vis (being rewritten, issue 41): its summary names the data set and its budgets
+    summary = (results / "l1" / "summary.md").read_text()
     assert summary.startswith("# Results on Fashion-MNIST") and "eps 0.15" in summary and "/255" not in summary
-    assert (results / "fig1_per_layer.png").exists() and (results / "fig5_robustness_curves.pdf").exists()
+    assert list((results / "l1").glob("*.png")) and list((results / "l1").glob("*.pdf"))
 
 
 def test_figures_name_the_data_set(fashion_run):
@@ -191,7 +197,7 @@ def test_figures_name_the_data_set(fashion_run):
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(matplotlib.figure.Figure, "savefig", capture)
-        make_figures(fashion_run / "results" / "fashion-mnist", "l1")
+        make_figures(fashion_run / "results", "fashion-mnist", "l1")
     assert sum("Data set: Fashion-MNIST" in t for t in texts) >= 4  # fig1, fig4 and fig5, each png and pdf
 
 
@@ -200,33 +206,46 @@ def test_eval_and_vis_take_the_data_set_from_the_files(fashion_run, capsys):
     assert "(Fashion-MNIST)" in out
 
 
+def names_both_data_sets(err, path):
+    """The one error line names the checkpoint's data set and the one asked for, apart from the path (which
+    holds cifar10 anyway)."""
+    line = visible_lines(err)[0].replace(str(path), "PATH")
+    return (("fashion-mnist" in line or "Fashion-MNIST" in line) and ("cifar10" in line or "CIFAR-10" in line), line)
+
+
 def test_a_checkpoint_of_another_data_set_is_refused_naming_both(fashion_run, cifar_dir, tmp_path, capsys):
     models = tmp_path / "models"
     shutil.copytree(fashion_run / "models", models)
-    cifar = models / "cifar10" / "standard_seed0.pt"
-    cifar.parent.mkdir()
-    shutil.copy(models / "fashion-mnist" / "standard_seed0.pt", cifar)
+    cifar = ModelSpec.baseline_of(0).checkpoint_path(models)
+    cifar.parent.mkdir(parents=True)
+    shutil.copy(ModelSpec.baseline_of(0, dataset="fashion-mnist").checkpoint_path(models), cifar)
     status, _, err = run_cli(main, [*EVAL, "--dataset", "cifar10", "--baseline-only", "--data-dir", str(cifar_dir),
                                     "--models-dir", str(models), "--results-dir", str(tmp_path / "r")], capsys)
-    assert_usage_error(status, err, str(cifar), "Fashion-MNIST checkpoint", "on CIFAR-10")
+    assert_usage_error(status, err, str(cifar), "holds standard_seed0 (fashion-mnist simple_cnn)")
+    assert not list((tmp_path / "r").rglob("*.json"))
+    named, line = names_both_data_sets(err, cifar)
+    assert named, line
     # retraining into that folder refuses it the same way, and leaves it alone
     before = cifar.read_bytes()
     status, _, err = run_cli(main, [*TRAIN, "--baseline-only", "--classes", "0", "1", "--data-dir", str(cifar_dir),
                                     "--models-dir", str(models)], capsys)
-    assert_usage_error(status, err, "Fashion-MNIST checkpoint", "on CIFAR-10")
+    assert_usage_error(status, err, str(cifar), "holds standard_seed0 (fashion-mnist simple_cnn)", "--force")
     assert cifar.read_bytes() == before
+    named, line = names_both_data_sets(err, cifar)
+    assert named, line
 
 
 def test_a_results_folder_mixing_data_sets_is_refused(fashion_run, tmp_path, capsys):
     results = tmp_path / "results"
     shutil.copytree(fashion_run / "results", results)
-    path = results / "fashion-mnist" / "l1" / "standard_seed0.json"
+    path = results / "fashion-mnist" / "simple_cnn" / "standard_seed0.json"
     record = json.loads(path.read_text())
-    record.update(dataset="mnist")
+    record["spec"]["dataset"] = "mnist"
     record["checkpoint"]["metadata"]["recipe"]["dataset"] = "mnist"
     path.write_text(json.dumps(record))
     status, _, err = run_cli(main, ["--mode", "vis", "--results-dir", str(results)], capsys)
-    assert_usage_error(status, err, str(path), "holds results of mnist", "fashion-mnist")
+    assert_usage_error(status, err, str(path), "holds mnist simple_cnn model standard_seed0",
+                       str(results / "mnist" / "simple_cnn" / "standard_seed0.json"))
 
 
 def test_folders_of_several_data_sets_need_dataset_to_choose(fashion_run, tmp_path, capsys):
@@ -250,38 +269,27 @@ def test_bad_data_set_options_exit_2_before_any_work(argv, fragment, tmp_path, c
     assert not (tmp_path / "m").exists()
 
 
-# --- files of the layout and formats before data sets --------------------------------------------------
+# --- checkpoints of the format before the model spec ---------------------------------------------------
 
-def test_checkpoints_and_results_from_before_data_sets_load_as_cifar10(cifar_dir, tmp_path, capsys):
-    models, results = tmp_path / "models", tmp_path / "results"
-    dirs = ["--data-dir", str(cifar_dir), "--models-dir", str(models)]
-    run([*TRAIN, "--baseline-only", "--classes", "0", "1", "--epochs", "1", *dirs], capsys)
-    # rewrite the checkpoint as format 2 wrote it, in the old layout (directly under --models-dir)
-    old = models / "standard_seed0.pt"
-    checkpoint = torch.load(models / "cifar10" / "standard_seed0.pt", weights_only=True)
+def test_a_format_3_checkpoint_is_read_as_its_recipes_data_set_and_model(fashion_run, fashion_dir, tmp_path, capsys):
+    """Format 3 named its model by a variant without data set and architecture (both in its recipe): it loads as
+    that spec, train skips it as complete, and eval evaluates it."""
+    models = tmp_path / "models"
+    shutil.copytree(fashion_run / "models", models)
+    spec = ModelSpec.baseline_of(0, dataset="fashion-mnist")
+    path = spec.checkpoint_path(models)
+    checkpoint = torch.load(path, weights_only=True)
     metadata = checkpoint["metadata"]
-    metadata["format_version"] = 2
-    del metadata["recipe"]["dataset"], metadata["input_shape"]
-    torch.save(checkpoint, old)
-    shutil.rmtree(models / "cifar10")
-    assert dataset_folder(models, "cifar10") == models
-    model = load_model(old)
-    assert model.checkpoint_metadata["recipe"]["dataset"] == "cifar10"
-    run([*EVAL, "--baseline-only", *dirs, "--results-dir", str(results)], capsys)
-    path = results / "cifar10" / "l1" / "standard_seed0.json"
-    # and the result file as schema 2 wrote it, in the old layout
-    record = json.loads(path.read_text())
-    record["schema_version"] = 2
-    del record["dataset"]
-    legacy = results / "legacy"
-    (legacy / "l1").mkdir(parents=True)
-    (legacy / "l1" / "standard_seed0.json").write_text(json.dumps(record))
-    # vis refuses it, naming the command that migrates it once; migrated, it is CIFAR-10's
-    status, _, err = run_cli(main, ["--mode", "vis", "--results-dir", str(legacy)], capsys)
-    assert_usage_error(status, err, "standard_seed0.json is a result file of schema 2",
-                       f"python -m evaluation.migrate {legacy / 'l1'}")
-    assert migrate.main([str(legacy)]) == 0
-    assert read_record(legacy / "l1" / "standard_seed0.json", "l1").dataset == "cifar10"
-    out = run(["--mode", "vis", "--results-dir", str(legacy)], capsys)
-    assert f"files to {legacy / 'l1'} (CIFAR-10)" in out and (legacy / "l1" / "summary.md").exists()
-    assert Variant.baseline(0).checkpoint_path(models) == old
+    metadata["format_version"] = 3
+    metadata["variant"] = {key: value for key, value in metadata.pop("spec").items()
+                           if key not in ("dataset", "model")} | {"name": "standard_seed0"}
+    torch.save(checkpoint, path)
+    assert checkpoint_spec(load_checkpoint(path)) == spec
+    model = load_model(path)
+    assert model.checkpoint_metadata["spec"] == spec.to_record() and not model.training
+    dirs = ["--data-dir", str(fashion_dir), "--models-dir", str(models)]
+    out = run([*TRAIN, "--dataset", "fashion-mnist", "--baseline-only", *dirs], capsys)
+    assert "plan: 0 of 0 tasks done, 1 done already" in out
+    out = run([*EVAL, "--baseline-only", *dirs, "--results-dir", str(tmp_path / "results")], capsys)
+    assert "standard_seed0: clean acc" in out
+    assert ResultStore(tmp_path / "results").get(spec).spec == spec

@@ -1,4 +1,4 @@
-"""python main.py --mode eval / vis on generated data: result files, merging, and exit 2 on bad input."""
+"""python main.py --mode eval / vis on generated data: result files, one store, and exit 2 on bad input."""
 import contextlib
 import csv
 import io
@@ -12,7 +12,7 @@ from cli_support import assert_usage_error, run_cli
 from common.cli import run_main
 from evaluation.checks import check
 from main import main
-from sparsity.variants import Variant
+from models.spec import ModelSpec
 
 TRAIN = ["--classes", "0", "1", "--epochs", "1", "--batch-size", "16", "--train-per-class", "16",
          "--test-per-class", "5", "--device", "cpu"]
@@ -46,7 +46,7 @@ def dirs(cifar_dir, models_dir, results_dir):
 
 @pytest.fixture(scope="module")
 def evaluated(cifar_dir, models_dir, tmp_path_factory):
-    """(results dir, stdout) of one eval of the three trained variants with every attack."""
+    """(results dir, stdout) of one eval of the three trained models with every attack."""
     folder = tmp_path_factory.mktemp("results")
     stdout = io.StringIO()
     with pytest.raises(SystemExit) as exit_info, contextlib.redirect_stdout(stdout):
@@ -56,12 +56,17 @@ def evaluated(cifar_dir, models_dir, tmp_path_factory):
     return folder, stdout.getvalue()
 
 
-def test_eval_writes_one_result_per_variant_and_a_summary(evaluated):
+def test_eval_writes_one_result_per_model_and_a_summary(evaluated):
     tmp_path, out = evaluated
-    assert out.strip().splitlines()[-1].startswith("evaluation: 3 evaluated, 0 up to date")
-    for name in ("standard_seed0", "conv3_s0.01_seed0", "fc1_s0.01_seed0"):
-        record = json.loads((tmp_path / "cifar10" / "l1" / f"{name}.json").read_text())
-        assert record["variant"]["name"] == name and record["method"] == "l1"
+    assert "plan: 3 of 3 tasks done, 0 done already, 0 failed" in out
+    folder = tmp_path / "cifar10" / "simple_cnn"
+    assert out.strip().splitlines()[-1] == (f"evaluation: results in {folder} (summary.csv lists every model "
+                                            f"there)")
+    for name, method in (("standard_seed0", "standard"), ("l1_conv3_s0.01_seed0", "l1"), ("l1_fc1_s0.01_seed0", "l1")):
+        assert f"{name}: clean acc" in out
+        record = json.loads((folder / f"{name}.json").read_text())
+        assert record["spec"]["name"] == name and record["spec"]["method"] == method
+        assert record["spec"]["dataset"] == "cifar10" and record["spec"]["model"] == "simple_cnn"
         assert 0 <= record["clean_acc"] <= 1 and record["n_test"] == 40
         assert set(record["activation_sparsity"]) == {"conv1", "conv2", "conv3", "conv4", "fc1", "fc2", "fc3"}
         assert set(record["attacks"]) == set(ATTACK_KEYS)
@@ -76,7 +81,7 @@ def test_eval_writes_one_result_per_variant_and_a_summary(evaluated):
             "pgd_eps1_success", "robust_acc_monotone_in_eps", "black_box_not_stronger_than_white_box",
             "white_box_attacks_agree", "zero_input_gradients", "minimal_perturbation_methods_agree",
             "eps_star_matches_autoattack"]
-        assert record["schema_version"] == 4 and record["audit"]["radii"] == []  # --audit-radii none
+        assert record["schema_version"] == 5 and record["audit"]["radii"] == []  # --audit-radii none
         assert record["checkpoint"]["metadata"]["status"] == "complete"
         # the machines that trained and evaluated it (the same here): what a bit-identical rerun needs alike
         for machine in (record["machine"], record["checkpoint"]["metadata"]["machine"]):
@@ -86,38 +91,46 @@ def test_eval_writes_one_result_per_variant_and_a_summary(evaluated):
         wrong = [i for i, method in enumerate(minimal["method"]) if method == "clean"]
         assert len(wrong) == 12 - pgd["n_correct"] and all(minimal["eps_star"][i] == 0 for i in wrong)
         assert minimal["curve"][0]["robust_acc"] == pytest.approx(pgd["n_correct"] / 12)
-    with open(tmp_path / "cifar10" / "l1" / "summary.csv", newline="") as handle:
+    with open(folder / "summary.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert [row["variant"] for row in rows] == ["standard_seed0", "conv3_s0.01_seed0", "fc1_s0.01_seed0"]
+    assert [row["name"] for row in rows] == ["standard_seed0", "l1_conv3_s0.01_seed0", "l1_fc1_s0.01_seed0"]
+    assert [(row["dataset"], row["architecture"], row["method"], row["layer"], row["training"]) for row in rows] == [
+        ("cifar10", "simple_cnn", "standard", "", "standard"), ("cifar10", "simple_cnn", "l1", "conv3", "standard"),
+        ("cifar10", "simple_cnn", "l1", "fc1", "standard")]
     assert all(row["eps_star_linf_n"] == "12" for row in rows)
 
 
-def test_variants_evaluated_in_separate_processes_merge(cifar_dir, models_dir, tmp_path, capsys):
+def test_models_evaluated_in_separate_processes_merge(cifar_dir, models_dir, tmp_path, capsys):
     common = ["--mode", "eval", *EVAL, "--attacks", "pgd", "--no-baseline", *dirs(cifar_dir, models_dir, tmp_path)]
+    folder = tmp_path / "cifar10" / "simple_cnn"
     assert run([*common, "--layers", "conv3"], capsys)[0] == 0
-    first = (tmp_path / "cifar10" / "l1" / "conv3_s0.01_seed0.json").read_bytes()
+    first = (folder / "l1_conv3_s0.01_seed0.json").read_bytes()
     assert run([*common, "--layers", "fc1"], capsys)[0] == 0
-    assert (tmp_path / "cifar10" / "l1" / "conv3_s0.01_seed0.json").read_bytes() == first
-    with open(tmp_path / "cifar10" / "l1" / "summary.csv", newline="") as handle:
-        assert [row["variant"] for row in csv.DictReader(handle)] == ["conv3_s0.01_seed0", "fc1_s0.01_seed0"]
+    assert (folder / "l1_conv3_s0.01_seed0.json").read_bytes() == first
+    with open(folder / "summary.csv", newline="") as handle:
+        assert [row["name"] for row in csv.DictReader(handle)] == ["l1_conv3_s0.01_seed0", "l1_fc1_s0.01_seed0"]
 
 
-def test_a_baseline_evaluated_for_one_method_is_copied_for_another(evaluated, cifar_dir, models_dir, tmp_path,
-                                                                   capsys):
-    shutil.copytree(evaluated[0] / "cifar10" / "l1", tmp_path / "cifar10" / "l1")
+def test_a_baseline_evaluated_with_one_method_is_not_evaluated_again_for_another(evaluated, cifar_dir, models_dir,
+                                                                                tmp_path, capsys):
+    """One record per model: the baseline that l1's models are compared with is dropout's too (no copy)."""
+    shutil.copytree(evaluated[0], tmp_path, dirs_exist_ok=True)
+    record = tmp_path / "cifar10" / "simple_cnn" / "standard_seed0.json"
+    before = record.read_bytes()
     code, out, _ = run(["--mode", "eval", *EVAL, *MINIMAL, "--dropout", "--baseline-only",
                         *dirs(cifar_dir, models_dir, tmp_path)], capsys)
-    assert code == 0 and "standard_seed0: the same evaluation of the same checkpoint is in" in out
-    original, copy = (json.loads((tmp_path / "cifar10" / method / "standard_seed0.json").read_text())
-                      for method in ("l1", "dropout"))
-    assert copy.pop("method") == "dropout" and original.pop("method") == "l1" and copy == original
+    assert code == 0 and "plan: 0 of 0 tasks done, 1 done already, 0 failed" in out
+    assert record.read_bytes() == before
+    assert sorted(path.name for path in (tmp_path / "cifar10").rglob("*.json")) == [
+        "l1_conv3_s0.01_seed0.json", "l1_fc1_s0.01_seed0.json", "standard_seed0.json"]
 
 
 def test_eval_is_reproducible_under_a_seed(cifar_dir, models_dir, tmp_path, capsys):
     argv = ["--mode", "eval", *EVAL, "--layers", "conv3", "--no-baseline"]
     for folder in ("a", "b"):
         assert run([*argv, *dirs(cifar_dir, models_dir, tmp_path / folder)], capsys)[0] == 0
-    first, second = (json.loads((tmp_path / f / "cifar10" / "l1" / "conv3_s0.01_seed0.json").read_text()) for f in "ab")
+    first, second = (json.loads((tmp_path / f / "cifar10" / "simple_cnn" / "l1_conv3_s0.01_seed0.json").read_text())
+                     for f in "ab")
     assert first["attacks"] == second["attacks"]
 
 
@@ -125,10 +138,11 @@ def test_missing_checkpoints_are_skipped_with_the_train_command(cifar_dir, model
     status, _, err = run(["--mode", "eval", *EVAL, "--attacks", "pgd", "--layers", "conv3", "conv4",
                           "--no-baseline", *dirs(cifar_dir, models_dir, tmp_path)], capsys)
     assert status == 0
-    assert "warning: no checkpoint for conv4_s0.01_seed0" in err
+    assert "warning: no checkpoint of l1_conv4_s0.01_seed0" in err
     assert (f"python main.py --mode train --layers conv4 --strength 0.01 --no-baseline --seed 0 "
             f"--data-dir {cifar_dir} --models-dir {models_dir}") in err
-    assert not (tmp_path / "cifar10" / "l1" / "conv4_s0.01_seed0.json").exists()
+    assert (tmp_path / "cifar10" / "simple_cnn" / "l1_conv3_s0.01_seed0.json").exists()
+    assert not (tmp_path / "cifar10" / "simple_cnn" / "l1_conv4_s0.01_seed0.json").exists()
 
 
 def test_no_checkpoint_at_all_exits_2_naming_the_train_command(cifar_dir, tmp_path, capsys):
@@ -140,12 +154,12 @@ def test_no_checkpoint_at_all_exits_2_naming_the_train_command(cifar_dir, tmp_pa
 def test_corrupt_checkpoint_exits_2_naming_it_and_is_left_alone(cifar_dir, models_dir, tmp_path, capsys):
     broken = tmp_path / "models"
     shutil.copytree(models_dir, broken)
-    path = Variant("l1", "fc1", 0.01, 0).checkpoint_path(broken / "cifar10")
+    path = ModelSpec("l1", "fc1", 0.01, 0).checkpoint_path(broken)
     path.write_bytes(b"not a checkpoint")
     status, _, err = run(["--mode", "eval", *EVAL, "--layers", "fc1", *dirs(cifar_dir, broken, tmp_path)], capsys)
     assert_usage_error(status, err, str(path))
     assert path.read_bytes() == b"not a checkpoint"
-    assert not (tmp_path / "cifar10" / "l1").exists() or not list((tmp_path / "cifar10" / "l1").glob("*.json"))
+    assert not list(tmp_path.rglob("*.json"))
 
 
 @pytest.mark.parametrize("flags, fragment", [
@@ -194,10 +208,10 @@ def test_vis_draws_what_eval_wrote(evaluated, tmp_path, capsys):
     shutil.copytree(evaluated[0], tmp_path, dirs_exist_ok=True)
     status, out, _ = run(["--mode", "vis", "--layers", "[conv3,fc1]", "--results-dir", str(tmp_path)], capsys)
     assert status == 0 and out.startswith("vis: wrote")
-    for stem in ("fig1_per_layer", "fig3_queries", "fig4_robustness_vs_sparsity"):
-        assert (tmp_path / "cifar10" / "l1" / f"{stem}.png").read_bytes().startswith(b"\x89PNG")
-        assert (tmp_path / "cifar10" / "l1" / f"{stem}.pdf").read_bytes().startswith(b"%PDF")
-    assert "standard" in (tmp_path / "cifar10" / "l1" / "summary.md").read_text()
+    # vis is being rewritten (issue 41): only that it draws from the store eval wrote
+    folder = tmp_path / "cifar10" / "simple_cnn" / "l1"
+    assert any(path.read_bytes().startswith(b"\x89PNG") for path in folder.glob("*.png"))
+    assert "standard" in (folder / "summary.md").read_text()
 
 
 def test_vis_without_results_exits_2_naming_the_eval_command(tmp_path, capsys):
@@ -206,7 +220,7 @@ def test_vis_without_results_exits_2_naming_the_eval_command(tmp_path, capsys):
 
 
 def test_vis_with_malformed_results_exits_2_and_keeps_the_file(tmp_path, capsys):
-    bad = tmp_path / "cifar10" / "l1" / "conv3_s0.01_seed0.json"
+    bad = tmp_path / "cifar10" / "simple_cnn" / "l1_conv3_s0.01_seed0.json"
     bad.parent.mkdir(parents=True)
     bad.write_text("{not json")
     status, _, err = run(["--mode", "vis", "--results-dir", str(tmp_path)], capsys)

@@ -44,7 +44,7 @@ def trained(tmp_path_factory):
 
 
 def test_brief_training_learns_real_cifar10_images(trained):
-    metadata = load_checkpoint(trained / "models" / "cifar10-jpeg" / "standard_seed0.pt")["metadata"]
+    metadata = load_checkpoint(trained / "models" / "cifar10-jpeg" / "simple_cnn" / "standard_seed0.pt")["metadata"]
     assert metadata["recipe"]["dataset"] == "cifar10-jpeg" and metadata["input_shape"] == [3, 32, 32]
     assert metadata["n_train"] == 2000 and metadata["n_test"] == 500 and metadata["classes"][9] == "truck"
     # chance is 10%; on 500 held-out images 15% lies 3.7 binomial standard deviations above it, and 7.6 points
@@ -59,8 +59,8 @@ def test_the_real_model_is_attacked_end_to_end_with_eps_star(trained, capsys):
         "--data-dir", str(ARCHIVE), "--models-dir", str(trained / "models"),
         "--results-dir", str(trained / "results")], capsys)
     assert status == 0, err
-    record = json.loads((trained / "results" / "cifar10-jpeg" / "l1" / "standard_seed0.json").read_text())
-    assert record["dataset"] == "cifar10-jpeg" and record["eval_config"]["eps"] == 8 / 255
+    record = json.loads((trained / "results" / "cifar10-jpeg" / "simple_cnn" / "standard_seed0.json").read_text())
+    assert record["spec"]["dataset"] == "cifar10-jpeg" and record["eval_config"]["eps"] == 8 / 255
     assert record["attacks"]["pgd"]["n"] == 12
     minimal = record["minimal_perturbation"]["linf"]
     correct = [eps for eps, method in zip(minimal["eps_star"], minimal["method"]) if method != "clean"]
@@ -70,4 +70,4 @@ def test_the_real_model_is_attacked_end_to_end_with_eps_star(trained, capsys):
     # (4 x 8/255), and eps* is the smaller of what FAB and the PGD bisection found (an upper bound)
     assert minimal["n_censored"] == 0 and all(0 < eps <= minimal["limit"] for eps in correct), minimal["eps_star"]
     assert all(eps <= min(fab, pgd) for eps, fab, pgd in zip(minimal["eps_star"], minimal["fab_eps"], minimal["pgd_eps"]))
-    assert "evaluation: 1 evaluated" in out
+    assert "standard_seed0: clean acc" in out and "plan: 1 of 1 tasks done, 0 done already, 0 failed" in out

@@ -33,7 +33,7 @@ def trained(tmp_path_factory):
 
 
 def test_the_shortened_converged_recipe_learns_real_fashion_mnist(trained):
-    metadata = load_checkpoint(trained / "models" / "fashion-mnist" / "standard_seed0.pt")["metadata"]
+    metadata = load_checkpoint(trained / "models" / "fashion-mnist" / "simple_cnn" / "standard_seed0.pt")["metadata"]
     assert metadata["recipe"]["dataset"] == "fashion-mnist" and metadata["input_shape"] == [1, 28, 28]
     assert metadata["n_test"] == 1000 and metadata["classes"][0] == "T-shirt/top"
     recipe = metadata["recipe"]
@@ -49,8 +49,8 @@ def test_the_real_model_is_attacked_end_to_end(trained, capsys):
         "--data-dir", str(trained / "data"),
         "--models-dir", str(trained / "models"), "--results-dir", str(trained / "results")], capsys)
     assert status == 0, err
-    record = json.loads((trained / "results" / "fashion-mnist" / "l1" / "standard_seed0.json").read_text())
-    assert record["dataset"] == "fashion-mnist" and record["eval_config"]["eps"] == 0.1
+    record = json.loads((trained / "results" / "fashion-mnist" / "simple_cnn" / "standard_seed0.json").read_text())
+    assert record["spec"]["dataset"] == "fashion-mnist" and record["eval_config"]["eps"] == 0.1
     pgd = record["attacks"]["pgd"]
     # eps 0.1 fools most of a standard model's correct images: PGD really flips predictions
     assert pgd["n"] == 50 and pgd["n_correct"] >= 25 and pgd["success_rate_correct"] >= 0.5
@@ -58,7 +58,7 @@ def test_the_real_model_is_attacked_end_to_end(trained, capsys):
     # the smallest fooling perturbation of a standard model lies well inside the search limit (4 x eps)
     eps_star = record["minimal_perturbation"]["linf"]
     assert eps_star["n"] == 50 and eps_star["n_censored"] == 0 and 0 < eps_star["median"] <= 0.1, eps_star["median"]
-    assert "evaluation: 1 evaluated" in out
+    assert "standard_seed0: clean acc" in out and "plan: 1 of 1 tasks done, 0 done already, 0 failed" in out
 
 
 def test_a_data_folder_of_another_data_set_exits_2_naming_the_file(tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""python main.py --mode train: variants in turn, skipping, divergence, and exit 2 on every bad input."""
+"""python main.py --mode train: models in turn, skipping, divergence, and exit 2 on every bad input."""
 import re
 import subprocess
 import sys
@@ -12,10 +12,10 @@ import torchvision.datasets.utils
 import common.device as device_module
 from cli_support import assert_usage_error, run_cli
 from main import build_parser, main
-from sparsity.variants import Variant
+from models.spec import ModelSpec
 from training import loop as train_module
 from training import precision
-from training.checkpoint import build_variant_model, load_checkpoint
+from training.checkpoint import build_spec_model, load_checkpoint
 from training.recipe import Recipe
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,37 +28,38 @@ def run(argv, capsys):
     return run_cli(main, ["--mode", "train", *argv], capsys)
 
 
-def test_diverged_variant_is_recorded_and_the_run_goes_on_then_exits_non_zero(cifar_dir, tmp_path, capsys,
-                                                                            monkeypatch):
+def test_diverged_model_is_recorded_and_the_run_goes_on_then_exits_non_zero(cifar_dir, tmp_path, capsys,
+                                                                          monkeypatch):
     # A float32 overflow of the L1 term (1e39 * mean|a| = inf) is a real, deterministic divergence.
-    # The other variant starts with every fc2 unit dead (ReLU of a very negative bias gets no
+    # The other model starts with every fc2 unit dead (ReLU of a very negative bias gets no
     # gradient), so it ends collapsed: fc2 outputs only zeros.
-    def build_with_dead_fc2(variant, model_name, input_shape, num_classes):
-        model = build_variant_model(variant, model_name, input_shape, num_classes)
-        if variant.strength == 0.5:
+    def build_with_dead_fc2(spec, input_shape, num_classes):
+        model = build_spec_model(spec, input_shape, num_classes)
+        if spec.strength == 0.5:
             torch.nn.init.constant_(model.fc2.bias, -1e4)
         return model
 
-    monkeypatch.setattr(train_module, "build_variant_model", build_with_dead_fc2)
+    monkeypatch.setattr(train_module, "build_spec_model", build_with_dead_fc2)
     argv = [*TINY, "--layers", "fc2", "--strengths", "1e39", "0.5", "--no-baseline",
             "--data-dir", str(cifar_dir), "--models-dir", str(tmp_path)]
     status, out, _ = run(argv, capsys)
     assert status == 1
-    diverged = load_checkpoint(Variant("l1", "fc2", 1e39, 0).checkpoint_path(tmp_path / "cifar10"))["metadata"]
-    collapsed = load_checkpoint(Variant("l1", "fc2", 0.5, 0).checkpoint_path(tmp_path / "cifar10"))["metadata"]
+    diverged = load_checkpoint(ModelSpec("l1", "fc2", 1e39, 0).checkpoint_path(tmp_path))["metadata"]
+    collapsed = load_checkpoint(ModelSpec("l1", "fc2", 0.5, 0).checkpoint_path(tmp_path))["metadata"]
     assert (diverged["status"], diverged["diverged_in_epoch"]) == ("diverged", 1)
     assert (collapsed["status"], collapsed["collapsed"], collapsed["activation_sparsity"]["fc2"]) == ("complete", True, 1.0)
-    assert "fc2_s1e+39_seed0: DIVERGED" in out
-    assert "fc2_s0.5_seed0: trained" in out and "COLLAPSED: fc2 outputs only zeros" in out
+    assert "l1_fc2_s1e+39_seed0: DIVERGED (non-finite loss) in epoch 1" in out
+    collapsed_line = next(line for line in out.splitlines() if line.startswith("l1_fc2_s0.5_seed0: trained"))
+    assert "DID NOT LEARN" in collapsed_line and "COLLAPSED: fc2 outputs only zeros" in collapsed_line
     assert out.strip().splitlines()[-1].startswith(
-        "training: 1 trained, 1 DIVERGED (fc2_s1e+39_seed0), 1 DID NOT LEARN (fc2_s0.5_seed0), "
-        "1 collapsed (fc2_s0.5_seed0)")
+        "plan: 1 of 2 tasks done, 0 done already, 1 failed (train cifar10/simple_cnn/l1_fc2_s1e+39_seed0)")
 
     # The same command again trains nothing: both are skipped, and the divergence is still reported.
     before = {path: path.read_bytes() for path in tmp_path.rglob("*.pt")}
     status, out, _ = run(argv, capsys)
+    assert "plan: 0 of 0 tasks done, 2 done already" in out
     assert status == 1
-    assert "training: 1 skipped, 1 DIVERGED" in out
+    assert "l1_fc2_s1e+39_seed0: DIVERGED" in out
     assert before == {path: path.read_bytes() for path in tmp_path.rglob("*.pt")}
 
     # Another recipe over these checkpoints is refused, and nothing is overwritten.
@@ -67,13 +68,22 @@ def test_diverged_variant_is_recorded_and_the_run_goes_on_then_exits_non_zero(ci
     assert before == {path: path.read_bytes() for path in tmp_path.rglob("*.pt")}
 
 
-def test_threads_default_to_the_environments_then_to_one(monkeypatch):
-    """A Slurm task exports OMP_NUM_THREADS=--cpus-per-task; elsewhere one thread."""
-    for value, threads in (("4", 4), ("", 1), ("0", 1), ("many", 1)):
+def test_threads_default_to_the_environments_then_to_the_cores_this_process_may_use(monkeypatch):
+    """OMP_NUM_THREADS where set, then a Slurm task's SLURM_CPUS_PER_TASK; elsewhere the cores this process may run
+    on (its affinity, not the machine's core count)."""
+    monkeypatch.setattr(device_module.os, "sched_getaffinity", lambda pid: {0, 2, 5}, raising=False)
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
+    for value, threads in (("4", 4), ("", 3), ("0", 3), ("many", 3)):
         monkeypatch.setenv("OMP_NUM_THREADS", value)
         assert device_module.default_threads() == threads
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "6")
+    assert device_module.default_threads() == 6  # OMP_NUM_THREADS=many is no count: the Slurm task's CPUs
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    assert device_module.default_threads() == 4  # OMP_NUM_THREADS first
     monkeypatch.delenv("OMP_NUM_THREADS")
-    assert device_module.default_threads() == device_module.DEFAULT_THREADS == 1
+    assert device_module.default_threads() == 6
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK")
+    assert device_module.default_threads() == 3
 
 
 def test_native_bf16_flags_are_read_from_cpuinfo(tmp_path):
@@ -118,7 +128,7 @@ def test_training_runs_in_the_measured_fastest_mode_and_flags_override_it(fastes
     def trained(models, *flags):
         status, out, _ = run([*argv, "--models-dir", str(tmp_path / models), *flags], capsys)
         assert status == 0
-        metadata = load_checkpoint(Variant.baseline(0).checkpoint_path(tmp_path / models / "cifar10"))["metadata"]
+        metadata = load_checkpoint(ModelSpec.baseline_of(0).checkpoint_path(tmp_path / models))["metadata"]
         return precision.TrainingMode(metadata["recipe"]["amp"], metadata["channels_last"]), out
 
     chosen, out = trained("measured")
@@ -158,13 +168,13 @@ def test_an_interrupted_run_resumes_in_the_mode_it_began_with(first, later, cifa
 
     monkeypatch.setattr(train_module, "train_epoch", interrupted_epoch)
     assert run(argv, capsys)[0] == 130
-    path = Variant.baseline(0).checkpoint_path(tmp_path / "cifar10")
+    path = ModelSpec.baseline_of(0).checkpoint_path(tmp_path)
     partial = load_checkpoint(path)["metadata"]
     mode = precision.MODES[first]
     assert (partial["epochs_done"], partial["recipe"]["amp"], partial["channels_last"]) == (1, mode.amp,
                                                                                         mode.channels_last)
-    hint = Recipe.from_stored(partial["recipe"]).train_command(Variant.baseline(0), cifar_dir, tmp_path,
-                                                               state_amp=True)
+    hint = Recipe.from_stored(partial["recipe"]).train_command(ModelSpec.baseline_of(0), cifar_dir,
+                                                               tmp_path, state_amp=True)
     assert ("--amp" if mode.amp else "--no-amp") in hint.split()
 
     monkeypatch.setattr(train_module, "train_epoch", real_epoch)
@@ -223,7 +233,8 @@ def test_missing_data_offline_exits_2_naming_the_archive(tmp_path, capsys, monke
     ("foreign", "is not a checkpoint of this project"),
 ])
 def test_corrupt_or_foreign_checkpoint_exits_2_and_is_left_alone(content, fragment, cifar_dir, tmp_path, capsys):
-    path = Variant.baseline(0).checkpoint_path(tmp_path)
+    path = ModelSpec.baseline_of(0).checkpoint_path(tmp_path)
+    path.parent.mkdir(parents=True)
     if content == "foreign":
         torch.save({"weights": torch.zeros(3)}, path)
     else:
@@ -232,7 +243,7 @@ def test_corrupt_or_foreign_checkpoint_exits_2_and_is_left_alone(content, fragme
     status, _, err = run([*TINY, "--layers", "fc3", "--data-dir", str(cifar_dir), "--models-dir", str(tmp_path)], capsys)
     assert_usage_error(status, err, str(path), fragment, "--force")
     assert path.read_bytes() == before
-    assert not (tmp_path / "l1").exists() or not any((tmp_path / "l1").iterdir())
+    assert list(path.parent.iterdir()) == [path]  # nothing trained
 
 
 @pytest.mark.parametrize("argv, fragment", [
@@ -254,9 +265,12 @@ def help_flags(text):
 
 
 @pytest.mark.parametrize("mode, theirs, others", [
-    ("train", ["--epochs", "--adv-train", "--launcher", "--data-dir"], ["--attacks", "--n-eval", "--results-dir"]),
-    ("eval", ["--attacks", "--n-eval", "--audit-radii", "--results-dir"], ["--epochs", "--lr", "--schedule"]),
-    ("vis", ["--layers", "--results-dir"], ["--epochs", "--attacks", "--launcher", "--data-dir", "--threads"]),
+    ("train", ["--epochs", "--adv-train", "--launcher", "--workers", "--print", "--data-dir"],
+     ["--attacks", "--n-eval", "--results-dir"]),
+    ("eval", ["--attacks", "--n-eval", "--audit-radii", "--results-dir", "--workers", "--print"],
+     ["--epochs", "--lr", "--schedule"]),
+    ("vis", ["--layers", "--results-dir"], ["--epochs", "--attacks", "--launcher", "--workers", "--print",
+                                            "--data-dir", "--threads"]),
 ])
 def test_a_modes_help_lists_only_the_options_that_mode_takes(mode, theirs, others, capsys):
     for argv in (["--mode", mode, "--help"], ["--help", f"--mode={mode}"]):

@@ -6,10 +6,10 @@ from models import SimpleCNN
 from sparsity.hooks import record_activations
 from sparsity.measure import activation_sparsity, evaluate_clean
 from sparsity.methods import METHODS
-from sparsity.variants import Variant
+from models.spec import ModelSpec
 from training import loop as train_module
-from training.checkpoint import build_variant_model, load_checkpoint, model_from_checkpoint
-from training.loop import load_training_data, train_variants
+from training.checkpoint import build_spec_model, load_checkpoint, model_from_checkpoint
+from training.loop import load_training_data, train_model
 from training.recipe import Recipe
 
 LAYER_NAMES = SimpleCNN.LAYER_NAMES
@@ -19,8 +19,15 @@ CPU = torch.device("cpu")
 SMALL = dict(classes=(0, 1, 2, 3), epochs=2, batch_size=32, lr=0.05, augment="none")
 
 
-def build_model(variant, num_classes):
-    return build_variant_model(variant, "simple_cnn", (3, 32, 32), num_classes)
+def build_model(spec, num_classes):
+    return build_spec_model(spec, (3, 32, 32), num_classes)
+
+
+def train_specs(specs, recipe, data_dir, models_root, device=CPU, **options):
+    """Each spec's training in turn on the recipe's data, read once; their Outcomes (what a plan's training tasks
+    do one by one)."""
+    data = load_training_data(data_dir, recipe)
+    return [train_model(spec, recipe, data, device, models_root, **options) for spec in specs]
 
 
 def forward_with_activations(model, x):
@@ -31,7 +38,7 @@ def forward_with_activations(model, x):
 
 @pytest.mark.parametrize("num_classes", [10, 4])
 def test_model_outputs_one_logit_per_class_and_hooks_see_every_layer_activation(num_classes):
-    model = build_model(Variant.baseline(0), num_classes)
+    model = build_model(ModelSpec.baseline_of(0), num_classes)
     logits, activations = forward_with_activations(model, torch.rand(5, 3, 32, 32))
     assert logits.shape == (5, num_classes)
     assert list(activations) == list(LAYER_NAMES)
@@ -48,8 +55,8 @@ def test_l1_penalty_is_strength_times_mean_absolute_activation_of_its_layer():
 
 def test_dropout_is_active_in_train_mode_and_off_in_eval_mode():
     torch.manual_seed(0)
-    model = build_model(Variant("dropout", "fc1", 0.5, 0), 10)
-    plain = build_model(Variant.baseline(0), 10)
+    model = build_model(ModelSpec("dropout", "fc1", 0.5, 0), 10)
+    plain = build_model(ModelSpec.baseline_of(0), 10)
     plain.load_state_dict(model.state_dict())
     x = torch.rand(64, 3, 32, 32)
 
@@ -68,7 +75,7 @@ def test_dropout_is_active_in_train_mode_and_off_in_eval_mode():
 
 def test_activation_sparsity_counts_exact_zeros_in_one_batched_pass():
     torch.manual_seed(0)
-    model = build_model(Variant.baseline(0), 10)
+    model = build_model(ModelSpec.baseline_of(0), 10)
     with torch.no_grad():
         model.conv4.bias.fill_(-1e6)  # conv4 outputs only zeros, so fc1 sees zeros too
     x = (torch.rand(23, 3, 32, 32) * 255).to(torch.uint8)
@@ -84,9 +91,10 @@ def test_activation_sparsity_counts_exact_zeros_in_one_batched_pass():
 def trained(cifar_dir, tmp_path_factory):
     """The baseline and a strong L1 penalty on fc1, trained briefly; returns (models_dir, outcomes)."""
     models_dir = tmp_path_factory.mktemp("models")
-    variants = [Variant.baseline(0), Variant("l1", "fc1", 2.0, 0)]
-    outcomes = train_variants(variants, Recipe.from_options(**SMALL, dataset="cifar10"), cifar_dir, models_dir, CPU)
-    return models_dir, {o.variant.method: o for o in outcomes}
+    specs = [ModelSpec.baseline_of(0), ModelSpec("l1", "fc1", 2.0, 0)]
+    outcomes = train_specs(specs, Recipe.from_options(**SMALL, dataset="cifar10"), cifar_dir, models_dir)
+    assert [o.action for o in outcomes] == ["trained", "trained"]
+    return models_dir, {o.spec.method: o for o in outcomes}
 
 
 def test_short_training_beats_chance_clearly(trained):
@@ -104,16 +112,17 @@ def test_large_l1_strength_raises_the_sparsity_of_its_layer_above_the_baseline(t
 
 def test_checkpoint_round_trip_keeps_weights_and_metadata(trained, cifar_dir):
     models_dir, outcomes = trained
-    variant = outcomes["l1"].variant
-    path = variant.checkpoint_path(models_dir)
-    assert path == models_dir / "l1" / "fc1_s2_seed0.pt"
+    spec = outcomes["l1"].spec
+    path = spec.checkpoint_path(models_dir)
+    assert path == models_dir / "cifar10" / "simple_cnn" / "l1_fc1_s2_seed0.pt"
     raw = torch.load(path, weights_only=True)
     assert set(raw) == {"state_dict", "metadata", "optimizer", "scheduler", "rng"}
 
     checkpoint = load_checkpoint(path)
     metadata = checkpoint["metadata"]
-    assert metadata["variant"] == {"method": "l1", "layer": "fc1", "strength": 2.0, "seed": 0, "adv": None,
-                                   "adv_eps": None, "name": "fc1_s2_seed0"}
+    assert metadata["spec"] == {"method": "l1", "layer": "fc1", "strength": 2.0, "seed": 0, "adv": None,
+                                "adv_eps": None, "dataset": "cifar10", "model": "simple_cnn",
+                                "name": "l1_fc1_s2_seed0"}
     assert metadata["status"] == "complete" and metadata["epochs_done"] == 2
     assert metadata["recipe"] == Recipe.from_options(**SMALL, dataset="cifar10").to_dict()
     assert metadata["num_classes"] == 4 and metadata["classes"] == ["airplane", "automobile", "bird", "cat"]
@@ -139,8 +148,8 @@ def test_resumed_training_ends_with_the_weights_of_an_uninterrupted_run(cifar_di
     is checkpointed). Dropout and augmentation both draw random numbers, so both must be restored to match."""
     recipe = Recipe.from_options(dataset="cifar10", classes=(0, 1), epochs=3, batch_size=4, train_per_class=4, test_per_class=5,
                                  amp=amp, schedule=schedule)  # small: bf16 is emulated, and slow, on CPUs without it
-    variant = Variant("dropout", "fc1", 0.5, 3)
-    train_variants([variant], recipe, cifar_dir, tmp_path / "straight", CPU)
+    spec = ModelSpec("dropout", "fc1", 0.5, 3)
+    train_specs([spec], recipe, cifar_dir, tmp_path / "straight")
 
     real_epoch, calls = train_module.train_epoch, []
 
@@ -152,19 +161,19 @@ def test_resumed_training_ends_with_the_weights_of_an_uninterrupted_run(cifar_di
 
     monkeypatch.setattr(train_module, "train_epoch", interrupted_epoch)
     with pytest.raises(KeyboardInterrupt):
-        train_variants([variant], recipe, cifar_dir, tmp_path / "resumed", CPU)
-    checkpoint = load_checkpoint(variant.checkpoint_path(tmp_path / "resumed"))
+        train_specs([spec], recipe, cifar_dir, tmp_path / "resumed")
+    checkpoint = load_checkpoint(spec.checkpoint_path(tmp_path / "resumed"))
     partial = checkpoint["metadata"]
     assert (partial["status"], partial["epochs_done"], partial["channels_last"]) == ("in_progress", 1, amp)
     # as a file from before the layout was recorded: resumed by the default rule it was trained under
     del partial["channels_last"]
-    torch.save(checkpoint, variant.checkpoint_path(tmp_path / "resumed"))
+    torch.save(checkpoint, spec.checkpoint_path(tmp_path / "resumed"))
 
     monkeypatch.setattr(train_module, "train_epoch", real_epoch)
-    outcome, = train_variants([variant], recipe, cifar_dir, tmp_path / "resumed", CPU)
+    outcome, = train_specs([spec], recipe, cifar_dir, tmp_path / "resumed")
     assert outcome.action == "resumed"
-    straight = load_checkpoint(variant.checkpoint_path(tmp_path / "straight"))
-    resumed = load_checkpoint(variant.checkpoint_path(tmp_path / "resumed"))
+    straight = load_checkpoint(spec.checkpoint_path(tmp_path / "straight"))
+    resumed = load_checkpoint(spec.checkpoint_path(tmp_path / "resumed"))
     for name, tensor in straight["state_dict"].items():
         assert torch.equal(tensor, resumed["state_dict"][name]), name
     assert resumed["metadata"]["epochs_done"] == 3 and resumed["metadata"]["channels_last"] is amp
@@ -177,10 +186,10 @@ def test_the_cuda_configuration_runs_on_a_cpu(cifar_dir, tmp_path):
 
     recipe = Recipe.from_options(dataset="cifar10", classes=(0, 1), epochs=1, batch_size=16, train_per_class=16, test_per_class=5,
                                  amp=True)
-    variants = [Variant("dropout", "fc1", 0.3, 0), Variant("l1", "conv3", 0.01, 0)]
-    outcomes = train_variants(variants, recipe, cifar_dir, tmp_path, CPU, channels_last=True)
+    specs = [ModelSpec("dropout", "fc1", 0.3, 0), ModelSpec("l1", "conv3", 0.01, 0)]
+    outcomes = train_specs(specs, recipe, cifar_dir, tmp_path, channels_last=True)
     assert [o.metadata["status"] for o in outcomes] == ["complete", "complete"]
-    model = model_from_checkpoint(load_checkpoint(variants[1].checkpoint_path(tmp_path)), CPU)
+    model = model_from_checkpoint(load_checkpoint(specs[1].checkpoint_path(tmp_path)), CPU)
     model = model.to(memory_format=torch.channels_last)
     x = torch.rand(3, 3, 32, 32).contiguous(memory_format=torch.channels_last)
     y = model(x).argmax(1)
@@ -194,19 +203,19 @@ def test_compiled_training_learns_the_same_weights_and_the_data_moves_to_the_dev
     """--compile: the model's own weights are checkpointed (not the compiled wrapper's), the sparsity hook still
     feeds the penalty. Dynamo's eager backend stands in for Inductor, which would take minutes to build here."""
     recipe = Recipe.from_options(dataset="cifar10", classes=(0, 1), epochs=1, batch_size=16, train_per_class=16, test_per_class=5)
-    variants = [Variant("l1", "conv3", 0.5, 0), Variant("dropout", "fc1", 0.3, 0)]
+    specs = [ModelSpec("l1", "conv3", 0.5, 0), ModelSpec("dropout", "fc1", 0.3, 0)]
     moved = []
     to_device = train_module.TrainingData.to
     monkeypatch.setattr(train_module.TrainingData, "to", lambda self, device: moved.append(device) or to_device(
         self, device))
-    train_variants(variants, recipe, cifar_dir, tmp_path / "eager", CPU)
-    assert moved == [CPU]  # once for both variants
+    train_specs(specs, recipe, cifar_dir, tmp_path / "eager")
+    assert moved == [CPU, CPU]  # once per model (each training is a task of its own), not per epoch or batch
     compile_eager = torch.compile
     monkeypatch.setattr(torch, "compile", lambda model: compile_eager(model, backend="eager"))
-    train_variants(variants, recipe, cifar_dir, tmp_path / "compiled", CPU, compile=True)
-    for variant in variants:
-        eager = load_checkpoint(variant.checkpoint_path(tmp_path / "eager"))
-        compiled = load_checkpoint(variant.checkpoint_path(tmp_path / "compiled"))
+    train_specs(specs, recipe, cifar_dir, tmp_path / "compiled", compile=True)
+    for spec in specs:
+        eager = load_checkpoint(spec.checkpoint_path(tmp_path / "eager"))
+        compiled = load_checkpoint(spec.checkpoint_path(tmp_path / "compiled"))
         assert compiled["state_dict"].keys() == eager["state_dict"].keys()
         assert all(torch.allclose(compiled["state_dict"][k], eager["state_dict"][k], atol=1e-5)
                    for k in eager["state_dict"])
