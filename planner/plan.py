@@ -160,6 +160,9 @@ def run_local(plan, setup, workers=None, log_dir=None):
     (``setup.eval_threads`` each). A task whose training failed is not evaluated. Returns the failed tasks' keys;
     a bad file or setting stops the run (ProjectError)."""
     started, failed = time.perf_counter(), []
+    if plan.done:
+        names = " ".join(dict.fromkeys(task.spec.name for task in plan.done))
+        print(f"done already, kept: {names} (--force redoes them)", flush=True)
     with tqdm(total=len(plan.tasks), desc="tasks", unit="task", disable=workers is None) as bar:
         for tasks in plan.blocks().values():
             for wave in waves(tasks):

@@ -81,11 +81,15 @@ def file_sha256(path):
 
 def finished_checkpoint(spec, setup):
     """The checkpoint of ``spec`` (memory-mapped) where its training completed; None where there is none yet or it
-    is unfinished or diverged."""
+    is unfinished or diverged. A file there that holds another model is a FileProblem."""
     path = spec.checkpoint_path(setup.models_root)
     if not path.is_file():
         return None
     checkpoint = load_checkpoint(path, mmap=True)
+    stored = checkpoint_spec(checkpoint)
+    if stored != spec:
+        raise FileProblem(f"{path} holds {stored.name} of {stored.dataset} ({stored.model}), not {spec.name} of "
+                          f"{spec.dataset} ({spec.model}); move it to its own place or retrain it", "models_dir")
     return checkpoint if checkpoint["metadata"]["status"] == "complete" else None
 
 
@@ -171,10 +175,6 @@ def evaluate(spec, setup):
     checkpoint = finished_checkpoint(spec, setup)
     if checkpoint is None:
         raise FileProblem(f"no finished checkpoint of {spec.name} at {path}; train it first", "models_dir")
-    stored = checkpoint_spec(checkpoint)
-    if stored != spec:
-        raise FileProblem(f"{path} holds {stored.name} of {stored.dataset} ({stored.model}), not {spec.name} of "
-                          f"{spec.dataset} ({spec.model}); move it to its own place or retrain it", "models_dir")
     device = torch.device(setup.device)
     metadata = checkpoint["metadata"]
     x, y = checkpoint_test_set(metadata, setup.data_dir)

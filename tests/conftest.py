@@ -24,7 +24,8 @@ def pinned_training_mode(tmp_path_factory):
 @pytest.fixture(scope="session", autouse=True)
 def one_torch_thread_per_worker():
     """Under pytest-xdist (pytest.ini: one worker per core) each worker computes on one thread, so that the workers
-    do not oversubscribe the cores they share; a test that needs another count sets it itself."""
+    do not oversubscribe the cores they share (OMP_NUM_THREADS 1: main.py's --threads default follows it); a test that
+    needs another count sets it itself."""
     import os
 
     import torch
@@ -33,5 +34,7 @@ def one_torch_thread_per_worker():
         return
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
+    with pytest.MonkeyPatch.context() as patch:  # and the commands run in-process: their default is every core
+        patch.setenv("OMP_NUM_THREADS", "1")
+        yield
     torch.set_num_threads(previous)

@@ -132,11 +132,11 @@ def test_reads_the_attack_entries_that_eval_writes(tmp_path):
     pgd = SimpleNamespace(name="pgd", threat_model="white-box", reference=False, settings=lambda: {"eps": 0.1})
     nes = SimpleNamespace(name="nes", threat_model="black-box", reference=False, settings=dict)
     entries = {"pgd": AttackResult.of(pgd, "PGD", attack_metrics(
-                   {k: v for k, v in outcome.items() if k != "queries"}, y, False)),
+                   {k: v for k, v in outcome.items() if k != "queries"}, y, outcome["clean_pred"], False)),
                "nes_untargeted_m0": AttackResult.of(nes, "NES untargeted, momentum 0",
-                                                    attack_metrics(outcome, y, False)),
+                                                    attack_metrics(outcome, y, outcome["clean_pred"], False)),
                "nes_targeted_m0.9": AttackResult.of(nes, "NES targeted, momentum 0.9",
-                                                    attack_metrics(fooled_none, y, True))}
+                                                    attack_metrics(fooled_none, y, fooled_none["clean_pred"], True))}
     write_result(tmp_path, spec("l1", "conv2", 0.01, 3), 0.5, SPARSITY, entries)
     (record,) = ResultStore(tmp_path).records(DATASET)
     assert record.attacks == entries  # as eval made them, read back
@@ -274,7 +274,7 @@ def _valid_document(tmp_path):
     ("simple_cnn/l1_conv3_s0.01_seed0.json", lambda d: {**d, "checks": ["ok"]}, "checks must be a list"),
     ("simple_cnn/copy.json", lambda d: d, "holds model l1_conv3_s0.01_seed0 but is named copy.json"),
     ("simple_cnn/l1_conv3_s0.01_seed0.json", lambda d: {**d, "clean_acc": 71.2}, "clean_acc must be a number in"),
-    ("simple_cnn/l1_conv3_s0.01_seed0.json", lambda d: {**d, "attacks": {"pgd": {"n": 100}}}, "attacks.pgd.n_correct"),
+    ("simple_cnn/l1_conv3_s0.01_seed0.json", lambda d: {**d, "attacks": {"pgd": {"n": 100}}}, "attacks.pgd.attack is missing"),
     ("elsewhere/l1_conv3_s0.01_seed0.json", lambda d: d, "which belongs in"),
 ])
 def test_malformed_or_misplaced_record_names_the_file_exits_2_and_is_kept(tmp_path, capsys, name, content, problem):

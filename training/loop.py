@@ -314,20 +314,3 @@ def outcome_line(outcome):
     if metadata["collapsed"]:
         line += f"; COLLAPSED: {layer} outputs only zeros on the test set"
     return line
-
-
-def training_summary_line(outcomes, models_dir):
-    """The final line of a training run."""
-    diverged = [o.spec.name for o in outcomes if o.metadata["status"] == "diverged"]
-    collapsed = [o.spec.name for o in outcomes if o.metadata.get("collapsed")]
-    not_learned = [o.spec.name for o in outcomes if o.metadata.get("learned") is False]
-    finished = [o for o in outcomes if o.metadata["status"] == "complete"]
-    counts = {action: sum(o.action == action for o in finished) for action in ("trained", "resumed", "skipped")}
-    parts = [f"{count} {action}" for action, count in counts.items() if count]
-    if diverged:
-        parts.append(f"{len(diverged)} DIVERGED ({' '.join(diverged)})")
-    if not_learned:
-        parts.append(f"{len(not_learned)} DID NOT LEARN ({' '.join(not_learned)})")
-    if collapsed:
-        parts.append(f"{len(collapsed)} collapsed ({' '.join(collapsed)})")
-    return f"training: {', '.join(parts) or 'nothing to do'}; checkpoints in {models_dir}"
