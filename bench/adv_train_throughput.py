@@ -16,9 +16,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sparsity.variants import Variant  # noqa: E402
+from models.spec import ModelSpec  # noqa: E402
 from training.adversarial import AdversarialExamples, settings  # noqa: E402
-from training.checkpoint import build_variant_model  # noqa: E402
+from training.checkpoint import build_spec_model  # noqa: E402
 from training.loop import TrainingObjective, train_step  # noqa: E402
 from training.recipe import Recipe  # noqa: E402
 from timing import load_average, timed  # noqa: E402
@@ -32,8 +32,8 @@ DEVICE = torch.device("cpu")
 def step_loop(batches, adv, steps):
     """A timed pass: one train_step per batch, with the variant's adversarial training (None: standard)."""
     torch.manual_seed(0)
-    variant = Variant.baseline(0, adv, EPS if adv else None)
-    model = build_variant_model(variant, "simple_cnn", SHAPE, 10)
+    variant = ModelSpec.baseline_of(0, adv, EPS if adv else None, dataset="fashion-mnist")
+    model = build_spec_model(variant, SHAPE, 10)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     objective = TrainingObjective(model, variant)
     attack = AdversarialExamples(settings(variant, Recipe(adv_steps=steps if adv == "pgd" else None)), 0) \

@@ -6,7 +6,7 @@ evaluated twice on the same first N test images with the CPU study's protocol (e
 images): by the code of ``--reference`` (a git worktree of that commit, made here) and by this tree's, one after the
 other, each in a process of its own on ``--threads`` threads. Both evaluations of the control and of k-WTA scale their
 audit with the same reference median eps* (the reference code's baseline's). Printed per model and measure: its work
-in passes per image (forward + 2 x input-gradient backward, bench/passes.py), seconds per 100 images, and the ratio
+in passes per image (forward + input-gradient backward, bench/passes.py), seconds per 100 images, and the ratio
 new / reference; then the whole evaluation's time ratio, and on every image the new eps* against the reference's:
 never above it by more than the bisection's tolerance (evaluation.minimal.TOLERANCE), or the benchmark fails.
 

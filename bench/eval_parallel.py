@@ -6,7 +6,7 @@ small batches (a few images through a small CNN) leave a second thread mostly id
 (s) sequential: W evaluations one after the other, each a process with T threads (default: 2 evaluations, 2 threads);
 (p) parallel:   the same W evaluations as W processes at once, each with 1 thread.
 
-Each evaluation is ``evaluation.runner.evaluate_model`` on its own untrained SimpleCNN at Fashion-MNIST's shape
+Each evaluation is ``evaluation.model.ModelEvaluation`` on its own untrained SimpleCNN at Fashion-MNIST's shape
 (1x28x28; seed = its index), whose labels are its own predictions so every image starts correct, with the study's
 attacks and eps* search (PGD-20, AutoAttack standard at eps 0.1, eps* in L-inf: FAB 100 iterations, 2 restarts,
 FAB-T on 3 classes and the APGD-20 bisection; no audit). Printed: both wall times, the throughput ratio (s)/(p)
@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common.cli import ArgumentParser, at_least_one, run_main  # noqa: E402
 from evaluation.config import EvalConfig  # noqa: E402
-from evaluation.runner import evaluate_model  # noqa: E402
+from evaluation.model import ModelEvaluation  # noqa: E402
+from models.spec import ModelSpec  # noqa: E402
 from models.simple_cnn import SimpleCNN  # noqa: E402
 from timing import load_average  # noqa: E402
 
@@ -50,7 +51,7 @@ def evaluate_one(seed, n_eval):
     config = EvalConfig().with_options(attacks=("pgd", "autoattack"), eps=EPS, n_eval=n_eval, steps=20,
                                        check_n=n_eval, minimal_norms=("linf",), audit_radii=())
     config.validate()
-    evaluation = evaluate_model(model, x, y, CLASSES, torch.device("cpu"), config)
+    evaluation = ModelEvaluation(model, ModelSpec.baseline_of(0), (x, y), config).run()
     return list(evaluation.minimal["linf"].eps_star)
 
 

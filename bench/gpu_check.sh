@@ -29,9 +29,6 @@ echo "== training throughput (a full 50,000-image epoch per timed pass; (f) comp
 python bench/train_throughput.py --device cuda --compile
 echo "== attack throughput; host syncs of PGD and NES at K = 1 and 10"
 python bench/attack_throughput.py --device cuda --nes-images 64 --nes-samples 200 --square-images 256 --pgd-batch 256
-echo "== evaluation overhead (the protocol's attacks, 256 images, Square and NES on 64)"
-python bench/eval_overhead.py --device cuda --n-eval 256 --query-n 64 --steps 50 --square-queries 1000 \
-  --nes-steps 20 --nes-samples 100
 echo "== end to end on generated data, CUDA configuration"
 work=$(mktemp -d)
 python -c "import sys; sys.path.insert(0, 'tests'); from cifar_fixture import make_cifar_fixture; make_cifar_fixture('$work/data', 500, 100)"

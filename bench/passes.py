@@ -1,9 +1,9 @@
 """Counting the work of one model's evaluation: images through the model, forward and input-gradient backward,
 attributed to the measure the evaluation was in (``ModelEvaluation.timed``'s name) when the pass was made.
 
-One forward pass of one image is 1 F; an input-gradient backward costs about twice a forward pass (the gradient
-with respect to each layer's input and the chain through it; torch.utils.flop_counter counts 2x), so the work of a
-measure is forward + 2 x backward in F. A bench tool, not part of the evaluation: it wraps a model with hooks and the
+One forward pass of one image is 1 F; an input-gradient backward costs about one more (the gradient with respect to
+each layer's input, the transposed layer; no parameter gradient: the attacks ask for none, bench/study_cost.py), so the
+work of a measure is forward + backward passes, in F. A bench tool, not part of the evaluation: it wraps a model with hooks and the
 evaluation's ``timed`` with a switch of the current measure.
 """
 from collections import Counter
@@ -33,8 +33,8 @@ class PassCounter:
         counter[self.current] += len(tensors[0])
 
     def work(self, measure):
-        """F of ``measure``: forward passes plus twice the input-gradient backward passes."""
-        return self.forward[measure] + 2 * self.backward[measure]
+        """F of ``measure``: its forward plus its input-gradient backward passes."""
+        return self.forward[measure] + self.backward[measure]
 
     def measures(self):
         return list(dict.fromkeys([*self.forward, *self.backward]))

@@ -36,15 +36,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common.device import DEVICE_CHOICES, cpu_has_native_bf16, resolve_device  # noqa: E402
 from data.loader import TensorLoader  # noqa: E402
-from sparsity.variants import Variant  # noqa: E402
-from training.checkpoint import build_variant_model  # noqa: E402
+from models.spec import ModelSpec  # noqa: E402
+from training.checkpoint import build_spec_model  # noqa: E402
 from training.loop import TrainingObjective, cudnn_benchmark, train_epoch, train_step  # noqa: E402
 from training.precision import CANDIDATES, choose_training_mode, hardware_name  # noqa: E402
 from timing import load_average, timed  # noqa: E402
 
 BATCH = 128
 CIFAR_TRAIN_SIZE = 50_000
-VARIANT = Variant.baseline(0)
+VARIANT = ModelSpec.baseline_of(0)
 
 
 class PilCifar(Dataset):
@@ -64,7 +64,7 @@ def fresh_model(device, channels_last, compile=False):
     """The model (compiled for training if asked), its optimiser and its training objective (open for the whole
     benchmark)."""
     torch.manual_seed(0)
-    model = build_variant_model(VARIANT, "simple_cnn", (3, 32, 32), 10).to(device)
+    model = build_spec_model(VARIANT, (3, 32, 32), 10).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     trained = torch.compile(model) if compile else model

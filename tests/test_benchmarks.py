@@ -12,46 +12,40 @@ def test_every_benchmark_compiles(script, tmp_path):
     py_compile.compile(str(script), cfile=str(tmp_path / "compiled.pyc"), doraise=True)
 
 
-def study_cost():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("study_cost", BENCH / "study_cost.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def test_the_pass_counter_credits_every_image_through_the_model_to_the_measure_that_made_it():
+    """bench/passes.py's counter, on which the --gpu study's expected time and the evaluation's cost rest: a forward
+    pass counts its images, each input-gradient backward through a call counts them again (FAB's per-class backward
+    passes of one forward each), and a pass is credited to the evaluation's measure it was made in."""
+    import sys
 
-
-def test_the_gpu_study_cost_counts_every_image_through_the_model_once_per_pass():
-    """bench/study_cost.py's counter, on which the --gpu study's expected time rests: a forward pass counts its
-    images, each backward through a call counts them again (FAB's per-class backward passes of one forward), a leaf
-    reused by two calls counts once per call, and a pass is credited to the evaluation step on the stack."""
     import torch
     from attacks import PGD
     from evaluation.metrics import run_attack
     from models.simple_cnn import SimpleCNN
 
-    module = study_cost()
+    sys.path.insert(0, str(BENCH.parent))
+    from bench.passes import PassCounter
+
+    class Evaluation:  # what ModelEvaluation offers the counter: a timed(name) context
+        from contextlib import nullcontext
+
+        def timed(self, name):
+            return self.nullcontext()
+
     torch.manual_seed(0)
     model = SimpleCNN(input_shape=(1, 28, 28), num_classes=10).eval()
-    counter = module.PassCounter()
-    handle = counter.attach(model)
+    counter = PassCounter(model, Evaluation)
     x = torch.rand(3, 1, 28, 28, requires_grad=True)
-
-    def run_checks():  # named as the evaluation's step is: passes made under it are the checks'
+    with Evaluation().timed("checks_s"):
         logits = model(x)
         for k in range(2):
             logits[:, k].sum().backward(retain_graph=True)
-        (model(x).sum() + model(x).sum()).backward()
-
-    run_checks()
-    assert (counter.forward["checks"], counter.backward["checks"]) == (9, 3 * 2 + 3 * 2)
-    assert counter.kinds["checks"] == "checks"
+    assert (counter.forward["checks_s"], counter.backward["checks_s"]) == (3, 6)
+    assert counter.work("checks_s") == 3 + 6
     images = torch.rand(4, 1, 28, 28)
     with torch.no_grad():
         labels = model(images).argmax(1)  # every image starts correct, so PGD takes gradient steps on it
-    run_attack(model, PGD(model, eps=0.1, alpha=0.01, steps=5, restarts=1, seed=0), images, labels,
-               torch.device("cpu"), 4, desc="pgd")
-    assert counter.backward["pgd"] > 0 and counter.kinds["pgd"] == "white-box"
-    assert counter.backward["pgd"] <= 4 * 5 and counter.forward["pgd"] >= counter.backward["pgd"]
-    handle.remove()
-    model(x)
-    assert sum(counter.forward.values()) == 9 + 4 + counter.forward["pgd"]  # detached: nothing more counted
+    with Evaluation().timed("pgd_s"):
+        run_attack(PGD(model, eps=0.1, alpha=0.01, steps=5, restarts=1, seed=0), images, labels, batch_size=4)
+    assert 0 < counter.backward["pgd_s"] <= 4 * 5 and counter.forward["pgd_s"] >= counter.backward["pgd_s"]
+    assert counter.measures() == ["checks_s", "pgd_s"]
