@@ -48,4 +48,4 @@ def test_the_pass_counter_credits_every_image_through_the_model_to_the_measure_t
     with Evaluation().timed("pgd_s"):
         run_attack(PGD(model, eps=0.1, alpha=0.01, steps=5, restarts=1, seed=0), images, labels, batch_size=4)
     assert 0 < counter.backward["pgd_s"] <= 4 * 5 and counter.forward["pgd_s"] >= counter.backward["pgd_s"]
-    assert counter.measures() == ["checks_s", "pgd_s"]
+    assert counter.measures() == ["checks_s", "setup", "pgd_s"]  # the labels above: outside any measure
