@@ -4,7 +4,7 @@ import sys
 
 from cli import EVAL
 from cli.launcher import device_from_args, launch, pending_from_args, slurm_config_from_args
-from cli.run_options import chosen_dataset
+from cli.run_options import chosen_dataset, chosen_model
 from cli.specs import specs_from_args
 from common.cli import add_config_options, given_options
 from common.errors import FileProblem
@@ -33,17 +33,17 @@ def run_eval(args, parser):
     slurm = slurm_config_from_args(args)
     device = device_from_args(args, slurm)
     dataset = chosen_dataset(args, args.models_dir, "checkpoints")
-    specs = specs_from_args(args, dataset)
+    specs = specs_from_args(args, dataset, chosen_model(args, args.models_dir, dataset))
     setup = Setup(args.models_dir, args.results_dir, args.data_dir, {"quick": args.quick},
                   eval_config_from_args(args, dataset), device=str(device), eval_threads=args.threads,
                   force=args.force)
     setup.store.records(dataset)  # a malformed or foreign result file stops the run before any attack
     plan = make_plan(specs, setup, train=False, pending=pending_from_args(args, setup))
-    for _, why in plan.not_ready:
-        print(f"warning: {why}", file=sys.stderr, flush=True)
     if not plan.tasks and not plan.done:
         raise FileProblem(f"no finished checkpoint for any of the {len(specs)} selected models in "
                           f"{specs[0].folder(args.models_dir)} (the first: {plan.not_ready[0][1]})", "models_dir")
+    for _, why in plan.not_ready:
+        print(f"warning: {why}", file=sys.stderr, flush=True)
     ensure_writable_dir(specs[0].folder(args.results_dir), "results_dir")
     try:
         status = launch(plan, setup, args, slurm)

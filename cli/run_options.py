@@ -6,6 +6,7 @@ from cli import EVAL, ROOT, TRAIN, VIS
 from common.device import DEVICE_CHOICES
 from common.errors import UsageError
 from data.registry import DATASETS, DEFAULT_DATASET
+from models import DEFAULT_MODEL, MODELS
 from evaluation.config import quick_preset as eval_quick
 from training.recipe import QUICK as TRAIN_QUICK
 from training.recipe import QUICK_STEPS
@@ -18,6 +19,10 @@ def add_run_options(parser):
     group.add_argument("--dataset", choices=list(DATASETS), default=None,
                        help=f"train: the data set (default {DEFAULT_DATASET}); eval and vis read it from the "
                             f"checkpoints and results, and need it only to choose when the folders hold several")
+    parser.add_mode_options(group, (TRAIN, EVAL), "--model", choices=list(MODELS), default=None,
+                            help=f"train: the architecture, from the model registry (default {DEFAULT_MODEL}); eval "
+                                 f"reads it from the checkpoints' folders, and needs it only to choose when several "
+                                 f"hold checkpoints")
     parser.add_mode_options(group, (TRAIN, EVAL), "--device", choices=DEVICE_CHOICES, default="auto",
                             help="auto: cuda, then mps, then cpu")
     parser.add_mode_options(group, (TRAIN, EVAL), "--threads", type=int,
@@ -52,3 +57,15 @@ def chosen_dataset(args, root, what):
         raise UsageError(f"{root} holds {what} of several data sets ({', '.join(found)}); choose one with "
                          f"--dataset {found[0]}")
     return found[0] if found else DEFAULT_DATASET
+
+
+def chosen_model(args, root, dataset):
+    """--model, else the one model whose folder ``{root}/{dataset}/{model}/`` holds checkpoints (the default model
+    when none does); a UsageError when several do."""
+    if args.model:
+        return args.model
+    found = [name for name in MODELS if any((Path(root) / dataset / name).glob("*.pt"))]
+    if len(found) > 1:
+        raise UsageError(f"{Path(root) / dataset} holds checkpoints of several models ({', '.join(found)}); choose "
+                         f"one with --model {found[0]}")
+    return found[0] if found else DEFAULT_MODEL

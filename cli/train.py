@@ -35,7 +35,8 @@ def recipe_options(args, amp=None):
                          "--adv-eps, or leave them out")
     if args.adv_train == "fgsm-rs" and args.adv_steps is not None:
         raise UsageError("--adv-steps is for --adv-train pgd; fgsm-rs takes one step (leave --adv-steps out)")
-    options = {"quick": args.quick, "amp": amp, **given_options(args, config_options(Recipe))}
+    options = {"quick": args.quick, "amp": amp, **given_options(args, config_options(Recipe)),
+               **({"model": args.model} if args.model else {})}
     dataset = args.dataset or DEFAULT_DATASET
     return dataset, options, Recipe.from_options(dataset=dataset, **options)
 

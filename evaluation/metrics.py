@@ -56,6 +56,9 @@ def run_attack(attack, x, y, targets=None, prior=None, batch_size=256):
             bar.set_postfix(postfix)
             bar.update(len(goal))
     outcome = {key: torch.cat(values) for key, values in parts.items() if values}
+    if not len(x):  # nothing left to attack (an audit radius every image was already broken at): an empty outcome
+        outcome = {"adv_pred": y.new_empty(0), "adversarial": x,
+                   **({"queries": y.new_empty(0)} if attack.counts_queries else {})}
     hit = outcome["adv_pred"] == (y if targets is None else targets.cpu())
     outcome["success"] = hit if targets is not None else ~hit
     return outcome

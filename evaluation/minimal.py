@@ -94,7 +94,7 @@ def perturbation_size(delta, norm):
 @torch.no_grad()
 def fools(model, x, y, batch_size=None):
     with eval_mode(model):
-        if batch_size is None:
+        if batch_size is None or not len(x):
             return model(x).argmax(1) != y
         return torch.cat([model(x[s:s + batch_size]).argmax(1) != y[s:s + batch_size]
                           for s in range(0, len(x), batch_size)])

@@ -109,8 +109,8 @@ def test_adversarial_training_raises_robust_accuracy_and_eps_star_over_the_same_
 
     def median_eps_star(model):
         correct = model(x).argmax(1) == y
-        eps_star, _, _ = apgd_bisection(model, x[correct], y[correct], "linf", 0.5,
-                                        Search(fab_steps=0, targets=0, bisection_steps=10))
+        eps_star, _, _ = apgd_bisection(model, x[correct], y[correct], "linf",
+                                        Search(fab_steps=0, targets=0, bisection_steps=10, limit=0.5))
         return eps_star.median().item()
 
     assert median_eps_star(trained) >= 2 * median_eps_star(standard)

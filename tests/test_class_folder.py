@@ -16,6 +16,7 @@ from cli_support import assert_usage_error, run_cli
 from common.errors import FileProblem
 from data.registry import get_dataset
 from main import main
+from models.spec import ModelSpec
 
 CIFAR10_JPEG = get_dataset("cifar10-jpeg")
 TRAIN = ["--mode", "train", "--baseline-only", "--classes", "0", "1", "--epochs", "1", "--batch-size", "4",
@@ -206,17 +207,17 @@ def test_checkpoints_of_cifar10_and_cifar10_jpeg_are_never_evaluated_as_each_oth
         status, out, err = run_cli(main, [*TRAIN, "--dataset", dataset, "--data-dir", str(data_dir),
                                           "--models-dir", str(models)], capsys)
         assert status == 0, err
-    jpeg, cifar = models / "cifar10-jpeg" / "standard_seed0.pt", models / "cifar10" / "standard_seed0.pt"
+    jpeg, cifar = (ModelSpec.baseline_of(0, dataset=name).checkpoint_path(models) for name in ("cifar10-jpeg", "cifar10"))
     assert torch.load(jpeg, weights_only=True)["metadata"]["recipe"]["dataset"] == "cifar10-jpeg"
     swapped = tmp_path / "swapped"
-    (swapped / "cifar10").mkdir(parents=True)
-    (swapped / "cifar10-jpeg").mkdir()
-    shutil.copy(jpeg, swapped / "cifar10" / "standard_seed0.pt")
-    shutil.copy(cifar, swapped / "cifar10-jpeg" / "standard_seed0.pt")
+    for dataset, source in (("cifar10", jpeg), ("cifar10-jpeg", cifar)):
+        ModelSpec.baseline_of(0, dataset=dataset).checkpoint_path(swapped).parent.mkdir(parents=True)
+        shutil.copy(source, ModelSpec.baseline_of(0, dataset=dataset).checkpoint_path(swapped))
     for dataset, data_dir, fragments in (
-            ("cifar10-jpeg", folder, ["is a CIFAR-10 checkpoint but this run is on CIFAR-10 (JPEG copy)"]),
-            ("cifar10", cifar_dir, ["is a CIFAR-10 (JPEG copy) checkpoint but this run is on CIFAR-10;"])):
+            ("cifar10-jpeg", folder, ["holds standard_seed0 of cifar10 (simple_cnn), not standard_seed0 of cifar10-jpeg"]),
+            ("cifar10", cifar_dir, ["holds standard_seed0 of cifar10-jpeg (simple_cnn), not standard_seed0 of cifar10 "])):
         status, _, err = run_cli(main, [*EVAL, "--dataset", dataset, "--data-dir", str(data_dir), "--models-dir",
                                         str(swapped), "--results-dir", str(tmp_path / "results")], capsys)
-        assert_usage_error(status, err, str(swapped / dataset / "standard_seed0.pt"), *fragments)
+        assert_usage_error(status, err, str(ModelSpec.baseline_of(0, dataset=dataset).checkpoint_path(swapped)),
+                           *fragments)
     assert not list((tmp_path / "results").rglob("*.json"))

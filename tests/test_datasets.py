@@ -221,7 +221,7 @@ def test_a_checkpoint_of_another_data_set_is_refused_naming_both(fashion_run, ci
     shutil.copy(ModelSpec.baseline_of(0, dataset="fashion-mnist").checkpoint_path(models), cifar)
     status, _, err = run_cli(main, [*EVAL, "--dataset", "cifar10", "--baseline-only", "--data-dir", str(cifar_dir),
                                     "--models-dir", str(models), "--results-dir", str(tmp_path / "r")], capsys)
-    assert_usage_error(status, err, str(cifar), "holds standard_seed0 (fashion-mnist simple_cnn)")
+    assert_usage_error(status, err, str(cifar), "holds standard_seed0 of fashion-mnist (simple_cnn)")
     assert not list((tmp_path / "r").rglob("*.json"))
     named, line = names_both_data_sets(err, cifar)
     assert named, line
@@ -229,7 +229,7 @@ def test_a_checkpoint_of_another_data_set_is_refused_naming_both(fashion_run, ci
     before = cifar.read_bytes()
     status, _, err = run_cli(main, [*TRAIN, "--baseline-only", "--classes", "0", "1", "--data-dir", str(cifar_dir),
                                     "--models-dir", str(models)], capsys)
-    assert_usage_error(status, err, str(cifar), "holds standard_seed0 (fashion-mnist simple_cnn)", "--force")
+    assert_usage_error(status, err, str(cifar), "holds standard_seed0 of fashion-mnist (simple_cnn)", "--force")
     assert cifar.read_bytes() == before
     named, line = names_both_data_sets(err, cifar)
     assert named, line

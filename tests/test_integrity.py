@@ -250,7 +250,7 @@ def test_hints_reproduce_the_run(cifar_dir, models, tmp_path, capsys):
     assert (f"warning: no checkpoint of l1_fc2_s0.01_seed0 in {folder / 'cifar10' / 'simple_cnn'}; train it with: "
             f"python main.py --mode train --quick "
             f"--layers fc2 --strength 0.01 --no-baseline --seed 0 {data_models}") in err
-    assert (f"warning: {diverged} is diverged; retrain it with: python main.py --mode train --layers fc1 "
+    assert (f"warning: skipping l1_fc1_s0.01_seed0: its checkpoint {diverged} is diverged; retrain it with: python main.py --mode train --layers fc1 "
             f"--strength 0.01 --no-baseline --seed 0 --epochs 1 --batch-size 16 --classes 0 1 --train-per-class 16 "
             f"--test-per-class 5 {amp} {data_models} --force") in err
 

@@ -12,7 +12,7 @@ from common.errors import ConfigError
 from data.augment import AUGMENTATIONS
 from data.registry import DATASETS, DEFAULT_DATASET, get_dataset
 from data.subsets import validate_classes
-from models import DEFAULT_MODEL, MODELS, model_class
+from models import DEFAULT_MODEL, model_class
 from sparsity.methods import DEFAULT_METHOD
 from training.adversarial import DEFAULT_ADV_STEPS
 from training.schedule import SCHEDULES
@@ -38,8 +38,7 @@ class Recipe:
     Each field with an option is a flag of ``main.py --mode train`` (``common.cli.option``)."""
 
     dataset: str = DEFAULT_DATASET  # --dataset, which every mode takes
-    model: str = option(DEFAULT_MODEL, "architecture, from the model registry (default {default})",
-                        choices=lambda: list(MODELS))
+    model: str = DEFAULT_MODEL  # --model, which train and eval take
     epochs: int = option(100, "default {default}")
     batch_size: int = option(128, "default {default}")
     lr: float = option(0.01, "SGD learning rate, default {default}")
@@ -141,6 +140,7 @@ class Recipe:
         base = Recipe.from_options(quick=self.quick, dataset=self.dataset)
         flags = (["--quick"] if self.quick else []) + ([] if self.dataset == DEFAULT_DATASET else
                                                         ["--dataset", self.dataset])
+        flags += [] if self.model == DEFAULT_MODEL else ["--model", self.model]
         if spec.is_baseline:
             flags += ["--baseline-only"]
         else:
