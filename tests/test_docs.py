@@ -5,6 +5,7 @@ and heading that exist, and the README stays short. Nothing is trained, read or 
 not run."""
 import argparse
 import functools
+import importlib.util
 import re
 import runpy
 import shlex
@@ -303,6 +304,41 @@ def test_bad_commands_are_caught():
                               ("-m records.migrate", ["OLD", "STORE", "EXTRA"])]:
         with pytest.raises((Exception, SystemExit)):
             CHECKS[script](arguments)
+
+
+def programs_run():
+    """(page, program) of every `python FILE.py` and `python -m MODULE` a page runs, in its shell blocks and its
+    inline commands: the scripts checked above, and the others (bench/, the tests' helpers) too."""
+    found = []
+    for page in PAGES:
+        text = page.read_text()
+        lines = [line for language, block in fenced_blocks(text) if language in ("", "bash", "sh", "console")
+                 for line in shell_lines(block)]
+        found += [(relative(page), program) for program in re.findall(r"`python3? (-m [\w.]+|[\w./-]+\.py)[ `]",
+                                                                       prose(text).replace("\n", " "))]
+        for line in lines:
+            if not re.search(r"\bpython3? ", line):
+                continue  # another tool, a program's output, a diagram
+            for argv in split_commands(line):
+                if len(argv) >= 2 and argv[0] in ("python", "python3") and argv[1].endswith(".py"):
+                    found.append((relative(page), argv[1]))
+                elif len(argv) >= 3 and argv[0] in ("python", "python3") and argv[1] == "-m":
+                    found.append((relative(page), f"-m {argv[2]}"))
+    return sorted(set(found))
+
+
+PROGRAMS_RUN = programs_run()
+
+
+@pytest.mark.parametrize("page, program", PROGRAMS_RUN, ids=[f"{page}: python {program}" for page, program in PROGRAMS_RUN])
+def test_every_program_a_page_runs_exists(page, program):
+    """A removed script (experiments/fashion_mnist.py, bench/eval_overhead.py) or module (evaluation.migrate) is not
+    shown as a command to run; a page that mentions one says where it went, in prose."""
+    if program.startswith("-m "):
+        module = program[3:]
+        assert importlib.util.find_spec(module) is not None, f"{page}: python -m {module}: no such module"
+    else:
+        assert (ROOT / program).is_file(), f"{page}: python {program}: no such file in the repository"
 
 
 def test_placeholders_expand_to_the_commands_they_stand_for():
