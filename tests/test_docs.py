@@ -330,7 +330,8 @@ def programs_run():
 PROGRAMS_RUN = programs_run()
 
 
-@pytest.mark.parametrize("page, program", PROGRAMS_RUN, ids=[f"{page}: python {program}" for page, program in PROGRAMS_RUN])
+@pytest.mark.parametrize("page, program", PROGRAMS_RUN,
+                         ids=[f"{page}: python {program}" for page, program in PROGRAMS_RUN])
 def test_every_program_a_page_runs_exists(page, program):
     """A removed script (experiments/fashion_mnist.py, bench/eval_overhead.py) or module (evaluation.migrate) is not
     shown as a command to run; a page that mentions one says where it went, in prose."""
