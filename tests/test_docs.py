@@ -1,5 +1,5 @@
 """The documentation holds to the code: every `python main.py`, `python synthetic_run.py`,
-`python experiments/fashion_mnist.py` and `python -m evaluation.migrate` command in README.md and docs/ parses with the
+`python studies/fashion_mnist.py` and `python -m records.migrate` command in README.md and docs/ parses with the
 program's own parser (and passes the checks each mode makes before any work), every relative link points to a file
 and heading that exist, and the README stays short. Nothing is trained, read or measured: each command is parsed,
 not run."""
@@ -7,20 +7,21 @@ import argparse
 import functools
 import importlib.util
 import re
+import runpy
 import shlex
-import sys
 from pathlib import Path
 
 import pytest
 
 import synthetic_run
-from evaluation import migrate
 from cli.eval import eval_config_from_args
-from cli.launcher import slurm_config_from_args
-from cli.train import recipe_from_args
-from cli.variants import layers_from_args, method_from_args, selection_aliases, variants_from_args
+from cli.specs import layers_from_args, method_from_args, selection_aliases, specs_from_args, validate_layers
+from cli.train import recipe_options
 from main import build_parser
-from sparsity.variants import validate_layers
+from planner import study_cli
+from planner.slurm import FIELDS as SLURM_FIELDS
+from planner.slurm import SlurmConfig
+from records import migrate
 from synthetic.config import SyntheticConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,8 +30,9 @@ README = ROOT / "README.md"
 # git-ignored, not a page (regenerating a study's figures must not fail the suite)
 PAGES = [README, *sorted(page for page in (ROOT / "docs").rglob("*.md")
                          if (ROOT / "docs" / "results") not in page.parents)]
-SCRIPTS = ("main.py", "synthetic_run.py", "experiments/fashion_mnist.py")
-MODULES = ("evaluation.migrate",)  # run as `python -m MODULE`
+STUDY_SCRIPT = "studies/fashion_mnist.py"
+SCRIPTS = ("main.py", "synthetic_run.py", STUDY_SCRIPT)
+MODULES = ("records.migrate",)  # run as `python -m MODULE`
 PROGRAMS = SCRIPTS + tuple(f"-m {module}" for module in MODULES)  # what follows `python` in a command
 README_MAX_LINES = 250
 
@@ -171,12 +173,16 @@ def check_main(arguments):
             if args.layers is not None:
                 validate_layers(layers_from_args(args))
             return
-        slurm_config_from_args(args)
-        variants_from_args(args)
+        # the launcher's settings as main.py checks them (less its look for sbatch on PATH: a machine without
+        # Slurm parses a documented cluster command too)
+        SlurmConfig.from_options(args.launcher, **{field: getattr(args, field) for field in SLURM_FIELDS})
         if args.mode == "train":
-            recipe_from_args(args)
+            dataset, _, recipe = recipe_options(args)
+            specs_from_args(args, dataset, recipe.model)
         else:  # eval takes the data set from the checkpoints where --dataset is absent; its settings parse alike
-            eval_config_from_args(args, args.dataset or "cifar10")
+            dataset = args.dataset or "cifar10"
+            specs_from_args(args, dataset)
+            eval_config_from_args(args, dataset)
 
 
 def check_synthetic(arguments):
@@ -190,13 +196,9 @@ class _Parsed(Exception):
     pass
 
 
-@functools.cache
-def study_script():
-    """experiments/fashion_mnist.py builds its parser inside main(): main() is run until it parses (parse_args
-    stops it there), and that parser is kept. Nothing of the study runs."""
-    spec = importlib.util.spec_from_file_location("fashion_mnist_docs", ROOT / "experiments" / "fashion_mnist.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def parser_of(run):
+    """The ArgumentParser that ``run()`` builds and parses with: ``run`` is stopped where it parses (parse_args
+    raises), before it does any work, and that parser is kept."""
     captured = {}
 
     def stop(parser, args=None, namespace=None):
@@ -205,32 +207,60 @@ def study_script():
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(argparse.ArgumentParser, "parse_args", stop)
-        patch.setattr(sys, "argv", ["fashion_mnist.py"])
         with pytest.raises(_Parsed):
-            module.main()
-    return module, captured["parser"]
+            run()
+    return captured["parser"]
+
+
+@functools.cache
+def study_script():
+    """(study, parts, parser) of studies/fashion_mnist.py as its ``__main__`` block hands them to
+    ``planner.study_cli.run_study``: the file is run as a script with run_study replaced by a recorder, so the
+    parts and tables checked are the file's own; the parser is the one ``study_cli.main`` builds from them. Nothing
+    of the study runs."""
+    handed = {}
+
+    def record(study, **kwargs):
+        handed.update(study=study, kwargs=kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(study_cli, "run_study", record)
+        runpy.run_path(str(ROOT / STUDY_SCRIPT), run_name="__main__")
+    study, kwargs = handed["study"], handed["kwargs"]
+    parser = parser_of(lambda: study_cli.main(study, argv=[], **kwargs))
+    return study, kwargs.get("parts", {}), parser
 
 
 def check_study(arguments):
-    module, parser = study_script()
+    study, parts, parser = study_script()
     try:
         args = parser.parse_args(arguments)
     except SystemExit as stop:
-        raise AssertionError(f"experiments/fashion_mnist.py refuses {' '.join(arguments)} (exit {stop.code})")
-    # the one rule main() checks after parsing
-    assert args.dataset == module.DATASET or args.gpu, f"--dataset {args.dataset} needs --gpu"
+        raise AssertionError(f"{STUDY_SCRIPT} refuses {' '.join(arguments)} (exit {stop.code})") from None
+    # the one rule study_cli.main checks after parsing, before any work: --dataset names a data set the chosen part
+    # of the study may also run on
+    chosen = next((part for flag, part in parts.items() if getattr(args, flag.replace("-", "_"))), study)
+    assert args.dataset is None or args.dataset in chosen.also_on, \
+        f"--dataset {args.dataset}: {chosen.title} runs on {chosen.dataset} only" + (
+            f" or {', '.join(chosen.also_on)}" if chosen.also_on else "")
+
+
+@functools.cache
+def migrate_parser():
+    return parser_of(lambda: migrate.main([]))
 
 
 def check_migrate(arguments):
-    """The migration's parse, and the folders it names exist in the repository (its commands are written to run from
-    the repository's root, on results/ and the committed docs/results/ studies)."""
-    args = migrate.build_parser().parse_args(arguments)
-    missing = [folder for folder in args.results_dirs if not (ROOT / folder).is_dir()]
-    assert not missing, f"python -m evaluation.migrate names {missing[0]}, which is not a folder of the repository"
+    """The migration's parse only: a documented migration names schema-4 folders that were moved by it and need not
+    exist any more."""
+    try:
+        migrate_parser().parse_args(arguments)
+    except SystemExit as stop:
+        raise AssertionError(f"python -m records.migrate refuses {' '.join(arguments)} (exit {stop.code})") from None
 
 
-CHECKS = {"main.py": check_main, "synthetic_run.py": check_synthetic, "experiments/fashion_mnist.py": check_study,
-          "-m evaluation.migrate": check_migrate}
+CHECKS = {"main.py": check_main, "synthetic_run.py": check_synthetic, STUDY_SCRIPT: check_study,
+          "-m records.migrate": check_migrate}
 
 
 def test_the_readme_and_docs_show_commands_of_every_script():
@@ -261,12 +291,55 @@ def test_bad_commands_are_caught():
                               ("main.py", ["--mode", "train", "--strength", "-1"]),
                               ("main.py", ["--mode", "eval", "--attacks", "pgd", "pgd"]),
                               ("synthetic_run.py", ["--mode", "l1", "--steps", "0"]),
-                              ("experiments/fashion_mnist.py", ["--dataset", "cifar10-jpeg"]),
-                              ("experiments/fashion_mnist.py", ["--gpu", "--tables"]),
-                              ("-m evaluation.migrate", []),
-                              ("-m evaluation.migrate", ["docs/results/no-such-study/"])]:
+                              ("main.py", ["--mode", "eval", "--workers", "0"]),
+                              ("main.py", ["--mode", "train", "--wait"]),
+                              ("main.py", ["--mode", "vis", "--print"]),
+                              (STUDY_SCRIPT, ["--dataset", "cifar10-jpeg"]),
+                              (STUDY_SCRIPT, ["--dose-response", "--dataset", "cifar10-jpeg"]),
+                              (STUDY_SCRIPT, ["--first-study-tables"]),
+                              (STUDY_SCRIPT, ["--tables", "--design"]),
+                              (STUDY_SCRIPT, ["--gpu", "--dose-response"]),
+                              ("-m records.migrate", []),
+                              ("-m records.migrate", ["docs/results/first-study/fashion-mnist"]),
+                              ("-m records.migrate", ["OLD", "STORE", "EXTRA"])]:
         with pytest.raises((Exception, SystemExit)):
             CHECKS[script](arguments)
+
+
+def programs_run():
+    """(page, program) of every `python FILE.py` and `python -m MODULE` a page runs, in its shell blocks and its
+    inline commands: the scripts checked above, and the others (bench/, the tests' helpers) too."""
+    found = []
+    for page in PAGES:
+        text = page.read_text()
+        lines = [line for language, block in fenced_blocks(text) if language in ("", "bash", "sh", "console")
+                 for line in shell_lines(block)]
+        found += [(relative(page), program) for program in re.findall(r"`python3? (-m [\w.]+|[\w./-]+\.py)[ `]",
+                                                                       prose(text).replace("\n", " "))]
+        for line in lines:
+            if not re.search(r"\bpython3? ", line):
+                continue  # another tool, a program's output, a diagram
+            for argv in split_commands(line):
+                if len(argv) >= 2 and argv[0] in ("python", "python3") and argv[1].endswith(".py"):
+                    found.append((relative(page), argv[1]))
+                elif len(argv) >= 3 and argv[0] in ("python", "python3") and argv[1] == "-m":
+                    found.append((relative(page), f"-m {argv[2]}"))
+    return sorted(set(found))
+
+
+PROGRAMS_RUN = programs_run()
+
+
+@pytest.mark.parametrize("page, program", PROGRAMS_RUN,
+                         ids=[f"{page}: python {program}" for page, program in PROGRAMS_RUN])
+def test_every_program_a_page_runs_exists(page, program):
+    """A removed script (experiments/fashion_mnist.py, bench/eval_overhead.py) or module (evaluation.migrate) is not
+    shown as a command to run; a page that mentions one says where it went, in prose."""
+    if program.startswith("-m "):
+        module = program[3:]
+        assert importlib.util.find_spec(module) is not None, f"{page}: python -m {module}: no such module"
+    else:
+        assert (ROOT / program).is_file(), f"{page}: python {program}: no such file in the repository"
 
 
 def test_placeholders_expand_to_the_commands_they_stand_for():
