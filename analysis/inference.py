@@ -27,6 +27,7 @@ import warnings
 import numpy as np
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.proportion import proportion_confint
 from statsmodels.stats.power import TTestIndPower
 
 ALPHA = 0.05
@@ -122,20 +123,28 @@ def guarded_by_null(judged, nulls):
     return [{**row, "verdict": NULL_FAILED} if row["verdict"] != INCONCLUSIVE else row for row in judged]
 
 
-def detectable_effect(n_seeds, n_arms=1, power=0.8):
-    """The smallest difference of seed means, in units of the seed SD, that ``n_seeds`` per arm detect with
-    ``power`` (two-sided two-sample t-test at ALPHA / n_arms: Holm's first step when one of ``n_arms`` arms moves)."""
-    return float(TTestIndPower().solve_power(effect_size=None, nobs1=n_seeds, alpha=ALPHA / n_arms, power=power))
+def detectable_effect(n_seeds, n_arms=1, power=0.8, reference_seeds=None):
+    """The smallest difference of seed means, in units of the seed SD, that ``n_seeds`` in the arm against
+    ``reference_seeds`` (default: as many) detect with ``power`` (two-sided two-sample t-test at ALPHA / n_arms:
+    Holm's first step when one of ``n_arms`` arms moves)."""
+    ratio = (reference_seeds or n_seeds) / n_seeds
+    return float(TTestIndPower().solve_power(effect_size=None, nobs1=n_seeds, alpha=ALPHA / n_arms, power=power,
+                                             ratio=ratio))
 
 
-def seed_interval(values, seed=0):
-    """``(low, high)``: 95% cluster bootstrap interval of the mean of per-seed values (seeds resampled, each seed's
-    images kept together); (nan, nan) below two seeds, the value itself where every seed agrees."""
+def seed_interval(values):
+    """``(low, high)``: the 95% t interval of the mean of per-seed values (a handful of seeds: a percentile bootstrap
+    over them has too few distinct resamples), clipped to [0, 1] as the values are proportions; (nan, nan) below two
+    seeds, the value itself where every seed agrees (see ``zero_count_bound`` for counts of zero)."""
     values = np.asarray(values, dtype=float)
     if len(values) < 2:
         return float("nan"), float("nan")
     if np.all(values == values[0]):
         return float(values[0]), float(values[0])
-    result = stats.bootstrap((values,), np.mean, method="percentile", confidence_level=CONFIDENCE,
-                             n_resamples=2000, rng=np.random.default_rng(seed))
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+    low, high = stats.t.interval(CONFIDENCE, len(values) - 1, loc=values.mean(), scale=stats.sem(values))
+    return max(float(low), 0.0), min(float(high), 1.0)
+
+
+def zero_count_bound(n):
+    """The one-sided 95% upper bound of a rate seen 0 times in ``n`` trials (Clopper-Pearson: 1 - 0.05^(1/n))."""
+    return float(proportion_confint(0, n, alpha=2 * (1 - CONFIDENCE), method="beta")[1])

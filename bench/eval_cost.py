@@ -28,6 +28,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 REFERENCE = "dd31c2b"  # the last commit before issue 42's changes to the evaluation
 MODELS = {  # name -> (the spec's constructor arguments)
     "standard": ("standard", None, 0.0, 0, None, None),

@@ -57,6 +57,7 @@ class Study:
     model: str = DEFAULT_MODEL
     also_on: tuple = ()  # other data sets the same design may run on (--dataset)
     compare: bool = True  # False: a description of single models (its tables show each arm; no comparison rows)
+    evaluate: bool = True  # False: training only (calibration models, read from their checkpoints)
 
     def specs(self):
         """Every arm's model of each of its seeds, seed by seed (a seed block), the arms in declared order."""

@@ -34,9 +34,11 @@ def design_text(study):
              f"{', '.join(map(str, study.seeds))}; protocol {study.protocol}; results in {study.store}"]
     lines += [f"  {arm.label}: {arm.spec(0, study.dataset).name.replace('_seed0', '')}"
               + (f" (seeds {', '.join(map(str, arm.seeds))})" if arm.seeds else "") for arm in study.arms]
-    seeds = len(study.seeds)
-    compared = sum(1 for arm in study.arms if arm.spec(0, study.dataset).reference is not None)
-    effect, holm = detectable_effect(seeds), detectable_effect(seeds, n_arms=max(compared, 1))
+    compared = [arm for arm in study.arms if arm.spec(0, study.dataset).reference is not None]
+    seeds = min((len(arm.seeds or study.seeds) for arm in compared), default=len(study.seeds))  # the fewest an arm has
+    reference_seeds = len(study.arms[0].seeds or study.seeds)
+    compared = len(compared)
+    effect, holm = (detectable_effect(seeds, n_arms=n, reference_seeds=reference_seeds) for n in (1, compared or 1))
     where = ""
     results = study.results() if (ROOT / study.store).is_dir() else None
     baseline = results and results.arm(study.arms[0].spec(-1, study.dataset))
@@ -45,8 +47,9 @@ def design_text(study):
         sd = stats.sample_std(values)
         where = (f"; in its units: {effect * sd:.4f} and {holm * sd:.4f}, from the seed SD {sd:.4f} of the "
                  f"{len(values)} {study.arms[0].label} seeds measured")
-    lines.append(f"smallest detectable effect on {study.statistics[0]} (80% power, 5%, t-test): {effect:.1f} seed "
-                 f"SDs for one comparison, {holm:.1f} under Holm over {compared} comparisons{where}")
+    lines.append(f"smallest detectable effect on {study.statistics[0]} (80% power, 5%, t-test, {seeds} "
+                 f"seeds against {reference_seeds}): {effect:.1f} seed SDs for one comparison, {holm:.1f} "
+                 f"under Holm over {compared} comparisons{where}")
     return "\n".join(lines)
 
 
@@ -98,12 +101,16 @@ def run(study, data_dir, device, describe_only=False):
     """Train and evaluate the design, seed block by seed block; then the store's summary and the tables."""
     study.check()
     setup = study.setup(data_dir, str(device))
-    plan = make_plan(study.specs(), setup, one_kind_per_block=True)
+    plan = make_plan(study.specs(), setup, evaluate=study.evaluate, one_kind_per_block=True)
     print(plan.describe() if describe_only else design_text(study), flush=True)
     if describe_only:
         return 0
     started = time.perf_counter()
     failed = run_local(plan, setup, study.workers, ROOT / study.models / "logs")
+    if not study.evaluate:
+        print(f"study: {study.title} trained in {(time.perf_counter() - started) / 60:.1f} min; checkpoints in "
+              f"{study.models}/")
+        return 1 if failed else 0
     setup.store.write_summary(study.dataset)
     if failed:
         return 1

@@ -2,6 +2,7 @@
 planted effect at the study's design seed count, and never calls an effect from one seed or from 3 vs 3 seeds."""
 import numpy as np
 import pytest
+from scipy import stats
 from scipy.stats import spearmanr
 
 from analysis import inference
@@ -94,8 +95,10 @@ def compare_and_judge(arm, base):
     return inference.judge([inference.compare(arm, base, inference.margin_of("eps_star_correct", base))])[0]
 
 
-def test_robust_accuracy_interval_resamples_seeds():
+def test_robust_accuracy_interval_is_the_t_interval_over_seeds_and_a_zero_count_carries_its_bound():
     low, high = inference.seed_interval([7 / 200, 0.0, 0.0])
-    assert low == 0.0 and 0 < high <= 7 / 200
+    expected = stats.t.interval(0.95, 2, loc=7 / 600, scale=stats.sem([7 / 200, 0.0, 0.0]))
+    assert low == 0.0 and expected[0] < 0 and high == pytest.approx(expected[1]) and high > 7 / 200
     assert inference.seed_interval([0.0, 0.0]) == (0.0, 0.0)
+    assert inference.zero_count_bound(50) == pytest.approx(1 - 0.05 ** (1 / 50))  # the "rule of three" for n = 50
     assert all(np.isnan(inference.seed_interval([0.1])))

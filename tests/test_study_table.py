@@ -81,7 +81,7 @@ def test_each_seed_is_one_value_over_its_correctly_classified_images(study):
     first = next(row for row in rows if row.startswith("| standard | — |"))
     each = " / ".join(eps_text(study.dataset, v, "linf") for v in (0.0645, 0.0665, 0.0685))
     assert "| 5 / 10 / 15 of 100 |" in first and f"| {each} |" in first
-    assert "| 10.0 [" in first  # mean over seeds with its cluster bootstrap interval, no pooled k/n
+    assert "| 10.0 [" in first  # mean over seeds with its t interval over seeds, no pooled k/n
     one = next(row for row in rows if row.startswith("| dropout | fc1 |"))
     low, high = wilson_interval(5, 100)
     assert f"| 5.0 [{100 * low:.1f}, {100 * high:.1f}] (Wilson, one model) |" in one

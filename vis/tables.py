@@ -74,8 +74,8 @@ def _mean_sd(dataset, values):
 
 
 def _robust(arm, summary):
-    """Per-seed robust counts, then the mean over seeds with its 95% cluster bootstrap interval over seeds (the
-    Wilson interval of the one model where there is one seed)."""
+    """Per-seed robust counts, then the mean over seeds with its 95% t interval over seeds (the Wilson interval of
+    the one model where there is one seed); a count of zero on every seed carries its upper bound per model."""
     if summary is None:
         return DASH, DASH
     n = set(summary.n)
@@ -85,6 +85,8 @@ def _robust(arm, summary):
     if len(values) == 1:
         low, high = stats.wilson_interval(summary.n_robust[0], summary.n[0])
         return counts, f"{100 * values[0]:.1f} [{100 * low:.1f}, {100 * high:.1f}] (Wilson, one model)"
+    if not any(summary.n_robust):
+        return counts, f"0.0 (0 on every seed: each ≤ {100 * inference.zero_count_bound(max(n)):.1f}%, one-sided 95%)"
     low, high = inference.seed_interval(values)
     return counts, f"{100 * stats.mean(values):.1f} [{100 * low:.1f}, {100 * high:.1f}]"
 
@@ -122,7 +124,7 @@ def accuracy_table(study):
               "median eps* L-inf over correctly classified images, per seed", "mean ± SD over seeds",
               "all-image median eps* per seed (secondary: 0 for misclassified images)",
               f"AutoAttack robust{at}, per seed (k of n)",
-              "AutoAttack robust (%): mean over seeds [95% cluster bootstrap over seeds]",
+              "AutoAttack robust (%): mean over seeds [95% t interval over seeds]",
               f"{WORST_CASE_NOTE} (%)", "notes"]
     rows = []
     for arm in study.arms:
