@@ -8,6 +8,7 @@ models was trained; nothing is added or dropped because of a result.
     python studies/per_layer.py                        # run it (resumable: run it again to continue)
     python studies/per_layer.py --tables               # its tables, comparisons.csv and figure, from its records
     python studies/per_layer.py --verdict-table        # the layer x method verdict table
+    python studies/per_layer.py --figure               # the per-layer figure (docs/figures/per_layer.png)
     python studies/per_layer.py --gpu [--dataset cifar10-jpeg --data-dir datasets/cifar10-jpeg.tar.gz]
 
 Arms (each the data set's converged recipe, fp32 channels-last as the redone study): the standard baseline on 10
@@ -28,8 +29,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from planner.study import ROOT, Arm, Study  # noqa: E402
-from planner.study_cli import run_study  # noqa: E402
+from planner.study_cli import results_or_exit, run_study  # noqa: E402
 from training.checkpoint import load_checkpoint  # noqa: E402
+from vis.per_layer_figure import plot_per_layer  # noqa: E402
 
 LAYERS = ("conv1", "conv2", "conv3", "conv4", "fc1", "fc2")  # fc3 (the logits) left out: see above
 TARGET_ZEROS = 0.95  # L1's declared share of zeros at its layer (the redone study's conv1 and fc1 arms reached 95-98%)
@@ -105,6 +107,12 @@ def calibration_table():
     return "\n".join(lines) + "\n"
 
 
+def figure():
+    """The per-layer figure from the study's records: docs/figures/per_layer.png (and .pdf)."""
+    paths = plot_per_layer(results_or_exit(STUDY), LAYERS, ROOT / "docs" / "figures" / "per_layer")
+    return f"figure: {', '.join(str(path.relative_to(ROOT)) for path in paths)}\n"
+
+
 if __name__ == "__main__":
     run_study(STUDY, parts={"gpu": GPU, "calibration": CALIBRATION},
-              extra_tables={"calibration-table": calibration_table})
+              extra_tables={"calibration-table": calibration_table, "figure": figure})

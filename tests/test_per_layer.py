@@ -74,3 +74,35 @@ def test_the_calibration_trains_on_a_seed_outside_the_design_and_evaluates_nothi
     plan = make_plan(calibration.specs(), calibration.setup(tmp_path), evaluate=calibration.evaluate)
     assert len(plan.tasks) == 1 + 3 * 6 and {task.kind for task in plan.tasks} == {"train"}
     assert "| conv1 | - | - | - | - | - |" in per_layer.calibration_table()  # nothing trained: dashes, no guess
+
+
+def test_the_per_layer_figure_draws_each_seed_at_its_layer_beside_the_baselines_band_and_the_control(tmp_path):
+    from analysis.comparisons import StudyResults
+    from records.store import ResultStore
+    from vis.per_layer_figure import per_layer_figure, plot_per_layer
+    from vis_fixture import attack_entry, baseline, minimal_from, spec, write_result
+
+    def record(model, pgd_fooled, shift):
+        attacks = {"pgd": attack_entry("pgd", 20, 20, pgd_fooled),
+                   "nes_untargeted_m0.9": attack_entry("nes_untargeted_m0.9", 10, 10, 5, median=400)}
+        write_result(tmp_path, model, 0.9, {"conv1": 0.5}, attacks,
+                     minimal={"linf": minimal_from([0.0] + [0.02 + shift] * 9, 0.4)})
+
+    for seed in range(4):
+        record(baseline(seed), 20, 0.001 * seed)
+    for seed in range(2):
+        record(spec("l1", "conv2", 1.0, seed), 10, 0.01)
+        record(spec("dropout", "conv1", 0.3, seed), 20, 0.0)
+        record(spec("standard", None, 0.0, seed, "fgsm-rs", 0.1), 5, 0.08)
+    results = StudyResults.of(ResultStore(tmp_path).records("cifar10"))
+    figure = per_layer_figure(results, ("conv1", "conv2"))
+    eps_l1, eps_dropout, pgd_l1 = figure.axes[0], figure.axes[1], figure.axes[2]
+    factor = results.dataset.scale_eps(1.0)
+    points = [line for line in eps_l1.lines if line.get_marker() == "o"]
+    assert [round(float(line.get_xdata().mean())) for line in points] == [1, 2]  # L1 at conv2, then the control
+    assert points[0].get_ydata() / factor == pytest.approx([0.03, 0.03])  # one point per seed, its median eps*
+    band = eps_l1.patches[0]  # the baseline's seeds, min to max
+    assert band.get_y() / factor == pytest.approx(0.02) and band.get_height() / factor == pytest.approx(0.003)
+    assert [round(float(line.get_xdata().mean())) for line in eps_dropout.lines if line.get_marker() == "o"] == [0, 2]
+    assert [line.get_ydata() for line in pgd_l1.lines if line.get_marker() == "o"][0] == pytest.approx([50, 50])
+    assert plot_per_layer(results, ("conv1", "conv2"), tmp_path / "per_layer")[0].read_bytes().startswith(b"\x89PNG")
