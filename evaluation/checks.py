@@ -15,13 +15,10 @@ from records.parts import Check
 
 PASSED, FAILED, NOT_RUN = "passed", "failed", "not_run"
 LARGE_EPS_MIN_SUCCESS = 0.99
-# Agreement checks compare two outcomes on the same images. Their tolerance comes from the images that disagree
-# (discordant pairs): the exact one-sided McNemar test (a binomial test of the discordant counts at 1/2), a
-# failure where it rejects "the two are equally strong" at SIGNIFICANCE, Holm-adjusted over the comparisons of one
-# check. A fixed number of points would be 5 points per image on 20 images and blind on 10,000.
+# Agreement checks test the images two outcomes disagree on (exact one-sided McNemar, Holm over one check's
+# comparisons): a fixed number of points would be 5 points per image on 20 images and blind on 10,000.
 SIGNIFICANCE = 0.05
-# Exactly zero input gradients on more than this fraction of images: the loss surface is flat where attacks
-# look (dead or saturated units), so gradient-based robust accuracy means little.
+# beyond this fraction of images with exactly zero input gradients, gradient-based robust accuracy means little
 ZERO_GRADIENT_MAX_FRACTION = 0.01
 MINIMAL_AGREEMENT = 1.10  # per image, FAB's eps* counts as above the bisection's when more than this factor
 
@@ -93,8 +90,7 @@ def check_large_eps(ev):
 
 
 def check_eps_monotone(ev, swept):
-    """PGD at 2·eps must not leave more images correct than at eps beyond chance (random starts move a few either
-    way); the robustness curve's run where the sweep has that eps (``swept``), else run here."""
+    """PGD at 2·eps (the curve's run where the sweep has it) must not leave more images correct beyond chance."""
     name = "robust_acc_monotone_in_eps"
     config = ev.config
     n = check_images(ev)
@@ -121,8 +117,7 @@ def check_eps_monotone(ev, swept):
 
 
 def check_black_box_not_stronger(completed):
-    """A black-box attack fooling more images than the strongest white-box one on the same images, beyond chance
-    (Holm over the black-box runs), means the white-box attacks' gradients are masked."""
+    """A black-box attack beating the strongest white-box one beyond chance means masked gradients."""
     name = "black_box_not_stronger_than_white_box"
     white = [run for run in completed if run.threat_model == WHITE_BOX and not run.targeted]
     black = [run for run in completed if run.threat_model == BLACK_BOX and not run.targeted]
@@ -149,8 +144,7 @@ def check_black_box_not_stronger(completed):
 
 
 def check_white_box_agree(completed):
-    """No white-box attack may leave more images correct than the lowest-accuracy attack on the same images beyond
-    chance (Holm over every (white-box run, image set)); one that does is named unreliable for this model."""
+    """A white-box attack leaving more images correct than the strongest one beyond chance is named unreliable."""
     name = "white_box_attacks_agree"
     white = [run for run in completed if run.threat_model == WHITE_BOX and not run.targeted]
     if not white or len(completed) < 2:
@@ -206,8 +200,7 @@ def per_image(values):
 
 
 def check_minimal_methods_agree(minimal):
-    """FAB, the minimum-norm attack, must not find clearly larger perturbations (MINIMAL_AGREEMENT) than the
-    bisection on more images than the reverse, beyond chance (exact sign test); where it does, it is weak here."""
+    """FAB, the minimum-norm attack, finding clearly larger eps* than the bisection beyond chance is weak here."""
     name = "minimal_perturbation_methods_agree"
     if not minimal:
         return check(name, NOT_RUN, "no minimal perturbation was measured")
@@ -231,8 +224,7 @@ def check_minimal_methods_agree(minimal):
 
 
 def check_eps_star_matches_autoattack(minimal, audit):
-    """At each audit radius r, eps* before the audit's runs must not claim more images robust (eps* > r) than
-    AutoAttack at r leaves, beyond chance (Holm over the radii); a failure names the radius."""
+    """At each audit radius, eps* before the audit must not claim more images robust than AutoAttack leaves."""
     name = "eps_star_matches_autoattack"
     if audit is None or not audit.radii:
         return check(name, NOT_RUN, "no audit ran (--audit-radii none, or no L-inf eps*)")
@@ -256,8 +248,6 @@ def check_eps_star_matches_autoattack(minimal, audit):
 
 
 def run_checks(ev, swept=None, minimal=None, audit=None):
-    """Every check, in a fixed order, of ``ev`` (an ``evaluation.model.ModelEvaluation``); ``swept``: ``{(run key,
-    eps): still correct}`` of the curves, ``minimal``: ``{norm: EpsStarEntry}``, ``audit``: its ``Audit``."""
     return [check_large_eps(ev),
             check_eps_monotone(ev, swept or {}),
             check_black_box_not_stronger(ev.completed),

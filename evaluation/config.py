@@ -22,8 +22,7 @@ AUDIT_MULTIPLES = ("0.5x", "1x", "1.5x")  # default audit radii: multiples of th
 
 
 def audit_radius(value, field="audit_radii"):
-    """``(number, is_multiple)`` of one audit radius: ``0.03`` (an L-inf eps in [0, 1]) or ``1.5x`` (a multiple of
-    the reference median eps*), positive."""
+    """``(number, is_multiple)`` of one audit radius: ``0.03`` (an L-inf eps) or ``1.5x`` (of the median eps*)."""
     text = str(value).strip()
     multiple = text.endswith("x")
     try:
@@ -49,8 +48,7 @@ def default_settings():
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """The protocol of docs/usage.md (Evaluate); ``to_dict()`` is the result file's ``eval_config``. The budget and
-    step are the data set's (``from_options(dataset=...)``); CIFAR-10's for a bare ``EvalConfig()``."""
+    """The protocol of docs/usage.md; budget and step are the data set's (CIFAR-10's for a bare ``EvalConfig()``)."""
 
     attacks: tuple = option(("pgd", "autoattack", "square", "nes"), lambda: (
         f"attacks to run, of {' '.join(ATTACKS)} (default: {{default}}; --quick: {' '.join(QUICK['attacks'])})"),
@@ -104,8 +102,7 @@ class EvalConfig:
 
     @classmethod
     def from_options(cls, quick=False, *, dataset, **options):
-        """EvalConfig from options keyed as ``options()`` (None: not given) over the --quick preset or the default,
-        with ``dataset``'s budget and step."""
+        """From options keyed as ``options()`` (None: not given) over the preset, with ``dataset``'s budget and step."""
         dataset = get_dataset(dataset)
         given = {key: tuple(value) if isinstance(value, list) else value
                  for key, value in options.items() if value is not None}

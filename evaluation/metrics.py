@@ -23,8 +23,7 @@ def make_targets(y, num_classes, seed):
 
 
 def run_attack(attack, x, y, targets=None, prior=None, batch_size=256):
-    """Per-image ``adv_pred``, ``success``, ``queries`` (on the CPU) and ``adversarial`` (on the device) of ``x``, in
-    batches; ``prior``: the outcome of the run this attack continues (``AttackRun.after``), for ``attack.extend``."""
+    """Per-image outcomes of attacking ``x`` in batches; ``prior``: the outcome of the run this one continues."""
     model, y = attack.model, y.cpu()
     parts = {"adv_pred": [], "queries": [], "adversarial": []}
     desc = attack.name + (f" eps={attack.eps:.4g}" if isinstance(getattr(attack, "eps", None), float) else "")

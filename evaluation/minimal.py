@@ -1,10 +1,6 @@
-"""The smallest perturbation that fools each image (eps*): the minimum over every piece of evidence the evaluation has:
-FAB (as AutoAttack runs it for a minimum norm), every fixed-eps attack run (its fooling examples re-checked here, and
-later runs joining with ``fold``), and a per-image bisection whose oracle is seeded APGD-CE then APGD-T (through the
-method's straight-through backward too, where it masks gradients). The bisection certifies its bound: it stops once
-the oracle failed at (1 - TOLERANCE) eps*, which anyone can re-check. eps* is 0 for an image misclassified clean and
-inf (censored, counted, never dropped) where nothing fools it within the search limit.
-"""
+"""The smallest perturbation that fools each image (eps*): the least of FAB, every fixed-eps run's re-checked examples
+and a seeded APGD bisection that certifies its bound (the oracle failed at (1 - TOLERANCE) eps*, re-checkable by
+anyone). 0: misclassified clean; inf: censored (counted, never dropped), nothing fools it within the limit."""
 import math
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -28,8 +24,7 @@ LIMIT_PER_EPS = 4  # default search limit: 4 x the protocol's L-inf eps
 
 @dataclass(frozen=True)
 class Search:
-    """How hard the search looks (FAB's steps 0: FAB off); ``masking``: the ``SparsityMethod`` that masks gradients,
-    whose ``straight_through`` backward passes the oracle also attacks through."""
+    """How hard the search looks; ``masking``: the method whose straight-through backward the oracle also uses."""
 
     fab_steps: int = 100
     fab_restarts: int = 2
@@ -80,8 +75,7 @@ def fools(model, x, y, batch_size=None):
 
 
 def fab_minimal(model, x, y, norm, limit, search):
-    """``(size, x_adv)``: FAB's smallest fooling perturbation per image (0: misclassified clean, inf: none within
-    ``limit`` or FAB off) and that example (x where none)."""
+    """``(size, x_adv)``: FAB's smallest fooling perturbation per image (inf: none) and that example (x where none)."""
     size = torch.full((len(x),), math.inf, dtype=torch.float64, device=x.device)
     x_adv = x
     if search.fab_steps:
@@ -96,8 +90,7 @@ def fab_minimal(model, x, y, norm, limit, search):
 
 
 def bisection_oracle(model, x, y, eps, norm, search):
-    """``(x_adv, fooled)`` at per-image ``eps``: APGD-CE then APGD-T, then on the images still correct the same
-    through each of ``search.straight_through``'s BPDA backward passes (k-WTA models)."""
+    """``(x_adv, fooled)`` at per-image ``eps``: APGD-CE, APGD-T, then the same through BPDA backward passes."""
     x_adv, fooled = apgd_per_image(model, x, y, eps, norm=norm, steps=search.bisection_steps, targets=search.targets,
                                    seed=search.seed)
     for backward_as in search.straight_through:
@@ -152,8 +145,7 @@ class Evidence(NamedTuple):
 
 @dataclass
 class MinimalPerturbation:
-    """Per image: eps* and the method that set it, FAB's and the bisection's own sizes, the example achieving eps*,
-    and per fixed-eps run its eps and the size of its fooling example (inf: not fooled or not attacked)."""
+    """Per image: eps*, the method and example that set it, and each method's and fixed-eps run's own size."""
 
     norm: str
     limit: float
@@ -166,8 +158,7 @@ class MinimalPerturbation:
     attacks: dict = field(default_factory=dict)  # run key -> {"eps": float, "size": float64 tensor}
 
     def fold(self, model, x, y, evidence, batch_size=256):
-        """Take one run's ``Evidence`` (``x``, ``y``: every image): each example re-checked to fool by a forward pass,
-        eps* drops to its size where smaller and within the limit."""
+        """Take one run's ``Evidence``, each example re-checked to fool by a forward pass (``x``, ``y``: all images)."""
         key, eps, indices, x_adv = evidence
         indices = torch.as_tensor(indices, dtype=torch.long).to(self.eps_star.device)
         x_clean = x[indices.to(x.device)]
@@ -189,8 +180,7 @@ class MinimalPerturbation:
 
 
 def minimal_perturbations(model, x, y, norm, search, evidence=()):
-    """``MinimalPerturbation`` of every image of ``x`` (on the model's device) in ``norm``: FAB, then ``evidence``
-    folded in, then the APGD bisection from the least bound of them."""
+    """eps* of every image of ``x`` in ``norm``: FAB, then ``evidence`` folded in, then the bisection from there."""
     limit = search_limit(norm, search.limit, x.shape[1:])
     batches = [slice(start, start + search.batch_size) for start in range(0, len(x), search.batch_size)]
     with tqdm(total=2 * len(x), desc=f"eps* {norm}", unit="img", leave=False) as bar:

@@ -1,5 +1,4 @@
-"""One model's evaluation as one object, one method per measure in the order ``run`` calls them. Nothing is computed
-twice: the curves reuse the protocol's runs, and every adversarial example is kept (``evidence``) until it bounds eps*.
+"""One model's evaluation, one method per measure; each adversarial example is kept (``evidence``) until it bounds eps*.
 """
 import hashlib
 import math
@@ -50,16 +49,14 @@ def exact_fp32():
 
 @dataclass(frozen=True)
 class Baseline:
-    """From ``ModelSpec.baseline``: ``reference`` ``(source, median eps*)`` that audit multiples scale (None: the
-    model's own), and ``surrogate``, the transfer attack's source where the method masks gradients."""
+    """From ``ModelSpec.baseline``: the ``(source, median eps*)`` audit multiples scale, and the transfer source."""
 
     reference: tuple | None = None
     surrogate: object = None
 
 
 class ModelEvaluation:
-    """``ModelEvaluation(model, spec, (x, y), protocol, baseline).run()``: the ``Evaluation`` of one model on the test
-    set ``x, y`` (float images in [0, 1], int64 labels) under ``protocol`` (an ``EvalConfig``)."""
+    """``ModelEvaluation(model, spec, (x, y), protocol, baseline).run()``: the ``Evaluation`` of one model."""
 
     def __init__(self, model, spec, test_set, protocol, baseline=Baseline()):
         x, y = test_set
@@ -141,8 +138,7 @@ class ModelEvaluation:
         return attacks
 
     def curves(self):
-        """``({run key: (CurvePoint, ...)}, {(run key, eps): still_correct})`` of every untargeted white-box run at
-        each eps of the sweep (the protocol's eps reuses its runs); new runs' examples join the evidence."""
+        """``({run key: points}, {(run key, eps): still_correct})`` of the untargeted white-box runs over the sweep."""
         done = {run.key: run.still_correct for run in self.completed}
         everything = self.images[ALL_IMAGES]
         curves, swept = {}, {}
@@ -189,13 +185,11 @@ class ModelEvaluation:
         return sorted(dict(radii).items())
 
     def unbroken(self, results, indices, eps):
-        """Those of ``indices`` that no example found so far fools within ``eps``: the only ones an attack at ``eps``
-        can add anything on."""
+        """Those of ``indices`` no example so far fools within ``eps``: an attack at ``eps`` can add only there."""
         return indices[results["linf"].eps_star[indices] > eps]
 
     def audit(self, results):
-        """``(Audit, eps* before AutoAttack)``: the adaptive attacks (masking methods), then AutoAttack (standard) at
-        each radius on the first ``audit_n`` images nothing broke there yet, all folded into eps*."""
+        """``(Audit, eps* before AutoAttack)``: adaptive attacks, then AutoAttack at each radius, folded into eps*."""
         linf = results["linf"]
         if not any(audit_radius(given)[1] for given in self.config.audit_radii or ()):
             reference = (None, None)  # no multiple to scale: the record depends on no other record
@@ -221,8 +215,7 @@ class ModelEvaluation:
                      tuple(dict.fromkeys(skipped))), before
 
     def adaptive_attacks(self, results, radii):
-        """``([AdaptiveRun], [why one did not run])``: on a model whose method masks gradients, each adaptive attack at
-        each radius on the images of its set nothing broke yet, folded into eps*; robust accuracy over its whole set."""
+        """``([AdaptiveRun], [why one did not run])`` on a model whose method masks gradients, folded into eps*."""
         adaptive, skipped = [], []
         for eps in radii if self.masking else ():
             for name in self.config.adaptive_attacks:
@@ -244,8 +237,7 @@ class ModelEvaluation:
         return adaptive, skipped
 
     def worst_case(self, minimal_linf):
-        """Per image over everything that attacked it (as RobustBench reports): robust only if every attack failed and
-        L-inf eps* > eps; ``all_attacks_*`` over the images every attack ran on. None without any attack or eps*."""
+        """Per image (as RobustBench reports): robust only if every attack on it failed and L-inf eps* > eps."""
         n = self.config.n_eval
         if not self.completed and minimal_linf is None:
             return None

@@ -1,9 +1,5 @@
-"""The planner: model specs become a graph of train and evaluate tasks, run here (``run_local``), on Slurm
-(``planner.slurm``) or printed (``Plan.describe``); every command that trains or evaluates goes through ``make_plan``.
-
-The tasks of one seed form a block, run block after block, so a study compares models made on one kind of CPU: a
-block begun on another kind and unfinished is redone here whole (``one_kind_per_block``).
-"""
+"""Model specs become a graph of train and evaluate tasks, run here, on Slurm or printed. The tasks of one seed form a
+block, so a study compares models made on one kind of CPU (``one_kind_per_block`` redoes a block begun elsewhere)."""
 import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -49,9 +45,8 @@ def audit_needs_reference(protocol):
 
 
 def make_plan(specs, setup, train=True, evaluate=True, one_kind_per_block=False, pending=()):
-    """The ``Plan`` that trains and evaluates ``specs``. An evaluation waits for its model's training, its baseline's
-    record where the audit scales with it, and its surrogate's training; a model whose record is done needs no
-    training. ``pending``: keys of tasks queued elsewhere (a Slurm array) whose outputs will appear."""
+    """The ``Plan`` that trains and evaluates ``specs``; an evaluation waits for its model's training, its baseline's
+    record where the audit scales with it, and its surrogate. ``pending``: keys of tasks queued elsewhere (Slurm)."""
     specs = list(dict.fromkeys(specs))
     redone = block_kinds(specs, setup) if one_kind_per_block else set()
     forced = replace(setup, force=True)
@@ -136,8 +131,7 @@ def waves(tasks):
 
 
 def run_local(plan, setup, workers=None, log_dir=None):
-    """Run ``plan`` here, block after block: each task in turn in this process (``workers`` None), or each in a
-    process logging to ``log_dir``, trainings one at a time, evaluations N at once. Returns the failed keys."""
+    """Run ``plan`` here, block after block (``workers``: see ``_run_tasks``); returns the failed tasks' keys."""
     started, failed = time.perf_counter(), []
     if plan.done:
         names = " ".join(dict.fromkeys(task.spec.name for task in plan.done))
@@ -147,24 +141,12 @@ def run_local(plan, setup, workers=None, log_dir=None):
             for wave in waves(tasks):
                 runnable = [task for task in wave if not set(task.needs) & set(failed)]
                 failed += [task.key for task in wave if task not in runnable]
-                size = 1 if wave[0].kind == TRAIN else workers
-                failed += (_run_here(runnable, setup) if workers is None else _run_in_processes(runnable, setup, size,
-                                                                                         Path(log_dir)))
+                size = None if workers is None else 1 if wave[0].kind == TRAIN else workers
+                failed += _run_tasks(runnable, setup, size, log_dir)
                 bar.update(len(wave))
     minutes = (time.perf_counter() - started) / 60
     print(f"plan: {len(plan.tasks) - len(failed)} of {len(plan.tasks)} tasks done, {len(plan.done)} done already, "
           f"{len(failed)} failed{' (' + ', '.join(failed) + ')' if failed else ''} in {minutes:.1f} min", flush=True)
-    return failed
-
-
-def _run_here(tasks, setup):
-    failed = []
-    for task in tasks:
-        try:
-            print(run_task(task, setup), flush=True)
-        except TaskFailed as reason:
-            print(reason, flush=True)
-            failed.append(task.key)
     return failed
 
 
@@ -173,14 +155,23 @@ def log_path(log_dir, task):
 
 
 def _in_child(task, setup, path):
-    """One task in a worker process, what it prints appended to ``path``."""
     with open(path, "a", buffering=1) as log, redirect_stdout(log), redirect_stderr(log):
         return run_task(task, setup)
 
 
-def _run_in_processes(tasks, setup, workers, log_dir):
-    log_dir.mkdir(parents=True, exist_ok=True)
+def _run_tasks(tasks, setup, workers, log_dir):
+    """Each task in turn in this process (``workers`` None), or each in a process of its own, ``workers`` at once."""
     failed = []
+    if workers is None:
+        for task in tasks:
+            try:
+                print(run_task(task, setup), flush=True)
+            except TaskFailed as reason:
+                print(reason, flush=True)
+                failed.append(task.key)
+        return failed
+    log_dir = Path(log_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
     with ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"), max_tasks_per_child=1) as pool:
         futures = {pool.submit(_in_child, task, setup, log_path(log_dir, task)): task for task in tasks}
         for future in as_completed(futures):

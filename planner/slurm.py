@@ -1,8 +1,5 @@
-"""A plan on a Slurm cluster, through submitit: one job array per wave of tasks, each waiting (``afterany``: a failed
-training must not hold back other models) for the arrays whose tasks it needs; each task runs ``run_task`` on its node.
-
-Small clusters lack Slurm's accounting storage (sacct), so a ticket per submitted task (its job id) is kept beside the
-logs, and a task's state comes from squeue while queued, then from the result submitit's job wrote.
+"""A plan on a Slurm cluster through submitit: one job array per wave, each waiting (``afterany``) for those it needs.
+Small clusters lack sacct, so a ticket (job id) per task is kept beside the logs, its state read from squeue and result.
 """
 import contextlib
 import getpass
@@ -126,8 +123,7 @@ def queued():
 
 
 def _run(task, setup):
-    """What a job runs on its node. Slurm's SIGTERM ends it at once: submitit's own handler would keep it running
-    until Slurm's SIGKILL, beside its requeued run (which resumes from the last epoch checkpoint)."""
+    """What a job runs on its node; SIGTERM ends it at once (submitit's handler would run on beside its requeue)."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     print(f"[slurm] {task.key}: restart {os.environ.get('SLURM_RESTART_COUNT', '0')}", flush=True)
     line = run_task(task, setup)
@@ -165,7 +161,6 @@ class Tickets:
 
 
 def queued_keys(models_root):
-    """The keys of the tasks submitted from ``models_root`` still queued or running."""
     tickets, in_queue = Tickets(Path(models_root) / FOLDER), queued()
     return {key for key, job in tickets.jobs.items() if job in in_queue}
 

@@ -71,13 +71,11 @@ class Study:
         return ResultStore(ROOT / self.store).records(self.dataset, lambda spec: design is None or spec in design)
 
     def results(self):
-        """``StudyResults`` of the design's records; None where there is none."""
         records = self.records()
         return StudyResults.of(records, self.statistics, self.margins) if records else None
 
     def check(self):
-        """A ValueError, before anything runs, where an arm's reference is not an arm or its method refuses its
-        strength."""
+        """A ValueError where an arm's reference is not an arm or its method refuses its strength."""
         specs = set(self.specs())
         for spec in specs:
             if spec.reference is not None and spec.reference not in specs:

@@ -1,6 +1,4 @@
-"""The command line every study file shares: ``python studies/NAME.py [--PART] [--design | --print | --tables |
---verdict-table | --TABLE]``. Without an action it runs (or resumes) the study, then writes its summary and tables.
-"""
+"""The command line every study file shares; without an action it runs (or resumes) the study, then its tables."""
 import argparse
 import shutil
 import sys
@@ -22,8 +20,7 @@ STUDY_FIGURE = "fig8_study_arms"
 
 
 def design_text(study):
-    """The design as declared, with the smallest detectable effect on the primary statistic (in its units where the
-    store has two of the reference's seeds)."""
+    """The design as declared, with the smallest detectable effect on the primary statistic."""
     specs = study.specs()
     lines = [f"design: {study.title}: {len(study.arms)} arms, {len(specs)} models on {study.dataset}, seeds "
              f"{', '.join(map(str, study.seeds))}; protocol {study.protocol}; results in {study.store}"]
@@ -69,8 +66,7 @@ def results_or_exit(study):
 
 
 def tables(study, figures_to=None):
-    """The study's tables; writes its comparisons.csv and figure beside its records (the figure also to
-    ``figures_to``)."""
+    """The study's tables; writes its comparisons.csv and figure beside its records (the figure also to figures_to)."""
     results = results_or_exit(study)
     if not study.compare:
         return "\n".join(accuracy_table(results)) + "\n"
@@ -108,8 +104,7 @@ def run(study, data_dir, device, describe_only=False):
 
 
 def main(study, parts=None, extra_tables=None, figures_to=None, argv=None):
-    """The study file's command line. ``parts``: ``{flag: Study}`` run or tabled instead of ``study``;
-    ``extra_tables``: ``{flag: function}`` printing a table of its own."""
+    """The study file's command line; ``parts``: ``{flag: Study}`` run instead of ``study``."""
     parts, extra_tables = parts or {}, extra_tables or {}
     parser = argparse.ArgumentParser(description=study.title)
     which = parser.add_mutually_exclusive_group()
@@ -139,14 +134,13 @@ def main(study, parts=None, extra_tables=None, figures_to=None, argv=None):
             return 0
     if args.design:
         print(design_text(chosen))
-        return 0
-    if args.verdict_table:
+    elif args.verdict_table:
         print("\n".join(verdict_table(results_or_exit(chosen))))
-        return 0
-    if args.tables:
+    elif args.tables:
         print(tables(chosen, figures_to if chosen is study else None), end="")
-        return 0
-    return run(chosen, args.data_dir, resolve_device(args.device), describe_only=args.print)
+    else:
+        return run(chosen, args.data_dir, resolve_device(args.device), describe_only=args.print)
+    return 0
 
 
 def run_study(study, **kwargs):

@@ -25,8 +25,7 @@ TRAIN, EVALUATE = "train", "evaluate"
 
 @dataclass(frozen=True)
 class Setup:
-    """What every task of a plan shares: the recipe's options and the protocol (each spec's data set and model fill
-    them in), where files live, the device, and the threads a training and an evaluation get."""
+    """What every task of a plan shares: the recipe's options, the protocol, where files live, device and threads."""
 
     models_root: Path
     results_root: Path
@@ -69,8 +68,7 @@ def file_sha256(path):
 
 
 def finished_checkpoint(spec, setup):
-    """The checkpoint of ``spec`` (memory-mapped) where its training completed, else None; FileProblem where the
-    file there holds another model."""
+    """The checkpoint of ``spec`` where its training completed, else None; FileProblem where it holds another model."""
     path = spec.checkpoint_path(setup.models_root)
     if not path.is_file():
         return None
@@ -121,9 +119,9 @@ def run_task(task, setup):
 
 def train(spec, setup):
     recipe = setup.recipe(spec)
-    device = torch.device(setup.device)
-    outcome = train_model(spec, recipe, load_training_data(setup.data_dir, recipe), device, setup.models_root,
-                          force=setup.force, channels_last=setup.channels_last, compile=setup.compile)
+    outcome = train_model(spec, recipe, load_training_data(setup.data_dir, recipe), torch.device(setup.device),
+                          setup.models_root, force=setup.force, channels_last=setup.channels_last,
+                          compile=setup.compile)
     line = outcome_line(outcome)
     if outcome.metadata["status"] == "diverged":
         raise TaskFailed(line)
@@ -135,8 +133,7 @@ class TaskFailed(Exception):
 
 
 def reference_median(spec, store):
-    """``(source, median eps*)`` of ``spec.baseline``'s record, the scale of the audit radii; None where ``spec`` is
-    its own baseline or the baseline has no L-inf eps* yet."""
+    """``(source, median eps*)`` of ``spec.baseline``'s record, the scale of the audit radii (None: none)."""
     if spec.baseline == spec:
         return None
     record = store.get(spec.baseline)
@@ -176,7 +173,6 @@ def evaluate(spec, setup):
 
 
 def evaluation_line(spec, evaluation):
-    """One line per evaluated model: clean accuracy, robust accuracy per attack, eps*, failed checks."""
     failed = evaluation.failed_checks
     return (f"{spec.name}: clean acc {evaluation.clean_acc:.1%}"
             + ("" if evaluation.learned else " (DID NOT LEARN: near chance)")
