@@ -186,9 +186,7 @@ class EvalConfig:
     def to_dict(self):
         """As JSON reads it back (tuples as lists); each attack's settings under ``attack_settings``."""
         record = {f.name: as_lists(getattr(self, f.name)) for f in fields(self) if f.name != "attack_settings"}
-        record["attack_settings"] = {name: as_lists(asdict(settings)) for name, settings in
-                                     self.attack_settings.items()}
-        return record
+        return {**record, "attack_settings": {name: as_lists(asdict(s)) for name, s in self.attack_settings.items()}}
 
     def command(self, *, dataset, method, layers=None, results_dir=None):
         """The eval command of this evaluation of ``method``'s variants at ``layers`` (None: the default ones)."""

@@ -17,8 +17,7 @@ QUERY_DENOMINATORS = (" median_queries, mean_queries: over successful images (nu
 
 def make_targets(y, num_classes, seed):
     """Target labels (y + randint(1, C)) mod C: never the true label, reproducible under seed."""
-    generator = torch.Generator().manual_seed(seed)
-    shift = torch.randint(1, num_classes, y.shape, generator=generator)
+    shift = torch.randint(1, num_classes, y.shape, generator=torch.Generator().manual_seed(seed))
     return (y.cpu() + shift) % num_classes
 
 

@@ -38,7 +38,6 @@ class Search:
 
     @classmethod
     def of(cls, config, masking=None):
-        """The search a resolved EvalConfig asks for (PGD's steps for the bisection)."""
         fab = config.settings_of("fab")
         return cls(fab_steps=fab.steps, fab_restarts=fab.restarts, targets=fab.targets,
                    bisection_steps=config.settings_of("pgd").steps, seed=config.seed,
@@ -61,8 +60,7 @@ def search_limit(norm, linf_limit, image_shape):
 
 
 def perturbation_size(delta, norm):
-    flat = delta.flatten(1).double()
-    return flat.abs().amax(1) if norm == "linf" else flat.norm(dim=1)
+    return torch.linalg.vector_norm(delta.flatten(1).double(), math.inf if norm == "linf" else 2, dim=1)
 
 
 @torch.no_grad()

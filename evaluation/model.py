@@ -1,5 +1,4 @@
-"""One model's evaluation, one method per measure; each adversarial example is kept (``evidence``) until it bounds eps*.
-"""
+"""One model's evaluation, one method per measure; each adversarial example is kept until it bounds eps*."""
 import hashlib
 import math
 import time
@@ -24,8 +23,7 @@ from sparsity.methods import get_method
 
 def query_subset(n_eval, size, seed):
     """The seeded, sorted subset of evaluated images that query-based attacks get."""
-    generator = torch.Generator().manual_seed(seed)
-    return torch.randperm(n_eval, generator=generator)[:size].sort().values
+    return torch.randperm(n_eval, generator=torch.Generator().manual_seed(seed))[:size].sort().values
 
 
 def images_sha256(x, y):
@@ -191,10 +189,9 @@ class ModelEvaluation:
     def audit(self, results):
         """``(Audit, eps* before AutoAttack)``: adaptive attacks, then AutoAttack at each radius, folded into eps*."""
         linf = results["linf"]
-        if not any(audit_radius(given)[1] for given in self.config.audit_radii or ()):
-            reference = (None, None)  # no multiple to scale: the record depends on no other record
-        else:
-            reference = self.reference or ("own", median_correct(linf.eps_star))
+        scaled = any(audit_radius(given)[1] for given in self.config.audit_radii or ())
+        # no multiple to scale: the record depends on no other record
+        reference = (self.reference or ("own", median_correct(linf.eps_star))) if scaled else (None, None)
         median = reference[1] if reference[1] is not None and math.isfinite(reference[1]) else None
         radii = self.audit_radii(median)
         adaptive, skipped = self.adaptive_attacks(results, sorted([r for r, _ in radii] or [self.config.eps]))

@@ -107,10 +107,9 @@ def block_kinds(specs, setup):
             path, record = spec.checkpoint_path(setup.models_root), setup.store.get(spec)
             if path.is_file():
                 kinds.add(kind_of(load_checkpoint(path, mmap=True)["metadata"].get("machine")))
-            if record is None:
-                finished = False
-            else:
+            if record is not None:
                 kinds.add(kind_of(record.machine))
+            finished &= record is not None
         if not finished and kinds - {here}:
             redo.add(seed)
     return redo

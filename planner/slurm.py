@@ -93,8 +93,7 @@ class SlurmConfig:
         executor.update_parameters(job_name="sparsity", stderr_to_stdout=True, **chosen,
                                    array_parallelism=self.max_running or 256,
                                    additional_parameters={"requeue": True, **self.extra_parameters()},
-                                   # the project importable on the node; without CPU binding a task sees every core
-                                   # of its node: as many threads as it was given
+                                   # without CPU binding a task sees every core of its node: as many threads as given
                                    setup=[f'export PYTHONPATH={shlex.quote(str(ROOT))}"${{PYTHONPATH:+:$PYTHONPATH}}"',
                                           'export OMP_NUM_THREADS="${SLURM_CPUS_PER_TASK:-${OMP_NUM_THREADS:-}}"'])
         return executor
@@ -176,27 +175,26 @@ def submit_plan(plan, setup, config, log=print):
     job_of = {key: job for key, job in tickets.jobs.items() if job in in_queue}
     lines = []
     for wave in waves(todo):  # every block at once: on a cluster blocks need not wait for each other
-        if wave:
-            after = sorted({job_of[need].split("_")[0] for task in wave for need in task.needs if need in job_of})
-            executor = config.executor(folder)
-            if after:
-                executor.update_parameters(dependency="afterany:" + ":".join(after))
-            try:  # submitit prints sbatch's refusal itself: the one line below says it instead
-                with contextlib.redirect_stderr(io.StringIO()), executor.batch():
-                    jobs = [executor.submit(_run, task, setup) for task in wave]
-            except (submitit.core.utils.FailedJobError, subprocess.CalledProcessError, OSError) as err:
-                answer = str(err).strip().splitlines()[-1].split("error:", 1)[-1].strip()
-                raise SchedulerError(f"Slurm refused the job array ({answer}); nothing more was submitted; check "
-                                     f"--partition, --time, --mem, --cpus-per-task, --gpus-per-task and --sbatch-args "
-                                     f"(sinfo lists the partitions)") from None
-            new = {task.key: job.job_id for task, job in zip(wave, jobs)}
-            tickets.add(new)
-            job_of.update(new)
-            lines.append(f"slurm: submitted job array {jobs[0].job_id.split('_')[0]}: {len(wave)} {wave[0].kind} "
-                         f"tasks ({' '.join(task.spec.name for task in wave)})"
-                         + (f", to start once {' '.join(after)} has ended" if after else ""))
-    jobs = " ".join(tickets.jobs[task.key] for task in waiting)
-    queued_text = f"; {len(waiting)} already queued ({jobs})" if waiting else ""
+        after = sorted({job_of[need].split("_")[0] for task in wave for need in task.needs if need in job_of})
+        executor = config.executor(folder)
+        if after:
+            executor.update_parameters(dependency="afterany:" + ":".join(after))
+        try:  # submitit prints sbatch's refusal itself: the one line below says it instead
+            with contextlib.redirect_stderr(io.StringIO()), executor.batch():
+                jobs = [executor.submit(_run, task, setup) for task in wave]
+        except (submitit.core.utils.FailedJobError, subprocess.CalledProcessError, OSError) as err:
+            answer = str(err).strip().splitlines()[-1].split("error:", 1)[-1].strip()
+            raise SchedulerError(f"Slurm refused the job array ({answer}); nothing more was submitted; check "
+                                 f"--partition, --time, --mem, --cpus-per-task, --gpus-per-task and --sbatch-args "
+                                 f"(sinfo lists the partitions)") from None
+        new = {task.key: job.job_id for task, job in zip(wave, jobs)}
+        tickets.add(new)
+        job_of.update(new)
+        lines.append(f"slurm: submitted job array {jobs[0].job_id.split('_')[0]}: {len(wave)} {wave[0].kind} "
+                     f"tasks ({' '.join(task.spec.name for task in wave)})"
+                     + (f", to start once {' '.join(after)} has ended" if after else ""))
+    queued_jobs = " ".join(tickets.jobs[task.key] for task in waiting)
+    queued_text = f"; {len(waiting)} already queued ({queued_jobs})" if waiting else ""
     log("\n".join(lines or ["slurm: nothing to submit"]) + queued_text + f"; {len(plan.done)} done already")
     if not config.wait or not plan.tasks:
         if plan.tasks:

@@ -34,8 +34,7 @@ class Arm:
 class Study:
     title: str
     dataset: str
-    arms: tuple | None  # Arm; every arm's reference among them. None: a record-only study (every record of the
-    # store is its design; nothing to run), e.g. one whose design was never declared
+    arms: tuple | None  # Arm, every arm's reference among them; None: every record of the store, nothing to run
     seeds: tuple
     store: str  # the results' root, relative to the repository (committed under docs/results/ once published)
     models: str = "trained-models/study"  # the checkpoints' root (never committed)

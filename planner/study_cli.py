@@ -3,6 +3,7 @@ import argparse
 import shutil
 import sys
 import time
+from collections import Counter
 
 from analysis.comparisons import is_null, write_csv
 from analysis.inference import detectable_effect
@@ -47,9 +48,7 @@ def time_text(study, workers):
     records = study.records()
     training = sum(record.checkpoint.metadata.get("train_seconds") or 0 for record in records)
     evaluation = sum(sum(record.timings.values()) for record in records)
-    kinds = {}
-    for record in records:
-        kinds[kind_of(record.machine)] = kinds.get(kind_of(record.machine), 0) + 1
+    kinds = Counter(kind_of(record.machine) for record in records)
     return (f"study time: {len(records)} of the design's {len(study.specs())} models evaluated; training "
             f"{training / 3600:.1f} h, evaluation {evaluation / 3600:.1f} h summed over the models (the records' timed "
             f"parts; {workers} ran at once, so about {evaluation / workers / 3600:.1f} h of wall time), total about "
