@@ -1,8 +1,5 @@
-"""Sanity checks that catch broken or masked gradients. Each is recorded as passed, failed or not_run.
-
-A failed check does not stop the evaluation: it is warned about, written into
-the result file and shown in every table and figure of that variant.
-"""
+"""Sanity checks that catch broken or masked gradients, each passed, failed or not_run. A failed one does not stop
+the evaluation: it is warned about, recorded and shown in every table and figure of that variant."""
 import math
 import warnings
 from dataclasses import dataclass
@@ -18,30 +15,29 @@ from records.parts import Check
 
 PASSED, FAILED, NOT_RUN = "passed", "failed", "not_run"
 LARGE_EPS_MIN_SUCCESS = 0.99
-# Agreement checks compare two outcomes on the same images. Their tolerance comes from the images that disagree
-# (discordant pairs): the exact one-sided McNemar test (a binomial test of the discordant counts at 1/2), a
-# failure where it rejects "the two are equally strong" at SIGNIFICANCE, Holm-adjusted over the comparisons of one
-# check. A fixed number of points would be 5 points per image on 20 images and blind on 10,000.
+# Agreement checks test the images two outcomes disagree on (exact one-sided McNemar, Holm over one check's
+# comparisons): a fixed number of points would be 5 points per image on 20 images and blind on 10,000.
 SIGNIFICANCE = 0.05
-# Exactly zero input gradients on more than this fraction of images: the loss surface is flat where attacks
-# look (dead or saturated units), so gradient-based robust accuracy means little.
+# beyond this fraction of images with exactly zero input gradients, gradient-based robust accuracy means little
 ZERO_GRADIENT_MAX_FRACTION = 0.01
 MINIMAL_AGREEMENT = 1.10  # per image, FAB's eps* counts as above the bisection's when more than this factor
 
 
 def excess_p_value(more, fewer):
-    """One-sided exact McNemar p-value that ``more`` discordant images on one side than ``fewer`` on the other is
-    beyond chance (1 where no image disagrees)."""
+    """One-sided exact McNemar p-value of ``more`` discordant images against ``fewer`` (1 where none disagree)."""
     return binomtest(more, more + fewer, 0.5, alternative="greater").pvalue if more + fewer else 1.0
 
 
 def holm(p_values):
-    """Holm-adjusted p-values (statsmodels), in the given order."""
     return list(multipletests(p_values, method="holm")[1]) if p_values else []
 
 
+def p_text(p_values):
+    return ", ".join(f"{p:.3g}" for p in p_values)
+
+
 def discordant(still_a, still_b):
-    """``(a robust where b fooled, b robust where a fooled)``: the discordant counts of two outcomes."""
+    """``(a robust where b fooled, b robust where a fooled)``."""
     return int((still_a & ~still_b).sum()), int((still_b & ~still_a).sum())
 
 
@@ -56,7 +52,6 @@ class CompletedRun:
     still_correct: torch.Tensor  # bool per attacked image: predicted as its true label after the attack
 
     def robust_acc(self, indices):
-        """Robust accuracy over the evaluated images ``indices``, all of which this run attacked."""
         return self.correct_on(indices).float().mean().item()
 
     def correct_on(self, indices):
@@ -75,12 +70,15 @@ def check(name, status, detail):
     return Check(name, status, detail)
 
 
+def check_images(ev):
+    return min(ev.config.check_n, len(ev.x))
+
+
 def check_large_eps(ev):
-    """PGD with eps = 1 must fool the model almost always; if not, the gradients are broken or masked. ``ev``: the
-    ``evaluation.model.ModelEvaluation`` being checked."""
+    """PGD with eps = 1 must fool the model almost always; if not, the gradients are broken or masked."""
     name = "pgd_eps1_success"
     config = ev.config
-    n = min(config.check_n, len(ev.x))
+    n = check_images(ev)
     if n == 0:
         return check(name, NOT_RUN, "check_n is 0")
     steps = config.settings_of(PGD.name).steps
@@ -92,12 +90,10 @@ def check_large_eps(ev):
 
 
 def check_eps_monotone(ev, swept):
-    """A bigger budget must not leave more images correct beyond chance (exact McNemar on the images whose outcome
-    differs: random starts may move a few either way). PGD at 2·eps
-    is the robustness curve's run where the sweep has that eps (``swept``), else run here."""
+    """PGD at 2·eps (the curve's run where the sweep has it) must not leave more images correct beyond chance."""
     name = "robust_acc_monotone_in_eps"
     config = ev.config
-    n = min(config.check_n, len(ev.x))
+    n = check_images(ev)
     pgd = next((run for run in ev.completed if run.key == "pgd"), None)
     if n == 0 or pgd is None:
         return check(name, NOT_RUN, "check_n is 0" if n == 0 else "PGD was not run")
@@ -121,9 +117,7 @@ def check_eps_monotone(ev, swept):
 
 
 def check_black_box_not_stronger(completed):
-    """A black-box attack fooling more images than the strongest white-box one on the same images, beyond chance
-    (exact McNemar on the images where they differ, Holm over the black-box runs), means the white-box attacks'
-    gradients are masked."""
+    """A black-box attack beating the strongest white-box one beyond chance means masked gradients."""
     name = "black_box_not_stronger_than_white_box"
     white = [run for run in completed if run.threat_model == WHITE_BOX and not run.targeted]
     black = [run for run in completed if run.threat_model == BLACK_BOX and not run.targeted]
@@ -146,14 +140,11 @@ def check_black_box_not_stronger(completed):
     failed = any(p < SIGNIFICANCE for p in adjusted)
     return check(name, FAILED if failed else PASSED,
                  f"on the same images: {'; '.join(details)} (exact McNemar one-sided, Holm-adjusted p "
-                 f"{', '.join(f'{p:.3g}' for p in adjusted)}; fails below {SIGNIFICANCE})")
+                 f"{p_text(adjusted)}; fails below {SIGNIFICANCE})")
 
 
 def check_white_box_agree(completed):
-    """No white-box attack may leave more images correct than the attack with the lowest robust accuracy on the
-    same images (white- or black-box, untargeted or targeted), beyond chance: exact McNemar on the images where
-    the two differ, Holm over every (white-box run, image set) compared. One that does (PGD on a masked model,
-    against APGD, Square or the adaptive NES) is named unreliable for this model."""
+    """A white-box attack leaving more images correct than the strongest one beyond chance is named unreliable."""
     name = "white_box_attacks_agree"
     white = [run for run in completed if run.threat_model == WHITE_BOX and not run.targeted]
     if not white or len(completed) < 2:
@@ -184,11 +175,10 @@ def check_white_box_agree(completed):
 
 
 def check_zero_gradients(ev):
-    """The fraction of images whose cross-entropy input gradient is exactly zero: dead or saturated units
-    before the output give attacks nothing to follow."""
+    """The fraction of images whose cross-entropy input gradient is exactly zero (dead or saturated units)."""
     name = "zero_input_gradients"
     config = ev.config
-    n = min(config.check_n, len(ev.x))
+    n = check_images(ev)
     if n == 0:
         return check(name, NOT_RUN, "check_n is 0")
     zero = 0
@@ -210,9 +200,7 @@ def per_image(values):
 
 
 def check_minimal_methods_agree(minimal):
-    """FAB must not find clearly larger perturbations than the bisection on more images than the reverse, beyond
-    chance (an exact sign test on the images where one is more than MINIMAL_AGREEMENT times the other): FAB is
-    the minimum-norm attack, so where it does, it is weak on this model."""
+    """FAB, the minimum-norm attack, finding clearly larger eps* than the bisection beyond chance is weak here."""
     name = "minimal_perturbation_methods_agree"
     if not minimal:
         return check(name, NOT_RUN, "no minimal perturbation was measured")
@@ -232,13 +220,11 @@ def check_minimal_methods_agree(minimal):
     return check(name, FAILED if any(p < SIGNIFICANCE for p in adjusted) else PASSED,
                  f"on the same {next(iter(minimal.values())).n} images: {'; '.join(details)} (larger: by more "
                  f"than {MINIMAL_AGREEMENT - 1:.0%}, inf = censored; exact sign test one-sided, Holm-adjusted p "
-                 f"{', '.join(f'{p:.3g}' for p in adjusted)}, fails below {SIGNIFICANCE})")
+                 f"{p_text(adjusted)}, fails below {SIGNIFICANCE})")
 
 
 def check_eps_star_matches_autoattack(minimal, audit):
-    """At each audit radius r, the eps* curve (before the audit's own runs joined it) must not claim more images
-    robust (eps* > r) than AutoAttack at r leaves, beyond chance: exact McNemar on the images where they disagree,
-    Holm over the radii. A failure names the radius: there eps* overstates robustness."""
+    """At each audit radius, eps* before the audit must not claim more images robust than AutoAttack leaves."""
     name = "eps_star_matches_autoattack"
     if audit is None or not audit.radii:
         return check(name, NOT_RUN, "no audit ran (--audit-radii none, or no L-inf eps*)")
@@ -251,20 +237,17 @@ def check_eps_star_matches_autoattack(minimal, audit):
         more, fewer = discordant(claimed, autoattack)
         p_values.append(excess_p_value(more, fewer))
         details.append(f"radius {radius:.4g}: eps* curve robust_acc {claimed.float().mean().item():.4f}, AutoAttack "
-                       f"{autoattack.float().mean().item():.4f} on {len(autoattack)} images ({more} robust by eps* only, "
-                       f"{fewer} by AutoAttack only)")
+                       f"{autoattack.float().mean().item():.4f} on {len(autoattack)} images ({more} robust by eps* "
+                       f"only, {fewer} by AutoAttack only)")
     adjusted = holm(p_values)
     failing = [f"{entry.eps:.4g}" for entry, p in zip(audit.radii, adjusted) if p < SIGNIFICANCE]
+    overstated = f"; eps* overstates robustness at radius {' '.join(failing)}" if failing else ""
     return check(name, FAILED if failing else PASSED,
-                 "; ".join(details) + (f"; eps* overstates robustness at radius {' '.join(failing)}" if failing else "")
-                 + f" (exact McNemar one-sided, Holm-adjusted p {', '.join(f'{p:.3g}' for p in adjusted)}; fails "
-                   f"below {SIGNIFICANCE})")
+                 "; ".join(details) + overstated
+                 + f" (exact McNemar one-sided, Holm-adjusted p {p_text(adjusted)}; fails below {SIGNIFICANCE})")
 
 
 def run_checks(ev, swept=None, minimal=None, audit=None):
-    """Every check, in a fixed order, of the evaluation ``ev`` (an ``evaluation.model.ModelEvaluation``: its model,
-    evaluated images, protocol and completed runs); ``swept``: the robustness curves' outcomes ``{(run key, eps):
-    still correct}``, ``minimal`` the record's eps* entries (norm -> ``EpsStarEntry``), ``audit`` its ``Audit``."""
     return [check_large_eps(ev),
             check_eps_monotone(ev, swept or {}),
             check_black_box_not_stronger(ev.completed),

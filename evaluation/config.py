@@ -1,6 +1,5 @@
-"""Every knob of one evaluation, in one record that validates itself: the shared protocol (attacks, budget,
-images, seed, batches, eps*, audit, checks) as fields, each attack's own settings as that attack's ``Settings``
-(``attacks.attack_settings()``), and their command-line options declared with the fields (``common.cli.option``)."""
+"""Every knob of one evaluation, in one record that validates itself: the shared protocol as fields, each attack's
+own settings as its ``Settings``, and their command-line options declared with the fields (``common.cli.option``)."""
 from dataclasses import asdict, dataclass, field, fields, replace
 
 from attacks import ATTACKS, attack_settings
@@ -15,18 +14,15 @@ from data.registry import DATASETS, DEFAULT_DATASET, get_dataset
 from models import layer_names
 from sparsity.methods import DEFAULT_METHOD
 
-# --quick: a check of the pipeline, not a finding: every measure runs (each attack, eps*, the audit, the checks), on
-# few images at small budgets, in at most 3 minutes per model on 2 cores (docs/benchmarks.md). Each attack's own
-# preset is its Settings.quick (quick_preset() has them all; AutoAttack's a "custom" version of 10 APGD iterations
-# and 100 Square queries). Explicit options still override these (the training preset is training.recipe.QUICK).
+# --quick: a check of the pipeline, not a finding: every measure runs on few images at small budgets, in at most 3
+# minutes per model on 2 cores (docs/benchmarks.md). Each attack's own preset is its Settings.quick.
 QUICK = {"attacks": ("pgd", "apgd", "square", "nes", "nes_adaptive"), "n_eval": 32, "query_n": 8,
          "minimal_norms": ("linf",), "check_n": 32, "audit_n": 8}
 AUDIT_MULTIPLES = ("0.5x", "1x", "1.5x")  # default audit radii: multiples of the reference median eps*
 
 
 def audit_radius(value, field="audit_radii"):
-    """``(number, is_multiple)`` of one audit radius: ``0.03`` (an L-inf eps in [0, 1]) or ``1.5x`` (a multiple of
-    the reference median eps*), positive."""
+    """``(number, is_multiple)`` of one audit radius: ``0.03`` (an L-inf eps) or ``1.5x`` (of the median eps*)."""
     text = str(value).strip()
     multiple = text.endswith("x")
     try:
@@ -47,15 +43,12 @@ def _per_dataset(values):
 
 
 def default_settings():
-    """Every attack's default settings: ``{name: its Settings()}``."""
     return {name: settings() for name, settings in attack_settings().items()}
 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Defaults are the protocol of docs/usage.md (Evaluate); ``to_dict()`` is the result file's ``eval_config``.
-    The budget and step are the data set's (``from_options(dataset=...)``, which requires one); CIFAR-10's for a bare
-    ``EvalConfig()``. ``attack_settings``: each attack's own settings (``settings_of(name)``)."""
+    """The protocol of docs/usage.md; budget and step are the data set's (CIFAR-10's for a bare ``EvalConfig()``)."""
 
     attacks: tuple = option(("pgd", "autoattack", "square", "nes"), lambda: (
         f"attacks to run, of {' '.join(ATTACKS)} (default: {{default}}; --quick: {' '.join(QUICK['attacks'])})"),
@@ -68,16 +61,14 @@ class EvalConfig:
     query_n: int = option(1000, "query-based attacks (NES, Square) on a seeded subset of N of them (default "
                                 "{default})", aliases=("--nes-n",), metavar="N")
     eps_sweep: tuple = option((), lambda: "also run the white-box attacks at each EPS for robustness curves (given "
-                              "alone: the data set's: " + _per_dataset(lambda d: " ".join(map(d.format_eps,
-                                                                                              d.eps_sweep))) + ")",
+                              "alone: the data set's: "
+                              + _per_dataset(lambda d: " ".join(map(d.format_eps, d.eps_sweep))) + ")",
                               type=fraction, nargs="*", metavar="EPS")
     minimal_norms: tuple = option(MINIMAL_NORMS, "norms of the per-image minimal perturbation eps* (FAB and a PGD "
                                                  "bisection), of linf l2, or none (default: {default})",
                                   nargs="+", choices=MINIMAL_NORMS, metavar="NORM", none="the measure")
     minimal_limit: float | None = option(None, f"L-inf search limit of eps*, in (0, 1] (L2: EPS x sqrt(pixels); "
                                                f"default {LIMIT_PER_EPS} x --eps)", type=fraction, metavar="EPS")
-    # AutoAttack (standard) at these L-inf radii, checked against the eps* curve: eps values or multiples "1.5x" of
-    # the reference median eps* (correct images; the same-seed baseline's where its record exists, else the model's)
     audit_radii: tuple = option(AUDIT_MULTIPLES, "AutoAttack (standard) at these L-inf radii, checked against the "
                                 "eps* curve: eps values (0.03) or multiples of the same-seed baseline's median eps* "
                                 "(1.5x; the model's own where the baseline has no record yet), or none (default: "
@@ -85,8 +76,8 @@ class EvalConfig:
     audit_n: int | None = option(None, "the audit's AutoAttack on the first N evaluated images (default: all; each "
                                        "radius costs AutoAttack on every image still robust there)", metavar="N")
     adaptive_attacks: tuple = option(tuple(ADAPTIVE), "adaptive attacks run on models whose sparsity method masks "
-                                     "gradients (k-WTA), at the "
-                                     f"audit radii, inside eps*: of {' '.join(ADAPTIVE)}, or none (default: all)",
+                                     f"gradients (k-WTA), at the audit radii, inside eps*: of {' '.join(ADAPTIVE)}, "
+                                     "or none (default: all)",
                                      nargs="+", metavar="NAME", none="it")
     query_batch: int | None = option(None, "images per NES forward pass, even (default 4096 on CUDA, 64 otherwise)",
                                      metavar="N")
@@ -100,7 +91,6 @@ class EvalConfig:
 
     @staticmethod
     def options():
-        """The Options of the shared protocol's fields and of every attack's settings, in that order."""
         found = config_options(EvalConfig)
         for name, settings in attack_settings().items():
             found += config_options(settings, owner=name)
@@ -112,8 +102,7 @@ class EvalConfig:
 
     @classmethod
     def from_options(cls, quick=False, *, dataset, **options):
-        """EvalConfig from options (keys: ``EvalConfig.options()``'s, the flags' names) where None means "not
-        given": the --quick preset if on, else the default, with ``dataset``'s standard budget and step."""
+        """From options keyed as ``options()`` (None: not given) over the preset, with ``dataset``'s budget and step."""
         dataset = get_dataset(dataset)
         given = {key: tuple(value) if isinstance(value, list) else value
                  for key, value in options.items() if value is not None}
@@ -123,8 +112,7 @@ class EvalConfig:
         return config
 
     def with_options(self, **options):
-        """A copy with ``options`` changed, keyed as ``from_options`` takes them (``steps``, ``nes_samples``, ...,
-        and the fields that have no option); not validated."""
+        """A copy with ``options`` (keyed as ``from_options`` takes them); not validated."""
         by_key = {option.key: option for option in self.options()}
         shared, settings = {}, {}
         for key, value in options.items():
@@ -142,12 +130,9 @@ class EvalConfig:
 
     def settings_of(self, name):
         """The settings of attack ``name`` (its defaults where this config predates its registration)."""
-        if name in self.attack_settings:
-            return self.attack_settings[name]
-        return attack_settings()[name]()
+        return self.attack_settings[name] if name in self.attack_settings else attack_settings()[name]()
 
     def option_values(self):
-        """``{option key: value}`` of every option."""
         return {option.key: getattr(self.settings_of(option.owner) if option.owner else self, option.name)
                 for option in self.options()}
 
@@ -163,12 +148,10 @@ class EvalConfig:
         if self.n_eval is not None:
             validation.integer(self.n_eval, "n_eval", minimum=1)
         validation.integer(self.query_n, "query_n", minimum=1)
-        if self.eps_sweep:
-            for eps in validation.distinct(self.eps_sweep, "eps_sweep"):
-                validation.number(eps, "eps_sweep", above=0, maximum=1)
-        if self.minimal_norms:
-            for norm in validation.distinct(self.minimal_norms, "minimal_norms"):
-                validation.choice(norm, "minimal_norms", MINIMAL_NORMS)
+        for eps in validation.distinct(self.eps_sweep, "eps_sweep") if self.eps_sweep else ():
+            validation.number(eps, "eps_sweep", above=0, maximum=1)
+        for norm in validation.distinct(self.minimal_norms, "minimal_norms") if self.minimal_norms else ():
+            validation.choice(norm, "minimal_norms", MINIMAL_NORMS)
         if self.minimal_limit is not None:
             validation.number(self.minimal_limit, "minimal_limit", above=0, maximum=1)
         for radius in validation.distinct(self.audit_radii, "audit_radii") if self.audit_radii else ():
@@ -193,9 +176,7 @@ class EvalConfig:
                 raise ConfigError(keys.get((name, err.field), f"{name}.{err.field}"), err.problem) from None
 
     def resolved(self, device, n_test):
-        """The settings as actually run on ``device`` over a test set of ``n_test`` images: image counts
-        capped at what exists, the device's default query batch and the search limit filled in. This is what
-        result files record."""
+        """The settings as run (and recorded) on ``device`` over ``n_test`` images: counts capped, defaults filled."""
         n_eval = n_test if self.n_eval is None else min(self.n_eval, n_test)
         limit = self.minimal_limit or (min(1.0, LIMIT_PER_EPS * self.eps) if self.eps > 0 else 1.0)
         return replace(self, n_eval=n_eval, query_n=min(self.query_n, n_eval),
@@ -203,16 +184,12 @@ class EvalConfig:
                        query_batch=self.query_batch or default_query_batch(device), minimal_limit=limit)
 
     def to_dict(self):
-        """As JSON reads it back (tuples, also nested ones such as a sample schedule's pairs, as lists): the shared
-        protocol's fields at the top level, each attack's settings under ``attack_settings`` by its name."""
+        """As JSON reads it back (tuples as lists); each attack's settings under ``attack_settings``."""
         record = {f.name: as_lists(getattr(self, f.name)) for f in fields(self) if f.name != "attack_settings"}
-        record["attack_settings"] = {name: as_lists(asdict(settings)) for name, settings in
-                                     self.attack_settings.items()}
-        return record
+        return {**record, "attack_settings": {name: as_lists(asdict(s)) for name, s in self.attack_settings.items()}}
 
     def command(self, *, dataset, method, layers=None, results_dir=None):
-        """The eval command that runs this evaluation of ``method``'s variants at ``layers`` (None: the default
-        ones) of ``dataset``, writing to ``results_dir`` (None: the default folder)."""
+        """The eval command of this evaluation of ``method``'s variants at ``layers`` (None: the default ones)."""
         parts = ["python main.py --mode eval"] + (["--quick"] if self.quick else [])
         if dataset != DEFAULT_DATASET:
             parts += ["--dataset", dataset]
@@ -225,11 +202,8 @@ class EvalConfig:
         return " ".join(parts + ([] if results_dir is None else ["--results-dir", str(results_dir)]))
 
 
-# Protocol presets: what a study names (``planner.study.Study.protocol``) and the command line's --quick. Each is the
-# options it changes from the full protocol (the default), keyed as ``EvalConfig.from_options`` takes them.
-# "cpu-study": the redone Fashion-MNIST study's evaluation, sized for a 2-core CPU from the first evaluation's costs
-# (docs/studies/fashion-mnist.md): eps*, AutoAttack and the checks on the first 50 test images, the audit on 10, the
-# query attacks on a seeded 10 with reduced budgets, eps* in L-inf only.
+# Protocol presets a study names (``Study.protocol``): the options each changes from the full protocol. "cpu-study":
+# the redone Fashion-MNIST study's, sized for a 2-core CPU (docs/studies/fashion-mnist.md).
 PRESETS = {
     "full": {},
     "cpu-study": {"attacks": ("pgd", "autoattack", "square", "nes"), "n_eval": 50, "steps": 20, "audit_n": 10,
@@ -240,7 +214,7 @@ PRESETS = {
 
 
 def protocol(preset, *, dataset, **changes):
-    """The ``EvalConfig`` of preset ``preset`` ("quick", or one of ``PRESETS``) on ``dataset``, with ``changes``."""
+    """The ``EvalConfig`` of ``preset`` ("quick", or one of ``PRESETS``) on ``dataset``, with ``changes``."""
     if preset == "quick":
         return EvalConfig.from_options(quick=True, dataset=dataset, **changes)
     if preset not in PRESETS:
@@ -249,7 +223,7 @@ def protocol(preset, *, dataset, **changes):
 
 
 def quick_preset():
-    """``{option key: value}`` of --quick: the shared protocol's and every attack's own."""
+    """``{option key: value}`` of --quick, every attack's own included."""
     keys = {(option.owner, option.name): option.key for option in EvalConfig.options() if option.owner}
     return {**QUICK, **{keys[name, field_name]: value for name, settings in attack_settings().items()
                         for field_name, value in settings.quick.items()}}

@@ -1,5 +1,5 @@
 """Running one attack over images in batches (``run_attack``), and the metrics of its outcome with stated
-denominators; the targets of targeted runs."""
+denominators."""
 import torch
 from tqdm.auto import tqdm
 
@@ -17,17 +17,12 @@ QUERY_DENOMINATORS = (" median_queries, mean_queries: over successful images (nu
 
 def make_targets(y, num_classes, seed):
     """Target labels (y + randint(1, C)) mod C: never the true label, reproducible under seed."""
-    generator = torch.Generator().manual_seed(seed)
-    shift = torch.randint(1, num_classes, y.shape, generator=generator)
+    shift = torch.randint(1, num_classes, y.shape, generator=torch.Generator().manual_seed(seed))
     return (y.cpu() + shift) % num_classes
 
 
 def run_attack(attack, x, y, targets=None, prior=None, batch_size=256):
-    """Attack every row of ``x`` (on the attacked model's device) in batches; per-image outcomes on the CPU:
-    ``adv_pred``, ``success`` (goal met at the end: prediction != y, or == target when ``targets`` is given),
-    ``queries`` (attacks that count them) and ``adversarial`` (the examples, on the device). ``prior``: the outcome of
-    the run this attack continues (``AttackRun.after``: the same images and batches), whose examples and
-    still-correct images each batch hands to ``attack.extend``. A bar shows the running success rate."""
+    """Per-image outcomes of attacking ``x`` in batches; ``prior``: the outcome of the run this one continues."""
     model, y = attack.model, y.cpu()
     parts = {"adv_pred": [], "queries": [], "adversarial": []}
     desc = attack.name + (f" eps={attack.eps:.4g}" if isinstance(getattr(attack, "eps", None), float) else "")
@@ -64,14 +59,6 @@ def run_attack(attack, x, y, targets=None, prior=None, batch_size=256):
     return outcome
 
 
-def _median(values):
-    return stats.median(values.tolist()) if len(values) else None
-
-
-def _mean(values):
-    return stats.mean(values.tolist()) if len(values) else None
-
-
 def attack_metrics(outcome, y, clean_pred, targeted):
     """The per-attack entry of a result record from ``run_attack``'s outcome and the clean predictions."""
     y = y.cpu()
@@ -91,14 +78,9 @@ def attack_metrics(outcome, y, clean_pred, targeted):
     }
     if "queries" in outcome:
         queries = outcome["queries"]
-        metrics.update({
-            "median_queries": _median(queries[success]),
-            "mean_queries": _mean(queries[success]),
-            "median_queries_all": _median(queries),
-            "mean_queries_all": _mean(queries),
-            "median_queries_correct": _median(queries[success & correct]),
-            "mean_queries_correct": _mean(queries[success & correct]),
-            "max_queries": int(queries.max()) if n else None,
-        })
+        for suffix, chosen in (("", queries[success]), ("_all", queries), ("_correct", queries[success & correct])):
+            metrics[f"median_queries{suffix}"] = stats.median(chosen.tolist()) if len(chosen) else None
+            metrics[f"mean_queries{suffix}"] = stats.mean(chosen.tolist()) if len(chosen) else None
+        metrics["max_queries"] = int(queries.max()) if n else None
         metrics["denominators"] += QUERY_DENOMINATORS
     return metrics

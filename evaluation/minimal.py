@@ -1,28 +1,6 @@
-"""The smallest perturbation that fools each image (eps*): the minimum over every piece of evidence the evaluation has.
-
-- **FAB** (``attacks.fab``), the minimum-norm attack of the official AutoAttack package, as AutoAttack runs it for
-  a minimum norm: untargeted from the clean image, restarts from random points, and FAB-T towards the top classes;
-- **every attack the evaluation ran at a fixed eps** before the search (the protocol's attacks and the robustness
-  curves' runs; the adaptive attacks and the audit's AutoAttack runs join after it, ``fold``): an image that one of
-  them fooled has eps* at most the size of that fooling example, re-checked here by a forward pass and its norm;
-- **APGD bisection**: per image, a bisection over eps whose oracle is APGD-CE then APGD-T (targeted DLR loss, the
-  top classes), each from the package's random start, with a fixed seed (``attacks.autoattack.apgd_per_image``,
-  per-image eps, batched); on a model whose sparsity method masks gradients (k-WTA) the oracle also runs APGD through
-  the method's straight-through backward (BPDA, as the identity's), so the search itself is adaptive, not only the
-  evidence folded in.
-  It keeps the smallest perturbation the oracle found to fool, and certifies it: it stops once the oracle has failed
-  at (1 - TOLERANCE) times it. The seeded oracle answers the same question the same way, so
-  "APGD fails at 0.99 eps*" can be checked again by anyone;
-- **every attack the evaluation ran at a fixed eps** (the protocol's attacks, the robustness curves' runs, the
-  adaptive attacks and the audit's AutoAttack runs, ``fold``): an image that one of them fooled has eps* at most the
-  size of that fooling example, re-checked here by a forward pass and its norm.
-
-An image's eps* is the smallest of these, with the example that achieves it and the method that set it (``fab``,
-``bisection`` or ``attack:<run key>``); 0 for an image the model misclassifies clean; inf (censored: at least the
-search limit) where nothing fools it within the limit. Censored images are counted, never dropped: the median is
-censored when a middle value is (``common.stats``), and the robust-accuracy curve read off the distribution counts
-them as robust up to the limit.
-"""
+"""The smallest perturbation that fools each image (eps*): the least of FAB, every fixed-eps run's re-checked examples
+and a seeded APGD bisection that certifies its bound (the oracle failed at (1 - TOLERANCE) eps*, re-checkable by
+anyone). 0: misclassified clean; inf: censored (counted, never dropped), nothing fools it within the limit."""
 import math
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -46,9 +24,7 @@ LIMIT_PER_EPS = 4  # default search limit: 4 x the protocol's L-inf eps
 
 @dataclass(frozen=True)
 class Search:
-    """How hard the search looks: FAB's iterations (0: FAB off), untargeted restarts and the target classes of
-    FAB-T and APGD-T; the bisection oracle's APGD iterations, and, where the model's sparsity method masks gradients
-    (``masking``, a ``SparsityMethod``), the straight-through backward passes it also attacks through."""
+    """How hard the search looks; ``masking``: the method whose straight-through backward the oracle also uses."""
 
     fab_steps: int = 100
     fab_restarts: int = 2
@@ -62,8 +38,6 @@ class Search:
 
     @classmethod
     def of(cls, config, masking=None):
-        """The search a resolved EvalConfig asks for: its FAB settings, PGD's steps for the bisection, its limit and
-        batch, and the identity's straight-through backward of a method that masks gradients."""
         fab = config.settings_of("fab")
         return cls(fab_steps=fab.steps, fab_restarts=fab.restarts, targets=fab.targets,
                    bisection_steps=config.settings_of("pgd").steps, seed=config.seed,
@@ -81,14 +55,12 @@ class Search:
 
 
 def search_limit(norm, linf_limit, image_shape):
-    """The L-inf limit, or for L2 the radius of the ball that holds the L-inf ball of that limit (limit x sqrt(d))."""
+    """The L-inf limit, or for L2 the radius of the ball that holds that L-inf ball (limit x sqrt(d))."""
     return linf_limit if norm == "linf" else linf_limit * math.sqrt(math.prod(image_shape))
 
 
 def perturbation_size(delta, norm):
-    """Per-sample L-inf or L2 norm of ``delta``, in float64."""
-    flat = delta.flatten(1).double()
-    return flat.abs().amax(1) if norm == "linf" else flat.norm(dim=1)
+    return torch.linalg.vector_norm(delta.flatten(1).double(), math.inf if norm == "linf" else 2, dim=1)
 
 
 @torch.no_grad()
@@ -101,8 +73,7 @@ def fools(model, x, y, batch_size=None):
 
 
 def fab_minimal(model, x, y, norm, limit, search):
-    """``(size, x_adv)``: per image the size of FAB's smallest fooling perturbation over its runs (0 where
-    misclassified clean, inf where none within ``limit`` or FAB is off) and that example (x where none)."""
+    """``(size, x_adv)``: FAB's smallest fooling perturbation per image (inf: none) and that example (x where none)."""
     size = torch.full((len(x),), math.inf, dtype=torch.float64, device=x.device)
     x_adv = x
     if search.fab_steps:
@@ -117,8 +88,7 @@ def fab_minimal(model, x, y, norm, limit, search):
 
 
 def bisection_oracle(model, x, y, eps, norm, search):
-    """``(x_adv, fooled)`` of the bisection's oracle at per-image ``eps``: APGD-CE then APGD-T, then on the images
-    still correct the same through each of ``search.straight_through``'s BPDA backward passes (k-WTA models)."""
+    """``(x_adv, fooled)`` at per-image ``eps``: APGD-CE, APGD-T, then the same through BPDA backward passes."""
     x_adv, fooled = apgd_per_image(model, x, y, eps, norm=norm, steps=search.bisection_steps, targets=search.targets,
                                    seed=search.seed)
     for backward_as in search.straight_through:
@@ -134,10 +104,8 @@ def bisection_oracle(model, x, y, eps, norm, search):
 
 
 def apgd_bisection(model, x, y, norm, search, start=None):
-    """``(size, x_adv, converged)``: per image the smallest perturbation the APGD oracle found to fool (0 where
-    misclassified clean, inf where it does not fool at the limit), that example, and whether the oracle then failed
-    at exactly (1 - TOLERANCE) x its size within BISECTION_ROUNDS. ``start``: ``(sizes, examples)`` of known fooling
-    examples (inf where none), the bound the search certifies first and goes below where it can."""
+    """``(size, x_adv, converged)``: the smallest fooling perturbation the oracle found, that example, and whether
+    it then failed at (1 - TOLERANCE) x it. ``start``: ``(sizes, examples)`` of known bounds, certified first."""
     limit = search_limit(norm, search.limit, x.shape[1:])
     clean_wrong = fools(model, x, y)
     best = torch.full((len(x),), math.inf, dtype=torch.float64, device=x.device) if start is None else start[0].clone()
@@ -165,8 +133,7 @@ def apgd_bisection(model, x, y, norm, search, start=None):
 
 
 class Evidence(NamedTuple):
-    """One fixed-eps attack run's examples: its key, the eps it ran at, the images it attacked (indices into the
-    evaluated ones) and its adversarial images."""
+    """One fixed-eps attack run's examples of the evaluated images ``indices``."""
 
     key: str
     eps: float
@@ -176,9 +143,7 @@ class Evidence(NamedTuple):
 
 @dataclass
 class MinimalPerturbation:
-    """Per image (in the order given): eps* and the method that set it, FAB's and the bisection's own sizes,
-    the example achieving eps*, and per fixed-eps attack run the size of its fooling example (inf: not fooled or
-    not attacked) with the eps it ran at."""
+    """Per image: eps*, the method and example that set it, and each method's and fixed-eps run's own size."""
 
     norm: str
     limit: float
@@ -191,9 +156,7 @@ class MinimalPerturbation:
     attacks: dict = field(default_factory=dict)  # run key -> {"eps": float, "size": float64 tensor}
 
     def fold(self, model, x, y, evidence, batch_size=256):
-        """Take one fixed-eps attack run's ``Evidence``: its examples of its images (of the ones this eps* covers;
-        ``x``, ``y`` are all of them), re-checked here to fool the model by a forward pass, their size measured; an
-        image's eps* drops to that size where it is smaller and within the limit."""
+        """Take one run's ``Evidence``, each example re-checked to fool by a forward pass (``x``, ``y``: all images)."""
         key, eps, indices, x_adv = evidence
         indices = torch.as_tensor(indices, dtype=torch.long).to(self.eps_star.device)
         x_clean = x[indices.to(x.device)]
@@ -215,9 +178,7 @@ class MinimalPerturbation:
 
 
 def minimal_perturbations(model, x, y, norm, search, evidence=()):
-    """``MinimalPerturbation`` of every image of ``x`` (float in [0, 1], on the model's device) in ``norm``, searched up
-    to ``search_limit``: FAB first, then each ``Evidence`` of ``evidence`` folded in, then the APGD bisection from
-    the least bound of them, in batches of ``search.batch_size``. Later fixed-eps runs join with ``fold``."""
+    """eps* of every image of ``x`` in ``norm``: FAB, then ``evidence`` folded in, then the bisection from there."""
     limit = search_limit(norm, search.limit, x.shape[1:])
     batches = [slice(start, start + search.batch_size) for start in range(0, len(x), search.batch_size)]
     with tqdm(total=2 * len(x), desc=f"eps* {norm}", unit="img", leave=False) as bar:
@@ -247,14 +208,14 @@ def minimal_perturbations(model, x, y, norm, search, evidence=()):
 
 
 def robust_accuracy_curve(eps_star, limit, points=CURVE_POINTS):
-    """Robust accuracy at ``points`` eps from 0 to ``limit``: the fraction of images with eps* above each."""
+    """The fraction of images with eps* above each of ``points`` eps from 0 to ``limit``."""
     grid = torch.linspace(0, limit, points, dtype=torch.float64)
     robust = (eps_star.unsqueeze(0) > grid.unsqueeze(1)).double().mean(1)
     return [{"eps": float(e), "robust_acc": float(r)} for e, r in zip(grid, robust)]
 
 
 def json_value(value):
-    """A finite float, or None for an infinite one (past the search limit in that direction)."""
+    """None for an infinite float (past the search limit)."""
     return float(value) if math.isfinite(value) else None
 
 
@@ -263,10 +224,9 @@ def json_values(values):
 
 
 def median_correct(eps_star):
-    """Median eps* over the correctly classified images (eps* > 0), inf when censored, None when there are none."""
+    """Median eps* over the correct images (eps* > 0), inf when censored, None when there are none."""
     return stats.median(eps_star[eps_star > 0].tolist())
 
 
 def methods_of(result):
-    """``{method: images}`` for every method that set some image's eps*."""
     return {name: result.method.count(name) for name in dict.fromkeys(result.method)}

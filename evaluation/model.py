@@ -1,16 +1,4 @@
-"""One model's evaluation as one object: its model, spec, images, protocol, reference and surrogate, and one method per
-measure, each returning its part of the record (``records.record.Evaluation``).
-
-Read top to bottom, as ``run`` calls them: ``clean`` (accuracy and sparsity on every test image), ``attacks`` (every
-configured run at the protocol's eps), ``curves`` (the white-box runs at each eps of the sweep), ``eps_star`` (the
-per-image smallest fooling perturbation: FAB, the APGD bisection and every run so far, ``evaluation.minimal``),
-``audit`` (where the model's method masks gradients, its adaptive attacks; then AutoAttack at radii scaled by the
-reference's median eps*), ``checks`` (``evaluation.checks``) and the per-image ``worst_case``.
-
-Nothing is computed twice: the images move to the device once, the clean pass's predictions serve every attack, a
-run that continues another (``AttackRun.after``) starts from its result, the curves reuse the protocol's runs at its
-eps, and every adversarial example made along the way is kept (``evidence``) until it bounds eps*.
-"""
+"""One model's evaluation, one method per measure; each adversarial example is kept until it bounds eps*."""
 import hashlib
 import math
 import time
@@ -22,7 +10,7 @@ import torch
 from attacks import ATTACKS, AutoAttack
 from attacks.adaptive import ADAPTIVE, CannotRun
 from attacks.base import ALL_IMAGES, QUERY_SUBSET, WHITE_BOX, eval_mode
-from evaluation.checks import CompletedRun, run_checks
+from evaluation.checks import CompletedRun, per_image, run_checks
 from evaluation.config import audit_radius
 from evaluation.metrics import attack_metrics, make_targets, run_attack
 from evaluation.minimal import Evidence, Search, median_correct, minimal_perturbations
@@ -35,12 +23,11 @@ from sparsity.methods import get_method
 
 def query_subset(n_eval, size, seed):
     """The seeded, sorted subset of evaluated images that query-based attacks get."""
-    generator = torch.Generator().manual_seed(seed)
-    return torch.randperm(n_eval, generator=generator)[:size].sort().values
+    return torch.randperm(n_eval, generator=torch.Generator().manual_seed(seed))[:size].sort().values
 
 
 def images_sha256(x, y):
-    """Identity of the evaluated images and labels: per-image results of two records pair up only when it matches."""
+    """Per-image results of two records pair up only when this matches."""
     digest = hashlib.sha256()
     digest.update(x.detach().cpu().contiguous().numpy().tobytes())
     digest.update(y.detach().cpu().to(torch.int64).contiguous().numpy().tobytes())
@@ -49,8 +36,7 @@ def images_sha256(x, y):
 
 @contextmanager
 def exact_fp32():
-    """TF32 off for the block (PyTorch lets cuDNN convolutions use TF32 on CUDA by default, 10-bit mantissas): every
-    number of an evaluation, eps* and the checks included, is computed in full fp32, the same on a GPU as on a CPU."""
+    """TF32 off (cuDNN uses it on CUDA by default): every number is computed in full fp32, on a GPU as on a CPU."""
     flags = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     try:
@@ -61,18 +47,14 @@ def exact_fp32():
 
 @dataclass(frozen=True)
 class Baseline:
-    """What a model's evaluation takes from the standard model trained as it was (``ModelSpec.baseline``):
-    ``reference``, ``(source, median eps*)`` that the audit's multiples scale (None: the model's own median eps*),
-    and ``surrogate``, the model the transfer attack attacks where the method masks gradients (None: none)."""
+    """From ``ModelSpec.baseline``: the ``(source, median eps*)`` audit multiples scale, and the transfer source."""
 
     reference: tuple | None = None
     surrogate: object = None
 
 
 class ModelEvaluation:
-    """``ModelEvaluation(model, spec, (x, y), protocol, baseline).run()``: the ``Evaluation`` of one model (on its
-    device) on the test set ``x, y`` (float images in [0, 1], int64 labels) under ``protocol`` (an ``EvalConfig``),
-    with what it takes from its ``Baseline``."""
+    """``ModelEvaluation(model, spec, (x, y), protocol, baseline).run()``: the ``Evaluation`` of one model."""
 
     def __init__(self, model, spec, test_set, protocol, baseline=Baseline()):
         x, y = test_set
@@ -98,11 +80,8 @@ class ModelEvaluation:
         yield
         self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - started
 
+    @exact_fp32()
     def run(self):
-        with exact_fp32():
-            return self.measure()
-
-    def measure(self):
         with self.timed("clean_s"):
             clean = evaluate_clean(self.model, self.x_all, self.y_all, self.config.batch_size, self.device)
         self.clean_pred = clean["predictions"][:self.config.n_eval].cpu()
@@ -112,8 +91,8 @@ class ModelEvaluation:
             curves, swept = self.curves()
         results = self.eps_star()
         audit, before = self.audit(results) if "linf" in results else (None, None)
-        search = self.search()
-        minimal = {norm: EpsStarEntry.measured(result, self.config.seed, search.settings(),
+        settings = Search.of(self.config, masking=self.masking).settings()
+        minimal = {norm: EpsStarEntry.measured(result, self.config.seed, settings,
                                                before if norm == "linf" else None)
                    for norm, result in results.items()}
         with self.timed("checks_s"):
@@ -127,19 +106,13 @@ class ModelEvaluation:
                           query_indices=tuple(self.images[QUERY_SUBSET].tolist()) if QUERY_SUBSET in used else (),
                           eval_config=self.config.to_dict())
 
-    # ------------------------------------------------------------------ running one attack
-
     def attack_images(self, attack, indices, targets=None, prior=None):
-        """``evaluation.metrics.run_attack`` on the evaluated images ``indices``, at the protocol's batch size (the
-        query-based attacks' for an attack that counts queries)."""
+        """``run_attack`` on the evaluated images ``indices`` (query-based attacks at their own batch size)."""
         batch_size = self.config.black_box_batch_size if attack.counts_queries else self.config.batch_size
         return run_attack(attack, self.x[indices], self.y[indices], targets, prior, batch_size)
 
-    # ------------------------------------------------------------------ the measures
-
     def run_all(self, runs, targets_of=lambda run: None, timed=False):
-        """``{run key: outcome}`` of ``runs``, each on its images; a run that continues another runs after it, from
-        its result. ``timed``: each run's seconds go to ``timings`` as ``{key}_s``."""
+        """``{run key: outcome}``; a run that continues another runs after it (``timed``: as ``{key}_s``)."""
         outcomes = {}
         for run in [run for run in runs if run.after is None] + [run for run in runs if run.after is not None]:
             with self.timed(f"{run.key}_s") if timed else nullcontext():
@@ -148,8 +121,7 @@ class ModelEvaluation:
         return outcomes
 
     def attacks(self, runs):
-        """``{run key: AttackResult}`` of every configured run at the protocol's eps, each on its images; a run that
-        continues another runs after it, from its result. Every run's examples join the evidence."""
+        """``{run key: AttackResult}`` of every configured run at the protocol's eps; its examples join the evidence."""
         targets = make_targets(self.y, self.num_classes, self.config.seed)
         outcomes = self.run_all(runs, lambda run: targets[self.images[run.images]] if run.targeted else None,
                                 timed=True)
@@ -164,9 +136,7 @@ class ModelEvaluation:
         return attacks
 
     def curves(self):
-        """``({run key: (CurvePoint, ...)}, {(run key, eps): still_correct})``: every untargeted white-box run on all
-        evaluated images at each eps of the sweep (the protocol's eps reuses its runs); the second part holds each
-        image's outcome, for the checks. Each new run's examples join the evidence."""
+        """``({run key: points}, {(run key, eps): still_correct})`` of the untargeted white-box runs over the sweep."""
         done = {run.key: run.still_correct for run in self.completed}
         everything = self.images[ALL_IMAGES]
         curves, swept = {}, {}
@@ -187,55 +157,43 @@ class ModelEvaluation:
                     CurvePoint(eps, still_correct[run.key].float().mean().item(), len(self.y)))
         return {key: tuple(points) for key, points in curves.items()}, swept
 
-    def search(self):
-        return Search.of(self.config, masking=self.masking)
-
     def eps_star(self):
         """``{norm: MinimalPerturbation}``: FAB, every run so far, then the APGD bisection from the least of them."""
         results = {}
         for norm in self.config.minimal_norms:
             with self.timed(f"minimal_{norm}_s"):
-                results[norm] = minimal_perturbations(self.model, self.x, self.y, norm, self.search(), self.evidence)
+                results[norm] = minimal_perturbations(self.model, self.x, self.y, norm,
+                                                      Search.of(self.config, masking=self.masking), self.evidence)
         self.evidence.clear()  # folded into eps*: the memory goes back
         return results
 
     def fold(self, results, evidence):
-        """``evidence`` (a fixed-eps run's examples) into every norm's eps*."""
         for result in results.values():
             result.fold(self.model, self.x, self.y, evidence, self.config.batch_size)
 
-    def audit_radii(self, reference):
-        """``[(eps, as given)]``: the audit radii, multiples resolved against the reference median eps*
-        (``(source, value)``), capped at 1; multiples are left out where the reference is censored or missing."""
+    def audit_radii(self, median):
+        """``[(eps, as given)]``: multiples of the reference ``median`` eps* capped at 1, left out where it is None."""
         radii = []
         for given in self.config.audit_radii:
             number, multiple = audit_radius(given)
             if not multiple:
                 radii.append((number, str(given)))
-            elif reference[1] is not None and math.isfinite(reference[1]):
-                radii.append((min(1.0, number * reference[1]), str(given)))
-        return sorted(dict(radii).items()) if radii else []
+            elif median is not None:
+                radii.append((min(1.0, number * median), str(given)))
+        return sorted(dict(radii).items())
 
     def unbroken(self, results, indices, eps):
-        """Those of the evaluated images ``indices`` that no example found so far fools within ``eps`` (L-inf eps*
-        above it): the only ones an attack at ``eps`` can add anything on. An image fooled at a smaller radius is
-        fooled at this one by that same example."""
+        """Those of ``indices`` no example so far fools within ``eps``: an attack at ``eps`` can add only there."""
         return indices[results["linf"].eps_star[indices] > eps]
 
     def audit(self, results):
-        """``(Audit, eps* before the audit)``: where the model's method masks gradients, its adaptive attacks at
-        each audit radius (the protocol's eps without an audit), folded into every norm's eps*; then AutoAttack
-        (standard) at each radius, smallest first, on the first ``audit_n`` evaluated images, folded in too. At each
-        radius AutoAttack runs on the images nothing broke there yet; the others count as broken by the example that
-        did (an earlier radius's AutoAttack included). The check compares this outcome with eps* as it stood before
-        AutoAttack's runs joined it (the adaptive attacks' included): where it claims robust and AutoAttack breaks,
-        eps* overstated robustness."""
+        """``(Audit, eps* before AutoAttack)``: adaptive attacks, then AutoAttack at each radius, folded into eps*."""
         linf = results["linf"]
-        if not any(audit_radius(given)[1] for given in self.config.audit_radii or ()):
-            reference = (None, None)  # no multiple to scale: the record depends on no other record
-        else:
-            reference = self.reference or ("own", median_correct(linf.eps_star))
-        radii = self.audit_radii(reference)
+        scaled = any(audit_radius(given)[1] for given in self.config.audit_radii or ())
+        # no multiple to scale: the record depends on no other record
+        reference = (self.reference or ("own", median_correct(linf.eps_star))) if scaled else (None, None)
+        median = reference[1] if reference[1] is not None and math.isfinite(reference[1]) else None
+        radii = self.audit_radii(median)
         adaptive, skipped = self.adaptive_attacks(results, sorted([r for r, _ in radii] or [self.config.eps]))
         before = linf.eps_star.clone()
         audited = torch.arange(min(self.config.audit_n or len(self.y), len(self.y)))
@@ -250,16 +208,11 @@ class ModelEvaluation:
                 checked.append(AuditRadius(eps, given, len(audited), still_correct.float().mean().item(),
                                            (before[audited] > eps).double().mean().item(),
                                            tuple(still_correct.tolist())))
-        median = reference[1] if reference[1] is not None and math.isfinite(reference[1]) else None
         return Audit(AuditReference(reference[0], median), tuple(checked), tuple(adaptive),
                      tuple(dict.fromkeys(skipped))), before
 
     def adaptive_attacks(self, results, radii):
-        """``([AdaptiveRun], [why one did not run])``: each of the protocol's adaptive attacks at each radius, smallest
-        first, on a model whose method masks gradients (none otherwise), folded into every norm's eps*. Each attacks
-        the images of its set that nothing broke at that radius yet (BPDA through a ReLU backward only where the
-        identity's failed, the transfer attack where both did); its robust accuracy is over its whole set, an image
-        broken before it counting as broken."""
+        """``([AdaptiveRun], [why one did not run])`` on a model whose method masks gradients, folded into eps*."""
         adaptive, skipped = [], []
         for eps in radii if self.masking else ():
             for name in self.config.adaptive_attacks:
@@ -281,24 +234,19 @@ class ModelEvaluation:
         return adaptive, skipped
 
     def worst_case(self, minimal_linf):
-        """The number to lead with, per image over everything that attacked it (as RobustBench reports): an image
-        counts as robust only if every attack run on it failed and, where eps* was measured in L-inf, eps* > eps.
-        ``robust_acc`` is over all ``n`` evaluated images (query-based attacks ran on their subset only);
-        ``all_attacks_*`` over the images every attack ran on. None without any attack or eps*."""
+        """Per image (as RobustBench reports): robust only if every attack on it failed and L-inf eps* > eps."""
         n = self.config.n_eval
         if not self.completed and minimal_linf is None:
             return None
         robust = torch.ones(n, dtype=torch.bool)
-        everyone = torch.ones(n, dtype=torch.bool)
+        attacked = torch.zeros(n, dtype=torch.long)
         for run in self.completed:
             robust[run.indices] &= run.still_correct.cpu()
-            attacked = torch.zeros(n, dtype=torch.bool)
-            attacked[run.indices] = True
-            everyone &= attacked
+            attacked[run.indices] += 1
+        everyone = attacked == len(self.completed)
         sources = [run.key for run in self.completed]
         if minimal_linf is not None:
-            eps_star = torch.tensor([math.inf if v is None else v for v in minimal_linf.eps_star], dtype=torch.float64)
-            robust &= eps_star > self.config.eps
+            robust &= per_image(minimal_linf.eps_star) > self.config.eps
             sources.append("eps_star_linf")
         return WorstCase(n, int(robust.sum()), robust.float().mean().item(), tuple(sources), int(everyone.sum()),
                          robust[everyone].float().mean().item() if everyone.any() else None)

@@ -1,17 +1,5 @@
-"""The planner: model specs become a graph of train and evaluate tasks with their real dependencies, run here
-(``run_local``), on Slurm (``planner.slurm``) or printed (``Plan.describe``). Every command that trains or evaluates
-(``main.py --mode train/eval``, a study file, ``--launcher slurm``) goes through ``make_plan``: the reference-first
-rule is written here once.
-
-Dependencies: an evaluation waits for its model's training, for its baseline's evaluation where the audit scales with
-the baseline's median eps* (``ModelSpec.baseline``), and for the surrogate's training where the method masks gradients
-(``ModelSpec.surrogate``). A task whose output exists and validates is left out (``planner.tasks.is_done``).
-
-Seed blocks: the tasks of one seed (every arm's model of that seed, the references included) form a block, and a
-plan runs block after block. A study's comparison is then made between models trained and evaluated on one kind of
-CPU, block by block: where a block was begun on another kind (its outputs name their machine) and is not finished,
-``one_kind_per_block`` redoes the whole block here rather than mix kinds in it.
-"""
+"""Model specs become a graph of train and evaluate tasks, run here, on Slurm or printed. The tasks of one seed form a
+block, so a study compares models made on one kind of CPU (``one_kind_per_block`` redoes a block begun elsewhere)."""
 import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -35,14 +23,12 @@ class Plan:
     not_ready: tuple = ()  # (spec, why): evaluations left out because their model has no finished checkpoint
 
     def blocks(self):
-        """``{seed: [task]}`` in run order."""
         blocks = {}
         for task in self.tasks:
             blocks.setdefault(task.spec.seed, []).append(task)
         return blocks
 
     def describe(self):
-        """The plan as text: one line per task with what it waits for, block by block."""
         lines = [f"plan: {len(self.tasks)} tasks ({sum(t.kind == TRAIN for t in self.tasks)} trainings, "
                  f"{sum(t.kind == EVALUATE for t in self.tasks)} evaluations), {len(self.done)} done already"]
         for seed, tasks in self.blocks().items():
@@ -53,20 +39,14 @@ class Plan:
 
 
 def audit_needs_reference(protocol):
-    """Whether an evaluation reads its baseline's record: its audit's radii are multiples of its median eps*."""
+    """Whether an evaluation reads its baseline's record (its audit radii are multiples of its median eps*)."""
     from evaluation.config import audit_radius
     return "linf" in (protocol.minimal_norms or ()) and any(audit_radius(r)[1] for r in protocol.audit_radii or ())
 
 
 def make_plan(specs, setup, train=True, evaluate=True, one_kind_per_block=False, pending=()):
-    """The ``Plan`` that trains (``train``) and evaluates (``evaluate``) each spec of ``specs`` with ``setup``.
-
-    With ``evaluate``, a model whose record is done needs no training (a fresh machine continues a study from its
-    committed records alone); a training is planned where its model's evaluation, or an evaluation whose surrogate
-    it is, still has to run. Every existing output is checked here, before any work: a corrupt or foreign checkpoint
-    or record, or a checkpoint of another recipe, stops the plan up front. ``pending``: keys of tasks queued
-    elsewhere (a Slurm array) whose outputs will appear: an evaluation waits for its model's training there instead
-    of being left out for want of a checkpoint."""
+    """The ``Plan`` that trains and evaluates ``specs``; an evaluation waits for its model's training, its baseline's
+    record where the audit scales with it, and its surrogate. ``pending``: keys of tasks queued elsewhere (Slurm)."""
     specs = list(dict.fromkeys(specs))
     redone = block_kinds(specs, setup) if one_kind_per_block else set()
     forced = replace(setup, force=True)
@@ -103,8 +83,7 @@ def make_plan(specs, setup, train=True, evaluate=True, one_kind_per_block=False,
 
 
 def why_not_ready(spec, setup):
-    """Why ``spec``'s model cannot be evaluated yet, with the command that trains it (a checkpoint's own recipe and
-    precision where there is one; --force to retrain a diverged one)."""
+    """Why ``spec``'s model cannot be evaluated yet, with the command that trains it (with its checkpoint's recipe)."""
     path = spec.checkpoint_path(setup.models_root)
     if not path.is_file():
         command = setup.recipe(spec).train_command(spec, setup.data_dir, setup.models_root)
@@ -118,8 +97,7 @@ def why_not_ready(spec, setup):
 
 
 def block_kinds(specs, setup):
-    """The seeds whose block is unfinished and holds an output (checkpoint or record) made on another kind of CPU
-    than this one: those blocks are redone here."""
+    """The seeds whose block is unfinished and holds an output made on another kind of CPU than this one."""
     here = kind_of(machine())
     redo = set()
     for seed in sorted({spec.seed for spec in specs}):
@@ -129,18 +107,16 @@ def block_kinds(specs, setup):
             path, record = spec.checkpoint_path(setup.models_root), setup.store.get(spec)
             if path.is_file():
                 kinds.add(kind_of(load_checkpoint(path, mmap=True)["metadata"].get("machine")))
-            if record is None:
-                finished = False
-            else:
+            if record is not None:
                 kinds.add(kind_of(record.machine))
+            finished &= record is not None
         if not finished and kinds - {here}:
             redo.add(seed)
     return redo
 
 
 def waves(tasks):
-    """A block's tasks in the waves they run in: its trainings (one at a time), then its evaluations, each wave
-    those whose evaluations needed are in earlier waves (the baselines' first: the others' audits read them)."""
+    """A block's tasks in the waves they run in: its trainings, then its evaluations, each after those it needs."""
     trainings = [task for task in tasks if task.kind == TRAIN]
     evaluations, placed, result = [task for task in tasks if task.kind == EVALUATE], set(), []
     while evaluations:
@@ -154,11 +130,7 @@ def waves(tasks):
 
 
 def run_local(plan, setup, workers=None, log_dir=None):
-    """Run ``plan`` here, block after block. ``workers`` None: each task in turn in this process, its output on the
-    terminal. ``workers`` N: each task in a process of its own, its output in ``log_dir``: the block's trainings
-    one at a time on every core (``setup.train_threads``), then its evaluations up to N at once
-    (``setup.eval_threads`` each). A task whose training failed is not evaluated. Returns the failed tasks' keys;
-    a bad file or setting stops the run (ProjectError)."""
+    """Run ``plan`` here, block after block (``workers``: see ``_run_tasks``); returns the failed tasks' keys."""
     started, failed = time.perf_counter(), []
     if plan.done:
         names = " ".join(dict.fromkeys(task.spec.name for task in plan.done))
@@ -168,24 +140,12 @@ def run_local(plan, setup, workers=None, log_dir=None):
             for wave in waves(tasks):
                 runnable = [task for task in wave if not set(task.needs) & set(failed)]
                 failed += [task.key for task in wave if task not in runnable]
-                size = 1 if wave[0].kind == TRAIN else workers
-                failed += (_run_here(runnable, setup) if workers is None else _run_in_processes(runnable, setup, size,
-                                                                                         Path(log_dir)))
+                size = None if workers is None else 1 if wave[0].kind == TRAIN else workers
+                failed += _run_tasks(runnable, setup, size, log_dir)
                 bar.update(len(wave))
     minutes = (time.perf_counter() - started) / 60
     print(f"plan: {len(plan.tasks) - len(failed)} of {len(plan.tasks)} tasks done, {len(plan.done)} done already, "
           f"{len(failed)} failed{' (' + ', '.join(failed) + ')' if failed else ''} in {minutes:.1f} min", flush=True)
-    return failed
-
-
-def _run_here(tasks, setup):
-    failed = []
-    for task in tasks:
-        try:
-            print(run_task(task, setup), flush=True)
-        except TaskFailed as reason:
-            print(reason, flush=True)
-            failed.append(task.key)
     return failed
 
 
@@ -194,14 +154,23 @@ def log_path(log_dir, task):
 
 
 def _in_child(task, setup, path):
-    """One task in a worker process, what it prints going to ``path`` (appended: a rerun's output follows)."""
     with open(path, "a", buffering=1) as log, redirect_stdout(log), redirect_stderr(log):
         return run_task(task, setup)
 
 
-def _run_in_processes(tasks, setup, workers, log_dir):
-    log_dir.mkdir(parents=True, exist_ok=True)
+def _run_tasks(tasks, setup, workers, log_dir):
+    """Each task in turn in this process (``workers`` None), or each in a process of its own, ``workers`` at once."""
     failed = []
+    if workers is None:
+        for task in tasks:
+            try:
+                print(run_task(task, setup), flush=True)
+            except TaskFailed as reason:
+                print(reason, flush=True)
+                failed.append(task.key)
+        return failed
+    log_dir = Path(log_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
     with ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"), max_tasks_per_child=1) as pool:
         futures = {pool.submit(_in_child, task, setup, log_path(log_dir, task)): task for task in tasks}
         for future in as_completed(futures):

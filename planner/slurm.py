@@ -1,13 +1,5 @@
-"""A plan on a Slurm cluster, through submitit (PyTorch's usual way to submit Python to Slurm): one job array per wave
-of tasks (``planner.plan.waves``), each array waiting for the arrays whose tasks it needs (``afterany``: a failed
-training must not hold back the other models' evaluations; an evaluation whose training failed stops at once).
-
-Each task runs ``planner.tasks.run_task`` on its node: the same code and skip rules as a local run, so a rerun submits
-only what is neither done nor queued. What submitit does not give without Slurm's accounting storage (sacct), which
-small clusters (and this project's CI cluster) lack, is kept here: a ticket per submitted task (its job id) beside the
-logs, and a task's state from squeue while it is queued, then from the result submitit's job wrote (done, or the
-error it raised); a task that left the queue without a result was cancelled, ran out of time or memory, or lost its
-node. Tasks are requeued on preemption or node failure (``--requeue``): a training then resumes from its last epoch.
+"""A plan on a Slurm cluster through submitit: one job array per wave, each waiting (``afterany``) for those it needs.
+Small clusters lack sacct, so a ticket (job id) per task is kept beside the logs, its state read from squeue and result.
 """
 import contextlib
 import getpass
@@ -37,15 +29,13 @@ ROOT = Path(__file__).resolve().parents[1]
 FOLDER = "slurm"  # under the models' root: the tickets, submitit's scripts and pickles, the tasks' logs
 TICKETS = "tickets.json"
 POLL_S = 30  # squeue is asked every second at first, then less often, at last every POLL_S seconds
-# sbatch options the planner sets itself
 RESERVED = ("array", "output", "error", "open-mode", "parsable", "dependency", "wrap", "job-name", "a", "o", "e", "d",
             "J")
 
 
 @dataclass(frozen=True)
 class SlurmConfig:
-    """Per-task resources (None: the cluster's default), extra sbatch options (``("--account=lab",)``), and whether
-    to wait for the tasks and report them."""
+    """Per-task resources (None: the cluster's default), extra sbatch options, and whether to wait for the tasks."""
 
     partition: str | None = None
     time: str | None = None  # sbatch's format: minutes, [D-]HH:MM:SS, ...
@@ -58,8 +48,8 @@ class SlurmConfig:
 
     @classmethod
     def from_options(cls, launcher, sbatch_args=None, **options):
-        """The config of a command line whose settings are None where not given; a setting given without
-        ``launcher == "slurm"`` is an error. ``sbatch_args`` is one string of shell words."""
+        """The config of a command line (None: not given; an error without --launcher slurm); ``sbatch_args``: one
+        string of shell words."""
         given = {key: value for key, value in options.items() if value is not None and value is not False}
         if sbatch_args is not None:
             given["sbatch_args"] = sbatch_args
@@ -103,8 +93,7 @@ class SlurmConfig:
         executor.update_parameters(job_name="sparsity", stderr_to_stdout=True, **chosen,
                                    array_parallelism=self.max_running or 256,
                                    additional_parameters={"requeue": True, **self.extra_parameters()},
-                                   # the project importable on the node; without CPU binding a task sees every core
-                                   # of its node: as many threads as it was given
+                                   # without CPU binding a task sees every core of its node: as many threads as given
                                    setup=[f'export PYTHONPATH={shlex.quote(str(ROOT))}"${{PYTHONPATH:+:$PYTHONPATH}}"',
                                           'export OMP_NUM_THREADS="${SLURM_CPUS_PER_TASK:-${OMP_NUM_THREADS:-}}"'])
         return executor
@@ -128,18 +117,12 @@ def queued():
         raise SchedulerError(f"squeue failed ({err}); is the Slurm controller up (scontrol ping)?") from None
     if result.returncode != 0:
         raise SchedulerError(f"squeue failed ({result.stderr.strip()}); is the Slurm controller up (scontrol ping)?")
-    jobs = {}
-    for line in result.stdout.splitlines():
-        job, state, reason = line.strip().split("|", 2)
-        jobs[job] = (state.lower(), reason)
-    return jobs
+    rows = (line.strip().split("|", 2) for line in result.stdout.splitlines())
+    return {job: (state.lower(), reason) for job, state, reason in rows}
 
 
 def _run(task, setup):
-    """What a job runs on its node: the task, with the restart count a requeue gives in its log. Slurm's SIGTERM
-    (preemption, a requeue, the time limit) ends it at once, as it would a plain process: submitit's own handler
-    would keep it running until Slurm's SIGKILL, beside its requeued run; the requeued run resumes from the last
-    epoch checkpoint."""
+    """What a job runs on its node; SIGTERM ends it at once (submitit's handler would run on beside its requeue)."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     print(f"[slurm] {task.key}: restart {os.environ.get('SLURM_RESTART_COUNT', '0')}", flush=True)
     line = run_task(task, setup)
@@ -159,12 +142,12 @@ class Tickets:
         atomic_write_json(self.path, self.jobs, location="models_dir")
 
     def state(self, key, in_queue):
-        """``(state, detail)`` of the task's last job: pending or running (from squeue), done, or failed."""
+        """``(state, detail)`` of the task's last job: pending or running (squeue), done, or failed."""
         job = self.jobs.get(key)
         if job is None:
             return "failed", "never submitted"
         if job in in_queue:
-            return in_queue[job][0], in_queue[job][1]
+            return in_queue[job]
         paths = submitit.core.utils.JobPaths(self.path.parent, job_id=job, task_id=0)
         log = paths.stdout
         if not paths.result_pickle.is_file():
@@ -177,14 +160,13 @@ class Tickets:
 
 
 def queued_keys(models_root):
-    """The keys of the tasks submitted from ``models_root`` whose jobs are still queued or running."""
     tickets, in_queue = Tickets(Path(models_root) / FOLDER), queued()
     return {key for key, job in tickets.jobs.items() if job in in_queue}
 
 
 def submit_plan(plan, setup, config, log=print):
-    """Submit ``plan``'s tasks not already queued, one array per wave of each block; wait and report each task where
-    ``config.wait``. Returns the exit status (1 where a task failed)."""
+    """Submit ``plan``'s tasks not already queued, one array per wave; wait and report where ``config.wait``.
+    Returns the exit status."""
     require_sbatch()
     folder = ensure_writable_dir(Path(setup.models_root) / FOLDER, "models_dir")
     tickets, in_queue = Tickets(folder), queued()
@@ -193,26 +175,26 @@ def submit_plan(plan, setup, config, log=print):
     job_of = {key: job for key, job in tickets.jobs.items() if job in in_queue}
     lines = []
     for wave in waves(todo):  # every block at once: on a cluster blocks need not wait for each other
-        if wave:
-            after = sorted({job_of[need].split("_")[0] for task in wave for need in task.needs if need in job_of})
-            executor = config.executor(folder)
-            if after:
-                executor.update_parameters(dependency="afterany:" + ":".join(after))
-            try:  # submitit prints sbatch's refusal itself: the one line below says it instead
-                with contextlib.redirect_stderr(io.StringIO()), executor.batch():
-                    jobs = [executor.submit(_run, task, setup) for task in wave]
-            except (submitit.core.utils.FailedJobError, subprocess.CalledProcessError, OSError) as err:
-                answer = str(err).strip().splitlines()[-1].split("error:", 1)[-1].strip()
-                raise SchedulerError(f"Slurm refused the job array ({answer}); nothing more was submitted; check "
-                                     f"--partition, --time, --mem, --cpus-per-task, --gpus-per-task and --sbatch-args "
-                                     f"(sinfo lists the partitions)") from None
-            new = {task.key: job.job_id for task, job in zip(wave, jobs)}
-            tickets.add(new)
-            job_of.update(new)
-            lines.append(f"slurm: submitted job array {jobs[0].job_id.split('_')[0]}: {len(wave)} {wave[0].kind} "
-                         f"tasks ({' '.join(task.spec.name for task in wave)})"
-                         + (f", to start once {' '.join(after)} has ended" if after else ""))
-    queued_text = f"; {len(waiting)} already queued ({' '.join(tickets.jobs[t.key] for t in waiting)})" if waiting else ""
+        after = sorted({job_of[need].split("_")[0] for task in wave for need in task.needs if need in job_of})
+        executor = config.executor(folder)
+        if after:
+            executor.update_parameters(dependency="afterany:" + ":".join(after))
+        try:  # submitit prints sbatch's refusal itself: the one line below says it instead
+            with contextlib.redirect_stderr(io.StringIO()), executor.batch():
+                jobs = [executor.submit(_run, task, setup) for task in wave]
+        except (submitit.core.utils.FailedJobError, subprocess.CalledProcessError, OSError) as err:
+            answer = str(err).strip().splitlines()[-1].split("error:", 1)[-1].strip()
+            raise SchedulerError(f"Slurm refused the job array ({answer}); nothing more was submitted; check "
+                                 f"--partition, --time, --mem, --cpus-per-task, --gpus-per-task and --sbatch-args "
+                                 f"(sinfo lists the partitions)") from None
+        new = {task.key: job.job_id for task, job in zip(wave, jobs)}
+        tickets.add(new)
+        job_of.update(new)
+        lines.append(f"slurm: submitted job array {jobs[0].job_id.split('_')[0]}: {len(wave)} {wave[0].kind} "
+                     f"tasks ({' '.join(task.spec.name for task in wave)})"
+                     + (f", to start once {' '.join(after)} has ended" if after else ""))
+    queued_jobs = " ".join(tickets.jobs[task.key] for task in waiting)
+    queued_text = f"; {len(waiting)} already queued ({queued_jobs})" if waiting else ""
     log("\n".join(lines or ["slurm: nothing to submit"]) + queued_text + f"; {len(plan.done)} done already")
     if not config.wait or not plan.tasks:
         if plan.tasks:
@@ -223,8 +205,8 @@ def submit_plan(plan, setup, config, log=print):
 
 
 def wait_for(tasks, tickets, folder, log):
-    """Poll squeue until every task has left the queue; one line per task, then a summary line. Returns 1 if a task
-    failed, else 0. Ctrl-C stops the waiting, not the tasks."""
+    """Poll squeue until every task has left the queue; one line per task, then a summary. Ctrl-C stops the waiting,
+    not the tasks."""
     started = time.monotonic()
     with tqdm(total=len(tasks), desc="slurm tasks ended", unit="task") as bar:
         try:

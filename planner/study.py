@@ -1,11 +1,5 @@
-"""A study as data: its arms, seeds, recipe, protocol preset, statistics, margins, and what runs where. A study file
-(``studies/*.py``) declares one ``Study`` and hands it to ``planner.study_cli.main``; everything else (the plan, the
-seed blocks, the tables and the figure) follows from the declaration.
-
-An ``Arm`` is a ``ModelSpec`` without its seed and data set; each arm is compared with its reference
-(``ModelSpec.reference``: the standard model trained the same way; the adversarially trained baseline with the
-standard baseline), which must itself be an arm of the study.
-"""
+"""A study as data: a study file (``studies/*.py``) declares one ``Study`` and hands it to ``planner.study_cli.main``.
+An ``Arm`` is a ``ModelSpec`` without its seed and data set, compared with its reference, itself an arm."""
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -40,8 +34,7 @@ class Arm:
 class Study:
     title: str
     dataset: str
-    arms: tuple | None  # Arm; every arm's reference among them. None: a record-only study (every record of the
-    # store is its design; nothing to run), e.g. one whose design was never declared
+    arms: tuple | None  # Arm, every arm's reference among them; None: every record of the store, nothing to run
     seeds: tuple
     store: str  # the results' root, relative to the repository (committed under docs/results/ once published)
     models: str = "trained-models/study"  # the checkpoints' root (never committed)
@@ -65,9 +58,6 @@ class Study:
         return [arm.spec(seed, self.dataset, self.model) for seed in seeds for arm in self.arms or ()
                 if seed in (arm.seeds or self.seeds)]
 
-    def in_design(self, spec):
-        return self.arms is None or spec in set(self.specs())
-
     def setup(self, data_dir, device="cpu"):
         return Setup(models_root=ROOT / self.models, results_root=ROOT / self.store, data_dir=Path(data_dir),
                      recipe_options=dict(self.recipe),
@@ -76,18 +66,16 @@ class Study:
                      channels_last=self.channels_last)
 
     def records(self):
-        """The store's records of the declared design (the store may hold other models: none of them joins an arm
-        or a Holm family)."""
-        return ResultStore(ROOT / self.store).records(self.dataset, self.in_design)
+        """The store's records of the declared design (other models in the store join no arm or Holm family)."""
+        design = None if self.arms is None else set(self.specs())
+        return ResultStore(ROOT / self.store).records(self.dataset, lambda spec: design is None or spec in design)
 
     def results(self):
-        """``StudyResults`` (arms and comparison rows) of the design's records; None where there is none."""
         records = self.records()
         return StudyResults.of(records, self.statistics, self.margins) if records else None
 
     def check(self):
-        """A ValueError where an arm's reference is not an arm (its comparison could not be made) or an arm's
-        strength is one its method refuses; the design is then fixed wrong, before anything runs."""
+        """A ValueError where an arm's reference is not an arm or its method refuses its strength."""
         specs = set(self.specs())
         for spec in specs:
             if spec.reference is not None and spec.reference not in specs:

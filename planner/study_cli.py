@@ -1,15 +1,9 @@
-"""The command line every study file shares: ``python studies/NAME.py [--PART] [--design | --print | --tables |
---verdict-table | --TABLE]``.
-
-Without an action it runs the study (``planner.plan``: seed blocks, trainings alone on every core, evaluations in
-parallel, each model's record into the study's store, skipping what exists), then writes its summary, tables and
-figure. It resumes: stop it and run the same command again, in this session or a later one, on this machine or a
-fresh one holding only the committed records.
-"""
+"""The command line every study file shares; without an action it runs (or resumes) the study, then its tables."""
 import argparse
 import shutil
 import sys
 import time
+from collections import Counter
 
 from analysis.comparisons import is_null, write_csv
 from analysis.inference import detectable_effect
@@ -27,8 +21,7 @@ STUDY_FIGURE = "fig8_study_arms"
 
 
 def design_text(study):
-    """The design as declared: arms, seeds, the smallest detectable effect on the primary statistic (from the
-    reference's measured seed spread where the store has two of its seeds)."""
+    """The design as declared, with the smallest detectable effect on the primary statistic."""
     specs = study.specs()
     lines = [f"design: {study.title}: {len(study.arms)} arms, {len(specs)} models on {study.dataset}, seeds "
              f"{', '.join(map(str, study.seeds))}; protocol {study.protocol}; results in {study.store}"]
@@ -54,14 +47,11 @@ def design_text(study):
 
 
 def time_text(study, workers):
-    """The study's time from its records: training as each checkpoint recorded it, evaluation as each record's timed
-    parts, and the kinds of CPU that evaluated them."""
+    """The study's time from its records, and the kinds of CPU that evaluated them."""
     records = study.records()
     training = sum(record.checkpoint.metadata.get("train_seconds") or 0 for record in records)
     evaluation = sum(sum(record.timings.values()) for record in records)
-    kinds = {}
-    for record in records:
-        kinds[kind_of(record.machine)] = kinds.get(kind_of(record.machine), 0) + 1
+    kinds = Counter(kind_of(record.machine) for record in records)
     return (f"study time: {len(records)} of the design's {len(study.specs())} models evaluated; training "
             f"{training / 3600:.1f} h, evaluation {evaluation / 3600:.1f} h summed over the models (the records' timed "
             f"parts; {workers} ran at once, so about {evaluation / workers / 3600:.1f} h of wall time), total about "
@@ -78,8 +68,7 @@ def results_or_exit(study):
 
 
 def tables(study, figures_to=None):
-    """The study's tables; writes its comparisons.csv and figure beside its records (and the figure into
-    ``figures_to``, where the study page shows it)."""
+    """The study's tables; writes its comparisons.csv and figure beside its records (the figure also to figures_to)."""
     results = results_or_exit(study)
     if not study.compare:
         return "\n".join(accuracy_table(results)) + "\n"
@@ -121,9 +110,7 @@ def run(study, data_dir, device, describe_only=False):
 
 
 def main(study, parts=None, extra_tables=None, figures_to=None, argv=None):
-    """The study file's command line. ``parts``: ``{flag: Study}`` run or tabled instead of ``study`` (its GPU size,
-    a dose-response, an earlier study's records); ``extra_tables``: ``{flag: function}`` printing a table of its own
-    (a check made after the results); ``figures_to``: where ``--tables`` copies the study's figure."""
+    """The study file's command line; ``parts``: ``{flag: Study}`` run instead of ``study``."""
     parts, extra_tables = parts or {}, extra_tables or {}
     parser = argparse.ArgumentParser(description=study.title)
     which = parser.add_mutually_exclusive_group()
@@ -153,14 +140,13 @@ def main(study, parts=None, extra_tables=None, figures_to=None, argv=None):
             return 0
     if args.design:
         print(design_text(chosen))
-        return 0
-    if args.verdict_table:
+    elif args.verdict_table:
         print("\n".join(verdict_table(results_or_exit(chosen))))
-        return 0
-    if args.tables:
+    elif args.tables:
         print(tables(chosen, figures_to if chosen is study else None), end="")
-        return 0
-    return run(chosen, args.data_dir, resolve_device(args.device), describe_only=args.print)
+    else:
+        return run(chosen, args.data_dir, resolve_device(args.device), describe_only=args.print)
+    return 0
 
 
 def run_study(study, **kwargs):

@@ -1,12 +1,5 @@
-"""The two kinds of task a plan is made of, and what every task of one plan shares (``Setup``).
-
-A task is one model's training or one model's evaluation, named by its ``ModelSpec``. ``is_done`` is the skip rule
-(an output that exists and validates: a finished checkpoint of the same recipe, a record of this checkpoint and
-protocol), checked when the plan is made and again when the task starts, so a task that another process finished
-meanwhile is not redone. ``run_task`` does the work in this process; the runners (``planner.local``,
-``planner.slurm``) decide where and when. Every output is written atomically, so a task killed at any point leaves
-either its previous output or its new one, never half of one.
-"""
+"""The two kinds of task a plan is made of (one model's training or evaluation), and what every task of one plan shares
+(``Setup``). ``is_done``, the skip rule, is checked when the plan is made and again when the task starts."""
 import hashlib
 import math
 from dataclasses import dataclass, field, replace
@@ -32,9 +25,7 @@ TRAIN, EVALUATE = "train", "evaluate"
 
 @dataclass(frozen=True)
 class Setup:
-    """What every task of a plan shares: how models are trained (the recipe's options; the data set and architecture
-    come from each spec) and evaluated (the protocol; its eps and step follow each spec's data set), where files
-    live, the device, and the threads a training and an evaluation get."""
+    """What every task of a plan shares: the recipe's options, the protocol, where files live, device and threads."""
 
     models_root: Path
     results_root: Path
@@ -52,7 +43,7 @@ class Setup:
         return Recipe.from_options(**{**self.recipe_options, "dataset": spec.dataset, "model": spec.model})
 
     def protocol_for(self, spec):
-        """The protocol as it runs on ``spec``: the spec's seed for its attacks, targets and query subset."""
+        """The protocol with the spec's seed for its attacks, targets and query subset."""
         return replace(self.protocol, seed=spec.seed)
 
     @property
@@ -72,16 +63,12 @@ class Task:
 
 
 def file_sha256(path):
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def finished_checkpoint(spec, setup):
-    """The checkpoint of ``spec`` (memory-mapped) where its training completed; None where there is none yet or it
-    is unfinished or diverged. A file there that holds another model is a FileProblem."""
+    """The checkpoint of ``spec`` where its training completed, else None; FileProblem where it holds another model."""
     path = spec.checkpoint_path(setup.models_root)
     if not path.is_file():
         return None
@@ -94,9 +81,8 @@ def finished_checkpoint(spec, setup):
 
 
 def is_done(task, setup):
-    """The skip rule: whether ``task``'s output exists and validates (``setup.force``: never). A training: a complete
-    or diverged checkpoint of this recipe. An evaluation: a record of this protocol, of this very checkpoint where
-    the checkpoint is here (checkpoints are not committed: a fresh machine holds the records alone)."""
+    """The skip rule (``setup.force``: never): a complete or diverged checkpoint of this recipe; a record of this
+    protocol, of this very checkpoint where it is here (a fresh machine holds the committed records alone)."""
     if setup.force:
         return False
     if task.kind == TRAIN:
@@ -113,12 +99,12 @@ def is_done(task, setup):
 
 
 def recorded_as(stored, expected, default):
-    """Whether a record's settings ``stored`` are ``expected``: equal, a setting the record predates (its key
-    absent) counting as having had its ``default`` then, as a checkpoint's recipe does (training.recipe)."""
+    """Whether a record's settings ``stored`` are ``expected``, a setting it predates counting as ``default``."""
     if not isinstance(expected, dict):
         return stored == expected
+    default = default or {}
     return isinstance(stored, dict) and set(stored) <= set(expected) and all(
-        recorded_as(stored[key], value, (default or {}).get(key)) if key in stored else value == (default or {}).get(key)
+        recorded_as(stored[key], value, default.get(key)) if key in stored else value == default.get(key)
         for key, value in expected.items())
 
 
@@ -133,9 +119,9 @@ def run_task(task, setup):
 
 def train(spec, setup):
     recipe = setup.recipe(spec)
-    device = torch.device(setup.device)
-    outcome = train_model(spec, recipe, load_training_data(setup.data_dir, recipe), device, setup.models_root,
-                          force=setup.force, channels_last=setup.channels_last, compile=setup.compile)
+    outcome = train_model(spec, recipe, load_training_data(setup.data_dir, recipe), torch.device(setup.device),
+                          setup.models_root, force=setup.force, channels_last=setup.channels_last,
+                          compile=setup.compile)
     line = outcome_line(outcome)
     if outcome.metadata["status"] == "diverged":
         raise TaskFailed(line)
@@ -147,8 +133,7 @@ class TaskFailed(Exception):
 
 
 def reference_median(spec, store):
-    """``(source, median eps*)`` of ``spec.baseline``'s record, the scale of ``spec``'s audit radii; None where
-    ``spec`` is its own baseline (its audit scales with its own eps*) or the baseline has no L-inf eps* yet."""
+    """``(source, median eps*)`` of ``spec.baseline``'s record, the scale of the audit radii (None: none)."""
     if spec.baseline == spec:
         return None
     record = store.get(spec.baseline)
@@ -160,8 +145,7 @@ def reference_median(spec, store):
 
 
 def surrogate_model(spec, setup, device):
-    """The transfer attack's source (``spec.surrogate``, where the method masks gradients) where its finished
-    checkpoint exists; else None (the attack is then skipped, and the record says why)."""
+    """The transfer attack's source (``spec.surrogate``) where its finished checkpoint exists; else None."""
     if spec.surrogate is None:
         return None
     checkpoint = finished_checkpoint(spec.surrogate, setup)
@@ -189,7 +173,6 @@ def evaluate(spec, setup):
 
 
 def evaluation_line(spec, evaluation):
-    """One line per evaluated model: clean accuracy, robust accuracy per attack, eps*, failed checks."""
     failed = evaluation.failed_checks
     return (f"{spec.name}: clean acc {evaluation.clean_acc:.1%}"
             + ("" if evaluation.learned else " (DID NOT LEARN: near chance)")
