@@ -16,11 +16,11 @@ DEFAULT_QUERY_BATCH = {"cuda": 4096}
 FALLBACK_QUERY_BATCH = 64
 
 
-def validate_query_batch(value, field="query_batch"):
+def validate_query_batch(value):
     """An even number of images, at least one antithetic pair: chunks hold whole pairs."""
-    value = validation.integer(value, field, minimum=2)
+    value = validation.integer(value, "query_batch", minimum=2)
     if value % 2:
-        raise ConfigError(field, f"must be even (whole antithetic pairs), got {value}")
+        raise ConfigError("query_batch", f"must be even (whole antithetic pairs), got {value}")
     return value
 
 
@@ -81,11 +81,6 @@ def schedule_option(default, help, **kwargs):
 MODES = ("untargeted", "targeted")
 
 
-def nes_key(mode, momentum):
-    """Result key of one NES configuration: ``nes_untargeted_m0``, ``nes_targeted_m0.9``."""
-    return f"nes_{mode}_m{momentum:g}"
-
-
 @dataclass(frozen=True)
 class NESSettings(AttackSettings):
     """NES in an evaluation: one run per mode and momentum (its step is the protocol's ``alpha``)."""
@@ -114,32 +109,19 @@ class NESSettings(AttackSettings):
 class NES(Attack):
     """``x_adv, queries = NES(model, ...)(x, y, targeted=False)``; ``queries`` is int64, one count per sample.
 
-    The model is used as a black box: only its outputs, under inference mode.
-    Each iteration checks the current point (1 query), and a sample that meets
-    its goal stops there and consumes no more queries. Otherwise the gradient of
-    the loss (``loss="ce"``: the cross-entropy, ascended untargeted, descended
-    towards the target y when targeted, the original repository's NES PGD loss;
-    ``"margin"``: the logit margin, see ``attacks.base.attack_objective``) is
-    estimated from ``samples`` antithetic Gaussian pairs, 2 * ``samples`` queries,
-    ``g ~ sum_i (L(x + sigma u_i) - L(x - sigma u_i)) u_i / (2 sigma samples)``.
-    ``samples`` may also be a schedule ``((0, s0), (k1, s1), ...)``: s0 pairs per
-    estimate from step 0, s1 from step k1, ... (``sample_schedule``).
-    Query points are not clipped to [0, 1]: clipping would bias the antithetic
-    difference at the box edges. With ``momentum`` m the step direction is
-    ``m * previous + (1 - m) * estimate``; the step is ``alpha * sign`` followed by
-    projection onto the eps-ball and [0, 1].
+    The model is a black box (outputs only, under inference mode). Each iteration checks the current point (1
+    query); a sample that meets its goal stops there. Otherwise the gradient of the loss (``"ce"``, the original
+    repository's, or ``"margin"``: ``attacks.base.attack_objective``) is estimated from ``samples`` antithetic
+    Gaussian pairs (2 * samples queries), ``g ~ sum_i (L(x + sigma u_i) - L(x - sigma u_i)) u_i / (2 sigma
+    samples)``; ``samples`` may be a schedule (``sample_schedule``). Query points are not clipped to [0, 1]:
+    clipping would bias the antithetic difference at the box edges. The step direction is ``m * previous + (1 - m)
+    * estimate`` (``momentum`` m), the step ``alpha * sign``, projected onto the eps-ball and [0, 1].
 
-    Queries per sample: 1 (clean check) + per iteration [1 check + 2 * samples]
-    + 1 final check, so at most 2 + steps * (2 * samples + 1) (20,052 with the
-    defaults; ``max_queries()`` with a schedule). Without a random start the first iteration's check is the clean
-    check itself and is not repeated. All active samples' queries stream through
-    the model in chunks of ``query_batch`` images (default 4096 on CUDA, 64
-    elsewhere). The host reads the successes every ``sync_every`` iterations
-    (default: every one on a CPU, every 10 on an accelerator;
-    ``attacks.base.SYNC_EVERY``); in between, a sample that met its goal stays
-    in the batch, frozen and no longer counted, so query counts stay exact.
-    Under a seed the result is reproducible for the same inputs, ``query_batch``
-    and ``sync_every`` (finished samples still in the batch draw noise).
+    Queries per sample: 1 clean check + per iteration (1 check + 2 * samples) + 1 final check (``max_queries()``);
+    without a random start the first iteration's check is the clean check. Queries stream through the model in
+    chunks of ``query_batch`` images; finished samples leave the batch at host syncs every ``sync_every``
+    iterations (``attacks.base.SYNC_EVERY``), frozen and uncounted in between, so counts stay exact. Under a seed
+    the result is reproducible for the same inputs, ``query_batch`` and ``sync_every``.
     """
 
     name = "nes"
@@ -181,7 +163,7 @@ class NES(Attack):
     @classmethod
     def evaluation_runs(cls, model, config):
         settings = config.settings_of(cls.name)
-        return [AttackRun(nes_key(mode, momentum), f"NES {mode}, momentum {momentum:g}",
+        return [AttackRun(f"nes_{mode}_m{momentum:g}", f"NES {mode}, momentum {momentum:g}",
                           cls(model, eps=config.eps, alpha=config.alpha, steps=settings.steps,
                               samples=settings.samples, sigma=settings.sigma, momentum=momentum,
                               loss=settings.loss, query_batch=config.query_batch, seed=config.seed),
@@ -193,7 +175,7 @@ class NES(Attack):
         n = x.shape[0]
         eps = per_sample(self.eps, x, "eps")
         alpha = per_sample(self.alpha, x, "alpha")
-        generator = self._generators.get(x.device)
+        generator = self.generator(x.device)
         lower, upper = linf_box(x, eps, self.bounds)
         queries = torch.zeros(n, dtype=torch.int64, device=x.device)
 

@@ -85,7 +85,8 @@ def check_checkpoint(spec, recipe, models_root):
     stored = checkpoint_spec(checkpoint)
     if stored != spec:
         raise FileProblem(f"{path} holds {stored.name} of {stored.dataset} ({stored.model}), not {spec.name} of "
-                          f"{spec.dataset} ({spec.model}); move it to its own place or delete it", "models_dir", "force")
+                          f"{spec.dataset} ({spec.model}); move it to its own place or delete it", "models_dir",
+                          "force")
     differences = recipe.differences(metadata["recipe"])
     if differences:
         raise FileProblem(f"{path} was trained with a different recipe ({'; '.join(differences)}); "
@@ -95,17 +96,13 @@ def check_checkpoint(spec, recipe, models_root):
 
 def train_model(spec, recipe, data, device, models_root, force=False, channels_last=None, compile=False):
     """Train, resume or skip (a complete or diverged checkpoint, unless ``force``) the model of ``spec``; returns
-    its Outcome.
-
-    ``channels_last`` (default: where bf16 autocast is on, and on CUDA; main.py passes the measured choice of
-    training.precision) keeps the model and its batches in channels-last memory layout. The checkpoint records
-    the layout, and a resumed run keeps the one it began with, so that it ends with an uninterrupted run's weights.
-    ``compile`` runs the training forward and backward through ``torch.compile`` (off by default: not yet measured
-    on a GPU). cuDNN picks its fastest kernels for training's fixed batch shapes (``cudnn.benchmark``)."""
+    its Outcome. ``channels_last``: the memory layout (default: with bf16 autocast and on CUDA; main.py passes
+    training.precision's choice); a resumed run keeps the one it began with. ``compile``: through ``torch.compile``
+    (off by default: not yet measured on a GPU)."""
     checkpoint = None if force else check_checkpoint(spec, recipe, models_root)
     if checkpoint is not None and checkpoint["metadata"]["status"] in ("complete", "diverged"):
         return Outcome(spec, "skipped", checkpoint["metadata"])
-    with cudnn_benchmark(device.type == "cuda"):
+    with cudnn_benchmark(device.type == "cuda"):  # fixed batch shapes: let cuDNN pick its fastest kernels
         metadata = run_epochs(spec, recipe, data.to(device), device, spec.checkpoint_path(models_root), checkpoint,
                               channels_last, compile)
     return Outcome(spec, "resumed" if checkpoint else "trained", metadata)
@@ -185,27 +182,13 @@ def run_epochs(spec, recipe, data, device, path, resume_from=None, channels_last
 
 
 def new_metadata(spec, recipe, data):
-    return {
-        "spec": spec.to_record(),
-        "status": "in_progress",
-        "epochs_done": 0,
-        "recipe": recipe.to_dict(),
-        # the resolved attack of adversarial training (None: standard); final_train_* are then on attacked images
-        "adversarial_training": adversarial_settings(spec, recipe),
-        "input_shape": list(data.input_shape),
-        "num_classes": data.num_classes,
-        "classes": data.class_names,
-        "n_train": len(data.train_y),
-        "n_test": len(data.test_y),
-        "final_train_loss": None,
-        "final_train_acc": None,
-        "clean_test_acc": None,
-        "activation_sparsity": None,
-        "learned": None,
-        "collapsed": None,
-        "diverged_in_epoch": None,
-        "train_seconds": 0.0,
-    }
+    return {"spec": spec.to_record(), "status": "in_progress", "epochs_done": 0, "recipe": recipe.to_dict(),
+            # the resolved attack of adversarial training (None: standard); final_train_* are then on attacked images
+            "adversarial_training": adversarial_settings(spec, recipe),
+            "input_shape": list(data.input_shape), "num_classes": data.num_classes, "classes": data.class_names,
+            "n_train": len(data.train_y), "n_test": len(data.test_y),
+            "final_train_loss": None, "final_train_acc": None, "clean_test_acc": None, "activation_sparsity": None,
+            "learned": None, "collapsed": None, "diverged_in_epoch": None, "train_seconds": 0.0}
 
 
 class TrainingObjective:
