@@ -1,10 +1,5 @@
-"""The training loop of one model, checkpointed every epoch, resumable to the same weights.
-
-Read top to bottom: ``check_checkpoint`` says whether a model's checkpoint may be skipped or resumed (the planner
-checks every one before any work starts), ``train_model`` trains, resumes or skips one model, ``run_epochs`` runs
-its epochs, ``train_epoch`` one pass over the data, ``train_step`` one SGD step. Resumed runs end with the weights
-of an uninterrupted run: the loader's order and augmentation are a function of (seed, epoch), and the RNG that
-dropout draws from is saved with every epoch.
+"""The training loop of one model, checkpointed every epoch. Resumed runs end with the weights of an uninterrupted
+run: the loader's order and augmentation are a function of (seed, epoch), and dropout's RNG is saved every epoch.
 """
 import math
 import time
@@ -192,8 +187,8 @@ def new_metadata(spec, recipe, data):
 
 
 class TrainingObjective:
-    """Cross-entropy plus the spec's sparsity term. For a regularised spec it keeps one forward hook on
-    the regularised layer's activation while it is open (a context manager, or until ``close()``)."""
+    """Cross-entropy plus the spec's sparsity term, through a forward hook on the regularised layer while it is open
+    (a context manager)."""
 
     def __init__(self, model, spec):
         self.spec = spec
@@ -209,14 +204,11 @@ class TrainingObjective:
                 loss = loss + penalty
         return loss
 
-    def close(self):
-        self._recording.__exit__(None, None, None)
-
     def __enter__(self):
         return self
 
     def __exit__(self, *exc_info):
-        self.close()
+        self._recording.__exit__(None, None, None)
 
 
 def train_epoch(model, optimizer, loader, objective, amp, desc=None, schedule=None, adversarial=None):
