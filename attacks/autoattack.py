@@ -3,7 +3,6 @@ the standard L-inf evaluation: ``AutoAttack`` (APGD-CE, APGD-T, FAB-T and Square
 number) and ``APGD`` (its first two parts, a cheaper check). Both are untargeted. APGD-T's targeted DLR loss needs
 four classes, so models with fewer skip it (and FAB-T/APGD-T attack at most ``classes - 1`` targets).
 """
-import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -20,18 +19,15 @@ DLR_TARGETED_MIN_CLASSES = 4
 PACKAGE_NORMS = {"linf": "Linf", "l2": "L2"}
 
 
-@contextlib.contextmanager
 def private_rng(device):
     """The package seeds torch's global generators; keep the caller's streams as they were."""
-    devices = [device] if torch.device(device).type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        yield
+    return torch.random.fork_rng(devices=[device] if torch.device(device).type == "cuda" else [])
 
 
 @dataclass(frozen=True)
 class AutoAttackSettings(AttackSettings):
-    """AutoAttack's budget in an evaluation (its run at the protocol's eps, the audit's, the adaptive attacks' APGD):
-    the standard version's, unless --quick, whose smaller budget a record names a "custom" version."""
+    """AutoAttack's budget in an evaluation (at the protocol's eps, the audit's, the adaptive attacks' APGD): the
+    standard version's, unless --quick (a "custom" version)."""
 
     iterations: int = option(100, "APGD's iterations in AutoAttack, the audit and the adaptive attacks (default "
                                   "{default}, the standard version's)", key="autoattack_iterations", metavar="N")
@@ -147,7 +143,6 @@ class APGD(AutoAttack):
     title = "APGD-CE + APGD-T"
     continues = None
     Settings = None  # AutoAttack's budget (its first two parts)
-
 
 
 def apgd_per_image(model, x, y, eps, norm="linf", steps=100, targets=1, seed=0):

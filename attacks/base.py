@@ -1,10 +1,7 @@
-"""What every attack shares: the call contract, the objective, the eval-mode guard, seeded generators and the
-L-inf box.
-
-The contract (torchattacks style): ``x_adv, queries = PGD(model, eps=8/255, alpha=1/255, steps=50)(x, y)``, with
-``x`` float images in [0, 1] on the model's device and ``y`` the true labels (the target labels when
-``targeted=True``). ``queries`` is an int64 count per image for attacks that count model queries, else None. The
-model runs in eval mode during the attack and every submodule gets its own mode back afterwards.
+"""What every attack shares. The contract (torchattacks style): ``x_adv, queries = PGD(model, eps=8/255)(x, y)``,
+``x`` float images in [0, 1] on the model's device, ``y`` the true labels (the targets when ``targeted=True``),
+``queries`` an int64 count per image for attacks that count model queries, else None. The model runs in eval mode
+during the attack and every submodule gets its own mode back afterwards.
 """
 import contextlib
 from dataclasses import dataclass
@@ -31,10 +28,8 @@ ALL_IMAGES, QUERY_SUBSET = "all", "query_subset"
 
 @dataclass(frozen=True)
 class AttackSettings:
-    """Base of an attack's own settings: a frozen dataclass whose fields are ``common.cli.option``s (default, help,
-    flag), the ``--quick`` preset as the class attribute ``quick`` (field -> value), and ``validate()``, which raises
-    ``ConfigError`` naming the field. An ``EvalConfig`` holds one per attack (``config.settings_of(name)``); the
-    shared protocol (eps, step, images, seed, device) stays there."""
+    """Base of an attack's own settings: fields are ``common.cli.option``s, ``quick`` the --quick preset (field ->
+    value). An ``EvalConfig`` holds one per attack (``config.settings_of(name)``) beside the shared protocol."""
 
     quick = {}
 
@@ -96,9 +91,7 @@ class Attack:
 
     @classmethod
     def evaluation_runs(cls, model, config):
-        """The runs of this attack that an ``EvalConfig`` asks for: a list of ``AttackRun``; the shared protocol is
-        ``config``'s (``config.eps``, ``config.seed``, ...), the attack's own settings
-        ``config.settings_of(cls.name)``."""
+        """The ``AttackRun``s of this attack that an ``EvalConfig`` asks for."""
         raise NotImplementedError
 
     def extend(self, x, y, x_prior, still_correct):
@@ -133,18 +126,14 @@ def attack_objective(logits, y, targeted, loss="ce"):
     if logits.dim() == 1 or logits.shape[1] == 1:
         margin = torch.where(y > 0, 1.0, -1.0).to(logits.dtype) * logits.reshape(-1)
         objective = -margin if loss == "margin" else F.softplus(-margin)
-        if targeted:
-            return -objective, margin > 0
-        return objective, margin < 0
+        return (-objective, margin > 0) if targeted else (objective, margin < 0)
     predicted = logits.argmax(1)
     if loss == "margin":
         own = logits.gather(1, y.unsqueeze(1)).squeeze(1)
         best_other = logits.scatter(1, y.unsqueeze(1), -float("inf")).amax(1)
         return (own - best_other, predicted == y) if targeted else (best_other - own, predicted != y)
     cross_entropy = F.cross_entropy(logits, y, reduction="none")
-    if targeted:
-        return -cross_entropy, predicted == y
-    return cross_entropy, predicted != y
+    return (-cross_entropy, predicted == y) if targeted else (cross_entropy, predicted != y)
 
 
 def check_inputs(model, x, y):
@@ -207,8 +196,8 @@ def flat_norm(t):
 
 @contextlib.contextmanager
 def input_gradients_only(model):
-    """An attack needs the gradient with respect to its input only: where it backpropagates a loss (the package's FAB
-    does), parameter gradients would be computed (a second backward's worth of work) and accumulated for nothing."""
+    """Parameters frozen: where an attack backpropagates a loss (the package's FAB does), parameter gradients would
+    cost a second backward's worth of work for nothing."""
     flags = [(p, p.requires_grad) for p in model.parameters()]
     for parameter, _ in flags:
         parameter.requires_grad_(False)

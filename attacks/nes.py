@@ -30,9 +30,8 @@ def default_query_batch(device):
 
 
 def sample_schedule(samples, field="samples"):
-    """Antithetic pairs per gradient estimate as ``((from_step, pairs), ...)``: an int is one segment from step 0;
-    a schedule starts at step 0 and increases in both step and pairs (estimates get finer as the attack goes on,
-    as in Tramer et al. 2020)."""
+    """Antithetic pairs per gradient estimate as ``((from_step, pairs), ...)``, from step 0 and increasing in both
+    (as in Tramer et al. 2020); an int is one segment."""
     if isinstance(samples, int) and not isinstance(samples, bool):
         return ((0, validation.integer(samples, field, minimum=1)),)
     try:
@@ -107,22 +106,16 @@ class NESSettings(AttackSettings):
 
 
 class NES(Attack):
-    """``x_adv, queries = NES(model, ...)(x, y, targeted=False)``; ``queries`` is int64, one count per sample.
+    """``x_adv, queries = NES(model, ...)(x, y, targeted=False)``, the model a black box (outputs only).
 
-    The model is a black box (outputs only, under inference mode). Each iteration checks the current point (1
-    query); a sample that meets its goal stops there. Otherwise the gradient of the loss (``"ce"``, the original
-    repository's, or ``"margin"``: ``attacks.base.attack_objective``) is estimated from ``samples`` antithetic
-    Gaussian pairs (2 * samples queries), ``g ~ sum_i (L(x + sigma u_i) - L(x - sigma u_i)) u_i / (2 sigma
-    samples)``; ``samples`` may be a schedule (``sample_schedule``). Query points are not clipped to [0, 1]:
-    clipping would bias the antithetic difference at the box edges. The step direction is ``m * previous + (1 - m)
-    * estimate`` (``momentum`` m), the step ``alpha * sign``, projected onto the eps-ball and [0, 1].
-
-    Queries per sample: 1 clean check + per iteration (1 check + 2 * samples) + 1 final check (``max_queries()``);
-    without a random start the first iteration's check is the clean check. Queries stream through the model in
-    chunks of ``query_batch`` images; finished samples leave the batch at host syncs every ``sync_every``
-    iterations (``attacks.base.SYNC_EVERY``), frozen and uncounted in between, so counts stay exact. Under a seed
-    the result is reproducible for the same inputs, ``query_batch`` and ``sync_every``.
-    """
+    Each iteration checks the current point (1 query; a sample that meets its goal stops there), then estimates
+    the loss gradient from ``samples`` (or a ``sample_schedule``) antithetic Gaussian pairs, 2 * samples queries,
+    ``sum_i (L(x + sigma u_i) - L(x - sigma u_i)) u_i / (2 sigma samples)``; query points are not clipped to
+    [0, 1], which would bias the antithetic difference at the box edges. The step is ``alpha * sign`` of
+    ``m * previous + (1 - m) * estimate`` (``momentum`` m), projected onto the eps-ball and [0, 1]. Queries stream
+    through the model in chunks of ``query_batch`` images; between host syncs (every ``sync_every`` iterations,
+    ``attacks.base.SYNC_EVERY``) finished samples stay frozen and uncounted, so counts stay exact. Under a seed the
+    result is reproducible for the same inputs, ``query_batch`` and ``sync_every``."""
 
     name = "nes"
     threat_model = BLACK_BOX
@@ -154,8 +147,8 @@ class NES(Attack):
         return next(pairs for start, pairs in reversed(self.schedule) if step >= start)
 
     def max_queries(self):
-        """Queries of a sample the attack never fools: the clean check, every iteration, the final check
-        (without a random start, the first iteration's check is the clean check)."""
+        """Queries of a sample the attack never fools: the clean check, every iteration (1 check + 2 * samples), the
+        final check (without a random start, the first iteration's check is the clean check)."""
         if not self.steps:
             return 1
         return 2 + sum(2 * self.samples_at(step) + 1 for step in range(self.steps)) - (not self.random_start)
@@ -178,7 +171,6 @@ class NES(Attack):
         generator = self.generator(x.device)
         lower, upper = linf_box(x, eps, self.bounds)
         queries = torch.zeros(n, dtype=torch.int64, device=x.device)
-
         every = sync_every(x.device, self.sync_every)
 
         with eval_mode(self.model), torch.inference_mode():
@@ -232,8 +224,7 @@ class NES(Attack):
         return self.query_batch or default_query_batch(device)
 
     def _estimate_gradient(self, x, y, targeted, generator, samples):
-        """Antithetic NES estimate from ``samples`` pairs for each row of x, all pairs of all rows streamed in
-        query_batch chunks."""
+        """Antithetic NES estimate from ``samples`` pairs per row of x, all pairs streamed in query_batch chunks."""
         flat = x.flatten(1)
         total = torch.zeros_like(flat)
         pairs = x.shape[0] * samples

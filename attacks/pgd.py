@@ -29,18 +29,12 @@ class PGDSettings(AttackSettings):
 
 
 class PGD(Attack):
-    """Projected gradient descent: sign-gradient steps (L-inf) or normalised-gradient steps (L2) of ``alpha``,
-    projected onto the eps-ball and ``bounds`` (None: unbounded, for the synthetic sphere data); the L2 random start
-    is uniform in direction and radius. ``eps`` and ``alpha`` may be per-sample tensors (N,). Returns
-    ``(x_adv, None)``.
-
-    A sample that meets its goal is frozen at that successful point (checked on the logits each step needs
-    anyway); further restarts attack only the samples still unsuccessful, each keeping its successful point or
-    else its highest-loss end point. Adversarial training (training.adversarial) sets ``stop_on_success=False``
-    (Madry et al.'s inner maximisation wants the highest loss, not the first misclassified point) and
-    ``keep_mode=True`` (a dropout arm's attack ascends the train-mode loss it is trained on). Finished samples
-    leave the batch at host syncs every ``sync_every`` steps (``attacks.base.SYNC_EVERY``), which changes speed,
-    not the result.
+    """Projected gradient descent: sign (L-inf) or normalised (L2) gradient steps of ``alpha``, projected onto the
+    eps-ball and ``bounds`` (None: unbounded); ``eps`` and ``alpha`` may be per-sample tensors (N,). Returns
+    ``(x_adv, None)``. A sample that meets its goal is frozen there; restarts attack the samples still unsuccessful,
+    each keeping its successful point or else its highest-loss end point. Adversarial training sets
+    ``stop_on_success=False`` (the inner maximisation wants the highest loss) and ``keep_mode=True`` (a dropout
+    arm's attack ascends the train-mode loss). ``sync_every`` (``attacks.base.SYNC_EVERY``) changes speed only.
     """
 
     name = "pgd"
@@ -95,8 +89,8 @@ class PGD(Attack):
         return result, None
 
     def _not_yet_adversarial(self, x, y, targeted):
-        """Indices of samples to attack. A random start would move an already adversarial x away
-        from its successful point, so x itself is checked first; without one, the first step checks it."""
+        """Indices of samples to attack: a random start would move an already adversarial x away from its successful
+        point, so x itself is checked first (without one, the first step checks it)."""
         if not self.random_start or not self.stop_on_success:
             return torch.arange(x.shape[0], device=x.device)
         with torch.no_grad():

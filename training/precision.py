@@ -1,14 +1,10 @@
 """Training precision and memory layout, chosen by measuring this machine (``choose_training_mode``).
 
 A CPU flag does not predict which setting trains fastest (an AVX-512 BF16 Xeon ran bf16 + channels_last at 0.65x
-of fp32 channels_last, an AVX-512 BF16 EPYC at 2.4x fp32), so where the user chooses neither ``amp`` nor
-``channels_last``, a few training steps of the actual model are timed in each candidate and the fastest is used,
-cached per machine, torch, threads, model and input shape under ``$XDG_CACHE_HOME`` (or ``~/.cache``).
-
-The probe picks by speed only, among candidates accepted for training: fp32 in either layout (the layout changes
-only rounding) and bf16 autocast with fp32 master weights, accepted on the condition ``bench/amp_accuracy.py``
-tests (run it on a machine where the probe picks bf16). ``PIN_ENV`` set to a mode's key pins the choice without
-measuring: the test suite sets it so that no test depends on the CPU it runs on or on timing.
+of fp32 channels_last, an AVX-512 BF16 EPYC at 2.4x fp32), so a few training steps of the actual model are timed
+in each candidate the user's options allow, and the fastest is cached per machine, torch, threads, model and input
+shape. bf16 is a candidate on the condition ``bench/amp_accuracy.py`` tests (run it where the probe picks bf16).
+``PIN_ENV`` set to a mode's key pins the choice without measuring (the test suite sets it).
 """
 import json
 import math
@@ -31,8 +27,8 @@ PROJECT = "sparsity-robustness"
 CACHE_NAME = "training-mode.json"
 CACHE_FORMAT = "sparsity-robustness/training-mode-probe/1"
 PIN_ENV = "SPARSITY_ROBUSTNESS_TRAINING_MODE"
-# The probe's batch: small, because emulated bf16 (a CPU without a bf16 matrix unit) runs about 10x slower than
-# fp32, and one warm-up plus PROBE_STEPS timed steps of each candidate must fit in a few seconds on one slow core.
+# Small: emulated bf16 (no bf16 matrix unit) runs about 10x slower than fp32, and the probe must fit in a few
+# seconds on one slow core.
 PROBE_BATCH = 16
 PROBE_STEPS = 3
 PROBE_BUDGET_S = 1.5  # the rounds stop after this much timed stepping (each candidate still gets one timed step)
@@ -43,9 +39,8 @@ SLOW_FACTOR = 4
 @dataclass(frozen=True)
 class TrainingMode:
     """How training computes: ``amp`` (bf16 autocast, a recipe field: it changes the weights beyond rounding) and
-    ``channels_last`` (memory layout). The layout changes only which kernels run, so it is no recipe field (that
-    would make every existing checkpoint's recipe differ and refuse to resume); the checkpoint's metadata records
-    it, and a resumed run keeps the layout it began with."""
+    ``channels_last``, which changes only rounding: no recipe field (every existing checkpoint's recipe would
+    differ and refuse to resume), but recorded in the checkpoint's metadata."""
 
     amp: bool
     channels_last: bool
@@ -125,8 +120,8 @@ def pinned_mode():
 
 
 def cache_file(cache_dir=None):
-    """The probe's cache: in ``cache_dir``, else ``$XDG_CACHE_HOME`` (where absolute, as the XDG spec says) or
-    ``~/.cache``, then the project's folder."""
+    """The probe's cache: in ``cache_dir``, else the project's folder in ``$XDG_CACHE_HOME`` (where absolute, as the
+    XDG spec says) or ``~/.cache``."""
     if cache_dir is None:
         xdg = os.environ.get("XDG_CACHE_HOME", "")
         cache_dir = (Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache") / PROJECT
