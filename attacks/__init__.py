@@ -1,8 +1,6 @@
-"""Attack algorithms, one file each, one contract (``attacks.base``), and their registry.
-
-Adding an attack: a new file with an ``attacks.base.Attack`` subclass (and, for settings of its own, its
-``Settings`` dataclass beside it), and one line in ATTACKS; its settings' options then appear in
-``main.py --mode eval --help``.
+"""Attack algorithms, one file each, one contract (``attacks.base``), and their registry. Adding an attack: a file
+with an ``Attack`` subclass (and its ``Settings``, whose options then appear in ``main.py --mode eval --help``) and
+one line in ATTACKS.
 """
 from attacks.autoattack import APGD, AutoAttack
 from attacks.fab import FAB

@@ -1,12 +1,7 @@
-"""Adaptive attacks for sparsity methods that mask gradients (Tramer, Carlini, Brendel & Madry, NeurIPS 2020, on
-k-winners-take-all), run at the audit's radii wherever a model's method ``masks_gradients`` and folded into eps*:
-
-- ``bpda_identity``, ``bpda_relu``: APGD-CE + APGD-T through the masking layers, backpropagating as the identity or
-  a ReLU (the method's ``straight_through``);
-- ``nes_adaptive``: their sampled-gradient attack (``attacks.nes_adaptive``), on the query subset;
-- ``transfer``: APGD-CE + APGD-T on the surrogate (``ModelSpec.surrogate``), the examples given to the masked model.
-
-Adding one: a builder here and a line in ADAPTIVE.
+"""Adaptive attacks for sparsity methods that mask gradients (Tramer, Carlini, Brendel & Madry, NeurIPS 2020), run
+at the audit's radii wherever a model's method ``masks_gradients`` and folded into eps*: ``bpda_identity`` and
+``bpda_relu`` (APGD through the masking layers' straight-through backward), ``nes_adaptive`` (on the query subset)
+and ``transfer`` (APGD on the surrogate, ``ModelSpec.surrogate``). Adding one: a builder and a line in ADAPTIVE.
 """
 from attacks.autoattack import APGD
 from attacks.base import ALL_IMAGES, BLACK_BOX, QUERY_SUBSET, WHITE_BOX, Attack, check_inputs, eval_mode

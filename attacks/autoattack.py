@@ -147,10 +147,8 @@ class APGD(AutoAttack):
 
 def apgd_per_image(model, x, y, eps, norm="linf", steps=100, targets=1, seed=0):
     """``(x_adv, fooled)``: APGD-CE, then APGD-T towards each of the ``targets`` classes ranked highest after the
-    true one, on the images still correct, from a seeded random start, at a per-image budget ``eps`` (a float or a
-    tensor (N,)): the package's single runs, which take a per-image budget, batched over every image. ``x_adv`` is
-    the fooling point where one was found (elsewhere the last attempt's best-loss point); ``fooled`` is checked by a
-    forward pass. Models with fewer than four classes skip APGD-T."""
+    true one, on the images still correct, at a per-image budget ``eps`` (float or (N,)), through the package's
+    single runs batched over every image. ``x_adv``: the fooling point, else the last attempt's best-loss point."""
     x, y = check_inputs(model, x, y)
     eps = per_sample(eps if isinstance(eps, torch.Tensor) else torch.full((len(x),), float(eps)), x, "eps")
     x_adv, fooled = x.clone(), torch.zeros(len(x), dtype=torch.bool, device=x.device)

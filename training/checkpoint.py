@@ -111,8 +111,8 @@ def model_from_checkpoint(checkpoint, device="cpu"):
 
 
 def load_model(path, device="cpu"):
-    """A checkpoint file's model in one call: the file is checked, the model rebuilt from its own recipe,
-    its weights loaded, on ``device``, in eval mode. ``model.checkpoint_metadata`` keeps the file's metadata."""
+    """A checkpoint file's model, checked and rebuilt, on ``device``, in eval mode; ``model.checkpoint_metadata``
+    keeps the file's metadata."""
     checkpoint = load_checkpoint(path)
     model = model_from_checkpoint(checkpoint, device)
     model.checkpoint_metadata = checkpoint["metadata"]

@@ -256,19 +256,15 @@ def train_step(model, optimizer, x, y, objective, amp=False, adversarial=None):
 def rng_state(device):
     """The generators dropout draws from: the CPU one and the accelerator's."""
     state = {"cpu": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    if device.type == "mps":
-        state["mps"] = torch.mps.get_rng_state()
+    if device.type in ("cuda", "mps"):
+        state[device.type] = torch.get_device_module(device).get_rng_state(device)
     return state
 
 
 def set_rng_state(state, device):
     torch.set_rng_state(state["cpu"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
-    if device.type == "mps" and "mps" in state:
-        torch.mps.set_rng_state(state["mps"])
+    if device.type in ("cuda", "mps") and device.type in state:
+        torch.get_device_module(device).set_rng_state(state[device.type], device)
 
 
 def outcome_line(outcome):

@@ -128,9 +128,8 @@ class Recipe:
         return cls(**{field.name: stored[field.name] for field in fields(cls) if field.name in stored})
 
     def train_command(self, spec, data_dir, models_root, force=False, state_amp=False):
-        """The command that trains ``spec``'s model with this recipe into ``models_root``: what warnings and errors
-        print, so that it reproduces the run they speak of. ``state_amp``: the precision is stated (a checkpoint's,
-        which the device's default may differ from)."""
+        """The command that trains ``spec``'s model with this recipe into ``models_root``, for warnings and errors.
+        ``state_amp``: state the precision (a checkpoint's, which the device's default may differ from)."""
         base = Recipe.from_options(quick=self.quick, dataset=self.dataset)
         flags = (["--quick"] if self.quick else []) + ([] if self.dataset == DEFAULT_DATASET else
                                                         ["--dataset", self.dataset])
