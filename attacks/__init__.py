@@ -1,8 +1,6 @@
-"""Attack algorithms, one file each, one contract (``attacks.base``), and their registry.
-
-Adding an attack: a new file with an ``attacks.base.Attack`` subclass (and, for settings of its own, its
-``Settings`` dataclass beside it), and one line in ATTACKS; its settings' options then appear in
-``main.py --mode eval --help``.
+"""Attack algorithms, one file each, one contract (``attacks.base``), and their registry. Adding an attack: a file
+with an ``Attack`` subclass (and its ``Settings``, whose options then appear in ``main.py --mode eval --help``) and
+one line in ATTACKS.
 """
 from attacks.autoattack import APGD, AutoAttack
 from attacks.fab import FAB
@@ -16,14 +14,6 @@ ATTACKS = {attack.name: attack for attack in (PGD, APGD, AutoAttack, Square, NES
 SEARCHES = {FAB.name: FAB}
 
 
-def register_attack(attack):
-    """Make ``attack`` (an Attack subclass) available to evaluations and the command line."""
-    if attack.name in ATTACKS or attack.name in SEARCHES:
-        raise ValueError(f"an attack named {attack.name!r} exists already")
-    ATTACKS[attack.name] = attack
-    return attack
-
-
 def attack_settings():
     """``{name: Settings class}`` of every attack with settings of its own (the registered ones, then FAB's), in
     registry order: what an EvalConfig holds besides the shared protocol."""
@@ -31,4 +21,4 @@ def attack_settings():
 
 
 __all__ = ["ATTACKS", "APGD", "AutoAttack", "FAB", "NES", "NESAdaptive", "PGD", "SEARCHES", "Square",
-           "attack_settings", "register_attack"]
+           "attack_settings"]

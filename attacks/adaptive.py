@@ -1,17 +1,7 @@
-"""Adaptive attacks for sparsity methods that mask gradients (Tramer, Carlini, Brendel & Madry, NeurIPS 2020, "On
-Adaptive Attacks to Adversarial Example Defenses", 01_kwta on k-winners-take-all), run by the evaluation wherever a
-model's method declares ``masks_gradients`` (``sparsity.base.SparsityMethod``), at the audit's radii, and folded
-into eps* (``evaluation.minimal``):
-
-- ``bpda_identity``, ``bpda_relu``: APGD-CE + APGD-T (AutoAttack's budget) through the masking layers, their
-  backward pass that of the identity or of a ReLU (the method's ``straight_through``);
-- ``nes_adaptive``: their sampled-gradient attack (``attacks.nes_adaptive``: sigma = eps, margin loss, the
-  evaluation's settings of nes_adaptive, 100 steps and 100 -> 1,000 -> 20,000 samples by default,
-  each image stopping once fooled), on the query subset;
-- ``transfer``: APGD-CE + APGD-T on the surrogate (``ModelSpec.surrogate``: the standard model trained the same
-  way, where its checkpoint is found), the examples then given to the masked model.
-
-Adding one: a builder here and a line in ADAPTIVE.
+"""Adaptive attacks for sparsity methods that mask gradients (Tramer, Carlini, Brendel & Madry, NeurIPS 2020), run
+at the audit's radii wherever a model's method ``masks_gradients`` and folded into eps*: ``bpda_identity`` and
+``bpda_relu`` (APGD through the masking layers' straight-through backward), ``nes_adaptive`` (on the query subset)
+and ``transfer`` (APGD on the surrogate, ``ModelSpec.surrogate``). Adding one: a builder and a line in ADAPTIVE.
 """
 from attacks.autoattack import APGD
 from attacks.base import ALL_IMAGES, BLACK_BOX, QUERY_SUBSET, WHITE_BOX, Attack, check_inputs, eval_mode
@@ -27,7 +17,6 @@ class StraightThrough(APGD):
     ``straight_through_modes``)."""
 
     name = "bpda"
-    title = "APGD through the masking layers (BPDA)"
 
     def __init__(self, model, eps, masking, backward_as, seed=0, iterations=None):
         super().__init__(model, eps=eps, seed=seed, iterations=iterations)

@@ -1,16 +1,8 @@
-"""AutoAttack (Croce & Hein, 2020) through its official package, ``pyautoattack``.
-
-Two configurations of the same ensemble, both with the package's own settings
-for the standard L-inf evaluation:
-
-- ``AutoAttack``: the standard version, APGD-CE, APGD-T, FAB-T and Square, the
-  field's reference white-box number;
-- ``APGD``: APGD-CE and APGD-T alone, a cheaper gradient-based check.
-
-Both are untargeted. APGD-T's targeted DLR loss needs four classes, so models
-with fewer skip it (and FAB-T/APGD-T attack at most ``classes - 1`` targets).
+"""AutoAttack (Croce & Hein, 2020) through its official package, ``pyautoattack``, with the package's settings for
+the standard L-inf evaluation: ``AutoAttack`` (APGD-CE, APGD-T, FAB-T and Square: the field's reference white-box
+number) and ``APGD`` (its first two parts, a cheaper check). Both are untargeted. APGD-T's targeted DLR loss needs
+four classes, so models with fewer skip it (and FAB-T/APGD-T attack at most ``classes - 1`` targets).
 """
-import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -24,20 +16,18 @@ from common.cli import option
 
 STANDARD_TARGETS = 9  # target classes of APGD-T and FAB-T in the standard version
 DLR_TARGETED_MIN_CLASSES = 4
+PACKAGE_NORMS = {"linf": "Linf", "l2": "L2"}
 
 
-@contextlib.contextmanager
 def private_rng(device):
     """The package seeds torch's global generators; keep the caller's streams as they were."""
-    devices = [device] if torch.device(device).type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        yield
+    return torch.random.fork_rng(devices=[device] if torch.device(device).type == "cuda" else [])
 
 
 @dataclass(frozen=True)
 class AutoAttackSettings(AttackSettings):
-    """AutoAttack's budget in an evaluation (its run at the protocol's eps, the audit's, the adaptive attacks' APGD):
-    the standard version's, unless --quick, whose smaller budget a record names a "custom" version."""
+    """AutoAttack's budget in an evaluation (at the protocol's eps, the audit's, the adaptive attacks' APGD): the
+    standard version's, unless --quick (a "custom" version)."""
 
     iterations: int = option(100, "APGD's iterations in AutoAttack, the audit and the adaptive attacks (default "
                                   "{default}, the standard version's)", key="autoattack_iterations", metavar="N")
@@ -107,12 +97,10 @@ class AutoAttack(Attack):
             attack = OfficialAutoAttack(self.model, norm="Linf", eps=self.eps, seed=self.seed, device=device,
                                         version="custom", attacks=list(parts))
             # the standard version's settings (version="custom" would keep the constructor's 5 restarts)
-            attack.apgd.n_restarts = 1
-            attack.apgd_targeted.n_restarts = 1
-            attack.fab.n_restarts = 1
+            attack.apgd.n_restarts = attack.apgd_targeted.n_restarts = attack.fab.n_restarts = 1
             attack.square.n_queries = self.square_queries
-            attack.apgd_targeted.n_target_classes = min(STANDARD_TARGETS, self._num_classes - 1)
-            attack.fab.n_target_classes = min(STANDARD_TARGETS, self._num_classes - 1)
+            targets = min(STANDARD_TARGETS, self._num_classes - 1)
+            attack.apgd_targeted.n_target_classes = attack.fab.n_target_classes = targets
             attack.verbose = False
             if self.iterations is not None:
                 attack.apgd.n_iter = attack.apgd_targeted.n_iter = self.iterations
@@ -157,16 +145,10 @@ class APGD(AutoAttack):
     Settings = None  # AutoAttack's budget (its first two parts)
 
 
-PACKAGE_NORMS = {"linf": "Linf", "l2": "L2"}
-
-
 def apgd_per_image(model, x, y, eps, norm="linf", steps=100, targets=1, seed=0):
-    """``(x_adv, fooled)``: APGD-CE, then APGD-T (the targeted DLR loss) towards each of the ``targets`` classes
-    the model ranks highest after the true one on the images still correct, each from a seeded random start,
-    at a per-image budget ``eps`` (a float or a tensor of shape (N,)): the package's single runs
-    (``attack_single_run``), which take a per-image budget as they are, batched over every image. ``x_adv`` is the
-    fooling point where one was found (the last attempt's best-loss point elsewhere); ``fooled`` is checked here
-    by a forward pass. Models with fewer than four classes skip APGD-T (its DLR loss needs them)."""
+    """``(x_adv, fooled)``: APGD-CE, then APGD-T towards each of the ``targets`` classes ranked highest after the
+    true one, on the images still correct, at a per-image budget ``eps`` (float or (N,)), through the package's
+    single runs batched over every image. ``x_adv``: the fooling point, else the last attempt's best-loss point."""
     x, y = check_inputs(model, x, y)
     eps = per_sample(eps if isinstance(eps, torch.Tensor) else torch.full((len(x),), float(eps)), x, "eps")
     x_adv, fooled = x.clone(), torch.zeros(len(x), dtype=torch.bool, device=x.device)

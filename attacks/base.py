@@ -1,22 +1,7 @@
-"""What every attack shares: the call contract, the objective, the eval-mode guard, seeded
-generators and the L-inf box.
-
-The contract (torchattacks style)::
-
-    attack = PGD(model, eps=8/255, alpha=1/255, steps=50)
-    x_adv, queries = attack(x, y, targeted=False)
-
-``x`` is a float batch in [0, 1] on the model's device, ``y`` the true labels
-(or, when ``targeted``, the target labels). ``queries`` is an int64 tensor with
-one count per image for attacks that count model queries, else None. The
-model runs in eval mode during the attack and every submodule gets its own
-mode back afterwards.
-
-An attack class also says how the evaluation protocol runs it
-(``evaluation_runs``) and, where it has settings of its own, declares them
-(``Settings``, an ``AttackSettings`` dataclass whose fields are also its
-command-line options), so adding an attack is one file plus one line in
-``attacks.ATTACKS``.
+"""What every attack shares. The contract (torchattacks style): ``x_adv, queries = PGD(model, eps=8/255)(x, y)``,
+``x`` float images in [0, 1] on the model's device, ``y`` the true labels (the targets when ``targeted=True``),
+``queries`` an int64 count per image for attacks that count model queries, else None. The model runs in eval mode
+during the attack and every submodule gets its own mode back afterwards.
 """
 import contextlib
 from dataclasses import dataclass
@@ -30,11 +15,9 @@ TINY = 1e-12  # guards divisions by a zero gradient or a zero perturbation
 # An attack built without a budget gets CIFAR-10's standard one; the evaluation protocol always passes the
 # budget of the data set it attacks (data.registry: Fashion-MNIST 0.1, MNIST 0.3).
 DEFAULT_EPS, DEFAULT_STEP = 8 / 255, 1 / 255
-# Steps between host synchronisations in the PGD and NES step loops (K): only then do samples that met their goal
-# leave the working set, and only then can a loop end early. Between them, finished samples are frozen in place by
-# masks on the device (still computed, no longer moved or counted). On a CPU a sync costs nothing and leaving at
-# once saves the finished samples' compute: every step. On an accelerator each sync stalls the queue of kernels:
-# every 10 steps, for at most 9 steps of carried samples.
+# Steps between host syncs in the PGD and NES loops, where finished samples leave the working set (between syncs
+# they are frozen by masks on the device): on a CPU a sync is free and leaving saves compute, on an accelerator
+# each sync stalls the kernel queue.
 SYNC_EVERY = {"cpu": 1}
 ACCELERATOR_SYNC_EVERY = 10
 WHITE_BOX, BLACK_BOX = "white-box", "black-box"
@@ -45,10 +28,8 @@ ALL_IMAGES, QUERY_SUBSET = "all", "query_subset"
 
 @dataclass(frozen=True)
 class AttackSettings:
-    """Base of an attack's own settings: a frozen dataclass whose fields are ``common.cli.option``s (default, help,
-    flag), the ``--quick`` preset as the class attribute ``quick`` (field -> value), and ``validate()``, which raises
-    ``ConfigError`` naming the field. An ``EvalConfig`` holds one per attack (``config.settings_of(name)``); the
-    shared protocol (eps, step, images, seed, device) stays there."""
+    """Base of an attack's own settings: fields are ``common.cli.option``s, ``quick`` the --quick preset (field ->
+    value). An ``EvalConfig`` holds one per attack (``config.settings_of(name)``) beside the shared protocol."""
 
     quick = {}
 
@@ -65,19 +46,16 @@ class AttackRun:
     attack: object
     targeted: bool = False
     images: str = ALL_IMAGES
-    # Key of a run of the same evaluation, on the same images, whose result this one continues instead of
-    # repeating it (AutoAttack after APGD, its first parts): the evaluation runs that one first and calls
-    # ``attack.extend`` with its outcome. That run continues none itself.
+    # Key of a run of the same evaluation and images whose result this one continues (``attack.extend``) instead of
+    # repeating it: AutoAttack after APGD, its first parts.
     after: str | None = None
 
 
 class Attack:
-    """Base class: subclasses set ``name`` and ``threat_model`` and implement ``__call__``.
-
-    ``counts_queries`` says whether ``__call__`` returns per-image query counts;
-    ``reference`` marks the field's standard white-box evaluation (AutoAttack);
-    the number results lead with is the per-image worst case over every attack run.
-    """
+    """Base class: subclasses set ``name`` and ``threat_model`` and implement ``__call__``, and say how the evaluation
+    runs them (``evaluation_runs``) and, where they have settings of their own, declare them (``Settings``).
+    ``counts_queries``: ``__call__`` returns per-image query counts; ``reference``: the field's standard white-box
+    evaluation (AutoAttack)."""
 
     name = None
     threat_model = WHITE_BOX
@@ -88,7 +66,17 @@ class Attack:
     def __init__(self, model, seed=None):
         self.model = model
         self.seed = None if seed is None else validation.seed(seed)
-        self._generators = SeededGenerators(self.seed)
+        self._generators = {}
+
+    def generator(self, device):
+        """The attack's generator on ``device``, seeded once, so that a fresh attack with the same seed replays the
+        same calls; None (torch's global RNG) without a seed."""
+        if self.seed is None:
+            return None
+        device = torch.device(device)
+        if device not in self._generators:
+            self._generators[device] = torch.Generator(device=device).manual_seed(self.seed)
+        return self._generators[device]
 
     def __call__(self, x, y, targeted=False):
         raise NotImplementedError
@@ -103,9 +91,7 @@ class Attack:
 
     @classmethod
     def evaluation_runs(cls, model, config):
-        """The runs of this attack that an ``EvalConfig`` asks for: a list of ``AttackRun``; the shared protocol is
-        ``config``'s (``config.eps``, ``config.seed``, ...), the attack's own settings
-        ``config.settings_of(cls.name)``."""
+        """The ``AttackRun``s of this attack that an ``EvalConfig`` asks for."""
         raise NotImplementedError
 
     def extend(self, x, y, x_prior, still_correct):
@@ -132,51 +118,22 @@ LOSSES = ("ce", "margin")
 def attack_objective(logits, y, targeted, loss="ce"):
     """Per-sample loss the attacker ascends, and whether each sample already meets its goal.
 
-    Multi-class logits (N, C), ``loss="ce"``: cross-entropy, ascended (untargeted,
-    y = true label) or descended (targeted, y = target label). ``loss="margin"``:
-    the logit margin (Carlini & Wagner's), ``max_{j != y} z_j - z_y`` untargeted and
-    ``z_y - max_{j != y} z_j`` targeted, ascended; it does not saturate as softmax
-    does, which is why attacks on masked models use it. A single output (N,) or
-    (N, 1) is a binary classifier sign(f) with labels in {-1, +1} (or {0, 1}) and
-    logistic loss (or the negated signed output for the margin), which is what the
-    synthetic two-layer network outputs.
-    """
+    ``loss="ce"``: cross-entropy, ascended untargeted, descended targeted (y the target). ``loss="margin"``: the
+    logit margin (Carlini & Wagner's), ``max_{j != y} z_j - z_y`` (targeted: its negative), which does not saturate
+    as softmax does: attacks on masked models use it. A single output (N,) or (N, 1), the synthetic network's, is a
+    binary classifier sign(f) with labels in {-1, +1} (or {0, 1}) and logistic loss (margin: the negated signed
+    output)."""
     if logits.dim() == 1 or logits.shape[1] == 1:
         margin = torch.where(y > 0, 1.0, -1.0).to(logits.dtype) * logits.reshape(-1)
         objective = -margin if loss == "margin" else F.softplus(-margin)
-        if targeted:
-            return -objective, margin > 0
-        return objective, margin < 0
+        return (-objective, margin > 0) if targeted else (objective, margin < 0)
     predicted = logits.argmax(1)
     if loss == "margin":
         own = logits.gather(1, y.unsqueeze(1)).squeeze(1)
         best_other = logits.scatter(1, y.unsqueeze(1), -float("inf")).amax(1)
         return (own - best_other, predicted == y) if targeted else (best_other - own, predicted != y)
     cross_entropy = F.cross_entropy(logits, y, reduction="none")
-    if targeted:
-        return -cross_entropy, predicted == y
-    return cross_entropy, predicted != y
-
-
-class SeededGenerators:
-    """One torch.Generator per device, seeded once: a fresh attack with the same seed replays the same calls.
-
-    ``seed=None`` uses torch's global RNG (``get`` returns None).
-    """
-
-    def __init__(self, seed):
-        self.seed = seed
-        self._by_device = {}
-
-    def get(self, device):
-        if self.seed is None:
-            return None
-        device = torch.device(device)
-        if device not in self._by_device:
-            generator = torch.Generator(device=device)
-            generator.manual_seed(self.seed)
-            self._by_device[device] = generator
-        return self._by_device[device]
+    return (-cross_entropy, predicted == y) if targeted else (cross_entropy, predicted != y)
 
 
 def check_inputs(model, x, y):
@@ -204,7 +161,7 @@ def per_sample(value, x, name):
         raise ValueError(f"per-sample {name} must have shape ({x.shape[0]},), got {tuple(value.shape)}")
     if not torch.isfinite(value).all() or (value < 0).any():
         raise ValueError(f"{name} must be finite and >= 0 for every sample")
-    return value.to(device=x.device, dtype=x.dtype).reshape(-1, *([1] * (x.dim() - 1)))
+    return row_mask(value.to(device=x.device, dtype=x.dtype), x)
 
 
 def linf_box(x, eps, bounds):
@@ -223,7 +180,7 @@ def sync_every(device, given=None):
 
 
 def row_mask(mask, like):
-    """A per-sample bool mask shaped to broadcast over ``like`` (N, ...)."""
+    """Per-sample values (N,), e.g. a bool mask, shaped to broadcast over ``like`` (N, ...)."""
     return mask.reshape(-1, *([1] * (like.dim() - 1)))
 
 
@@ -234,13 +191,13 @@ def select_rows(value, keep):
 
 def flat_norm(t):
     """l2 norm of each sample, shaped to broadcast over ``t``."""
-    return t.flatten(1).norm(dim=1).reshape(-1, *([1] * (t.dim() - 1)))
+    return row_mask(t.flatten(1).norm(dim=1), t)
 
 
 @contextlib.contextmanager
 def input_gradients_only(model):
-    """An attack needs the gradient with respect to its input only: where it backpropagates a loss (the package's FAB
-    does), parameter gradients would be computed (a second backward's worth of work) and accumulated for nothing."""
+    """Parameters frozen: where an attack backpropagates a loss (the package's FAB does), parameter gradients would
+    cost a second backward's worth of work for nothing."""
     flags = [(p, p.requires_grad) for p in model.parameters()]
     for parameter, _ in flags:
         parameter.requires_grad_(False)

@@ -1,23 +1,17 @@
-"""FAB (Croce & Hein, ICML 2020), the minimum-norm attack of the official AutoAttack package, as AutoAttack runs it
-for a minimum norm: untargeted from the clean image, then from random starts (restarts), then the targeted version
-(FAB-T) towards each of the top other classes.
-
-Not an entry of ``attacks.ATTACKS``: a minimum-norm attack has no budget to be run at; it answers "how far is
-each image from the decision boundary", which ``evaluation.minimal`` turns into a per-image eps*. Its settings in
-an evaluation (``FABSettings``) are those of that search.
+"""FAB (Croce & Hein, ICML 2020), the minimum-norm attack of the official AutoAttack package. Not an entry of
+``attacks.ATTACKS``: it has no budget to be run at; it answers how far each image is from the decision boundary,
+which ``evaluation.minimal`` turns into a per-image eps*.
 """
 from dataclasses import dataclass
 
 import torch
 from pyautoattack.fab_pt import FABAttack_PT
 
-from attacks.autoattack import private_rng
+from attacks.autoattack import PACKAGE_NORMS, private_rng
 from attacks.base import Attack, AttackSettings, check_inputs, eval_mode, input_gradients_only
 from attacks.pgd import NORMS
 from common import validation
 from common.cli import option
-
-PACKAGE_NORMS = {"linf": "Linf", "l2": "L2"}
 
 
 @dataclass(frozen=True)
@@ -44,14 +38,13 @@ def norms(delta, norm):
 
 class FAB(Attack):
     """``x_adv, None = FAB(model, norm="linf", steps=100, restarts=1, targets=0, limit=None)(x, y)``: per image,
-    the smallest perturbation (in ``norm``) that any of FAB's runs finds to change the prediction, within [0, 1];
-    ``x`` itself where none does and for images already misclassified.
+    the smallest perturbation (in ``norm``) any of FAB's runs finds to change the prediction; ``x`` itself where
+    none does and for images already misclassified.
 
-    Runs, each over every image still correctly classified (batched, never per image): ``restarts`` untargeted
-    ones (the first from the clean image, the others from a random point at half the smallest size found so far,
-    or half ``limit`` where none was found: the package's random start), then one targeted run (FAB-T) towards
-    each of the ``targets`` classes the model ranks highest after the true one, as AutoAttack's FAB-T does. The
-    package's settings otherwise (alpha_max 0.1, eta 1.05, beta 0.9)."""
+    Each run attacks every correctly classified image at once: ``restarts`` untargeted ones (the first from the
+    clean image, the others from the package's random start at half the smallest size found so far, or half
+    ``limit``), then FAB-T towards each of the ``targets`` classes ranked highest after the true one, as
+    AutoAttack's FAB-T does. The package's settings otherwise."""
 
     name = "fab"
     Settings = FABSettings

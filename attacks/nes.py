@@ -16,11 +16,11 @@ DEFAULT_QUERY_BATCH = {"cuda": 4096}
 FALLBACK_QUERY_BATCH = 64
 
 
-def validate_query_batch(value, field="query_batch"):
+def validate_query_batch(value):
     """An even number of images, at least one antithetic pair: chunks hold whole pairs."""
-    value = validation.integer(value, field, minimum=2)
+    value = validation.integer(value, "query_batch", minimum=2)
     if value % 2:
-        raise ConfigError(field, f"must be even (whole antithetic pairs), got {value}")
+        raise ConfigError("query_batch", f"must be even (whole antithetic pairs), got {value}")
     return value
 
 
@@ -30,9 +30,8 @@ def default_query_batch(device):
 
 
 def sample_schedule(samples, field="samples"):
-    """Antithetic pairs per gradient estimate as ``((from_step, pairs), ...)``: an int is one segment from step 0;
-    a schedule starts at step 0 and increases in both step and pairs (estimates get finer as the attack goes on,
-    as in Tramer et al. 2020)."""
+    """Antithetic pairs per gradient estimate as ``((from_step, pairs), ...)``, from step 0 and increasing in both
+    (as in Tramer et al. 2020); an int is one segment."""
     if isinstance(samples, int) and not isinstance(samples, bool):
         return ((0, validation.integer(samples, field, minimum=1)),)
     try:
@@ -81,11 +80,6 @@ def schedule_option(default, help, **kwargs):
 MODES = ("untargeted", "targeted")
 
 
-def nes_key(mode, momentum):
-    """Result key of one NES configuration: ``nes_untargeted_m0``, ``nes_targeted_m0.9``."""
-    return f"nes_{mode}_m{momentum:g}"
-
-
 @dataclass(frozen=True)
 class NESSettings(AttackSettings):
     """NES in an evaluation: one run per mode and momentum (its step is the protocol's ``alpha``)."""
@@ -112,35 +106,16 @@ class NESSettings(AttackSettings):
 
 
 class NES(Attack):
-    """``x_adv, queries = NES(model, ...)(x, y, targeted=False)``; ``queries`` is int64, one count per sample.
+    """``x_adv, queries = NES(model, ...)(x, y, targeted=False)``, the model a black box (outputs only).
 
-    The model is used as a black box: only its outputs, under inference mode.
-    Each iteration checks the current point (1 query), and a sample that meets
-    its goal stops there and consumes no more queries. Otherwise the gradient of
-    the loss (``loss="ce"``: the cross-entropy, ascended untargeted, descended
-    towards the target y when targeted, the original repository's NES PGD loss;
-    ``"margin"``: the logit margin, see ``attacks.base.attack_objective``) is
-    estimated from ``samples`` antithetic Gaussian pairs, 2 * ``samples`` queries,
-    ``g ~ sum_i (L(x + sigma u_i) - L(x - sigma u_i)) u_i / (2 sigma samples)``.
-    ``samples`` may also be a schedule ``((0, s0), (k1, s1), ...)``: s0 pairs per
-    estimate from step 0, s1 from step k1, ... (``sample_schedule``).
-    Query points are not clipped to [0, 1]: clipping would bias the antithetic
-    difference at the box edges. With ``momentum`` m the step direction is
-    ``m * previous + (1 - m) * estimate``; the step is ``alpha * sign`` followed by
-    projection onto the eps-ball and [0, 1].
-
-    Queries per sample: 1 (clean check) + per iteration [1 check + 2 * samples]
-    + 1 final check, so at most 2 + steps * (2 * samples + 1) (20,052 with the
-    defaults; ``max_queries()`` with a schedule). Without a random start the first iteration's check is the clean
-    check itself and is not repeated. All active samples' queries stream through
-    the model in chunks of ``query_batch`` images (default 4096 on CUDA, 64
-    elsewhere). The host reads the successes every ``sync_every`` iterations
-    (default: every one on a CPU, every 10 on an accelerator;
-    ``attacks.base.SYNC_EVERY``); in between, a sample that met its goal stays
-    in the batch, frozen and no longer counted, so query counts stay exact.
-    Under a seed the result is reproducible for the same inputs, ``query_batch``
-    and ``sync_every`` (finished samples still in the batch draw noise).
-    """
+    Each iteration checks the current point (1 query; a sample that meets its goal stops there), then estimates
+    the loss gradient from ``samples`` (or a ``sample_schedule``) antithetic Gaussian pairs, 2 * samples queries,
+    ``sum_i (L(x + sigma u_i) - L(x - sigma u_i)) u_i / (2 sigma samples)``; query points are not clipped to
+    [0, 1], which would bias the antithetic difference at the box edges. The step is ``alpha * sign`` of
+    ``m * previous + (1 - m) * estimate`` (``momentum`` m), projected onto the eps-ball and [0, 1]. Queries stream
+    through the model in chunks of ``query_batch`` images; between host syncs (every ``sync_every`` iterations,
+    ``attacks.base.SYNC_EVERY``) finished samples stay frozen and uncounted, so counts stay exact. Under a seed the
+    result is reproducible for the same inputs, ``query_batch`` and ``sync_every``."""
 
     name = "nes"
     threat_model = BLACK_BOX
@@ -172,8 +147,8 @@ class NES(Attack):
         return next(pairs for start, pairs in reversed(self.schedule) if step >= start)
 
     def max_queries(self):
-        """Queries of a sample the attack never fools: the clean check, every iteration, the final check
-        (without a random start, the first iteration's check is the clean check)."""
+        """Queries of a sample the attack never fools: the clean check, every iteration (1 check + 2 * samples), the
+        final check (without a random start, the first iteration's check is the clean check)."""
         if not self.steps:
             return 1
         return 2 + sum(2 * self.samples_at(step) + 1 for step in range(self.steps)) - (not self.random_start)
@@ -181,7 +156,7 @@ class NES(Attack):
     @classmethod
     def evaluation_runs(cls, model, config):
         settings = config.settings_of(cls.name)
-        return [AttackRun(nes_key(mode, momentum), f"NES {mode}, momentum {momentum:g}",
+        return [AttackRun(f"nes_{mode}_m{momentum:g}", f"NES {mode}, momentum {momentum:g}",
                           cls(model, eps=config.eps, alpha=config.alpha, steps=settings.steps,
                               samples=settings.samples, sigma=settings.sigma, momentum=momentum,
                               loss=settings.loss, query_batch=config.query_batch, seed=config.seed),
@@ -193,10 +168,9 @@ class NES(Attack):
         n = x.shape[0]
         eps = per_sample(self.eps, x, "eps")
         alpha = per_sample(self.alpha, x, "alpha")
-        generator = self._generators.get(x.device)
+        generator = self.generator(x.device)
         lower, upper = linf_box(x, eps, self.bounds)
         queries = torch.zeros(n, dtype=torch.int64, device=x.device)
-
         every = sync_every(x.device, self.sync_every)
 
         with eval_mode(self.model), torch.inference_mode():
@@ -250,8 +224,7 @@ class NES(Attack):
         return self.query_batch or default_query_batch(device)
 
     def _estimate_gradient(self, x, y, targeted, generator, samples):
-        """Antithetic NES estimate from ``samples`` pairs for each row of x, all pairs of all rows streamed in
-        query_batch chunks."""
+        """Antithetic NES estimate from ``samples`` pairs per row of x, all pairs streamed in query_batch chunks."""
         flat = x.flatten(1)
         total = torch.zeros_like(flat)
         pairs = x.shape[0] * samples

@@ -1,11 +1,9 @@
 """The gradient-free attack that broke k-winners-take-all (Tramer, Carlini, Brendel & Madry, NeurIPS 2020,
 "On Adaptive Attacks to Adversarial Example Defenses"), as a configuration of the project's NES.
 
-Their settings on CIFAR-10 at eps 8/255: antithetic Gaussian finite differences with sigma = 8/255 on the
-logit-margin loss, 100 samples per step for the first 20 steps, 1,000 for the next 20 and 20,000 after, 100
-signed steps of 0.01. Here sigma and the step are the same fractions of the evaluation's eps (sigma = eps, step
-= 0.01 / (8/255) * eps), so the attack scales with the data set's budget; the steps and the sample schedule
-come from the evaluation settings (``--adaptive-steps``, ``--adaptive-schedule``) so that a CPU can afford them.
+Their settings at eps 8/255: sigma 8/255, margin loss, 100 -> 1,000 -> 20,000 antithetic samples from steps 0, 20
+and 40, 100 signed steps of 0.01. Here sigma and the step are the same fractions of the evaluation's eps, so the
+attack scales with the data set's budget; steps and schedule are evaluation settings so that a CPU can afford them.
 """
 from dataclasses import dataclass
 

@@ -15,8 +15,8 @@ NORMS = ("linf", "l2")
 
 @dataclass(frozen=True)
 class PGDSettings(AttackSettings):
-    """PGD's settings in an evaluation (its step is the protocol's ``alpha``). The eps* bisection's APGD and the
-    checks' PGD runs take the same number of steps."""
+    """PGD's settings in an evaluation (its step is the protocol's ``alpha``); the eps* bisection's APGD and the
+    checks' PGD runs take its steps too."""
 
     steps: int = option(50, "PGD steps; also the eps* bisection's APGD steps (default {default})", key="steps",
                         metavar="N")
@@ -29,32 +29,12 @@ class PGDSettings(AttackSettings):
 
 
 class PGD(Attack):
-    """Projected gradient descent, torchattacks style: ``x_adv = PGD(model, ...)(x, y, targeted=False)``.
-
-    L-inf: sign-gradient steps of size ``alpha``, projection onto the eps-ball.
-    L2: steps of length ``alpha`` along the normalised gradient, projection onto
-    the l2 ball, random start inside that ball (uniform direction, radius uniform
-    in [0, eps]). Both clip to ``bounds`` (default [0, 1]; None for unbounded
-    inputs such as the synthetic sphere data). ``eps`` and ``alpha`` may be
-    floats or per-sample tensors of shape (N,).
-
-    A sample that meets its goal (untargeted: prediction != y; targeted:
-    prediction == y, the target) is frozen at that successful point; the check
-    runs before each step on the logits the step needs anyway. With
-    ``restarts > 1`` only samples still unsuccessful are attacked again, and each
-    sample keeps its successful point or else its highest-loss end point.
-    Gradients are taken with respect to the input only, so parameter ``.grad``
-    is untouched; the model runs in eval mode and gets its mode back.
-
-    Adversarial training (training.adversarial) uses two switches: ``stop_on_success=False``
-    runs every step on every sample (Madry et al.'s inner maximisation: the highest
-    loss, not the first misclassified point; also for samples misclassified at x),
-    and ``keep_mode=True`` attacks the model in the mode it is in (train mode
-    during training, so that a dropout arm's attack ascends the loss it is trained on).
-    The host reads the successes every ``sync_every`` steps (default: every
-    step on a CPU, every 10 on an accelerator; ``attacks.base.SYNC_EVERY``);
-    in between, frozen samples stay in the batch without moving. The result is
-    the same either way. Returns ``(x_adv, None)``: PGD does not count queries.
+    """Projected gradient descent: sign (L-inf) or normalised (L2) gradient steps of ``alpha``, projected onto the
+    eps-ball and ``bounds`` (None: unbounded); ``eps`` and ``alpha`` may be per-sample tensors (N,). Returns
+    ``(x_adv, None)``. A sample that meets its goal is frozen there; restarts attack the samples still unsuccessful,
+    each keeping its successful point or else its highest-loss end point. Adversarial training sets
+    ``stop_on_success=False`` (the inner maximisation wants the highest loss) and ``keep_mode=True`` (a dropout
+    arm's attack ascends the train-mode loss). ``sync_every`` (``attacks.base.SYNC_EVERY``) changes speed only.
     """
 
     name = "pgd"
@@ -88,7 +68,7 @@ class PGD(Attack):
         x, y = check_inputs(self.model, x, y)
         eps = per_sample(self.eps, x, "eps")
         alpha = per_sample(self.alpha, x, "alpha")
-        generator = self._generators.get(x.device)
+        generator = self.generator(x.device)
         result = x.clone()
         best_loss = torch.full((x.shape[0],), -float("inf"), device=x.device, dtype=x.dtype)
         with contextlib.nullcontext() if self.keep_mode else eval_mode(self.model):
@@ -109,8 +89,8 @@ class PGD(Attack):
         return result, None
 
     def _not_yet_adversarial(self, x, y, targeted):
-        """Indices of samples to attack. A random start would move an already adversarial x away
-        from its successful point, so x itself is checked first; without one, the first step checks it."""
+        """Indices of samples to attack: a random start would move an already adversarial x away from its successful
+        point, so x itself is checked first (without one, the first step checks it)."""
         if not self.random_start or not self.stop_on_success:
             return torch.arange(x.shape[0], device=x.device)
         with torch.no_grad():
@@ -177,8 +157,7 @@ class PGD(Attack):
             noise = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype) * 2 - 1
             return self._clip(x + noise * eps)
         direction = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        radius = torch.rand((x.shape[0],), generator=generator, device=x.device, dtype=x.dtype)
-        radius = radius.reshape(-1, *([1] * (x.dim() - 1))) * eps
+        radius = row_mask(torch.rand((x.shape[0],), generator=generator, device=x.device, dtype=x.dtype), x) * eps
         return self._clip(x + direction / flat_norm(direction).clamp_min(TINY) * radius)
 
     def _step(self, x_adv, grad, work):

@@ -1,11 +1,6 @@
-"""Square attack (Andriushchenko et al., 2020), L-inf, from the official AutoAttack package, with exact
-per-image query counts.
-
-The package's ``SquareAttack.attack_single_run`` does the search and counts,
-per image, every model evaluation it makes (the start and each iteration
-while the image is still unfooled). This wrapper adds the one clean check an
-image costs before the search, as NES counts it, so an image misclassified
-from the start costs 1 query and one never fooled costs ``queries + 2``.
+"""Square attack (Andriushchenko et al., 2020), L-inf, from the official AutoAttack package, with exact per-image
+query counts: the package's count (the start and each iteration while unfooled) plus the clean check before the
+search, as NES counts it (an image misclassified from the start costs 1 query, one never fooled ``queries + 2``).
 """
 from dataclasses import dataclass
 
@@ -29,11 +24,8 @@ class SquareSettings(AttackSettings):
 
 
 class Square(Attack):
-    """``x_adv, queries = Square(model, eps=8/255, queries=5000)(x, y, targeted=False)``.
-
-    AutoAttack's settings: p_init 0.8, one restart, margin loss (cross-entropy
-    towards the target when targeted), no rescaled schedule.
-    """
+    """``x_adv, queries = Square(model, eps=8/255, queries=5000)(x, y, targeted=False)``, with AutoAttack's settings:
+    p_init 0.8, one restart, margin loss, no rescaled schedule."""
 
     name = "square"
     threat_model = BLACK_BOX

@@ -1,19 +1,12 @@
-"""Architectures and their registry.
-
-A registered model is an ``nn.Module`` class built as ``cls(input_shape=(C, H, W), num_classes=k)`` whose
-``forward(x)`` returns logits for images in [0, 1], with a class attribute
-``LAYER_NAMES`` (the layers sparsity can be placed at, in forward order) and a
-``self.activations`` ModuleDict whose module ``activations[layer]`` outputs that
-layer's activation. Nothing in a model knows about training or sparsity.
-
-Adding a model: a new file with the class, and one line in MODELS.
+"""Architectures and their registry: ``cls(input_shape=(C, H, W), num_classes=k)`` whose ``forward(x)`` returns
+logits for images in [0, 1], with ``LAYER_NAMES`` (where sparsity can be placed, in forward order) and a
+``self.activations`` ModuleDict whose ``activations[layer]`` outputs that layer's activation. Nothing in a model
+knows about training or sparsity. Adding a model: a new file with the class, and one line in MODELS.
 """
 from common.errors import ConfigError
 from models.simple_cnn import SimpleCNN
 
-MODELS = {
-    "simple_cnn": SimpleCNN,
-}
+MODELS = {"simple_cnn": SimpleCNN}
 DEFAULT_MODEL = "simple_cnn"
 
 

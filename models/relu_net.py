@@ -1,8 +1,5 @@
-"""Depth-2 ReLU network N(x) = sum_j v_j relu(w_j . x + b_j), as one module or as many independent copies stacked.
-
-The stacked form keeps R networks' weights in tensors with a leading run axis so
-that R independent trainings or evaluations become one batched matrix product.
-"""
+"""Depth-2 ReLU network N(x) = sum_j v_j relu(w_j . x + b_j), as one module or as R independent copies stacked
+along a leading run axis, so that R trainings or evaluations become one batched matrix product."""
 from dataclasses import dataclass
 
 import torch
@@ -34,12 +31,9 @@ class StackedReLUNet:
     @classmethod
     def initialise(cls, d, width, generators, std=INIT_STD):
         """Small normal initialisation of every parameter, one seeded generator per network."""
-        ws, bs, vs = [], [], []
-        for generator in generators:
-            ws.append(torch.randn(width, d, generator=generator) * std)
-            bs.append(torch.randn(width, generator=generator) * std)
-            vs.append(torch.randn(width, generator=generator) * std)
-        return cls(torch.stack(ws), torch.stack(bs), torch.stack(vs))
+        drawn = [[torch.randn(*shape, generator=generator) * std for shape in ((width, d), (width,), (width,))]
+                 for generator in generators]
+        return cls(*(torch.stack(part) for part in zip(*drawn)))
 
     @property
     def runs(self):

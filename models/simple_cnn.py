@@ -3,12 +3,8 @@ import torch.nn as nn
 
 
 class SimpleCNN(nn.Module):
-    """``forward(x)`` returns logits. Input in [0, 1] is rescaled to [-1, 1] inside the model.
-
-    Every layer's output activation (post-ReLU; the logits for fc3) is the output
-    of ``self.activations[layer]``, so code outside the model can observe or
-    change it with hooks or by wrapping that module (see ``sparsity.hooks``).
-    """
+    """``forward(x)`` returns logits; input in [0, 1] is rescaled to [-1, 1] inside. Every layer's output activation
+    (post-ReLU; the logits for fc3) is the output of ``self.activations[layer]``, for hooks (``sparsity.hooks``)."""
 
     LAYER_NAMES = ("conv1", "conv2", "conv3", "conv4", "fc1", "fc2", "fc3")
 

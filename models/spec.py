@@ -1,9 +1,6 @@
-"""A trained model's identity: one ``ModelSpec`` (data set, architecture, sparsity method, layer, strength, seed,
-training), from which every name, path, reference and surrogate is derived.
-
-A checkpoint, a result record and a study's arm all name their model by its spec; nothing else (a folder, a file
-name, a command line) carries identity. Names are deterministic and collision-free, so models trained or evaluated
-in separate processes (a Slurm array) never overwrite each other.
+"""A trained model's identity, one ``ModelSpec``, from which every name, path, reference and surrogate is derived.
+Checkpoints, result records and study arms name their model by it; names are deterministic and collision-free, so
+models trained or evaluated in separate processes (a Slurm array) never overwrite each other.
 """
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path

@@ -1,6 +1,5 @@
-"""The record every sparsity method is: how it is named, shown and validated, and the two ways it can act
-(a loss term on a layer's activation, a change to the model). Methods live one per file or in
-``sparsity.methods``; the registry is ``sparsity.methods.METHODS``."""
+"""The record every sparsity method is: how it is named, shown and validated, and the two ways it can act (a loss
+term on a layer's activation, a change to the model); the registry is ``sparsity.methods.METHODS``."""
 import math
 from dataclasses import dataclass
 
@@ -32,20 +31,17 @@ class SparsityMethod:
     def strength_text(self, strength):
         return f"{self.symbol}={strength:g}"
 
-    # Gradient masking: a method whose forward pass hides useful gradients (k-WTA's jumping top-k) declares it, and
-    # gives the straight-through backward passes (BPDA, Athalye et al. 2018) its attacks use. The evaluation then
-    # searches eps* through them too and runs the adaptive attacks (attacks.adaptive) with a transfer surrogate.
+    # A method whose forward pass hides useful gradients (k-WTA's jumping top-k) declares it and gives straight-through
+    # backward passes (BPDA, Athalye et al. 2018): the evaluation then runs the adaptive attacks (attacks.adaptive).
     masks_gradients = False
     straight_through_modes = ()  # the backward passes ``straight_through`` offers, e.g. ("identity", "relu")
 
     def straight_through(self, model, backward_as):
-        """A context in which ``model``'s layers of this method backpropagate as ``backward_as`` (one of
-        ``straight_through_modes``) while computing their own forward pass."""
+        """A context in which ``model``'s layers of this method backpropagate as ``backward_as``."""
         raise NotImplementedError(f"{self.name} does not mask gradients: it has no straight-through backward")
 
     def attach(self, model, layer, strength):
-        """Change ``model`` in place for this method at ``layer`` (default: nothing); a checkpoint rebuilds its
-        model through it, so the change is there at training and test time alike."""
+        """Change ``model`` in place at ``layer`` (default: nothing); checkpoints rebuild their model through it."""
 
     def penalty(self, activation, strength):
         """The loss term on ``layer``'s activation, or None when the method adds none."""

@@ -1,8 +1,6 @@
-"""k-winners-take-all (Xiao, Zhong & Zheng, ICLR 2020): each sample keeps the k = gamma * n largest values of
-the layer's activation and the rest become zero, in place of the layer's ReLU, at training and test time.
-
-The literature's sparsity defence whose robustness was gradient masking: the activation pattern jumps as the
-input moves, so white-box gradients mislead, and gradient-free attacks (Tramer et al., NeurIPS 2020) broke it.
+"""k-winners-take-all (Xiao, Zhong & Zheng, ICLR 2020) in place of the layer's ReLU: the literature's sparsity
+defence whose robustness was gradient masking (the activation pattern jumps as the input moves, so white-box
+gradients mislead), broken by gradient-free attacks (Tramer et al., NeurIPS 2020).
 """
 import contextlib
 
@@ -46,8 +44,8 @@ class KWinnersTakeAll(SparsityMethod):
 
     @contextlib.contextmanager
     def straight_through(self, model, backward_as):
-        """Every k-WTA layer of ``model`` computes its own forward pass but backpropagates as the identity or as a
-        ReLU (the kept-units mask treated as differentiable): the white-box attack through the top-k selection."""
+        """Every k-WTA layer of ``model`` backpropagates as the identity or a ReLU: the white-box attack through the
+        top-k selection."""
         if backward_as not in self.straight_through_modes:
             raise ValueError(f"backward_as must be one of {', '.join(self.straight_through_modes)}, "
                              f"got {backward_as!r}")

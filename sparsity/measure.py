@@ -14,13 +14,9 @@ def as_model_input(batch, device):
 
 @torch.no_grad()
 def evaluate_clean(model, x, y=None, batch_size=EVAL_BATCH_SIZE, device=None):
-    """One eval-mode pass over ``x``: ``{"accuracy": float | None, "activation_sparsity": {layer: fraction},
-    "predictions": int64 (N,) on the device}``.
-
-    ``x`` is uint8 (N, C, H, W) or float in [0, 1]; accuracy needs labels ``y``. Sparsity is measured at
-    the layers of a registered model (``LAYER_NAMES``); any other model gets an empty dict.
-    The model's train/eval mode is restored afterwards.
-    """
+    """One eval-mode pass over ``x`` (uint8 or float in [0, 1]): ``{"accuracy": float | None (without ``y``),
+    "activation_sparsity": {layer: fraction} (at a registered model's ``LAYER_NAMES``), "predictions": int64 (N,)}``.
+    The model's train/eval mode is restored afterwards."""
     device = device or next(model.parameters()).device
     layers = getattr(model, "LAYER_NAMES", ())
     was_training = model.training
@@ -38,17 +34,9 @@ def evaluate_clean(model, x, y=None, batch_size=EVAL_BATCH_SIZE, device=None):
             if y is not None:
                 correct += (predictions[-1] == y[start:start + batch_size].to(device)).sum()
     model.train(was_training)
-    fractions = (zeros / sizes).tolist()
-    return {
-        "accuracy": correct.item() / len(x) if y is not None else None,
-        "activation_sparsity": dict(zip(layers, fractions)),
-        "predictions": torch.cat(predictions) if predictions else torch.zeros(0, dtype=torch.int64, device=device),
-    }
-
-
-def activation_sparsity(model, x, batch_size=EVAL_BATCH_SIZE, device=None):
-    """``{layer: fraction of exact zeros}`` of every layer's output activation over ``x`` (eval mode, one pass)."""
-    return evaluate_clean(model, x, None, batch_size, device)["activation_sparsity"]
+    return {"accuracy": correct.item() / len(x) if y is not None else None,
+            "activation_sparsity": dict(zip(layers, (zeros / sizes).tolist())),
+            "predictions": torch.cat(predictions) if predictions else torch.zeros(0, dtype=torch.int64, device=device)}
 
 
 # A model counts as having learned when its accuracy beats chance (1 / classes) by at least this much;

@@ -1,13 +1,7 @@
-"""The sparsity methods, each defined once: how it is named, shown, validated, and how it acts.
-
-A method acts on one layer's output activation (``model.activations[layer]``)
-in one or both of two ways: a loss term on the activation (``penalty``), and a
-change to the model for training (``attach``, e.g. a module inserted after the
-activation). Everything else in the project (command lines, file names,
-figures, tables) reads the method's record instead of testing its name.
-
-Adding a method: a new file with a ``SparsityMethod`` subclass, and one line
-in METHODS (or ``register_method`` from a notebook or test).
+"""The sparsity methods, each defined once: how it is named, shown, validated, and how it acts on one layer's output
+activation (``model.activations[layer]``): a loss term (``penalty``) and/or a change to the model (``attach``).
+Everything else (command lines, file names, figures, tables) reads the method's record instead of testing its name.
+Adding a method: a ``SparsityMethod`` subclass and one line in METHODS.
 """
 import torch
 from torch import nn
@@ -50,10 +44,3 @@ def get_method(name, field="method"):
         raise ConfigError(field, f"must be one of {', '.join(METHODS)}, got {name!r}")
     return METHODS[name]
 
-
-def register_method(method):
-    """Make ``method`` available everywhere (command line choices are read when the parser is built)."""
-    if method.name in METHODS or method.name == BASELINE:
-        raise ValueError(f"a sparsity method named {method.name!r} exists already")
-    METHODS[method.name] = method
-    return method

@@ -131,7 +131,7 @@ def test_nes_estimate_aligns_with_the_true_gradient_on_a_smooth_model():
     y = torch.tensor([0, 1, 2, 0])
     attack = NES(model, samples=4000, sigma=1e-3, query_batch=2048, seed=0)
     with torch.inference_mode():
-        estimate = attack._estimate_gradient(x, y, False, attack._generators.get("cpu"), 4000)
+        estimate = attack._estimate_gradient(x, y, False, attack.generator("cpu"), 4000)
     x_grad = x.clone().requires_grad_(True)
     (true,) = torch.autograd.grad(F.cross_entropy(model(x_grad), y, reduction="sum"), x_grad)
     cosine = F.cosine_similarity(estimate.flatten(1), true.flatten(1), dim=1)

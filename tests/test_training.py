@@ -4,7 +4,7 @@ import torch
 
 from models import SimpleCNN
 from sparsity.hooks import record_activations
-from sparsity.measure import activation_sparsity, evaluate_clean
+from sparsity.measure import evaluate_clean
 from sparsity.methods import METHODS
 from models.spec import ModelSpec
 from training import loop as train_module
@@ -79,7 +79,7 @@ def test_activation_sparsity_counts_exact_zeros_in_one_batched_pass():
     with torch.no_grad():
         model.conv4.bias.fill_(-1e6)  # conv4 outputs only zeros, so fc1 sees zeros too
     x = (torch.rand(23, 3, 32, 32) * 255).to(torch.uint8)
-    measured = activation_sparsity(model, x, batch_size=7)
+    measured = evaluate_clean(model, x, batch_size=7)["activation_sparsity"]
     _, activations = forward_with_activations(model.eval(), x.float() / 255)
     for layer in LAYER_NAMES:
         assert measured[layer] == pytest.approx((activations[layer] == 0).float().mean().item())

@@ -1,12 +1,7 @@
-"""Checkpoint files: one per model, written atomically, loadable with ``weights_only=True``.
-
-Layout (a plain dict of tensors and JSON-able values)::
-
-    {"state_dict": model weights, "metadata": {...}, "optimizer": SGD state,
-     "scheduler": StepLR state, "rng": {"cpu": ByteTensor, "cuda"/"mps": ByteTensor}}
-
-``metadata`` carries the model's spec (``models.spec.ModelSpec``), the recipe, ``input_shape`` and ``num_classes``,
-so a checkpoint rebuilds its own model; the keys are described in docs/file-formats.md. ``FORMAT`` marks our files.
+"""Checkpoint files, one per model, written atomically, loadable with ``weights_only=True``: a plain dict
+``{"state_dict", "metadata", "optimizer", "scheduler", "rng": {"cpu", "cuda"/"mps"}}``. ``metadata`` carries the
+model's spec, the recipe, ``input_shape`` and ``num_classes``, so a checkpoint rebuilds its own model (keys in
+docs/file-formats.md); ``FORMAT`` marks our files.
 """
 import importlib.metadata
 import pickle
@@ -41,13 +36,9 @@ def library_versions():
 def save_checkpoint(path, model, optimizer, scheduler, rng, metadata):
     """Write the checkpoint atomically: a crash or a full disk leaves the previous complete file in place."""
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, **metadata}
-    atomic_torch_save({
-        "state_dict": {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()},
-        "metadata": metadata,
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "rng": rng,
-    }, path, location="models_dir")
+    state_dict = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
+    atomic_torch_save({"state_dict": state_dict, "metadata": metadata, "optimizer": optimizer.state_dict(),
+                       "scheduler": scheduler.state_dict(), "rng": rng}, path, location="models_dir")
 
 
 def load_checkpoint(path, overwrite=None, mmap=False):
@@ -120,21 +111,16 @@ def model_from_checkpoint(checkpoint, device="cpu"):
 
 
 def load_model(path, device="cpu"):
-    """A checkpoint file's model in one call: the file is checked, the model rebuilt from its own recipe,
-    its weights loaded, on ``device``, in eval mode. ``model.checkpoint_metadata`` keeps the file's metadata."""
+    """A checkpoint file's model, checked and rebuilt, on ``device``, in eval mode; ``model.checkpoint_metadata``
+    keeps the file's metadata."""
     checkpoint = load_checkpoint(path)
     model = model_from_checkpoint(checkpoint, device)
     model.checkpoint_metadata = checkpoint["metadata"]
     return model
 
 
-def checkpoint_dataset(metadata):
-    """The registered data set a checkpoint (its metadata) was trained on."""
-    return get_dataset(metadata["recipe"]["dataset"])
-
-
 def checkpoint_test_set(source, data_dir):
     """The test set a checkpoint was trained for (its data set and classes, relabelled as in training) as float
     images in [0, 1] and int64 labels. ``source``: a model from ``load_model``, or a checkpoint's metadata."""
     metadata = source.checkpoint_metadata if isinstance(source, torch.nn.Module) else source
-    return load_test_images(checkpoint_dataset(metadata).name, data_dir, metadata["recipe"]["classes"])
+    return load_test_images(get_dataset(metadata["recipe"]["dataset"]).name, data_dir, metadata["recipe"]["classes"])

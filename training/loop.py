@@ -1,10 +1,5 @@
-"""The training loop of one model, checkpointed every epoch, resumable to the same weights.
-
-Read top to bottom: ``check_checkpoint`` says whether a model's checkpoint may be skipped or resumed (the planner
-checks every one before any work starts), ``train_model`` trains, resumes or skips one model, ``run_epochs`` runs
-its epochs, ``train_epoch`` one pass over the data, ``train_step`` one SGD step. Resumed runs end with the weights
-of an uninterrupted run: the loader's order and augmentation are a function of (seed, epoch), and the RNG that
-dropout draws from is saved with every epoch.
+"""The training loop of one model, checkpointed every epoch. Resumed runs end with the weights of an uninterrupted
+run: the loader's order and augmentation are a function of (seed, epoch), and dropout's RNG is saved every epoch.
 """
 import math
 import time
@@ -85,7 +80,8 @@ def check_checkpoint(spec, recipe, models_root):
     stored = checkpoint_spec(checkpoint)
     if stored != spec:
         raise FileProblem(f"{path} holds {stored.name} of {stored.dataset} ({stored.model}), not {spec.name} of "
-                          f"{spec.dataset} ({spec.model}); move it to its own place or delete it", "models_dir", "force")
+                          f"{spec.dataset} ({spec.model}); move it to its own place or delete it", "models_dir",
+                          "force")
     differences = recipe.differences(metadata["recipe"])
     if differences:
         raise FileProblem(f"{path} was trained with a different recipe ({'; '.join(differences)}); "
@@ -95,17 +91,13 @@ def check_checkpoint(spec, recipe, models_root):
 
 def train_model(spec, recipe, data, device, models_root, force=False, channels_last=None, compile=False):
     """Train, resume or skip (a complete or diverged checkpoint, unless ``force``) the model of ``spec``; returns
-    its Outcome.
-
-    ``channels_last`` (default: where bf16 autocast is on, and on CUDA; main.py passes the measured choice of
-    training.precision) keeps the model and its batches in channels-last memory layout. The checkpoint records
-    the layout, and a resumed run keeps the one it began with, so that it ends with an uninterrupted run's weights.
-    ``compile`` runs the training forward and backward through ``torch.compile`` (off by default: not yet measured
-    on a GPU). cuDNN picks its fastest kernels for training's fixed batch shapes (``cudnn.benchmark``)."""
+    its Outcome. ``channels_last``: the memory layout (default: with bf16 autocast and on CUDA; main.py passes
+    training.precision's choice); a resumed run keeps the one it began with. ``compile``: through ``torch.compile``
+    (off by default: not yet measured on a GPU)."""
     checkpoint = None if force else check_checkpoint(spec, recipe, models_root)
     if checkpoint is not None and checkpoint["metadata"]["status"] in ("complete", "diverged"):
         return Outcome(spec, "skipped", checkpoint["metadata"])
-    with cudnn_benchmark(device.type == "cuda"):
+    with cudnn_benchmark(device.type == "cuda"):  # fixed batch shapes: let cuDNN pick its fastest kernels
         metadata = run_epochs(spec, recipe, data.to(device), device, spec.checkpoint_path(models_root), checkpoint,
                               channels_last, compile)
     return Outcome(spec, "resumed" if checkpoint else "trained", metadata)
@@ -185,32 +177,18 @@ def run_epochs(spec, recipe, data, device, path, resume_from=None, channels_last
 
 
 def new_metadata(spec, recipe, data):
-    return {
-        "spec": spec.to_record(),
-        "status": "in_progress",
-        "epochs_done": 0,
-        "recipe": recipe.to_dict(),
-        # the resolved attack of adversarial training (None: standard); final_train_* are then on attacked images
-        "adversarial_training": adversarial_settings(spec, recipe),
-        "input_shape": list(data.input_shape),
-        "num_classes": data.num_classes,
-        "classes": data.class_names,
-        "n_train": len(data.train_y),
-        "n_test": len(data.test_y),
-        "final_train_loss": None,
-        "final_train_acc": None,
-        "clean_test_acc": None,
-        "activation_sparsity": None,
-        "learned": None,
-        "collapsed": None,
-        "diverged_in_epoch": None,
-        "train_seconds": 0.0,
-    }
+    return {"spec": spec.to_record(), "status": "in_progress", "epochs_done": 0, "recipe": recipe.to_dict(),
+            # the resolved attack of adversarial training (None: standard); final_train_* are then on attacked images
+            "adversarial_training": adversarial_settings(spec, recipe),
+            "input_shape": list(data.input_shape), "num_classes": data.num_classes, "classes": data.class_names,
+            "n_train": len(data.train_y), "n_test": len(data.test_y),
+            "final_train_loss": None, "final_train_acc": None, "clean_test_acc": None, "activation_sparsity": None,
+            "learned": None, "collapsed": None, "diverged_in_epoch": None, "train_seconds": 0.0}
 
 
 class TrainingObjective:
-    """Cross-entropy plus the spec's sparsity term. For a regularised spec it keeps one forward hook on
-    the regularised layer's activation while it is open (a context manager, or until ``close()``)."""
+    """Cross-entropy plus the spec's sparsity term, through a forward hook on the regularised layer while it is open
+    (a context manager)."""
 
     def __init__(self, model, spec):
         self.spec = spec
@@ -226,14 +204,11 @@ class TrainingObjective:
                 loss = loss + penalty
         return loss
 
-    def close(self):
-        self._recording.__exit__(None, None, None)
-
     def __enter__(self):
         return self
 
     def __exit__(self, *exc_info):
-        self.close()
+        self._recording.__exit__(None, None, None)
 
 
 def train_epoch(model, optimizer, loader, objective, amp, desc=None, schedule=None, adversarial=None):
@@ -281,19 +256,15 @@ def train_step(model, optimizer, x, y, objective, amp=False, adversarial=None):
 def rng_state(device):
     """The generators dropout draws from: the CPU one and the accelerator's."""
     state = {"cpu": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    if device.type == "mps":
-        state["mps"] = torch.mps.get_rng_state()
+    if device.type in ("cuda", "mps"):
+        state[device.type] = torch.get_device_module(device).get_rng_state(device)
     return state
 
 
 def set_rng_state(state, device):
     torch.set_rng_state(state["cpu"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
-    if device.type == "mps" and "mps" in state:
-        torch.mps.set_rng_state(state["mps"])
+    if device.type in ("cuda", "mps") and device.type in state:
+        torch.get_device_module(device).set_rng_state(state[device.type], device)
 
 
 def outcome_line(outcome):

@@ -1,21 +1,10 @@
 """Training precision and memory layout, chosen by measuring this machine (``choose_training_mode``).
 
 A CPU flag does not predict which setting trains fastest (an AVX-512 BF16 Xeon ran bf16 + channels_last at 0.65x
-of fp32 channels_last, an AVX-512 BF16 EPYC at 2.4x fp32), so where the user chooses neither ``amp`` nor
-``channels_last``, a few training steps of the actual model on its input shape are timed in each candidate and
-the fastest is used. The result is cached per device type, hardware name, torch version, torch threads, model and
-input shape in a small JSON file under the user's cache folder (``$XDG_CACHE_HOME`` or ``~/.cache``, then
-``sparsity-robustness/``), so the probe runs once per machine and setting; a missing or corrupt file is rebuilt.
-
-Accuracy: the probe picks by speed only, among candidates the project accepts for training: fp32 in either layout
-(the layout changes only rounding), and bf16 autocast with fp32 master weights, fp32 loss reductions and fp32
-evaluation, accepted on the condition ``bench/amp_accuracy.py`` tests (bf16's mean test accuracy over seeds within
-the seed spread of fp32's); run it on a machine where the probe picks bf16. The choice never changes the recipe's identity beyond its
-``amp`` field (as when the user passes --amp / --no-amp); the memory layout only changes rounding, and is kept
-out of the recipe (see ``TrainingMode``).
-
-``PIN_ENV`` set to a mode's key (``fp32``, ``fp32-cl``, ``bf16``, ``bf16-cl``) pins the choice without measuring:
-the test suite sets it so that no test depends on the CPU it runs on or on timing.
+of fp32 channels_last, an AVX-512 BF16 EPYC at 2.4x fp32), so a few training steps of the actual model are timed
+in each candidate the user's options allow, and the fastest is cached per machine, torch, threads, model and input
+shape. bf16 is a candidate on the condition ``bench/amp_accuracy.py`` tests (run it where the probe picks bf16).
+``PIN_ENV`` set to a mode's key pins the choice without measuring (the test suite sets it).
 """
 import json
 import math
@@ -38,8 +27,8 @@ PROJECT = "sparsity-robustness"
 CACHE_NAME = "training-mode.json"
 CACHE_FORMAT = "sparsity-robustness/training-mode-probe/1"
 PIN_ENV = "SPARSITY_ROBUSTNESS_TRAINING_MODE"
-# The probe's batch: small, because emulated bf16 (a CPU without a bf16 matrix unit) runs about 10x slower than
-# fp32, and one warm-up plus PROBE_STEPS timed steps of each candidate must fit in a few seconds on one slow core.
+# Small: emulated bf16 (no bf16 matrix unit) runs about 10x slower than fp32, and the probe must fit in a few
+# seconds on one slow core.
 PROBE_BATCH = 16
 PROBE_STEPS = 3
 PROBE_BUDGET_S = 1.5  # the rounds stop after this much timed stepping (each candidate still gets one timed step)
@@ -49,12 +38,9 @@ SLOW_FACTOR = 4
 
 @dataclass(frozen=True)
 class TrainingMode:
-    """How training computes: ``amp`` (bf16 autocast; a recipe field, since it changes the trained weights beyond
-    rounding and checkpoints of either kind must not be continued in the other) and ``channels_last`` (the model
-    and its batches in channels-last memory layout). The layout is not a recipe field: it changes only which
-    kernels run, and a recipe field would make every existing checkpoint's recipe differ from the current one
-    (its record lacks the field) and refuse to resume. It is recorded in the checkpoint's metadata instead, and a
-    resumed run keeps the layout it began with, so it ends with an uninterrupted run's weights."""
+    """How training computes: ``amp`` (bf16 autocast, a recipe field: it changes the weights beyond rounding) and
+    ``channels_last``, which changes only rounding: no recipe field (every existing checkpoint's recipe would
+    differ and refuse to resume), but recorded in the checkpoint's metadata."""
 
     amp: bool
     channels_last: bool
@@ -93,11 +79,10 @@ class Choice:
 
 def choose_training_mode(device, model, input_shape, num_classes, amp=None, channels_last=None, cache_dir=None,
                          measure=True, remeasure=False):
-    """The Choice for training ``model`` on images of ``input_shape`` on ``device``: what the user gave
-    (``amp``/``channels_last`` None: not given), the rest from ``PIN_ENV`` where set, else the fastest measured
-    candidate among those that agree with what was given. ``measure`` False, or a device that cannot be timed
-    here: the device type's default (``UNMEASURED``) where it agrees with what was given. ``remeasure``: probe
-    again even where the cache has an entry (and replace it)."""
+    """The Choice for training ``model`` on ``input_shape`` on ``device``: what the user gave (None: not given), the
+    rest from ``PIN_ENV`` where set, else the fastest measured candidate that agrees with what was given (without
+    ``measure``, or on a device that cannot be timed here, the device type's default, ``UNMEASURED``).
+    ``remeasure``: probe again even where the cache has an entry."""
     device = torch.device(device)
     if amp is not None and channels_last is not None:
         return Choice(TrainingMode(amp, channels_last), "as given")
@@ -135,8 +120,8 @@ def pinned_mode():
 
 
 def cache_file(cache_dir=None):
-    """The probe's cache: ``cache_dir``, else ``$XDG_CACHE_HOME`` (where absolute, as the XDG spec says), else
-    ``~/.cache``; then the project's folder."""
+    """The probe's cache: in ``cache_dir``, else the project's folder in ``$XDG_CACHE_HOME`` (where absolute, as the
+    XDG spec says) or ``~/.cache``."""
     if cache_dir is None:
         xdg = os.environ.get("XDG_CACHE_HOME", "")
         cache_dir = (Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache") / PROJECT
@@ -192,43 +177,35 @@ def read_cache(path):
         record = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    if not isinstance(record, dict) or record.get("format") != CACHE_FORMAT or not isinstance(record.get("entries"), dict):
-        return {}
-    return record["entries"]
+    ours = isinstance(record, dict) and record.get("format") == CACHE_FORMAT and isinstance(record.get("entries"), dict)
+    return record["entries"] if ours else {}
 
 
 def measure_candidates(device, model, input_shape, num_classes, candidates):
-    """images/s of a training step (forward, loss, backward, SGD update) of ``model`` in each candidate, at batch
-    ``PROBE_BATCH``: one warm-up step each, then up to ``PROBE_STEPS`` rounds of one timed step per candidate
-    (interleaved, so that a slow patch of a shared machine hits every candidate alike) until ``PROBE_BUDGET_S`` of
-    timed steps; a candidate's fastest step counts (the least disturbed by other work). A candidate whose warm-up
-    step is ``SLOW_FACTOR`` times slower than the fastest step timed before it is rated by its warm-up step alone
-    (it loses either way, and emulated bf16 would take seconds more). torch's RNG is left as it was."""
+    """images/s of a training step of ``model`` in each candidate at batch ``PROBE_BATCH``: one warm-up step each,
+    then up to ``PROBE_STEPS`` rounds of one timed step per candidate (interleaved, so that a slow patch of a shared
+    machine hits every candidate alike) until ``PROBE_BUDGET_S``; a candidate's fastest step counts (the least
+    disturbed). A candidate whose warm-up step is ``SLOW_FACTOR`` times the fastest timed step is rated by its
+    warm-up alone (it loses either way, and emulated bf16 would take seconds more). torch's RNG is left as it was."""
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(0)
-        return timed_rounds(device, {mode: probe_setup(device, model, input_shape, num_classes, mode)
-                                     for mode in candidates})
-
-
-def timed_rounds(device, setups):
-    """``measure_candidates``'s timing of the candidates' ``setups`` ({mode: (network, optimizer, x, y)})."""
-    candidates = list(setups)
-    warm_up = {mode: timed_step(*setup, mode.amp, device) for mode, setup in setups.items()}  # kernels, allocation
-    times = {mode: [] for mode in candidates}
-    rated_by_warm_up = set()
-    for _ in range(PROBE_STEPS):
-        for mode, setup in setups.items():
-            if mode in rated_by_warm_up:
-                continue
-            timed = [t for mode_times in times.values() for t in mode_times]
-            if not times[mode] and timed and warm_up[mode] > SLOW_FACTOR * min(timed):
-                rated_by_warm_up.add(mode)
-                continue
-            times[mode].append(timed_step(*setup, mode.amp, device))
-        if sum(sum(mode_times) for mode_times in times.values()) >= PROBE_BUDGET_S:
-            break
-    return {mode.key: PROBE_BATCH / max(min(times[mode]) if times[mode] else warm_up[mode], 1e-9)
-            for mode in candidates}
+        setups = {mode: probe_setup(device, model, input_shape, num_classes, mode) for mode in candidates}
+        warm_up = {mode: timed_step(*setup, mode.amp, device) for mode, setup in setups.items()}  # kernels, allocation
+        times = {mode: [] for mode in candidates}
+        rated_by_warm_up = set()
+        for _ in range(PROBE_STEPS):
+            for mode, setup in setups.items():
+                if mode in rated_by_warm_up:
+                    continue
+                timed = [t for mode_times in times.values() for t in mode_times]
+                if not times[mode] and timed and warm_up[mode] > SLOW_FACTOR * min(timed):
+                    rated_by_warm_up.add(mode)
+                    continue
+                times[mode].append(timed_step(*setup, mode.amp, device))
+            if sum(sum(mode_times) for mode_times in times.values()) >= PROBE_BUDGET_S:
+                break
+        return {mode.key: PROBE_BATCH / max(min(times[mode]) if times[mode] else warm_up[mode], 1e-9)
+                for mode in candidates}
 
 
 def probe_setup(device, model, input_shape, num_classes, mode):

@@ -1,7 +1,5 @@
-"""The training recipe: every knob that changes the trained weights, in one record.
-
-A checkpoint stores its recipe; resuming or skipping a variant requires the
-same recipe, so that a model is never silently continued under other settings.
+"""The training recipe: every knob that changes the trained weights, in one record. A checkpoint stores its recipe;
+resuming or skipping a model requires the same one, so that it is never silently continued under other settings.
 """
 import math
 from dataclasses import asdict, dataclass, fields, replace
@@ -17,13 +15,9 @@ from sparsity.methods import DEFAULT_METHOD
 from training.adversarial import DEFAULT_ADV_STEPS
 from training.schedule import SCHEDULES
 
-# --quick: a CPU-sized run of the whole pipeline in minutes, sized in SGD steps. The original recipe
-# (SGD 0.01, momentum 0.9, default init, no normalisation) sits on a loss plateau at ln(10) for about
-# the first 200 steps on real images, so the preset trains for at least QUICK_STEPS steps, several
-# times that: 300 images per class at batch 32, as many epochs as that takes (10 for all ten classes).
-# It trades accuracy and precision (clean accuracy and sparsity on 100 test images per class) for time;
-# the model, the sparsity methods and the optimiser are unchanged. A data set's record may change these
-# (Dataset.quick); explicit options override both.
+# --quick: the whole pipeline on a CPU in minutes. The original recipe sits on a loss plateau at ln(10) for about
+# its first 200 steps on real images, so the preset trains for QUICK_STEPS, several times that (300 images per
+# class at batch 32). A data set's record may change these (Dataset.quick); explicit options override both.
 QUICK = {"batch_size": 32, "train_per_class": 300, "test_per_class": 100}
 QUICK_STEPS = 900
 
@@ -134,9 +128,8 @@ class Recipe:
         return cls(**{field.name: stored[field.name] for field in fields(cls) if field.name in stored})
 
     def train_command(self, spec, data_dir, models_root, force=False, state_amp=False):
-        """The command that trains ``spec``'s model with this recipe into ``models_root``: what warnings and errors
-        print, so that it reproduces the run they speak of. ``state_amp``: the precision is stated (a checkpoint's,
-        which the device's default may differ from)."""
+        """The command that trains ``spec``'s model with this recipe into ``models_root``, for warnings and errors.
+        ``state_amp``: state the precision (a checkpoint's, which the device's default may differ from)."""
         base = Recipe.from_options(quick=self.quick, dataset=self.dataset)
         flags = (["--quick"] if self.quick else []) + ([] if self.dataset == DEFAULT_DATASET else
                                                         ["--dataset", self.dataset])
