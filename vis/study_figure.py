@@ -1,13 +1,5 @@
-"""The study's overview figure: every arm of a study beside the standard baseline, one point per trained model.
-
-Three panels share the arms on the x axis: the standard baseline, next to it the adversarially trained baseline (the
-positive control), then the sparse arms under standard training and those on top of the control. Per seed: its median eps*
-over its correctly classified images, its AutoAttack robust accuracy at the protocol's eps and its clean accuracy.
-The band in each panel is the spread (min to max) of the reference the arm is compared with: the standard baseline's
-seeds for every arm under standard training and for the control, the control's seeds for an arm on top of it. Above
-the eps* panel each arm carries its seed-level verdict (``vis.comparisons``: Holm-adjusted, against its reference),
-so the figure says nothing the comparisons table does not.
-"""
+"""The study's overview figure: every arm beside its reference (whose seeds' spread is the band), one point per model,
+with each arm's seed-level verdict on top, so the figure says nothing the comparisons table does not."""
 import math
 
 from analysis.comparisons import arm_label
@@ -23,8 +15,7 @@ BAND_HALF_WIDTH = 0.38
 
 
 def _arms(study):
-    """The baselines (the standard one first, then the adversarially trained ones: the control), then the other arms
-    in table order."""
+    """The standard baseline, the adversarially trained ones (the control), then the other arms in table order."""
     return sorted(study.arms, key=lambda arm: not arm.spec.is_baseline)
 
 
@@ -109,8 +100,7 @@ def study_arms_figure(study):
 
 
 def plot_study_arms(study, stem):
-    """Writes ``stem.png`` and ``stem.pdf`` of ``study_arms_figure`` (``study``: ``analysis.comparisons.StudyResults``);
-    [] where the study has no comparison."""
+    """``stem.png`` and ``stem.pdf`` of ``study_arms_figure``; [] where the study has no comparison."""
     if study is None or not study.rows:
         return []
     with figure_style():
