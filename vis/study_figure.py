@@ -25,22 +25,13 @@ def _color(arm):
     return ARM_COLOR
 
 
-def _scale(statistic, factor):
-    return factor if statistic.startswith("eps_star") else 100.0
-
-
 def _finite(values):
     return [v for v in values if v is not None and math.isfinite(v)]
 
 
-def _verdicts(study):
-    """``{arm label: verdict}`` of the primary statistic (eps* over correct images)."""
-    return {row["arm"]: row["verdict"] for row in study.rows if row["statistic"] == "eps_star_correct"}
-
-
 def _panel(ax, study, statistic, title, factor):
     arms = _arms(study)
-    scale = _scale(statistic, factor)
+    scale = factor if statistic.startswith("eps_star") else 100.0
     for x, arm in enumerate(arms):
         reference = study.arm(arm.spec.reference) if arm.spec.reference else arm
         band = _finite(reference.values[statistic]) if reference is not None else []
@@ -67,7 +58,8 @@ def study_arms_figure(study):
     """The figure (a matplotlib Figure) of the study's arms beside their references, one point per model."""
     arms = _arms(study)
     factor, unit = eps_axis(study.dataset, "linf")
-    verdicts = _verdicts(study)
+    # the verdicts on the primary statistic, eps* over correct images
+    verdicts = {row["arm"]: row["verdict"] for row in study.rows if row["statistic"] == "eps_star_correct"}
     with figure_style():
         fig = new_figure(max(7.0, 1.05 * len(arms) + 2.0), 8.6)
         axes = fig.subplots(len(PANELS), 1, sharex=True)
