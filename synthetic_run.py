@@ -1,20 +1,16 @@
 """Synthetic experiment (Vardi, Yehudai & Shamir 2022): does L1 or dropout sparsity on the hidden layer of a
 depth-2 ReLU network move the smallest l2 perturbation that flips its predictions?
 
-    python synthetic_run.py --mode l1
-    python synthetic_run.py --mode dropout
-
-Writes results/synthetic/{mode}.json, .png and .pdf (a non-default configuration: {mode}_{settings}.*, see
-docs/synthetic.md) and prints a summary table. The work lives in the synthetic package.
-"""
+Writes results/synthetic/{mode}.json, .png and .pdf (docs/synthetic.md) and prints a summary table."""
 from dataclasses import fields
 from pathlib import Path
 
 from common.cli import ArgumentParser, run_main
 from common.device import DEFAULT_THREADS, DEVICE_CHOICES, resolve_device
-from synthetic.config import DEFAULT_STRENGTHS, MODES, OPTIMIZERS, PENALTIES, SyntheticConfig
+from synthetic.config import DEFAULT_STRENGTHS, MODES, PENALTIES, SyntheticConfig
 from synthetic.experiment import run_and_write, summary_line
 from synthetic.table import summary_table
+from synthetic.trainer import OPTIMIZERS
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 # every SyntheticConfig field but the mode has a flag of its name

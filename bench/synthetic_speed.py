@@ -27,7 +27,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from synthetic.config import SyntheticConfig  # noqa: E402
-from synthetic.experiment import run_specs, train_settings  # noqa: E402
+from synthetic.experiment import run_specs  # noqa: E402
 from synthetic.trainer import (TrainSettings, dropout_masks, final_statistics, prepare_runs, subset,  # noqa: E402
                                train_stacked)
 
@@ -104,7 +104,7 @@ def main():
     else:
         strongest = max(SyntheticConfig.from_options(args.mode).strengths)
         config = SyntheticConfig.from_options(args.mode, strengths=[0.0, strongest], seeds=[0, 1, 2], steps=2000)
-    specs, settings = [spec for _, _, spec in run_specs(config)], train_settings(config)
+    specs, settings = [spec for _, _, spec in run_specs(config)], config.train_settings()
     dtype = torch.float32 if args.float32 else torch.float64
     print(f"{len(specs)} runs ({args.mode}), d = m = 200, width 500, at most {settings.steps} steps, "
           f"{dtype}, {torch.get_num_threads()} threads, best of {args.repeats}")

@@ -5,7 +5,7 @@ from dataclasses import asdict, dataclass, fields
 from common import validation
 from common.errors import ConfigError
 from sparsity.methods import get_method
-from synthetic.trainer import OPTIMIZERS, TrainSettings
+from synthetic.trainer import TrainSettings
 
 MODES = ("l1", "dropout")
 # How the L1 strength s weighs the hidden activations h (m points x width units) in the objective.
@@ -29,8 +29,7 @@ NAME_LIST_CHARS = 40
 
 @dataclass(frozen=True)
 class SyntheticConfig:
-    """Field names are synthetic_run.py's flag names. ``from_options`` fills the defaults that depend on
-    others (strengths on mode and penalty, lr on optimizer)."""
+    """Field names are synthetic_run.py's flags; ``from_options`` fills the defaults that depend on other fields."""
 
     mode: str
     d: int = 200  # input dimension; the data have norm sqrt(d)
@@ -90,9 +89,8 @@ class SyntheticConfig:
         return record
 
     def results_name(self):
-        """File stem of this configuration's results: ``{mode}`` for the defaults, else ``{mode}_`` and every
-        setting that differs from them (strengths and lr against the defaults of the chosen penalty and
-        optimiser), so that no configuration writes over another's results."""
+        """``{mode}``, then every setting unlike the defaults (of the chosen penalty and optimiser), so that no
+        configuration writes over another's results."""
         reference = SyntheticConfig.from_options(self.mode, penalty=self.penalty, optimizer=self.optimizer)
         default = SyntheticConfig.from_options(self.mode)
         parts = [self.mode]

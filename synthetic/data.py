@@ -12,8 +12,7 @@ class SphereData:
 
 
 def sample_sphere_data(d, m, generator, dtype=torch.float32):
-    """``m`` points (normalised Gaussians) and labels. The caller's generator is advanced, so data and
-    initialisation drawn from one seeded generator stay reproducible."""
+    """``m`` points (normalised Gaussians) and labels, advancing the caller's generator."""
     x = torch.randn(m, d, generator=generator, dtype=dtype)
     x = x / x.norm(dim=1, keepdim=True) * math.sqrt(d)
     y = torch.randint(0, 2, (m,), generator=generator).to(dtype) * 2 - 1

@@ -1,5 +1,5 @@
-"""One synthetic experiment end to end: train every (strength, seed) run of a config as one batch, measure
-each network's minimal flips, and write the results file and figure named after the config."""
+"""One synthetic experiment end to end: every (strength, seed) run of a config trained as one batch, measured,
+written."""
 import math
 import time
 from pathlib import Path
@@ -28,14 +28,8 @@ def run_specs(config):
     return runs
 
 
-def train_settings(config):
-    """``config.train_settings()``, under the name bench/synthetic_speed.py imports."""
-    return config.train_settings()
-
-
 def run_and_write(config, results_dir, device="cpu", progress=True, threads=DEFAULT_THREADS):
-    """``run_experiment``, then ``write_results`` into ``results_dir/synthetic``, which is checked first;
-    returns the results and the paths written."""
+    """``run_experiment``, then ``write_results`` into ``results_dir/synthetic`` (checked first): results, paths."""
     config.validate()
     validation.integer(threads, "threads", minimum=1)
     folder = ensure_writable_dir(Path(results_dir) / "synthetic", location="results_dir")
@@ -44,9 +38,8 @@ def run_and_write(config, results_dir, device="cpu", progress=True, threads=DEFA
 
 
 def run_experiment(config, device="cpu", progress=True, threads=DEFAULT_THREADS):
-    """The results document (``synthetic.records``) of ``config``, computed with ``threads`` CPU threads:
-    1 by default, as on a small shared CPU a second thread mostly waits for a busy core (3x slower
-    measured on a loaded 2-core machine)."""
+    """The results document of ``config``; 1 thread by default, as on a small shared CPU a second one mostly waits
+    for a busy core (3x slower measured on a loaded 2-core machine)."""
     config.validate()
     runs = run_specs(config)
     with cpu_threads(threads):

@@ -1,10 +1,6 @@
-"""Smallest l2 perturbations that flip a depth-2 ReLU network's prediction sign(N(x)), three ways: the margin
-set's shared direction (the original repository's measure), the theory's direction per point (Vardi, Yehudai &
-Shamir 2022), and l2 PGD per point; each is defined at its function below.
-
-All work on stacked networks (R runs, n points each). A point counts as flipped when y N(x') < 0. A perturbation
-larger than ``max_scale`` is not searched for: such points get inf (censored: the flip is at least ``max_scale``).
-"""
+"""Smallest l2 perturbations flipping sign(N(x)) (y N(x') < 0) of stacked networks (R runs, n points), three ways:
+the margin set's shared direction (the original repository's), the theory's direction, l2 PGD. None within
+``max_scale``: inf (censored)."""
 from dataclasses import dataclass
 
 import torch
@@ -57,8 +53,7 @@ def margin_set_directions(x, y, members):
 
 
 class _Line:
-    """N along the lines x + c u: pre-activations are affine in c, so each evaluation costs no (R, n, d)
-    matrix product, and one temporary of the hidden layer's size."""
+    """N along the lines x + c u: pre-activations are affine in c, so an evaluation costs no (R, n, d) product."""
 
     def __init__(self, net, x, y, u):
         self.start = net.pre_activations(x)
@@ -73,12 +68,8 @@ class _Line:
 
 
 def first_flip_scale(condition, max_scale, grid_points=GRID_POINTS):
-    """Smallest c in [0, max_scale] with condition(c) true (inf where none): grid scan, then bisection.
-
-    ``max_scale`` is a tensor of the searches' shape (one limit per search); ``condition`` maps a tensor of
-    scales of that shape to a bool tensor of that shape. The scan finds the first grid interval that ends
-    flipped, so a flip is not missed because a larger c happens to flip back.
-    """
+    """Smallest c in [0, max_scale] (a tensor, one limit per search) with condition(c) true, inf where none: the
+    grid scan finds the first interval ending flipped (a larger c may flip back), then bisection."""
     upper = torch.full_like(max_scale, float("inf"))
     lower = torch.zeros_like(max_scale)
     for k in range(grid_points + 1):
@@ -116,18 +107,12 @@ def margin_set_flip(net, x, y, max_scale):
 
 
 def attack_flip(net, x, y, upper, upper_delta, max_scale, seed=0, progress=None):
-    """Measure 3: per point, the smallest l2 radius at which PGD flips the prediction.
-
-    ``upper``/``upper_delta`` (R, n)/(R, n, d) are known flipping perturbations (inf/any where none) that start
-    the search; points without one are first attacked at ``max_scale``. Binary search over the radius keeps, per
-    point, the smallest flipping perturbation found; returns its norm (inf where none) and itself. ``progress``
-    wraps the iterable of bisection rounds (e.g. in a tqdm bar).
-    """
+    """Measure 3: per point the smallest flipping perturbation PGD finds by bisecting the radius, and its norm (inf:
+    none), from the known flips ``upper``/``upper_delta`` (else one at ``max_scale``); ``progress`` wraps the rounds."""
     models = [net.single(r) for r in range(net.runs)]
 
     def attack(radius):
-        """(R, n, d) perturbations PGD finds within ``radius`` (R, n), each shortened along its ray to the
-        first flip; their norms; and which of them flip."""
+        """PGD's perturbations within ``radius`` (R, n), cut back to their first flip; their norms; which flip."""
         deltas = []
         for r, model in enumerate(models):
             eps = radius[r].clamp_min(TINY)
@@ -162,8 +147,7 @@ def attack_flip(net, x, y, upper, upper_delta, max_scale, seed=0, progress=None)
 
 
 def shorten_along_rays(net, x, y, delta):
-    """Per point, the perturbation ``delta`` (R, n, d) cut back to where the segment from x to x + delta
-    first crosses the decision boundary (the whole of it where the search finds no crossing)."""
+    """``delta`` (R, n, d) cut back to where x + delta first crosses the decision boundary (whole where it doesn't)."""
     norm = delta.norm(dim=2)
     line = _Line(net, x, y, delta / norm.clamp_min(TINY).unsqueeze(2))
     scale = first_flip_scale(line.flipped, norm, SEGMENT_GRID_POINTS)

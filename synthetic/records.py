@@ -1,10 +1,5 @@
-"""The results file's records: one per run, one per strength (over seeds), and the unregularised baseline.
-
-Strict JSON: a flip not found within the search limit is ``null`` with an explicit censoring field, never
-Infinity. Statistics over seeds use only the runs that converged (reached the fit target); the others are
-counted, not averaged. With censored seeds only the median is given (``common.stats``: it stays valid while
-fewer than half are censored), never a mean over the seeds that did flip.
-"""
+"""The results file's records: per run, per strength (over the converged seeds; the others counted) and the baseline.
+A censored flip is ``null`` (strict JSON) and then only the median over seeds is given, never a mean of those flipped."""
 import itertools
 import math
 from collections import Counter
@@ -29,9 +24,7 @@ def _json_number(value):
 
 
 def run_record(strength, seed, outcome, statistics, measures, r):
-    """The record of run ``r`` of a ``TrainOutcome``: identity, how training ended, the trained network's
-    statistics, and the three flip measures (l2 norms); a per-point measure is summarised by its median
-    over points, censored when a middle value is."""
+    """Run ``r``'s record: how training ended, its statistics and the flip measures (per point: their median)."""
     record = {
         "strength": strength, "seed": seed, "steps": outcome.steps[r], "stop_reason": outcome.stop_reasons[r],
         "converged": outcome.converged[r],
@@ -51,8 +44,7 @@ def run_record(strength, seed, outcome, statistics, measures, r):
 
 
 def seed_statistics(values):
-    """Over seeds, ``values`` with None = censored: mean/std only if none is censored, the median
-    (None if itself censored), and the counts."""
+    """Over seeds (None: censored): mean/std only if none is censored, the median (None: censored), counts."""
     censored = values.count(None)
     finite = [value for value in values if value is not None]
     return {
@@ -64,8 +56,7 @@ def seed_statistics(values):
 
 
 def strength_records(runs):
-    """One record per strength, in increasing strength: convergence counts and statistics over the
-    converged seeds."""
+    """Per strength, increasing: convergence counts and statistics over the converged seeds."""
     records = []
     ordered = sorted(runs, key=lambda run: (run["strength"], run["seed"]))
     for strength, group in itertools.groupby(ordered, key=lambda run: run["strength"]):
@@ -80,8 +71,7 @@ def strength_records(runs):
 
 
 def baseline_record(runs, theory_scale):
-    """The unregularised runs' per-point flips (median point) over the theory's scale sqrt(d/m), per seed
-    and over seeds (converged runs only)."""
+    """The converged unregularised runs' median-point flips over sqrt(d/m), per seed and over seeds."""
     baseline = [run for run in runs if run["strength"] == 0 and run["converged"]]
     record = {"theory_scale": theory_scale, "seeds": [run["seed"] for run in baseline]}
     for key, _ in BASELINE_MEASURES:

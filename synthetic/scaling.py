@@ -1,12 +1,6 @@
 """The theory against the data: how the unregularised network's per-point flip scales with d and m.
 
-Vardi, Yehudai & Shamir predict a flipping perturbation of order sqrt(d/m), not of the data norm sqrt(d).
-Given results files of runs at several (d, m) with strength 0, this tabulates the unregularised median-point
-flip, its ratio to sqrt(d/m), and the exponents of a power-law fit in d (at fixed m) and in m (at fixed d):
-sqrt(d/m) predicts +0.5 and -0.5, a flip proportional to sqrt(d) predicts +0.5 and 0.
-
-    python -m synthetic.scaling results/synthetic/l1_*.json results/synthetic/l1.json
-"""
+From results files at several (d, m): the flip, its ratio to sqrt(d/m) and power-law exponents in d and in m."""
 import json
 import math
 import statistics

@@ -19,9 +19,11 @@ def statistic_text(statistic, limit=None, digits=3):
 
 
 def baseline_text(results):
-    """The unregularised runs' median-point flips in units of the theory's scale sqrt(d/m)."""
-    baseline = results["baseline"]
-    parts = [f"{statistic_text(baseline[f'{key}_over_theory_scale'])} ({label})" for key, label in BASELINE_MEASURES]
+    """The unregularised runs' median-point flips in units of the theory's scale sqrt(d/m), as is the search limit."""
+    baseline, scales = results["baseline"], results["scales"]
+    limit = scales["flip_search_limit"] / scales["theory_scale"]
+    parts = [f"{statistic_text(baseline[f'{key}_over_theory_scale'], limit)} ({label})"
+             for key, label in BASELINE_MEASURES]
     return f"unregularised median-point flip / sqrt(d/m): {', '.join(parts)}"
 
 

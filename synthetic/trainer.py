@@ -1,16 +1,7 @@
-"""Full-batch training of many independent depth-2 ReLU networks at once, each to the same fit.
-
-Objective of one run: mean logistic loss of N on its m points (dropout masks between the hidden layer and the
-output while training) + ``l1`` * sum of the hidden activations h over points and units. A run stops when its
-data loss (no dropout) falls below ``loss_target``: it has *converged*, and every run is compared at that same
-fit. Not a step budget: (w, b, v) -> (w/a, b/a, a v) leaves N unchanged and divides sum(h) by a, so an L1 run
-never settles and keeps sparsifying, and a budget would decide the result. Other stops: a stalled objective,
-the step cap, divergence.
-
-A run's data, initialisation and dropout stream derive from its seed alone, so its result does not depend on
-which other runs share the batch. The runs train as one batched computation (weights stacked along a run axis,
-gradients by hand, the pre-activations stepped instead of the first-layer weights: see ``_WorkingSet``).
-"""
+"""Full-batch training of many depth-2 ReLU networks at once (logistic loss, dropout masks, ``l1`` * sum(h)), each
+until its data loss without dropout is below ``loss_target``, not for a step budget: (w/a, b/a, a v) leaves N unchanged
+and divides sum(h) by a, so an L1 run never settles and a budget would decide the result. A run depends on its seed
+alone, not on which runs share the batch."""
 from dataclasses import dataclass
 
 import torch
@@ -111,10 +102,7 @@ def subset(batch, index):
 
 
 def dropout_masks(probabilities, generators, shape, device, dtype=torch.float32):
-    """Inverted-dropout masks (R, m, width) with keep-scaling 1/(1-p), or None when no run drops units.
-
-    ``probabilities`` is a host-side list, so building masks never waits for the device.
-    """
+    """Inverted-dropout masks (R, m, width), or None when no run drops units (host-side ``probabilities``: no sync)."""
     if not any(p > 0 for p in probabilities):
         return None
     masks = []
@@ -136,10 +124,8 @@ def objective_and_gradients(net, x, y, l1, mask=None):
 
 
 def _objective_and_pre_gradients(pre, v, y, l1, mask, hidden, grad_pre):
-    """As ``objective_and_gradients``, from the pre-activations ``pre`` (R, m, width); the gradients are
-    with respect to ``pre`` and ``v``. ``hidden`` and ``grad_pre`` are buffers shaped like ``pre`` for the
-    (dropped) hidden activations and the returned ``grad_pre``: on a CPU, a fresh tensor this large costs
-    more in page faults than the arithmetic done on it."""
+    """``objective_and_gradients`` with respect to ``pre`` (R, m, width) and ``v``, into the buffers ``hidden`` and
+    ``grad_pre``: on a CPU a fresh tensor this large costs more in page faults than the arithmetic on it."""
     m = pre.shape[1]
     torch.clamp_min(pre, 0.0, out=hidden)  # relu
     objective = l1 * hidden.sum((1, 2))
@@ -175,22 +161,10 @@ def _step_size(settings, objective, frozen):
 
 
 class _WorkingSet:
-    """The runs still training, in pre-activation coordinates, possibly with some (permanently) dead
-    hidden units left out.
-
-    Every gradient step moves (w, b) by -s (grad_pre^T x, 1^T grad_pre), with grad_pre the gradient
-    with respect to the pre-activations P = x w^T + b (m, width). So P itself moves by -s G grad_pre with
-    G = x x^T + 1 1^T, one (m, m) x (m, width) product per step where recomputing P from w and forming
-    w's gradient take two (m, d) x (d, width) ones; w and b are recovered only when written back, from
-    the running sum ``moved`` = sum of s grad_pre: w = w0 - moved^T x, b = b0 - 1^T moved. Same iterates,
-    up to rounding. (When d < m / 2, G is applied in factored form, x (x^T grad_pre), which is cheaper.)
-
-    ``units`` (R, k) maps the k working units of each run to its original units. A unit whose
-    pre-activation is <= 0 on every training point gets zero gradient from the data loss and from
-    the L1 term (relu'(0) = 0), and so stays dead forever; leaving it out changes no arithmetic
-    result but its order of summation, and makes strongly L1-regularised runs, where almost every
-    unit dies, far cheaper.
-    """
+    """The runs still training, stepped in pre-activation coordinates P = x w^T + b: a step moves P by -s G grad_pre
+    with G = x x^T + 1 1^T, one (m, m) product where w's gradient and P take two (m, d) ones (x (x^T .) when d < m/2).
+    w, b are recovered on write-back from ``moved`` = sum of s grad_pre. Units dead on every point get no gradient
+    ever (relu'(0) = 0) and are left out; ``units`` (R, k) maps working units to the original ones."""
 
     def __init__(self, batch):
         runs, width = batch.net.runs, batch.net.w.shape[1]
@@ -246,8 +220,7 @@ class _WorkingSet:
             setattr(self, name, getattr(self, name)[index])
 
     def drop_dead_units(self, final):
-        """Leave out units dead on every training point, after writing them back to ``final`` for good.
-        Only without dropout, whose masks span all units."""
+        """Leave out units dead on every point, written back to ``final`` first (not with dropout: masks span all)."""
         if any(spec.dropout > 0 for spec in self.batch.specs):
             return
         alive = (self.pre > 0).any(1)
@@ -265,8 +238,7 @@ class _WorkingSet:
 
 
 def train_stacked(batch, settings, progress=True):
-    """Train every run of ``batch`` from its initialisation; returns each run's last iterate (for a
-    converged run, the first whose data loss is below the target) and why each run stopped."""
+    """Each run's last iterate (a converged run's first below the target) and why it stopped."""
     settings.validate()
     runs, width = batch.net.runs, batch.net.w.shape[1]
     device = batch.x.device

@@ -98,3 +98,12 @@ def test_unwritable_results_dir_exits_2(tmp_path, capsys):
     code, _, err = run(["--mode", "l1", "--results-dir", str(blocker)] + TINY, capsys)
     assert_usage_error(code, err, "--results-dir")
     assert blocker.read_text() == "not a folder"
+
+
+def test_censored_baseline_states_the_search_limit_in_units_of_sqrt_d_over_m(tmp_path, capsys):
+    argv = ["--mode", "dropout", "--d", "40", "--m", "20", "--width", "30", "--seeds", "3", "4", "5", "--strengths",
+            "0", "0.5", "--search-limit", "0.05", "--results-dir", str(tmp_path), "--no-progress"]
+    code, out, _ = run(argv, capsys)
+    assert code == 0
+    # limit 0.05 * sqrt(40) over sqrt(40 / 20): no unregularised seed flips within it
+    assert "unregularised median-point flip / sqrt(d/m): >= 0.224 (3/3) (theory direction)" in out

@@ -1,20 +1,11 @@
-"""The figures of ``main.py --mode vis``, one function per figure. Each draws one method's arms (``MethodArms``: its
-records grouped once by ``analysis.arms.group_arms``), writes ``stem.png`` and ``stem.pdf`` and returns their paths,
-or [] where there is nothing to draw.
-
-Figures only draw: every number is one trained model's (seed's) or a mean ± sample SD over seeds (``analysis.arms``);
-no figure pools images across seeds. What to plot is read from the fields the records have (threat model, targeted,
-query counts), never from attack names. Arms that did not learn are marked, not compared; every footnote states n,
-eps, the seeds and the attack settings.
-"""
+"""Figures 1, 3, 6 and 7 of ``main.py --mode vis`` (2, 4, 5: ``vis.curves``), each of one method's arms beside the
+baseline, and what every figure reads. Figures only draw: each number is one seed's or a mean ± SD over seeds."""
 import math
 from dataclasses import dataclass, replace
 
-from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from analysis.arms import MISSING, Stat, group_arms
-from attacks.base import WHITE_BOX
 from data.registry import get_dataset
 from records.parts import QUERY_FIELDS
 from sparsity.methods import get_method
@@ -24,8 +15,6 @@ from vis.render import (BASELINE_COLOR, MARKERS, NOT_LEARNED_COLOR, add_footnote
 NORMS = {"linf": "L-inf", "l2": "L2"}
 SERIES_COLORS = ("tab:blue", "tab:red", "tab:orange", "tab:purple", "tab:green", "tab:olive", "tab:cyan",
                  "tab:brown", "tab:pink", "tab:gray")
-BASELINE_LABEL = "standard (no regularisation)"
-NOT_LEARNED_LABEL = "did not learn (near chance; not compared)"
 EPS_STAR_NOTE = ("eps*: per image the least of FAB's, the bisection's and every attack run's smallest fooling "
                  "perturbation (0 where misclassified clean).")
 WORST_CASE_NOTE = ("Worst case: an image counts as robust only if every attack run on it failed (and its L-inf eps* "
@@ -122,7 +111,7 @@ def attack_metric(results, key, field):
     return Metric(f"{results.attacks[key].title}: {QUANTITIES[field]}", key, value, field not in QUERY_FIELDS, key)
 
 
-def _metrics(results, *fields):
+def metrics_of(results, *fields):
     """The metric of each untargeted attack for each of ``fields`` (queries: only of attacks that count them)."""
     return [attack_metric(results, key, field) for field in fields for key in results.keys(targeted=False)
             if field not in QUERY_FIELDS or results.attacks[key].counts_queries]
@@ -130,7 +119,7 @@ def _metrics(results, *fields):
 
 # --------------------------------------------------------------------------- shared pieces
 
-def _range(values):
+def range_text(values):
     values = sorted(set(values))
     return "-" if not values else str(values[0]) if len(values) == 1 else f"{values[0]}–{values[-1]}"
 
@@ -141,7 +130,7 @@ def settings_text(settings):
                      for key, value in settings.items() if value is not None)
 
 
-def _seeds_text(results):
+def seeds_text(results):
     seeds = sorted({seed for arm in results.arms for seed in arm.all_seeds})
     return f"seed {seeds[0]}" if len(seeds) == 1 else f"mean ± sample SD over seeds {', '.join(map(str, seeds))}"
 
@@ -153,10 +142,10 @@ def footnote(results, keys, extra=()):
     for key in keys:
         entry = results.attacks[key]
         ns = [n for arm in results.arms if arm.attack(key) for n in arm.attack(key).n]
-        counts = f"n = {_range(ns)} images per model; " if ns else ""  # none where no model that ran it learned
+        counts = f"n = {range_text(ns)} images per model; " if ns else ""  # none where no model that ran it learned
         lines.append(f"{entry.title}: {counts}{settings_text(entry.settings)}.")
     lines.append(f"eps = {', '.join(results.dataset.format_eps(e) for e in results.eps) or '-'} (L-inf); "
-                 f"{_seeds_text(results)}; error bars and bands: sample SD over seeds where there are several.")
+                 f"{seeds_text(results)}; error bars and bands: sample SD over seeds where there are several.")
     not_learned = [f"{arm.spec.label} (seed {', '.join(map(str, arm.not_learned_seeds))})"
                    for arm in results.arms if arm.not_learned_seeds]
     if not_learned:
@@ -220,33 +209,6 @@ def _bars(ax, palette, arms, metrics, note=None):
     return [Patch(color=palette[metric.series], label=metric.title) for metric in metrics]
 
 
-def _line(ax, results, layer, points, metric):
-    """One layer's arms ``[(x, arm)]`` joined in order of x, ± SD over seeds; an 'x' on the axis for one that did
-    not learn."""
-    color, marker = layer_style(layer, results.layer_names)
-    drawn = sorted((x, metric.value(arm)) for x, arm in points if arm.learned and metric.value(arm).mean is not None)
-    if drawn:
-        ax.errorbar([x for x, _ in drawn], [metric.scaled(s.mean) for _, s in drawn],
-                    yerr=[metric.scaled(s.std) or 0.0 for _, s in drawn], color=color, marker=marker, markersize=4.5,
-                    capsize=2, linewidth=1.2)
-    failed = [x for x, arm in points if not arm.learned]
-    if failed:
-        ax.plot(failed, [0.02] * len(failed), linestyle="none", marker="x", color=NOT_LEARNED_COLOR, markersize=7,
-                transform=ax.get_xaxis_transform(), clip_on=False)
-
-
-def _baseline_line(ax, results, metric, layers=()):
-    """Dashed: the standard model's value (for the sparsity of the regularised layer: its own, per layer)."""
-    base = results.baseline
-    if base is None or not base.learned:
-        return
-    for layer in layers if metric is OWN_SPARSITY else [None]:
-        stat = base.sparsity(layer) if layer else metric.value(base)
-        color = layer_style(layer, results.layer_names)[0] if layer else BASELINE_COLOR
-        if stat.mean is not None:
-            ax.axhline(metric.scaled(stat.mean), color=color, linestyle="--", linewidth=1)
-
-
 def _choice_text(results):
     method, arms = results.method, results.shown()
     if all(arm.spec.strength == method.default_strength for arm in arms if not arm.spec.is_baseline):
@@ -263,9 +225,9 @@ def plot_per_layer(results, stem):
     if not shown:
         return []
     worst = [WORST_CASE] if any(arm.worst_case.mean is not None for arm in shown) else []
-    panels = (("Accuracy (robust: over all n)", "accuracy (%)", [CLEAN_ACC, *worst, *_metrics(results, "robust_acc")]),
+    panels = (("Accuracy (robust: over all n)", "accuracy (%)", [CLEAN_ACC, *worst, *metrics_of(results, "robust_acc")]),
               ("Untargeted attack success over the initially correct images", "success (%)",
-               _metrics(results, "success_rate_correct")))
+               metrics_of(results, "success_rate_correct")))
     with figure_style():
         fig = new_figure(max(8.0, (0.7 + 0.25 * len(panels[1][2])) * len(shown) + 3.5), 7.0)
         axes = fig.subplots(2, 1)
@@ -280,74 +242,9 @@ def plot_per_layer(results, stem):
                 _arm_axis(ax, shown)
         axes[1].set_xlabel("regularised layer (standard = no regularisation)", loc="left")
         fig.suptitle(f"{results.method.title} at one layer: accuracy and robustness per layer\n"
-                     f"{_choice_text(results)}; {_seeds_text(results)}", fontsize=10)
+                     f"{_choice_text(results)}; {seeds_text(results)}", fontsize=10)
         add_footnote(fig, footnote(results, results.keys(targeted=False), [WORST_CASE_NOTE]))
         return save_figure(fig, stem)
-
-
-# --------------------------------------------------------------------------- figures 2 and 4
-
-def _against(results, stem, layers, x_of, metrics, x_axis, title, note):
-    """One panel per metric with a value, one line per layer through its arms at ``x_of(arm)`` (None: not placed),
-    mean ± SD over seeds; dashed: the standard model."""
-    arms = [arm for layer in layers for arm in results.at_layer(layer) if x_of(arm) is not None]
-    empty = [m.title for m in metrics if all(m.value(arm).mean is None for arm in arms)]
-    metrics = [m for m in metrics if m.title not in empty]
-    if not arms or not metrics:
-        return []
-    with figure_style():
-        fig, axes = panel_grid(len(metrics), 4, (3.2, 3.0), (2.2, 1.6))
-        for ax, metric in zip(axes, metrics):
-            for layer in layers:
-                _line(ax, results, layer, [(x_of(arm), arm) for arm in arms if arm.spec.layer == layer], metric)
-            _baseline_line(ax, results, metric, layers)
-            ax.set_title(metric.title.replace(": ", "\n", 1) + ("\n(dashed: standard, same layer)"
-                                                                 if metric is OWN_SPARSITY else ""), fontsize=9)
-            ax.set(ylabel="%" if metric.percent else "queries",
-                   ylim=(-3, 109) if metric.percent else (0, 1.1 * ax.get_ylim()[1]))
-            x_axis(ax)
-        handles = [Line2D([], [], color=color, marker=marker, label=layer)
-                   for layer in layers for color, marker in [layer_style(layer, results.layer_names)]]
-        if results.baseline:
-            handles.append(Line2D([], [], color=BASELINE_COLOR, linestyle="--", label=BASELINE_LABEL))
-        if any(not arm.learned for arm in arms):
-            handles.append(Line2D([], [], color=NOT_LEARNED_COLOR, marker="x", linestyle="none",
-                                  label=NOT_LEARNED_LABEL))
-        fig.legend(handles=handles, loc="outside right center", frameon=False, title="regularised layer")
-        fig.suptitle(f"{results.method.title}: {title} ({_seeds_text(results)})", fontsize=10)
-        add_footnote(fig, footnote(results, results.keys(targeted=False), [note] + [
-            f"Not drawn, no value at any point: {title}." for title in empty]))
-        return save_figure(fig, stem)
-
-
-def plot_strength_sweep(results, stem):
-    """Figure 2: clean and robust accuracy, median queries and sparsity against strength, per swept layer."""
-    layers = [layer for layer in results.layers if len(results.at_layer(layer)) > 1]
-    strengths = [arm.spec.strength for layer in layers for arm in results.at_layer(layer)]
-    method = results.method
-
-    def x_axis(ax):
-        ax.set_xlabel(method.strength_label + (" (log scale)" if method.log_scale else ""))
-        positive = [s for s in strengths if s > 0]
-        if method.log_scale and len(positive) == len(strengths):
-            ax.set_xscale("log")
-        elif method.log_scale:  # a strength of 0 has no place on a log axis: linear around zero, log beyond
-            ax.set_xscale("symlog", linthresh=min(positive, default=1.0))
-
-    return _against(results, stem, layers, lambda arm: arm.spec.strength,
-                    [CLEAN_ACC, *_metrics(results, "robust_acc", "median_queries_correct"), OWN_SPARSITY], x_axis,
-                    "metrics against strength, per regularised layer", "Robust accuracy over all n attacked images; "
-                    "queries: each model's median over the images that were correct and then fooled.")
-
-
-def plot_robustness_vs_sparsity(results, stem):
-    """Figure 4: robust accuracy and median queries against the measured sparsity of the regularised layer."""
-    return _against(results, stem, results.layers, lambda arm: 100 * arm.own_sparsity.mean if arm.learned else None,
-                    _metrics(results, "robust_acc", "median_queries_correct"),
-                    lambda ax: ax.set(xlim=(-3, 103), xlabel="sparsity of its layer (% exact zeros)"),
-                    "robustness against measured activation sparsity",
-                    "One point per arm: the mean over its seeds ± SD at its seeds' mean sparsity (exact zeros on the "
-                    "test set at the regularised layer); a layer's arms joined in order of sparsity.")
 
 
 # --------------------------------------------------------------------------- figure 3
@@ -355,7 +252,7 @@ def plot_robustness_vs_sparsity(results, stem):
 def _fooled(metric, arm):
     """How many images each seed's median is over: those fooled among the correct (a range where seeds differ)."""
     run = arm.attack(metric.attack) if metric.attack else None
-    return f"n {_range(run.n_fooled_correct)}" if run else None
+    return f"n {range_text(run.n_fooled_correct)}" if run else None
 
 
 def _query_panel(ax, palette, results, arms, keys):
@@ -418,7 +315,7 @@ def plot_queries(results, stem):
     if not _goals(results) or not results.shown():
         return []
     return _query_figure([results], stem, f"{results.method.title}: queries to a successful black-box attack\n"
-                                          f"{_choice_text(results)}; {_seeds_text(results)}", [])
+                                          f"{_choice_text(results)}; {seeds_text(results)}", [])
 
 
 def plot_queries_by_method(all_results, stem):
@@ -429,74 +326,6 @@ def plot_queries_by_method(all_results, stem):
     return _query_figure(all_results, stem, "Queries to a successful black-box attack, per regularised layer: "
                          + " vs ".join(r.method.title for r in all_results),
                          ["; ".join(f"{r.method.title}: {_choice_text(r)}" for r in all_results) + "."])
-
-
-# --------------------------------------------------------------------------- figure 5
-
-def _curve_panel(ax, results, norm):
-    """Per learned arm, the mean over seeds of each seed's robust accuracy read off its eps*, ± SD; on L-inf the
-    --eps-sweep points of the white-box attacks. Returns ``(handles, censored)``."""
-    factor, unit = eps_axis(results.dataset, norm)
-    swept = results.keys(targeted=False, threat_model=WHITE_BOX) if norm == "linf" else []
-    handles, censored, reach = [], [], []
-    for arm in results.arms:
-        color = layer_style(arm.spec.layer, results.layer_names)[0] if arm.spec.layer else BASELINE_COLOR
-        curve = arm.eps_star_curve(norm)
-        if curve:
-            xs, ys = [factor * eps for eps, _ in curve], [100 * stat.mean for _, stat in curve]
-            sds = [100 * (stat.std or 0.0) for _, stat in curve]
-            siblings = [a.spec for a in results.at_layer(arm.spec.layer)]
-            style = ("-", "--", ":", "-.")[siblings.index(arm.spec) % 4 if arm.spec.layer else 0]
-            entries = [record.minimal[norm] for record in arm.records if norm in record.minimal]
-            (line,) = ax.plot(xs, ys, color=color, linestyle=style, linewidth=1.3,
-                              label=f"{arm.spec.label}, {len(entries)} seed(s), n = {_range(e.n for e in entries)}")
-            ax.fill_between(xs, [y - s for y, s in zip(ys, sds)], [y + s for y, s in zip(ys, sds)], color=color,
-                            alpha=0.12, linewidth=0)
-            handles.append(line)
-            reach.append(next(x for x, y in zip(xs, ys) if y <= ys[-1]))
-            if any(e.n_censored for e in entries):  # never fooled within the limit: the curve beyond is unknown
-                ax.plot([xs[-1]], [ys[-1]], marker=">", color=color, linestyle="none", markersize=5)
-                censored.append(f"{arm.spec.label} {_range(e.n_censored for e in entries)} per seed")
-        for marker, key in zip(MARKERS[1:], swept):
-            points = [(factor * eps, stat) for eps, stat in arm.sweep_curve(key).items()]
-            if points:
-                ax.errorbar([e for e, _ in points], [100 * s.mean for _, s in points], linestyle=":", linewidth=0.7,
-                            yerr=[100 * (s.std or 0.0) for _, s in points], color=color, marker=marker,
-                            markersize=4, capsize=2, markerfacecolor="white")
-    for value in results.eps if norm == "linf" else ():
-        ax.axvline(factor * value, color="0.5", linestyle=":", linewidth=0.9)
-    if reach and not censored:  # every image fooled below the limit: show where the curves fall
-        ax.set_xlim(-0.02 * max(reach), 1.1 * max(reach + [factor * e for e in results.eps if norm == "linf"]))
-    ax.set(title=f"{NORMS[norm]}: robust accuracy read off eps*", xlabel=f"eps ({unit}), {NORMS[norm]}",
-           ylim=(-3, 103))
-    return handles, censored
-
-
-def plot_robustness_curves(results, stem):
-    """Figure 5: robust accuracy against eps read off each model's eps* (the fraction of its images whose eps*
-    exceeds eps), mean ± SD over seeds, one panel per norm, one line per arm."""
-    swept = [results.attacks[k].title for k in results.keys(targeted=False, threat_model=WHITE_BOX)
-             if any(arm.sweep_curve(k) for arm in results.arms)]
-    norms = results.norms() or (["linf"] if swept else [])
-    if not norms:
-        return []
-    with figure_style():
-        fig = new_figure(max(8.0, 4.6 * len(norms) + 4.0), 4.6)
-        axes = fig.subplots(1, len(norms), squeeze=False, sharey="row")[0]
-        panels = [_curve_panel(ax, results, norm) for ax, norm in zip(axes, norms)]
-        axes[0].set_ylabel("robust accuracy (%) = 100 - CDF of eps*")
-        handles = {handle.get_label(): handle for panel, _ in panels for handle in panel}
-        fig.legend(handles=list(handles.values()), loc="outside right center", frameon=False, title="arm")
-        fig.suptitle(f"{results.method.title}: robust accuracy against eps, read off each model's smallest fooling "
-                     f"perturbations\n{_seeds_text(results)}", fontsize=10)
-        add_footnote(fig, footnote(results, [], [
-            f"{EPS_STAR_NOTE} Lines: per eps the mean over seeds of each model's fraction of images with eps* "
-            "above it; bands: ± sample SD over seeds.",
-            "Each curve ends at the search limit; '>' marks images never fooled within it (censored), counted as "
-            "robust up to the limit: " + ("; ".join(c for _, cs in panels for c in cs) or "none") + ".",
-            "Dotted vertical line: the attacks' eps." + (f" Open markers (dotted): --eps-sweep robust accuracy of "
-                                                         f"{', '.join(swept)}." if swept else "")]))
-        return save_figure(fig, stem)
 
 
 # --------------------------------------------------------------------------- figures 6 and 7: eps* per model
@@ -558,8 +387,8 @@ def plot_eps_star_per_layer(results, stem):
         axes = fig.subplots(2, len(norms), squeeze=False)
         for column, norm in enumerate(norms):
             entries = [[r.minimal[norm] for r in arm.records if norm in r.minimal] for arm in shown]
-            ticks = [_tick(arm) + (f"\n{len(e)} seed(s)\nn={_range(x.n for x in e)}" if e else "")
-                     + (f"\ncens. {_range(x.n_censored for x in e)}" if any(x.n_censored for x in e) else "")
+            ticks = [_tick(arm) + (f"\n{len(e)} seed(s)\nn={range_text(x.n for x in e)}" if e else "")
+                     + (f"\ncens. {range_text(x.n_censored for x in e)}" if any(x.n_censored for x in e) else "")
                      for arm, e in zip(shown, entries)]
             for row, correct_only in enumerate((True, False)):
                 _eps_star_panel(axes[row, column], results, shown, norm, correct_only)

@@ -1,19 +1,5 @@
-"""Entry point of ``main.py --mode vis``: one method's records beside the standard baseline's, grouped into arms once
-(``analysis.arms``), drawn and tabulated per model (seed).
-
-Files written in ``{results_root}/{dataset}/{model}/`` (each figure as .png at 150 dpi and .pdf):
-
-- ``{method}/fig1_per_layer``               clean and robust accuracy, success over correct images, per layer
-- ``{method}/fig2_strength_sweep``          metrics against strength (layers with 2+ strengths)
-- ``{method}/fig3_queries``                 query-based attacks: median queries over fooled & correct images
-- ``{method}/fig4_robustness_vs_sparsity``  robust accuracy against measured sparsity of the regularised layer
-- ``{method}/fig5_robustness_curves``       robust accuracy against eps read off each model's eps* (and --eps-sweep)
-- ``{method}/fig6_eps_star_per_layer``      each model's median eps* per layer, beside the baseline's seeds
-- ``{method}/fig7_eps_star_vs_sparsity``    dose-response: each model's median eps* against its layer's sparsity
-- ``{method}/eps_star_per_seed.csv``        each model's median eps* per norm, with its counts
-- ``{method}/summary.md``                   every number as markdown tables
-- ``fig3_queries_by_method``                figure 3 of every method side by side (when several have results)
-"""
+"""Entry point of ``main.py --mode vis``: one method's records beside the standard baseline's, grouped into arms once,
+drawn and tabulated per model (seed) into ``{results_root}/{dataset}/{model}/`` (the files: docs/usage.md)."""
 import logging
 from pathlib import Path
 
@@ -22,18 +8,18 @@ from common.io import atomic_write_text, ensure_writable_dir
 from evaluation.config import EvalConfig
 from records.store import ResultStore
 from sparsity.methods import METHODS, get_method
-from vis import figures
+from vis import curves, figures
 from vis.summary import CSV_NAME, seeds_csv, summary_markdown
 
 logger = logging.getLogger(__name__)
 
 METHOD_FIGURES = (
     ("fig1_per_layer", figures.plot_per_layer, "no arm to show"),
-    ("fig2_strength_sweep", figures.plot_strength_sweep, "no layer was evaluated at two or more strengths"),
+    ("fig2_strength_sweep", curves.plot_strength_sweep, "no layer was evaluated at two or more strengths"),
     ("fig3_queries", figures.plot_queries, "no query-based attack results"),
-    ("fig4_robustness_vs_sparsity", figures.plot_robustness_vs_sparsity,
+    ("fig4_robustness_vs_sparsity", curves.plot_robustness_vs_sparsity,
      "no regularised arm with both measured sparsity and attack results"),
-    ("fig5_robustness_curves", figures.plot_robustness_curves,
+    ("fig5_robustness_curves", curves.plot_robustness_curves,
      "no eps* and no --eps-sweep curve (evaluate with --minimal-norms linf or --eps-sweep)"),
     ("fig6_eps_star_per_layer", figures.plot_eps_star_per_layer, "no eps* (evaluate with --minimal-norms linf l2)"),
     ("fig7_eps_star_vs_sparsity", figures.plot_eps_star_vs_sparsity, "no L-inf eps* of a regularised arm"),
@@ -45,8 +31,7 @@ def _warn(message):
 
 
 def selected(records, method, layers=None, include_baseline=True):
-    """Of ``records``, those of ``method``'s models of standard training (``layers``: at these layers; None: all) and,
-    with ``include_baseline``, the standard baseline's."""
+    """``method``'s records of standard training (at ``layers``; None: all), and the standard baseline's."""
     def wanted(spec):
         if spec.adv is not None or spec.is_baseline:
             return spec.adv is None and include_baseline
@@ -55,13 +40,8 @@ def selected(records, method, layers=None, include_baseline=True):
 
 
 def make_figures(results_root, dataset, method, layers=None, include_baseline=True):
-    """Write the figures, summary and per-seed eps* table of ``method``'s models in the store at ``results_root``
-    into ``{results_root}/{dataset}/{model}/{method}/``; returns the written paths.
-
-    ``layers`` (None: every layer with results) and ``include_baseline`` filter what is shown. Requested layers (or
-    the baseline) without any result file are named in one warning; no result at all raises FileProblem naming the
-    eval command that produces them.
-    """
+    """Write ``method``'s figures, summary and per-seed eps* table; returns the paths. Requested layers (or baseline)
+    without results are named in one warning; no result at all is a FileProblem naming the eval command to run."""
     def how_to_make(layers):
         return "run " + EvalConfig.from_options(dataset=dataset).command(
             dataset=dataset, method=method, layers=layers, results_dir=results_root)

@@ -1,13 +1,5 @@
-"""The study's overview figure: every arm of a study beside the standard baseline, one point per trained model.
-
-Three panels share the arms on the x axis: the standard baseline, next to it the adversarially trained baseline (the
-positive control), then the sparse arms under standard training and those on top of the control. Per seed: its median eps*
-over its correctly classified images, its AutoAttack robust accuracy at the protocol's eps and its clean accuracy.
-The band in each panel is the spread (min to max) of the reference the arm is compared with: the standard baseline's
-seeds for every arm under standard training and for the control, the control's seeds for an arm on top of it. Above
-the eps* panel each arm carries its seed-level verdict (``vis.comparisons``: Holm-adjusted, against its reference),
-so the figure says nothing the comparisons table does not.
-"""
+"""The study's overview figure: every arm beside its reference (whose seeds' spread is the band), one point per model,
+with each arm's seed-level verdict on top, so the figure says nothing the comparisons table does not."""
 import math
 
 from analysis.comparisons import arm_label
@@ -23,8 +15,7 @@ BAND_HALF_WIDTH = 0.38
 
 
 def _arms(study):
-    """The baselines (the standard one first, then the adversarially trained ones: the control), then the other arms
-    in table order."""
+    """The standard baseline, the adversarially trained ones (the control), then the other arms in table order."""
     return sorted(study.arms, key=lambda arm: not arm.spec.is_baseline)
 
 
@@ -34,22 +25,13 @@ def _color(arm):
     return ARM_COLOR
 
 
-def _scale(statistic, factor):
-    return factor if statistic.startswith("eps_star") else 100.0
-
-
 def _finite(values):
     return [v for v in values if v is not None and math.isfinite(v)]
 
 
-def _verdicts(study):
-    """``{arm label: verdict}`` of the primary statistic (eps* over correct images)."""
-    return {row["arm"]: row["verdict"] for row in study.rows if row["statistic"] == "eps_star_correct"}
-
-
 def _panel(ax, study, statistic, title, factor):
     arms = _arms(study)
-    scale = _scale(statistic, factor)
+    scale = factor if statistic.startswith("eps_star") else 100.0
     for x, arm in enumerate(arms):
         reference = study.arm(arm.spec.reference) if arm.spec.reference else arm
         band = _finite(reference.values[statistic]) if reference is not None else []
@@ -76,7 +58,8 @@ def study_arms_figure(study):
     """The figure (a matplotlib Figure) of the study's arms beside their references, one point per model."""
     arms = _arms(study)
     factor, unit = eps_axis(study.dataset, "linf")
-    verdicts = _verdicts(study)
+    # the verdicts on the primary statistic, eps* over correct images
+    verdicts = {row["arm"]: row["verdict"] for row in study.rows if row["statistic"] == "eps_star_correct"}
     with figure_style():
         fig = new_figure(max(7.0, 1.05 * len(arms) + 2.0), 8.6)
         axes = fig.subplots(len(PANELS), 1, sharex=True)
@@ -109,8 +92,7 @@ def study_arms_figure(study):
 
 
 def plot_study_arms(study, stem):
-    """Writes ``stem.png`` and ``stem.pdf`` of ``study_arms_figure`` (``study``: ``analysis.comparisons.StudyResults``);
-    [] where the study has no comparison."""
+    """``stem.png`` and ``stem.pdf`` of ``study_arms_figure``; [] where the study has no comparison."""
     if study is None or not study.rows:
         return []
     with figure_style():

@@ -1,6 +1,5 @@
-"""``summary.md`` (every number behind the figures as markdown tables) and ``eps_star_per_seed.csv`` (one row per
-model) of one method's arms (``vis.figures.MethodArms``). Every number is one model's (seed's), or a mean ± sample SD
-over seeds; nothing pools images across seeds."""
+"""``summary.md`` (every number behind the figures) and ``eps_star_per_seed.csv`` (one row per model) of one method's
+arms: each number is one seed's or a mean ± sample SD over seeds."""
 import csv
 import io
 import math
@@ -89,8 +88,7 @@ def _mean_sd(dataset, values, norm):
 
 
 def _at_eps(arm, norm, eps):
-    """Robust accuracy (%) at the attacks' eps read off each seed's eps* (the last grid point not above it; none
-    where eps lies past the search limit)."""
+    """Robust accuracy (%) at eps read off each seed's eps* (last point not above it; none past the limit)."""
     curve = arm.eps_star_curve(norm)
     points = [stat for value, stat in curve if value <= eps * (1 + 1e-9)]
     return percent_text(points[-1]) if points and curve[-1][0] >= eps * (1 - 1e-9) else DASH
@@ -188,9 +186,7 @@ def summary_markdown(results, records, notes=()):
 
 
 def seeds_csv(records):
-    """``eps_star_per_seed.csv``: one row per model (those that did not learn marked ``learned false``), per norm its
-    search limit, image counts and its medians over correctly classified and over all images (``inf``: censored;
-    empty: not measured)."""
+    """``eps_star_per_seed.csv``: one row per model, per norm its limit, counts and median eps* (docs/usage.md)."""
     norms = [norm for norm in NORMS if any(norm in r.minimal for r in records)]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")

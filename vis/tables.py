@@ -1,8 +1,5 @@
-"""A study's tables, from its arms and comparison rows (``analysis``): what the study pages (docs/studies/) and the
-README show. Nothing here computes a statistic: the arms give per-seed values and seed-level summaries, the
-comparisons their effects, intervals, p and verdicts; this module writes them as markdown (deterministic: the same
-records give the same text, which the tests check against the committed pages).
-"""
+"""A study's tables for docs/studies/ and the README, as deterministic markdown of what ``analysis`` computed (its
+arms' per-seed values, its comparisons' effects, intervals, p and verdicts): nothing here computes a statistic."""
 import math
 
 from analysis import inference
@@ -91,6 +88,14 @@ def _robust(arm, summary):
     return counts, f"{100 * stats.mean(values):.1f} [{100 * low:.1f}, {100 * high:.1f}]"
 
 
+def _by_arm(rows):
+    """Comparison rows as ``{arm label: {statistic: row}}``, in their order."""
+    by_arm = {}
+    for row in rows:
+        by_arm.setdefault(row["arm"], {})[row["statistic"]] = row
+    return by_arm
+
+
 def _arm_cells(arm):
     spec = arm.spec
     strength = DASH if spec.is_baseline else get_method(spec.method).strength_text(spec.strength)
@@ -116,8 +121,7 @@ def _at_eps(study):
 
 
 def accuracy_table(study):
-    """Per arm, seed by seed: clean accuracy, sparsity, eps* over the correctly classified images (and over all
-    images, secondary), AutoAttack's robust counts with an interval across seeds, the worst case."""
+    """Per arm, seed by seed: clean accuracy, sparsity, eps*, AutoAttack's robust counts, the worst case."""
     at = _at_eps(study)
     header = ["method", "layer", "strength", "seeds", "clean acc (%)",
               "zeros at the layer (%): variant / standard (trained the same way)",
@@ -143,16 +147,13 @@ def accuracy_table(study):
 
 
 def comparison_table(study):
-    """One row per comparison (each reference against itself first), each statistic's effect, interval, p and
-    verdict."""
+    """One row per comparison (each reference against itself first): each statistic's effect, interval, p, verdict."""
     header = ["comparison", "seeds: arm / reference",
               "median eps* (correct images): difference of seed means [95% CI]", "p", "p Holm",
               "equivalence (±10%): p Holm", "verdict", "clean acc (points) [95% CI]", "verdict",
               "all-image median eps* [95% CI]", "verdict", "AutoAttack robust (points) [95% CI]", "verdict",
               "final training loss: arm / reference (mean over seeds), difference [95% CI]", "verdict"]
-    by_arm = {}
-    for row in study.rows:
-        by_arm.setdefault(row["arm"], {})[row["statistic"]] = row
+    by_arm = _by_arm(study.rows)
     dataset, lines = study.dataset, []
     for label, rows in by_arm.items():
         eps, every, clean, robust, loss = (rows[s] for s in ("eps_star_correct", "eps_star_all", "clean_acc",
@@ -177,19 +178,15 @@ def _both(dataset, row, percent=False):
 
 
 def verdict_table(study):
-    """The study's verdicts at a glance (the README leads with it): per comparison, each reference against itself
-    first, the median eps* over correctly classified images and AutoAttack's robust accuracy as seed means of arm and
-    reference, their difference with its 95% interval, the Holm-adjusted p and the verdict; clean accuracy and the
-    failed checks (gradient masking's signs) beside."""
+    """The study's verdicts at a glance (the README leads with it): eps*, AutoAttack and clean accuracy per
+    comparison, and the failed checks (gradient masking's signs)."""
     header = ["comparison", "against", "seeds: arm / reference",
               "median eps* over correct images (the least of FAB, the APGD bisection and every attack run), seed "
               "means: arm / reference, difference [95% CI]", "p Holm", "verdict",
               f"AutoAttack (standard) robust{_at_eps(study)} (%), seed means: arm / reference, difference in points "
               f"[95% CI]", "p Holm", "verdict", "clean accuracy (%): arm / reference, difference [95% CI]", "verdict",
               "failed checks of its models (where one failed, eps* or robust accuracy may overstate robustness)"]
-    by_arm = {}
-    for row in study.rows:
-        by_arm.setdefault(row["arm"], {})[row["statistic"]] = row
+    by_arm = _by_arm(study.rows)
     failed = {arm_label(arm): arm.failed_checks for arm in study.arms}
     lines = []
     for label, rows in by_arm.items():
@@ -203,16 +200,12 @@ def verdict_table(study):
 
 
 def check_table(dataset, rows):
-    """Comparison rows (``comparisons.comparisons``, as judged there) on the median eps* over correctly classified
-    images and clean accuracy: seed means of arm and reference, their difference with its 95% interval, the raw and
-    the Holm-adjusted p and the verdict. For a check beside a study (another set of its reference's seeds), whose
-    families are its own."""
+    """Comparison rows on eps* and clean accuracy, for a check beside a study (another set of its reference's seeds,
+    its own Holm families)."""
     header = ["comparison", "against", "seeds: arm / reference",
               "median eps* over correct images, seed means: arm / reference, difference [95% CI]", "p", "p Holm",
               "verdict", "clean accuracy (%): arm / reference, difference [95% CI]", "p Holm", "verdict"]
-    by_arm = {}
-    for row in rows:
-        by_arm.setdefault(row["arm"], {})[row["statistic"]] = row
+    by_arm = _by_arm(rows)
     lines = []
     for label, statistics in by_arm.items():
         eps, clean = statistics["eps_star_correct"], statistics["clean_acc"]
@@ -257,9 +250,8 @@ def black_box_table(study):
 
 
 def machines_table(study):
-    """Which kinds of CPU evaluated the models of each comparison, and how many seeds on each: a comparison between
-    models of different kinds mixes the machine into the effect (the planner's seed blocks keep each block on one
-    kind; the inference then permutes seeds within a kind)."""
+    """Which kinds of CPU evaluated each comparison's models (seeds per kind): different kinds confound the machine
+    with the arm."""
     by_label = {arm_label(arm): arm for arm in study.arms}
     lines = []
     for label in dict.fromkeys(row["arm"] for row in study.rows if not is_null(row)):
