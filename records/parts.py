@@ -1,8 +1,5 @@
-"""The parts of a result record (``records.record.ResultRecord``): frozen dataclasses, each with its JSON
-object (``to_json``) and its checked way back (``read``), and the ``FieldReader`` that checks a file's fields.
-
-Every check names the file and the field: a hand-edited or foreign file fails here before it can mislabel a figure.
-"""
+"""The parts of a result record: frozen dataclasses with their JSON (``to_json``) and checked way back (``read``).
+Every check names the file and the field: a hand-edited or foreign file fails here before it can mislabel a figure."""
 import math
 import re
 from dataclasses import MISSING, dataclass, fields, replace
@@ -75,15 +72,13 @@ class FieldReader:
         return value
 
     def present(self, raw, key, where=None):
-        """``raw[key]`` (``where``: the object's own field name, None at the top), a FileProblem naming the field
-        where the key is absent (null is a value: the field's own check decides)."""
+        """``raw[key]``; a missing key fails naming the field (null is a value: the field's own check decides)."""
         self.require(key in raw, f"{f'{where}.' if where else ''}{key} is missing")
         return raw[key]
 
     def value(self, value, kind, where, bounds=(None, None)):
-        """``value`` checked as ``kind``, a field annotation: float a finite number within ``bounds``, int a
-        non-negative integer, bool, str, dict an object, ``tuple[X, ...]`` a list of X, ``dict[str, X]`` an object
-        of X, a part by its ``read``; ``X | None`` may be null."""
+        """``value`` checked as ``kind``, a field annotation (float within ``bounds``, int non-negative, a part by
+        its ``read``, tuples and dicts item by item; ``X | None`` may be null)."""
         origin, options = get_origin(kind), get_args(kind)
         if origin is tuple:
             return tuple(self.value(item, options[0], f"{where}[]", bounds) for item in self.listing(value, where))
@@ -118,9 +113,8 @@ def part_json(value):
 
 
 class _Part:
-    """A record part: its JSON object holds its fields under their own names, in field order (an optional field,
-    default None, left out while None); ``read`` checks each by its annotation and ``BOUNDS`` (field -> (low, high)
-    of a number), then the part's own ``check``."""
+    """A record part: its fields by name in field order (one defaulting to None left out while None); ``read``
+    checks each by its annotation and ``BOUNDS`` (field -> (low, high)), then the part's own ``check``."""
 
     BOUNDS = {}
 
@@ -181,8 +175,7 @@ class AttackResult(_Part):
 
     @classmethod
     def of(cls, attack, title, metrics):
-        """The entry of a run of ``attack`` (an ``attacks.base.Attack``) from ``evaluation.metrics.attack_metrics``'
-        numbers."""
+        """The entry of a run of ``attack`` from ``evaluation.metrics.attack_metrics``' numbers."""
         numbers = {name: metrics[name] for name in ATTACK_NUMBERS}
         queries = QueryStats(**{name: metrics[name] for name in QUERY_FIELDS}) if "median_queries" in metrics else None
         return cls(attack.name, title, attack.threat_model, attack.reference, attack.settings(), metrics["targeted"],
@@ -353,9 +346,8 @@ class AttackEps(_Part):
 
 @dataclass(frozen=True)
 class EpsStarEntry(_Part):
-    """eps* in one norm (``minimal_perturbation.{norm}``): per evaluated image (in order) the smallest perturbation
-    that fools it (None: censored, not found within ``limit``; 0: misclassified clean) and the method that set it,
-    with medians, a bootstrap interval and the robust-accuracy curve read off it."""
+    """eps* in one norm: per evaluated image the smallest perturbation that fools it (None: censored past
+    ``limit``; 0: misclassified clean) and the method that set it, with medians, interval and curve read off it."""
 
     norm: str
     limit: float
@@ -381,10 +373,8 @@ class EpsStarEntry(_Part):
 
     @classmethod
     def measured(cls, result, seed, settings, before_audit=None):
-        """The entry of an ``evaluation.minimal.MinimalPerturbation``: counts, per-image values, medians with the
-        bootstrap interval, the robust-accuracy curve, each fixed-eps run's per-image fooling sizes (what bounds
-        eps*, so that a reader can check that none undercuts it) and the search ``settings``. ``before_audit``: eps*
-        before the audit's runs joined (what the audit checks), where an audit ran."""
+        """The entry of an ``evaluation.minimal.MinimalPerturbation``, with each fixed-eps run's fooling sizes (so a
+        reader can check that none undercuts eps*); ``before_audit``: eps* before the audit's runs joined."""
         eps_star = result.eps_star
         low, high = stats.bootstrap_median_interval(eps_star, seed=seed)
         correct = median_correct(eps_star)
@@ -411,8 +401,6 @@ class EpsStarEntry(_Part):
 
     @classmethod
     def read(cls, r, raw, where):
-        """Per-image eps* within [0, limit] or null (censored), the method of each, no fixed-eps run undercutting
-        it, and counts and medians that agree with them."""
         raw = r.mapping(raw, where)
         r.limit = r.number(r.present(raw, "limit", where), f"{where}.limit", low=0)
         entry = super().read(r, raw, where)

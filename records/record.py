@@ -1,13 +1,5 @@
-"""Result records: one JSON file per evaluated model (its summary rows: ``records.summary``; where it is kept:
-``records.store``).
-
-This module is the only writer and the only reader of result files. A record is a ``ResultRecord`` of frozen parts
-(``records.parts``: ``EpsStarEntry``, ``Audit``, ...) and the ``ModelSpec`` of the model it evaluated;
-``ResultRecord.to_json`` is a file's content and ``ResultRecord.from_json`` the one way back, checking the whole
-record (identity, numbers, ranges, per-image values against their counts), so a hand-edited or foreign file is
-named, with the field, before it can mislabel a figure. A record is checked the same way before it is written. A
-file of an older schema is refused with the command that migrates it (``records.migrate``).
-"""
+"""Result records: one JSON file per evaluated model. The only writer and reader of result files: every record is
+checked whole when read and before it is written, so a hand-edited or foreign file is named before it misleads."""
 import json
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -36,8 +28,7 @@ EVAL_CONFIG_READ = ("eps", "quick")
 
 @dataclass(frozen=True)
 class Evaluation:
-    """What evaluating one model gives (``evaluation.model.ModelEvaluation``): every part of its record but the
-    identity (spec, checkpoint, machine)."""
+    """What evaluating one model gives: every part of its record but the identity (spec, checkpoint, machine)."""
 
     clean_acc: float  # over the whole test set
     learned: bool | None  # at least 5 points above chance (None in files from before it was recorded)
@@ -96,17 +87,15 @@ class ResultRecord(Evaluation):
         """The file's content (strict JSON once dumped: a NaN or infinity is a bug)."""
         document = {"format": FORMAT, "schema_version": SCHEMA_VERSION, "spec": self.spec.to_record(),
                     "checkpoint": self.checkpoint.to_json()}
-        for name in ("clean_acc", "learned", "n_test", "sparsity", "worst_case", "attacks", "curves", "minimal",
-                     "audit", "images_sha256", "checks", "timings", "query_indices", "eval_config"):
-            document[_KEYS.get(name, name)] = part_json(getattr(self, name))
+        for f in fields(Evaluation):
+            document[_KEYS.get(f.name, f.name)] = part_json(getattr(self, f.name))
         if self.machine is not None:
             document["machine"] = dict(self.machine)
         return document
 
     @classmethod
     def from_json(cls, data, path):
-        """The record of a parsed result file ``path``, every field checked: a FileProblem names the file and the
-        first bad field; one of an older schema names the command that migrates it."""
+        """The record of a parsed result file ``path``; a FileProblem names the file and the first bad field."""
         r = FieldReader(path)
         r.require(isinstance(data, dict), f"not a JSON object, got {type(data).__name__}")
         version = data.get("schema_version")
@@ -150,8 +139,8 @@ def _eval_config(r, raw):
 
 
 def _spec(r, raw, checkpoint):
-    """The record's ModelSpec, checked: known names, a layer of its model, the checkpoint trained on the same data
-    set and architecture, and the file named after it (two files claiming one model would count twice as seeds)."""
+    """The record's ModelSpec, checked against its checkpoint and its file's name (two files claiming one model
+    would count twice as seeds)."""
     raw = r.mapping(raw, "spec")
     dataset, model, method, layer = (raw.get(key) for key in ("dataset", "model", "method", "layer"))
     r.require(dataset in DATASETS, f"spec.dataset {dataset!r} is not one of {', '.join(DATASETS)}")
@@ -178,7 +167,8 @@ def _spec(r, raw, checkpoint):
 
 def is_ours(data):
     """Whether a parsed JSON document claims to be one of this project's result files."""
-    return isinstance(data, dict) and (data.get("format") == FORMAT or ("schema_version" in data and "checkpoint" in data))
+    return isinstance(data, dict) and (data.get("format") == FORMAT
+                                       or ("schema_version" in data and "checkpoint" in data))
 
 
 def _load_json(path, reader):
@@ -203,8 +193,8 @@ def read_record(path):
 
 
 def write_record(record):
-    """Write ``record`` to ``record.path`` atomically, after checking it as a reader will (a record that would not
-    read back is a bug, and never reaches the file); returns the record as read back."""
+    """Write ``record`` atomically after checking it as a reader will (one that would not read back is a bug);
+    returns the record as read back."""
     text = json.dumps(record.to_json(), indent=2, allow_nan=False)
     written = ResultRecord.from_json(json.loads(text), record.path)
     atomic_write_text(record.path, text + "\n", location="results_dir")
