@@ -63,8 +63,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def flag(self, field, mode=None):
         """The option that sets ``field`` (an argparse dest); where several modes' options share it, ``mode``'s."""
-        found = [action for action in self._actions if action.dest == field and action.option_strings]
-        for action in found:
+        for action in (action for action in self._actions if action.dest == field and action.option_strings):
             if mode is None or mode in self.option_modes.get(action.option_strings[0], (mode,)):
                 return max(action.option_strings, key=len)
         return None
@@ -92,21 +91,16 @@ class ArgumentParser(argparse.ArgumentParser):
             raise UsageError(message) from None
 
 
-@contextlib.contextmanager
-def one_line_warnings():
-    """Python warnings print as one ``warning: ...`` line on stderr, without Python's file and source line."""
-    def show(message, category, filename, lineno, file=None, line=None):
-        print(f"warning: {message}", file=sys.stderr, flush=True)
-
-    with warnings.catch_warnings():
-        warnings.showwarning = show
-        yield
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def run_main(main, argv=None):
-    """Run ``main(argv)``; a ProjectError becomes one stderr line and exit status 2, Ctrl-C exit 130."""
+    """Run ``main(argv)``; a ProjectError becomes one stderr line and exit status 2, Ctrl-C exit 130; a warning
+    prints as one ``warning: ...`` line, without Python's file and source line."""
     try:
-        with one_line_warnings():
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
             status = main(argv)
     except ProjectError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -193,13 +187,9 @@ def config_options(cls, owner=None):
 
 
 def _argparse_type(option):
-    if option.spec["type"] is not None:
-        return option.spec["type"]
+    """The spec's type, else the field's int or float (optional or not), else None: the word itself."""
     kind = option.field.type
-    for simple in (int, float):
-        if kind is simple or kind == simple | None:
-            return simple
-    return None
+    return option.spec["type"] or next((simple for simple in (int, float) if kind in (simple, simple | None)), None)
 
 
 def add_config_options(parser, group, modes, options, defaults):

@@ -29,11 +29,6 @@ def sample_std(values):
     return statistics.stdev(values) if len(values) > 1 else None
 
 
-def _middle(low, high, toward):
-    """The mean of the two middle values; ``toward`` (+-inf) where they are -inf and +inf."""
-    return torch.nan_to_num((low + high) / 2, nan=toward, posinf=math.inf, neginf=-math.inf)
-
-
 def _medians(values, cumulative, toward):
     """Median of ``values`` under each resample, unknowns (nan) set to ``toward``. ``cumulative`` (R, n): how many
     draws fall at or before each sorted position, so the k-th smallest is where the count reaches k (no sort)."""
@@ -43,13 +38,10 @@ def _medians(values, cumulative, toward):
     def kth(k):
         return ordered[(cumulative < k).sum(1)]
 
-    return kth(n // 2 + 1) if n % 2 else _middle(kth(n // 2), kth(n // 2 + 1), toward)
-
-
-def _cumulative_counts(positions, n):
-    counts = torch.zeros(positions.shape[0], n, dtype=torch.int32)
-    counts.scatter_add_(1, positions, torch.ones_like(positions, dtype=torch.int32))
-    return counts.cumsum(1)
+    if n % 2:
+        return kth(n // 2 + 1)
+    middle = (kth(n // 2) + kth(n // 2 + 1)) / 2  # nan where they are -inf and +inf: ``toward``
+    return torch.nan_to_num(middle, nan=toward, posinf=math.inf, neginf=-math.inf)
 
 
 def median_bounds(values):
@@ -69,7 +61,8 @@ def bootstrap_median_interval(values, seed=0, level=CONFIDENCE, resamples=BOOTST
         return None, None
     generator = torch.Generator().manual_seed(seed)
     positions = torch.randint(len(values), (resamples, len(values)), generator=generator)
-    cumulative = _cumulative_counts(positions, len(values))
+    counts = torch.zeros(resamples, len(values), dtype=torch.int32)
+    cumulative = counts.scatter_add_(1, positions, torch.ones_like(positions, dtype=torch.int32)).cumsum(1)
     tail = (1 - level) / 2
     low = torch.quantile(_medians(values, cumulative, -math.inf), tail, interpolation="lower").item()
     high = torch.quantile(_medians(values, cumulative, math.inf), 1 - tail, interpolation="higher").item()
