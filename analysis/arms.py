@@ -1,20 +1,13 @@
-"""Records grouped into arms: the one grouping every table, comparison and figure reads.
+"""Records grouped into arms (a ``ModelSpec`` without its seed): the one grouping every table, comparison and figure
+reads. The seed is the unit: every number is one seed's or a summary over seeds, never images pooled over seeds.
+Seeds whose model did not learn are left out of every value and named instead: their robustness numbers compare noise.
 
-An arm is a ``ModelSpec`` without its seed (data set, architecture, method, layer, strength, training); its seeds are
-its trained models, each one record. The seed is the unit: every number here is one seed's, or a summary over seeds
-(mean ± sample SD, ``Stat``), never images pooled over seeds. Seeds whose model did not learn (clean accuracy near
-chance) are left out of every value and named instead: their robustness numbers compare noise.
-
-Per-seed statistics (``SEED_STATISTICS``) are what the seed-level inference compares (``analysis.comparisons``):
-- ``eps_star_correct``: the median eps* (L-inf) over the images the model classifies correctly, the primary one (eps*
-  is 0 for a misclassified image, so an all-image median mixes clean error into robustness and compares arms of
-  different accuracy at different quantiles);
-- ``eps_star_all``: the all-image median, a labelled secondary statistic;
-- ``clean_acc``: over the whole test set; ``robust_acc``: AutoAttack's robust accuracy at the protocol's eps (an
-  upper bound set by AutoAttack standard, over the record's attacked images);
-- ``train_loss``: the model's final training loss: a regulariser that fits less can look more robust for that alone.
+The primary statistic is eps* over the correctly classified images: eps* is 0 for a misclassified image, so an
+all-image median mixes clean error into robustness. ``train_loss`` is kept because a regulariser that fits less can
+look more robust for that alone.
 """
 import math
+from collections import Counter
 from dataclasses import dataclass, replace
 from functools import cached_property
 
@@ -59,10 +52,6 @@ def seed_eps_star(record, norm=EPS_STAR_NORM, correct_only=True):
     return median_eps_star(entry, correct_only) if entry else None
 
 
-def _eps_star(correct_only):
-    return lambda record: seed_eps_star(record, EPS_STAR_NORM, correct_only)
-
-
 def _robust_acc(record):
     attack = record.attacks.get(ROBUST_ATTACK)
     return attack.robust_acc if attack and attack.n else None
@@ -70,8 +59,8 @@ def _robust_acc(record):
 
 # name -> one seed's value from its record (None where the record did not measure it)
 SEED_STATISTICS = {
-    "eps_star_correct": _eps_star(True),
-    "eps_star_all": _eps_star(False),
+    "eps_star_correct": seed_eps_star,
+    "eps_star_all": lambda record: seed_eps_star(record, correct_only=False),
     "clean_acc": lambda record: record.clean_acc,
     "robust_acc": _robust_acc,
     "train_loss": lambda record: record.checkpoint.final_train_loss,
@@ -171,8 +160,8 @@ class Arm:
         return tuple(seed_eps_star(record, norm, correct_only) for record in self.records)
 
     def eps_star_curve(self, norm):
-        """Robust accuracy read off eps* in ``norm``, each seed's own curve summarised over seeds: ``((eps, Stat),
-        ...)`` from 0 to the search limit; () where no seed measured it or the seeds searched to different limits."""
+        """``((eps, Stat), ...)``: robust accuracy read off each seed's eps* in ``norm``, summarised over seeds; ()
+        where no seed measured it or the seeds searched to different limits."""
         curves = [record.minimal[norm].curve for record in self.records if norm in record.minimal]
         if not curves or len({tuple(point.eps for point in curve) for curve in curves}) > 1:
             return ()
@@ -188,19 +177,11 @@ class Arm:
 
     def kinds(self):
         """``{kind of CPU: seeds}`` that evaluated the arm's models (``common.machine.kind_of``)."""
-        kinds = {}
-        for record in self.records:
-            kinds[kind_of(record.machine)] = kinds.get(kind_of(record.machine), 0) + 1
-        return kinds
-
-    @property
-    def attack_keys(self):
-        return list(dict.fromkeys(key for r in self.records for key in r.attacks))
+        return dict(Counter(kind_of(record.machine) for record in self.records))
 
 
 def arm_order(arm):
-    """Standard training first, then each training's baseline, then methods in registry order, layers in forward
-    order, strengths."""
+    """Standard training first, then each training's baseline, methods in registry order, layers, strengths."""
     spec = arm.spec
     layers = layer_names(spec.model)  # the arm's architecture's, whether or not a seed learned
     method = -1 if spec.is_baseline else list(METHODS).index(spec.method)

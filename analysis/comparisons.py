@@ -1,14 +1,5 @@
-"""A study's arms compared with their references seed by seed (``analysis.inference``), and each reference against
-itself.
-
-Per seed (one trained model, one result record) the statistics of ``analysis.arms.SEED_STATISTICS``; an arm (its
-learned seeds) is compared with its reference's seeds on each, Holm over all arms of the study per statistic. An arm's
-reference is ``ModelSpec.reference``: the standard model trained the same way (an adversarially trained baseline, the
-positive control, is compared with the standard baseline; a sparse arm on top of adversarial training with the
-adversarially trained baseline: does sparsity add robustness where robustness exists?). Each reference is also
-compared with itself (disjoint seed sets, the same code) in rows of their own Holm family: the null every table
-carries. ``comparisons.csv`` holds every row; the study pages (docs/studies/) print them.
-"""
+"""A study's arms compared seed by seed with their references (``ModelSpec.reference``: the standard model trained
+the same way), and each reference with itself on disjoint seed sets: the null every table carries."""
 import csv
 import io
 import math
@@ -50,8 +41,8 @@ class StudyResults:
 
 
 def null_splits(seeds):
-    """Disjoint halves of the baseline's seeds, each compared as arm against baseline: the first half of every
-    rotation of the seed order (3 seeds: 0 | 1, 2, then 1 | 2, 0, then 2 | 0, 1), mirrors dropped."""
+    """Disjoint halves of the baseline's seeds: the first half of every rotation of the seed order (3 seeds:
+    0 | 1, 2, then 1 | 2, 0, then 2 | 0, 1), mirrors dropped."""
     seeds, half, splits = tuple(seeds), len(seeds) // 2, []
     for shift in range(len(seeds)):
         rotated = seeds[shift:] + seeds[:shift]
@@ -92,10 +83,8 @@ def arm_label(arm):
 
 
 def comparisons(arms, statistics=STATISTICS, pairs=None, margins=inference.MARGINS):
-    """Every row of ``comparisons.csv``: per statistic, each reference's rows against itself (the null: disjoint seed
-    sets; each reference its own Holm family), then every arm against the whole of its reference (Holm over all arms);
-    each row judged (``analysis.inference``), and an arm whose reference's null failed is *null failed*. ``pairs``:
-    the ``(arm, reference)`` pairs to compare (default: each arm whose ``spec.reference`` is among ``arms``)."""
+    """Every row of ``comparisons.csv``: per statistic, each reference's nulls (its own Holm family), then every arm
+    against its reference (Holm over all arms). ``pairs``: the ``(arm, reference)`` pairs (default: by spec)."""
     by_spec = {arm.spec: arm for arm in arms}
     compared = pairs or [(arm, by_spec[arm.spec.reference]) for arm in arms if arm.spec.reference in by_spec]
     references = [arm for arm in arms if any(arm is reference for _, reference in compared)]
@@ -125,8 +114,7 @@ def _cell(value):
 
 
 def csv_text(rows):
-    """``comparisons.csv``: one row per comparison and statistic; empty cells: not defined (one seed a side, no
-    spread, or not measured)."""
+    """``comparisons.csv``; an empty cell is not defined (one seed a side, no spread, or not measured)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)

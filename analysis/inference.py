@@ -1,26 +1,11 @@
 """Seed-level inference: the trained model (seed) is the unit, never the image.
 
-Every seed of a recipe attacks the same test images, and an image's eps* correlates 0.8-0.9 across seeds, so images
-are not independent draws of a recipe's behaviour: pooling them (n = images x seeds) or bootstrapping them measures
-how precisely these particular networks are known, not how a recipe behaves. Here each seed contributes one number
-(its median eps* over the images it classifies correctly, its clean accuracy, ...) and arms are compared on those.
-
-- effect: difference of the seed-level MEANS (arm minus baseline) of the per-seed values;
-- p: exact two-sided permutation test of that difference over seeds (``scipy.stats.permutation_test``; random
-  arrangements, seeded, only past ``PERMUTATIONS``). With 3 vs 3 seeds there are 20 arrangements, so the smallest
-  p is 2/20 = 0.1: such a comparison can never be an effect, which is correct (3 seeds cannot show one);
-- interval: Welch's t interval of the difference (``scipy.stats.ttest_ind``), a seed-level method. A bootstrap over
-  3-8 seeds has too few distinct resamples to keep its coverage; the per-seed values already carry the image noise
-  within a seed, so no second (image) level is needed;
-- many arms, one error rate: Holm over all arms of a study (``statsmodels`` ``multipletests``), per statistic;
-- verdicts: *effect* when the Holm-adjusted p < 0.05 and the interval excludes 0; *no effect* only by an equivalence
-  test (TOST: two one-sided Welch t-tests, Holm-adjusted the same way) against a margin fixed before the results
-  (``MARGINS``); otherwise *inconclusive*. An arm (or baseline) of one seed is always inconclusive;
-- the null guards every verdict: where a baseline compared with itself (disjoint seed sets, its own Holm family) is
-  judged an effect, the instrument cannot tell seeds apart from arms, so every arm compared with that baseline on
-  that statistic is *null failed* instead of *effect* or *no effect* (``guarded_by_null``).
-
-tests/test_inference.py measures the false-positive rate and the power of this exact procedure on simulated studies.
+An image's eps* correlates 0.8-0.9 across seeds, so pooling images measures these networks, not a recipe. Each seed
+gives one number; arms differ in the mean of those, tested by an exact permutation test (3 vs 3 seeds: p >= 0.1,
+rightly never an effect) with Welch's interval (a bootstrap over 3-8 seeds has too few resamples to keep coverage),
+Holm over a study's arms. *effect*: Holm p < 0.05 and the interval excludes 0; *no effect* only by TOST against a
+margin fixed before the results (``MARGINS``); else *inconclusive*. Where a baseline against itself is an effect,
+its arms are *null failed* (``guarded_by_null``). tests/test_inference.py measures error rate and power.
 """
 import warnings
 
@@ -34,9 +19,8 @@ ALPHA = 0.05
 CONFIDENCE = 0.95
 PERMUTATIONS = 100_000  # exact test up to this many arrangements (8 vs 8 seeds: 12,870)
 EFFECT, NO_EFFECT, INCONCLUSIVE, NULL_FAILED = "effect", "no effect", "inconclusive", "null failed"
-# Equivalence margins, fixed before any result was read: (kind, size). "relative": a share of the baseline's mean
-# (eps* medians and the final training loss: +-10%); "absolute": in the statistic's own unit (accuracies: +-1
-# percentage point).
+# Equivalence margins, fixed before any result was read: "relative" a share of the baseline's mean, "absolute" in
+# the statistic's own unit.
 MARGINS = {"eps_star_correct": ("relative", 0.10), "eps_star_all": ("relative", 0.10),
            "clean_acc": ("absolute", 0.01), "robust_acc": ("absolute", 0.01), "train_loss": ("relative", 0.10)}
 
@@ -52,9 +36,8 @@ def _mean_difference(x, y, axis):
 
 
 def compare(arm, base, margin, seed=0):
-    """Seed-level comparison of ``arm`` with ``base``: arrays of per-seed values on the last axis, any leading
-    (batch) axes shared; ``margin`` broadcasts over the batch. Returns a dict of arrays: effect, ci_low, ci_high, p,
-    p_tost, n_arm, n_base (nan where a quantity needs two seeds a side, or where every seed has the same value)."""
+    """Seed-level comparison of per-seed values (last axis; leading batch axes shared): effect, ci_low, ci_high,
+    p, p_tost, n_arm, n_base (nan where a quantity needs two seeds a side, or every seed has the same value)."""
     arm, base = np.asarray(arm, dtype=float), np.asarray(base, dtype=float)
     n_arm, n_base = arm.shape[-1], base.shape[-1]
     effect = _mean_difference(arm, base, -1)
@@ -104,20 +87,17 @@ def verdict(p_holm, ci_low, ci_high, p_tost_holm, n_arm, n_base):
 
 
 def judge(comparisons):
-    """Holm over ``comparisons`` (one study's arms, ``compare`` results on scalars), then each one's verdict;
-    returns them with p_holm, p_tost_holm and verdict added."""
+    """``comparisons`` (one study's arms, ``compare`` results on scalars) with p_holm, p_tost_holm and verdict."""
     p_holm = holm([c["p"] for c in comparisons]) if comparisons else []
     p_tost_holm = holm([c["p_tost"] for c in comparisons]) if comparisons else []
-    judged = []
-    for c, adjusted, tost in zip(comparisons, p_holm, p_tost_holm):
-        judged.append({**c, "p_holm": float(adjusted), "p_tost_holm": float(tost),
-                       "verdict": str(verdict(adjusted, c["ci_low"], c["ci_high"], tost, c["n_arm"], c["n_base"]))})
-    return judged
+    return [{**c, "p_holm": float(adjusted), "p_tost_holm": float(tost),
+             "verdict": str(verdict(adjusted, c["ci_low"], c["ci_high"], tost, c["n_arm"], c["n_base"]))}
+            for c, adjusted, tost in zip(comparisons, p_holm, p_tost_holm)]
 
 
 def guarded_by_null(judged, nulls):
-    """``judged`` (arms compared with one baseline on one statistic) as they stand where none of ``nulls`` (that
-    baseline against itself, judged) is an effect; otherwise each verdict but *inconclusive* becomes *null failed*."""
+    """``judged`` (arms against one baseline) with every verdict but *inconclusive* made *null failed* where one of
+    ``nulls`` (that baseline against itself) is an effect."""
     if not any(row["verdict"] == EFFECT for row in nulls):
         return judged
     return [{**row, "verdict": NULL_FAILED} if row["verdict"] != INCONCLUSIVE else row for row in judged]

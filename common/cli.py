@@ -1,16 +1,7 @@
-"""Command-line plumbing: one-line errors with exit status 2 instead of tracebacks.
+"""Command-line plumbing: one-line errors with exit status 2 naming the flag to change, instead of tracebacks.
 
-The entry points parse with ``ArgumentParser`` and run their work inside
-``parser.errors_as_flags()``: the library's plain exceptions (``ConfigError``,
-``FileProblem``) become a ``UsageError`` that names the flag to change, and
-``run_main`` prints it as one stderr line and exits with status 2.
-
-A configuration dataclass declares its command line with its fields: ``option(default, help, ...)`` is a
-dataclass field whose metadata says how the command line sets it, ``add_config_options`` adds one option per
-such field, ``given_options`` reads back what was given, and ``command_flags`` writes a configuration back as
-the flags that reproduce it. A field's option key (the argparse dest, and the keyword ``from_options`` takes)
-is its name, or ``owner_name`` for the settings of a part (an attack's); its flag is the key with dashes, unless
-the field says otherwise.
+A configuration dataclass declares its command line with its fields (``option``); an option's key is the field's
+name, or ``owner_name`` for a part's settings (an attack's), and its flag the key with dashes.
 """
 import argparse
 import contextlib
@@ -29,8 +20,7 @@ class Interrupted(Exception):
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse that raises UsageError instead of printing usage, maps settings back to flags, and knows
-    which options apply to which ``--mode`` (``add_mode_options``)."""
+    """argparse that raises UsageError, maps settings back to flags, and knows which options each ``--mode`` takes."""
 
     def __init__(self, *args, help_mode=None, **kwargs):
         super().__init__(*args, allow_abbrev=False, **kwargs)
@@ -39,8 +29,7 @@ class ArgumentParser(argparse.ArgumentParser):
         self.help_mode = help_mode
 
     def add_mode_options(self, group, modes, *flags, **kwargs):
-        """``group.add_argument(*flags, **kwargs)`` for an option that only ``modes`` use (left out of a parser
-        built for another mode's --help)."""
+        """``group.add_argument`` for an option that only ``modes`` use (left out of another mode's --help)."""
         if self.help_mode is not None and self.help_mode not in modes:
             return None
         action = group.add_argument(*flags, **kwargs)
@@ -73,21 +62,16 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see {self.prog} --help)")
 
     def flag(self, field, mode=None):
-        """The option that sets ``field`` (an argparse dest or a config attribute of the same name); where options
-        of several modes share the dest (--batch-size, --eval-batch-size), the one ``mode`` takes."""
-        found = [action for action in self._actions if action.dest == field and action.option_strings]
-        for action in found:
+        """The option that sets ``field`` (an argparse dest); where several modes' options share it, ``mode``'s."""
+        for action in (action for action in self._actions if action.dest == field and action.option_strings):
             if mode is None or mode in self.option_modes.get(action.option_strings[0], (mode,)):
                 return max(action.option_strings, key=len)
         return None
 
     @contextlib.contextmanager
     def errors_as_flags(self, aliases=None, mode=None):
-        """Turn the library's ConfigError/FileProblem into UsageErrors that speak in this parser's flags (those
-        of ``mode``).
-
-        ``aliases`` maps a field to its flag where the option given has another dest (``{"seeds": "--seed"}``).
-        """
+        """The library's ConfigError/FileProblem as UsageErrors naming ``mode``'s flags (``aliases``: field -> flag
+        where the option has another dest)."""
         aliases = aliases or {}
 
         def flag(field):
@@ -107,23 +91,16 @@ class ArgumentParser(argparse.ArgumentParser):
             raise UsageError(message) from None
 
 
-@contextlib.contextmanager
-def one_line_warnings():
-    """Python warnings (a failed sanity check, a skipped file) print as one ``warning: ...`` line on stderr,
-    without the file, line and source line Python adds; the previous handling is restored afterwards."""
-    def show(message, category, filename, lineno, file=None, line=None):
-        print(f"warning: {message}", file=sys.stderr, flush=True)
-
-    with warnings.catch_warnings():
-        warnings.showwarning = show
-        yield
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def run_main(main, argv=None):
-    """Run ``main(argv)``; a ProjectError becomes one stderr line and exit status 2, Ctrl-C exit 130; warnings
-    print as one line each."""
+    """Run ``main(argv)``; a ProjectError becomes one stderr line and exit status 2, Ctrl-C exit 130; a warning
+    prints as one ``warning: ...`` line, without Python's file and source line."""
     try:
-        with one_line_warnings():
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
             status = main(argv)
     except ProjectError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -146,7 +123,6 @@ def fraction(text):
         raise argparse.ArgumentTypeError(f"{text!r} is not a number or a fraction such as 8/255")
 
 
-
 def at_least_one(text):
     """argparse type: an integer of at least 1."""
     try:
@@ -164,17 +140,10 @@ CLI = "cli"  # the metadata key of a field's option
 
 def option(default, help, *, flag=None, aliases=(), key=None, type=None, nargs=None, choices=None, metavar=None,
            convert=None, none=None, write=None, command_line=True):
-    """A dataclass field with ``default`` and its command-line option.
-
-    ``help``: the option's help, where ``{default}`` stands for the default as the command line writes it; or a
-    callable returning it, for help that lists what registries hold when the parser is built. ``flag``: where it is
-    not the key with dashes; ``aliases``: earlier spellings still accepted. ``key``: the option key of a part's
-    setting where it is not ``owner_name`` (PGD's ``steps`` is ``--steps``). ``type``, ``nargs``, ``choices`` (or a
-    callable), ``metavar``: as argparse takes them (``type`` converts one word; default: the field's int or float
-    type, or the word itself; a bool field is ``--x/--no-x``). ``convert``: the parsed value to the field's (after
-    lists become tuples). ``none``: a list option that the word ``none`` alone sets to ``()``, turning ``none``
-    off. ``write``: the value as the words that give it back (default: each item, floats exactly).
-    ``command_line`` False: a field no option sets."""
+    """A dataclass field with ``default`` and its command-line option. ``help`` (``{default}``: the default as
+    written) and ``choices`` may be callables, read when the parser is built (registries); ``convert``: the parsed
+    value to the field's; ``none``: what the word ``none`` alone turns off (the value ``()``); ``write``: the value
+    as the words that give it back; ``command_line`` False: a field no option sets."""
     spec = {"help": help, "flag": flag, "aliases": tuple(aliases), "key": key, "type": type, "nargs": nargs,
             "choices": choices, "metavar": metavar, "convert": convert, "none": none, "write": write,
             "command_line": command_line}
@@ -206,7 +175,7 @@ class Option:
 
 
 def config_options(cls, owner=None):
-    """The Options of a configuration dataclass's fields (``owner``: the part whose settings these are)."""
+    """The Options of a configuration dataclass's fields (``owner``: the part whose settings they are)."""
     found = []
     for field in dataclasses.fields(cls):
         spec = field.metadata.get(CLI)
@@ -218,18 +187,13 @@ def config_options(cls, owner=None):
 
 
 def _argparse_type(option):
-    if option.spec["type"] is not None:
-        return option.spec["type"]
+    """The spec's type, else the field's int or float (optional or not), else None: the word itself."""
     kind = option.field.type
-    for simple in (int, float):
-        if kind is simple or kind == simple | None:
-            return simple
-    return None
+    return option.spec["type"] or next((simple for simple in (int, float) if kind in (simple, simple | None)), None)
 
 
 def add_config_options(parser, group, modes, options, defaults):
-    """One option of ``parser`` (in ``group``, for ``modes``) per Option; ``defaults(option)``: the value its help
-    states as the default. Every option's default is None: not given."""
+    """One option per Option; ``defaults(option)``: the default its help states (the option's own is None)."""
     for option in options:
         spec = option.spec
         text = spec["help"]() if callable(spec["help"]) else spec["help"]
@@ -262,8 +226,7 @@ def given_options(args, options):
 
 
 def command_flags(options, values, base):
-    """The flags that turn the configuration ``base`` into ``values`` (both ``{key: value}``): one per Option
-    whose value differs, in the Options' order."""
+    """The flags that turn the configuration ``base`` into ``values`` (both ``{key: value}``)."""
     flags = []
     for option in options:
         value = values[option.key]

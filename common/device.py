@@ -33,9 +33,8 @@ def resolve_device(name):
 
 
 def default_threads():
-    """main.py's threads when --threads is not given: the cores this process may use, which
-    ``OMP_NUM_THREADS`` or a Slurm task's ``SLURM_CPUS_PER_TASK`` state where set (a researcher's workstation uses all
-    of its cores; on a small machine that other work shares, ``--threads 1`` avoids waiting for the busy core)."""
+    """main.py's threads without --threads: ``OMP_NUM_THREADS`` or ``SLURM_CPUS_PER_TASK`` where set, else the
+    cores this process may use."""
     for name in ("OMP_NUM_THREADS", "SLURM_CPUS_PER_TASK"):
         given = os.environ.get(name, "")
         if given.isdigit() and int(given) > 0:
@@ -56,12 +55,10 @@ def cpu_threads(threads):
 
 
 def cpu_has_native_bf16(cpuinfo=Path("/proc/cpuinfo")):
-    """Whether the CPU reports native bf16 arithmetic (Linux: a flag of ``NATIVE_BF16_FLAGS`` in /proc/cpuinfo);
-    False where that cannot be read."""
+    """Whether /proc/cpuinfo names a flag of ``NATIVE_BF16_FLAGS`` (False where it cannot be read)."""
     try:
         text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
     except OSError:
         return False
     flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
     return any(flag in flags for flag in NATIVE_BF16_FLAGS)
-

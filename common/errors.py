@@ -1,10 +1,5 @@
-"""The project's exceptions.
-
-Library code (everything a notebook can import) raises the plain exceptions
-below, with messages that say what is wrong in terms of the Python API. Only
-the command-line layer (``common.cli``) turns them into the one-line exit-2
-message, adding the command-line flag that changes the offending setting.
-"""
+"""The project's exceptions: library code raises them in terms of the Python API; only ``common.cli`` turns them
+into the one-line exit-2 message naming the flag to change."""
 
 
 class ProjectError(Exception):
@@ -21,15 +16,8 @@ class ConfigError(ProjectError, ValueError):
 
 
 class FileProblem(ProjectError):
-    """A file or folder that is missing, unreadable, corrupt, foreign or unwritable.
-
-    ``location`` names the setting that points at where the file lives (e.g.
-    ``"data_dir"``, ``"models_dir"``, ``"results_dir"``), so a command line can
-    say which flag chooses another place; None when no setting does.
-
-    ``overwrite`` names the boolean setting that would replace the file instead
-    (e.g. ``"force"``), where there is one.
-    """
+    """A file or folder that is missing, unreadable, corrupt, foreign or unwritable. ``location``: the setting that
+    chooses its place (``"results_dir"``); ``overwrite``: the one that would replace it (``"force"``), if any."""
 
     def __init__(self, message, location=None, overwrite=None):
         super().__init__(message)
@@ -38,10 +26,8 @@ class FileProblem(ProjectError):
 
 
 class UsageError(ProjectError):
-    """Bad command-line input that only the command line can detect (an option's combination, a flag of
-    another mode). Its message already speaks in flags."""
+    """Bad command-line input that only the command line can detect; its message already speaks in flags."""
 
 
 class SchedulerError(ProjectError):
-    """A cluster scheduler that refused a request (a job it will not queue) or could not be asked (its commands
-    missing or failing). The message says what Slurm answered and which setting to change."""
+    """A cluster scheduler that refused a request or could not be asked; the message says what Slurm answered."""

@@ -5,10 +5,8 @@ import torch
 
 
 def machine():
-    """``{cpu, cpu_capability, threads}``: the CPU's model, the kernel set torch dispatches to on it (AVX2, AVX512,
-    ...) and the intra-op thread count. Each can change the rounding, and so the weights and the attacks' results: a
-    rerun gives the committed numbers bit for bit on the same kind of CPU at the same thread count
-    (docs/studies/fashion-mnist.md). Checkpoints record the training's machine, result files the evaluation's."""
+    """``{cpu, cpu_capability, threads}``: each can change the rounding, so a rerun gives the committed numbers bit
+    for bit only on the same kind of CPU at the same thread count."""
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as cpuinfo:
@@ -19,6 +17,5 @@ def machine():
 
 
 def kind_of(computed_on):
-    """The kind of CPU a ``machine()`` dict names (its model and kernel set; the thread count aside): a study's
-    blocking factor. ``"not recorded"`` for a file from before machines were recorded (None)."""
+    """The kind of CPU a ``machine()`` dict names (a study's blocking factor); ``"not recorded"`` for None."""
     return "not recorded" if not computed_on else f"{computed_on['cpu']} ({computed_on['cpu_capability']})"

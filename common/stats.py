@@ -1,16 +1,6 @@
-"""The project's one convention for summary statistics.
-
-- median: the middle value, or the mean of the two middle values for an even count
-  (``torch.quantile(..., 0.5)``'s linear interpolation). With censored values
-  (``inf`` = "not found within the search limit"), the median is itself censored
-  (``inf``) when a middle value is.
-- spread over seeds: the sample standard deviation (n - 1 in the denominator); None below two values.
-- interval of a median over images: the percentile bootstrap (resampling images), 95% by default. Values may be
-  ``inf`` (censored above: not found within the search limit), ``-inf`` (censored below) or ``nan`` (unknown: a
-  difference of two censored values); the median is then given as the pair of bounds it has whatever the unknowns
-  are (equal when they cannot move it), and the interval runs from the low quantile of the lower bounds to the
-  high quantile of the upper bounds, infinite where it reaches past the search limit.
-- interval of a proportion (robust accuracy: k robust of n images): the Wilson score interval, 95% by default.
+"""The project's one convention for summary statistics: the median averages the two middle values of an even count
+and is censored (``inf``: not found within the search limit) where a middle value is; the spread over seeds is the
+sample SD; a median's interval over images is the percentile bootstrap; a proportion's interval is Wilson's.
 """
 import math
 import statistics
@@ -23,14 +13,8 @@ CONFIDENCE = 0.95
 
 def median(values):
     """Median of a sequence of floats (``inf`` allowed); None for no values."""
-    ordered = sorted(float(v) for v in values)
-    if not ordered:
-        return None
-    middle = len(ordered) // 2
-    if len(ordered) % 2:
-        return ordered[middle]
-    low, high = ordered[middle - 1], ordered[middle]
-    return math.inf if math.isinf(high) else (low + high) / 2
+    values = [float(v) for v in values]
+    return statistics.median(values) if values else None
 
 
 def mean(values):
@@ -44,58 +28,32 @@ def sample_std(values):
     return statistics.stdev(values) if len(values) > 1 else None
 
 
-def _middle(low, high, toward):
-    """The mean of the two middle values; ``toward`` (+-inf) where they are -inf and +inf."""
-    return torch.nan_to_num((low + high) / 2, nan=toward, posinf=math.inf, neginf=-math.inf)
-
-
-def _medians(values, cumulative, toward):
-    """Median of ``values`` under each resample, with the unknowns (nan) set to ``toward``. A resample is given
-    by ``cumulative`` (R, n): how many of its draws fall at or before each position of the sorted values, so
-    its k-th smallest value sits at the first position whose count reaches k (no sort per resample)."""
-    ordered = torch.nan_to_num(values, nan=toward, posinf=math.inf, neginf=-math.inf).sort().values
-    n = cumulative.shape[1]
+def bootstrap_median_interval(values, seed=0, level=CONFIDENCE, resamples=BOOTSTRAP_RESAMPLES):
+    """``(low, high)``: the percentile bootstrap interval of the median over resampled images (infinite past the
+    search limit); ``(None, None)`` for no values."""
+    values = torch.as_tensor(values, dtype=torch.float64).reshape(-1)
+    n = values.numel()
+    if n == 0:
+        return None, None
+    positions = torch.randint(n, (resamples, n), generator=torch.Generator().manual_seed(seed))
+    # per resample, how many draws fall at or before each sorted position: its k-th smallest value sits at the first
+    # position whose count reaches k (no sort per resample)
+    counts = torch.zeros(resamples, n, dtype=torch.int32)
+    cumulative = counts.scatter_add_(1, positions, torch.ones_like(positions, dtype=torch.int32)).cumsum(1)
+    ordered = values.sort().values
 
     def kth(k):
         return ordered[(cumulative < k).sum(1)]
 
-    return kth(n // 2 + 1) if n % 2 else _middle(kth(n // 2), kth(n // 2 + 1), toward)
-
-
-def _cumulative_counts(positions, n):
-    counts = torch.zeros(positions.shape[0], n, dtype=torch.int32)
-    counts.scatter_add_(1, positions, torch.ones_like(positions, dtype=torch.int32))
-    return counts.cumsum(1)
-
-
-def median_bounds(values):
-    """``(low, high)``: the median of ``values`` (floats; inf, -inf and nan as above) whatever its unknowns are;
-    ``(None, None)`` for no values. Without unknowns both are ``median(values)``."""
-    values = torch.as_tensor(values, dtype=torch.float64).reshape(-1)
-    if values.numel() == 0:
-        return None, None
-    once = torch.arange(1, len(values) + 1).unsqueeze(0)  # every value drawn once
-    return _medians(values, once, -math.inf).item(), _medians(values, once, math.inf).item()
-
-
-def bootstrap_median_interval(values, seed=0, level=CONFIDENCE, resamples=BOOTSTRAP_RESAMPLES):
-    """``(low, high)``: the percentile bootstrap interval of the median of ``values`` over resampled images,
-    reproducible under ``seed``; ``(None, None)`` for no values. Bounds may be infinite (past the search limit)."""
-    values = torch.as_tensor(values, dtype=torch.float64).reshape(-1)
-    if values.numel() == 0:
-        return None, None
-    generator = torch.Generator().manual_seed(seed)
-    positions = torch.randint(len(values), (resamples, len(values)), generator=generator)
-    cumulative = _cumulative_counts(positions, len(values))
+    medians = kth(n // 2 + 1) if n % 2 else (kth(n // 2) + kth(n // 2 + 1)) / 2
     tail = (1 - level) / 2
-    low = torch.quantile(_medians(values, cumulative, -math.inf), tail, interpolation="lower").item()
-    high = torch.quantile(_medians(values, cumulative, math.inf), 1 - tail, interpolation="higher").item()
-    return low, high
+    return (torch.quantile(medians, tail, interpolation="lower").item(),
+            torch.quantile(medians, 1 - tail, interpolation="higher").item())
 
 
 def wilson_interval(successes, n, level=CONFIDENCE):
-    """``(low, high)``: the Wilson score interval of a binomial proportion ``successes / n``; (0, 1) for n = 0.
-    Unlike the normal approximation it stays inside [0, 1] and is not empty at 0 or n successes."""
+    """``(low, high)``: the Wilson score interval of ``successes / n`` (inside [0, 1], not empty at 0 or n); (0, 1)
+    for n = 0."""
     if n == 0:
         return 0.0, 1.0
     z = statistics.NormalDist().inv_cdf(0.5 + level / 2)

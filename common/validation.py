@@ -1,8 +1,5 @@
-"""Checks shared by every configuration and command line: one rule per kind of value.
-
-Each check returns the value it accepts (converted where that is lossless) and
-raises ``ConfigError(field, problem)`` otherwise.
-"""
+"""Checks shared by every configuration and command line: each returns the value it accepts (converted where that
+is lossless) and raises ``ConfigError(field, problem)`` otherwise."""
 import math
 import numbers
 

@@ -4,13 +4,8 @@ store (schema 5, one record per model), once:
     python -m records.migrate OLD_DATASET_FOLDER STORE_ROOT
     python -m records.migrate docs/results/first-study/fashion-mnist docs/results/first-study   # e.g.
 
-Every result file in ``OLD_DATASET_FOLDER/{method}/*.json`` is read; the copies of one model (the same spec, the same
-checkpoint hash) must agree in everything but the folder they sat in, and become one record
-(``records.store.ResultStore``: ``STORE_ROOT/{dataset}/{model}/{spec.name}.json``), its numbers as they were. Each
-record is checked as the reader reads it before anything is written; nothing is written unless every file moves,
-and a file that does not is named on one stderr line (exit status 2). Then the old files and the method folders'
-derived tables (summary.csv, eps_star.csv, summary.md) are removed. Kept as the one-off tool that moved the committed
-results in December 2026 (tests/test_records.py runs it on a copy of an old folder).
+The copies of one model must agree in everything but their folder; nothing is written unless every file moves.
+Kept as the one-off tool that moved the committed results in December 2026.
 """
 import argparse
 import json
@@ -27,8 +22,7 @@ DERIVED = ("summary.csv", "eps_star.csv", "summary.md")
 
 
 def upgrade(data):
-    """The schema-5 document of a parsed schema-4 one: ``spec`` (the variant with its data set and architecture)
-    in place of ``dataset``, ``method`` (the folder) and ``variant``; every number as it was."""
+    """The schema-5 document of a parsed schema-4 one: ``spec`` in place of dataset, method and variant."""
     data = dict(data)
     variant, dataset = data.pop("variant"), data.pop("dataset")
     data.pop("method"), data.pop("schema_version")

@@ -1,8 +1,5 @@
-"""The parts of a result record (``records.record.ResultRecord``): frozen dataclasses, each with its JSON
-object (``to_json``) and its checked way back (``read``), and the ``FieldReader`` that checks a file's fields.
-
-Every check names the file and the field: a hand-edited or foreign file fails here before it can mislabel a figure.
-"""
+"""The parts of a result record: frozen dataclasses with their JSON (``to_json``) and checked way back (``read``).
+Every check names the file and the field: a hand-edited or foreign file fails here before it can mislabel a figure."""
 import math
 import re
 from dataclasses import MISSING, dataclass, fields, replace
@@ -48,22 +45,21 @@ class FieldReader:
         self.require(ok, f"{where} must be a number{bounds}{' or null' if nullable else ''}, got {value!r}")
         return float(value)
 
-    def count(self, value, where, nullable=False):
-        if value is None and nullable:
-            return None
+    def count(self, value, where):
         self.require(isinstance(value, int) and not isinstance(value, bool) and value >= 0,
                      f"{where} must be a non-negative integer, got {value!r}")
         return value
 
-    def flag(self, value, where, nullable=False):
-        self.require(isinstance(value, bool) or (nullable and value is None),
-                     f"{where} must be true or false{' or null' if nullable else ''}, got {value!r}")
+    def _typed(self, value, where, kind, what, nullable):
+        self.require(isinstance(value, kind) or (nullable and value is None),
+                     f"{where} must be {what}{' or null' if nullable else ''}, got {value!r}")
         return value
 
+    def flag(self, value, where, nullable=False):
+        return self._typed(value, where, bool, "true or false", nullable)
+
     def text(self, value, where, nullable=False):
-        self.require(isinstance(value, str) or (nullable and value is None),
-                     f"{where} must be a string{' or null' if nullable else ''}, got {value!r}")
-        return value
+        return self._typed(value, where, str, "a string", nullable)
 
     def mapping(self, value, where):
         self.require(isinstance(value, dict), f"{where} must be an object, got {type(value).__name__}")
@@ -76,29 +72,29 @@ class FieldReader:
         return value
 
     def present(self, raw, key, where=None):
-        """``raw[key]`` (``where``: the object's own field name, None at the top), a FileProblem naming the field
-        where the key is absent (null is a value: the field's own check decides)."""
+        """``raw[key]``; a missing key fails naming the field (null is a value: the field's own check decides)."""
         self.require(key in raw, f"{f'{where}.' if where else ''}{key} is missing")
         return raw[key]
 
     def value(self, value, kind, where, bounds=(None, None)):
-        """``value`` checked as ``kind``, a part's field annotation: float a finite number within ``bounds``, int a
-        non-negative integer, bool, str, dict an object, ``tuple[X, ...]`` a list of X, a part by its ``read``;
-        ``X | None`` may be null."""
-        options = get_args(kind)
-        if type(None) in options and get_origin(kind) is not tuple:
-            if value is None:
-                return None
+        """``value`` checked as ``kind``, a field annotation (float within ``bounds``, int non-negative, a part by
+        its ``read``, tuples and dicts item by item; ``X | None`` may be null)."""
+        origin, options = get_origin(kind), get_args(kind)
+        if origin is tuple:
+            return tuple(self.value(item, options[0], f"{where}[]", bounds) for item in self.listing(value, where))
+        if origin is dict:
+            return {key: self.value(item, options[1], f"{where}.{key}", bounds)
+                    for key, item in self.mapping(value, where).items()}
+        if type(None) in options:
             kind = next(option for option in options if option is not type(None))
-        if get_origin(kind) is tuple:
-            return tuple(self.value(item, get_args(kind)[0], f"{where}[]", bounds)
-                         for item in self.listing(value, where))
+            return None if value is None else self.value(value, kind, where, bounds)
         if isinstance(kind, type) and issubclass(kind, _Part):
             return kind.read(self, value, where)
-        check = {float: lambda: self.number(value, where, *bounds), int: lambda: self.count(value, where),
-                 bool: lambda: self.flag(value, where), str: lambda: self.text(value, where),
-                 dict: lambda: dict(self.mapping(value, where))}[kind]
-        return check()
+        if kind is float:
+            return self.number(value, where, *bounds)
+        if kind is dict:
+            return dict(self.mapping(value, where))
+        return {int: self.count, bool: self.flag, str: self.text}[kind](value, where)
 
 
 LIMIT = "limit"  # a bound that is the eps* entry's search limit (FieldReader.limit), with its float slack
@@ -117,13 +113,14 @@ def part_json(value):
 
 
 class _Part:
-    """A record part: its JSON object holds its fields under their own names, in field order; ``read`` checks each
-    by its annotation and ``BOUNDS`` (field -> (low, high) of a number), then the part's own ``check``."""
+    """A record part: its fields by name in field order (one defaulting to None left out while None); ``read``
+    checks each by its annotation and ``BOUNDS`` (field -> (low, high)), then the part's own ``check``."""
 
     BOUNDS = {}
 
     def to_json(self):
-        return {f.name: part_json(getattr(self, f.name)) for f in fields(self)}
+        return {f.name: part_json(getattr(self, f.name)) for f in fields(self)
+                if not (f.default is None and getattr(self, f.name) is None)}
 
     @classmethod
     def read(cls, r, raw, where):
@@ -178,8 +175,7 @@ class AttackResult(_Part):
 
     @classmethod
     def of(cls, attack, title, metrics):
-        """The entry of a run of ``attack`` (an ``attacks.base.Attack``) from ``evaluation.metrics.attack_metrics``'
-        numbers."""
+        """The entry of a run of ``attack`` from ``evaluation.metrics.attack_metrics``' numbers."""
         numbers = {name: metrics[name] for name in ATTACK_NUMBERS}
         queries = QueryStats(**{name: metrics[name] for name in QUERY_FIELDS}) if "median_queries" in metrics else None
         return cls(attack.name, title, attack.threat_model, attack.reference, attack.settings(), metrics["targeted"],
@@ -195,8 +191,9 @@ class AttackResult(_Part):
         return {**numbers, **(self.queries.to_json() if self.queries else {})}
 
     def to_json(self):
-        entry = {f.name: part_json(getattr(self, f.name)) for f in fields(self) if f.name != "queries"}
-        return {**entry, **(self.queries.to_json() if self.queries else {})}
+        entry = super().to_json()
+        entry.update(entry.pop("queries", {}))  # its statistics beside the counts
+        return entry
 
     def check(self, r, where):
         r.require(self.n_correct <= self.n, f"{where}.n_correct exceeds n")
@@ -349,16 +346,15 @@ class AttackEps(_Part):
 
 @dataclass(frozen=True)
 class EpsStarEntry(_Part):
-    """eps* in one norm (``minimal_perturbation.{norm}``): per evaluated image (in order) the smallest perturbation
-    that fools it (None: censored, not found within ``limit``; 0: misclassified clean) and the method that set it,
-    with medians, a bootstrap interval and the robust-accuracy curve read off it."""
+    """eps* in one norm: per evaluated image the smallest perturbation that fools it (None: censored past
+    ``limit``; 0: misclassified clean) and the method that set it, with medians, interval and curve read off it."""
 
     norm: str
     limit: float
     n: int
     n_clean_misclassified: int
     n_censored: int
-    n_by_method: dict  # method -> images it set
+    n_by_method: dict[str, int]  # method -> images it set
     pgd_not_converged: int  # images whose bisection did not certify its bound
     median: float | None
     median_censored: bool
@@ -371,16 +367,14 @@ class EpsStarEntry(_Part):
     method: tuple[str, ...]  # clean, fab, bisection, censored or attack:<run key>
     fab_eps: tuple[float | None, ...]
     pgd_eps: tuple[float | None, ...]  # the bisection's
-    attack_eps: dict  # run key -> AttackEps
+    attack_eps: dict[str, AttackEps]  # run key
     settings: dict
     eps_star_before_audit: tuple[float | None, ...] | None = None  # L-inf, where an audit ran: what the audit checks
 
     @classmethod
     def measured(cls, result, seed, settings, before_audit=None):
-        """The entry of an ``evaluation.minimal.MinimalPerturbation``: counts, per-image values, medians with the
-        bootstrap interval, the robust-accuracy curve, each fixed-eps run's per-image fooling sizes (what bounds
-        eps*, so that a reader can check that none undercuts it) and the search ``settings``. ``before_audit``: eps*
-        before the audit's runs joined (what the audit checks), where an audit ran."""
+        """The entry of an ``evaluation.minimal.MinimalPerturbation``, with each fixed-eps run's fooling sizes (so a
+        reader can check that none undercuts eps*); ``before_audit``: eps* before the audit's runs joined."""
         eps_star = result.eps_star
         low, high = stats.bootstrap_median_interval(eps_star, seed=seed)
         correct = median_correct(eps_star)
@@ -402,25 +396,14 @@ class EpsStarEntry(_Part):
             settings=dict(settings),
             eps_star_before_audit=None if before_audit is None else tuple(json_values(before_audit)))
 
-    def to_json(self):
-        entry = super().to_json()
-        if self.eps_star_before_audit is None:
-            del entry["eps_star_before_audit"]
-        return entry
-
     BOUNDS = {name: (0, LIMIT) for name in ("median", "median_correct", "eps_star", "fab_eps", "pgd_eps",
                                              "eps_star_before_audit")}
 
     @classmethod
     def read(cls, r, raw, where):
-        """Per-image eps* within [0, limit] or null (censored), the method of each, no fixed-eps run undercutting
-        it, and counts and medians that agree with them."""
         raw = r.mapping(raw, where)
         r.limit = r.number(r.present(raw, "limit", where), f"{where}.limit", low=0)
-        entry = super().read(r, raw, where)  # its attack_eps as written: run key -> object
-        entry = replace(entry, attack_eps={key: AttackEps.read(r, run, f"{where}.attack_eps.{key}")
-                                           for key, run in entry.attack_eps.items()})
-        entry.check_evidence(r, where)
+        entry = super().read(r, raw, where)
         r.limit = None
         return entry
 
@@ -437,14 +420,9 @@ class EpsStarEntry(_Part):
         r.require(self.n_clean_misclassified == methods.count(CLEAN),
                   f"{where}.n_clean_misclassified disagrees with its per-image methods")
         for name, count in self.n_by_method.items():
-            r.require(r.count(count, f"{where}.n_by_method.{name}") == methods.count(name),
-                      f"{where}.n_by_method.{name} disagrees with its per-image methods")
-        r.require(self.median_censored is (self.median is None),
-                  f"{where}.median_censored must say whether the median is null")
-
-    def check_evidence(self, r, where):
-        """The invariant: no attack the evaluation ran undercuts eps*."""
-        for key, run in self.attack_eps.items():
+            r.require(count == methods.count(name), f"{where}.n_by_method.{name} disagrees with its per-image methods")
+        Median.check(self, r, where)
+        for key, run in self.attack_eps.items():  # the invariant: no attack the evaluation ran undercuts eps*
             r.listing(list(run.size), f"{where}.attack_eps.{key}.size", self.n)
             for index, (size, star) in enumerate(zip(run.size, self.eps_star)):
                 star = math.inf if star is None else star
@@ -491,12 +469,6 @@ class AdaptiveRun(_Part):
     n_attacked: int | None = None  # the images nothing broke at its radius before it (None: records before issue 42)
 
     BOUNDS = {"eps": RATE, "robust_acc": RATE}
-
-    def to_json(self):
-        entry = super().to_json()
-        if self.n_attacked is None:
-            del entry["n_attacked"]
-        return entry
 
 
 @dataclass(frozen=True)

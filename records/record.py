@@ -1,16 +1,9 @@
-"""Result records: one JSON file per evaluated model (its summary rows: ``records.summary``; where it is kept:
-``records.store``).
-
-This module is the only writer and the only reader of result files. A record is a ``ResultRecord`` of frozen parts
-(``records.parts``: ``EpsStarEntry``, ``Audit``, ...) and the ``ModelSpec`` of the model it evaluated;
-``ResultRecord.to_json`` is a file's content and ``ResultRecord.from_json`` the one way back, checking the whole
-record (identity, numbers, ranges, per-image values against their counts), so a hand-edited or foreign file is
-named, with the field, before it can mislabel a figure. A record is checked the same way before it is written. A
-file of an older schema is refused with the command that migrates it (``records.migrate``).
-"""
+"""Result records: one JSON file per evaluated model. The only writer and reader of result files: every record is
+checked whole when read and before it is written, so a hand-edited or foreign file is named before it misleads."""
 import json
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import get_type_hints
 
 from common.errors import FileProblem
 from common.io import atomic_write_text
@@ -35,22 +28,21 @@ EVAL_CONFIG_READ = ("eps", "quick")
 
 @dataclass(frozen=True)
 class Evaluation:
-    """What evaluating one model gives (``evaluation.model.ModelEvaluation``): every part of its record but the
-    identity (spec, checkpoint, machine)."""
+    """What evaluating one model gives: every part of its record but the identity (spec, checkpoint, machine)."""
 
     clean_acc: float  # over the whole test set
     learned: bool | None  # at least 5 points above chance (None in files from before it was recorded)
     n_test: int
-    sparsity: dict  # layer -> fraction of exact zeros of its output activation over the test set
+    sparsity: dict[str, float]  # layer -> fraction of exact zeros of its output activation over the test set
     worst_case: WorstCase | None  # None without any attack or eps*
-    attacks: dict  # run key -> AttackResult, in the order eval ran them
-    curves: dict  # run key -> tuple of CurvePoint (with --eps-sweep; {} without)
-    minimal: dict  # norm -> EpsStarEntry; {} if not measured
+    attacks: dict[str, AttackResult]  # run key -> its run, in the order eval ran them
+    curves: dict[str, tuple[CurvePoint, ...]]  # run key -> its curve (with --eps-sweep; {} without)
+    minimal: dict[str, EpsStarEntry]  # norm -> eps*; {} if not measured
     audit: Audit | None  # the audit at eps* scale (None without an L-inf eps*)
     images_sha256: str | None  # identity of the evaluated images and labels (pairs per-image values of two records)
-    checks: tuple  # Check, in run order
-    timings: dict  # seconds per part
-    query_indices: tuple  # the evaluated images (test set indices) the query-based attacks got
+    checks: tuple[Check, ...]  # in run order
+    timings: dict[str, float]  # seconds per part
+    query_indices: tuple[int, ...]  # the evaluated images (test set indices) the query-based attacks got
     eval_config: dict  # every setting as run (EVAL_CONFIG_READ: the keys readers use)
 
     @property
@@ -95,17 +87,15 @@ class ResultRecord(Evaluation):
         """The file's content (strict JSON once dumped: a NaN or infinity is a bug)."""
         document = {"format": FORMAT, "schema_version": SCHEMA_VERSION, "spec": self.spec.to_record(),
                     "checkpoint": self.checkpoint.to_json()}
-        for name in ("clean_acc", "learned", "n_test", "sparsity", "worst_case", "attacks", "curves", "minimal",
-                     "audit", "images_sha256", "checks", "timings", "query_indices", "eval_config"):
-            document[_KEYS.get(name, name)] = part_json(getattr(self, name))
+        for f in fields(Evaluation):
+            document[_KEYS.get(f.name, f.name)] = part_json(getattr(self, f.name))
         if self.machine is not None:
             document["machine"] = dict(self.machine)
         return document
 
     @classmethod
     def from_json(cls, data, path):
-        """The record of a parsed result file ``path``, every field checked: a FileProblem names the file and the
-        first bad field; one of an older schema names the command that migrates it."""
+        """The record of a parsed result file ``path``; a FileProblem names the file and the first bad field."""
         r = FieldReader(path)
         r.require(isinstance(data, dict), f"not a JSON object, got {type(data).__name__}")
         version = data.get("schema_version")
@@ -118,36 +108,25 @@ class ResultRecord(Evaluation):
         r.require(data.get("format") == FORMAT, f"format {data.get('format')!r} is not {FORMAT}")
         checkpoint = CheckpointInfo.read(r, r.present(data, "checkpoint"), "checkpoint")
         spec = _spec(r, r.present(data, "spec"), checkpoint)
-        sparsity = r.mapping(r.present(data, "activation_sparsity"), "activation_sparsity")
-        unknown = sorted(set(sparsity) - set(layer_names(spec.model)))
+        read = {}
+        for name, kind in get_type_hints(Evaluation).items():  # each by its annotation
+            key = _KEYS.get(name, name)
+            value = r.present(data, key)
+            if name == "learned":
+                read[name] = r.flag(value, key, nullable=True)
+            elif name == "images_sha256":
+                read[name] = r.text(value, key, nullable=True)
+                r.require(value is None or SHA256.fullmatch(value), f"{key} must be 64 hex digits, got {value!r}")
+            elif name == "checks":
+                read[name] = Check.read_all(r, value)
+            elif name == "eval_config":
+                read[name] = _eval_config(r, value)
+            else:
+                read[name] = r.value(value, kind, key, (0, 1) if name in ("clean_acc", "sparsity") else (0, None))
+        unknown = sorted(set(read["sparsity"]) - set(layer_names(spec.model)))
         r.require(not unknown, f"activation_sparsity has unknown layer {unknown[:1]}")
-        attacks = r.mapping(r.present(data, "attacks"), "attacks")
-        curves = r.mapping(r.present(data, "robustness_curves"), "robustness_curves")
-        minimal = r.mapping(r.present(data, "minimal_perturbation"), "minimal_perturbation")
-        images = r.text(r.present(data, "eval_images_sha256"), "eval_images_sha256", nullable=True)
-        r.require(images is None or SHA256.fullmatch(images),
-                  f"eval_images_sha256 must be 64 hex digits, got {images!r}")
-        timings = r.mapping(r.present(data, "timings"), "timings")
-        indices = r.listing(r.present(data, "query_indices"), "query_indices")
-        return cls(
-            path=r.path, spec=spec, checkpoint=checkpoint,
-            clean_acc=r.number(r.present(data, "clean_acc"), "clean_acc", low=0, high=1),
-            learned=r.flag(r.present(data, "learned"), "learned", nullable=True),
-            n_test=r.count(r.present(data, "n_test"), "n_test"),
-            sparsity={layer: r.number(value, f"activation_sparsity.{layer}", low=0, high=1)
-                      for layer, value in sparsity.items()},
-            worst_case=r.value(r.present(data, "worst_case"), WorstCase | None, "worst_case"),
-            attacks={key: AttackResult.read(r, value, f"attacks.{key}") for key, value in attacks.items()},
-            curves={key: r.value(points, tuple[CurvePoint, ...], f"robustness_curves.{key}")
-                    for key, points in curves.items()},
-            minimal={norm: EpsStarEntry.read(r, entry, f"minimal_perturbation.{norm}") for norm, entry in minimal.items()},
-            audit=r.value(r.present(data, "audit"), Audit | None, "audit"),
-            images_sha256=images,
-            checks=Check.read_all(r, r.present(data, "checks")),
-            timings={name: r.number(value, f"timings.{name}", low=0) for name, value in timings.items()},
-            query_indices=tuple(r.count(index, "query_indices[]") for index in indices),
-            eval_config=_eval_config(r, r.present(data, "eval_config")),
-            machine=None if data.get("machine") is None else dict(r.mapping(data["machine"], "machine")))
+        machine = None if data.get("machine") is None else dict(r.mapping(data["machine"], "machine"))
+        return cls(**read, path=r.path, spec=spec, checkpoint=checkpoint, machine=machine)
 
 
 def _eval_config(r, raw):
@@ -160,8 +139,8 @@ def _eval_config(r, raw):
 
 
 def _spec(r, raw, checkpoint):
-    """The record's ModelSpec, checked: known names, a layer of its model, the checkpoint trained on the same data
-    set and architecture, and the file named after it (two files claiming one model would count twice as seeds)."""
+    """The record's ModelSpec, checked against its checkpoint and its file's name (two files claiming one model
+    would count twice as seeds)."""
     raw = r.mapping(raw, "spec")
     dataset, model, method, layer = (raw.get(key) for key in ("dataset", "model", "method", "layer"))
     r.require(dataset in DATASETS, f"spec.dataset {dataset!r} is not one of {', '.join(DATASETS)}")
@@ -188,7 +167,8 @@ def _spec(r, raw, checkpoint):
 
 def is_ours(data):
     """Whether a parsed JSON document claims to be one of this project's result files."""
-    return isinstance(data, dict) and (data.get("format") == FORMAT or ("schema_version" in data and "checkpoint" in data))
+    return isinstance(data, dict) and (data.get("format") == FORMAT
+                                       or ("schema_version" in data and "checkpoint" in data))
 
 
 def _load_json(path, reader):
@@ -213,8 +193,8 @@ def read_record(path):
 
 
 def write_record(record):
-    """Write ``record`` to ``record.path`` atomically, after checking it as a reader will (a record that would not
-    read back is a bug, and never reaches the file); returns the record as read back."""
+    """Write ``record`` atomically after checking it as a reader will (one that would not read back is a bug);
+    returns the record as read back."""
     text = json.dumps(record.to_json(), indent=2, allow_nan=False)
     written = ResultRecord.from_json(json.loads(text), record.path)
     atomic_write_text(record.path, text + "\n", location="results_dir")

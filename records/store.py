@@ -1,12 +1,5 @@
-"""The result store: every model's record once, keyed by its ``ModelSpec``, at
-``{root}/{dataset}/{model}/{spec.name}.json``.
-
-A baseline that several methods are compared with is one record, not a copy per method: who compares what with
-what is a study's business (``planner.study``), not the store's. Records written by other processes (a Slurm
-array's tasks) are seen on the next read. A JSON file there that this project did not write is skipped with one
-warning naming it; a record of ours that is malformed, or sits where its spec does not put it, stops the reader
-naming the file.
-"""
+"""The result store: every model's record once (a shared baseline too), at ``{root}/{dataset}/{model}/{name}.json``.
+A foreign JSON file there is skipped with a warning; a malformed or misplaced record of ours stops the reader."""
 import warnings
 from pathlib import Path
 
@@ -33,15 +26,13 @@ class ResultStore:
         return read_record(path) if path.is_file() else None
 
     def put(self, record):
-        """Write ``record`` (atomically, checked as a reader will read it) where its spec puts it; returns it as read
-        back."""
+        """Write ``record`` where its spec puts it; returns it as read back."""
         if record.path != self.path(record.spec):
             raise ValueError(f"record of {record.spec.name} aimed at {record.path}, not {self.path(record.spec)}")
         return write_record(record)
 
     def records(self, dataset=None, select=None):
-        """Every record under the root (of ``dataset``, where given; ``select``: a predicate on the spec), in table
-        order: data set, architecture, then ``ModelSpec.order``."""
+        """Every record under the root (of ``dataset``; ``select``: a predicate on the spec), in table order."""
         pattern = f"{dataset or '*'}/*/*.json"
         found, foreign = [], []
         for path in sorted(self.root.glob(pattern)):
