@@ -3,7 +3,7 @@
 Adding a data set: a new file in ``data/`` with its ``Dataset`` record, and one line in DATASETS; a data set of
 class folders (train/<class>/, test/<class>/, or a tar of them) is the line alone (data.class_folder).
 """
-from common.errors import ConfigError
+from common.registry import lookup
 from data.cifar import CIFAR10
 from data.class_folder import class_folder_dataset
 from data.fashion_mnist import FASHION_MNIST
@@ -25,6 +25,4 @@ DEFAULT_DATASET = "cifar10"
 
 
 def get_dataset(name):
-    if name not in DATASETS:
-        raise ConfigError("dataset", f"must be one of {', '.join(DATASETS)}, got {name!r}")
-    return DATASETS[name]
+    return lookup(DATASETS, name, "dataset")

@@ -8,7 +8,7 @@ layer's activation. Nothing in a model knows about training or sparsity.
 
 Adding a model: a new file with the class, and one line in MODELS.
 """
-from common.errors import ConfigError
+from common.registry import lookup
 from models.simple_cnn import SimpleCNN
 
 MODELS = {
@@ -18,9 +18,7 @@ DEFAULT_MODEL = "simple_cnn"
 
 
 def model_class(name):
-    if name not in MODELS:
-        raise ConfigError("model", f"must be one of {', '.join(MODELS)}, got {name!r}")
-    return MODELS[name]
+    return lookup(MODELS, name, "model")
 
 
 def build_model(name, input_shape, num_classes):
