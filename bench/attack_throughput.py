@@ -10,22 +10,18 @@ on CUDA. Not a test.
     python bench/attack_throughput.py [--device cpu] [--nes-images 16] [--square-images 64] [--pgd-batch 16]
                                       [--repeats 3] [--threads N] [--sync-every K]
 """
-import sys
 import warnings
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from attacks import NES, PGD, Square  # noqa: E402
-from attacks.base import sync_every  # noqa: E402
-from attacks.nes import default_query_batch  # noqa: E402
-from common.cli import ArgumentParser, run_main  # noqa: E402
-from common.device import DEVICE_CHOICES, resolve_device  # noqa: E402
-from models.simple_cnn import SimpleCNN  # noqa: E402
-from timing import load_average, timed  # noqa: E402
+from timing import load_average, timed  # first: puts the repository on sys.path
+from attacks import NES, PGD, Square
+from attacks.base import sync_every
+from attacks.nes import default_query_batch
+from common.cli import ArgumentParser, run_main
+from common.device import DEVICE_CHOICES, resolve_device
+from models.simple_cnn import SimpleCNN
 
 EPS, ALPHA, SIGMA = 8 / 255, 1 / 255, 1 / 255
 

@@ -22,19 +22,16 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 os.environ.setdefault("TQDM_DISABLE", "1")  # the evaluation's progress bars would bury the result (before torch)
 import torch  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+from timing import load_average  # noqa: E402  (first: puts the repository on sys.path)
 from common.cli import ArgumentParser, at_least_one, run_main  # noqa: E402
 from evaluation.config import EvalConfig  # noqa: E402
 from evaluation.model import ModelEvaluation  # noqa: E402
 from models.spec import ModelSpec  # noqa: E402
 from models.simple_cnn import SimpleCNN  # noqa: E402
-from timing import load_average  # noqa: E402
 
 SHAPE = (1, 28, 28)
 CLASSES = 10
