@@ -10,12 +10,8 @@ from data.augment import augment_batch, validate_augmentation
 
 
 class TensorLoader:
-    """Iterable of ``(x, y)``: x float (B, C, H, W) in [0, 1] on ``device``, y int64 on ``device``.
-
-    Shuffling and augmentation are a deterministic function of (seed, epoch). ``set_epoch(e)`` selects the epoch of
-    the next iteration and every iteration moves on to the next, so a loop that never calls it still gets a fresh
-    order each epoch, and one that resumes at epoch e by calling ``set_epoch(e)`` sees what an uninterrupted run saw.
-    """
+    """Iterable of ``(x, y)`` on ``device``: x float (B, C, H, W) in [0, 1], y int64. Shuffling and augmentation are a
+    function of (seed, epoch); each iteration moves to the next epoch, and ``set_epoch(e)`` resumes at epoch e."""
 
     def __init__(self, x_uint8, y, batch_size, shuffle, augment, device, seed, drop_last=False, channels_last=None):
         if x_uint8.dtype != torch.uint8:

@@ -1,8 +1,5 @@
-"""The registered data sets.
-
-Adding a data set: a new file in ``data/`` with its ``Dataset`` record, and one line in DATASETS; a data set of
-class folders (train/<class>/, test/<class>/, or a tar of them) is the line alone (data.class_folder).
-"""
+"""The registered data sets. Adding one: a file in ``data/`` with its ``Dataset`` record and a line in DATASETS; a
+data set of class folders is the line alone (data.class_folder)."""
 from common.registry import lookup
 from data.cifar import CIFAR10
 from data.class_folder import class_folder_dataset
