@@ -2,8 +2,8 @@
 
 Each step is the project's ``training.loop.train_step`` on SimpleCNN at Fashion-MNIST's shape (1x28x28) and its
 default recipe's batch (64), on pre-made batches of random uint8 images (no data set needed): (s) standard,
-(f) FGSM-RS (1 attack step), (p) PGD-k (k attack steps, default 10), all fp32. The rates are interleaved best-of-R
-passes. Expected cost: (f) about 2x a standard step (one more forward and backward), (p) about k + 1 times.
+(f) FGSM-RS (1 attack step), (p) PGD-k (k attack steps, default 10), all fp32, interleaved best-of-R. Expected
+cost: (f) about 2x a standard step (one more forward and backward), (p) about k + 1 times.
 
     python bench/adv_train_throughput.py [--images N] [--repeats R] [--threads T] [--pgd-steps K]
 """

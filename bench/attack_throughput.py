@@ -1,11 +1,8 @@
 """Attack throughput on SimpleCNN: our batched NES, Square and PGD against references, same model and inputs.
 
-Prints NES queries/s (ours, a one-antithetic-pair-at-a-time reference as in the
-original repository, and the model's raw batched forward rate at the same chunk
-size), Square queries/s against the raw batched forward rate at its batch size,
-and PGD time for its steps against a plain loop; then PGD and NES with the host reading their
-successes every step against every K steps (attacks.base.SYNC_EVERY), with the host syncs counted
-on CUDA. Not a test.
+Prints NES queries/s (ours, the original's one-antithetic-pair-at-a-time, the raw batched forward rate), Square's
+against the raw forward rate, PGD's time against a plain loop; then PGD and NES with the host reading successes
+every step against every K steps (attacks.base.SYNC_EVERY), counting host syncs on CUDA. Not a test.
 
     python bench/attack_throughput.py [--device cpu] [--nes-images 16] [--square-images 64] [--pgd-batch 16]
                                       [--repeats 3] [--threads N] [--sync-every K]

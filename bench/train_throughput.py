@@ -1,27 +1,14 @@
 """Training throughput of SimpleCNN, batch 128, in images/s, in one run:
 
-(a) the project's loop: TensorLoader (data on the device, batched tensor augmentation)
-    feeding training.loop.train_epoch, i.e. the real train_step;
-(b) compute only: train_step on pre-made tensors already on the device (the limit);
-(c) reference: torchvision.transforms (RandomCrop(32, padding=4), RandomHorizontalFlip,
-    ToTensor) on PIL images through a DataLoader, as torchvision's CIFAR10 data set does,
-    feeding the same train_step;
-all three in the training default: the precision and memory layout training.precision picks on
-this machine (its measured probe, cached as training uses it; --remeasure probes again;
---amp/--no-amp and --channels-last/--no-channels-last override, as in training); then, compute
-only, each candidate the probe chooses among (fp32 contiguous, fp32 + channels_last, bf16
-autocast + channels_last) on the same images, and the default's candidate against the fastest;
-with --compile, (f) is (b) through torch.compile, and on CUDA (g) is (b) without cuDNN
-autotuning (training turns ``cudnn.benchmark`` on).
-
-Data is random uint8 of CIFAR shape (no download). Targets: (a)/(b) >= 0.9 on CPU;
-(a)/(c) >= 1 on CPU, >= 5 on CUDA with a full 50,000-image epoch under 3 s; the default within
-5% of the fastest candidate (default/fastest >= 0.95) on any CPU. (f)/(b) and (b)/(g) are
-measured on a GPU by bench/gpu_check.sh before --compile becomes a default.
+(a) the project's loop: TensorLoader feeding training.loop.train_epoch; (b) compute only: train_step on pre-made
+tensors on the device (the limit); (c) reference: torchvision.transforms on PIL images through a DataLoader, as
+torchvision's CIFAR10 does; all in the training default (training.precision's cached probe; --remeasure, --amp and
+--channels-last as in training); then each candidate of the probe, compute only; with --compile, (f): (b) through
+torch.compile, and on CUDA (g): (b) without cuDNN autotuning. Data: random uint8 of CIFAR shape. The targets are
+printed beside each ratio; (f)/(b) and (b)/(g) are measured on a GPU by bench/gpu_check.sh.
 
     python bench/train_throughput.py [--images N] [--repeats R] [--device auto] [--workers W] [--threads T]
-                                     [--amp/--no-amp] [--channels-last/--no-channels-last] [--remeasure]
-                                     [--compile]
+                                     [--amp/--no-amp] [--channels-last/--no-channels-last] [--remeasure] [--compile]
 """
 import argparse
 
