@@ -44,13 +44,6 @@ class PilCifar(Dataset):
         return self.transform(Image.fromarray(self.images[index])), int(self.labels[index])
 
 
-def without_autotuning(run):
-    def untuned():
-        with cudnn_benchmark(False):
-            run()
-    return untuned
-
-
 def project_loop(x_uint8, y, device, amp, channels_last, compile):
     model, optimizer, objective = fresh_training(VARIANT, SHAPE, device, channels_last, compile)
     loader = TensorLoader(x_uint8, y, BATCH, shuffle=True, augment="standard", device=device, seed=0,
@@ -123,7 +116,7 @@ def main():
     if args.compile:
         loops["(f) (b) compiled"] = (compute_only(x_uint8, y, device, amp, channels_last, compile=True), images)
     if on_cuda:
-        loops["(g) (b) without cudnn.benchmark"] = (without_autotuning(loops["(b) compute only"][0]), images)
+        loops["(g) (b) without cudnn.benchmark"] = (cudnn_benchmark(False)(loops["(b) compute only"][0]), images)
     native = f"; native bf16 flags {cpu_has_native_bf16()}" if device.type == "cpu" else ""
     print(f"device {device} ({hardware_name(device)}), torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"batch {BATCH}, {images} images per pass (candidates: {compared}); (a)-(c): {choice.mode.name}, "
