@@ -1,7 +1,6 @@
 """Real-data experiment: python main.py --mode train|eval|vis [--dropout] [--layers conv1 conv2 ...].
 
-Builds the parser from cli/ and dispatches to the mode's runner; an option given to a mode it does not apply to is an
-error."""
+Builds the parser from cli/ and dispatches to the mode's runner."""
 import sys
 
 from cli import EVAL, TRAIN, VIS

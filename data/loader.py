@@ -1,6 +1,5 @@
-"""Batches straight from tensors held on the training device (no DataLoader, no worker processes). The images stay
-uint8 there (4x less memory than float); each batch is gathered, converted to float in [0, 1] and augmented on the
-device, so on a GPU the host never touches the pixels after the first copy."""
+"""Batches straight from uint8 tensors held on the training device (no DataLoader, no workers): each batch is
+gathered, converted and augmented there, so on a GPU the host never touches the pixels after the first copy."""
 import math
 
 import numpy as np
@@ -37,16 +36,11 @@ class TensorLoader:
     def __len__(self):
         return len(self.y) // self.batch_size if self.drop_last else math.ceil(len(self.y) / self.batch_size)
 
-    def _generator(self, epoch):
-        # SeedSequence mixes (seed, epoch) so nearby seeds and epochs give unrelated streams.
-        state = np.random.SeedSequence([self.seed, epoch]).generate_state(2, dtype=np.uint32)
-        generator = torch.Generator(device=self.device)
-        generator.manual_seed(int(state[0]) << 32 | int(state[1]))
-        return generator
-
     def __iter__(self):
         epoch, self.epoch = self.epoch, self.epoch + 1
-        generator = self._generator(epoch)
+        # SeedSequence mixes (seed, epoch) so nearby seeds and epochs give unrelated streams.
+        state = np.random.SeedSequence([self.seed, epoch]).generate_state(2, dtype=np.uint32)
+        generator = torch.Generator(device=self.device).manual_seed(int(state[0]) << 32 | int(state[1]))
         order = torch.randperm(len(self.y), generator=generator, device=self.device) if self.shuffle else None
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             stop = start + self.batch_size
