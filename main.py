@@ -1,9 +1,6 @@
 """Real-data experiment: python main.py --mode train|eval|vis [--dropout] [--layers conv1 conv2 ...].
 
-Builds the parser from cli/, whose modules map flags to configuration objects (the models' specs, the Recipe, the
-EvalConfig), and dispatches to the mode's runner, which hands them to the planner (train, eval) or the figures
-(vis), where the work lives. Every option says which modes it applies to; one given to another mode is an error.
-"""
+Builds the parser from cli/ and dispatches to the mode's runner."""
 import sys
 
 from cli import EVAL, TRAIN, VIS

@@ -19,11 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from training.checkpoint import load_checkpoint  # noqa: E402
-from timing import load_average  # noqa: E402
+from timing import ROOT, load_average  # first: puts the repository on sys.path
+from training.checkpoint import load_checkpoint
 
 PRECISIONS = (("fp32", "--no-amp"), ("bf16", "--amp"))
 

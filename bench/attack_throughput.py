@@ -1,31 +1,24 @@
 """Attack throughput on SimpleCNN: our batched NES, Square and PGD against references, same model and inputs.
 
-Prints NES queries/s (ours, a one-antithetic-pair-at-a-time reference as in the
-original repository, and the model's raw batched forward rate at the same chunk
-size), Square queries/s against the raw batched forward rate at its batch size,
-and PGD time for its steps against a plain loop; then PGD and NES with the host reading their
-successes every step against every K steps (attacks.base.SYNC_EVERY), with the host syncs counted
-on CUDA. Not a test.
+Prints NES queries/s (ours, the original's one-antithetic-pair-at-a-time, the raw batched forward rate), Square's
+against the raw forward rate, PGD's time against a plain loop; then PGD and NES with the host reading successes
+every step against every K steps (attacks.base.SYNC_EVERY), counting host syncs on CUDA. Not a test.
 
     python bench/attack_throughput.py [--device cpu] [--nes-images 16] [--square-images 64] [--pgd-batch 16]
                                       [--repeats 3] [--threads N] [--sync-every K]
 """
-import sys
 import warnings
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from attacks import NES, PGD, Square  # noqa: E402
-from attacks.base import sync_every  # noqa: E402
-from attacks.nes import default_query_batch  # noqa: E402
-from common.cli import ArgumentParser, run_main  # noqa: E402
-from common.device import DEVICE_CHOICES, resolve_device  # noqa: E402
-from models.simple_cnn import SimpleCNN  # noqa: E402
-from timing import load_average, timed  # noqa: E402
+from timing import load_average, timed  # first: puts the repository on sys.path
+from attacks import NES, PGD, Square
+from attacks.base import sync_every
+from attacks.nes import default_query_batch
+from common.cli import ArgumentParser, run_main
+from common.device import DEVICE_CHOICES, resolve_device
+from models.simple_cnn import SimpleCNN
 
 EPS, ALPHA, SIGMA = 8 / 255, 1 / 255, 1 / 255
 

@@ -1,18 +1,10 @@
 """Evaluations two at a time on one thread each against one at a time on two threads, in one run.
 
-The study (experiments/fashion_mnist.py) evaluates its models two at a time with one torch thread each, because its
-small batches (a few images through a small CNN) leave a second thread mostly idle. This measures that choice:
-
-(s) sequential: W evaluations one after the other, each a process with T threads (default: 2 evaluations, 2 threads);
-(p) parallel:   the same W evaluations as W processes at once, each with 1 thread.
-
-Each evaluation is ``evaluation.model.ModelEvaluation`` on its own untrained SimpleCNN at Fashion-MNIST's shape
-(1x28x28; seed = its index), whose labels are its own predictions so every image starts correct, with the study's
-attacks and eps* search (PGD-20, AutoAttack standard at eps 0.1, eps* in L-inf: FAB 100 iterations, 2 restarts,
-FAB-T on 3 classes and the APGD-20 bisection; no audit). Printed: both wall times, the throughput ratio (s)/(p)
-(above 1: the parallel layout does more per hour), and whether every per-image eps* is the same in both (the
-thread count must not change a result). Timings include whatever else runs on the machine: the load average is
-printed before and after. Not a test.
+The study (experiments/fashion_mnist.py) runs its small evaluations two at a time on one thread each; this measures
+that: (s) W evaluations one after the other, each a process on T threads; (p) the same W as processes at once on 1
+thread each. Each is ``ModelEvaluation`` of its own untrained SimpleCNN at Fashion-MNIST's shape (labels: its own
+predictions) with the study's attacks and L-inf eps* search. Printed: both wall times, (s)/(p) (above 1: parallel
+does more per hour), and whether every eps* is the same in both (threads must not change a result).
 
     python bench/eval_parallel.py [--workers 2] [--threads 2] [--n-eval 16]
 """
@@ -22,19 +14,16 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 os.environ.setdefault("TQDM_DISABLE", "1")  # the evaluation's progress bars would bury the result (before torch)
 import torch  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+from timing import load_average  # noqa: E402  (first: puts the repository on sys.path)
 from common.cli import ArgumentParser, at_least_one, run_main  # noqa: E402
 from evaluation.config import EvalConfig  # noqa: E402
 from evaluation.model import ModelEvaluation  # noqa: E402
 from models.spec import ModelSpec  # noqa: E402
 from models.simple_cnn import SimpleCNN  # noqa: E402
-from timing import load_average  # noqa: E402
 
 SHAPE = (1, 28, 28)
 CLASSES = 10
@@ -67,16 +56,13 @@ def finish(process):
     return json.loads(out.strip().splitlines()[-1])
 
 
-def sequential(workers, threads, n_eval):
+def evaluations(workers, threads, n_eval, at_once):
+    """(seconds, each evaluation's eps*): the processes one after the other, or all started at once."""
     started = time.perf_counter()
-    results = [finish(launch(seed, threads, n_eval)) for seed in range(workers)]
-    return time.perf_counter() - started, results
-
-
-def parallel(workers, n_eval):
-    started = time.perf_counter()
-    processes = [launch(seed, 1, n_eval) for seed in range(workers)]
-    results = [finish(process) for process in processes]
+    if at_once:
+        results = [finish(process) for process in [launch(seed, threads, n_eval) for seed in range(workers)]]
+    else:
+        results = [finish(launch(seed, threads, n_eval)) for seed in range(workers)]
     return time.perf_counter() - started, results
 
 
@@ -96,9 +82,9 @@ def main(argv=None):
         print(json.dumps(evaluate_one(args.child, args.n_eval)))
         return
     print(f"{args.workers} evaluations of {args.n_eval} images; load average {load_average()}", flush=True)
-    one_at_a_time, first = sequential(args.workers, args.threads, args.n_eval)
+    one_at_a_time, first = evaluations(args.workers, args.threads, args.n_eval, at_once=False)
     print(f"(s) one at a time on {args.threads} threads: {one_at_a_time:.1f} s", flush=True)
-    at_once, second = parallel(args.workers, args.n_eval)
+    at_once, second = evaluations(args.workers, 1, args.n_eval, at_once=True)
     print(f"(p) {args.workers} at once on 1 thread each: {at_once:.1f} s", flush=True)
     same = sum(a == b for one, two in zip(first, second) for a, b in zip(one, two))
     total = sum(len(one) for one in first)

@@ -1,50 +1,34 @@
 """Training throughput of SimpleCNN, batch 128, in images/s, in one run:
 
-(a) the project's loop: TensorLoader (data on the device, batched tensor augmentation)
-    feeding training.loop.train_epoch, i.e. the real train_step;
-(b) compute only: train_step on pre-made tensors already on the device (the limit);
-(c) reference: torchvision.transforms (RandomCrop(32, padding=4), RandomHorizontalFlip,
-    ToTensor) on PIL images through a DataLoader, as torchvision's CIFAR10 data set does,
-    feeding the same train_step;
-all three in the training default: the precision and memory layout training.precision picks on
-this machine (its measured probe, cached as training uses it; --remeasure probes again;
---amp/--no-amp and --channels-last/--no-channels-last override, as in training); then, compute
-only, each candidate the probe chooses among (fp32 contiguous, fp32 + channels_last, bf16
-autocast + channels_last) on the same images, and the default's candidate against the fastest;
-with --compile, (f) is (b) through torch.compile, and on CUDA (g) is (b) without cuDNN
-autotuning (training turns ``cudnn.benchmark`` on).
-
-Data is random uint8 of CIFAR shape (no download). Targets: (a)/(b) >= 0.9 on CPU;
-(a)/(c) >= 1 on CPU, >= 5 on CUDA with a full 50,000-image epoch under 3 s; the default within
-5% of the fastest candidate (default/fastest >= 0.95) on any CPU. (f)/(b) and (b)/(g) are
-measured on a GPU by bench/gpu_check.sh before --compile becomes a default.
+(a) the project's loop: TensorLoader feeding training.loop.train_epoch; (b) compute only: train_step on pre-made
+tensors on the device (the limit); (c) reference: torchvision.transforms on PIL images through a DataLoader, as
+torchvision's CIFAR10 does; all in the training default (training.precision's cached probe; --remeasure, --amp and
+--channels-last as in training); then each candidate of the probe, compute only; with --compile, (f): (b) through
+torch.compile, and on CUDA (g): (b) without cuDNN autotuning. Data: random uint8 of CIFAR shape. The targets are
+printed beside each ratio; (f)/(b) and (b)/(g) are measured on a GPU by bench/gpu_check.sh.
 
     python bench/train_throughput.py [--images N] [--repeats R] [--device auto] [--workers W] [--threads T]
-                                     [--amp/--no-amp] [--channels-last/--no-channels-last] [--remeasure]
-                                     [--compile]
+                                     [--amp/--no-amp] [--channels-last/--no-channels-last] [--remeasure] [--compile]
 """
 import argparse
-import sys
-from pathlib import Path
 
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from common.device import DEVICE_CHOICES, cpu_has_native_bf16, resolve_device  # noqa: E402
-from data.loader import TensorLoader  # noqa: E402
-from models.spec import ModelSpec  # noqa: E402
-from training.checkpoint import build_spec_model  # noqa: E402
-from training.loop import TrainingObjective, cudnn_benchmark, train_epoch, train_step  # noqa: E402
-from training.precision import CANDIDATES, choose_training_mode, hardware_name  # noqa: E402
-from timing import load_average, timed  # noqa: E402
+from timing import best_rates, fresh_training, load_average, random_data, step_loop  # first: puts the repository
+# on sys.path
+from common.device import DEVICE_CHOICES, cpu_has_native_bf16, resolve_device
+from data.loader import TensorLoader
+from models.spec import ModelSpec
+from training.loop import cudnn_benchmark, train_epoch, train_step
+from training.precision import CANDIDATES, choose_training_mode, hardware_name
 
 BATCH = 128
 CIFAR_TRAIN_SIZE = 50_000
 VARIANT = ModelSpec.baseline_of(0)
+SHAPE = (3, 32, 32)
 
 
 class PilCifar(Dataset):
@@ -60,47 +44,22 @@ class PilCifar(Dataset):
         return self.transform(Image.fromarray(self.images[index])), int(self.labels[index])
 
 
-def fresh_model(device, channels_last, compile=False):
-    """The model (compiled for training if asked), its optimiser and its training objective (open for the whole
-    benchmark)."""
-    torch.manual_seed(0)
-    model = build_spec_model(VARIANT, (3, 32, 32), 10).to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    trained = torch.compile(model) if compile else model
-    return trained, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9), TrainingObjective(model, VARIANT)
-
-
-def without_autotuning(run):
-    def untuned():
-        with cudnn_benchmark(False):
-            run()
-    return untuned
-
-
 def project_loop(x_uint8, y, device, amp, channels_last, compile):
-    model, optimizer, objective = fresh_model(device, channels_last, compile)
+    model, optimizer, objective = fresh_training(VARIANT, SHAPE, device, channels_last, compile)
     loader = TensorLoader(x_uint8, y, BATCH, shuffle=True, augment="standard", device=device, seed=0,
                           channels_last=channels_last)
     return lambda: train_epoch(model, optimizer, loader, objective, amp)
 
 
 def compute_only(x_uint8, y, device, amp, channels_last, compile=False):
-    model, optimizer, objective = fresh_model(device, channels_last, compile)
-    batches = [(x_uint8[i:i + BATCH].to(device).float().div(255), y[i:i + BATCH].to(device))
-               for i in range(0, len(y), BATCH)]
-    if channels_last:
-        batches = [(x.contiguous(memory_format=torch.channels_last), t) for x, t in batches]
-
-    def run():
-        model.train()
-        for x, target in batches:
-            train_step(model, optimizer, x, target, objective, amp)
-    return run
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    batches = [(x_uint8[i:i + BATCH].to(device).float().div(255).contiguous(memory_format=layout),
+                y[i:i + BATCH].to(device)) for i in range(0, len(y), BATCH)]
+    return step_loop(fresh_training(VARIANT, SHAPE, device, channels_last, compile), batches, amp=amp)
 
 
 def torchvision_reference(x_uint8, y, device, amp, channels_last, workers):
-    model, optimizer, objective = fresh_model(device, channels_last)
+    model, optimizer, objective = fresh_training(VARIANT, SHAPE, device, channels_last)
     transform = transforms.Compose([transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),
                                     transforms.ToTensor()])
     dataset = PilCifar(x_uint8.permute(0, 2, 3, 1).numpy(), y.numpy(), transform)
@@ -138,14 +97,12 @@ def main():
     on_cuda = device.type == "cuda"
     images = args.images or (CIFAR_TRAIN_SIZE if on_cuda else 2048)
     workers = args.workers if args.workers is not None else (8 if on_cuda else 0)
-    choice = choose_training_mode(device, "simple_cnn", (3, 32, 32), 10, amp=args.amp,
+    choice = choose_training_mode(device, "simple_cnn", SHAPE, 10, amp=args.amp,
                                   channels_last=args.channels_last, remeasure=args.remeasure)
     amp, channels_last = choice.mode.amp, choice.mode.channels_last
     print(f"default: {choice.line()}", flush=True)
 
-    generator = torch.Generator().manual_seed(0)
-    x_uint8 = torch.randint(0, 256, (images, 3, 32, 32), dtype=torch.uint8, generator=generator)
-    y = torch.randint(0, 10, (images,), generator=generator)
+    x_uint8, y = random_data(images, SHAPE)
     # the candidates on fewer images on a CPU: without native bf16, bf16 runs at a tenth of fp32's speed
     compared = images if on_cuda else min(images, 256)
     loops = {  # name -> (timed pass, images in it)
@@ -159,19 +116,14 @@ def main():
     if args.compile:
         loops["(f) (b) compiled"] = (compute_only(x_uint8, y, device, amp, channels_last, compile=True), images)
     if on_cuda:
-        loops["(g) (b) without cudnn.benchmark"] = (without_autotuning(loops["(b) compute only"][0]), images)
+        loops["(g) (b) without cudnn.benchmark"] = (cudnn_benchmark(False)(loops["(b) compute only"][0]), images)
     native = f"; native bf16 flags {cpu_has_native_bf16()}" if device.type == "cpu" else ""
     print(f"device {device} ({hardware_name(device)}), torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"batch {BATCH}, {images} images per pass (candidates: {compared}); (a)-(c): {choice.mode.name}, "
           f"cudnn.benchmark {on_cuda}; (c) workers {workers}; best of {args.repeats}{native}; "
           f"load average {load_average()}", flush=True)
-    best = {name: 0.0 for name in loops}
     with cudnn_benchmark(on_cuda):  # as training sets it
-        for run, _ in loops.values():  # warm-up: kernels, allocator, worker start-up, compilation
-            run()
-        for _ in range(args.repeats):  # interleaved, so slow patches of a shared machine hit every loop alike
-            for name, (run, count) in loops.items():
-                best[name] = max(best[name], count / timed(device, run)[0])
+        best = best_rates(device, loops, args.repeats)
     for name, rate in best.items():
         print(f"{name}: {rate:8.0f} images/s")
     a, b, c = list(best.values())[:3]

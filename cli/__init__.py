@@ -1,10 +1,5 @@
-"""main.py's command line, one module per job: the options of each mode, the configuration objects they give,
-and the runner that hands those to the packages. main.py builds its parser from these modules and dispatches.
-
-``ROOT``: the repository's root (main.py's folder); ``TRAIN``, ``EVAL``, ``VIS``: the modes an option applies to.
-"""
+"""main.py's command line, one module per job: each mode's options, the configuration they give and its runner."""
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parents[1]
-TRAIN, EVAL, VIS = "train", "eval", "vis"
+TRAIN, EVAL, VIS = "train", "eval", "vis"  # the modes an option applies to

@@ -11,8 +11,6 @@ from evaluation.config import quick_preset as eval_quick
 from training.recipe import QUICK as TRAIN_QUICK
 from training.recipe import QUICK_STEPS
 
-DEFAULT_DIRS = {"data_dir": ROOT / "datasets", "models_dir": ROOT / "trained-models", "results_dir": ROOT / "results"}
-
 
 def add_run_options(parser):
     group = parser.add_argument_group("data, files and device")
@@ -29,14 +27,14 @@ def add_run_options(parser):
                             help="torch CPU threads (default: the cores this process may use: OMP_NUM_THREADS, or a "
                                  "Slurm task's CPUs, where set; pass 1 on a small machine that other work shares, "
                                  "where a second thread waits for the busy core)")
-    parser.add_mode_options(group, (TRAIN, EVAL), "--data-dir", type=Path, default=DEFAULT_DIRS["data_dir"],
+    parser.add_mode_options(group, (TRAIN, EVAL), "--data-dir", type=Path, default=ROOT / "datasets",
                             help="the data sets' files (default datasets/): cifar-10-batches-py/ or "
                                  "cifar-10-python.tar.gz; Fashion-MNIST's and MNIST's idx files in fashion-mnist/ "
                                  "and mnist/ (Fashion-MNIST also from /usr/share/datasets/fashion-mnist/); "
                                  "cifar10-jpeg: its archive itself, or a folder with train/<class>/ and test/<class>/")
-    parser.add_mode_options(group, (TRAIN, EVAL), "--models-dir", type=Path, default=DEFAULT_DIRS["models_dir"],
+    parser.add_mode_options(group, (TRAIN, EVAL), "--models-dir", type=Path, default=ROOT / "trained-models",
                             help="checkpoints, one folder per data set (default trained-models/)")
-    parser.add_mode_options(group, (EVAL, VIS), "--results-dir", type=Path, default=DEFAULT_DIRS["results_dir"],
+    parser.add_mode_options(group, (EVAL, VIS), "--results-dir", type=Path, default=ROOT / "results",
                             help="results, one folder per data set (default results/)")
     parser.add_mode_options(group, (TRAIN, EVAL), "--quick", action="store_true",
                             help=f"CPU-sized presets to run the pipeline end to end in minutes, not for findings "

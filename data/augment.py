@@ -1,9 +1,5 @@
-"""Training augmentation on whole batches as tensor ops, on whatever device the batch is on (docs/data.md).
-
-Every sample draws its own random parameters, but the batch is transformed in one gather (standard, crop) or one
-grid_sample (original): no PIL, no per-image loop. The parameters come from ``generator`` (drawn on its device, then
-moved), so a seeded generator makes the result reproducible.
-"""
+"""Training augmentation of whole batches on their device (docs/data.md): per-sample random parameters from a
+seedable generator, applied in one gather (standard, crop) or one grid_sample (original), with no per-image loop."""
 import math
 
 import torch
@@ -25,14 +21,9 @@ def validate_augmentation(kind):
 
 
 def augment_batch(x, kind, generator=None):
-    """Augment a float batch (B, C, H, W) in [0, 1]; shape, dtype, device and range are kept.
-
-    - "standard": zero-pad 4 pixels, random HxW crop, horizontal flip with probability 1/2; "crop": no flip.
-    - "original": the original repository's flip, rotation and RandomResizedCrop, composed into one sampling grid
-      and resampled once, bilinearly (torchvision rotates with nearest neighbour and resizes with antialiasing;
-      this one-step version is cheaper and softer on the rotation).
-    - "none": ``x`` itself.
-    """
+    """Augment a float batch (B, C, H, W) in [0, 1], keeping shape, dtype, device and range. "standard": pad 4, crop,
+    flip; "crop": no flip; "original": the original's flip, rotation and RandomResizedCrop resampled once, bilinearly
+    (torchvision's nearest-neighbour rotation and antialiased resize are costlier); "none": ``x`` itself."""
     validate_augmentation(kind)
     if kind == "none" or x.shape[0] == 0:
         return x
@@ -46,10 +37,8 @@ class _Sampler:
     """Per-sample random numbers from ``generator``, drawn on its device and returned on the batch's."""
 
     def __init__(self, batch, generator, device):
-        self.batch = batch
-        self.generator = generator
+        self.batch, self.generator, self.device = batch, generator, device
         self.source = generator.device if generator is not None else device
-        self.device = device
 
     def uniform(self, low, high, *extra_dims):
         u = torch.rand((self.batch, *extra_dims), generator=self.generator, device=self.source)

@@ -1,9 +1,5 @@
-"""CIFAR-10 (the default data set) from its official python archive, read into uint8 tensors.
-
-The pickles are read by our own code rather than ``torchvision.datasets.CIFAR10`` because that class checks the
-official MD5 of every batch file, which would refuse the generated test data set; tests and the real archive
-therefore share one reading path. torchvision is used only to download, verify and extract the archive.
-"""
+"""CIFAR-10 (the default data set) from its official python archive, read into uint8 tensors. Our own reader, not
+torchvision's CIFAR10 (whose per-file MD5 check refuses the tests' generated data), so tests share the real path."""
 import pickle
 import urllib.error
 from dataclasses import replace

@@ -1,14 +1,7 @@
-"""Data sets stored as class folders (torchvision's ImageFolder convention): ``train/<class>/*`` and
-``test/<class>/*``, labels in sorted class-name order, read from the folder or straight from a ``.tar`` or
-``.tar.gz`` of it, decoded once and cached as uint8 tensors. Such a data set is one registry line
-(``class_folder_dataset``; ``cifar10-jpeg`` is CIFAR-10's protocol on a JPEG copy of its images).
-
-Decoding tens of thousands of small images file by file through PIL costs about 10 s per 60,000; torchvision's
-``decode_jpeg`` takes a list of JPEGs in one call (4x faster, the same pixels: both use libjpeg), so JPEGs are
-decoded in chunks that way and other formats (PNG, ...) by PIL one at a time. The result is cached in one file
-keyed by the source's fingerprint (the SHA-256 of an archive, the sizes and times of a folder's files): beside the
-source where its folder is writable, else in the user's cache (``$XDG_CACHE_HOME`` or ``~/.cache``, under
-``sparsity-robustness/class-folders/``), since shared data folders are often read-only.
+"""Data sets stored as class folders (ImageFolder's ``train/<class>/*`` and ``test/<class>/*``, labels in sorted
+class order), read from the folder or a .tar/.tar.gz of it. JPEGs are decoded in chunks by torchvision's
+``decode_jpeg`` (4x PIL's speed, the same pixels); the result is cached by the source's fingerprint, beside it or,
+where its folder is read-only (shared data), in the user's cache.
 """
 import dataclasses
 import hashlib
@@ -56,8 +49,7 @@ class ClassFolders:
             raise ValueError(f"{self.name}: images have 1 (grey) or 3 (RGB) channels, not {self.input_shape[0]}")
 
     def read(self, data_dir, download=True):
-        """The data set under ``data_dir`` (a folder, or the archive itself) as ImageData; ``download`` is
-        ignored: class-folder data sets are not downloaded."""
+        """The data set under ``data_dir`` (a folder, or the archive itself); class folders are never downloaded."""
         source = self.locate(Path(data_dir))
         fingerprint = _fingerprint(source)
         data = decode_once((self, str(source.resolve()), fingerprint), lambda: self._load(source, fingerprint))
@@ -174,8 +166,7 @@ def _is_image_name(name):
 
 
 def _fingerprint(source):
-    """The archive's SHA-256 (about 0.1 s for 20 MB, and the same for a copy of it), or every file's size and
-    modification time under a folder's train/ and test/."""
+    """The archive's SHA-256 (0.1 s for 20 MB; a copy keeps it), or each file's size and time under train/, test/."""
     if source.is_file():
         with reading(source), open(source, "rb") as handle:
             return f"sha256:{hashlib.file_digest(handle, 'sha256').hexdigest()}"
@@ -189,8 +180,8 @@ def _fingerprint(source):
 
 
 def _archive_tree(archive):
-    """Stream the archive once: split -> class -> image file name -> bytes, the class folders without images
-    included, accepting one enclosing folder (``cifar10-jpeg/train/...``) and never reading absolute or ``..`` paths."""
+    """split -> class -> image file name -> bytes, in one pass; one enclosing folder (``cifar10-jpeg/train/...``) is
+    accepted, absolute and ``..`` paths never read."""
     tree = {}
     try:
         with tarfile.open(archive, "r:*") as tar, \
@@ -250,7 +241,12 @@ def _decode_images(blobs, names, shape, title, split):
             try:
                 decoded = torchvision.io.decode_jpeg(data, mode=mode)
             except RuntimeError:  # one bad JPEG fails the whole chunk: decode them one by one to name it
-                decoded = [_decode_jpeg_alone(one, names[i], mode) for one, i in zip(data, chunk)]
+                decoded = []
+                for one, i in zip(data, chunk):
+                    try:
+                        decoded.append(torchvision.io.decode_jpeg(one, mode=mode))
+                    except RuntimeError as err:
+                        raise _undecodable(names[i], str(err).rsplit(", ", 1)[-1]) from None
             for i, image in zip(chunk, decoded):
                 out[i] = _checked(image, names[i], shape, title)
             bar.update(len(chunk))
@@ -258,15 +254,6 @@ def _decode_images(blobs, names, shape, title, split):
             out[i] = _checked(_decode_with_pil(blobs[i], names[i], shape[0]), names[i], shape, title)
             bar.update()
     return out
-
-
-def _decode_jpeg_alone(data, name, mode):
-    import torchvision.io
-
-    try:
-        return torchvision.io.decode_jpeg(data, mode=mode)
-    except RuntimeError as err:
-        raise _undecodable(name, str(err).rsplit(", ", 1)[-1]) from None
 
 
 def _decode_with_pil(blob, name, channels):
@@ -292,9 +279,8 @@ def _checked(image, name, shape, title):
 
 
 def class_folder_dataset(name, title, class_names=None, input_shape=None, like=None, **record):
-    """A registry record for a class-folder data set. ``like``: a record whose classes, shape, budgets, eps
-    units, augmentation and --quick preset this one shares (e.g. the same images re-encoded); ``record``: the
-    remaining ``Dataset`` fields, or those that differ from ``like``'s."""
+    """A registry record for a class-folder data set: ``like``'s fields (e.g. the same images re-encoded) but for
+    ``record``'s."""
     folders = ClassFolders(name, title, tuple(class_names or like.class_names), tuple(input_shape or like.input_shape))
     fields = {"name": name, "title": title, "class_names": folders.class_names, "input_shape": folders.input_shape,
               "source": f"train/<class>/ and test/<class>/ image folders, or a .tar/.tar.gz of them: --data-dir is "

@@ -1,6 +1,5 @@
-"""What the project knows about a data set, in one record: its shape, classes, files, attack budget and
-augmentation. Everything else (models, recipes, attacks, figures) reads the record instead of assuming CIFAR-10;
-adding a data set is a new record and one line in ``data.registry.DATASETS``."""
+"""What the project knows about a data set, in one record (shape, classes, files, attack budget, augmentation), so
+that models, recipes, attacks and figures read it instead of assuming CIFAR-10."""
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable

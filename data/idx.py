@@ -1,13 +1,8 @@
 """Data sets shipped as MNIST's four idx files (MNIST, Fashion-MNIST), gzipped or not, read into uint8 tensors.
 
-The files are parsed here rather than by ``torchvision.datasets.MNIST``, which wants them unpacked under its own
-``raw/`` folder and stops on a bad file with an assertion: this reader takes them gzipped or not from any of
-the usual folders and names the file and the fix when one is truncated, foreign or another data set's.
-torchvision supplies the official download mirrors and MD5 sums.
-
-MNIST and Fashion-MNIST use the same file names and format, so a folder of one looks like the other; the
-official files are told apart by their fingerprints (the MD5 of the published ``.gz`` and, where known, the
-SHA-256 of the unpacked content, which survives recompression such as Debian's).
+Parsed here, not by torchvision's MNIST (which wants them unpacked in its raw/ folder and asserts on a bad file), to
+name the file and the fix; the two data sets share file names, so their official files are told apart by MD5 (of
+the published .gz) or SHA-256 (of the unpacked content, which survives recompression such as Debian's).
 """
 import gzip
 import hashlib
@@ -38,9 +33,8 @@ class IdxSource:
     title: str
     image_size: tuple  # (height, width)
     num_classes: int
-    torchvision_folder: str  # torchvision's class of this data set (its folder name too), whose ``mirrors`` and
-    # ``resources`` (file name, MD5 of the .gz) are the official ones; imported only when needed: torchvision's
-    # import takes seconds, which a command that stops at a bad option should not wait for
+    torchvision_folder: str  # torchvision's class (and folder) of it, whose ``mirrors`` and ``resources`` are the
+    # official files; imported only when needed (seconds a command stopping at a bad option should not wait)
     folder: str  # its own folder under --data-dir, e.g. "fashion-mnist"
     system_folders: tuple = ()  # where an operating system's package puts the files
     install_hint: str = ""  # how to get them without network, e.g. an apt-get command
@@ -61,9 +55,8 @@ SOURCES = []  # every idx data set's files (``idx_dataset`` registers them): the
 
 
 def idx_dataset(source, name, class_names, **protocol):
-    """The ``Dataset`` of an idx data set: shape, files and reader from ``source``, the rest of the record (eps, step,
-    augmentation, recipes) from ``protocol``. Its reader refuses the official files of every other registered idx
-    data set (``data.registry`` imports them all), so that the data set modules need not know each other."""
+    """The ``Dataset`` of ``source`` with ``protocol``'s fields; its reader refuses the official files of every other
+    registered idx data set, so that the data set modules need not know each other."""
     SOURCES.append(source)
 
     def read(data_dir, download=True) -> ImageData:
@@ -83,9 +76,8 @@ def idx_dataset(source, name, class_names, **protocol):
 
 
 def read_idx_dataset(source, data_dir, download, others=()):
-    """Read ``source``'s four files from the first folder that holds any of them, downloading them into
-    ``data_dir/<torchvision's folder>/raw`` when none does and ``download`` is on. ``others`` are the sources of
-    data sets with the same file names, whose official files are refused by their fingerprints."""
+    """``source``'s four files from the first folder holding any of them (downloaded when none does and ``download``
+    is on); the official files of ``others`` are refused."""
     folder = _find_folder(source, data_dir)
     if folder is None and download:
         folder = _download(source, data_dir)

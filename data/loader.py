@@ -1,6 +1,5 @@
-"""Batches straight from tensors held on the training device (no DataLoader, no worker processes). The images stay
-uint8 there (4x less memory than float); each batch is gathered, converted to float in [0, 1] and augmented on the
-device, so on a GPU the host never touches the pixels after the first copy."""
+"""Batches straight from uint8 tensors held on the training device (no DataLoader, no workers): each batch is
+gathered, converted and augmented there, so on a GPU the host never touches the pixels after the first copy."""
 import math
 
 import numpy as np
@@ -10,12 +9,8 @@ from data.augment import augment_batch, validate_augmentation
 
 
 class TensorLoader:
-    """Iterable of ``(x, y)``: x float (B, C, H, W) in [0, 1] on ``device``, y int64 on ``device``.
-
-    Shuffling and augmentation are a deterministic function of (seed, epoch). ``set_epoch(e)`` selects the epoch of
-    the next iteration and every iteration moves on to the next, so a loop that never calls it still gets a fresh
-    order each epoch, and one that resumes at epoch e by calling ``set_epoch(e)`` sees what an uninterrupted run saw.
-    """
+    """Iterable of ``(x, y)`` on ``device``: x float (B, C, H, W) in [0, 1], y int64. Shuffling and augmentation are a
+    function of (seed, epoch); each iteration moves to the next epoch, and ``set_epoch(e)`` resumes at epoch e."""
 
     def __init__(self, x_uint8, y, batch_size, shuffle, augment, device, seed, drop_last=False, channels_last=None):
         if x_uint8.dtype != torch.uint8:
@@ -41,16 +36,11 @@ class TensorLoader:
     def __len__(self):
         return len(self.y) // self.batch_size if self.drop_last else math.ceil(len(self.y) / self.batch_size)
 
-    def _generator(self, epoch):
-        # SeedSequence mixes (seed, epoch) so nearby seeds and epochs give unrelated streams.
-        state = np.random.SeedSequence([self.seed, epoch]).generate_state(2, dtype=np.uint32)
-        generator = torch.Generator(device=self.device)
-        generator.manual_seed(int(state[0]) << 32 | int(state[1]))
-        return generator
-
     def __iter__(self):
         epoch, self.epoch = self.epoch, self.epoch + 1
-        generator = self._generator(epoch)
+        # SeedSequence mixes (seed, epoch) so nearby seeds and epochs give unrelated streams.
+        state = np.random.SeedSequence([self.seed, epoch]).generate_state(2, dtype=np.uint32)
+        generator = torch.Generator(device=self.device).manual_seed(int(state[0]) << 32 | int(state[1]))
         order = torch.randperm(len(self.y), generator=generator, device=self.device) if self.shuffle else None
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             stop = start + self.batch_size

@@ -3,7 +3,7 @@ logits for images in [0, 1], with ``LAYER_NAMES`` (where sparsity can be placed,
 ``self.activations`` ModuleDict whose ``activations[layer]`` outputs that layer's activation. Nothing in a model
 knows about training or sparsity. Adding a model: a new file with the class, and one line in MODELS.
 """
-from common.errors import ConfigError
+from common.registry import lookup
 from models.simple_cnn import SimpleCNN
 
 MODELS = {"simple_cnn": SimpleCNN}
@@ -11,9 +11,7 @@ DEFAULT_MODEL = "simple_cnn"
 
 
 def model_class(name):
-    if name not in MODELS:
-        raise ConfigError("model", f"must be one of {', '.join(MODELS)}, got {name!r}")
-    return MODELS[name]
+    return lookup(MODELS, name, "model")
 
 
 def build_model(name, input_shape, num_classes):
