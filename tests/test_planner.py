@@ -19,8 +19,6 @@ import pytest
 import torch
 
 from cli_support import run_cli
-from common.cli import run_main
-from models.spec import ModelSpec
 from planner.plan import make_plan, run_local, waves
 from planner.study import Arm, Study
 from planner.study_cli import main as study_main
