@@ -31,6 +31,8 @@ def design_text(study):
     seeds = min((len(arm.seeds or study.seeds) for arm in compared), default=len(study.seeds))  # the fewest an arm has
     reference_seeds = len(study.arms[0].seeds or study.seeds)
     compared = len(compared)
+    if min(seeds, reference_seeds) < 2 or not study.evaluate:  # a t-test needs two seeds a side; nothing is compared
+        return "\n".join(lines + ["no comparison: training only or one seed an arm (no detectable effect)"])
     effect, holm = (detectable_effect(seeds, n_arms=n, reference_seeds=reference_seeds) for n in (1, compared or 1))
     where = ""
     results = study.results() if (ROOT / study.store).is_dir() else None

@@ -74,6 +74,7 @@ def test_the_calibration_trains_on_a_seed_outside_the_design_and_evaluates_nothi
     plan = make_plan(calibration.specs(), calibration.setup(tmp_path), evaluate=calibration.evaluate)
     assert len(plan.tasks) == 1 + 3 * 6 and {task.kind for task in plan.tasks} == {"train"}
     assert "| conv1 | - | - | - | - | - |" in per_layer.calibration_table()  # nothing trained: dashes, no guess
+    assert design_text(calibration).endswith("no comparison: training only or one seed an arm (no detectable effect)")
 
 
 def test_the_per_layer_figure_draws_each_seed_at_its_layer_beside_the_baselines_band_and_the_control(tmp_path):
