@@ -3,8 +3,8 @@ attributed to the measure the evaluation was in (``ModelEvaluation.timed``'s nam
 
 One forward pass of one image is 1 F; an input-gradient backward costs about one more (the gradient with respect to
 each layer's input, the transposed layer; no parameter gradient: the attacks ask for none, bench/study_cost.py), so the
-work of a measure is forward + backward passes, in F. A bench tool, not part of the evaluation: it wraps a model with hooks and the
-evaluation's ``timed`` with a switch of the current measure.
+work of a measure is forward + backward passes, in F. A bench tool, not part of the evaluation: it wraps a model with
+hooks and the evaluation's ``timed`` with a switch of the current measure.
 """
 from collections import Counter
 from contextlib import contextmanager

@@ -70,7 +70,8 @@ DOSE_RESPONSE = STUDY.with_(
         Arm(f"k-WTA conv1 γ={g:g}", "kwta", "conv1", g, seeds=(0,)) for g in (0.1, 0.05, 0.01))), compare=False)
 # The first study (2 epochs on half the images, 1-3 seeds per arm), withdrawn (docs/studies/first-study.md): its
 # records alone, every one of its store.
-FIRST_STUDY = STUDY.with_(title="the first Fashion-MNIST study (withdrawn)", arms=None, store="docs/results/first-study")
+FIRST_STUDY = STUDY.with_(title="the first Fashion-MNIST study (withdrawn)", arms=None,
+                          store="docs/results/first-study")
 # The machine check, run after the results were read and not part of the design: the baseline's seeds retrained and
 # evaluated on the Intel Xeon that ran the other arms (the design's baseline ran on an AMD EPYC).
 MACHINE_CHECK = FIRST_STUDY.with_(title="the machine check", store="docs/results/machine-check")
@@ -84,12 +85,14 @@ def machine_check_table():
     records = ResultStore(ROOT / MACHINE_CHECK.store).records(STUDY.dataset)
     if not records:
         raise UsageError(f"no machine-check results in {MACHINE_CHECK.store}/{STUDY.dataset}/; evaluate the standard "
-                         f"baseline's seeds there with the commands in docs/studies/fashion-mnist.md (the machine check)")
+                         f"baseline's seeds there with the commands in docs/studies/fashion-mnist.md "
+                         f"(the machine check)")
     retrained = StudyResults.of(records).arms[0]
     baseline = design.arms[0]
     machines = [{**row, "arm": f"{RETRAINED} seeds 0-4", "reference": "standard (the design's, AMD EPYC)"}
                 for row in comparisons([baseline, retrained], pairs=[(retrained, baseline)]) if not is_null(row)]
-    within = comparisons([retrained, *(arm for arm in design.arms if arm.spec.adv is None and not arm.spec.is_baseline)])
+    sparse = [arm for arm in design.arms if arm.spec.adv is None and not arm.spec.is_baseline]
+    within = comparisons([retrained, *sparse])
     nulls = [{**row, "arm": row["arm"].replace("standard seeds", f"{RETRAINED} seeds"), "reference": RETRAINED}
              for row in within if is_null(row)]
     arms = [{**row, "reference": RETRAINED} for row in within if not is_null(row)]

@@ -15,7 +15,7 @@ PENALTIES = {
 }
 # Normalised GD at 0.1 overshoots (and oscillates chaotically) once the loss is tiny; 0.03 reaches 1e-7 steadily.
 DEFAULT_LR = {"ngd": 0.03, "gd": 0.1}
-# From no effect to nearly every unit dead at the default sizes and fit target: see docs/synthetic.md's transition table.
+# From no effect to nearly every unit dead at the default sizes and fit target (docs/synthetic.md's transition table).
 # The two L1 sweeps are the same networks: "sum" strengths are the "mean" ones divided by m * width = 1e5.
 DEFAULT_STRENGTHS = {
     ("l1", "mean"): (0.0, 1e-5, 3e-5, 5e-5, 1e-4, 2e-4, 5e-4),

@@ -1,4 +1,4 @@
-"""Synthetic data of Vardi, Yehudai & Shamir (2022): points uniform on the sphere of radius sqrt(d), random ±1 labels."""
+"""Vardi, Yehudai & Shamir's (2022) data: points uniform on the sphere of radius sqrt(d), random ±1 labels."""
 import math
 from dataclasses import dataclass
 

@@ -1,5 +1,5 @@
 """The results file's records: per run, per strength (over the converged seeds; the others counted) and the baseline.
-A censored flip is ``null`` (strict JSON) and then only the median over seeds is given, never a mean of those flipped."""
+A censored flip is ``null`` (strict JSON); then only the median over seeds is given, never a mean of the flipped."""
 import itertools
 import math
 from collections import Counter

@@ -37,7 +37,8 @@ def convergence_text(results):
 
 def summary_table(results):
     limit = results["scales"]["flip_search_limit"]
-    header = ("strength", "converged", "others stopped", "steps", "dead units", "sparsity", *(label for _, label in FLIP_MEASURES))
+    header = ("strength", "converged", "others stopped", "steps", "dead units", "sparsity",
+              *(label for _, label in FLIP_MEASURES))
     rows = []
     for row in results["strengths"]:
         others = ", ".join(f"{reason} {count}" for reason, count in row["stop_reasons"].items() if reason != CONVERGED)

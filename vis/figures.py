@@ -225,7 +225,8 @@ def plot_per_layer(results, stem):
     if not shown:
         return []
     worst = [WORST_CASE] if any(arm.worst_case.mean is not None for arm in shown) else []
-    panels = (("Accuracy (robust: over all n)", "accuracy (%)", [CLEAN_ACC, *worst, *metrics_of(results, "robust_acc")]),
+    accuracies = [CLEAN_ACC, *worst, *metrics_of(results, "robust_acc")]
+    panels = (("Accuracy (robust: over all n)", "accuracy (%)", accuracies),
               ("Untargeted attack success over the initially correct images", "success (%)",
                metrics_of(results, "success_rate_correct")))
     with figure_style():
