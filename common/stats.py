@@ -2,10 +2,10 @@
 and is censored (``inf``: not found within the search limit) where a middle value is; the spread over seeds is the
 sample SD; a median's interval over images is the percentile bootstrap; a proportion's interval is Wilson's.
 """
-import math
 import statistics
 
 import torch
+from statsmodels.stats.proportion import proportion_confint
 
 BOOTSTRAP_RESAMPLES = 2000
 CONFIDENCE = 0.95
@@ -56,8 +56,5 @@ def wilson_interval(successes, n, level=CONFIDENCE):
     for n = 0."""
     if n == 0:
         return 0.0, 1.0
-    z = statistics.NormalDist().inv_cdf(0.5 + level / 2)
-    share = successes / n
-    centre = (share + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    low, high = proportion_confint(successes, n, alpha=1 - level, method="wilson")
+    return (0.0 if successes == 0 else float(low)), (1.0 if successes == n else float(high))  # exact at the ends
