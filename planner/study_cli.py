@@ -27,10 +27,10 @@ def design_text(study):
              f"{', '.join(map(str, study.seeds))}; protocol {study.protocol}; results in {study.store}"]
     lines += [f"  {arm.label}: {arm.spec(0, study.dataset).name.replace('_seed0', '')}"
               + (f" (seeds {', '.join(map(str, arm.seeds))})" if arm.seeds else "") for arm in study.arms]
-    compared = [arm for arm in study.arms if arm.spec(0, study.dataset).reference is not None]
-    seeds = min((len(arm.seeds or study.seeds) for arm in compared), default=len(study.seeds))  # the fewest an arm has
+    compared_arms = [arm for arm in study.arms if arm.spec(0, study.dataset).reference is not None]
+    seeds = min((len(arm.seeds or study.seeds) for arm in compared_arms), default=len(study.seeds))  # the fewest
     reference_seeds = len(study.arms[0].seeds or study.seeds)
-    compared = len(compared)
+    compared = len(compared_arms)
     if min(seeds, reference_seeds) < 2 or not study.evaluate:  # a t-test needs two seeds a side; nothing is compared
         return "\n".join(lines + ["no comparison: training only or one seed an arm (no detectable effect)"])
     effect, holm = (detectable_effect(seeds, n_arms=n, reference_seeds=reference_seeds) for n in (1, compared or 1))
